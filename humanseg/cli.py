@@ -1,0 +1,72 @@
+"""`python -m humanseg ...`: a click group whose subcommands are imported only when used."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+
+import click
+
+from humanseg.errors import HumansegError
+
+# name -> "module:attribute"; importing lazily keeps `--help` fast and torch out of light commands.
+SUBCOMMANDS = {
+    "pose": "humanseg.pose.cli:pose_command",
+    "evaluate": "humanseg.evaluate:evaluate_command",
+    "predict": "humanseg.evaluate:predict_command",
+    "live": "humanseg.live:live_command",
+    "export": "humanseg.export:export_command",
+}
+
+
+class UserError(click.ClickException):
+    """A one-line error with the exit code the failure calls for."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def reports_errors(fn):
+    """Turn HumansegError (and Ctrl-C) into one line on stderr and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HumansegError as exc:
+            raise UserError(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise UserError("interrupted", 130) from None
+
+    return wrapper
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx, name):
+        target = SUBCOMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("humanseg"):
+                return None  # not built yet
+            raise
+        return getattr(module, attr, None)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name=None, version=__import__("humanseg").__version__)
+def main():
+    """humanseg: person segmentation with a background reference."""
+
+
+images_option = click.option(
+    "--images", "images", default="images", show_default=True,
+    type=click.Path(file_okay=False), help="Folder holding the setN/ capture folders.",
+)

@@ -1,0 +1,125 @@
+"""Frame sources: a camera index, a video file, or a folder / glob pattern of images."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from humanseg.errors import HumansegError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+def _natural_key(path: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
+
+
+class FrameSource:
+    """Yields BGR uint8 frames; `read()` returns None at the end. Use as a context manager."""
+
+    def read(self) -> np.ndarray | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def release(self) -> None:
+        pass
+
+    @property
+    def fps(self) -> float:
+        return 30.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            frame = self.read()
+            if frame is None:
+                return
+            yield frame
+
+
+class ImageFolderSource(FrameSource):
+    """Images of a folder (natural order: 2.png before 10.png) or of a glob pattern.
+
+    Only plain frames are taken from a capture set folder: bkg.png, masks and predictions are skipped.
+    """
+
+    def __init__(self, paths: list[str], loop: bool = False):
+        if not paths:
+            raise HumansegError("no images found for the source")
+        self.paths = paths
+        self.loop = loop
+        self.index = 0
+
+    @classmethod
+    def from_spec(cls, spec: str, loop: bool = False) -> "ImageFolderSource":
+        if os.path.isdir(spec):
+            paths = [
+                str(p) for p in Path(spec).iterdir()
+                if p.suffix.lower() in IMAGE_EXTS
+                and not p.stem.endswith(("_mask", "_pred")) and p.stem != "bkg"
+            ]
+        else:
+            paths = glob.glob(spec)
+        paths.sort(key=_natural_key)
+        if not paths:
+            raise HumansegError(f"no images found in source: {spec}")
+        return cls(paths, loop=loop)
+
+    def read(self):
+        if self.index >= len(self.paths):
+            if not self.loop:
+                return None
+            self.index = 0
+        path = self.paths[self.index]
+        self.index += 1
+        frame = cv2.imread(path, cv2.IMREAD_COLOR)
+        if frame is None:
+            raise HumansegError(f"unreadable image in source: {path}")
+        return frame
+
+
+class VideoSource(FrameSource):
+    """A camera (int index) or a video file, through cv2.VideoCapture."""
+
+    def __init__(self, spec: int | str):
+        self.spec = spec
+        self.cap = cv2.VideoCapture(spec)
+        if not self.cap.isOpened():
+            what = f"camera {spec}" if isinstance(spec, int) else f"video file {spec}"
+            raise HumansegError(f"cannot open {what}")
+
+    @property
+    def fps(self) -> float:
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        return fps if fps and fps > 0 else 30.0
+
+    def read(self):
+        ok, frame = self.cap.read()
+        return frame if ok else None
+
+    def release(self):
+        self.cap.release()
+
+
+def open_source(spec: str | int, loop: bool = False) -> FrameSource:
+    """Open a camera index ("0"), a video file, an image folder or a glob pattern."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        return VideoSource(int(spec))
+    spec = str(spec)
+    if os.path.isdir(spec) or any(ch in spec for ch in "*?["):
+        return ImageFolderSource.from_spec(spec, loop=loop)
+    if os.path.isfile(spec):
+        if Path(spec).suffix.lower() in IMAGE_EXTS:
+            return ImageFolderSource([spec], loop=loop)
+        return VideoSource(spec)
+    raise HumansegError(f"source not found: {spec}")

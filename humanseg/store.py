@@ -1,0 +1,304 @@
+"""The capture store: the original tool's `images/setN/{bkg.png, K.png, K_mask.png}` layout.
+
+Everything that reads or writes captures goes through here: discovery (numeric order, gaps
+allowed), claiming new sets and frames without races, atomic writes that never overwrite unless
+asked, and validation that names the file at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from humanseg.errors import StoreError
+
+SET_RE = re.compile(r"^set(\d+)$")
+FRAME_RE = re.compile(r"^(\d+)\.png$")
+BKG_NAME = "bkg.png"
+
+
+def mask_name(k: int) -> str:
+    return f"{k}_mask.png"
+
+
+def pred_name(k: int) -> str:
+    return f"{k}_pred.png"
+
+
+def label_json_name(k: int) -> str:
+    return f"{k}.json"
+
+
+@dataclass
+class SetInfo:
+    """One set folder: its number, paths, and which frames have a mask."""
+
+    number: int
+    path: Path
+    frames: list[int] = field(default_factory=list)
+    labeled: list[int] = field(default_factory=list)
+
+    @property
+    def bkg_path(self) -> Path:
+        return self.path / BKG_NAME
+
+    @property
+    def unlabeled(self) -> list[int]:
+        done = set(self.labeled)
+        return [k for k in self.frames if k not in done]
+
+    def frame_path(self, k: int) -> Path:
+        return self.path / f"{k}.png"
+
+    def mask_path(self, k: int) -> Path:
+        return self.path / mask_name(k)
+
+    def pred_path(self, k: int) -> Path:
+        return self.path / pred_name(k)
+
+    def json_path(self, k: int) -> Path:
+        return self.path / label_json_name(k)
+
+
+# ---------------------------------------------------------------- discovery
+
+def set_path(root: str | os.PathLike, number: int) -> Path:
+    return Path(root) / f"set{number}"
+
+
+def list_sets(root: str | os.PathLike) -> list[int]:
+    """Set numbers found under root, in numeric order (set2 before set10)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    numbers = []
+    for entry in root.iterdir():
+        m = SET_RE.match(entry.name)
+        if m and entry.is_dir():
+            numbers.append(int(m.group(1)))
+    return sorted(numbers)
+
+
+def list_frames(folder: str | os.PathLike) -> list[int]:
+    """Frame numbers K of the K.png files in a set folder, in numeric order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for m in (FRAME_RE.match(p.name) for p in folder.iterdir()) if m)
+
+
+def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> SetInfo:
+    """Describe set `number` under root; raises StoreError if the folder or its bkg.png is missing."""
+    path = set_path(root, number)
+    if not path.is_dir():
+        available = list_sets(root)
+        hint = f" (sets here: {', '.join(map(str, available))})" if available else " (no sets here)"
+        raise StoreError(f"set folder not found: {path}{hint}")
+    if require_bkg and not (path / BKG_NAME).is_file():
+        raise StoreError(f"background missing: {path / BKG_NAME}")
+    frames = list_frames(path)
+    labeled = [k for k in frames if (path / mask_name(k)).is_file()]
+    return SetInfo(number=number, path=path, frames=frames, labeled=labeled)
+
+
+def scan_root(root: str | os.PathLike) -> list[SetInfo]:
+    """Every set under root that has a bkg.png (sets without one are reported, not skipped silently)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise StoreError(f"images folder not found: {root}")
+    return [scan_set(root, n) for n in list_sets(root)]
+
+
+def next_set_number(root: str | os.PathLike) -> int:
+    """One above every existing set number (gaps are never filled, sets never reused)."""
+    existing = list_sets(root)
+    return (existing[-1] + 1) if existing else 1
+
+
+def next_frame_number(folder: str | os.PathLike) -> int:
+    """One above every existing frame number of the set folder."""
+    frames = list_frames(folder)
+    return (frames[-1] + 1) if frames else 0
+
+
+# ---------------------------------------------------------------- atomic writes
+
+def _tmp_path(path: Path) -> Path:
+    # Same folder so os.replace/os.link stay on one filesystem; pid keeps concurrent writers apart.
+    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+    """Write data to path via a temporary file; without overwrite, an existing path raises StoreError."""
+    path = Path(path)
+    tmp = _tmp_path(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                # link() fails if the target exists: the no-overwrite check and the write are one step.
+                os.link(tmp, path)
+            except FileExistsError:
+                raise StoreError(f"refusing to overwrite existing file: {path}") from None
+            except OSError:
+                # Filesystems without hard links: fall back to check-then-rename.
+                if path.exists():
+                    raise StoreError(f"refusing to overwrite existing file: {path}") from None
+                os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise StoreError("could not encode image as PNG")
+    return buf.tobytes()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
+    """Atomically write a PNG (BGR uint8 or single-channel uint8)."""
+    return write_bytes_atomic(path, encode_png(image), overwrite=overwrite)
+
+
+def write_json(path: str | os.PathLike, obj, overwrite: bool = False) -> Path:
+    return write_bytes_atomic(path, (json.dumps(obj, indent=2) + "\n").encode(), overwrite=overwrite)
+
+
+# ---------------------------------------------------------------- creating sets and frames
+
+def create_set(root: str | os.PathLike) -> tuple[int, Path]:
+    """Claim the next free set folder with an exclusive mkdir; returns (number, path)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    number = next_set_number(root)
+    while True:
+        path = set_path(root, number)
+        try:
+            path.mkdir()
+            return number, path
+        except FileExistsError:
+            number = max(number + 1, next_set_number(root))
+
+
+def save_background(root: str | os.PathLike, image: np.ndarray) -> tuple[int, Path]:
+    """Create a new set and save image as its bkg.png; returns (set number, bkg path)."""
+    number, path = create_set(root)
+    return number, write_image(path / BKG_NAME, image)
+
+
+def save_frame(root: str | os.PathLike, number: int, image: np.ndarray) -> tuple[int, Path]:
+    """Save image as the next free K.png of set `number`; returns (K, path)."""
+    path = set_path(root, number)
+    if not path.is_dir():
+        raise StoreError(f"set folder not found: {path}")
+    k = next_frame_number(path)
+    while True:
+        try:
+            return k, write_image(path / f"{k}.png", image)
+        except StoreError:
+            if not (path / f"{k}.png").exists():
+                raise
+            k = max(k + 1, next_frame_number(path))
+
+
+# ---------------------------------------------------------------- reading and validation
+
+def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """Read a BGR uint8 image; StoreError names the file if it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{what} missing: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise StoreError(f"{what} unreadable or corrupt: {path}")
+    return image
+
+
+_warned_binarize: set[str] = set()
+
+
+def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a mask as uint8 0/255 of the given (H, W); values other than 0/255 are binarized at 128."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"mask missing: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if mask is None:
+        raise StoreError(f"mask unreadable or corrupt: {path}")
+    if mask.ndim == 3:
+        # A colour or alpha mask: use its first channel, the original tool's masks are grey.
+        mask = mask[..., 0]
+    if mask.dtype != np.uint8:
+        mask = (mask > (np.iinfo(mask.dtype).max // 2)).astype(np.uint8) * 255
+    if shape is not None and mask.shape[:2] != tuple(shape[:2]):
+        raise StoreError(
+            f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its frame "
+            f"{shape[1]}x{shape[0]}: {path}"
+        )
+    if not np.isin(mask, (0, 255)).all():
+        key = str(path.parent)
+        if key not in _warned_binarize:
+            _warned_binarize.add(key)
+            warnings.warn(f"mask has values other than 0/255, binarized at 128: {path}", stacklevel=2)
+        mask = np.where(mask >= 128, 255, 0).astype(np.uint8)
+    return mask
+
+
+def read_background(info: SetInfo) -> np.ndarray:
+    return read_image(info.bkg_path, "background")
+
+
+def read_frame(info: SetInfo, k: int, bkg_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Read frame K of a set, checking it has the background's size."""
+    frame = read_image(info.frame_path(k), "frame")
+    if bkg_shape is not None and frame.shape[:2] != tuple(bkg_shape[:2]):
+        raise StoreError(
+            f"frame size {frame.shape[1]}x{frame.shape[0]} differs from bkg.png "
+            f"{bkg_shape[1]}x{bkg_shape[0]}: {info.frame_path(k)}"
+        )
+    return frame
+
+
+@dataclass
+class Sample:
+    """One labeled frame with its background: BGR uint8 HxWx3 and mask uint8 HxW (0/255)."""
+
+    set_number: int
+    index: int
+    frame: np.ndarray
+    background: np.ndarray
+    mask: np.ndarray
+    path: Path
+
+
+def load_labeled(root: str | os.PathLike, sets: list[int] | None = None) -> list[Sample]:
+    """Every labeled frame of the chosen sets (all sets by default), validated."""
+    numbers = list_sets(root) if sets is None else sets
+    samples = []
+    for n in numbers:
+        info = scan_set(root, n)
+        if not info.labeled:
+            continue
+        bkg = read_background(info)
+        for k in info.labeled:
+            frame = read_frame(info, k, bkg.shape)
+            mask = read_mask(info.mask_path(k), frame.shape)
+            samples.append(Sample(n, k, frame, bkg, mask, info.frame_path(k)))
+    return samples

@@ -1,0 +1,159 @@
+"""Driving a real OpenCV window under Xvfb with xdotool (recipe: ../shared/docs/GUI_TESTING.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def xdo(display: str, *args: str, timeout: float = 10) -> str:
+    out = subprocess.run(
+        ["xdotool", *args], env={**os.environ, "DISPLAY": display},
+        capture_output=True, text=True, timeout=timeout,
+    )
+    return out.stdout.strip()
+
+
+class GuiApp:
+    """A program started under Xvfb, its stdout lines collected by a reader thread."""
+
+    def __init__(self, args: list[str], display: str, cwd: Path | None = None, env: dict | None = None):
+        self.display = display
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], cwd=cwd or ROOT,
+            env={**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wid: str | None = None
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_line(self, predicate, timeout: float = 30) -> str:
+        """Wait for (and return) the first stdout line that satisfies predicate."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    break
+                continue
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        raise AssertionError(
+            f"no matching line within {timeout}s; rc={self.proc.poll()} seen={self.seen[-20:]} "
+            f"stderr={self._stderr_tail()}"
+        )
+
+    def wait_event(self, event: str, timeout: float = 30, **fields) -> dict:
+        """Wait for a JSON event line {"event": event, ...fields}."""
+
+        def match(line):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                return False
+            return isinstance(obj, dict) and obj.get("event") == event and all(
+                obj.get(k) == v for k, v in fields.items())
+
+        return json.loads(self.wait_line(match, timeout))
+
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.seen:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and "event" in obj:
+                out.append(obj)
+        return out
+
+    def _stderr_tail(self) -> str:
+        if self.proc.poll() is None:
+            return "(running)"
+        return (self.proc.stderr.read() or "")[-2000:]
+
+    def find_window(self, name: str, size: tuple[int, int] | None = None, timeout: float = 30) -> str:
+        """Find the window titled exactly `name`, wait for its final size, and remap it once
+        (a new Qt window is sometimes never painted until remapped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            wid = xdo(self.display, "search", "--onlyvisible", "--name", f"^{name}$")
+            if wid:
+                self.wid = wid.split()[-1]
+                break
+            if self.proc.poll() is not None:
+                raise AssertionError(f"program exited rc={self.proc.returncode}: {self._stderr_tail()}")
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"window {name!r} did not appear")
+        if size is not None:
+            while time.monotonic() < deadline:
+                if self.geometry() == size:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"window size {self.geometry()} never reached {size}")
+        xdo(self.display, "windowunmap", "--sync", self.wid)
+        xdo(self.display, "windowmap", "--sync", self.wid)
+        return self.wid
+
+    def geometry(self) -> tuple[int, int]:
+        out = xdo(self.display, "getwindowgeometry", "--shell", self.wid)
+        vals = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return int(vals.get("WIDTH", 0)), int(vals.get("HEIGHT", 0))
+
+    def click(self, x: int, y: int, button: int = 1, pause: float = 0.25) -> None:
+        """Click at image pixel (x, y); pause keeps two clicks from becoming a double click."""
+        xdo(self.display, "mousemove", "--window", self.wid, str(x), str(y), "click", str(button))
+        time.sleep(pause)
+
+    def drag(self, x0: int, y0: int, x1: int, y1: int, steps: int = 8) -> None:
+        xdo(self.display, "mousemove", "--window", self.wid, str(x0), str(y0), "mousedown", "1")
+        for i in range(1, steps + 1):
+            x = x0 + (x1 - x0) * i // steps
+            y = y0 + (y1 - y0) * i // steps
+            xdo(self.display, "mousemove", "--window", self.wid, str(x), str(y))
+            time.sleep(0.03)
+        xdo(self.display, "mouseup", "1")
+        time.sleep(0.25)
+
+    def key(self, key: str, pause: float = 0.15) -> None:
+        xdo(self.display, "key", "--window", self.wid, key)
+        time.sleep(pause)
+
+    def screenshot(self, path: Path) -> Path:
+        subprocess.run(["import", "-window", self.wid, str(path)],
+                       env={**os.environ, "DISPLAY": self.display}, check=True, timeout=10)
+        return path
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("program did not exit")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

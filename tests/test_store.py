@@ -1,0 +1,155 @@
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from humanseg import store
+from humanseg.errors import StoreError
+
+
+def _img(h=48, w=64, value=100):
+    img = np.full((h, w, 3), value, np.uint8)
+    img[5:20, 10:30] = (0, 50, 250)
+    return img
+
+
+def test_set_and_frame_numbering_with_gaps(tmp_path):
+    root = tmp_path / "images"
+    for n in (1, 2, 10):
+        (root / f"set{n}").mkdir(parents=True)
+    (root / "setx").mkdir()
+    (root / "notes.txt").write_text("x")
+    assert store.list_sets(root) == [1, 2, 10]  # numeric, not "1, 10, 2"
+    assert store.next_set_number(root) == 11
+    n, path = store.create_set(root)
+    assert (n, path.name) == (11, "set11")
+    s = root / "set2"
+    for name in ("0.png", "2.png", "10.png", "bkg.png", "2_mask.png", "3_pred.png", "4.json"):
+        (s / name).write_bytes(b"")
+    assert store.list_frames(s) == [0, 2, 10]
+    assert store.next_frame_number(s) == 11
+    assert store.next_frame_number(root / "set1") == 0
+    info = store.scan_set(root, 2)
+    assert info.labeled == [2] and info.unlabeled == [0, 10]
+
+
+def _claim(root, q):
+    q.put(store.create_set(root)[0])
+
+
+def test_concurrent_set_creation_never_shares_a_number(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_claim, args=(root, q)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    got = sorted(q.get(timeout=5) for _ in procs)
+    assert got == [1, 2, 3, 4]
+    assert store.list_sets(root) == [1, 2, 3, 4]
+
+
+def test_save_background_and_frames_roundtrip(tmp_path):
+    root = tmp_path / "images"
+    n1, bkg1 = store.save_background(root, _img(value=10))
+    n2, _ = store.save_background(root, _img(value=20))
+    assert (n1, n2) == (1, 2)
+    k0, p0 = store.save_frame(root, 1, _img(value=30))
+    k1, p1 = store.save_frame(root, 1, _img(value=40))
+    assert (k0, k1) == (0, 1) and p1.name == "1.png"
+    assert np.array_equal(store.read_image(p0), _img(value=30))
+    assert np.array_equal(store.read_image(bkg1), _img(value=10))
+    # existing sets are never reused, even after a gap
+    store.save_background(root, _img())
+    assert store.list_sets(root) == [1, 2, 3]
+
+
+def test_writes_never_overwrite_unless_asked(tmp_path):
+    p = tmp_path / "0_mask.png"
+    store.write_image(p, np.zeros((4, 4), np.uint8))
+    with pytest.raises(StoreError, match="refusing to overwrite"):
+        store.write_image(p, np.full((4, 4), 255, np.uint8))
+    assert store.read_mask(p).max() == 0
+    store.write_image(p, np.full((4, 4), 255, np.uint8), overwrite=True)
+    assert store.read_mask(p).min() == 255
+    assert [x.name for x in tmp_path.iterdir()] == ["0_mask.png"]  # no temp file left
+
+
+def test_crash_between_write_and_rename_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "0.png"
+
+    def crash(*a, **k):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(os, "link", crash)
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        store.write_image(target, _img())
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+    # and an existing file survives a crashed overwrite untouched
+    monkeypatch.undo()
+    store.write_image(target, _img(value=7))
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        store.write_image(target, _img(value=99), overwrite=True)
+    assert np.array_equal(store.read_image(target), _img(value=7))
+
+
+def test_validation_errors_name_the_file(tmp_path):
+    root = tmp_path / "images"
+    with pytest.raises(StoreError, match="set folder not found: .*set5"):
+        store.scan_set(root, 5)
+    (root / "set5").mkdir(parents=True)
+    with pytest.raises(StoreError, match="background missing: .*set5/bkg.png"):
+        store.scan_set(root, 5)
+    s = root / "set5"
+    cv2.imwrite(str(s / "bkg.png"), _img())
+    (s / "0.png").write_bytes(b"not a png at all")
+    info = store.scan_set(root, 5)
+    with pytest.raises(StoreError, match="frame unreadable or corrupt: .*0.png"):
+        store.read_frame(info, 0)
+    cv2.imwrite(str(s / "1.png"), _img(h=40))
+    with pytest.raises(StoreError, match=r"frame size 64x40 differs from bkg.png 64x48: .*1.png"):
+        store.read_frame(info, 1, (48, 64, 3))
+    cv2.imwrite(str(s / "2.png"), _img())
+    cv2.imwrite(str(s / "2_mask.png"), np.zeros((10, 10), np.uint8))
+    with pytest.raises(StoreError, match=r"mask size 10x10 differs from its frame 64x48: .*2_mask.png"):
+        store.load_labeled(root)
+    with pytest.raises(StoreError, match="mask missing"):
+        store.read_mask(s / "9_mask.png")
+
+
+def test_non_binary_mask_is_binarized_with_one_warning(tmp_path):
+    m = np.zeros((8, 8), np.uint8)
+    m[:, 4:] = 200
+    m[0, 0] = 127
+    p1, p2 = tmp_path / "0_mask.png", tmp_path / "1_mask.png"
+    cv2.imwrite(str(p1), m)
+    cv2.imwrite(str(p2), m)
+    with pytest.warns(UserWarning, match="binarized at 128"):
+        out = store.read_mask(p1)
+    assert set(np.unique(out)) == {0, 255}
+    assert out[0, 0] == 0 and out[0, 5] == 255
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store.read_mask(p2)  # same folder: warned once already
+
+
+def test_every_dev_set_loads(dev_root):
+    sets = store.list_sets(dev_root)
+    assert sets == list(range(1, 13))
+    samples = store.load_labeled(dev_root)
+    assert len(samples) == 52
+    for s in samples:
+        assert s.frame.shape == s.background.shape == (480, 640, 3)
+        assert s.mask.shape == (480, 640) and set(np.unique(s.mask)) <= {0, 255}
+    empty = [s for s in samples if s.mask.max() == 0]
+    assert len(empty) == 12  # the last frame of each set repeats bkg.png
