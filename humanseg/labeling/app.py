@@ -1,0 +1,216 @@
+"""The labeling session: walk a set's frames, edit each in an OpenCV window, save accepted labels."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from humanseg import store
+from humanseg.display import require_display
+from humanseg.errors import HumansegError
+from humanseg.labeling.editor import PolygonEditor
+from humanseg.labeling.geometry import mask_to_shapes
+from humanseg.labeling.guess import EXISTING_EPSILON, Guesser
+from humanseg.labeling.labelme import read_labelme, to_labelme
+
+WINDOW = "humanseg label"
+KEY_ACCEPT = {10, 13, 32}
+KEY_QUIT = {ord("q"), 27}
+KEY_UNDO = {ord("z"), 8}
+
+
+class EventLog:
+    """One JSON object per line on stdout when enabled (GUI tests wait on these)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __call__(self, event: str, **fields) -> None:
+        if self.enabled:
+            print(json.dumps({"event": event, **fields}), flush=True)
+
+
+@dataclass
+class Summary:
+    """What a labeling session did, for the closing line."""
+
+    set_number: int
+    to_label: int = 0
+    saved: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    vertices_edited: int = 0
+    quit: bool = False
+
+    def line(self) -> str:
+        return (f"set {self.set_number}: saved {self.saved} of {self.to_label} frame(s), "
+                f"{self.unchanged} accepted unchanged, {self.skipped} skipped, "
+                f"{self.vertices_edited} vertices edited" + (" (quit early)" if self.quit else ""))
+
+
+def frames_to_label(info: store.SetInfo, redo: int | None, all_frames: bool) -> list[int]:
+    """Frame numbers to open: the unlabeled ones, or [redo], or every frame with all_frames."""
+    if not info.frames:
+        raise HumansegError(f"set {info.number} has no frames (no K.png): {info.path}")
+    if redo is not None:
+        if redo not in info.frames:
+            raise HumansegError(f"--redo {redo}: no frame {info.frame_path(redo)}")
+        return [redo]
+    return list(info.frames) if all_frames else info.unlabeled
+
+
+def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guesser | None):
+    """Shapes a frame opens with and where they came from: json, mask, pred, model, diff or none."""
+    labeled = info.mask_path(k).is_file()
+    if info.json_path(k).is_file():
+        try:
+            return read_labelme(info.json_path(k)), "json"
+        except HumansegError as exc:
+            if labeled:
+                print(f"warning: {exc}; editing the mask's outline instead", file=sys.stderr)
+    if labeled:
+        mask = store.read_mask(info.mask_path(k), frame.shape)
+        return mask_to_shapes(mask, EXISTING_EPSILON), "mask"
+    if guesser is None:
+        return [], "none"
+    guess = guesser.guess(frame, info.pred_path(k))
+    return guess.shapes(), guess.source
+
+
+def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int]) -> tuple[Path, Path]:
+    """Write K_mask.png then K.json atomically; replaces only files of a frame opened for redo."""
+    height, width = shape
+    overwrite = info.mask_path(k).is_file()
+    mask = editor.mask(height, width)
+    mask_path = store.write_image(info.mask_path(k), mask, overwrite=overwrite)
+    # A K.json without a mask is a left-over of this same frame's label (it was opened for editing).
+    doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width)
+    json_path = store.write_json(info.json_path(k), doc, overwrite=True if overwrite else info.json_path(k).is_file())
+    return mask_path, json_path
+
+
+def label_set(images: str | os.PathLike, set_number: int, redo: int | None = None, all_frames: bool = False,
+              use_guess: bool = True, weights: str | None = None, log_events: bool = False) -> Summary:
+    """Run the labeler on set `set_number` under images; returns what was done."""
+    info = store.scan_set(images, set_number)
+    ks = frames_to_label(info, redo, all_frames)
+    summary = Summary(set_number, to_label=len(ks))
+    emit = EventLog(log_events)
+    if not ks:
+        print(f"set {set_number}: all {len(info.frames)} frame(s) already have a mask "
+              f"(use --redo K or --all to edit them)")
+        emit("summary", **summary.__dict__)
+        return summary
+    background = store.read_background(info)
+    require_display()  # before any HighGUI call: Qt aborts the process without a display
+
+    import cv2
+
+    guesser = Guesser(background, weights=weights) if use_guess else None
+    cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    try:
+        for i, k in enumerate(ks, 1):
+            frame = store.read_frame(info, k, background.shape)
+            shapes, source = initial_shapes(info, k, frame, guesser)
+            if guesser is not None and guesser.model_problem and source == "diff" and i == 1:
+                print(f"note: no model ({guesser.model_problem}); guessing by background "
+                      f"differencing", file=sys.stderr)
+            title = f"set {set_number} \u2014 frame {k} ({i} of {len(ks)})"
+            outcome = _edit_frame(cv2, frame, background, PolygonEditor(shapes), title, source,
+                                  emit, k)
+            if outcome is None:
+                summary.quit = True
+                emit("quit", frame=k)
+                break
+            if outcome == "skip":
+                summary.skipped += 1
+                emit("skipped", frame=k)
+                continue
+            editor = outcome
+            unchanged = not editor.changed
+            mask_path, json_path = save_label(info, k, editor, frame.shape[:2])
+            summary.saved += 1
+            summary.unchanged += unchanged
+            summary.vertices_edited += editor.vertices_edited
+            emit("saved", frame=k, mask=str(mask_path), json=str(json_path), source=source,
+                 unchanged=unchanged, vertices_edited=editor.vertices_edited,
+                 shapes=len(editor.shapes), area=int(np.count_nonzero(editor.mask(*frame.shape[:2]))))
+    finally:
+        cv2.destroyAllWindows()
+        cv2.waitKey(1)
+    print(summary.line())
+    emit("summary", **summary.__dict__)
+    return summary
+
+
+def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int):
+    """Edit one frame until accept (returns the editor), skip ("skip") or quit (None)."""
+    from humanseg.labeling.view import MouseAdapter, render
+
+    height, width = frame.shape[:2]
+
+    def changed(action):
+        emit("edit", frame=k, action=action, shapes=len(editor.shapes), open=len(editor.current),
+             vertices=editor.vertex_count, vertices_edited=editor.vertices_edited)
+
+    mouse = MouseAdapter(editor, changed)
+    cv2.setMouseCallback(WINDOW, mouse)
+    cv2.setWindowTitle(WINDOW, title)
+    show_bkg = False
+    shown = None
+    ready = False
+    while True:
+        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg)
+        if state != shown:
+            status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if editor.hole_mode else ''}" \
+                     f"start: {source}  shapes: {len(editor.shapes)}"
+            cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status))
+            shown = state
+        key = cv2.waitKey(15)
+        if not ready:
+            ready = True
+            emit("ready", window=WINDOW, title=title, frame=k, width=width, height=height, source=source,
+                 shapes=len(editor.shapes), vertices=editor.vertex_count,
+                 polygons=[[list(p) for p in s.points] for s in editor.shapes],
+                 holes=[s.hole for s in editor.shapes])
+        if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+            return None  # window closed by the window manager
+        if key == -1:
+            continue
+        key &= 0xFF
+        hover = mouse.hover or (-1000, -1000)
+        if key in KEY_ACCEPT:
+            if editor.drawing and not editor.close():
+                continue  # an open polygon of 1–2 vertices: finish or undo it first
+            # Show the final fill before saving, so what was saved is what was last seen.
+            cv2.imshow(WINDOW, render(frame, editor, None, ""))
+            cv2.waitKey(1)
+            return editor
+        if key == ord("n"):
+            return "skip"
+        if key in KEY_QUIT:
+            return None
+        action = None
+        if key in KEY_UNDO:
+            action = "undo" if editor.undo() else None
+        elif key == ord("r"):
+            editor.restart()
+            action = "restart"
+        elif key == ord("c"):
+            action = "clear" if editor.clear() else None
+        elif key == ord("d"):
+            action = "delete_shape" if editor.delete_shape_at(*hover) else None
+        elif key == ord("h"):
+            editor.toggle_hole()
+            action = "hole_on" if editor.hole_mode else "hole_off"
+            editor.version += 1  # the status line shows the mode
+        elif key == ord("b"):
+            show_bkg = not show_bkg
+            action = "show_background" if show_bkg else "show_frame"
+        if action:
+            changed(action)

@@ -1,0 +1,282 @@
+"""The polygon editing model: what clicks, drags and keys do to a frame's shapes, with no window.
+
+The OpenCV view (humanseg.labeling.view) only translates mouse/key events into calls here and draws
+the result, so every editing rule is tested by calling these methods directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from humanseg.labeling.geometry import Shape, shape_geometry, shapes_geometry, rasterize
+
+CLOSE_RADIUS = 10.0  # px: a click this close to the first vertex closes the polygon
+GRAB_RADIUS = 7.0  # px: a press this close to a vertex grabs it
+EDGE_RADIUS = 5.0  # px: a press this close to an edge inserts a vertex there
+
+
+def _dist(a, b) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+def _project(p, a, b) -> tuple[float, tuple[float, float]]:
+    """Distance from p to segment ab and the nearest point on it."""
+    ax, ay = a
+    dx, dy = b[0] - ax, b[1] - ay
+    length2 = dx * dx + dy * dy
+    t = 0.0 if length2 == 0 else max(0.0, min(1.0, ((p[0] - ax) * dx + (p[1] - ay) * dy) / length2))
+    q = (ax + t * dx, ay + t * dy)
+    return _dist(p, q), q
+
+
+class PolygonEditor:
+    """Shapes of one frame being edited: closed shapes, the polygon being drawn, undo history."""
+
+    def __init__(self, shapes: list[Shape] | None = None, close_radius: float = CLOSE_RADIUS,
+                 grab_radius: float = GRAB_RADIUS, edge_radius: float = EDGE_RADIUS):
+        self.initial = [s.copy() for s in shapes or []]
+        self.shapes: list[Shape] = [s.copy() for s in self.initial]
+        self.current: list[tuple[float, float]] = []
+        self.current_hole = False
+        self.hole_mode = False
+        self.close_radius = close_radius
+        self.grab_radius = grab_radius
+        self.edge_radius = edge_radius
+        self.vertices_edited = 0
+        self.version = 0  # bumped on every change; views cache their rendering on it
+        self._history: list[tuple[list[Shape], list[tuple[float, float]], bool]] = []
+        self._drag: tuple[int, int] | None = None
+        self._drag_moved = False
+        self._mask_cache: tuple[int, tuple[int, int], np.ndarray] | None = None
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def drawing(self) -> bool:
+        return bool(self.current)
+
+    @property
+    def dragging(self) -> bool:
+        return self._drag is not None
+
+    @property
+    def changed(self) -> bool:
+        """True when the closed shapes differ from the ones the frame opened with."""
+        return [(s.points, s.hole) for s in self.shapes] != [(s.points, s.hole) for s in self.initial]
+
+    @property
+    def vertex_count(self) -> int:
+        return sum(len(s.points) for s in self.shapes)
+
+    def geometry(self):
+        return shapes_geometry(self.shapes)
+
+    def mask(self, height: int, width: int) -> np.ndarray:
+        """uint8 HxW 0/255 mask of the closed shapes (the polygon being drawn is not included)."""
+        key = (height, width)
+        if self._mask_cache is None or self._mask_cache[:2] != (self.version, key):
+            self._mask_cache = (self.version, key, rasterize(self.geometry(), height, width))
+        return self._mask_cache[2]
+
+    def _snapshot(self) -> None:
+        self._history.append(([s.copy() for s in self.shapes], list(self.current), self.current_hole))
+
+    def _touch(self) -> None:
+        self.version += 1
+
+    # ------------------------------------------------------------ hit tests
+
+    def vertex_at(self, x: float, y: float) -> tuple[int, int] | None:
+        """(shape index, vertex index) of the closed-shape vertex nearest (x, y) within grab_radius."""
+        best, best_d = None, self.grab_radius
+        for si in range(len(self.shapes) - 1, -1, -1):
+            for vi, p in enumerate(self.shapes[si].points):
+                d = _dist((x, y), p)
+                if d <= best_d:
+                    best, best_d = (si, vi), d
+        return best
+
+    def edge_at(self, x: float, y: float) -> tuple[int, int, tuple[float, float]] | None:
+        """(shape index, index of the edge's first vertex, nearest point) within edge_radius of (x, y)."""
+        best, best_d = None, self.edge_radius
+        for si in range(len(self.shapes) - 1, -1, -1):
+            pts = self.shapes[si].points
+            for ei in range(len(pts)):
+                d, q = _project((x, y), pts[ei], pts[(ei + 1) % len(pts)])
+                if d <= best_d:
+                    best, best_d = (si, ei, q), d
+        return best
+
+    def shape_at(self, x: float, y: float) -> int | None:
+        """Index of the topmost (last drawn) closed shape whose area contains (x, y)."""
+        import shapely
+
+        for si in range(len(self.shapes) - 1, -1, -1):
+            geom = shape_geometry(self.shapes[si].points)
+            if not geom.is_empty and geom.buffer(1.0).contains(shapely.Point(x, y)):
+                return si
+        return None
+
+    # ------------------------------------------------------------ mouse gestures
+
+    def press(self, x: float, y: float, hole: bool = False) -> str | None:
+        """Left button down at (x, y): add/close while drawing, else grab a vertex, insert on an edge,
+        or start a new polygon (a hole if `hole` or hole mode is on). Returns what it did."""
+        if self.drawing:
+            if len(self.current) >= 3 and _dist((x, y), self.current[0]) <= self.close_radius:
+                return "close" if self.close() else None
+            self.add_vertex(x, y)
+            return "add"
+        hit = self.vertex_at(x, y)
+        if hit is not None:
+            self._snapshot()
+            self._drag, self._drag_moved = hit, False
+            return "grab"
+        edge = self.edge_at(x, y)
+        if edge is not None:
+            si, ei, q = edge
+            self.insert_vertex(si, ei, q)
+            self._drag, self._drag_moved = (si, ei + 1), True
+            return "insert"
+        self.current_hole = hole or self.hole_mode
+        self.add_vertex(x, y)
+        return "start"
+
+    def move(self, x: float, y: float) -> bool:
+        """Mouse moved with the button held; moves a grabbed vertex. Returns True if anything changed."""
+        if self._drag is None:
+            return False
+        si, vi = self._drag
+        if self.shapes[si].points[vi] == (float(x), float(y)):
+            return False
+        self.shapes[si].points[vi] = (float(x), float(y))
+        self._drag_moved = True
+        self._touch()
+        return True
+
+    def release(self, x: float, y: float) -> str | None:
+        """Left button up: ends a drag ("moved"), or drops the undo step of a grab that never moved."""
+        if self._drag is None:
+            return None
+        self.move(x, y)
+        moved, self._drag = self._drag_moved, None
+        if not moved:
+            self._history.pop()
+            return None
+        self.vertices_edited += 1
+        return "moved"
+
+    def right_click(self, x: float, y: float) -> str | None:
+        """Right click: closes the polygon being drawn, else deletes the vertex under the pointer."""
+        if self.drawing:
+            return "close" if self.close() else None
+        hit = self.vertex_at(x, y)
+        if hit is not None:
+            self.delete_vertex(*hit)
+            return "delete_vertex"
+        return None
+
+    # ------------------------------------------------------------ edits
+
+    def add_vertex(self, x: float, y: float) -> None:
+        self._snapshot()
+        self.current.append((float(x), float(y)))
+        self.vertices_edited += 1
+        self._touch()
+
+    def close(self) -> bool:
+        """Close the polygon being drawn (needs at least 3 vertices)."""
+        if len(self.current) < 3:
+            return False
+        self._snapshot()
+        self.shapes.append(Shape(self.current, self.current_hole))
+        self.current, self.current_hole = [], False
+        self._touch()
+        return True
+
+    def move_vertex(self, si: int, vi: int, x: float, y: float) -> None:
+        self._snapshot()
+        self.shapes[si].points[vi] = (float(x), float(y))
+        self.vertices_edited += 1
+        self._touch()
+
+    def insert_vertex(self, si: int, ei: int, point: tuple[float, float]) -> None:
+        """Insert a vertex after vertex ei of shape si (on the edge ei → ei+1)."""
+        self._snapshot()
+        self.shapes[si].points.insert(ei + 1, (float(point[0]), float(point[1])))
+        self.vertices_edited += 1
+        self._touch()
+
+    def delete_vertex(self, si: int, vi: int) -> None:
+        """Delete one vertex; a shape left with fewer than 3 vertices is deleted."""
+        self._snapshot()
+        del self.shapes[si].points[vi]
+        self.vertices_edited += 1
+        if len(self.shapes[si].points) < 3:
+            self.vertices_edited += len(self.shapes[si].points)
+            del self.shapes[si]
+        self._touch()
+
+    def delete_shape(self, si: int) -> None:
+        self._snapshot()
+        self.vertices_edited += len(self.shapes[si].points)
+        del self.shapes[si]
+        self._touch()
+
+    def delete_shape_at(self, x: float, y: float) -> bool:
+        """Delete the polygon being drawn, else the closed shape under (x, y)."""
+        if self.drawing:
+            self._snapshot()
+            self.current, self.current_hole = [], False
+            self._touch()
+            return True
+        si = self.shape_at(x, y)
+        if si is None:
+            return False
+        self.delete_shape(si)
+        return True
+
+    def clear(self) -> bool:
+        """Remove every shape (undoable), to draw from scratch."""
+        if not self.shapes and not self.current:
+            return False
+        self._snapshot()
+        self.vertices_edited += self.vertex_count
+        self.shapes, self.current, self.current_hole = [], [], False
+        self._touch()
+        return True
+
+    def restart(self) -> None:
+        """Back to the shapes the frame opened with (undoable)."""
+        self._snapshot()
+        self.shapes = [s.copy() for s in self.initial]
+        self.current, self.current_hole = [], False
+        self._drag = None
+        self._touch()
+
+    def toggle_hole(self) -> bool:
+        """Switch hole mode; the polygon being drawn switches with it. Returns the new mode."""
+        self.hole_mode = not self.hole_mode
+        if self.drawing:
+            self.current_hole = self.hole_mode
+            self._touch()
+        return self.hole_mode
+
+    def undo(self) -> bool:
+        """Undo the last change (a vertex, a close — which reopens the polygon — a drag, a delete);
+        with no history left, reopens the last closed shape. Returns False when nothing is left."""
+        self._drag = None
+        if self._history:
+            shapes, current, hole = self._history.pop()
+            self.shapes, self.current, self.current_hole = shapes, current, hole
+        elif self.current:
+            self.current.pop()
+        elif self.shapes:
+            last = self.shapes.pop()
+            self.current, self.current_hole = list(last.points), last.hole
+        else:
+            return False
+        self._touch()
+        return True

@@ -1,0 +1,83 @@
+"""The starting guess for a frame: a saved prediction, the model, or plain background differencing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from humanseg.errors import HumansegError
+from humanseg.labeling.geometry import Shape, mask_to_shapes
+
+GUESS_EPSILON = 1.0  # px: outline simplification of guesses (IoU ≥ 0.99 on the dev masks)
+GUESS_MIN_AREA = 150.0  # px²: blobs smaller than this are noise, not a person
+EXISTING_EPSILON = 0.5  # px: re-opened masks stay close to what was saved
+
+
+def background_difference(frame: np.ndarray, background: np.ndarray, threshold: float = 32.0) -> np.ndarray:
+    """uint8 HxW 0/255 foreground mask of a BGR frame against its BGR background (same size)."""
+    f = frame.astype(np.float32)
+    b = background.astype(np.float32)
+    # Auto-exposure shifts every channel by a gain; the median ratio is dominated by background pixels.
+    gain = np.median((f.reshape(-1, 3) + 1.0) / (b.reshape(-1, 3) + 1.0), axis=0)
+    diff = np.abs(f - b * gain).max(axis=2)
+    diff = cv2.GaussianBlur(diff, (5, 5), 0)
+    mask = (diff > threshold).astype(np.uint8) * 255
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, iterations=2)
+    return mask
+
+
+@dataclass
+class Guess:
+    """A starting mask (uint8 HxW 0/255) and where it came from: "pred", "model" or "diff"."""
+
+    mask: np.ndarray
+    source: str
+
+    def shapes(self) -> list[Shape]:
+        return mask_to_shapes(self.mask, GUESS_EPSILON, GUESS_MIN_AREA)
+
+
+class Guesser:
+    """Best available guess per frame; the model is loaded once, on first need, and only if present."""
+
+    def __init__(self, background: np.ndarray, use_model: bool = True, weights: str | None = None):
+        self.background = background
+        self.use_model = use_model
+        self.weights = weights
+        self._segmenter = None
+        self.model_problem: str | None = None
+
+    def _model(self):
+        if self._segmenter is None and self.use_model and self.model_problem is None:
+            try:
+                from humanseg.model import load_segmenter
+
+                seg = load_segmenter(weights=self.weights)
+                seg.set_background(self.background)
+                self._segmenter = seg
+            except (ImportError, HumansegError, OSError, RuntimeError, ValueError) as exc:
+                # No usable model: fall back to differencing and say why once.
+                self.model_problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        return self._segmenter
+
+    def guess(self, frame: np.ndarray, pred_path: Path | None = None) -> Guess:
+        """The guess for one BGR frame; pred_path (K_pred.png) wins when it exists and fits."""
+        from humanseg.store import read_mask
+
+        if pred_path is not None and pred_path.is_file():
+            return Guess(read_mask(pred_path, frame.shape), "pred")
+        seg = self._model()
+        if seg is not None:
+            try:
+                mask = np.asarray(seg.predict_mask(frame))
+                if mask.shape == frame.shape[:2]:
+                    return Guess(np.where(mask >= 128, 255, 0).astype(np.uint8), "model")
+            except (HumansegError, RuntimeError, ValueError) as exc:
+                self.model_problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+                self._segmenter = None
+        return Guess(background_difference(frame, self.background), "diff")

@@ -1,0 +1,93 @@
+"""Drawing an editor's state over a frame, and turning OpenCV mouse/key codes into editor calls."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from humanseg.labeling.editor import PolygonEditor
+
+FILL = np.array([60, 200, 60], np.float32)  # BGR tint of the labeled area
+FILL_ALPHA = 0.4
+PERSON_LINE = (60, 230, 60)
+HOLE_LINE = (40, 40, 240)
+DRAW_LINE = (0, 220, 255)
+HOLE_DRAW_LINE = (220, 60, 220)
+SHIFT = 2  # fractional bits for sub-pixel vertex positions in cv2 drawing calls
+HELP = ("click: add/drag  right: close/del pt  h: hole  z: undo  r: restart  c: clear  "
+        "d: del poly  b: bkg  Enter: save  n: skip  q: quit")
+
+
+def _pts(points) -> np.ndarray:
+    return np.round(np.asarray(points, np.float64) * (1 << SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+
+
+def draw_help(canvas: np.ndarray, text: str, bottom: bool = True) -> None:
+    """A one-line dark bar with text, drawn in place at the bottom (or top) of canvas."""
+    h, w = canvas.shape[:2]
+    scale = 0.4
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if tw > w - 8:
+        scale *= (w - 8) / tw  # shrink to fit one line on narrow frames
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    bar = th + base + 6
+    y0 = h - bar if bottom else 0
+    canvas[y0:y0 + bar] = (canvas[y0:y0 + bar] * 0.35).astype(np.uint8)
+    cv2.putText(canvas, text, (4, y0 + bar - base - 3), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[int, int] | None = None,
+           status: str = "", show_help: bool = True) -> np.ndarray:
+    """BGR HxWx3 picture of the shapes over image; the tint is exactly editor.mask()."""
+    h, w = image.shape[:2]
+    canvas = image.copy()
+    inside = editor.mask(h, w) > 0
+    canvas[inside] = (canvas[inside] * (1 - FILL_ALPHA) + FILL * FILL_ALPHA).astype(np.uint8)
+    for shape in editor.shapes:
+        color = HOLE_LINE if shape.hole else PERSON_LINE
+        cv2.polylines(canvas, [_pts(shape.points)], True, color, 1, cv2.LINE_AA, SHIFT)
+        for p in _pts(shape.points):
+            cv2.circle(canvas, tuple(p[0]), 2 << SHIFT, color, -1, cv2.LINE_AA, SHIFT)
+    if editor.current:
+        color = HOLE_DRAW_LINE if editor.current_hole else DRAW_LINE
+        points = list(editor.current) + ([hover] if hover is not None else [])
+        cv2.polylines(canvas, [_pts(points)], False, color, 1, cv2.LINE_AA, SHIFT)
+        for p in _pts(editor.current):
+            cv2.circle(canvas, tuple(p[0]), 2 << SHIFT, color, -1, cv2.LINE_AA, SHIFT)
+        if len(editor.current) >= 3:
+            # The ring a click must land in to close the polygon.
+            first = _pts(editor.current[:1])[0][0]
+            cv2.circle(canvas, tuple(first), int(editor.close_radius) << SHIFT, color, 1,
+                       cv2.LINE_AA, SHIFT)
+    if status:
+        draw_help(canvas, status, bottom=False)
+    if show_help:
+        draw_help(canvas, HELP)
+    return canvas
+
+
+class MouseAdapter:
+    """Translates cv2 mouse callbacks into editor gestures; `on_change(action)` hears every change."""
+
+    def __init__(self, editor: PolygonEditor, on_change=None):
+        self.editor = editor
+        self.hover: tuple[int, int] | None = None
+        self.on_change = on_change or (lambda action: None)
+
+    def __call__(self, event: int, x: int, y: int, flags: int, param=None) -> None:
+        self.hover = (x, y)
+        ed = self.editor
+        action = None
+        if event == cv2.EVENT_LBUTTONDOWN:
+            action = ed.press(x, y, hole=bool(flags & cv2.EVENT_FLAG_SHIFTKEY))
+        elif event == cv2.EVENT_MOUSEMOVE:
+            if ed.dragging and ed.move(x, y):
+                action = "drag"
+        elif event == cv2.EVENT_LBUTTONUP:
+            action = ed.release(x, y)
+        elif event == cv2.EVENT_RBUTTONDOWN:
+            action = ed.right_click(x, y)
+        # LBUTTONDBLCLK is ignored on purpose: Qt sends LBUTTONDOWN for the second click as well.
+        if action:
+            self.on_change(action)

@@ -1,0 +1,32 @@
+"""Label person masks by drawing polygons: `python label_images.py -s 3`."""
+
+import click
+
+from humanseg.cli import images_option, reports_errors
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-s", "--set", "set_number", type=int, required=True, metavar="N",
+              help="Set to label (images/setN).")
+@images_option
+@click.option("--redo", type=int, metavar="K", default=None,
+              help="Re-open frame K for editing (its K.json polygons, else its mask's outline).")
+@click.option("--all", "all_frames", is_flag=True, help="Open every frame, labeled ones too.")
+@click.option("--no-guess", is_flag=True,
+              help="Start unlabeled frames empty instead of from K_pred.png / the model / differencing.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Model checkpoint for the starting guess (default: the shipped model, if any).")
+@click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout (for tests).")
+@reports_errors
+def main(set_number, images, redo, all_frames, no_guess, weights, log_events):
+    """Draw person polygons on the unlabeled frames of a set; saves K_mask.png and K.json."""
+    if redo is not None and all_frames:
+        raise click.UsageError("use either --redo K or --all, not both")
+    from humanseg.labeling.app import label_set
+
+    label_set(images, set_number, redo=redo, all_frames=all_frames, use_guess=not no_guess,
+              weights=weights, log_events=log_events)
+
+
+if __name__ == "__main__":
+    main()

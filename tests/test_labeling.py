@@ -1,0 +1,393 @@
+"""The labeler's editing model and geometry, driven directly (no window)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from shapely.geometry import Polygon
+
+from humanseg import store
+from humanseg.labeling.editor import PolygonEditor
+from humanseg.labeling.geometry import (
+    Shape, iou, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
+)
+from humanseg.labeling.guess import GUESS_EPSILON, GUESS_MIN_AREA, Guesser, background_difference
+from humanseg.labeling.labelme import from_labelme, read_labelme, to_labelme
+from humanseg.labeling.view import MouseAdapter, render
+
+H, W = 480, 640
+SQUARE = [(100, 100), (300, 100), (300, 300), (100, 300)]
+
+
+def clicks(editor: PolygonEditor, points, hole=False):
+    return [editor.press(x, y, hole=hole) or editor.release(x, y) for x, y in points]
+
+
+def draw(editor, points, hole=False):
+    """Click each point then close on the first vertex."""
+    for x, y in points:
+        editor.press(x, y, hole=hole)
+        editor.release(x, y)
+    x, y = points[0]
+    assert editor.press(x + 3, y + 2) == "close"
+    editor.release(x + 3, y + 2)
+
+
+# ------------------------------------------------------------ drawing and closing
+
+def test_clicks_close_polygon_into_mask():
+    ed = PolygonEditor()
+    actions = [ed.press(x, y) for x, y in SQUARE]
+    assert actions == ["start", "add", "add", "add"]
+    assert ed.drawing and not ed.shapes
+    assert ed.mask(H, W).max() == 0  # an open polygon is not part of the mask
+    assert ed.press(104, 96) == "close"  # 5.7 px from the first vertex
+    assert not ed.drawing and len(ed.shapes) == 1
+    mask = ed.mask(H, W)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}
+    assert mask[200, 200] == 255 and mask[50, 50] == 0 and mask[200, 320] == 0
+    assert np.count_nonzero(mask) == 200 * 200
+
+
+def test_close_needs_three_vertices_and_10px():
+    ed = PolygonEditor()
+    ed.press(100, 100)
+    ed.press(200, 100)
+    # Near the first vertex but only 2 vertices so far: it is a new vertex.
+    assert ed.press(103, 103) == "add"
+    assert len(ed.current) == 3
+    # 3 vertices now; 11 px away does not close ...
+    assert ed.press(111, 100) == "add"
+    assert ed.drawing
+    # ... 10 px away does.
+    assert ed.press(100, 110) == "close"
+    assert len(ed.shapes) == 1 and len(ed.shapes[0].points) == 4
+
+
+def test_right_click_closes_and_needs_three_vertices():
+    ed = PolygonEditor()
+    ed.press(10, 10)
+    ed.press(50, 10)
+    assert ed.right_click(60, 60) is None and ed.drawing
+    ed.press(50, 50)
+    assert ed.right_click(400, 400) == "close"
+    assert len(ed.shapes) == 1 and ed.shapes[0].points == [(10, 10), (50, 10), (50, 50)]
+
+
+def test_more_polygons_are_unioned():
+    ed = PolygonEditor()
+    draw(ed, SQUARE)
+    draw(ed, [(250, 250), (400, 250), (400, 400), (250, 400)])
+    assert len(ed.shapes) == 2
+    # Two 200x200 / 150x150 squares overlapping in 50x50.
+    assert np.count_nonzero(ed.mask(H, W)) == 200 * 200 + 150 * 150 - 50 * 50
+
+
+# ------------------------------------------------------------ undo / restart
+
+def test_undo_removes_vertex_then_reopens_polygon():
+    ed = PolygonEditor()
+    draw(ed, SQUARE)
+    assert ed.undo()  # reopens the polygon with all its vertices
+    assert not ed.shapes and ed.current == [(float(x), float(y)) for x, y in SQUARE]
+    assert ed.undo()
+    assert len(ed.current) == 3
+    while ed.undo():
+        pass
+    assert not ed.current and not ed.shapes
+    assert not ed.undo()
+
+
+def test_undo_without_history_reopens_last_initial_shape():
+    ed = PolygonEditor([Shape(list(SQUARE))])
+    assert ed.undo()
+    assert not ed.shapes and len(ed.current) == 4
+    ed.undo()
+    assert len(ed.current) == 3
+
+
+def test_restart_returns_to_initial_and_clear_empties():
+    start = [Shape([(float(x), float(y)) for x, y in SQUARE])]
+    ed = PolygonEditor(start)
+    ed.clear()
+    assert not ed.shapes and ed.changed
+    draw(ed, [(10, 10), (60, 10), (60, 60)])
+    ed.restart()
+    assert not ed.changed and len(ed.shapes) == 1
+    ed.undo()
+    assert len(ed.shapes) == 1 and ed.shapes[0].points == [(10, 10), (60, 10), (60, 60)]
+
+
+# ------------------------------------------------------------ holes and invalid polygons
+
+def test_hole_is_subtracted():
+    ed = PolygonEditor()
+    draw(ed, SQUARE)
+    ed.toggle_hole()
+    draw(ed, [(150, 150), (250, 150), (250, 250), (150, 250)])
+    assert [s.hole for s in ed.shapes] == [False, True]
+    mask = ed.mask(H, W)
+    assert mask[200, 200] == 0 and mask[120, 120] == 255
+    assert np.count_nonzero(mask) == 200 * 200 - 100 * 100
+
+
+def test_shift_press_draws_hole_and_later_shapes_fill_it_again():
+    ed = PolygonEditor()
+    draw(ed, SQUARE)
+    draw(ed, [(150, 150), (250, 150), (250, 250), (150, 250)], hole=True)
+    draw(ed, [(190, 190), (210, 190), (210, 210), (190, 210)])  # an island inside the hole
+    mask = ed.mask(H, W)
+    assert mask[200, 200] == 255 and mask[170, 170] == 0
+    assert np.count_nonzero(mask) == 200 * 200 - 100 * 100 + 20 * 20
+
+
+def test_self_intersecting_bow_tie_is_repaired():
+    ed = PolygonEditor()
+    draw(ed, [(100, 100), (300, 300), (300, 100), (100, 300)])
+    geom = ed.geometry()
+    assert geom.is_valid and geom.geom_type == "MultiPolygon" and len(geom.geoms) == 2
+    assert geom.area == pytest.approx(20000)
+    mask = ed.mask(H, W)
+    # mask[row, col]: the two triangles sit on the left and right, the wedges above/below are empty.
+    assert mask[200, 150] == 255 and mask[200, 250] == 255
+    assert mask[110, 200] == 0 and mask[290, 200] == 0
+    assert abs(np.count_nonzero(mask) - 20000) / 20000 < 0.01
+
+
+@pytest.mark.parametrize("points", [
+    [(10.3, 20.7), (400.1, 50.2), (200.5, 450.9)],
+    [(320, 40), (420, 200), (600, 240), (430, 300), (330, 460), (280, 300), (60, 240), (250, 200)],
+    [(50, 50), (590, 60), (600, 430), (40, 440), (300, 240)],
+])
+def test_mask_area_matches_polygon_area(points):
+    mask = shapes_to_mask([Shape(points)], H, W)
+    area = Polygon(points).area
+    assert abs(np.count_nonzero(mask) - area) / area < 0.01
+
+
+def test_mask_is_clipped_to_the_image():
+    mask = shapes_to_mask([Shape([(-50, -50), (700, -50), (700, 100), (-50, 100)])], H, W)
+    assert mask.shape == (H, W)
+    assert np.count_nonzero(mask) == 100 * W  # pixel centres of rows 0..99 (the edge y=100 is open)
+
+
+# ------------------------------------------------------------ vertex editing
+
+def test_drag_vertex_moves_it_and_changes_mask():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    before = ed.mask(H, W).copy()
+    assert ed.press(302, 301) == "grab"
+    ed.move(340, 320)
+    ed.move(400, 400)
+    assert ed.release(400, 400) == "moved"
+    assert ed.shapes[0].points[2] == (400.0, 400.0)
+    after = ed.mask(H, W)
+    assert before[350, 350] == 0 and after[350, 350] == 255
+    assert ed.vertices_edited == 1 and ed.changed
+    ed.undo()
+    assert not ed.changed
+
+
+def test_grab_without_move_changes_nothing():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    assert ed.press(100, 100) == "grab"
+    assert ed.release(100, 100) is None
+    assert not ed.changed and ed.vertices_edited == 0
+    assert ed.undo() and ed.drawing  # no history: undo reopens, nothing was pushed by the grab
+
+
+def test_press_on_edge_inserts_vertex_and_drags_it():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    assert ed.press(200, 102) == "insert"
+    assert ed.shapes[0].points[1] == (200.0, 100.0)
+    ed.move(200, 50)
+    ed.release(200, 50)
+    assert len(ed.shapes[0].points) == 5 and ed.shapes[0].points[1] == (200.0, 50.0)
+    mask = ed.mask(H, W)
+    assert mask[80, 200] == 255 and mask[80, 110] == 0
+
+
+def test_right_click_deletes_vertex_and_tiny_shape():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    assert ed.right_click(300, 300) == "delete_vertex"
+    assert len(ed.shapes[0].points) == 3
+    assert np.count_nonzero(ed.mask(H, W)) == pytest.approx(20000, rel=0.01)
+    ed.right_click(100, 100)
+    assert not ed.shapes  # fewer than 3 vertices left: the shape goes
+
+
+def test_delete_shape_under_pointer():
+    ed = PolygonEditor([Shape(list(SQUARE)), Shape([(400, 400), (450, 400), (450, 450)])])
+    assert not ed.delete_shape_at(20, 20)
+    assert ed.delete_shape_at(200, 200)
+    assert len(ed.shapes) == 1 and ed.shapes[0].points[0] == (400, 400)
+
+
+def test_vertices_edited_counts_effort():
+    ed = PolygonEditor()
+    draw(ed, SQUARE)
+    assert ed.vertices_edited == 4
+    ed.press(300, 300)
+    ed.move(310, 310)
+    ed.release(310, 310)
+    ed.right_click(100, 100)
+    assert ed.vertices_edited == 6
+
+
+# ------------------------------------------------------------ mouse adapter and rendering
+
+def test_mouse_adapter_ignores_double_click_event_and_reports_changes():
+    import cv2
+
+    ed = PolygonEditor()
+    seen = []
+    mouse = MouseAdapter(ed, seen.append)
+    for x, y in SQUARE:
+        mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
+        mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
+    mouse(cv2.EVENT_LBUTTONDBLCLK, 100, 300, cv2.EVENT_FLAG_LBUTTON)
+    assert len(ed.current) == 4
+    mouse(cv2.EVENT_RBUTTONDOWN, 5, 5, 0)
+    assert seen == ["start", "add", "add", "add", "close"]
+    mouse(cv2.EVENT_LBUTTONDOWN, 300, 300, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_MOUSEMOVE, 320, 330, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, 320, 330, 0)
+    assert seen[-2:] == ["drag", "moved"] and ed.shapes[0].points[2] == (320.0, 330.0)
+
+
+def test_render_tint_is_exactly_the_mask():
+    frame = np.full((H, W, 3), 100, np.uint8)
+    ed = PolygonEditor()
+    draw(ed, [(50, 60), (400, 80), (380, 400), (200, 300)])
+    shown = render(frame, ed, show_help=False)
+    mask = ed.mask(H, W)
+    # Away from the outline (lines and vertex dots), tinted pixels are exactly the mask's pixels.
+    import cv2
+
+    outline = cv2.dilate(np.uint8(cv2.Canny(mask, 1, 1) > 0) * 255, np.ones((9, 9), np.uint8)) > 0
+    tinted = np.any(shown != frame, axis=2)
+    assert np.array_equal(tinted[~outline], mask[~outline] > 0)
+
+
+# ------------------------------------------------------------ labelme files
+
+def test_labelme_round_trip(tmp_path):
+    shapes = [Shape(list(SQUARE)), Shape([(150, 150), (250, 150), (200, 250)], hole=True)]
+    doc = to_labelme(shapes, "4.png", H, W)
+    assert doc["imagePath"] == "4.png" and doc["imageData"] is None
+    assert (doc["imageHeight"], doc["imageWidth"]) == (H, W)
+    assert [s["label"] for s in doc["shapes"]] == ["person", "hole"]
+    assert all(s["shape_type"] == "polygon" for s in doc["shapes"])
+    path = tmp_path / "4.json"
+    path.write_text(json.dumps(doc))
+    back = read_labelme(path)
+    assert [(s.points, s.hole) for s in back] == [(s.points, s.hole) for s in shapes]
+
+
+def test_labelme_bad_file_names_it(tmp_path):
+    from humanseg.errors import StoreError
+
+    path = tmp_path / "2.json"
+    path.write_text("{not json")
+    with pytest.raises(StoreError, match="2.json"):
+        read_labelme(path)
+    with pytest.raises(StoreError, match="shapes"):
+        from_labelme({"version": "5"}, "x.json")
+
+
+# ------------------------------------------------------------ mask → polygons → mask on real labels
+
+def dev_masks(dev_root):
+    out = []
+    for n in store.list_sets(dev_root):
+        info = store.scan_set(dev_root, n)
+        out.extend(store.read_mask(info.mask_path(k)) for k in info.labeled)
+    return out
+
+
+def test_every_dev_mask_round_trips(dev_root):
+    masks = dev_masks(dev_root)
+    assert len(masks) >= 40
+    for mask in masks:
+        back = shapes_to_mask(mask_to_shapes(mask), *mask.shape)
+        assert iou(mask, back) >= 0.99
+
+
+def test_dev_masks_as_guesses_keep_shape_with_few_vertices(dev_root):
+    for mask in dev_masks(dev_root):
+        shapes = mask_to_shapes(mask, GUESS_EPSILON, GUESS_MIN_AREA)
+        assert sum(len(s.points) for s in shapes) <= 400
+        assert iou(mask, shapes_to_mask(shapes, *mask.shape)) >= 0.98
+
+
+def test_mask_with_hole_and_thin_parts_round_trips():
+    mask = np.zeros((H, W), np.uint8)
+    mask[100:300, 100:300] = 255
+    mask[150:250, 150:250] = 0  # hole
+    mask[190:210, 190:210] = 255  # island in the hole
+    mask[400, 10:200] = 255  # 1 px line
+    mask[20, 20] = 255  # single pixel
+    shapes = mask_to_shapes(mask)
+    assert any(s.hole for s in shapes)
+    assert iou(mask, shapes_to_mask(shapes, H, W)) >= 0.99
+
+
+def test_guess_drops_tiny_blobs_and_holes():
+    mask = np.zeros((H, W), np.uint8)
+    mask[100:300, 100:300] = 255
+    mask[200:204, 200:204] = 0  # 16 px hole: noise
+    mask[10:14, 10:14] = 255  # 16 px blob: noise
+    shapes = mask_to_shapes(mask, GUESS_EPSILON, GUESS_MIN_AREA)
+    assert len(shapes) == 1 and not shapes[0].hole
+
+
+# ------------------------------------------------------------ guesses
+
+def test_background_difference_finds_person_on_dev_frame(dev_root):
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    k = info.labeled[0]
+    frame = store.read_frame(info, k, bkg.shape)
+    guess = background_difference(frame, bkg)
+    assert guess.shape == frame.shape[:2] and set(np.unique(guess)) <= {0, 255}
+    assert iou(guess, store.read_mask(info.mask_path(k))) > 0.5
+
+
+def test_background_difference_compensates_exposure():
+    rng = np.random.default_rng(0)
+    bkg = rng.integers(40, 200, (H, W, 3)).astype(np.uint8)
+    frame = np.clip(bkg.astype(np.float32) * 1.2, 0, 255).astype(np.uint8)  # exposure shift only
+    frame[200:300, 250:350] = (20, 240, 20)
+    mask = background_difference(frame, bkg)
+    assert mask[250, 300] == 255
+    assert np.count_nonzero(mask) < 1.3 * 100 * 100
+
+
+def test_guesser_prefers_pred_file(tmp_path):
+    bkg = np.zeros((H, W, 3), np.uint8)
+    frame = bkg.copy()
+    frame[50:100, 50:100] = 255  # differencing would find this square
+    pred = np.zeros((H, W), np.uint8)
+    pred[200:400, 300:500] = 255
+    store.write_image(tmp_path / "0_pred.png", pred)
+    g = Guesser(bkg, use_model=False)
+    guess = g.guess(frame, tmp_path / "0_pred.png")
+    assert guess.source == "pred" and iou(guess.mask, pred) == 1.0
+    fallback = g.guess(frame, tmp_path / "missing_pred.png")
+    assert fallback.source == "diff" and fallback.mask[75, 75] == 255
+
+
+def test_guesser_falls_back_when_model_unavailable():
+    bkg = np.zeros((64, 64, 3), np.uint8)
+    g = Guesser(bkg, use_model=True, weights="/nonexistent/weights.pt")
+    guess = g.guess(bkg.copy())
+    assert guess.source in ("diff", "model")
+    if guess.source == "diff":
+        assert g.model_problem
+
+
+def test_rasterize_empty_geometry():
+    assert rasterize(shapes_geometry([]), 10, 20).shape == (10, 20)
+    assert rasterize(shapes_geometry([]), 10, 20).max() == 0
