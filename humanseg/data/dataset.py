@@ -1,0 +1,194 @@
+"""Training samples: real (frame, background, mask) triples plus people composited onto other rooms.
+
+Each item is drawn at random from three kinds, so a few labeled sets become many scenes:
+- real: a labeled frame with its own bkg.png, both jittered independently as two camera shots;
+- composite: a labeled person cut out and pasted onto another set's bkg.png or an empty room,
+  with that room as the reference;
+- empty: a background against itself (nothing should be found), often with a moved object.
+On top: background shift/rotation (camera nudged), cast shadows and moved objects labelled
+background, exposure/white-balance/noise/blur/JPEG per image, flips, scale and crops.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from humanseg import store
+from humanseg.data import augment as A
+from humanseg.errors import HumansegError
+
+
+@dataclass
+class Pair:
+    set_key: str
+    frame: np.ndarray
+    background: np.ndarray
+    mask: np.ndarray
+
+
+def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None = None) -> list[Pair]:
+    """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'."""
+    pairs = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise HumansegError(f"images folder not found: {root}")
+        numbers = sets.get(str(root)) if sets else None
+        for s in store.load_labeled(root, numbers):
+            pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
+    return pairs
+
+
+def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
+    """Extra empty rooms for compositing (any image files in the folder)."""
+    if not folder or not Path(folder).is_dir():
+        return []
+    out = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if img is not None:
+                out.append(img)
+    return out
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 BGR -> 3xHxW float 0..1."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+class TrainingSet(Dataset):
+    """Random augmented samples of size (w, h); `length` items per epoch, each reproducible from seed+index."""
+
+    def __init__(self, pairs: list[Pair], extra_backgrounds: list[np.ndarray], size=(320, 240),
+                 length: int = 100000, seed: int = 0, p_composite: float = 0.45, p_empty: float = 0.1):
+        if not pairs:
+            raise HumansegError("no labeled frames to train on")
+        self.pairs = pairs
+        self.people = [p for p in pairs if p.mask.max() > 0]
+        # Unique backgrounds of the training sets plus the extra rooms.
+        seen = {}
+        for p in pairs:
+            seen.setdefault(p.set_key, p.background)
+        self.rooms = list(seen.values()) + list(extra_backgrounds)
+        self.size = size
+        self.length = length
+        self.seed = seed
+        self.p_composite = p_composite if self.people else 0.0
+        self.p_empty = p_empty
+
+    def __len__(self):
+        return self.length
+
+    def _base_affine(self, src_shape, rng, person_scale=1.0):
+        """Scale the source to the output size with jitter, random crop offset and flip."""
+        h, w = src_shape[:2]
+        ow, oh = self.size
+        s = max(ow / w, oh / h) * rng.uniform(1.0, 1.35) * person_scale
+        tx = rng.uniform(min(0, ow - w * s), max(0, ow - w * s))
+        ty = rng.uniform(min(0, oh - h * s), max(0, oh - h * s))
+        m = A.affine(s, 0, tx, ty)
+        if rng.random() < 0.5:
+            m = A.compose(np.array([[-1, 0, ow - 1], [0, 1, 0]], np.float64), m)
+        return m
+
+    def _camera_nudge(self, rng):
+        """A small shift/rotation/zoom of the reference: the camera was touched between shots."""
+        if rng.random() < 0.4:
+            return np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+        ow, oh = self.size
+        return A.affine(1 + rng.uniform(-0.015, 0.015), rng.uniform(-1.0, 1.0),
+                        rng.uniform(-2.5, 2.5), rng.uniform(-2.5, 2.5), center=(ow / 2, oh / 2))
+
+    def sample(self, index: int):
+        rng = np.random.default_rng((self.seed, index))
+        size = self.size
+        r = rng.random()
+        if r < self.p_empty:
+            room = self.rooms[rng.integers(len(self.rooms))]
+            m = self._base_affine(room.shape, rng)
+            frame = A.warp(room, m, size)
+            bkg = A.warp(room, A.compose(self._camera_nudge(rng), m), size)
+            mask = np.zeros(size[::-1], np.uint8)
+        elif r < self.p_empty + self.p_composite:
+            person = self.people[rng.integers(len(self.people))]
+            room = self.rooms[rng.integers(len(self.rooms))]
+            m = self._base_affine(room.shape, rng)
+            room_out = A.warp(room, m, size)
+            bkg = A.warp(room, A.compose(self._camera_nudge(rng), m), size)
+            # The person gets their own placement: smaller/larger, anywhere along the bottom or free.
+            pm = self._base_affine(person.frame.shape, rng, person_scale=rng.uniform(0.45, 1.05))
+            if rng.random() < 0.6:
+                # Keep the person's lowest pixel near the bottom edge as real captures have it.
+                ys = np.nonzero(person.mask.max(1))[0]
+                bottom = (pm[1, 1] * ys.max() + pm[1, 2])
+                pm[1, 2] += size[1] - bottom + rng.uniform(-0.05, 0.2) * size[1]
+            pf = A.photometric(A.warp(person.frame, pm, size), rng, 0.5)
+            soft = A.warp(person.mask, pm, size).astype(np.float32) / 255
+            # A one-pixel feather hides the polygon's hard cut without blurring the label.
+            alpha = cv2.GaussianBlur(soft, (3, 3), 0.7)[..., None]
+            frame = np.clip(room_out * (1 - alpha) + pf * alpha + 0.5, 0, 255).astype(np.uint8)
+            mask = np.where(soft >= 0.5, 255, 0).astype(np.uint8)
+        else:
+            pair = self.pairs[rng.integers(len(self.pairs))]
+            m = self._base_affine(pair.frame.shape, rng)
+            frame = A.warp(pair.frame, m, size)
+            mask = np.where(A.warp(pair.mask, m, size) >= 128, 255, 0).astype(np.uint8)
+            bkg = A.warp(pair.background, A.compose(self._camera_nudge(rng), m), size)
+
+        if rng.random() < 0.3:
+            frame = A.cast_shadow(frame, mask, rng)
+        if rng.random() < 0.2:
+            src = self.rooms[rng.integers(len(self.rooms))]
+            src = cv2.resize(src, size, interpolation=cv2.INTER_AREA)
+            # Something moved into view (frame only) or away (reference only): not a person.
+            if rng.random() < 0.5:
+                frame = A.paste_object(frame, src, rng, keep=mask)
+            else:
+                bkg = A.paste_object(bkg, src, rng)
+        frame = A.camera_degrade(A.photometric(frame, rng), rng)
+        bkg = A.camera_degrade(A.photometric(bkg, rng, 0.6), rng)
+        return frame, bkg, mask
+
+    def __getitem__(self, index: int):
+        frame, bkg, mask = self.sample(index)
+        return to_tensor(frame), to_tensor(bkg), torch.from_numpy(mask[None] > 127).float()
+
+
+def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    """Hold out whole sets: val_spec is '3,7' (set numbers), a fraction '0.2', or None/'' (none)."""
+    keys = sorted({p.set_key for p in pairs})
+    if not val_spec:
+        return pairs, []
+    try:
+        frac = float(val_spec)
+        is_frac = "." in val_spec
+    except ValueError:
+        is_frac = False
+    if is_frac:
+        if not 0 < frac < 1:
+            raise HumansegError(f"--val-sets fraction must be between 0 and 1: {val_spec}")
+        rng = np.random.default_rng(seed)
+        n = max(1, round(frac * len(keys)))
+        val_keys = set(rng.choice(keys, size=n, replace=False).tolist())
+    else:
+        try:
+            numbers = {int(x) for x in val_spec.split(",") if x.strip()}
+        except ValueError:
+            raise HumansegError(f"--val-sets must be set numbers like 3,7 or a fraction like 0.2: {val_spec}")
+        val_keys = {k for k in keys if int(k.rsplit(":set", 1)[1]) in numbers}
+        missing = numbers - {int(k.rsplit(":set", 1)[1]) for k in val_keys}
+        if missing:
+            raise HumansegError(f"--val-sets names sets with no labeled frames: {sorted(missing)}")
+    train = [p for p in pairs if p.set_key not in val_keys]
+    val = [p for p in pairs if p.set_key in val_keys]
+    if not train:
+        raise HumansegError("--val-sets holds out every set; nothing left to train on")
+    return train, val

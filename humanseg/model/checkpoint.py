@@ -1,0 +1,106 @@
+"""Checkpoint format: config (enough to rebuild), state dict, step, optimizer state, metrics.
+
+Loading checks that the file is one of ours and that it fits the network, and says what does not
+in one line (WeightsError), instead of a PyTorch traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from humanseg.errors import WeightsError
+from humanseg.model.network import NetConfig, SiameseSegNet
+from humanseg.store import write_bytes_atomic
+
+FORMAT = "humanseg-siamese"
+VERSION = 1
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, model: SiameseSegNet, step: int = 0, optimizer=None,
+                    metrics: dict | None = None, work_width: int = 320, extra: dict | None = None,
+                    overwrite: bool = True) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename)."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    ckpt = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "work_width": int(work_width),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "step": int(step),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "metrics": metrics or {},
+        "extra": extra or {},
+    }
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint dict, validated; WeightsError names the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/corrupt files
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise WeightsError(f"weights file unreadable or corrupt: {path} ({reason})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise WeightsError(f"not a humanseg segmentation checkpoint: {path}")
+    if ckpt.get("version", 0) > VERSION:
+        raise WeightsError(f"checkpoint {path} has format version {ckpt['version']}, newer than this "
+                           f"humanseg understands ({VERSION})")
+    return ckpt
+
+
+def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> SiameseSegNet:
+    """Rebuild the network from a checkpoint dict and load its weights strictly."""
+    try:
+        config = NetConfig.from_dict(ckpt["config"])
+        model = SiameseSegNet(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"checkpoint {path} has an invalid model config: {exc}") from None
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise WeightsError(f"checkpoint {path} has no state dict")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if wrong:
+            parts.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
+        raise WeightsError(f"weights {path} do not fit the model: " + "; ".join(parts))
+    model.load_state_dict(state)
+    return model
+
+
+def load_model(path: str | os.PathLike) -> tuple[SiameseSegNet, dict]:
+    ckpt = read_checkpoint(path)
+    return build_model(ckpt, path), ckpt
+
+
+def resolve_weights(weights: str | os.PathLike | None) -> Path:
+    """The explicit path, else $HUMANSEG_WEIGHTS, else the shipped default model."""
+    if weights:
+        return Path(weights)
+    env = os.environ.get("HUMANSEG_WEIGHTS")
+    if env:
+        return Path(env)
+    if not DEFAULT_WEIGHTS.is_file():
+        raise WeightsError(f"no trained model: the shipped default {DEFAULT_WEIGHTS} is missing; "
+                           f"train one with training.py or pass --weights")
+    return DEFAULT_WEIGHTS

@@ -1,0 +1,265 @@
+"""The siamese network: one shared encoder for frame and background, compared at four scales.
+
+Reading order: `exposure_fit` (map the frame's colours into the background's exposure), `Encoder`
+(depthwise-separable MobileNet-style stages at strides 2/4/8/16), `Compare` (frame features,
+background features and their absolute difference fused by a 1x1 convolution), `Decoder`
+(upsampling with skip connections), `Refine` (a pixel-level correction at input resolution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class NetConfig:
+    """Everything needed to rebuild the network (stored in checkpoints)."""
+
+    widths: tuple[int, ...] = (16, 24, 48, 96)
+    blocks: tuple[int, ...] = (1, 2, 3, 3)
+    decoder_widths: tuple[int, ...] = (16, 24, 32, 64)
+    refine_width: int = 4
+    exposure_iters: int = 3
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1,
+            act: bool = True) -> nn.Sequential:
+    pad = dilation * (k - 1) // 2
+    layers = [nn.Conv2d(cin, cout, k, stride, pad, dilation=dilation, groups=groups, bias=False),
+              nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class SepBlock(nn.Module):
+    """Depthwise 3x3 then pointwise 1x1; residual when the shape is kept."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1):
+        super().__init__()
+        self.dw = conv_bn(cin, cin, 3, stride, groups=cin, dilation=dilation)
+        self.pw = conv_bn(cin, cout, 1, act=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.pw(self.dw(x))
+        if self.residual:
+            y = y + x
+        return F.relu(y)
+
+
+class Encoder(nn.Module):
+    """Image (B,3,H,W) normalised -> features at strides 2, 4, 8, 16."""
+
+    def __init__(self, widths, blocks):
+        super().__init__()
+        self.stem = conv_bn(3, widths[0], 3, stride=2)
+        stages = []
+        cin = widths[0]
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            layers = []
+            for j in range(n):
+                stride = 2 if (j == 0 and i > 0) else 1
+                # Dilation in the last stage widens the context without another downsampling.
+                dilation = 2 if (i == len(widths) - 1 and j == n - 1 and n > 1) else 1
+                layers.append(SepBlock(cin, w, stride, dilation))
+                cin = w
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x) -> list[torch.Tensor]:
+        x = self.stem(x)
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class Compare(nn.Module):
+    """Fuse frame features f, background features b and |f - b|: W_f f + W_d |f - b| + W_b b.
+
+    Written as a sum of three 1x1 convolutions rather than one over a concatenation, so the
+    background's term is computed once per background and the concatenation never materialises.
+    """
+
+    def __init__(self, c: int, cout: int):
+        super().__init__()
+        self.frame = nn.Conv2d(c, cout, 1, bias=True)
+        self.diff = nn.Conv2d(c, cout, 1, bias=False)
+        self.bkg = nn.Conv2d(c, cout, 1, bias=False)
+
+    def forward(self, f, b, bkg_term=None):
+        if bkg_term is None:
+            bkg_term = self.bkg(b)
+        return F.relu(self.frame(f) + self.diff((f - b).abs()) + bkg_term)
+
+
+class Decoder(nn.Module):
+    """Coarse-to-fine: upsample, add the compared skip features, mix with a separable block."""
+
+    def __init__(self, widths, dwidths):
+        super().__init__()
+        self.compare = nn.ModuleList([Compare(w, d) for w, d in zip(widths, dwidths)])
+        top = dwidths[-1]
+        # Global context at the coarsest scale: scene-wide cues (lighting shift, camera shake).
+        self.context = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(top, top, 1), nn.Sigmoid())
+        self.mix = nn.ModuleList([SepBlock(d, d) for d in dwidths])
+        # 1x1 projections so a coarse level's width matches the next finer level's.
+        self.project = nn.ModuleList([conv_bn(dwidths[i + 1], dwidths[i], 1, act=False)
+                                      for i in range(len(dwidths) - 1)])
+        self.head = nn.Conv2d(dwidths[0], 1, 1)
+
+    def forward(self, ff: list[torch.Tensor], bf: list[torch.Tensor],
+                bterms: list[torch.Tensor]) -> torch.Tensor:
+        x = self.compare[-1](ff[-1], bf[-1], bterms[-1])
+        x = x * self.context(x)
+        x = self.mix[-1](x)
+        for i in range(len(ff) - 2, -1, -1):
+            skip = self.compare[i](ff[i], bf[i], bterms[i])
+            # Project before upsampling: the 1x1 runs on the smaller map.
+            x = F.interpolate(self.project[i](x), size=skip.shape[-2:], mode="bilinear",
+                              align_corners=False)
+            x = self.mix[i](x + skip)
+        return self.head(x)  # stride 2 logits
+
+
+class Refine(nn.Module):
+    """Correct the upsampled logits with pixel-level evidence (frame, background, difference)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.inp = nn.Conv2d(1 + 3 + 1, width, 3, padding=1, bias=True)
+        self.bkg = nn.Conv2d(3, width, 3, padding=1, bias=False)  # cached per background
+        self.out = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward(self, logits, frame, bkg, bkg_term=None):
+        if bkg_term is None:
+            bkg_term = self.bkg(bkg)
+        diff = (frame - bkg).abs().mean(1, keepdim=True)
+        h = F.relu(self.inp(torch.cat([logits, frame, diff], 1)) + bkg_term)
+        return logits + self.out(h)
+
+
+def exposure_fit(frame: torch.Tensor, bkg: torch.Tensor, iters: int = 3, scale: int = 4) -> torch.Tensor:
+    """Per-channel gain/offset mapping frame (B,3,H,W, 0..1) into bkg's exposure, fitted robustly.
+
+    Auto-exposure and white balance move background pixels by tens of grey levels between the
+    reference and the frame; a weighted least-squares fit that down-weights pixels that still
+    differ (the person, shadows, moved objects) undoes most of that before any comparison.
+    """
+    # A strided sample is plenty for six parameters and costs nothing, unlike pooling.
+    f = frame[..., scale // 2::scale, scale // 2::scale]
+    b = bkg[..., scale // 2::scale, scale // 2::scale]
+    w = torch.ones_like(f[:, :1])
+    gain = torch.ones(frame.shape[0], 3, 1, 1, dtype=frame.dtype, device=frame.device)
+    offset = torch.zeros_like(gain)
+    for _ in range(iters):
+        ws = w.sum((2, 3), keepdim=True) + 1e-6
+        mf = (w * f).sum((2, 3), keepdim=True) / ws
+        mb = (w * b).sum((2, 3), keepdim=True) / ws
+        cov = (w * (f - mf) * (b - mb)).sum((2, 3), keepdim=True) / ws
+        var = (w * (f - mf) ** 2).sum((2, 3), keepdim=True) / ws
+        gain = (cov / (var + 1e-4)).clamp(0.5, 2.0)
+        offset = mb - gain * mf
+        resid = (gain * f + offset - b).abs().mean(1, keepdim=True)
+        # Soft weights: pixels that still differ by more than ~0.06 (15 grey levels) barely count.
+        w = torch.exp(-((resid / 0.06) ** 2))
+    return (gain * frame + offset).clamp(0.0, 1.0)
+
+
+class BkgCache:
+    """Everything about the background that does not depend on the frame, computed once."""
+
+    def __init__(self, bkg: torch.Tensor, normed: torch.Tensor, feats: list[torch.Tensor],
+                 bterms: list[torch.Tensor], refine_term: torch.Tensor):
+        self.bkg = bkg            # padded, 0..1
+        self.normed = normed      # padded, normalised
+        self.feats = feats
+        self.bterms = bterms
+        self.refine_term = refine_term
+
+
+MEAN, STD = 0.45, 0.25
+
+
+class SiameseSegNet(nn.Module):
+    """frame, bkg: (B,3,H,W) float 0..1 (BGR) -> person logits (B,1,H,W); H, W any size."""
+
+    stride = 16
+
+    def __init__(self, config: NetConfig | None = None):
+        super().__init__()
+        self.config = config or NetConfig()
+        c = self.config
+        self.encoder = Encoder(c.widths, c.blocks)
+        self.decoder = Decoder(c.widths, c.decoder_widths)
+        self.refine = Refine(c.refine_width)
+
+    def _pad(self, x):
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        if ph or pw:
+            # Replicate padding: a constant border would read as a change between frame and bkg.
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return x
+
+    def encode_background(self, bkg: torch.Tensor) -> BkgCache:
+        bkg = self._pad(bkg)
+        normed = (bkg - MEAN) / STD
+        feats = self.encoder(normed)
+        bterms = [cmp.bkg(f) for cmp, f in zip(self.decoder.compare, feats)]
+        return BkgCache(bkg, normed, feats, bterms, self.refine.bkg(normed))
+
+    def forward_cached(self, frame: torch.Tensor, cache: BkgCache) -> torch.Tensor:
+        h, w = frame.shape[-2:]
+        frame = self._pad(frame)
+        if frame.shape[-2:] != cache.bkg.shape[-2:]:
+            raise ValueError(f"frame size {w}x{h} does not match the background's")
+        frame = exposure_fit(frame, cache.bkg, self.config.exposure_iters)
+        fn = (frame - MEAN) / STD
+        logits = self.decoder(self.encoder(fn), cache.feats, cache.bterms)
+        logits = F.interpolate(logits, size=frame.shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.refine(logits, fn, cache.normed, cache.refine_term)
+        return logits[..., :h, :w]
+
+    def forward(self, frame: torch.Tensor, bkg: torch.Tensor) -> torch.Tensor:
+        return self.forward_cached(frame, self.encode_background(bkg))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def fuse_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every Conv2d+BatchNorm2d pair (inside conv_bn Sequentials) into one Conv2d, in place."""
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            items = list(module._modules.items())
+            for (n1, conv), (n2, bn) in zip(items, items[1:]):
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    std = torch.sqrt(bn.running_var + bn.eps)
+                    scale = bn.weight / std
+                    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                      conv.padding, conv.dilation, conv.groups, bias=True)
+                    fused.weight.data = conv.weight.data * scale.reshape(-1, 1, 1, 1)
+                    bias = conv.bias.data if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                    fused.bias.data = (bias - bn.running_mean) * scale + bn.bias
+                    module._modules[n1] = fused
+                    module._modules[n2] = nn.Identity()
+    return model

@@ -1,0 +1,361 @@
+"""The training job: augmented samples -> siamese network, validated on held-out whole sets.
+
+Runs as a plain process or under `torchrun` (DistributedDataParallel; only rank 0 writes files).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Sampler
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from humanseg import metrics
+from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, split_sets
+from humanseg.errors import HumansegError, WeightsError
+from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint, save_checkpoint
+from humanseg.model.network import NetConfig, SiameseSegNet, count_parameters
+from humanseg.model.segmenter import Segmenter
+
+
+@dataclass
+class TrainConfig:
+    images: list[str]
+    iterations: int = 1000
+    batch: int = 2
+    out: str = "weights"
+    resume: bool = False
+    lr: float = 3e-3
+    size: tuple[int, int] = (320, 240)
+    val_sets: str | None = "0.2"
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 0
+    init: str = "default"
+    val_every: int = 250
+    backgrounds: list[str] = field(default_factory=list)
+    work_width: int = 320
+    threads: int | None = None
+
+
+# ---------------------------------------------------------------- losses
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((1, 2, 3))
+    total = p.sum((1, 2, 3)) + target.sum((1, 2, 3))
+    # +1 smoothing so frames with nobody in them (empty target) have a finite, useful loss.
+    return (1 - (2 * inter + 1) / (total + 1)).mean()
+
+
+def boundary_weights(target: torch.Tensor, width: int = 5, gain: float = 2.0) -> torch.Tensor:
+    """Per-pixel BCE weights: 1 + gain near the true boundary, where the F-measure is decided."""
+    k = 2 * width + 1
+    dil = F.max_pool2d(target, k, 1, width)
+    ero = -F.max_pool2d(-target, k, 1, width)
+    return 1.0 + gain * (dil - ero)
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Boundary-weighted binary cross-entropy + Dice."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=boundary_weights(target))
+    return bce + dice_loss(logits, target)
+
+
+# ---------------------------------------------------------------- helpers
+
+class SkipSampler(Sampler):
+    """Yields a sampler's indices from position `start` on (resuming mid-run)."""
+
+    def __init__(self, sampler, start: int):
+        self.sampler, self.start = sampler, start
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.start, None)
+
+    def __len__(self):
+        return max(0, len(self.sampler) - self.start)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise HumansegError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def validate(model: SiameseSegNet, pairs: list[Pair], work_width: int) -> dict[str, float]:
+    """mIoU / Dice / boundary F of the model on whole frames at their full size."""
+    seg = Segmenter(model, work_width=work_width, device="cpu")
+    rows = []
+    current = None
+    for p in pairs:
+        if current is not p.background:
+            seg.set_background(p.background)
+            current = p.background
+        rows.append(metrics.frame_scores(seg.predict_mask(p.frame), p.mask))
+    return metrics.mean_scores(rows)
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """A short hash of all parameters and buffers (used to check ranks agree)."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def plot_history(rows: list[dict], path: Path) -> None:
+    """training.png: loss (blue) and validation IoU (green) over steps, drawn with OpenCV."""
+    w, h, pad = 800, 400, 50
+    img = np.full((h, w, 3), 255, np.uint8)
+    steps = [r["step"] for r in rows]
+    if not steps:
+        return
+    x_max = max(steps) or 1
+
+    def xy(step, value, lo, hi):
+        x = pad + (w - 2 * pad) * step / x_max
+        y = h - pad - (h - 2 * pad) * (value - lo) / ((hi - lo) or 1)
+        return int(x), int(y)
+
+    cv2.rectangle(img, (pad, pad), (w - pad, h - pad), (0, 0, 0), 1)
+    losses = [(r["step"], r["loss"]) for r in rows if r.get("loss") not in (None, "")]
+    if losses:
+        hi = max(v for _, v in losses)
+        pts = np.array([xy(s, v, 0, hi) for s, v in losses], np.int32)
+        cv2.polylines(img, [pts], False, (200, 80, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"loss (0..{hi:.2f})", (pad, pad - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (200, 80, 0), 1, cv2.LINE_AA)
+    vals = [(r["step"], r["val_iou"]) for r in rows if r.get("val_iou") not in (None, "")]
+    if vals:
+        pts = np.array([xy(s, v, 0, 1) for s, v in vals], np.int32)
+        cv2.polylines(img, [pts], False, (0, 160, 0), 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, tuple(int(c) for c in p), 3, (0, 160, 0), -1)
+        cv2.putText(img, f"val IoU (0..1), last {vals[-1][1]:.3f}", (w // 2, pad - 10),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 160, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"step {x_max}", (w - pad - 80, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".png", img)
+    if ok:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(buf.tobytes())
+        os.replace(tmp, path)
+
+
+def write_history(rows: list[dict], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["step", "loss", "train_iou", "val_iou", "val_dice",
+                                                "val_boundary_f", "lr", "seconds"])
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: r.get(k, "") for k in writer.fieldnames})
+    os.replace(tmp, path)
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    out = []
+    with open(path) as fh:
+        for r in csv.DictReader(fh):
+            out.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items()})
+            out[-1]["step"] = int(out[-1]["step"])
+    return out
+
+
+def initial_model(init: str) -> tuple[SiameseSegNet, str]:
+    """The starting network: 'default' (shipped model if present), 'scratch', or a checkpoint path."""
+    if init == "scratch":
+        return SiameseSegNet(NetConfig()), "scratch"
+    if init == "default":
+        if DEFAULT_WEIGHTS.is_file():
+            return load_model(DEFAULT_WEIGHTS)[0], f"shipped model {DEFAULT_WEIGHTS.name}"
+        return SiameseSegNet(NetConfig()), "scratch (no shipped model found)"
+    return load_model(init)[0], init
+
+
+def lr_at(step: int, total: int, base: float) -> float:
+    """Linear warm-up over 5% of the steps, then cosine decay to 2% of the base rate."""
+    warm = max(1, int(0.05 * total))
+    if step < warm:
+        return base * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+# ---------------------------------------------------------------- the job
+
+def train(cfg: TrainConfig, log=print) -> dict:
+    """Run training; returns the final metrics dict. Writes last.pt, best.pt, metrics.csv, training.png."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device(cfg.device)
+    if distributed:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    is_main = rank == 0
+    out = Path(cfg.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    csv_path, png_path = out / "metrics.csv", out / "training.png"
+
+    try:
+        pairs = load_pairs(cfg.images)
+        if not pairs:
+            raise HumansegError(f"no labeled frames found in {', '.join(map(str, cfg.images))} "
+                                f"(label some with label_images.py)")
+        train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
+        rooms = [img for folder in cfg.backgrounds for img in load_backgrounds(folder)]
+
+        start_step, best_iou, history = 0, -1.0, []
+        optimizer_state = None
+        if cfg.resume:
+            if not last_path.is_file():
+                raise HumansegError(f"--resume: no checkpoint to resume at {last_path}")
+            model, ckpt = load_model(last_path)
+            start_step = ckpt["step"]
+            optimizer_state = ckpt.get("optimizer")
+            best_iou = ckpt.get("extra", {}).get("best_iou", -1.0)
+            history = read_history(csv_path)
+            history = [r for r in history if r["step"] <= start_step]
+            origin = f"resumed {last_path} at step {start_step}"
+        else:
+            model, origin = initial_model(cfg.init)
+        torch.manual_seed(cfg.seed)
+        model.to(device)
+
+        if is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            val_names = sorted({p.set_key.rsplit(":", 1)[1] for p in val_pairs})
+            log(f"training on {len(train_pairs)} frames ({len({p.set_key for p in train_pairs})} sets) "
+                f"+ {len(rooms)} extra rooms; validating on {len(val_pairs)} frames "
+                f"({', '.join(val_names) or 'none'}); model {count_parameters(model):,} parameters; "
+                f"start: {origin}; device {device}" + (f" x{world}" if distributed else ""))
+
+        net = model
+        if distributed:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        if optimizer_state:
+            try:
+                optimizer.load_state_dict(optimizer_state)
+            except (ValueError, KeyError):
+                raise WeightsError(f"optimizer state in {last_path} does not fit the model") from None
+
+        total = cfg.iterations
+        if start_step >= total:
+            raise HumansegError(f"--resume: {last_path} is already at step {start_step} of "
+                                f"{total}; ask for more iterations with -i")
+        dataset = TrainingSet(train_pairs, rooms, size=cfg.size, length=total * cfg.batch * world,
+                              seed=cfg.seed)
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
+        loader = DataLoader(dataset, batch_size=cfg.batch, sampler=SkipSampler(sampler, start_step * cfg.batch),
+                            num_workers=cfg.workers, drop_last=True,
+                            persistent_workers=cfg.workers > 0)
+
+        def checkpoint(step, metrics_now, path):
+            save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
+                            extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed,
+                                   "images": [str(x) for x in cfg.images]})
+
+        interrupted = False
+        step = start_step
+        run_loss, run_iou, t0 = None, None, time.time()
+        last_val: dict = {}
+        bar = tqdm(total=total, initial=start_step, disable=not is_main, unit="it", dynamic_ncols=True)
+        net.train()
+        try:
+            for frame, bkg, target in loader:
+                frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr_at(step, total, cfg.lr)
+                logits = net(frame, bkg)
+                loss = segmentation_loss(logits, target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+                step += 1
+                with torch.no_grad():
+                    pred, tgt = logits > 0, target > 0.5
+                    union = (pred | tgt).sum((1, 2, 3)).float()
+                    inter = (pred & tgt).sum((1, 2, 3)).float()
+                    batch_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
+                lv, iv = loss.item(), batch_iou.item()
+                run_loss = lv if run_loss is None else 0.95 * run_loss + 0.05 * lv
+                run_iou = iv if run_iou is None else 0.95 * run_iou + 0.05 * iv
+                bar.update(1)
+                bar.set_postfix(loss=f"{run_loss:.3f}", iou=f"{run_iou:.3f}")
+                row = {"step": step, "loss": run_loss, "train_iou": run_iou,
+                       "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
+                if is_main and val_pairs and (step % cfg.val_every == 0 or step == total):
+                    model.eval()
+                    last_val = validate(model, val_pairs, cfg.work_width)
+                    model.train()
+                    row.update(val_iou=last_val["iou"], val_dice=last_val["dice"],
+                               val_boundary_f=last_val["boundary_f"])
+                    bar.write(f"step {step}: val mIoU {last_val['iou']:.4f}  Dice {last_val['dice']:.4f}  "
+                              f"boundary F {last_val['boundary_f']:.4f}")
+                    if last_val["iou"] > best_iou:
+                        best_iou = last_val["iou"]
+                        checkpoint(step, last_val, best_path)
+                if is_main and (step % 10 == 0 or "val_iou" in row or step == total):
+                    history.append(row)
+                if is_main and (step % cfg.val_every == 0 or step == total):
+                    checkpoint(step, last_val, last_path)
+                    write_history(history, csv_path)
+                    plot_history(history, png_path)
+                if step >= total:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+
+        if distributed:
+            # DDP keeps parameters in step; buffers (BN statistics) are made equal here too.
+            for buf in model.buffers():
+                dist.broadcast(buf, 0)
+            log(f"rank {rank} weights {state_digest(model)}")
+        if is_main:
+            if not val_pairs:
+                checkpoint(step, last_val, best_path)
+            checkpoint(step, last_val, last_path)
+            write_history(history, csv_path)
+            plot_history(history, png_path)
+            if interrupted:
+                log(f"interrupted at step {step}: saved {last_path} (continue with --resume)")
+            else:
+                log(f"done: {step} steps; last {last_path}, best {best_path} (val mIoU "
+                    f"{best_iou:.4f})" if val_pairs else f"done: {step} steps; {last_path}")
+        if interrupted:
+            raise HumansegError("interrupted", exit_code=130)
+        return {"step": step, "best_iou": best_iou, **last_val}
+    finally:
+        if distributed and dist.is_initialized():
+            dist.destroy_process_group()

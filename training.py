@@ -1,0 +1,54 @@
+"""Train the siamese segmentation network: python training.py -i 1000 -b 2"""
+
+import click
+
+from humanseg.cli import reports_errors
+
+
+def _size(ctx, param, value):
+    try:
+        w, h = (int(v) for v in value.lower().split("x")) if "x" in value.lower() else (int(value),) * 2
+    except ValueError:
+        raise click.BadParameter("use WIDTHxHEIGHT, e.g. 320x240") from None
+    if w < 32 or h < 32 or w % 16 or h % 16:
+        raise click.BadParameter("width and height must be multiples of 16, at least 32")
+    return w, h
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-i", "--iterations", default=1000, show_default=True, type=click.IntRange(1),
+              help="Training steps in all (a resumed run continues up to this step).")
+@click.option("-b", "--batch", default=2, show_default=True, type=click.IntRange(1), help="Batch size per process.")
+@click.option("--images", "images", multiple=True, default=["images"], show_default=True,
+              type=click.Path(file_okay=False), help="Image root with setN/ folders; repeat for several.")
+@click.option("--out", default="weights", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for last.pt, best.pt, metrics.csv, training.png.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")
+@click.option("--lr", default=3e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--size", default="320x240", show_default=True, callback=_size,
+              help="Training sample size WIDTHxHEIGHT (the network's working resolution).")
+@click.option("--val-sets", default="0.2", show_default=True,
+              help="Held-out whole sets: numbers like 3,7, a fraction like 0.2, or 'none'.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="Data loader processes.")
+@click.option("--init", "init", default="default", show_default=True,
+              help="Starting weights: default (the shipped model), scratch, or a checkpoint path.")
+@click.option("--val-every", default=250, show_default=True, type=click.IntRange(1), help="Validate every N steps.")
+@click.option("--backgrounds", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of empty-room images to composite labeled people onto; repeatable.")
+@click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
+@reports_errors
+def main(iterations, batch, images, out, resume, lr, size, val_sets, device, seed, workers, init,
+         val_every, backgrounds, threads):
+    """Train the network on every labeled frame under --images, validating on held-out sets."""
+    from humanseg.train import TrainConfig, train
+
+    train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,
+                      lr=lr, size=size, val_sets=None if val_sets.lower() == "none" else val_sets,
+                      device=device, seed=seed, workers=workers, init=init, val_every=val_every,
+                      backgrounds=list(backgrounds), threads=threads), log=click.echo)
+
+
+if __name__ == "__main__":
+    main()
