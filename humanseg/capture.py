@@ -1,0 +1,320 @@
+"""The capture loop: read a frame, find palms, feed the controller, save, draw, show.
+
+Everything at the edges is passed in (frame source, pose estimator, window, clock), so the loop
+runs the same on a camera, on an image folder under Xvfb, and in the benchmark. Per-frame work of
+other tools (a live segmentation overlay, a prediction saved beside each frame) plugs in through
+the `on_frame` and `on_saved` hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from humanseg import store
+from humanseg.errors import HumansegError
+from humanseg.ui import draw
+from humanseg.ui.controller import CaptureController, Event
+
+# Above this many seconds per pose call, automatic mode runs pose on every other frame.
+POSE_SLOW_SECONDS = 0.02
+
+
+class Window(Protocol):
+    def show(self, image: np.ndarray) -> None: ...
+    def poll(self, wait_ms: int = 1) -> tuple[list[int], list[tuple[int, int]]]: ...
+    def is_open(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class PalmFinder(Protocol):
+    def palms(self, frame_bgr: np.ndarray) -> Sequence: ...
+
+
+@dataclass
+class CaptureContext:
+    """What hooks may read about the session: the current set and its background (BGR uint8)."""
+
+    images_root: Path
+    frame_index: int = -1
+    set_number: int | None = None
+    background: np.ndarray | None = None
+    frames_saved: int = 0
+
+    @property
+    def set_path(self) -> Path | None:
+        return None if self.set_number is None else store.set_path(self.images_root, self.set_number)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One file written by the loop: kind "background" or "frame", its set, K (frames only), path."""
+
+    kind: str
+    set_number: int
+    frame_number: int | None
+    path: Path
+
+
+# on_frame(clean_frame, context) -> image to draw the buttons over (None keeps the frame);
+# on_saved(saved, clean_frame, context) runs after each save, e.g. to write K_pred.png beside K.png.
+FrameHook = Callable[[np.ndarray, CaptureContext], "np.ndarray | None"]
+SavedHook = Callable[[Saved, np.ndarray, CaptureContext], None]
+
+
+def source_position(source) -> dict:
+    """Which source frame was read last: {"source_index": i} plus "source_path" for image folders."""
+    paths = getattr(source, "paths", None)
+    index = getattr(source, "index", None)
+    if paths and isinstance(index, int) and index > 0:
+        i = (index - 1) % len(paths)
+        return {"source_index": i, "source_path": str(paths[i])}
+    return {}
+
+
+class FpsMeter:
+    """Frames per second over a sliding window of the last `size` frame times (clock seconds)."""
+
+    def __init__(self, size: int = 30):
+        self.size = size
+        self.times: list[float] = []
+
+    def tick(self, now: float) -> float:
+        self.times.append(now)
+        if len(self.times) > self.size:
+            del self.times[0]
+        if len(self.times) < 2 or self.times[-1] <= self.times[0]:
+            return 0.0
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+def save_capture(kind: str, frame: np.ndarray, context: CaptureContext) -> Saved:
+    """Write the clean frame through the store: a new set's bkg.png, or the next K.png of the set."""
+    if kind == "background":
+        number, path = store.save_background(context.images_root, frame)
+        return Saved("background", number, None, path)
+    k, path = store.save_frame(context.images_root, context.set_number, frame)
+    return Saved("frame", context.set_number, k, path)
+
+
+def status_text(context: CaptureContext, fps: float) -> str:
+    if context.set_number is None:
+        return f"no set yet: press Bkg | {fps:.0f} fps"
+    return f"set {context.set_number} | {context.frames_saved} frames | {fps:.0f} fps"
+
+
+def render(frame: np.ndarray, controller: CaptureController, palms, context: CaptureContext,
+           fps: float) -> np.ndarray:
+    """The screen for one frame: a copy of frame with buttons, palms, countdown and text drawn."""
+    canvas = frame.copy()
+    for button in controller.buttons:
+        draw.draw_button(canvas, button, active=controller.active == button.name,
+                         progress=controller.dwell_progress(button.name))
+    radius = max(4, int(controller.buttons[0].radius / 4)) if controller.buttons else 6
+    draw.draw_palms(canvas, palms, radius)
+    shown = controller.countdown_shown()
+    if shown is not None:
+        what = "background in" if controller.active == "bkg" else "frame in"
+        draw.draw_countdown(canvas, shown, f"{what} {shown} s - press again to cancel")
+    draw.draw_notices(canvas, controller.notices())
+    draw.draw_status(canvas, status_text(context, fps))
+    return canvas
+
+
+def run_capture(source, window: Window, controller: CaptureController, images_root: str | os.PathLike,
+                pose: PalmFinder | None = None, pose_every: int = 0, mirror: bool = True,
+                clock: Callable[[], float] = time.monotonic, log: Callable[[dict], None] | None = None,
+                on_frame: FrameHook | None = None, on_saved: SavedHook | None = None,
+                background: np.ndarray | None = None, max_fps: float = 0.0,
+                max_frames: int | None = None) -> CaptureContext:
+    """Run the capture screen until Ext / q / Esc, the window closes, or the source ends.
+
+    pose_every: run pose on every Nth frame (0 = every frame, every other one if pose is slow).
+    max_fps > 0 paces file sources; max_frames stops after that many frames (benchmarks).
+    Returns the final context (set number, frames saved). Releases source and window.
+    """
+    context = CaptureContext(Path(images_root), set_number=controller.set_number,
+                             background=background, frames_saved=controller.frames_saved)
+    emit = log or (lambda record: None)
+    fps_meter = FpsMeter()
+    keys: list[int] = []
+    clicks: list[tuple[int, int]] = []
+    palms: list[tuple[float, float]] = []
+    pose_seconds = 0.0
+    fps = 0.0
+    started = clock()
+
+    def report(event: Event) -> None:
+        emit({**event.as_dict(), "time": round(clock() - started, 3)})
+
+    try:
+        while True:
+            tick = clock()
+            raw = source.read()
+            if raw is None:
+                report(Event("quit", {"by": "end of source"}))
+                break
+            frame = cv2.flip(raw, 1) if mirror else raw
+            context.frame_index += 1
+
+            every = pose_every if pose_every > 0 else (2 if pose_seconds > POSE_SLOW_SECONDS else 1)
+            if pose is not None and context.frame_index % every == 0:
+                t0 = time.perf_counter()
+                palms = [(p.x, p.y) for p in pose.palms(frame)]
+                # Smoothed so one slow call does not flip the automatic mode back and forth.
+                pose_seconds = 0.8 * pose_seconds + 0.2 * (time.perf_counter() - t0) if pose_seconds else \
+                    time.perf_counter() - t0
+
+            for event in controller.update(palms, clicks, keys):
+                if event.name == "capture":
+                    report(event)
+                    event = _save(event.fields["kind"], frame, controller, context, on_saved)
+                    if event.name == "saved":
+                        event.fields.update(source_position(source), source_frame=context.frame_index)
+                report(event)
+
+            shown = frame
+            if on_frame is not None:
+                out = on_frame(frame, context)
+                if out is not None:
+                    shown = out
+            fps = fps_meter.tick(clock())
+            window.show(render(shown, controller, palms, context, fps))
+            if context.frame_index == 0:
+                h, w = frame.shape[:2]
+                emit({"event": "ready", "width": w, "height": h, "time": round(clock() - started, 3)})
+            keys, clicks = window.poll(1)
+            if controller.quit:
+                break
+            if not window.is_open():
+                report(Event("quit", {"by": "window closed"}))
+                break
+            if max_frames is not None and context.frame_index + 1 >= max_frames:
+                break
+            if max_fps > 0:
+                spare = 1.0 / max_fps - (clock() - tick)
+                if spare > 0:
+                    time.sleep(spare)
+    finally:
+        source.release()
+        window.close()
+    return context
+
+
+def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: CaptureContext,
+          on_saved: SavedHook | None) -> Event:
+    """Save the clean frame and tell the controller; a store failure becomes an on-screen message."""
+    try:
+        saved = save_capture(kind, frame, context)
+    except (HumansegError, OSError) as exc:
+        return controller.failed(f"save failed: {exc}")
+    event = controller.saved(saved.kind, str(saved.path), saved.set_number, saved.frame_number)
+    context.set_number, context.frames_saved = controller.set_number, controller.frames_saved
+    if kind == "background":
+        context.background = frame.copy()
+    if on_saved is not None:
+        on_saved(saved, frame, context)
+    return event
+
+
+class _Peeked:
+    """A source whose first frame was already read (to size the buttons); read() returns it first."""
+
+    def __init__(self, source, first: np.ndarray):
+        self._source = source
+        self._first = first
+
+    def read(self):
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        return self._source.read()
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+
+def load_pose(weights: str | None, scale: float | None) -> PalmFinder:
+    """PoseEstimator with the given weights; missing weights raise a one-line HumansegError (exit 2)."""
+    try:
+        from humanseg.pose import PoseEstimator
+    except ImportError as exc:
+        raise HumansegError(f"PoseNet is not available ({exc}); run with --no-pose to use mouse and keys") from None
+    from humanseg.errors import WeightsError
+
+    try:
+        return PoseEstimator.load(weights=weights, scale=scale)
+    except WeightsError as exc:
+        raise HumansegError(f"{exc}; {_weights_hint()}", exit_code=2) from None
+
+
+def _weights_hint() -> str:
+    """How to get PoseNet weights, in one clause (the cache folder comes from the pose package)."""
+    try:
+        from humanseg.pose.weights import cache_dir
+
+        where = f"put mobilenet_v1_050.pth in {cache_dir()}"
+    except Exception:  # the hint must never hide the real error
+        where = "put mobilenet_v1_050.pth in the PoseNet cache"
+    return f"to get weights, {where} or pass --posenet-weights PATH; or run with --no-pose (mouse and keys)"
+
+
+def open_source_quietly(spec: str):
+    """open_source without OpenCV's own WARN lines for a missing camera (our error says it once)."""
+    from humanseg.sources import open_source
+
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # 0 = silent
+    try:
+        return open_source(spec, loop=True)
+    except HumansegError as exc:
+        raise HumansegError(f"--source {spec}: {exc}") from None
+    finally:
+        cv2.setLogLevel(level)
+
+
+def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str = "0",
+                 images: str | os.PathLike = "images", set_number: int | None = None, mirror: bool = True,
+                 dwell: float = 0.3, use_pose: bool = True, posenet_weights: str | None = None,
+                 pose_every: int = 0, pose_scale: float | None = None, max_fps: float = 0.0,
+                 log: Callable[[dict], None] | None = None, window_name: str = "capture",
+                 on_frame: FrameHook | None = None, on_saved: SavedHook | None = None) -> CaptureContext:
+    """Check the inputs, open source, PoseNet and window, and run the capture loop (main.py's body)."""
+    from humanseg.display import require_display
+    from humanseg.ui.buttons import default_layout
+    from humanseg.ui.window import CvWindow
+
+    background, frames_saved = None, 0
+    if set_number is not None:
+        try:
+            info = store.scan_set(images, set_number)
+            background = store.read_background(info)
+        except HumansegError as exc:
+            raise HumansegError(f"--set {set_number}: {exc}") from None
+        frames_saved = len(info.frames)
+    require_display()
+    src = open_source_quietly(source)
+    try:
+        first = src.read()
+        if first is None:
+            raise HumansegError(f"--source {source}: no frames could be read")
+        h, w = first.shape[:2]
+        if background is not None and background.shape[:2] != (h, w):
+            raise HumansegError(f"--set {set_number}: bkg.png is {background.shape[1]}x{background.shape[0]} "
+                                f"but --source {source} gives {w}x{h} frames")
+        pose = load_pose(posenet_weights, pose_scale) if use_pose else None
+        window = CvWindow(window_name)
+    except BaseException:
+        src.release()
+        raise
+    controller = CaptureController(default_layout(w, h), bkg_seconds, sav_seconds, dwell,
+                                   set_number=set_number, frames_saved=frames_saved)
+    return run_capture(_Peeked(src, first), window, controller, images, pose=pose, pose_every=pose_every,
+                       mirror=mirror, log=log, on_frame=on_frame, on_saved=on_saved,
+                       background=background, max_fps=max_fps)

@@ -1,0 +1,96 @@
+"""Drawing the capture screen onto a BGR uint8 frame in place (buttons, palms, countdown, text)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from humanseg.ui.buttons import Button
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+# BGR; the original tool's colours: Ext red, Sav/Bkg blue, a running button green.
+BUTTON_COLOURS = {"ext": (0, 0, 230), "sav": (230, 80, 0), "bkg": (230, 80, 0)}
+ACTIVE_COLOUR = (0, 190, 0)
+PALM_COLOUR = (0, 0, 255)
+BUTTON_OPACITY = 0.6
+
+
+def text_scale(text: str, width: float, thickness: int) -> float:
+    """Font scale at which `text` is `width` pixels wide."""
+    (tw, _), _ = cv2.getTextSize(text, FONT, 1.0, thickness)
+    return width / max(tw, 1)
+
+
+def put_text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, colour=(255, 255, 255),
+             thickness: int = 2) -> None:
+    """Text with a dark outline so it stays readable on any background; org is the baseline left."""
+    cv2.putText(image, text, org, FONT, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(image, text, org, FONT, scale, colour, thickness, cv2.LINE_AA)
+
+
+def draw_button(image: np.ndarray, button: Button, active: bool = False, progress: float = 0.0) -> None:
+    """A semi-transparent disc with its label; green while its countdown runs; an arc shows dwell."""
+    r = int(round(button.radius))
+    cx, cy = int(round(button.x)), int(round(button.y))
+    colour = ACTIVE_COLOUR if active else BUTTON_COLOURS.get(button.name, (128, 128, 128))
+    h, w = image.shape[:2]
+    x0, y0 = max(0, cx - r - 1), max(0, cy - r - 1)
+    x1, y1 = min(w, cx + r + 2), min(h, cy + r + 2)
+    if x1 > x0 and y1 > y0:
+        # Blend only the button's square: a full-frame addWeighted per button costs real FPS.
+        roi = image[y0:y1, x0:x1]
+        drawn = roi.copy()
+        cv2.circle(drawn, (cx - x0, cy - y0), r, colour, -1, cv2.LINE_AA)
+        cv2.addWeighted(drawn, BUTTON_OPACITY, roi, 1.0 - BUTTON_OPACITY, 0, dst=roi)
+    cv2.circle(image, (cx, cy), r, (255, 255, 255), max(1, r // 20), cv2.LINE_AA)
+    if progress > 0:
+        cv2.ellipse(image, (cx, cy), (r, r), -90, 0, 360 * progress, (0, 255, 255), max(2, r // 8), cv2.LINE_AA)
+    thickness = max(2, r // 16)
+    scale = text_scale(button.label, 1.3 * r, thickness)
+    (tw, th), _ = cv2.getTextSize(button.label, FONT, scale, thickness)
+    put_text(image, button.label, (cx - tw // 2, cy + th // 2), scale, thickness=thickness)
+
+
+def draw_palms(image: np.ndarray, palms: Iterable[tuple[float, float]], radius: int) -> None:
+    """A filled red dot per palm (frame pixels)."""
+    for x, y in palms:
+        cv2.circle(image, (int(round(x)), int(round(y))), radius, PALM_COLOUR, -1, cv2.LINE_AA)
+        cv2.circle(image, (int(round(x)), int(round(y))), radius, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def draw_band_text(image: np.ndarray, text: str, centre_y: int, height: int, colour=(255, 255, 255)) -> None:
+    """Text centred in a darkened horizontal band of `height` pixels around centre_y."""
+    h, w = image.shape[:2]
+    y0 = max(0, centre_y - height // 2)
+    y1 = min(h, y0 + height)
+    band = image[y0:y1]
+    band //= 2  # darken in place: cheap and keeps the picture visible underneath
+    thickness = max(1, height // 14)
+    scale = min(text_scale(text, 0.9 * w, thickness), height * 0.6 / 22)
+    (tw, th), _ = cv2.getTextSize(text, FONT, scale, thickness)
+    put_text(image, text, ((w - tw) // 2, (y0 + y1 + th) // 2), scale, colour, thickness)
+
+
+def draw_countdown(image: np.ndarray, seconds: int, what: str) -> None:
+    """The countdown number drawn large in the middle of the frame with what it will save."""
+    h, w = image.shape[:2]
+    draw_band_text(image, str(seconds), int(h * 0.72), int(h * 0.28), (0, 255, 255))
+    draw_band_text(image, what, int(h * 0.9), int(h * 0.08))
+
+
+def draw_status(image: np.ndarray, text: str) -> None:
+    """One status line at the bottom-left corner."""
+    h, w = image.shape[:2]
+    thickness = max(1, w // 640)
+    scale = 0.55 * w / 640
+    put_text(image, text, (int(0.02 * w), h - int(0.025 * h)), scale, thickness=thickness)
+
+
+def draw_notices(image: np.ndarray, texts: Sequence[str]) -> None:
+    """Messages and save confirmations as bands near the top of the frame."""
+    h, w = image.shape[:2]
+    band = max(18, int(h * 0.06))
+    for i, text in enumerate(texts):
+        draw_band_text(image, text, int(h * 0.28) + i * (band + 4), band)

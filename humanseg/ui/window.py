@@ -1,0 +1,51 @@
+"""The OpenCV window of the capture tool: shows frames, collects clicks and keys."""
+
+from __future__ import annotations
+
+import cv2
+
+from humanseg.display import require_display
+
+
+class CvWindow:
+    """A HighGUI window sized 1:1 to the image (no Qt toolbar), clicks in image pixels."""
+
+    def __init__(self, name: str = "capture"):
+        require_display()  # Qt aborts the whole process on a missing display; fail with a line instead
+        self.name = name
+        # GUI_NORMAL: no toolbar or context menu, so window pixels are image pixels.
+        cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+        cv2.setMouseCallback(name, self._on_mouse)
+        self._clicks: list[tuple[int, int]] = []
+        self.closed = False
+
+    def _on_mouse(self, event, x, y, flags, param):
+        # One button-up per physical click; Qt reports a quick second click as DBLCLK (and DOWN).
+        if event == cv2.EVENT_LBUTTONUP:
+            self._clicks.append((x, y))
+
+    def show(self, image) -> None:
+        cv2.imshow(self.name, image)
+
+    def poll(self, wait_ms: int = 1) -> tuple[list[int], list[tuple[int, int]]]:
+        """Pump window events for wait_ms; returns (key codes, left clicks in image pixels)."""
+        key = cv2.waitKey(wait_ms)
+        keys = [key & 0xFF] if key != -1 else []
+        clicks, self._clicks = self._clicks, []
+        return keys, clicks
+
+    def is_open(self) -> bool:
+        """False once the user closed the window with the window manager."""
+        try:
+            return cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) >= 1
+        except cv2.error:
+            return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                cv2.destroyWindow(self.name)
+                cv2.waitKey(1)  # lets Qt actually process the destroy
+            except cv2.error:
+                pass

@@ -1,0 +1,61 @@
+"""Capture tool: `python main.py -b 5 -s 2` shows the camera with palm-touch buttons Ext / Sav / Bkg."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from humanseg.cli import images_option, reports_errors
+
+
+def _print_event(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-b", "--bkg-countdown", "bkg_seconds", type=click.FloatRange(min=0), default=5, show_default=True,
+              help="Seconds counted down before the background is saved.")
+@click.option("-s", "--sav-countdown", "sav_seconds", type=click.FloatRange(min=0), default=2, show_default=True,
+              help="Seconds counted down before a frame is saved.")
+@click.option("--source", default="0", show_default=True,
+              help="Camera index, video file, or image folder / glob pattern (read in order, looped).")
+@images_option
+@click.option("--set", "set_number", type=click.IntRange(min=0), default=None,
+              help="Continue an existing set (its bkg.png is kept) instead of capturing a new background.")
+@click.option("--no-mirror", is_flag=True, help="Show and save frames as the camera gives them (not mirrored).")
+@click.option("--dwell", type=click.FloatRange(min=0), default=0.3, show_default=True,
+              help="Seconds a palm must stay inside a button to press it.")
+@click.option("--no-pose", is_flag=True, help="No PoseNet: press buttons with the mouse or keys b / s / q.")
+@click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
+              help="PoseNet weights (.pth); default: $HUMANSEG_POSENET_WEIGHTS or the cache.")
+@click.option("--pose-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Run PoseNet on every Nth frame (0: every frame, every other one when it is slow).")
+@click.option("--pose-scale", type=click.FloatRange(0.05, 2.0), default=None,
+              help="PoseNet input size as a fraction of the frame (default: the estimator's).")
+@click.option("--max-fps", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Pace the loop to at most this rate (0: as fast as frames come; use for files).")
+@click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout.")
+@reports_errors
+def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell, no_pose, posenet_weights,
+         pose_every, pose_scale, max_fps, log_events):
+    """Capture a background, then frames of yourself, by touching the on-screen buttons.
+
+    Bkg (or key b) saves a new set's bkg.png after the -b countdown; Sav (or s) saves the next
+    K.png after the -s countdown; Ext (or q / Esc) quits. Hold a palm in a button, or click it.
+    """
+    from humanseg.capture import open_capture
+
+    result = open_capture(
+        bkg_seconds=bkg_seconds, sav_seconds=sav_seconds, source=source, images=images,
+        set_number=set_number, mirror=not no_mirror, dwell=dwell, use_pose=not no_pose,
+        posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale, max_fps=max_fps,
+        log=_print_event if log_events else None,
+    )
+    if result.set_number is not None:
+        click.echo(f"set {result.set_number}: {result.frames_saved} frames in {result.set_path}", err=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
