@@ -1,0 +1,259 @@
+"""label_images.py in a real OpenCV window under Xvfb, driven with xdotool; and its bad-input exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from gui import ROOT, GuiApp
+from humanseg import store
+from humanseg.labeling.editor import PolygonEditor
+from humanseg.labeling.geometry import Shape, iou, shapes_to_mask
+
+SQUARE = [(200, 150), (400, 150), (400, 350), (200, 350)]
+
+
+def title_pattern(title: str) -> str:
+    """The window title as an xdotool (POSIX extended) regex."""
+    return "".join("\\" + c if c in "()[]{}.*+?|^$\\" else c for c in title)
+
+
+def start(root, xdisplay, *extra, set_number=3):
+    app = GuiApp(["label_images.py", "-s", str(set_number), "--images", str(root), "--log-events", *extra],
+                 xdisplay)
+    ready = app.wait_event("ready")
+    app.find_window(title_pattern(ready["title"]), size=(ready["width"], ready["height"]))
+    return app, ready
+
+
+def next_ready(app):
+    ready = app.wait_event("ready")
+    # Same window, new title: wait until xdotool sees the new title before sending input.
+    app.find_window(title_pattern(ready["title"]), size=(ready["width"], ready["height"]))
+    return ready
+
+
+def ready_shapes(ready) -> list[Shape]:
+    return [Shape([tuple(p) for p in pts], hole) for pts, hole in zip(ready["polygons"], ready["holes"])]
+
+
+@pytest.fixture
+def unlabeled(copy_set):
+    """images root with a copy of dev set3 whose masks are removed (every frame unlabeled)."""
+    return copy_set(3, labels=False)
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_click_polygon_accept_saves_mask_and_json(unlabeled, xdisplay, tmp_path):
+    info = store.scan_set(unlabeled, 3)
+    first = info.frames[0]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        frame = store.read_frame(info, first)
+        assert ready["frame"] == first and ready["source"] == "none"
+        assert ready["title"] == f"set 3 \u2014 frame {first} (1 of {len(info.frames)})"
+        # The window is the image, 1:1 (no toolbar or status bar).
+        assert app.geometry() == (frame.shape[1], frame.shape[0]) == (ready["width"], ready["height"])
+        for x, y in SQUARE:
+            app.click(x, y)
+        app.click(SQUARE[0][0] + 4, SQUARE[0][1] + 3)  # within 10 px of the first vertex: closes
+        app.wait_event("edit", action="close")
+        shot = cv2.imread(str(app.screenshot(tmp_path / "shot.png")))
+        # Inside the polygon the picture is tinted, outside it is the frame itself.
+        assert np.abs(shot[250, 300].astype(int) - frame[250, 300]).sum() > 30
+        assert np.array_equal(shot[250, 100], frame[250, 100])
+        app.key("Return")
+        saved = app.wait_event("saved", frame=first)
+        app.key("q")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    mask = cv2.imread(saved["mask"], cv2.IMREAD_UNCHANGED)
+    assert saved["mask"] == str(info.mask_path(first)) and mask.ndim == 2
+    assert set(np.unique(mask)) == {0, 255}
+    assert np.count_nonzero(mask) == 200 * 200
+    assert mask[250, 300] == 255 and mask[100, 300] == 0
+    doc = json.loads(info.json_path(first).read_text())
+    assert doc["imagePath"] == f"{first}.png" and doc["imageData"] is None
+    assert (doc["imageHeight"], doc["imageWidth"]) == frame.shape[:2]
+    assert "version" in doc and doc["flags"] == {}
+    assert len(doc["shapes"]) == 1
+    assert doc["shapes"][0]["label"] == "person" and doc["shapes"][0]["shape_type"] == "polygon"
+    assert doc["shapes"][0]["points"] == [list(map(float, p)) for p in SQUARE]
+    # Only the accepted frame has a label; the rest stay unlabeled.
+    assert store.scan_set(unlabeled, 3).labeled == [first]
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, xdisplay):
+    info = store.scan_set(unlabeled, 3)
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        for x, y in SQUARE[:3]:
+            app.click(x, y)
+        app.click(450, 450, button=3)  # right click closes
+        app.wait_event("edit", action="close")
+        app.key("Return")
+        app.wait_event("saved", frame=info.frames[0])
+        second = next_ready(app)
+        assert second["frame"] == info.frames[1]
+        app.click(100, 100)
+        app.click(200, 100)
+        app.click(200, 200)
+        app.wait_event("edit", action="add", open=3)
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    assert summary["saved"] == 1 and summary["quit"] is True
+    after = store.scan_set(unlabeled, 3)
+    assert after.labeled == [info.frames[0]]
+    assert not info.json_path(info.frames[1]).exists()
+    assert not list(info.path.glob("*.tmp"))
+    mask = store.read_mask(info.mask_path(info.frames[0]))
+    assert np.count_nonzero(mask) == pytest.approx(200 * 200 / 2, rel=0.01)  # the right triangle
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_prediction_opens_as_polygons_and_vertex_drag_changes_saved_mask(copy_set, dev_root, xdisplay):
+    root = copy_set(3, labels=False)
+    info = store.scan_set(root, 3)
+    dev = store.scan_set(dev_root, 3)
+    k0, k1 = info.frames[:2]
+    # Real labels stand in for a model's predictions.
+    preds = {k: store.read_mask(dev.mask_path(k)) for k in (k0, k1)}
+    for k, pred in preds.items():
+        store.write_image(info.pred_path(k), pred)
+    app, ready = start(root, xdisplay)
+    try:
+        assert ready["source"] == "pred" and ready["frame"] == k0
+        shapes = ready_shapes(ready)
+        assert iou(shapes_to_mask(shapes, 480, 640), preds[k0]) >= 0.98
+        # Drag the rightmost vertex 40 px further right, then do the same in the model.
+        si, vi = max(((si, vi) for si, s in enumerate(shapes) if not s.hole for vi in range(len(s.points))),
+                     key=lambda t: shapes[t[0]].points[t[1]][0])
+        x0, y0 = (round(c) for c in shapes[si].points[vi])
+        x1, y1 = min(x0 + 40, 639), y0
+        app.drag(x0, y0, x1, y1)
+        app.wait_event("edit", action="moved")
+        app.key("Return")
+        saved = app.wait_event("saved", frame=k0)
+        assert saved["unchanged"] is False and saved["vertices_edited"] == 1
+        # Second frame: accepted as predicted.
+        second = next_ready(app)
+        assert second["source"] == "pred"
+        app.key("Return")
+        saved1 = app.wait_event("saved", frame=k1)
+        assert saved1["unchanged"] is True
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    expected_editor = PolygonEditor(shapes)
+    assert expected_editor.press(x0, y0) == "grab"
+    expected_editor.release(x1, y1)
+    expected = expected_editor.mask(480, 640)
+    mask0 = store.read_mask(info.mask_path(k0))
+    assert np.array_equal(mask0, expected)
+    # The mask grew right of the old vertex, and nowhere else.
+    grown = (mask0 > 0) & ~(shapes_to_mask(shapes, 480, 640) > 0)
+    assert grown.sum() > 0 and np.all(np.nonzero(grown)[1] > min(x0, x1) - 41)
+    assert iou(store.read_mask(info.mask_path(k1)), preds[k1]) >= 0.98
+    assert (summary["saved"], summary["unchanged"], summary["vertices_edited"]) == (2, 1, 1)
+    # A prediction is never written as a label by itself: frames not accepted have no mask.
+    assert store.scan_set(root, 3).labeled == [k0, k1]
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_redo_reopens_saved_polygons(copy_set, xdisplay):
+    root = copy_set(3)
+    info = store.scan_set(root, 3)
+    k = info.frames[0]
+    shapes = [Shape([(100.0, 100.0), (300.0, 120.0), (250.0, 400.0)]),
+              Shape([(150.0, 150.0), (200.0, 150.0), (180.0, 200.0)], hole=True)]
+    from humanseg.labeling.labelme import to_labelme
+
+    store.write_json(info.json_path(k), to_labelme(shapes, f"{k}.png", 480, 640))
+    before = info.mask_path(k).read_bytes()
+    app, ready = start(root, xdisplay, "--redo", str(k))
+    try:
+        assert ready["source"] == "json"
+        assert [(s.points, s.hole) for s in ready_shapes(ready)] == [(s.points, s.hole) for s in shapes]
+        app.key("d")  # pointer is outside every shape: nothing is deleted
+        app.key("Return")
+        app.wait_event("saved", frame=k, unchanged=True)
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    assert info.mask_path(k).read_bytes() != before  # replaced, as --redo asked
+    assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask(shapes, 480, 640))
+
+
+# ------------------------------------------------------------ bad input: one line, exit 2
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "label_images.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, result.stderr
+    for w in words:
+        assert w in lines[0]
+
+
+def test_unknown_set(copy_set):
+    root = copy_set(3)
+    assert_one_line_error(run_cli("-s", "42", "--images", str(root)), "set42", "not found")
+
+
+def test_set_without_frames(copy_set):
+    root = copy_set(3)
+    for p in (root / "set3").glob("*.png"):
+        if p.name != "bkg.png":
+            p.unlink()
+    assert_one_line_error(run_cli("-s", "3", "--images", str(root)), "no frames", "set3")
+
+
+def test_redo_unknown_frame(copy_set):
+    root = copy_set(3)
+    assert_one_line_error(run_cli("-s", "3", "--images", str(root), "--redo", "77"), "--redo 77", "77.png")
+
+
+def test_no_display(unlabeled):
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    result = subprocess.run([sys.executable, "label_images.py", "-s", "3", "--images", str(unlabeled)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert_one_line_error(result, "no display")
+
+
+def test_dead_display(unlabeled):
+    assert_one_line_error(run_cli("-s", "3", "--images", str(unlabeled), env={"DISPLAY": ":87"}),
+                          "cannot connect", ":87")
+
+
+def test_nothing_to_label_is_not_an_error(copy_set):
+    root = copy_set(3)  # every frame has a mask
+    result = run_cli("-s", "3", "--images", str(root), env={"DISPLAY": ""})
+    assert result.returncode == 0 and "already have a mask" in result.stdout
+
+
+def test_redo_and_all_together_is_usage_error(copy_set):
+    root = copy_set(3)
+    result = run_cli("-s", "3", "--images", str(root), "--redo", "0", "--all")
+    assert result.returncode == 2 and "--redo" in result.stderr and "Traceback" not in result.stderr
