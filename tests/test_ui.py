@@ -1,0 +1,253 @@
+"""The capture screen's state machines driven with a fake clock: no window, no camera."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from humanseg.ui import draw
+from humanseg.ui.buttons import RELEASE_FACTOR, Button, DwellTracker, button_at, default_layout
+from humanseg.ui.controller import NEED_BACKGROUND, CaptureController
+from humanseg.ui.countdown import Countdown
+
+
+class FakeClock:
+    """A clock the test moves by hand (seconds)."""
+
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def centre(controller, name):
+    b = next(b for b in controller.buttons if b.name == name)
+    return (b.x, b.y)
+
+
+def names(events):
+    return [(e.name, e.fields.get("button")) for e in events]
+
+
+def make(clock, **kw):
+    return CaptureController(default_layout(640, 480), clock=clock, **{"bkg_seconds": 3, "sav_seconds": 2, **kw})
+
+
+def run_palm(controller, clock, palm, seconds, step=1 / 30):
+    """Hold a palm for `seconds` at 30 fps; returns all events."""
+    events = []
+    for _ in range(int(round(seconds / step))):
+        clock.advance(step)
+        events += controller.update([palm] if palm else [])
+    return events
+
+
+# ---------------------------------------------------------------- layout
+
+def test_layout_follows_the_original_positions_and_scales_with_the_frame():
+    for w, h in ((640, 480), (1280, 720)):
+        buttons = {b.name: b for b in default_layout(w, h)}
+        assert (buttons["ext"].x, buttons["ext"].y) == pytest.approx((0.85 * w, 0.15 * h))
+        assert (buttons["sav"].x, buttons["sav"].y) == pytest.approx((0.85 * w, 0.45 * h))
+        assert (buttons["bkg"].x, buttons["bkg"].y) == pytest.approx((0.15 * w, 0.45 * h))
+        assert all(b.radius == pytest.approx(0.06 * w) for b in buttons.values())
+        assert button_at(buttons.values(), 0.85 * w + 0.05 * w, 0.45 * h).name == "sav"
+        assert button_at(buttons.values(), w / 2, h / 2) is None
+
+
+# ---------------------------------------------------------------- dwell and hysteresis
+
+def test_palm_presses_only_after_the_dwell():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    events = run_palm(c, clock, centre(c, "sav"), 0.25)
+    assert not [e for e in events if e.name == "pressed"]
+    assert 0.5 < c.dwell_progress("sav") < 1.0
+    events = run_palm(c, clock, centre(c, "sav"), 0.1)
+    assert names(events)[:2] == [("pressed", "sav"), ("countdown_started", "sav")]
+    assert events[0].fields["by"] == "palm"
+
+
+def test_a_resting_palm_presses_once_and_rearms_only_after_leaving():
+    clock = FakeClock()
+    c = make(clock, set_number=1, sav_seconds=100)
+    events = run_palm(c, clock, centre(c, "sav"), 5.0)
+    assert [e.name for e in events].count("pressed") == 1
+    events = run_palm(c, clock, (320, 240), 0.2)  # leaves the button
+    events += run_palm(c, clock, centre(c, "sav"), 0.5)  # comes back: second press cancels
+    assert names(events) == [("pressed", "sav"), ("countdown_cancelled", "sav")]
+
+
+def test_palm_jitter_at_the_button_edge_does_not_fire_twice():
+    clock = FakeClock()
+    c = make(clock, set_number=1, sav_seconds=100)
+    sx, sy = centre(c, "sav")
+    r = c.buttons[1].radius
+    # Alternates just inside and just outside the circle (well within the release radius).
+    inside, outside = (sx - 0.95 * r, sy), (sx - 1.1 * r, sy)
+    assert 1.1 < RELEASE_FACTOR
+    events = []
+    for i in range(300):
+        clock.advance(1 / 30)
+        events += c.update([inside if i % 2 == 0 else outside])
+    assert [e.name for e in events].count("pressed") == 1
+    assert c.active == "sav"
+
+
+def test_passing_through_a_button_faster_than_the_dwell_does_not_press():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    bx, by = centre(c, "bkg")
+    events = []
+    # 480 px/s: the release circle (2 * 1.3 * 38 px wide) is crossed in about 0.2 s < 0.3 s dwell.
+    for i in range(20):
+        clock.advance(1 / 30)
+        events += c.update([(bx - 150 + 16 * i, by)])
+    assert not events
+
+
+def test_dwell_tracker_rejects_negative_dwell_and_two_palms_count_as_one():
+    with pytest.raises(ValueError):
+        DwellTracker([Button("sav", 0, 0, 10)], dwell=-1)
+    t = DwellTracker([Button("sav", 0, 0, 10)], dwell=0.3)
+    assert t.update([(0, 0), (1, 1)], 0.0) == []
+    assert t.update([(0, 0), (1, 1)], 0.31) == ["sav"]
+    assert t.update([(0, 0)], 0.5) == []
+
+
+# ---------------------------------------------------------------- countdowns and saving
+
+def test_countdown_shows_whole_seconds_and_ends_on_time():
+    cd = Countdown(3, start=10.0)
+    assert [cd.shown(t) for t in (10.0, 10.5, 11.0, 12.2, 12.99, 13.0)] == [3, 3, 2, 1, 1, 0]
+    assert not cd.done(12.99) and cd.done(13.0)
+    with pytest.raises(ValueError):
+        Countdown(-1, 0)
+
+
+def test_background_countdown_end_asks_for_exactly_one_capture():
+    clock = FakeClock()
+    c = make(clock)
+    events = c.update(keys=[ord("b")])
+    assert names(events) == [("pressed", "bkg"), ("countdown_started", "bkg")]
+    assert events[1].fields["seconds"] == 3
+    captures = []
+    for _ in range(200):  # 200 frames over 6.6 s
+        clock.advance(1 / 30)
+        captures += [e for e in c.update() if e.name == "capture"]
+        if c.countdown is not None:
+            assert c.countdown_shown() in (1, 2, 3)
+    assert len(captures) == 1 and captures[0].fields == {"button": "bkg", "kind": "background"}
+    assert c.active is None and c.countdown_shown() is None
+    saved = c.saved("background", "images/set4/bkg.png", 4)
+    assert saved.as_dict() == {"event": "saved", "kind": "background", "set": 4, "path": "images/set4/bkg.png"}
+    assert c.set_number == 4 and c.frames_saved == 0
+    assert c.notices() == ["saved images/set4/bkg.png"]
+    clock.advance(5)
+    assert c.notices() == []
+
+
+def test_capture_waits_the_full_countdown():
+    clock = FakeClock()
+    c = make(clock, set_number=2, frames_saved=3)
+    c.update(keys=[ord("s")])
+    clock.advance(1.99)
+    assert [e.name for e in c.update()] == []
+    clock.advance(0.02)
+    assert names(c.update()) == [("capture", "sav")]
+    c.saved("frame", "images/set2/3.png", 2, 3)
+    assert c.frames_saved == 4
+
+
+def test_pressing_a_running_button_again_cancels_it():
+    clock = FakeClock()
+    c = make(clock)
+    bkg = centre(c, "bkg")
+    c.update(clicks=[bkg])
+    clock.advance(1.0)
+    events = c.update(clicks=[bkg])
+    assert names(events) == [("pressed", "bkg"), ("countdown_cancelled", "bkg")]
+    clock.advance(10)
+    assert c.update() == []
+    assert c.set_number is None
+
+
+def test_save_before_background_says_capture_a_background_first():
+    clock = FakeClock()
+    c = make(clock)
+    events = c.update(clicks=[centre(c, "sav")])
+    assert names(events) == [("pressed", "sav"), ("message", None)]
+    assert events[1].fields["text"] == NEED_BACKGROUND
+    assert c.notices() == [NEED_BACKGROUND]
+    clock.advance(10)
+    assert c.update() == [] and c.active is None
+
+
+def test_continuing_a_set_allows_save_at_once():
+    clock = FakeClock()
+    c = make(clock, set_number=7, frames_saved=2)
+    assert names(c.update(keys=[ord("s")])) == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_a_new_press_replaces_the_running_countdown():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    c.update(keys=[ord("s")])
+    events = c.update(keys=[ord("b")])
+    assert names(events) == [("pressed", "bkg"), ("countdown_cancelled", "sav"), ("countdown_started", "bkg")]
+    clock.advance(3)
+    assert names(c.update()) == [("capture", "bkg")]
+
+
+@pytest.mark.parametrize("key", [ord("q"), 27])
+def test_quit_keys_and_ext_button(key):
+    clock = FakeClock()
+    c = make(clock)
+    c.update(keys=[ord("b")])
+    events = c.update(keys=[key])
+    assert names(events) == [("pressed", "ext"), ("quit", None)]
+    assert c.quit
+    clock.advance(10)
+    assert not [e for e in c.update() if e.name == "capture"]  # nothing is saved after quitting
+    c2 = make(FakeClock())
+    assert names(c2.update(clicks=[centre(c2, "ext")]))[-1] == ("quit", None)
+
+
+def test_clicks_outside_buttons_and_unknown_keys_do_nothing():
+    c = make(FakeClock())
+    assert c.update(clicks=[(320, 240), (0, 0)], keys=[ord("x"), 255, -1]) == []
+
+
+# ---------------------------------------------------------------- drawing
+
+@pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
+def test_button_labels_fit_inside_their_circle(size):
+    w, h = size
+    for b in default_layout(w, h):
+        image = np.zeros((h, w, 3), np.uint8)
+        draw.draw_button(image, b)
+        # White label pixels exist, and lie within the circle (the label is readable, not clipped).
+        ys, xs = np.nonzero((image > 240).all(axis=2))
+        inside = np.hypot(xs - b.x, ys - b.y) < b.radius * 0.9
+        assert inside.sum() > 0.002 * w * h * 0.06 ** 2 * 3.14 * 10
+        text_w = xs[inside].max() - xs[inside].min()
+        assert 0.9 * b.radius < text_w < 1.7 * b.radius
+        assert text_w > 30  # at 640x480 the label is at least 30 px wide
+
+
+def test_buttons_are_semi_transparent_and_turn_green_when_active():
+    image = np.full((480, 640, 3), 100, np.uint8)
+    b = default_layout(640, 480)[1]
+    edge = (int(b.y), int(b.x - 0.8 * b.radius))  # inside the disc, left of the label
+    draw.draw_button(image, b)
+    idle = image[edge].astype(int)
+    assert 100 < idle[0] < 230 and idle[2] < 100  # blue, with the grey still showing through
+    image[:] = 100
+    draw.draw_button(image, b, active=True)
+    active = image[edge].astype(int)
+    assert active[1] > 130 and active[0] < 100 and active[2] < 100
+    assert (image[0:10, 0:10] == 100).all()  # nothing drawn outside the button
