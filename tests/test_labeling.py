@@ -391,3 +391,49 @@ def test_guesser_falls_back_when_model_unavailable():
 def test_rasterize_empty_geometry():
     assert rasterize(shapes_geometry([]), 10, 20).shape == (10, 20)
     assert rasterize(shapes_geometry([]), 10, 20).max() == 0
+
+
+class FakeSegmenter:
+    """Stands in for humanseg.model's Segmenter: a fixed square, and it records the background."""
+
+    def __init__(self):
+        self.background = None
+
+    def set_background(self, bkg):
+        self.background = bkg
+
+    def predict_mask(self, frame):
+        mask = np.zeros(frame.shape[:2], np.uint8)
+        mask[100:200, 300:400] = 255
+        return mask
+
+
+def test_guesser_uses_model_when_no_pred_and_loads_it_once():
+    bkg = np.zeros((H, W, 3), np.uint8)
+    loads = []
+
+    def load(weights=None):
+        loads.append(weights)
+        return FakeSegmenter()
+
+    g = Guesser(bkg, weights="w.pt", load=load)
+    for _ in range(2):
+        guess = g.guess(bkg.copy())
+        assert guess.source == "model" and guess.mask[150, 350] == 255 and guess.mask[50, 50] == 0
+    assert loads == ["w.pt"] and g._segmenter.background is bkg
+    assert g.guess(bkg.copy(), pred_path=None).source == "model"
+
+
+def test_guesser_falls_back_when_model_fails():
+    from humanseg.errors import WeightsError
+
+    def load(weights=None):
+        raise WeightsError("no weights found: weights/humanseg.pt")
+
+    bkg = np.zeros((H, W, 3), np.uint8)
+    frame = bkg.copy()
+    frame[50:150, 50:150] = 255
+    g = Guesser(bkg, load=load)
+    guess = g.guess(frame)
+    assert guess.source == "diff" and guess.mask[100, 100] == 255
+    assert "no weights found" in g.model_problem

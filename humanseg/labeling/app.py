@@ -113,11 +113,13 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
 
     guesser = Guesser(background, weights=weights) if use_guess else None
     cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    noted = False
     try:
         for i, k in enumerate(ks, 1):
             frame = store.read_frame(info, k, background.shape)
             shapes, source = initial_shapes(info, k, frame, guesser)
-            if guesser is not None and guesser.model_problem and source == "diff" and i == 1:
+            if source == "diff" and guesser.model_problem and not noted:
+                noted = True
                 print(f"note: no model ({guesser.model_problem}); guessing by background "
                       f"differencing", file=sys.stderr)
             title = f"set {set_number} \u2014 frame {k} ({i} of {len(ks)})"

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from humanseg.errors import HumansegError
 from humanseg.labeling.geometry import Shape, mask_to_shapes
 
 GUESS_EPSILON = 1.0  # px: outline simplification of guesses (IoU ≥ 0.99 on the dev masks)
@@ -45,22 +44,25 @@ class Guess:
 class Guesser:
     """Best available guess per frame; the model is loaded once, on first need, and only if present."""
 
-    def __init__(self, background: np.ndarray, use_model: bool = True, weights: str | None = None):
+    def __init__(self, background: np.ndarray, use_model: bool = True, weights: str | None = None,
+                 load=None):
         self.background = background
         self.use_model = use_model
         self.weights = weights
+        self._load = load  # callable(weights) -> segmenter; default humanseg.model.load_segmenter
         self._segmenter = None
         self.model_problem: str | None = None
 
     def _model(self):
         if self._segmenter is None and self.use_model and self.model_problem is None:
             try:
-                from humanseg.model import load_segmenter
-
-                seg = load_segmenter(weights=self.weights)
+                load = self._load
+                if load is None:
+                    from humanseg.model import load_segmenter as load
+                seg = load(weights=self.weights)
                 seg.set_background(self.background)
                 self._segmenter = seg
-            except (ImportError, HumansegError, OSError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - the model is optional; any failure means fall back
                 # No usable model: fall back to differencing and say why once.
                 self.model_problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         return self._segmenter
@@ -77,7 +79,7 @@ class Guesser:
                 mask = np.asarray(seg.predict_mask(frame))
                 if mask.shape == frame.shape[:2]:
                     return Guess(np.where(mask >= 128, 255, 0).astype(np.uint8), "model")
-            except (HumansegError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a failing guess must not end the labeling session
                 self.model_problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
                 self._segmenter = None
         return Guess(background_difference(frame, self.background), "diff")
