@@ -1,0 +1,206 @@
+"""main.py end to end: a real OpenCV window under Xvfb driven by xdotool, real frames, real PoseNet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gui import ROOT, GuiApp
+from humanseg import store
+from humanseg.ui.buttons import default_layout
+
+W, H = 640, 480
+BUTTONS = {b.name: b for b in default_layout(W, H)}
+# A dev frame (mirrored, as shown) whose real clasped hands land on Sav after this shift; PoseNet 0.50
+# finds the palm within 20 px of Sav's centre for every shift up to 12 px either way from it.
+PALM_FRAME = "set4/0.png"
+PALM_AT = (419, 441)
+
+
+def centre(name: str) -> tuple[int, int]:
+    return int(BUTTONS[name].x), int(BUTTONS[name].y)
+
+
+def write_frames(folder: Path, images: list[np.ndarray]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        assert cv2.imwrite(str(folder / f"{i}.png"), image)
+    return folder
+
+
+def palm_on_sav_frame(dev_root: Path) -> np.ndarray:
+    """The source frame (unmirrored) that, once mirrored, shows a real palm over Sav."""
+    shown = cv2.flip(cv2.imread(str(dev_root / PALM_FRAME)), 1)
+    shift = np.float32([[1, 0, BUTTONS["sav"].x - PALM_AT[0]], [0, 1, BUTTONS["sav"].y - PALM_AT[1]]])
+    shown = cv2.warpAffine(shown, shift, (W, H), borderMode=cv2.BORDER_REPLICATE)
+    return cv2.flip(shown, 1)
+
+
+def same_image(path: Path, expected: np.ndarray) -> bool:
+    saved = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return saved is not None and saved.shape == expected.shape and np.array_equal(saved, expected)
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def launch(xdisplay):
+    apps = []
+
+    def _launch(*args: str) -> GuiApp:
+        app = GuiApp(["main.py", "--log-events", "--max-fps", "30", *args], xdisplay)
+        apps.append(app)
+        return app
+
+    yield _launch
+    for app in apps:
+        app.close()
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_mouse_captures_background_and_two_frames(launch, tmp_path, dev_root, copy_set):
+    sources = [cv2.imread(str(dev_root / "set3" / f"{k}.png")) for k in range(3)]
+    src = write_frames(tmp_path / "src", sources)
+    images = copy_set(1)  # an existing set1: the new background must claim set2
+    app = launch("--source", str(src), "--images", str(images), "--no-pose", "-b", "1", "-s", "1")
+    app.wait_event("ready")
+    app.find_window("capture", size=(W, H))
+
+    app.click(*centre("bkg"))
+    app.wait_event("countdown_started", button="bkg", timeout=10)
+    shot = cv2.imread(str(app.screenshot(tmp_path / "countdown.png")))
+    bx, by = centre("bkg")
+    pixel = shot[by, bx - int(0.8 * BUTTONS["bkg"].radius)].astype(int)
+    assert pixel[1] > pixel[0] + 40 and pixel[1] > pixel[2] + 40, f"Bkg not green while counting: {pixel}"
+    bkg = app.wait_event("saved", kind="background", timeout=15)
+    new_set = images / "set2"
+    assert bkg["set"] == 2 and Path(bkg["path"]) == new_set / "bkg.png"
+    assert same_image(new_set / "bkg.png", cv2.flip(sources[bkg["source_index"]], 1))
+
+    saved = []
+    for k in range(2):
+        app.click(*centre("sav"))
+        saved.append(app.wait_event("saved", kind="frame", timeout=15))
+        assert saved[-1]["frame"] == k and Path(saved[-1]["path"]) == new_set / f"{k}.png"
+        assert same_image(new_set / f"{k}.png", cv2.flip(sources[saved[-1]["source_index"]], 1))
+
+    app.click(*centre("ext"))
+    app.wait_event("quit", by="mouse", timeout=10)
+    assert app.wait_exit() == 0
+    assert files_in(new_set) == ["0.png", "1.png", "bkg.png"]
+    assert files_in(images) == ["set1", "set2"]
+    assert files_in(images / "set1") == files_in(dev_root / "set1")
+
+    flow = [(e["event"], e.get("button") or e.get("kind")) for e in app.events()
+            if e["event"] not in ("ready", "capture")]
+    assert flow == [
+        ("pressed", "bkg"), ("countdown_started", "bkg"), ("saved", "background"),
+        ("pressed", "sav"), ("countdown_started", "sav"), ("saved", "frame"),
+        ("pressed", "sav"), ("countdown_started", "sav"), ("saved", "frame"),
+        ("pressed", "ext"), ("quit", None),
+    ]
+    assert all(e["by"] == "mouse" for e in app.events() if e["event"] == "pressed")
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_sav_before_bkg_and_keys(launch, tmp_path, dev_root):
+    src = write_frames(tmp_path / "src", [cv2.imread(str(dev_root / "set2" / "0.png"))])
+    images = tmp_path / "images"
+    app = launch("--source", str(src), "--images", str(images), "--no-pose", "-b", "30", "--no-mirror")
+    app.wait_event("ready")
+    app.find_window("capture", size=(W, H))
+    app.key("s")
+    assert app.wait_event("message", timeout=10)["text"] == "capture a background first"
+    app.key("b")
+    app.wait_event("countdown_started", button="bkg", timeout=10)
+    app.key("b")
+    app.wait_event("countdown_cancelled", button="bkg", timeout=10)
+    app.key("Escape")
+    app.wait_event("quit", by="key", timeout=10)
+    assert app.wait_exit() == 0
+    assert not images.exists() or store.list_sets(images) == []
+
+
+@pytest.mark.slow
+def test_composed_frame_shows_a_palm_on_sav(dev_root, posenet_weights):
+    from humanseg.pose import PoseEstimator
+
+    est = PoseEstimator.load(weights=posenet_weights)
+    palms = est.palms(cv2.flip(palm_on_sav_frame(dev_root), 1))
+    assert any(BUTTONS["sav"].contains(p.x, p.y) for p in palms), palms
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_palm_presses_sav_without_mouse(launch, tmp_path, dev_root, copy_set, posenet_weights):
+    frame = palm_on_sav_frame(dev_root)
+    src = write_frames(tmp_path / "src", [frame])
+    images = copy_set(4)
+    before = store.list_frames(images / "set4")
+    app = launch("--source", str(src), "--images", str(images), "--set", "4", "-s", "1",
+                 "--posenet-weights", str(posenet_weights))
+    app.wait_event("ready", timeout=60)
+    app.find_window("capture", size=(W, H))
+    pressed = app.wait_event("pressed", timeout=60)
+    assert pressed["button"] == "sav" and pressed["by"] == "palm"
+    saved = app.wait_event("saved", timeout=30)
+    k = before[-1] + 1
+    assert saved["set"] == 4 and saved["frame"] == k
+    assert same_image(images / "set4" / f"{k}.png", cv2.flip(frame, 1))
+    app.key("q")
+    app.wait_event("quit", timeout=20)
+    assert app.wait_exit() == 0
+    # The hand rests on Sav the whole time: hysteresis means exactly one press, one save.
+    assert [e["event"] for e in app.events()].count("pressed") == 2  # Sav by palm, then q
+    assert store.list_frames(images / "set4") == before + [k]
+
+
+def run_main(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("display", [None, ":87"])
+def test_no_display_exits_2_with_one_line(display, tmp_path, dev_root):
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    if display:
+        env["DISPLAY"] = display
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), "--no-pose", env=env)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "display" in lines[0] and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.gui
+def test_no_camera_exits_2_with_one_line(xdisplay, tmp_path):
+    out = run_main("--source", "7", "--images", str(tmp_path), "--no-pose", env={**os.environ, "DISPLAY": xdisplay})
+    assert out.returncode == 2
+    assert out.stderr.strip() == "Error: --source 7: cannot open camera 7"
+
+
+@pytest.mark.gui
+def test_missing_weights_say_how_to_get_them(xdisplay, tmp_path, dev_root):
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path),
+                   "--posenet-weights", str(tmp_path / "none.pth"), env={**os.environ, "DISPLAY": xdisplay})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "none.pth" in lines[0] and "--no-pose" in lines[0]
+    assert "--posenet-weights PATH" in lines[0]
+
+
+def test_bad_set_exits_2(tmp_path, dev_root):
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), "--set", "9", "--no-pose",
+                   env=dict(os.environ))
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"Error: --set 9: set folder not found: {tmp_path / 'set9'} (no sets here)"
