@@ -1,0 +1,175 @@
+"""The capture loop with its edges faked (source, window, clock, pose): hooks, saving, pose cadence."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from humanseg import store
+from humanseg.capture import Saved, run_capture
+from humanseg.ui.buttons import default_layout
+from humanseg.ui.controller import CaptureController
+
+W, H = 640, 480
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class ListSource:
+    """Frames from a list, looped; each read moves the fake clock one 30 fps frame on."""
+
+    def __init__(self, frames, clock, limit=1000):
+        self.frames, self.clock, self.limit, self.reads, self.released = frames, clock, limit, 0, False
+
+    def read(self):
+        if self.reads >= self.limit:
+            return None
+        frame = self.frames[self.reads % len(self.frames)]
+        self.reads += 1
+        self.clock.now += 1 / 30
+        return frame
+
+    def release(self):
+        self.released = True
+
+
+class ScriptWindow:
+    """Keeps every shown image; poll() returns the keys scripted for the frame just shown."""
+
+    def __init__(self, keys_at: dict[int, list[int]]):
+        self.keys_at, self.shown, self.closed = keys_at, [], False
+
+    def show(self, image):
+        self.shown.append(image)
+
+    def poll(self, wait_ms=1):
+        return self.keys_at.get(len(self.shown) - 1, []), []
+
+    def is_open(self):
+        return True
+
+    def close(self):
+        self.closed = True
+
+
+class FakePose:
+    """Returns fixed palms and counts calls; sleeps `cost` seconds per call to look slow."""
+
+    def __init__(self, palms=(), cost=0.0):
+        self.palms_xy, self.cost, self.calls = list(palms), cost, 0
+
+    def palms(self, frame):
+        self.calls += 1
+        if self.cost:
+            time.sleep(self.cost)
+        return [SimpleNamespace(x=x, y=y) for x, y in self.palms_xy]
+
+
+def frames(dev_root, n=3):
+    return [cv2.imread(str(dev_root / "set5" / f"{k}.png")) for k in range(n)]
+
+
+def controller(clock, **kw):
+    return CaptureController(default_layout(W, H), bkg_seconds=1, sav_seconds=1, clock=clock, **kw)
+
+
+def test_hooks_see_clean_frames_and_every_save(tmp_path, dev_root):
+    clock = Clock()
+    source = ListSource(frames(dev_root), clock)
+    # b after frame 0 -> background at frame 31; s after frame 40 -> 0.png at frame 71; q after 80.
+    window = ScriptWindow({0: [ord("b")], 40: [ord("s")], 80: [ord("q")]})
+    seen, saved, events = [], [], []
+
+    def on_frame(frame, ctx):
+        seen.append((frame.copy(), ctx.set_number, ctx.background is not None))
+        return np.zeros_like(frame)  # the overlay a live segmenter would return
+
+    def on_saved(info, frame, ctx):
+        saved.append((info, frame.copy(), ctx.frames_saved))
+
+    ctx = run_capture(source, window, controller(clock), tmp_path, clock=clock, log=events.append,
+                      on_frame=on_frame, on_saved=on_saved)
+
+    assert source.released and window.closed
+    assert ctx.set_number == 1 and ctx.frames_saved == 1
+    assert [s[0] for s in saved] == [Saved("background", 1, None, tmp_path / "set1" / "bkg.png"),
+                                     Saved("frame", 1, 0, tmp_path / "set1" / "0.png")]
+    for info, frame, _ in saved:
+        assert np.array_equal(cv2.imread(str(info.path)), frame)  # the clean frame, no buttons on it
+    src = frames(dev_root)
+    for (frame, _, _), k in zip(seen, range(len(src))):
+        assert np.array_equal(frame, cv2.flip(src[k], 1))  # mirrored by default
+    # The hook's image is what the buttons are drawn over: away from the overlay the screen is black.
+    assert (window.shown[5][5:60, 250:390] == 0).all()
+    # The hook sees the set and its background from the frame after the background was saved.
+    first_with_set = next(i for i, s in enumerate(seen) if s[1] == 1)
+    assert seen[first_with_set][2] and not seen[first_with_set - 1][2]
+    saves = [e for e in events if e["event"] == "saved"]
+    # A key polled after frame i acts on frame i + 1; the 1 s countdown then takes 30 frames.
+    assert [e["source_frame"] for e in saves] == [31, 71]
+
+
+def test_saved_frame_is_the_frame_read_when_the_countdown_ends(tmp_path, dev_root):
+    clock = Clock()
+    src = frames(dev_root)
+    source = ListSource(src, clock)
+    events = []
+    run_capture(source, ScriptWindow({0: [ord("b")], 50: [ord("q")]}), controller(clock), tmp_path,
+                clock=clock, log=events.append, mirror=False)
+    (saved,) = [e for e in events if e["event"] == "saved"]
+    assert np.array_equal(cv2.imread(saved["path"]), src[saved["source_frame"] % 3])
+
+
+def test_palms_press_buttons_and_are_drawn(tmp_path, dev_root):
+    clock = Clock()
+    sav = default_layout(W, H)[1]
+    pose = FakePose([(sav.x, sav.y)])
+    events = []
+    run_capture(ListSource(frames(dev_root), clock, limit=60), ScriptWindow({}),
+                controller(clock, set_number=3), tmp_path, pose=pose, clock=clock, log=events.append)
+    pressed = [e for e in events if e["event"] == "pressed"]
+    assert pressed == [{"event": "pressed", "button": "sav", "by": "palm", "time": pytest.approx(0.3, abs=0.05)}]
+    assert events[-1]["event"] == "quit" and events[-1]["by"] == "end of source"
+
+
+def test_palm_dot_is_red_on_screen(tmp_path, dev_root):
+    clock = Clock()
+    window = ScriptWindow({})
+    run_capture(ListSource(frames(dev_root), clock, limit=2), window, controller(clock), tmp_path,
+                pose=FakePose([(320, 120)]), clock=clock)
+    b, g, r = window.shown[-1][120, 320].astype(int)
+    assert r > 200 and g < 60 and b < 60
+
+
+@pytest.mark.parametrize("every,cost,expected", [(2, 0.0, 10), (1, 0.0, 20), (0, 0.0, 20), (0, 0.03, 10)])
+def test_pose_cadence(tmp_path, dev_root, every, cost, expected):
+    clock = Clock()
+    pose = FakePose(cost=cost)
+    run_capture(ListSource(frames(dev_root), clock, limit=20), ScriptWindow({}), controller(clock), tmp_path,
+                pose=pose, pose_every=every, clock=clock)
+    # Automatic mode with a slow pose (30 ms > 20 ms) falls back to every other frame.
+    assert pose.calls == expected
+
+
+def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):
+    images = copy_set(6)
+    before = store.list_frames(images / "set6")
+    clock = Clock()
+    events = []
+    run_capture(ListSource(frames(dev_root), clock), ScriptWindow({0: [ord("s")], 40: [ord("q")]}),
+                controller(clock, set_number=6, frames_saved=len(before)), images, clock=clock,
+                log=events.append)
+    (saved,) = [e for e in events if e["event"] == "saved"]
+    assert saved["frame"] == before[-1] + 1 and saved["set"] == 6
+    assert store.list_frames(images / "set6") == before + [before[-1] + 1]
+    assert store.list_sets(images) == [6]
