@@ -1,0 +1,113 @@
+"""PoseEstimator: BGR frame in, poses and palms in frame pixels out."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import torch
+
+from humanseg.pose.decode import (DecodedPose, decode_multiple_poses, decode_single_pose, sigmoid,
+                                  valid_input_size)
+from humanseg.pose.keypoints import KEYPOINT_NAMES, Keypoint, Palm, Pose
+from humanseg.pose.mobilenet import PoseNetMobileNetV1
+from humanseg.pose.palm import palms_from_pose
+from humanseg.pose.weights import load_network
+
+# Half the frame width (about 320 px for a 640 px webcam) found more wrists than full size here.
+DEFAULT_SCALE = 0.5
+
+
+class PoseEstimator:
+    """Runs PoseNet on BGR uint8 frames (H, W, 3); results are in the frame's pixel coordinates."""
+
+    def __init__(self, network: PoseNetMobileNetV1, scale: float | None = None, max_poses: int = 1,
+                 min_pose_score: float = 0.25, part_threshold: float = 0.5, nms_radius: float = 20.0,
+                 wrist_threshold: float = 0.3, elbow_threshold: float = 0.3):
+        scale = DEFAULT_SCALE if scale is None else float(scale)
+        if not 0.05 <= scale <= 2.0:
+            raise ValueError(f"pose scale must be within 0.05 and 2.0, got {scale}")
+        self.network = network.eval()
+        self.output_stride = network.output_stride
+        self.scale = scale
+        self.max_poses = max_poses
+        self.min_pose_score = min_pose_score
+        self.part_threshold = part_threshold
+        self.nms_radius = nms_radius
+        self.wrist_threshold = wrist_threshold
+        self.elbow_threshold = elbow_threshold
+
+    @classmethod
+    def load(cls, weights: str | os.PathLike | None = None, model_id: int = 50, output_stride: int = 16,
+             scale: float | None = None, num_threads: int | None = None, show_progress: bool = True,
+             **options) -> "PoseEstimator":
+        """Estimator with weights from the lookup order (raises WeightsError, one line, when none);
+        num_threads sets torch's (process-wide) CPU thread count."""
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+        network = load_network(weights, model_id, output_stride, show_progress=show_progress)
+        return cls(network, scale=scale, **options)
+
+    def input_size(self, frame_width: int, frame_height: int) -> tuple[int, int]:
+        """Network input (width, height) in pixels for a frame size at this estimator's scale."""
+        return (valid_input_size(frame_width * self.scale, self.output_stride),
+                valid_input_size(frame_height * self.scale, self.output_stride))
+
+    def preprocess(self, frame_bgr: np.ndarray) -> torch.Tensor:
+        """(1, 3, h, w) float32 RGB in [-1, 1] at the valid input size."""
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) BGR frame, got shape {frame_bgr.shape}")
+        h, w = frame_bgr.shape[:2]
+        in_w, in_h = self.input_size(w, h)
+        resized = cv2.resize(frame_bgr, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
+        rgb = resized[:, :, ::-1].astype(np.float32) * (2.0 / 255.0) - 1.0
+        return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+
+    def forward(self, tensor: torch.Tensor) -> tuple[np.ndarray, ...]:
+        """Network outputs for one image as numpy: heatmap logits, offsets, fwd and bwd displacements."""
+        with torch.inference_mode():
+            outputs = self.network(tensor)
+        return tuple(o[0].numpy() for o in outputs)
+
+    def decode(self, outputs: tuple[np.ndarray, ...]) -> list[DecodedPose]:
+        """Poses in network-input pixels, strongest first, those under min_pose_score dropped."""
+        heatmap, offsets, disp_fwd, disp_bwd = outputs
+        if self.max_poses == 1:
+            poses = [decode_single_pose(heatmap, offsets, self.output_stride)]
+        else:
+            poses = decode_multiple_poses(sigmoid(heatmap), offsets, disp_fwd, disp_bwd, self.output_stride,
+                                          max_poses=self.max_poses, part_threshold=self.part_threshold,
+                                          nms_radius=self.nms_radius)
+        poses = [p for p in poses if p.score >= self.min_pose_score]
+        return sorted(poses, key=lambda p: -p.score)
+
+    def estimate(self, frame_bgr: np.ndarray) -> list[Pose]:
+        """Poses in the frame, strongest first; keypoints in frame pixels (may lie outside the frame)."""
+        h, w = frame_bgr.shape[:2]
+        tensor = self.preprocess(frame_bgr)
+        in_h, in_w = tensor.shape[2:]
+        decoded = self.decode(self.forward(tensor))
+        return [to_frame_pose(p, w / in_w, h / in_h) for p in decoded]
+
+    def palms_from_poses(self, poses: list[Pose], frame_width: int, frame_height: int) -> list[Palm]:
+        """Palms of all poses that pass the wrist and elbow thresholds, inside the frame."""
+        palms = []
+        for pose in poses:
+            palms.extend(palms_from_pose(pose, frame_width, frame_height,
+                                         self.wrist_threshold, self.elbow_threshold))
+        return palms
+
+    def palms(self, frame_bgr: np.ndarray) -> list[Palm]:
+        """Palm centres in frame pixels (0, 1 or 2 per person)."""
+        h, w = frame_bgr.shape[:2]
+        return self.palms_from_poses(self.estimate(frame_bgr), w, h)
+
+
+def to_frame_pose(decoded: DecodedPose, sx: float, sy: float) -> Pose:
+    """Map a pose from input pixels to frame pixels; sx, sy = frame size / input size (pixel centres)."""
+    keypoints = {}
+    for name, (y, x), score in zip(KEYPOINT_NAMES, decoded.coords, decoded.scores):
+        keypoints[name] = Keypoint(x=float((x + 0.5) * sx - 0.5), y=float((y + 0.5) * sy - 0.5),
+                                   score=float(score))
+    return Pose(keypoints=keypoints, score=float(decoded.score))
