@@ -1,0 +1,87 @@
+"""`python -m humanseg pose IMAGE...`: show what PoseNet sees (drawn images or JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from humanseg.cli import reports_errors
+from humanseg.errors import HumansegError
+from humanseg.pose.mobilenet import MODEL_IDS
+
+
+def _output_names(images: list[Path]) -> list[str]:
+    """`<stem>_pose.png`, prefixed with the parent folder's name where two inputs share a stem."""
+    stems = [p.stem for p in images]
+    return [f"{p.parent.name}_{p.stem}_pose.png" if stems.count(p.stem) > 1 else f"{p.stem}_pose.png"
+            for p in images]
+
+
+def _write_png(path: Path, image) -> None:
+    import cv2
+
+    tmp = path.with_name(path.name + ".tmp")
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise HumansegError(f"{path}: could not encode the image", exit_code=1)
+    tmp.write_bytes(data.tobytes())
+    os.replace(tmp, path)
+
+
+@click.command("pose")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write <image>_pose.png with skeleton and palms into this folder.")
+@click.option("--overwrite", is_flag=True, help="Replace existing files in --out.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print one JSON line per image: {"image", "keypoints": {name: [x, y, score]}, "palms": [[x, y]]}.')
+@click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
+              help="PoseNet state dict (.pth); default: $HUMANSEG_POSENET_WEIGHTS, the cache, then download.")
+@click.option("--pose-scale", type=click.FloatRange(0.05, 2.0), default=None,
+              help="Network input size as a fraction of the image size  [default: 0.5]")
+@click.option("--model-id", type=click.Choice([str(m) for m in MODEL_IDS]), default="50", show_default=True,
+              help="MobileNetV1 depth multiplier x 100 (101 is Google's 1.01 checkpoint).")
+@click.option("--output-stride", type=click.Choice(["8", "16"]), default="16", show_default=True,
+              help="Network output stride (8 is finer and slower).")
+@click.option("--max-poses", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="1 uses the fast single-person decoder; more uses multi-person decoding.")
+@reports_errors
+def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scale, model_id, output_stride,
+                 max_poses):
+    """Run PoseNet on IMAGE files and draw the skeleton and palm centres (or print them as JSON)."""
+    import cv2
+
+    from humanseg.pose.draw import draw_poses
+    from humanseg.pose.estimator import PoseEstimator
+
+    images = list(images)
+    names = _output_names(images)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not overwrite:
+            taken = [out_dir / n for n in names if (out_dir / n).exists()]
+            if taken:
+                raise HumansegError(f"--out {out_dir}: {taken[0].name} exists (pass --overwrite to replace it)")
+    estimator = PoseEstimator.load(weights=posenet_weights, model_id=int(model_id),
+                                   output_stride=int(output_stride), scale=pose_scale, max_poses=max_poses)
+    for path, name in zip(images, names):
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise HumansegError(f"{path}: not a readable image")
+        h, w = frame.shape[:2]
+        poses = estimator.estimate(frame)
+        palms = estimator.palms_from_poses(poses, w, h)
+        if out_dir is not None:
+            _write_png(out_dir / name, draw_poses(frame, poses, palms))
+        if as_json:
+            keypoints = {} if not poses else {
+                k: [round(kp.x, 1), round(kp.y, 1), round(kp.score, 3)] for k, kp in poses[0].keypoints.items()}
+            click.echo(json.dumps({"image": str(path), "keypoints": keypoints,
+                                   "palms": [[round(p.x, 1), round(p.y, 1)] for p in palms]}))
+        elif out_dir is None:
+            summary = ", ".join(f"{p.side} palm at ({p.x:.0f}, {p.y:.0f})" for p in palms) or "no palm"
+            score = f"pose score {poses[0].score:.2f}" if poses else "no pose"
+            click.echo(f"{path}: {score}, {summary}")
