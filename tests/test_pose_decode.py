@@ -1,0 +1,107 @@
+"""Decoding PoseNet maps: valid input sizes, single-pose peaks, multi-pose traversal and NMS."""
+
+import numpy as np
+import pytest
+
+from humanseg.pose.decode import (decode_multiple_poses, decode_single_pose, valid_input_size)
+from humanseg.pose.keypoints import KEYPOINT_INDEX, POSE_EDGES
+
+STRIDE = 16
+
+
+@pytest.mark.parametrize("size, stride, expected", [
+    (320, 16, 321), (240, 16, 241), (640, 16, 641), (480, 16, 481),
+    (329, 16, 321), (330, 16, 337),  # rounds to the nearest valid size
+    (320, 8, 321), (244, 8, 241), (3, 16, 17), (0, 8, 9),
+])
+def test_valid_input_size(size, stride, expected):
+    assert valid_input_size(size, stride) == expected
+    assert (expected - 1) % stride == 0
+
+
+def _empty_maps(h=16, w=21):
+    heat = np.full((17, h, w), -10.0, np.float32)
+    return heat, np.zeros((34, h, w), np.float32), np.zeros((32, h, w), np.float32), np.zeros((32, h, w), np.float32)
+
+
+def test_single_pose_peak_maps_to_input_pixel():
+    heat, offsets, _, _ = _empty_maps()
+    k = KEYPOINT_INDEX["left_wrist"]
+    heat[k, 7, 11] = 4.0
+    offsets[k, 7, 11], offsets[k + 17, 7, 11] = 3.5, -2.25
+    pose = decode_single_pose(heat, offsets, STRIDE)
+    assert pose.coords[k] == pytest.approx([7 * 16 + 3.5, 11 * 16 - 2.25])
+    assert pose.scores[k] == pytest.approx(1 / (1 + np.exp(-4.0)))
+    assert pose.scores[KEYPOINT_INDEX["nose"]] < 0.001
+
+
+def test_estimator_maps_single_peak_back_to_frame_pixel(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from humanseg.pose.estimator import PoseEstimator
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, min_pose_score=0.0)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    assert tuple(est.preprocess(frame).shape) == (1, 3, 241, 321)
+    heat, offsets, fwd, bwd = _empty_maps(16, 21)
+    k = KEYPOINT_INDEX["right_elbow"]
+    heat[k, 10, 4] = 5.0
+    offsets[k, 10, 4], offsets[k + 17, 10, 4] = 2.0, 6.0
+    monkeypatch.setattr(est, "forward", lambda tensor: (heat, offsets, fwd, bwd))
+    (pose,) = est.estimate(frame)
+    kp = pose.keypoints["right_elbow"]
+    # input (y, x) = (162, 70) in a 321x241 input; frame = (input + 0.5) * frame/input - 0.5
+    assert kp.x == pytest.approx((70 + 0.5) * 640 / 321 - 0.5)
+    assert kp.y == pytest.approx((162 + 0.5) * 480 / 241 - 0.5)
+    assert 139 < kp.x < 141 and 322 < kp.y < 324
+
+
+def test_multi_pose_follows_displacements_and_refines_with_offsets():
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose, eye = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["left_eye"]
+    scores[nose, 5, 6] = 0.9
+    edge = POSE_EDGES.index((nose, eye))
+    fwd[edge, 5, 6], fwd[edge + 16, 5, 6] = 33.0, -15.0  # lands near cell (7, 5)
+    scores[eye, 7, 5] = 0.8
+    offsets[eye, 7, 5], offsets[eye + 17, 7, 5] = 1.5, 2.5
+    (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5)
+    assert pose.coords[nose] == pytest.approx([80, 96])
+    assert pose.coords[eye] == pytest.approx([7 * 16 + 1.5, 5 * 16 + 2.5])
+    assert pose.scores[eye] == pytest.approx(0.8)
+
+
+def test_multi_pose_backward_walk_reaches_the_nose_from_a_wrist_root():
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    wrist, elbow = KEYPOINT_INDEX["left_wrist"], KEYPOINT_INDEX["left_elbow"]
+    scores[wrist, 12, 10] = 0.95
+    edge = POSE_EDGES.index((elbow, wrist))
+    bwd[edge, 12, 10], bwd[edge + 16, 12, 10] = -48.0, 0.0
+    scores[elbow, 9, 10] = 0.7
+    (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5)
+    assert pose.coords[wrist] == pytest.approx([192, 160])
+    assert pose.coords[elbow] == pytest.approx([144, 160])
+    assert pose.scores[elbow] == pytest.approx(0.7)
+
+
+def test_multi_pose_finds_two_people_and_suppresses_a_duplicate_root():
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose, wrist = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["right_wrist"]
+    scores[nose, 3, 3] = 0.9
+    scores[nose, 3, 17] = 0.8
+    # A wrist peak whose zero displacements put it on the first person's wrist: no third pose.
+    scores[wrist, 3, 3] = 0.6
+    poses = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5, nms_radius=20)
+    assert len(poses) == 2
+    assert poses[0].coords[nose] == pytest.approx([48, 48])
+    assert poses[1].coords[nose] == pytest.approx([48, 272])
+    assert poses[0].score > poses[1].score
+
+
+def test_multi_pose_ignores_parts_under_threshold():
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    scores[0, 4, 4] = 0.4
+    assert decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, part_threshold=0.5) == []
