@@ -31,15 +31,18 @@ def _print_event(record: dict) -> None:
 @click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
               help="PoseNet weights (.pth); default: $HUMANSEG_POSENET_WEIGHTS or the cache.")
 @click.option("--pose-every", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Run PoseNet on every Nth frame (0: every frame, every other one when it is slow).")
+              help="Run PoseNet on every Nth frame; 0: in a background thread on the newest frame, "
+                   "as often as it keeps up (every frame on a fast machine).")
 @click.option("--pose-scale", type=click.FloatRange(0.05, 2.0), default=None,
               help="PoseNet input size as a fraction of the frame (default: the estimator's).")
+@click.option("--pose-threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPU threads for PoseNet; one leaves a core for reading, drawing and showing.")
 @click.option("--max-fps", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Pace the loop to at most this rate (0: as fast as frames come; use for files).")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout.")
 @reports_errors
 def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell, no_pose, posenet_weights,
-         pose_every, pose_scale, max_fps, log_events):
+         pose_every, pose_scale, pose_threads, max_fps, log_events):
     """Capture a background, then frames of yourself, by touching the on-screen buttons.
 
     Bkg (or key b) saves a new set's bkg.png after the -b countdown; Sav (or s) saves the next
@@ -50,7 +53,7 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
     result = open_capture(
         bkg_seconds=bkg_seconds, sav_seconds=sav_seconds, source=source, images=images,
         set_number=set_number, mirror=not no_mirror, dwell=dwell, use_pose=not no_pose,
-        posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale, max_fps=max_fps,
+        posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale, pose_threads=pose_threads, max_fps=max_fps,
         log=_print_event if log_events else None,
     )
     if result.set_number is not None:

@@ -9,6 +9,7 @@ the `on_frame` and `on_saved` hooks.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,63 @@ def source_position(source) -> dict:
     return {}
 
 
+class BackgroundPose:
+    """Runs a PalmFinder in a worker thread on the newest submitted frame; the loop never waits.
+
+    torch releases the GIL while it computes, so on two cores pose runs beside reading, drawing and
+    showing; palms then lag the shown frame by one pose call (tens of ms, well under the dwell).
+    """
+
+    def __init__(self, finder: PalmFinder):
+        self.finder = finder
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._frame: np.ndarray | None = None
+        self._palms: list = []
+        self._error: BaseException | None = None
+        self._stop = False
+        self._thread = threading.Thread(target=self._work, name="pose", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                frame, self._frame = self._frame, None
+            if self._stop:
+                return
+            if frame is None:
+                continue
+            try:
+                palms = list(self.finder.palms(frame))
+            except BaseException as exc:  # handed to the loop, which raises it there
+                self._error = exc
+                return
+            with self._lock:
+                self._palms = palms
+                self.calls += 1
+
+    def submit(self, frame: np.ndarray) -> None:
+        """Offer the newest frame; a frame not yet started is replaced, never queued."""
+        with self._lock:
+            self._frame = frame
+        self._wake.set()
+
+    def palms(self) -> list:
+        """The latest palms found (may be from a few frames ago)."""
+        if self._error is not None:
+            raise self._error
+        with self._lock:
+            return self._palms
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+
+
 class FpsMeter:
     """Frames per second over a sliding window of the last `size` frame times (clock seconds)."""
 
@@ -132,10 +190,11 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 clock: Callable[[], float] = time.monotonic, log: Callable[[dict], None] | None = None,
                 on_frame: FrameHook | None = None, on_saved: SavedHook | None = None,
                 background: np.ndarray | None = None, max_fps: float = 0.0,
-                max_frames: int | None = None) -> CaptureContext:
+                max_frames: int | None = None, pose_async: bool = False) -> CaptureContext:
     """Run the capture screen until Ext / q / Esc, the window closes, or the source ends.
 
-    pose_every: run pose on every Nth frame (0 = every frame, every other one if pose is slow).
+    pose_every: run pose on every Nth frame (0 = every frame, every other one if pose is slow);
+    pose_async: run pose in a worker thread on the newest frame instead (pose_every is then unused).
     max_fps > 0 paces file sources; max_frames stops after that many frames (benchmarks).
     Returns the final context (set number, frames saved). Releases source and window.
     """
@@ -149,6 +208,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     pose_seconds = 0.0
     fps = 0.0
     started = clock()
+    worker = BackgroundPose(pose) if pose is not None and pose_async else None
 
     def report(event: Event) -> None:
         emit({**event.as_dict(), "time": round(clock() - started, 3)})
@@ -164,7 +224,10 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             context.frame_index += 1
 
             every = pose_every if pose_every > 0 else (2 if pose_seconds > POSE_SLOW_SECONDS else 1)
-            if pose is not None and context.frame_index % every == 0:
+            if worker is not None:
+                worker.submit(frame)
+                palms = [(p.x, p.y) for p in worker.palms()]
+            elif pose is not None and context.frame_index % every == 0:
                 t0 = time.perf_counter()
                 palms = [(p.x, p.y) for p in pose.palms(frame)]
                 # Smoothed so one slow call does not flip the automatic mode back and forth.
@@ -202,6 +265,8 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 if spare > 0:
                     time.sleep(spare)
     finally:
+        if worker is not None:
+            worker.close()
         source.release()
         window.close()
     return context
@@ -240,8 +305,9 @@ class _Peeked:
         return getattr(self._source, name)
 
 
-def load_pose(weights: str | None, scale: float | None) -> PalmFinder:
-    """PoseEstimator with the given weights; missing weights raise a one-line HumansegError (exit 2)."""
+def load_pose(weights: str | None, scale: float | None, num_threads: int | None = None) -> PalmFinder:
+    """PoseEstimator with the given weights and torch CPU threads; missing weights raise a one-line
+    HumansegError (exit 2)."""
     try:
         from humanseg.pose import PoseEstimator
     except ImportError as exc:
@@ -249,7 +315,7 @@ def load_pose(weights: str | None, scale: float | None) -> PalmFinder:
     from humanseg.errors import WeightsError
 
     try:
-        return PoseEstimator.load(weights=weights, scale=scale)
+        return PoseEstimator.load(weights=weights, scale=scale, num_threads=num_threads)
     except WeightsError as exc:
         raise HumansegError(f"{exc}; {_weights_hint()}", exit_code=2) from None
 
@@ -282,7 +348,8 @@ def open_source_quietly(spec: str):
 def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str = "0",
                  images: str | os.PathLike = "images", set_number: int | None = None, mirror: bool = True,
                  dwell: float = 0.3, use_pose: bool = True, posenet_weights: str | None = None,
-                 pose_every: int = 0, pose_scale: float | None = None, max_fps: float = 0.0,
+                 pose_every: int = 0, pose_scale: float | None = None, pose_threads: int | None = 1,
+                 max_fps: float = 0.0,
                  log: Callable[[dict], None] | None = None, window_name: str = "capture",
                  on_frame: FrameHook | None = None, on_saved: SavedHook | None = None) -> CaptureContext:
     """Check the inputs, open source, PoseNet and window, and run the capture loop (main.py's body)."""
@@ -308,13 +375,14 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
         if background is not None and background.shape[:2] != (h, w):
             raise HumansegError(f"--set {set_number}: bkg.png is {background.shape[1]}x{background.shape[0]} "
                                 f"but --source {source} gives {w}x{h} frames")
-        pose = load_pose(posenet_weights, pose_scale) if use_pose else None
+        pose = load_pose(posenet_weights, pose_scale, pose_threads) if use_pose else None
         window = CvWindow(window_name)
     except BaseException:
         src.release()
         raise
     controller = CaptureController(default_layout(w, h), bkg_seconds, sav_seconds, dwell,
                                    set_number=set_number, frames_saved=frames_saved)
+    # pose_every 0: PoseNet in a worker thread on the newest frame, as often as it keeps up.
     return run_capture(_Peeked(src, first), window, controller, images, pose=pose, pose_every=pose_every,
                        mirror=mirror, log=log, on_frame=on_frame, on_saved=on_saved,
-                       background=background, max_fps=max_fps)
+                       background=background, max_fps=max_fps, pose_async=pose_every == 0)

@@ -173,3 +173,36 @@ def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):
     assert saved["frame"] == before[-1] + 1 and saved["set"] == 6
     assert store.list_frames(images / "set6") == before + [before[-1] + 1]
     assert store.list_sets(images) == [6]
+
+
+class SlowListSource(ListSource):
+    """Also takes 5 ms of real time per frame, so a pose worker thread gets to run."""
+
+    def read(self):
+        time.sleep(0.005)
+        return super().read()
+
+
+def test_threaded_pose_presses_with_the_newest_palms(tmp_path, dev_root):
+    clock = Clock()
+    sav = default_layout(W, H)[1]
+    pose = FakePose([(sav.x, sav.y)], cost=0.01)
+    events = []
+    window = ScriptWindow({})
+    run_capture(SlowListSource(frames(dev_root), clock, limit=60), window, controller(clock, set_number=3),
+                tmp_path, pose=pose, clock=clock, log=events.append, pose_async=True)
+    assert 1 <= pose.calls <= 60
+    assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("sav", "palm")]
+
+
+def test_threaded_pose_failure_is_raised_and_edges_released(tmp_path, dev_root):
+    class Broken:
+        def palms(self, frame):
+            raise RuntimeError("pose broke")
+
+    clock = Clock()
+    source = SlowListSource(frames(dev_root), clock, limit=200)
+    window = ScriptWindow({})
+    with pytest.raises(RuntimeError, match="pose broke"):
+        run_capture(source, window, controller(clock), tmp_path, pose=Broken(), clock=clock, pose_async=True)
+    assert source.released and window.closed

@@ -1,0 +1,132 @@
+"""Frames per second of the whole capture loop (read, pose, draw, show) at 640x480 under Xvfb.
+
+Prints one JSON line per measurement: capture_fps_nopose, capture_fps_pose (main.py's default,
+PoseNet in a worker thread) and capture_fps_pose_inline (PoseNet in the loop on every frame or
+every other one), each with the median / min / max FPS over chunks of frames. Starts its own Xvfb; reads frames from an image folder
+made from ../shared/data/dev (written to a temporary folder, never into the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+
+from humanseg.capture import load_pose, run_capture  # noqa: E402
+from humanseg.sources import ImageFolderSource  # noqa: E402
+from humanseg.ui.buttons import default_layout  # noqa: E402
+from humanseg.ui.controller import CaptureController  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "dev"
+WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
+
+
+def start_xvfb() -> tuple[subprocess.Popen, str]:
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        number = fh.readline().strip()
+    if not number:
+        proc.kill()
+        sys.exit("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def write_source(folder: Path) -> Path:
+    """Eight 640x480 dev frames with people (some with hands up) as PNGs in folder."""
+    names = ["set10/0.png", "set10/1.png", "set10/2.png", "set4/0.png", "set4/1.png", "set7/0.png",
+             "set7/2.png", "set8/0.png"]
+    for i, name in enumerate(names):
+        frame = cv2.imread(str(DEV / name))
+        if frame is None:
+            sys.exit(f"missing dev frame: {DEV / name}")
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(frame, (640, 480)))
+    return folder
+
+
+def measure(source_dir: Path, pose, frames: int, chunk: int, warmup: int, pose_every: int,
+            pose_async: bool = False) -> list[float]:
+    """FPS of each chunk of `chunk` consecutive frames after `warmup` frames."""
+    from humanseg.ui.window import CvWindow
+
+    stamps: list[float] = []
+
+    def on_frame(frame, ctx):
+        stamps.append(time.perf_counter())
+        return None
+
+    controller = CaptureController(default_layout(640, 480), 5, 2)
+    with tempfile.TemporaryDirectory() as images:
+        run_capture(ImageFolderSource.from_spec(str(source_dir), loop=True), CvWindow("capture benchmark"),
+                    controller, images, pose=pose, pose_every=pose_every, on_frame=on_frame,
+                    max_frames=warmup + frames, pose_async=pose_async)
+    stamps = stamps[warmup:]
+    return [chunk / (stamps[i + chunk] - stamps[i]) for i in range(0, len(stamps) - chunk, chunk)]
+
+
+class CountingPose:
+    """Counts PoseNet calls, to report how often palms are refreshed in the threaded mode."""
+
+    def __init__(self, pose):
+        self.pose, self.calls = pose, 0
+
+    def palms(self, frame):
+        self.calls += 1
+        return self.pose.palms(frame)
+
+
+def report(name: str, fps: list[float], **extra) -> None:
+    print(json.dumps({"name": name, "median": round(statistics.median(fps), 1), "min": round(min(fps), 1),
+                      "max": round(max(fps), 1), "unit": "fps", "cores": os.cpu_count(), **extra}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300, help="frames measured per mode")
+    parser.add_argument("--chunk", type=int, default=30, help="frames per FPS sample")
+    parser.add_argument("--pose-every", type=int, default=0,
+                        help="inline mode: pose on every Nth frame (0: every frame, every other one if slow)")
+    parser.add_argument("--pose-threads", type=int, default=1)
+    parser.add_argument("--weights", default=str(WEIGHTS))
+    args = parser.parse_args()
+
+    xvfb, display = start_xvfb()
+    os.environ["DISPLAY"] = display
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = write_source(Path(tmp))
+            nopose = measure(source, None, args.frames, args.chunk, 10, 0)
+            report("capture_fps_nopose", nopose, frames=args.frames, load_avg=round(os.getloadavg()[0], 2))
+            pose = load_pose(args.weights, None, num_threads=args.pose_threads)
+            # main.py's default: PoseNet in a worker thread on the newest frame.
+            counted = CountingPose(pose)
+            start = time.perf_counter()
+            threaded = measure(source, counted, args.frames, args.chunk, 10, 0, pose_async=True)
+            report("capture_fps_pose", threaded, frames=args.frames, mode="thread",
+                   pose_threads=args.pose_threads, pose_hz=round(counted.calls / (time.perf_counter() - start), 1),
+                   load_avg=round(os.getloadavg()[0], 2))
+            # --pose-every N (or automatic every / every other frame) in the loop itself.
+            synced = measure(source, pose, args.frames, args.chunk, 10, args.pose_every)
+            report("capture_fps_pose_inline", synced, frames=args.frames, mode="inline",
+                   pose_every=args.pose_every or "auto", pose_threads=args.pose_threads,
+                   load_avg=round(os.getloadavg()[0], 2))
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
