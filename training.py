@@ -38,16 +38,18 @@ def _size(ctx, param, value):
 @click.option("--backgrounds", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of empty-room images to composite labeled people onto; repeatable.")
 @click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--stop-at", default=None, type=click.IntRange(1),
+              help="Pause after this step (saves last.pt; continue later with --resume).")
 @reports_errors
 def main(iterations, batch, images, out, resume, lr, size, val_sets, device, seed, workers, init,
-         val_every, backgrounds, threads):
+         val_every, backgrounds, threads, stop_at):
     """Train the network on every labeled frame under --images, validating on held-out sets."""
     from humanseg.train import TrainConfig, train
 
     train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,
                       lr=lr, size=size, val_sets=None if val_sets.lower() == "none" else val_sets,
                       device=device, seed=seed, workers=workers, init=init, val_every=val_every,
-                      backgrounds=list(backgrounds), threads=threads), log=click.echo)
+                      backgrounds=list(backgrounds), threads=threads, stop_at=stop_at), log=click.echo)
 
 
 if __name__ == "__main__":

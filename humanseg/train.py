@@ -50,6 +50,7 @@ class TrainConfig:
     backgrounds: list[str] = field(default_factory=list)
     work_width: int = 320
     threads: int | None = None
+    stop_at: int | None = None
 
 
 # ---------------------------------------------------------------- losses
@@ -231,6 +232,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = [img for folder in cfg.backgrounds for img in load_backgrounds(folder)]
 
+        torch.manual_seed(cfg.seed)  # before the model is built: initial weights follow --seed
         start_step, best_iou, history = 0, -1.0, []
         optimizer_state = None
         if cfg.resume:
@@ -245,7 +247,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
             origin = f"resumed {last_path} at step {start_step}"
         else:
             model, origin = initial_model(cfg.init)
-        torch.manual_seed(cfg.seed)
         model.to(device)
 
         if is_main:
@@ -272,7 +273,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise HumansegError(f"--resume: {last_path} is already at step {start_step} of "
                                 f"{total}; ask for more iterations with -i")
         dataset = TrainingSet(train_pairs, rooms, size=cfg.size, length=total * cfg.batch * world,
-                              seed=cfg.seed)
+                              seed=cfg.seed, work_width=cfg.work_width)
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=SkipSampler(sampler, start_step * cfg.batch),
                             num_workers=cfg.workers, drop_last=True,
@@ -283,7 +284,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                             extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed,
                                    "images": [str(x) for x in cfg.images]})
 
-        interrupted = False
+        interrupted = stopped_early = False
         step = start_step
         run_loss, run_iou, t0 = None, None, time.time()
         last_val: dict = {}
@@ -332,6 +333,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     plot_history(history, png_path)
                 if step >= total:
                     break
+                if cfg.stop_at and step >= cfg.stop_at:
+                    # A planned pause: same as an interruption, but a normal exit.
+                    stopped_early = True
+                    break
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -348,8 +353,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
             checkpoint(step, last_val, last_path)
             write_history(history, csv_path)
             plot_history(history, png_path)
-            if interrupted:
-                log(f"interrupted at step {step}: saved {last_path} (continue with --resume)")
+            if interrupted or stopped_early:
+                log(f"{'interrupted' if interrupted else 'stopped'} at step {step}: saved {last_path} "
+                    f"(continue with --resume)")
             else:
                 log(f"done: {step} steps; last {last_path}, best {best_path} (val mIoU "
                     f"{best_iou:.4f})" if val_pairs else f"done: {step} steps; {last_path}")

@@ -68,7 +68,8 @@ class TrainingSet(Dataset):
     """Random augmented samples of size (w, h); `length` items per epoch, each reproducible from seed+index."""
 
     def __init__(self, pairs: list[Pair], extra_backgrounds: list[np.ndarray], size=(320, 240),
-                 length: int = 100000, seed: int = 0, p_composite: float = 0.45, p_empty: float = 0.1):
+                 length: int = 100000, seed: int = 0, p_composite: float = 0.45, p_empty: float = 0.1,
+                 work_width: int = 320):
         if not pairs:
             raise HumansegError("no labeled frames to train on")
         self.pairs = pairs
@@ -79,6 +80,7 @@ class TrainingSet(Dataset):
             seen.setdefault(p.set_key, p.background)
         self.rooms = list(seen.values()) + list(extra_backgrounds)
         self.size = size
+        self.work_width = work_width
         self.length = length
         self.seed = seed
         self.p_composite = p_composite if self.people else 0.0
@@ -88,10 +90,11 @@ class TrainingSet(Dataset):
         return self.length
 
     def _base_affine(self, src_shape, rng, person_scale=1.0):
-        """Scale the source to the output size with jitter, random crop offset and flip."""
+        """Scale the source as inference would (to work_width) with jitter, random crop offset, flip."""
         h, w = src_shape[:2]
         ow, oh = self.size
-        s = max(ow / w, oh / h) * rng.uniform(1.0, 1.35) * person_scale
+        # Never smaller than the crop: replicated borders would be a pattern real frames lack.
+        s = max(min(1.0, self.work_width / w) * rng.uniform(0.8, 1.3), ow / w, oh / h) * person_scale
         tx = rng.uniform(min(0, ow - w * s), max(0, ow - w * s))
         ty = rng.uniform(min(0, oh - h * s), max(0, oh - h * s))
         m = A.affine(s, 0, tx, ty)

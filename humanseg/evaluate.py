@@ -1,0 +1,206 @@
+"""`python -m humanseg evaluate` (metrics per set and overall) and `predict` (masks for single images)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+
+from humanseg import metrics, store
+from humanseg.cli import images_option, reports_errors
+from humanseg.errors import HumansegError
+
+METHODS = ("model", "absdiff")
+
+
+def absdiff_mask(frame: np.ndarray, bkg: np.ndarray, threshold: int = 30) -> np.ndarray:
+    """The plain baseline: largest per-channel |frame - bkg| above a threshold (uint8 0/255)."""
+    diff = cv2.absdiff(frame, bkg).max(axis=2)
+    return np.where(diff > threshold, 255, 0).astype(np.uint8)
+
+
+class AbsdiffPredictor:
+    """The baseline behind the same set_background/predict_mask interface as Segmenter."""
+
+    def __init__(self, threshold: int = 30):
+        self.threshold = threshold
+        self.bkg = None
+
+    def set_background(self, bkg):
+        self.bkg = bkg
+
+    def predict_mask(self, frame):
+        if frame.shape != self.bkg.shape:
+            raise HumansegError("frame size differs from the background's")
+        return absdiff_mask(frame, self.bkg, self.threshold)
+
+
+@dataclass
+class FrameResult:
+    set_number: int
+    index: int
+    scores: dict
+    ms: float
+    pred: np.ndarray | None = None
+
+
+def make_predictor(method: str, weights=None, work_width=None, num_threads=None):
+    if method == "absdiff":
+        return AbsdiffPredictor()
+    from humanseg.model import load_segmenter
+
+    return load_segmenter(weights, work_width=work_width, num_threads=num_threads)
+
+
+def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = False) -> list[FrameResult]:
+    """Score every labeled frame of the chosen sets; one background per set, set once."""
+    numbers = sets if sets else store.list_sets(root)
+    results = []
+    for n in numbers:
+        info = store.scan_set(root, n)
+        if not info.labeled:
+            continue
+        bkg = store.read_background(info)
+        predictor.set_background(bkg)
+        for k in info.labeled:
+            frame = store.read_frame(info, k, bkg.shape)
+            truth = store.read_mask(info.mask_path(k), frame.shape)
+            t0 = time.perf_counter()
+            pred = predictor.predict_mask(frame)
+            ms = (time.perf_counter() - t0) * 1000
+            results.append(FrameResult(n, k, metrics.frame_scores(pred, truth), ms,
+                                       pred if keep_masks else None))
+    return results
+
+
+def summarize(results: list[FrameResult]) -> dict:
+    """Per-set and overall means (mIoU, Dice, boundary F, ms per frame)."""
+    by_set: dict[int, list[FrameResult]] = {}
+    for r in results:
+        by_set.setdefault(r.set_number, []).append(r)
+
+    def block(rows):
+        out = metrics.mean_scores([r.scores for r in rows])
+        out["frames"] = len(rows)
+        out["ms_per_frame"] = float(np.median([r.ms for r in rows])) if rows else float("nan")
+        return out
+
+    return {"sets": {f"set{n}": block(rows) for n, rows in sorted(by_set.items())},
+            "overall": block(results)}
+
+
+def format_table(summary: dict, title: str) -> str:
+    lines = [title, f"{'set':>8} {'frames':>6} {'mIoU':>7} {'Dice':>7} {'bndF3':>7} {'ms':>7}"]
+    rows = list(summary["sets"].items()) + [("overall", summary["overall"])]
+    for name, s in rows:
+        lines.append(f"{name:>8} {s['frames']:>6} {s['iou']:>7.4f} {s['dice']:>7.4f} "
+                     f"{s['boundary_f']:>7.4f} {s['ms_per_frame']:>7.1f}")
+    return "\n".join(lines)
+
+
+def worst_montage(root, results: list[FrameResult], count: int = 6, width: int = 320) -> np.ndarray:
+    """Rows of frame | truth | prediction for the lowest-IoU frames, with their scores written on."""
+    worst = sorted((r for r in results if r.pred is not None), key=lambda r: r.scores["iou"])[:count]
+    rows = []
+    for r in worst:
+        info = store.scan_set(root, r.set_number)
+        frame = store.read_frame(info, r.index)
+        truth = store.read_mask(info.mask_path(r.index), frame.shape)
+        h = round(frame.shape[0] * width / frame.shape[1])
+        tiles = [cv2.resize(x if x.ndim == 3 else cv2.cvtColor(x, cv2.COLOR_GRAY2BGR), (width, h))
+                 for x in (frame, truth, r.pred)]
+        cv2.putText(tiles[0], f"set{r.set_number}/{r.index}.png  IoU {r.scores['iou']:.3f}  "
+                    f"bF {r.scores['boundary_f']:.3f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (0, 255, 255), 1, cv2.LINE_AA)
+        rows.append(np.hstack(tiles))
+    if not rows:
+        return np.zeros((10, 3 * width, 3), np.uint8)
+    return np.vstack(rows)
+
+
+def parse_sets(value: str | None) -> list[int] | None:
+    if not value:
+        return None
+    try:
+        return [int(x.strip().removeprefix("set")) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise HumansegError(f"--sets must be set numbers like 3,7: {value}") from None
+
+
+@click.command("evaluate")
+@images_option
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--sets", help="Only these sets, e.g. 3,7 (default: every set with labels).")
+@click.option("--method", "methods", multiple=True, type=click.Choice(METHODS), default=["model"],
+              show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff).")
+@click.option("--save-masks", type=click.Path(file_okay=False), help="Write predictions as OUT/setN/K_mask.png.")
+@click.option("--montage", type=click.Path(dir_okay=False), help="PNG of the worst frames (frame | truth | prediction).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
+@click.option("--work-width", type=click.IntRange(32), help="Network working width (default: the checkpoint's).")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@reports_errors
+def evaluate_command(images, weights, sets, methods, save_masks, montage, json_path, work_width, threads):
+    """Score predictions against the labeled masks: mIoU, Dice, boundary F (3 px), ms per frame."""
+    root = Path(images)
+    if not root.is_dir():
+        raise HumansegError(f"images folder not found: {root}")
+    wanted = parse_sets(sets)
+    report = {}
+    for method in dict.fromkeys(methods):
+        predictor = make_predictor(method, weights, work_width, threads)
+        keep = bool(save_masks or montage) and method == methods[0]
+        results = evaluate_sets(root, wanted, predictor, keep_masks=keep)
+        if not results:
+            raise HumansegError(f"no labeled frames found in {root}" + (f" sets {sets}" if sets else ""))
+        summary = summarize(results)
+        report[method] = summary
+        click.echo(format_table(summary, f"{method}:"))
+        if keep and save_masks:
+            for r in results:
+                out_dir = Path(save_masks) / f"set{r.set_number}"
+                out_dir.mkdir(parents=True, exist_ok=True)
+                store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=True)
+            click.echo(f"masks written under {save_masks}")
+        if keep and montage:
+            store.write_image(montage, worst_montage(root, results), overwrite=True)
+            click.echo(f"worst frames: {montage}")
+    if json_path:
+        store.write_json(json_path, report, overwrite=True)
+
+
+@click.command("predict")
+@click.option("--bkg", "bkg_path", required=True, type=click.Path(dir_okay=False), help="Background image.")
+@click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--overlay", is_flag=True, help="Also write NAME_overlay.png (mask tinted over the frame).")
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@reports_errors
+def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
+    """Write OUT/NAME_mask.png (255 person) for each FRAME against the background --bkg."""
+    from humanseg.model import load_segmenter
+
+    bkg = store.read_image(bkg_path, "background")
+    seg = load_segmenter(weights)
+    seg.set_background(bkg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in frames:
+        frame = store.read_image(path, "frame")
+        if frame.shape != bkg.shape:
+            raise HumansegError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                                f"background's {bkg.shape[1]}x{bkg.shape[0]}: {path}")
+        mask = seg.predict_mask(frame)
+        stem = Path(path).stem
+        target = store.write_image(out / f"{stem}_mask.png", mask, overwrite=force)
+        if overlay:
+            tint = frame.copy()
+            tint[mask > 0] = (0.5 * tint[mask > 0] + (0, 127, 0)).astype(np.uint8)
+            store.write_image(out / f"{stem}_overlay.png", tint, overwrite=force)
+        click.echo(json.dumps({"frame": str(path), "mask": str(target),
+                               "person_fraction": round(float((mask > 0).mean()), 4)}))

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import torch
+
+from humanseg import store
+from humanseg.errors import WeightsError
+from humanseg.model import (NetConfig, Segmenter, SiameseSegNet, count_parameters, load_model,
+                            save_checkpoint, working_size)
+from humanseg.model.checkpoint import DEFAULT_WEIGHTS
+from humanseg.model.network import exposure_fit, fuse_batchnorm
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+
+
+def trained_like(seed=0):
+    """A random network with non-trivial batch-norm statistics (so folding is really tested)."""
+    torch.manual_seed(seed)
+    m = SiameseSegNet()
+    m.train()
+    with torch.no_grad():
+        for _ in range(3):
+            m(torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96))
+    return m.eval()
+
+
+@pytest.mark.parametrize("h,w", [(240, 320), (97, 131), (17, 33), (480, 640)])
+def test_any_size_input_gives_same_size_logits(h, w):
+    m = trained_like()
+    with torch.inference_mode():
+        out = m(torch.rand(1, 3, h, w), torch.rand(1, 3, h, w))
+    assert out.shape == (1, 1, h, w)
+    assert torch.isfinite(out).all()
+
+
+def test_cached_background_equals_full_forward_and_fusing_keeps_outputs():
+    m = trained_like()
+    f, b = torch.rand(2, 3, 120, 160), torch.rand(2, 3, 120, 160)
+    with torch.inference_mode():
+        full = m(f, b)
+        cached = m.forward_cached(f, m.encode_background(b))
+        fused = fuse_batchnorm(trained_like())(f, b)
+    assert torch.allclose(full, cached)
+    assert torch.allclose(full, fused, atol=1e-4)
+
+
+def test_size_budget():
+    assert count_parameters(SiameseSegNet()) <= 2_000_000
+
+
+def test_exposure_fit_undoes_gain_and_offset():
+    torch.manual_seed(0)
+    bkg = torch.rand(1, 3, 64, 64) * 0.6 + 0.2
+    frame = bkg * torch.tensor([1.3, 1.1, 0.8]).view(1, 3, 1, 1) + 0.05
+    frame[..., 10:40, 20:40] = 0.9  # a "person" the fit must ignore
+    fitted = exposure_fit(frame, bkg, iters=3, scale=2)
+    bg = torch.ones(64, 64, dtype=torch.bool)
+    bg[10:40, 20:40] = False
+    err_before = (frame - bkg).abs()[..., bg].mean()
+    err_after = (fitted - bkg).abs()[..., bg].mean()
+    assert err_after < 0.01 < err_before
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    m = trained_like()
+    path = save_checkpoint(tmp_path / "a.pt", m, step=7, metrics={"iou": 0.5}, work_width=256)
+    loaded, ckpt = load_model(path)
+    assert ckpt["step"] == 7 and ckpt["work_width"] == 256 and ckpt["metrics"]["iou"] == 0.5
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+
+    with pytest.raises(WeightsError, match="weights file not found"):
+        load_model(tmp_path / "missing.pt")
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="unreadable or corrupt: .*truncated.pt"):
+        load_model(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": 1}, other)
+    with pytest.raises(WeightsError, match="not a humanseg segmentation checkpoint"):
+        load_model(other)
+    # A checkpoint of a wider network does not fit the config it claims.
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"] = NetConfig(widths=(16, 24, 48, 128)).to_dict()
+    torch.save(ckpt, other)
+    with pytest.raises(WeightsError, match="do not fit the model: .*wrong shape"):
+        load_model(other)
+    ckpt["config"] = {"widths": [1], "colour": 3}
+    torch.save(ckpt, other)
+    with pytest.raises(WeightsError, match="invalid model config"):
+        load_model(other)
+
+
+def test_working_size_never_upscales():
+    assert working_size(640, 480, 320) == (320, 240)
+    assert working_size(1280, 720, 320) == (320, 180)
+    assert working_size(200, 150, 320) == (200, 150)
+
+
+def test_segmenter_on_a_dev_frame(dev_root):
+    info = store.scan_set(dev_root, 2)
+    bkg = store.read_background(info)
+    seg = Segmenter(trained_like(), work_width=320)
+    seg.set_background(bkg)
+    prob = seg.predict(store.read_frame(info, 0))
+    mask = seg.predict_mask(store.read_frame(info, 0))
+    assert prob.shape == mask.shape == (480, 640)
+    assert prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
+    assert np.array_equal(mask > 0, seg.logits(store.read_frame(info, 0)) > 0)
+    clear = np.abs(prob - 0.5) > 1e-3  # away from the threshold, float rounding cannot flip a pixel
+    assert np.array_equal((mask > 0)[clear], (prob > 0.5)[clear])
+    from humanseg.errors import HumansegError
+    with pytest.raises(HumansegError, match="differs from the background"):
+        seg.predict(bkg[:240])
+
+
+@pytest.mark.slow
+def test_shipped_model_scores_on_the_sets_it_held_out(dev_root):
+    """The shipped model, on dev sets it never trained on, reaches mIoU >= 0.9."""
+    from humanseg.evaluate import evaluate_sets, summarize
+    from humanseg.model import load_segmenter, read_checkpoint
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.fail(f"shipped model missing: {DEFAULT_WEIGHTS}")
+    ckpt = read_checkpoint(DEFAULT_WEIGHTS)
+    held_out = [int(s) for s in str(ckpt["extra"]["val_sets"]).split(",")]
+    assert held_out, "the shipped model must record which sets it held out"
+    summary = summarize(evaluate_sets(dev_root, held_out, load_segmenter(num_threads=1)))
+    assert summary["overall"]["iou"] >= 0.9
+    assert summary["overall"]["frames"] >= 6

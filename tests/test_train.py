@@ -1,0 +1,125 @@
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from humanseg.model import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--size", "128x96", "-b", "2", "--val-every", "10", "--threads", "1", "--init", "scratch"]
+
+
+def run_training(args, cwd=ROOT, env=None, timeout=600):
+    return subprocess.run([sys.executable, "training.py", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+@pytest.fixture
+def two_sets(tmp_path, dev_root):
+    root = tmp_path / "images"
+    for n in (2, 8):
+        shutil.copytree(dev_root / f"set{n}", root / f"set{n}")
+    return root
+
+
+def history(out):
+    with open(out / "metrics.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path):
+    out = tmp_path / "w"
+    r = run_training(["-i", "40", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])
+    assert r.returncode == 0, r.stderr
+    assert "validating on 3 frames (set8)" in r.stdout
+    rows = history(out)
+    losses = [float(x["loss"]) for x in rows]
+    assert losses[-1] < losses[0]
+    assert {x["step"] for x in rows if x["val_iou"]} == {"10", "20", "30", "40"}
+    for name in ("last.pt", "best.pt"):
+        model, ckpt = load_model(out / name)
+        assert ckpt["optimizer"] is not None and "iou" in ckpt["metrics"]
+    assert load_model(out / "last.pt")[1]["step"] == 40
+    img = cv2.imread(str(out / "training.png"))
+    assert img is not None and img.shape == (400, 800, 3)
+
+    # Resume continues at the saved step with the saved optimizer state, up to the new total.
+    before = load_model(out / "last.pt")[1]
+    r = run_training(["-i", "50", "--resume", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])
+    assert r.returncode == 0, r.stderr
+    assert "resumed" in r.stdout and "at step 40" in r.stdout
+    after = load_model(out / "last.pt")[1]
+    assert after["step"] == 50
+    assert after["optimizer"]["state"][0]["step"] == before["optimizer"]["state"][0]["step"] + 10
+    steps = [int(x["step"]) for x in history(out)]
+    assert steps == sorted(steps) and steps[-1] == 50 and len(steps) == len(set(steps))
+
+
+@pytest.mark.slow
+def test_resume_is_exact(two_sets, tmp_path):
+    """20 steps in one go equal 10 steps + resume to 20 (same samples, same optimizer state)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["--images", str(two_sets), "--val-sets", "none", *SMALL]
+    assert run_training(["-i", "20", "--out", str(a), *common]).returncode == 0
+    r = run_training(["-i", "20", "--stop-at", "10", "--out", str(b), *common])
+    assert r.returncode == 0 and "stopped at step 10" in r.stdout
+    assert run_training(["-i", "20", "--out", str(b), "--resume", *common]).returncode == 0
+    sa = load_model(a / "last.pt")[0].state_dict()
+    sb = load_model(b / "last.pt")[0].state_dict()
+    for k in sa:
+        assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5), k
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_ends_with_identical_weights(two_sets, tmp_path):
+    out = tmp_path / "ddp"
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "training.py", "-i", "6", "--images", str(two_sets), "--out", str(out), "--val-sets", "8",
+         "--device", "cpu", *SMALL],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    digests = dict(re.findall(r"rank (\d) weights ([0-9a-f]+)", r.stdout))
+    assert set(digests) == {"0", "1"}
+    assert digests["0"] == digests["1"]
+    assert (out / "last.pt").is_file()
+
+
+def test_no_labeled_frames_is_a_clear_error(tmp_path):
+    root = tmp_path / "images"
+    (root / "set1").mkdir(parents=True)
+    cv2.imwrite(str(root / "set1" / "bkg.png"), np.zeros((48, 64, 3), np.uint8))
+    cv2.imwrite(str(root / "set1" / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    r = run_training(["-i", "1", "--images", str(root), "--out", str(tmp_path / "w")])
+    assert r.returncode == 2
+    assert "no labeled frames found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_set_without_bkg_and_mismatched_sizes_are_named(tmp_path):
+    root = tmp_path / "images"
+    s = root / "set4"
+    s.mkdir(parents=True)
+    cv2.imwrite(str(s / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    r = run_training(["-i", "1", "--images", str(root), "--out", str(tmp_path / "w")])
+    assert r.returncode == 2 and "background missing" in r.stderr and "set4" in r.stderr
+    cv2.imwrite(str(s / "bkg.png"), np.zeros((40, 64, 3), np.uint8))
+    cv2.imwrite(str(s / "0_mask.png"), np.zeros((48, 64), np.uint8))
+    r = run_training(["-i", "1", "--images", str(root), "--out", str(tmp_path / "w")])
+    assert r.returncode == 2 and "differs from bkg.png" in r.stderr and "0.png" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_options_are_usage_errors(tmp_path):
+    r = run_training(["--size", "100x50"])
+    assert r.returncode == 2 and "multiples of 16" in r.stderr
+    r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
+    assert r.returncode == 2 and "images folder not found" in r.stderr
