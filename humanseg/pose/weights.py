@@ -91,7 +91,7 @@ def tfjs_to_state_dict(variables: dict[str, np.ndarray]) -> dict[str, torch.Tens
         elif layout == "depthwise":
             kh, kw, cin, mult = array.shape
             array = array.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
-        state[key] = torch.from_numpy(np.ascontiguousarray(array))
+        state[key] = torch.from_numpy(np.array(array, dtype=np.float32, order="C"))
     return state
 
 
@@ -145,6 +145,8 @@ def download_tfjs_checkpoint(model_id: int, url: str | None = None,
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
     return str(getattr(exc, "reason", None) or exc)
 
 

@@ -1,0 +1,259 @@
+"""PoseNet weights: name compatibility, TF.js conversion, lookup order, download, and every error."""
+
+import gzip
+import http.server
+import json
+import threading
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from humanseg.errors import WeightsError
+from humanseg.pose import weights as W
+from humanseg.pose.mobilenet import PoseNetMobileNetV1, layer_specs
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """Empty cache in tmp_path, no weights env var, downloads pointed at a closed local port."""
+    monkeypatch.setenv("HUMANSEG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HUMANSEG_POSENET_WEIGHTS", raising=False)
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", "http://127.0.0.1:9/")
+    return tmp_path
+
+
+# --- names and shapes ------------------------------------------------------------------------
+
+def test_converted_050_file_loads_strictly(posenet_weights):
+    state = torch.load(posenet_weights, map_location="cpu", weights_only=True)
+    model = PoseNetMobileNetV1(50, 16)
+    expected = model.state_dict()
+    assert set(state) == set(expected)
+    assert all(state[k].shape == expected[k].shape for k in state)
+    model.load_state_dict(state, strict=True)
+    out = model.eval()(torch.zeros(1, 3, 241, 321))
+    assert [tuple(o.shape) for o in out] == [(1, 17, 16, 21), (1, 34, 16, 21), (1, 32, 16, 21), (1, 32, 16, 21)]
+
+
+@pytest.mark.parametrize("model_id, conv0, last", [(50, 16, 256), (75, 24, 384), (100, 32, 1024), (101, 32, 1024)])
+def test_layer_widths_per_model_id(model_id, conv0, last):
+    sd = PoseNetMobileNetV1(model_id).state_dict()
+    assert sd["features.conv0.conv.weight"].shape == (conv0, 3, 3, 3)
+    assert sd["heatmap.weight"].shape == (17, last, 1, 1)
+    assert sd["features.conv13.depthwise.weight"].shape == (last, 1, 3, 3)
+
+
+def test_stride_8_dilates_instead_of_downsampling():
+    specs = layer_specs(100, 8)
+    assert [s.stride for s in specs] == [2, 1, 2, 1, 2] + [1] * 9
+    assert [s.dilation for s in specs] == [1] * 7 + [2] * 6 + [4]
+    out = PoseNetMobileNetV1(50, 8).eval()(torch.zeros(1, 3, 33, 41))
+    assert tuple(out[0].shape) == (1, 17, 5, 6)
+
+
+# --- TF.js conversion -------------------------------------------------------------------------
+
+def test_converted_kernels_compute_what_tensorflow_computes():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5, 6, 4)).astype(np.float32)  # HWC, as TensorFlow holds images
+    conv_k = rng.normal(size=(3, 3, 4, 7)).astype(np.float32)  # kh, kw, in, out
+    dw_k = rng.normal(size=(3, 3, 4, 1)).astype(np.float32)  # kh, kw, in, multiplier
+    state = W.tfjs_to_state_dict({"MobilenetV1/Conv2d_0/weights": conv_k,
+                                  "MobilenetV1/Conv2d_1_depthwise/depthwise_weights": dw_k})
+    padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    conv_ref = np.zeros((5, 6, 7), np.float32)
+    dw_ref = np.zeros((5, 6, 4), np.float32)
+    for y in range(5):
+        for xx in range(6):
+            patch = padded[y:y + 3, xx:xx + 3]  # 3, 3, in
+            conv_ref[y, xx] = np.einsum("ijc,ijco->o", patch, conv_k)
+            dw_ref[y, xx] = np.einsum("ijc,ijc->c", patch, dw_k[..., 0])
+    t = torch.from_numpy(x.transpose(2, 0, 1))[None]
+    conv = F.conv2d(t, state["features.conv0.conv.weight"], padding=1)[0].numpy().transpose(1, 2, 0)
+    dw = F.conv2d(t, state["features.conv1.depthwise.weight"], padding=1, groups=4)[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(conv, conv_ref, atol=1e-4)
+    np.testing.assert_allclose(dw, dw_ref, atol=1e-4)
+
+
+def _tfjs_variables(state):
+    """TF.js variable names and layouts for a state dict (written here by hand, independently)."""
+    out = {}
+    for key, t in state.items():
+        a = t.numpy()
+        parts = key.split(".")
+        var = "biases" if parts[-1] == "bias" else "weights"
+        if parts[0] == "features" and parts[1] == "conv0":
+            layer = "Conv2d_0"
+        elif parts[0] == "features":
+            layer = f"Conv2d_{parts[1][4:]}_{parts[2]}"
+            if parts[2] == "depthwise" and var == "weights":
+                var = "depthwise_weights"
+        else:
+            layer = f"{parts[0]}_2"
+        if a.ndim == 4:
+            # torch (C, 1, kh, kw) -> TF (kh, kw, C, 1); torch (out, in, kh, kw) -> TF (kh, kw, in, out)
+            a = a.transpose(2, 3, 0, 1) if var == "depthwise_weights" else a.transpose(2, 3, 1, 0)
+        out[f"MobilenetV1/{layer}/{var}"] = np.ascontiguousarray(a, dtype="<f4")
+    return out
+
+
+def _write_checkpoint(folder, state, gzip_files=(), truncate=None):
+    folder.mkdir(parents=True)
+    manifest = {}
+    for i, (name, a) in enumerate(_tfjs_variables(state).items()):
+        fname = name.replace("/", "_")
+        manifest[name] = {"filename": fname, "shape": list(a.shape)}
+        data = a.tobytes()
+        if name == truncate:
+            data = data[:-8]
+        if name in gzip_files:
+            data = gzip.compress(data)
+        (folder / fname).write_bytes(data)
+    manifest["MobilenetV1/unused_layer/weights"] = {"filename": "unused", "shape": [2]}  # skipped
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/www; yields its base URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def _random_state(model_id=50):
+    torch.manual_seed(0)
+    return {k: torch.randn_like(v) for k, v in PoseNetMobileNetV1(model_id).state_dict().items()}
+
+
+def test_download_converts_caches_and_loads(isolated_env, local_server, monkeypatch):
+    root, url = local_server
+    state = _random_state()
+    gz = ["MobilenetV1/Conv2d_3_depthwise/depthwise_weights", "MobilenetV1/heatmap_2/biases"]
+    _write_checkpoint(root / "mobilenet_v1_050", state, gzip_files=gz)
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    path = W.resolve_weights(None, 50, show_progress=False)
+    assert path == isolated_env / "cache" / "posenet" / "mobilenet_v1_050.pth"
+    assert not list(path.parent.glob("*.tmp"))
+    loaded = W.load_state_dict(path, 50)
+    assert set(loaded) == set(state)
+    for k in state:
+        torch.testing.assert_close(loaded[k], state[k], rtol=0, atol=0)
+    # The second lookup uses the cache: the server's files can go.
+    for f in (root / "mobilenet_v1_050").iterdir():
+        f.unlink()
+    assert W.resolve_weights(None, 50) == path
+    net = W.load_network(None, 50, 16)
+    torch.testing.assert_close(net.heatmap.bias, state["heatmap.bias"])
+
+
+def test_download_of_a_short_variable_file_is_an_error(isolated_env, local_server, monkeypatch):
+    root, url = local_server
+    _write_checkpoint(root / "mobilenet_v1_050", _random_state(), truncate="MobilenetV1/offset_2/weights")
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    with pytest.raises(WeightsError, match=r"offset_2_weights: \d+ bytes, expected") as err:
+        W.resolve_weights(None, 50, show_progress=False)
+    assert "\n" not in str(err.value)
+    assert not W.cached_path(50).exists()
+
+
+def test_download_of_a_missing_model_says_where_to_put_the_file(isolated_env, local_server, monkeypatch):
+    _, url = local_server  # serves nothing for mobilenet_v1_075
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    with pytest.raises(WeightsError) as err:
+        W.resolve_weights(None, 75, show_progress=False)
+    msg = str(err.value)
+    assert "mobilenet_v1_075.pth" in msg and str(isolated_env / "cache" / "posenet") in msg
+    assert "--posenet-weights" in msg and "404" in msg and "\n" not in msg
+    assert err.value.exit_code == 1
+
+
+def test_offline_says_where_to_put_the_file(isolated_env):
+    with pytest.raises(WeightsError, match="put mobilenet_v1_050.pth in .*cache/posenet or pass --posenet-weights"):
+        W.resolve_weights(None, 50, show_progress=False)
+
+
+# --- lookup order ------------------------------------------------------------------------------
+
+def test_lookup_order_explicit_then_env_then_cache(isolated_env, monkeypatch, posenet_weights):
+    cached = W.cached_path(50)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(posenet_weights.read_bytes())
+    assert W.resolve_weights(None, 50) == cached
+    env_file = isolated_env / "env.pth"
+    env_file.write_bytes(b"x")
+    monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", str(env_file))
+    assert W.resolve_weights(None, 50) == env_file
+    assert W.resolve_weights(posenet_weights, 50) == posenet_weights
+
+
+def test_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    monkeypatch.delenv("HUMANSEG_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert W.cache_dir() == tmp_path / "humanseg" / "posenet"
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def test_missing_explicit_file(isolated_env):
+    with pytest.raises(WeightsError, match=r"--posenet-weights .*nope.pth: no such file") as err:
+        W.resolve_weights(isolated_env / "nope.pth", 50)
+    assert err.value.exit_code == 2
+
+
+def test_missing_env_file(isolated_env, monkeypatch):
+    monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", str(isolated_env / "gone.pth"))
+    with pytest.raises(WeightsError, match=r"HUMANSEG_POSENET_WEIGHTS=.*gone.pth: no such file"):
+        W.resolve_weights(None, 50)
+
+
+def test_wrong_model_id(posenet_weights):
+    with pytest.raises(WeightsError, match=r"holds model 50 weights, not model 75") as err:
+        W.load_state_dict(posenet_weights, 75)
+    assert str(posenet_weights) in str(err.value) and err.value.exit_code == 2
+
+
+def test_truncated_file(tmp_path, posenet_weights):
+    short = tmp_path / "short.pth"
+    short.write_bytes(posenet_weights.read_bytes()[:1_000_000])
+    with pytest.raises(WeightsError, match=r"short.pth: cannot load PoseNet weights \(a truncated PyTorch archive\)"):
+        W.load_state_dict(short, 50)
+
+
+def test_not_a_torch_file(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_text("hello")
+    with pytest.raises(WeightsError, match=r"junk.pth: cannot load PoseNet weights \(not a PyTorch weights file\)"):
+        W.load_state_dict(junk, 50)
+
+
+def test_not_a_state_dict(tmp_path):
+    path = tmp_path / "list.pth"
+    torch.save([torch.zeros(3)], path)
+    with pytest.raises(WeightsError, match=r"list.pth: not a PoseNet state dict"):
+        W.load_state_dict(path, 50)
+
+
+def test_state_dict_of_another_network(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+    with pytest.raises(WeightsError, match=r"other.pth: not a PoseNet MobileNetV1 model 50 state dict \(missing"):
+        W.load_state_dict(path, 50)
+
+
+def test_unknown_model_id(isolated_env):
+    with pytest.raises(WeightsError, match="model id must be one of 50, 75, 100, 101"):
+        W.resolve_weights(None, 60)
