@@ -1,0 +1,95 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from humanseg import metrics, store
+from humanseg.evaluate import AbsdiffPredictor, absdiff_mask, evaluate_sets, summarize
+from humanseg.model import SiameseSegNet, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "humanseg", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
+
+
+@pytest.fixture
+def random_weights(tmp_path):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "rand.pt", SiameseSegNet().eval())
+
+
+def test_evaluate_matches_metrics_computed_by_hand(copy_set):
+    root = copy_set(8)
+    results = evaluate_sets(root, [8], AbsdiffPredictor(), keep_masks=True)
+    info = store.scan_set(root, 8)
+    bkg = store.read_background(info)
+    expected = []
+    for r in results:
+        frame = store.read_frame(info, r.index)
+        truth = store.read_mask(info.mask_path(r.index))
+        pred = absdiff_mask(frame, bkg)
+        assert np.array_equal(pred, r.pred)
+        inter = np.logical_and(pred > 0, truth > 0).sum()
+        union = np.logical_or(pred > 0, truth > 0).sum()
+        expected.append(1.0 if union == 0 else inter / union)
+        assert r.scores["iou"] == pytest.approx(expected[-1])
+    summary = summarize(results)
+    assert summary["overall"]["iou"] == pytest.approx(np.mean(expected))
+    assert summary["sets"]["set8"]["frames"] == len(info.labeled) == 3
+
+
+def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_weights):
+    root = copy_set(8)
+    out_json, masks, montage = tmp_path / "r.json", tmp_path / "masks", tmp_path / "worst.png"
+    r = cli("evaluate", "--images", str(root), "--weights", str(random_weights), "--method", "model",
+            "--method", "absdiff", "--json", str(out_json), "--save-masks", str(masks), "--montage", str(montage),
+            "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "model:" in r.stdout and "absdiff:" in r.stdout and "overall" in r.stdout
+    report = json.loads(out_json.read_text())
+    assert set(report) == {"model", "absdiff"}
+    assert report["model"]["overall"]["frames"] == 3
+    saved = sorted(p.name for p in (masks / "set8").iterdir())
+    assert saved == ["0_mask.png", "1_mask.png", "2_mask.png"]
+    # The saved mask scores exactly what the table says for that frame's set.
+    ious = [metrics.iou(store.read_mask(masks / "set8" / n), store.read_mask(root / "set8" / n)) for n in saved]
+    assert np.mean(ious) == pytest.approx(report["model"]["sets"]["set8"]["iou"], abs=1e-4)
+    img = cv2.imread(str(montage))
+    assert img is not None and img.shape[1] == 3 * 320
+
+
+def test_evaluate_errors(tmp_path, random_weights):
+    r = cli("evaluate", "--images", str(tmp_path / "none"))
+    assert r.returncode == 2 and "images folder not found" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = cli("evaluate", "--images", str(tmp_path / "empty"), "--method", "absdiff")
+    assert r.returncode == 2 and "no labeled frames" in r.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = cli("evaluate", "--images", str(tmp_path / "empty"), "--weights", str(bad))
+    assert r.returncode == 2 and "bad.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, random_weights):
+    out = tmp_path / "pred"
+    frames = [str(dev_root / "set2" / "0.png"), str(dev_root / "set2" / "1.png")]
+    args = ["predict", "--bkg", str(dev_root / "set2" / "bkg.png"), *frames, "--out", str(out),
+            "--weights", str(random_weights), "--overlay"]
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [Path(x["mask"]).name for x in lines] == ["0_mask.png", "1_mask.png"]
+    mask = store.read_mask(out / "0_mask.png", (480, 640))
+    assert mask.dtype == np.uint8 and (out / "0_overlay.png").is_file()
+    r = cli(*args)
+    assert r.returncode == 2 and "refusing to overwrite" in r.stderr
+    r = cli("predict", "--bkg", str(tmp_path / "nope.png"), frames[0], "--out", str(out))
+    assert r.returncode == 2 and "background missing" in r.stderr
