@@ -1,0 +1,68 @@
+"""`python -m humanseg pose`: JSON lines, drawn images, and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from tests.conftest import ROOT
+
+
+def _run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "humanseg", "pose", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_json_lines(dev_root, posenet_weights):
+    person, nobody = dev_root / "set10" / "0.png", dev_root / "set10" / "3.png"
+    proc = _run(person, nobody, "--json", "--posenet-weights", posenet_weights)
+    assert proc.returncode == 0, proc.stderr
+    first, second = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert first["image"] == str(person)
+    assert len(first["keypoints"]) == 17
+    x, y, score = first["keypoints"]["nose"]
+    assert 0 <= x < 640 and 0.5 < score <= 1
+    assert len(first["palms"]) == 2 and all(len(p) == 2 for p in first["palms"])
+    assert second == {"image": str(nobody), "keypoints": {}, "palms": []}
+
+
+@pytest.mark.slow
+def test_out_draws_images_and_keeps_existing_ones(dev_root, posenet_weights, tmp_path):
+    a, b = dev_root / "set3" / "0.png", dev_root / "set4" / "0.png"  # same stem: names get the folder
+    proc = _run(a, b, "--out", tmp_path, "--posenet-weights", posenet_weights)
+    assert proc.returncode == 0, proc.stderr
+    drawn = cv2.imread(str(tmp_path / "set3_0_pose.png"))
+    assert drawn.shape == (480, 640, 3)
+    assert (drawn != cv2.imread(str(a))).any(axis=2).sum() > 500  # skeleton pixels were drawn
+    assert (tmp_path / "set4_0_pose.png").is_file()
+    again = _run(a, b, "--out", tmp_path, "--posenet-weights", posenet_weights)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert _run(a, b, "--out", tmp_path, "--overwrite", "--posenet-weights", posenet_weights).returncode == 0
+
+
+def test_bad_weights_file_is_one_line_exit_2(tmp_path, dev_root):
+    junk = tmp_path / "junk.pth"
+    junk.write_text("no")
+    proc = _run(dev_root / "set10" / "0.png", "--posenet-weights", junk)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "junk.pth" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_offline_without_weights_is_one_line_exit_1(tmp_path, dev_root):
+    import os
+
+    env = dict(os.environ, HUMANSEG_CACHE=str(tmp_path), HUMANSEG_POSENET_URL="http://127.0.0.1:9/")
+    env.pop("HUMANSEG_POSENET_WEIGHTS", None)
+    proc = _run(dev_root / "set10" / "0.png", env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and str(tmp_path / "posenet") in proc.stderr
+
+
+def test_unreadable_image_is_exit_2(tmp_path, posenet_weights):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    proc = _run(bad, "--posenet-weights", posenet_weights)
+    assert proc.returncode == 2 and "bad.png: not a readable image" in proc.stderr

@@ -1,0 +1,106 @@
+"""PoseNet on the real dev frames, held against the MediaPipe reference keypoints."""
+
+import json
+import math
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+WRIST_RADIUS = 40  # px
+
+
+def _reference(dev_root):
+    return json.loads((dev_root / "keypoints_reference.json").read_text())["frames"]
+
+
+def _visible_wrists(frame_ref):
+    pose = frame_ref["pose"] or {}
+    return [(w["x"], w["y"]) for w in (pose.get("left_wrist"), pose.get("right_wrist"))
+            if w and w["visibility"] >= 0.5 and w["inside"]]
+
+
+def _wrist_hits(ref_wrists, pose):
+    """Reference wrists within WRIST_RADIUS of PoseNet's, matched as an unordered pair."""
+    det = [(pose.keypoints[k].x, pose.keypoints[k].y) for k in ("left_wrist", "right_wrist")]
+    if len(ref_wrists) == 1:
+        return int(min(math.dist(ref_wrists[0], d) for d in det) <= WRIST_RADIUS)
+    straight = [math.dist(ref_wrists[0], det[0]), math.dist(ref_wrists[1], det[1])]
+    crossed = [math.dist(ref_wrists[0], det[1]), math.dist(ref_wrists[1], det[0])]
+    best = min(straight, crossed, key=sum)
+    return sum(d <= WRIST_RADIUS for d in best)
+
+
+@pytest.fixture(scope="module")
+def results(dev_root, posenet_weights):
+    """frame name -> (reference, poses, palms) for the single- and the multi-pose decoder."""
+    from humanseg.pose import PoseEstimator
+
+    estimators = {"single": PoseEstimator.load(posenet_weights),
+                  "multi": PoseEstimator.load(posenet_weights, max_poses=5)}
+    out = {mode: {} for mode in estimators}
+    for name, ref in _reference(dev_root).items():
+        frame = cv2.imread(str(dev_root / name))
+        for mode, est in estimators.items():
+            poses = est.estimate(frame)
+            out[mode][name] = (ref, poses, est.palms_from_poses(poses, frame.shape[1], frame.shape[0]))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_wrists_agree_with_reference(results, mode):
+    hits = total = 0
+    for ref, poses, _ in results[mode].values():
+        wrists = _visible_wrists(ref)
+        total += len(wrists)
+        if wrists and poses:
+            hits += _wrist_hits(wrists, poses[0])
+    share = hits / total
+    print(f"\n{mode}-pose: {hits}/{total} visible reference wrists within {WRIST_RADIUS} px ({share:.1%})")
+    assert total >= 40
+    assert share >= 0.85
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_no_pose_and_no_palm_without_a_person(results, mode):
+    empty = [name for name, (ref, _, _) in results[mode].items() if not ref["pose"]]
+    assert len(empty) == 12
+    for name in empty:
+        _, poses, palms = results[mode][name]
+        assert poses == [] and palms == [], name
+    with_person = [poses for ref, poses, _ in results[mode].values() if ref["pose"]]
+    assert all(with_person)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["single", "multi"])
+def test_palms_near_reference_palm_centres(results, mode):
+    distances = []
+    for ref, _, palms in results[mode].values():
+        for rp in ref["palms"]:
+            distances.append(min((math.dist((rp["x"], rp["y"]), (p.x, p.y)) for p in palms), default=math.inf))
+    median = float(np.median(distances))
+    print(f"\n{mode}-pose: palm distance median {median:.1f} px over {len(distances)} reference palms")
+    assert len(distances) >= 20
+    assert median <= 30
+
+
+@pytest.mark.slow
+def test_palms_method_matches_estimate(dev_root, posenet_weights):
+    from humanseg.pose import PoseEstimator
+
+    est = PoseEstimator.load(posenet_weights)
+    frame = cv2.imread(str(dev_root / "set10" / "0.png"))
+    palms = est.palms(frame)
+    assert sorted(p.side for p in palms) == ["left", "right"]
+    assert all(0 <= p.x < 640 and 0 <= p.y < 480 and 0.3 <= p.score <= 1 for p in palms)
+
+
+def test_importing_the_package_loads_no_torch():
+    code = ("import sys, humanseg.pose as p; from humanseg.pose import Palm, PalmSmoother; "
+            "assert 'torch' not in sys.modules; p.PoseEstimator; assert 'torch' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
