@@ -104,3 +104,22 @@ def test_importing_the_package_loads_no_torch():
     code = ("import sys, humanseg.pose as p; from humanseg.pose import Palm, PalmSmoother; "
             "assert 'torch' not in sys.modules; p.PoseEstimator; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_optimized_runner_matches_eager_network(dev_root, posenet_weights):
+    import torch
+
+    from humanseg.pose import PoseEstimator
+
+    fast = PoseEstimator.load(posenet_weights)
+    assert fast._runner is not fast.network  # the TorchScript/oneDNN path is in use
+    frame = cv2.imread(str(dev_root / "set7" / "0.png"))
+    for scale in (0.5, 1.0):
+        fast.scale = scale
+        tensor = fast.preprocess(frame)
+        with torch.inference_mode():
+            eager = [o[0].numpy() for o in fast.network(tensor)]
+        for a, b in zip(eager, fast.forward(tensor)):
+            assert a.shape == b.shape
+            assert np.abs(a - b).max() <= 1e-3  # logits and pixel offsets
