@@ -1,6 +1,7 @@
 """`python -m humanseg pose`: JSON lines, drawn images, and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ from tests.conftest import ROOT
 
 
 def _run(*args, env=None):
+    # One OpenMP thread keeps the subprocess quick when other work shares the CPU.
+    env = dict(env if env is not None else os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "humanseg", "pose", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, env=env, timeout=300)
 
@@ -52,8 +55,6 @@ def test_bad_weights_file_is_one_line_exit_2(tmp_path, dev_root):
 
 
 def test_offline_without_weights_is_one_line_exit_1(tmp_path, dev_root):
-    import os
-
     env = dict(os.environ, HUMANSEG_CACHE=str(tmp_path), HUMANSEG_POSENET_URL="http://127.0.0.1:9/")
     env.pop("HUMANSEG_POSENET_WEIGHTS", None)
     proc = _run(dev_root / "set10" / "0.png", env=env)

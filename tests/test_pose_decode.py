@@ -36,11 +36,10 @@ def test_single_pose_peak_maps_to_input_pixel():
 
 
 def test_estimator_maps_single_peak_back_to_frame_pixel(monkeypatch):
-    torch = pytest.importorskip("torch")
     from humanseg.pose.estimator import PoseEstimator
     from humanseg.pose.mobilenet import PoseNetMobileNetV1
 
-    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, min_pose_score=0.0)
+    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, min_pose_score=0.0, optimize=False)
     frame = np.zeros((480, 640, 3), np.uint8)
     assert tuple(est.preprocess(frame).shape) == (1, 3, 241, 321)
     heat, offsets, fwd, bwd = _empty_maps(16, 21)

@@ -36,16 +36,24 @@ def _wrist_hits(ref_wrists, pose):
 @pytest.fixture(scope="module")
 def results(dev_root, posenet_weights):
     """frame name -> (reference, poses, palms) for the single- and the multi-pose decoder."""
+    import torch
+
     from humanseg.pose import PoseEstimator
 
     estimators = {"single": PoseEstimator.load(posenet_weights),
                   "multi": PoseEstimator.load(posenet_weights, max_poses=5)}
     out = {mode: {} for mode in estimators}
-    for name, ref in _reference(dev_root).items():
-        frame = cv2.imread(str(dev_root / name))
-        for mode, est in estimators.items():
-            poses = est.estimate(frame)
-            out[mode][name] = (ref, poses, est.palms_from_poses(poses, frame.shape[1], frame.shape[0]))
+    # One thread: OpenMP threads spin badly when CI runs other work beside; restored afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, ref in _reference(dev_root).items():
+            frame = cv2.imread(str(dev_root / name))
+            for mode, est in estimators.items():
+                poses = est.estimate(frame)
+                out[mode][name] = (ref, poses, est.palms_from_poses(poses, frame.shape[1], frame.shape[0]))
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

@@ -1,0 +1,78 @@
+"""Milliseconds per 640x480 frame for PoseNet resize + forward + decode (PoseEstimator.estimate).
+
+Prints one JSON line per measurement: default scale (0.5, a 321x241 input) and full size (641x481),
+each with 1 and 2 torch threads; the default-scale 2-thread line is `pose_default`. The `_eager`
+lines run the plain PyTorch module instead of the frozen TorchScript/oneDNN copy, for comparison.
+Weights: ../shared/models/posenet/mobilenet_v1_050.pth (or --weights).
+
+On a machine whose cores are busy with other work, OpenMP's spinning threads make the 2-thread lines
+very slow; run with OMP_WAIT_POLICY=PASSIVE there (the policy is printed on each line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from humanseg.pose.estimator import PoseEstimator  # noqa: E402
+
+DEV_FRAME = ROOT.parent / "shared" / "data" / "dev" / "set10" / "0.png"
+WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
+
+
+def measure(estimator: PoseEstimator, frame: np.ndarray, threads: int, iterations: int, warmup: int) -> list[float]:
+    """Per-call times in ms of estimator.estimate(frame) with `threads` torch threads."""
+    torch.set_num_threads(threads)
+    for _ in range(warmup):
+        estimator.estimate(frame)
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        estimator.estimate(frame)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=str(WEIGHTS))
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--no-eager", action="store_true", help="Skip the eager-module comparison lines.")
+    args = parser.parse_args()
+
+    frame = cv2.imread(str(DEV_FRAME))
+    if frame is None:  # ../shared absent: a synthetic frame still times the same work
+        frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    frame = cv2.resize(frame, (640, 480))
+    runs = [("pose_default", 0.5, 2, True), ("pose_default_1thread", 0.5, 1, True),
+            ("pose_full_2threads", 1.0, 2, True), ("pose_full_1thread", 1.0, 1, True)]
+    if not args.no_eager:
+        runs += [("pose_default_eager", 0.5, 2, False), ("pose_default_1thread_eager", 0.5, 1, False)]
+    estimators = {}
+    for name, scale, threads, optimize in runs:
+        if optimize not in estimators:
+            estimators[optimize] = PoseEstimator.load(args.weights, optimize=optimize, show_progress=False)
+        estimator = estimators[optimize]
+        estimator.scale = scale
+        times = measure(estimator, frame, threads, args.iterations, args.warmup)
+        print(json.dumps({"name": name, "median": round(statistics.median(times), 2), "min": round(min(times), 2),
+                          "max": round(max(times), 2), "unit": "ms", "cores": os.cpu_count(),
+                          "threads": threads, "input": list(estimator.input_size(640, 480)),
+                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

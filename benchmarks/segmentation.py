@@ -1,0 +1,72 @@
+"""Milliseconds per 640x480 frame: the model with cached background features, without, and absdiff.
+
+Prints one JSON line per measurement: name, median, min, max, unit, cores (and threads, work width).
+Usage: python benchmarks/segmentation.py [--weights W] [--threads 2] [--repeats 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from humanseg import store  # noqa: E402
+from humanseg.evaluate import absdiff_mask  # noqa: E402
+from humanseg.model import load_segmenter  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "dev"
+
+
+def measure(fn, repeats: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def report(name: str, times: list[float], **extra) -> None:
+    print(json.dumps({"name": name, "median": round(statistics.median(times), 3), "min": round(min(times), 3),
+                      "max": round(max(times), 3), "unit": "ms", "cores": os.cpu_count(), **extra}), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--work-width", type=int, default=None)
+    ap.add_argument("--set", type=int, default=2, help="dev set whose frame and background are used")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    info = store.scan_set(DEV, args.set)
+    bkg = store.read_background(info)
+    frame = store.read_frame(info, info.labeled[0], bkg.shape)
+    seg = load_segmenter(args.weights, work_width=args.work_width)
+    extra = {"threads": args.threads, "work_width": seg.work_width, "frame": "640x480"}
+
+    seg.set_background(bkg)
+    report("segment_cached_bkg", measure(lambda: seg.predict_mask(frame), args.repeats), **extra)
+
+    def uncached():
+        seg.set_background(bkg)
+        return seg.predict_mask(frame)
+
+    report("segment", measure(uncached, args.repeats), **extra)
+    report("absdiff", measure(lambda: absdiff_mask(frame, bkg), args.repeats), frame="640x480")
+
+
+if __name__ == "__main__":
+    main()
