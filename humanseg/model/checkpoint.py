@@ -104,3 +104,24 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
         raise WeightsError(f"no trained model: the shipped default {DEFAULT_WEIGHTS} is missing; "
                            f"train one with training.py or pass --weights")
     return DEFAULT_WEIGHTS
+
+
+def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, recipe: str = "") -> Path:
+    """Copy a training checkpoint without its optimizer state (a third of the size), for shipping."""
+    ckpt = read_checkpoint(src)
+    model = build_model(ckpt, src)
+    extra = dict(ckpt.get("extra") or {}, recipe=recipe) if recipe else ckpt.get("extra")
+    return save_checkpoint(dst, model, ckpt.get("step", 0), None, ckpt.get("metrics"),
+                           ckpt.get("work_width", 320), extra)
+
+
+if __name__ == "__main__":  # python -m humanseg.model.checkpoint SRC DST ["recipe"]
+    import sys
+
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python -m humanseg.model.checkpoint SRC.pt DST.pt [RECIPE]")
+    try:
+        out = release_checkpoint(*sys.argv[1:])
+    except WeightsError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
