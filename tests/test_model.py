@@ -130,3 +130,14 @@ def test_shipped_model_scores_on_the_sets_it_held_out(dev_root):
     summary = summarize(evaluate_sets(dev_root, held_out, load_segmenter(num_threads=1)))
     assert summary["overall"]["iou"] >= 0.9
     assert summary["overall"]["frames"] >= 6
+
+
+def test_config_without_decode_from_rebuilds_the_older_all_levels_decoder():
+    from humanseg.model.network import NetConfig, SiameseSegNet
+
+    old = NetConfig.from_dict({"widths": [16, 24, 48, 96], "blocks": [1, 2, 3, 3],
+                               "decoder_widths": [16, 24, 32, 64], "refine_width": 4, "exposure_iters": 3})
+    assert old.decode_from == 0
+    net = SiameseSegNet(old)
+    assert len(net.decoder.compare) == 4 and net.stride == 16
+    assert len(SiameseSegNet(NetConfig()).decoder.compare) == len(NetConfig().widths) - NetConfig().decode_from

@@ -130,3 +130,31 @@ def paste_object(target: np.ndarray, source: np.ndarray, rng: np.random.Generato
         alpha *= 1.0 - keep.astype(np.float32) / 255
     out = target.astype(np.float32) * (1 - alpha[..., None]) + src.astype(np.float32) * alpha[..., None]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def camouflage(frame: np.ndarray, bkg: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Recolour part of the person with the wall's colour behind it (clothes the colour of the wall).
+
+    The region keeps the person's own shading detail (frame minus its blur) on top of the blurred
+    background, so it differs from the reference only weakly and shape has to carry the decision.
+    The label does not change: it is still the person.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return frame
+    h, w = mask.shape
+    i = rng.integers(len(ys))
+    r = np.sqrt(rng.uniform(0.05, 0.35) * len(ys) / np.pi)
+    n = int(rng.integers(5, 10))
+    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+    rad = r * rng.uniform(0.6, 1.4, n)
+    pts = np.stack([xs[i] + rad * np.cos(ang), ys[i] + rad * rng.uniform(0.7, 1.8) * np.sin(ang)], 1)
+    blob = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(blob, [pts.astype(np.int32)], 255)
+    alpha = cv2.GaussianBlur(blob, (5, 5), 0).astype(np.float32) / 255 * (mask.astype(np.float32) / 255)
+    alpha *= rng.uniform(0.5, 0.9)
+    f = frame.astype(np.float32)
+    k = int(0.04 * w) | 1
+    target = cv2.GaussianBlur(bkg, (k, k), 0).astype(np.float32) + (f - cv2.GaussianBlur(f, (k, k), 0))
+    out = f * (1 - alpha[..., None]) + target * alpha[..., None]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -6,7 +6,8 @@ Each item is drawn at random from three kinds, so a few labeled sets become many
   with that room as the reference;
 - empty: a background against itself (nothing should be found), often with a moved object.
 On top: background shift/rotation (camera nudged), cast shadows and moved objects labelled
-background, exposure/white-balance/noise/blur/JPEG per image, flips, scale and crops.
+background, parts of the person recoloured like the wall behind (camouflage), exposure/white-balance/
+noise/blur/JPEG per image, flips, scale and crops.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class TrainingSet(Dataset):
 
     def __init__(self, pairs: list[Pair], extra_backgrounds: list[np.ndarray], size=(320, 240),
                  length: int = 100000, seed: int = 0, p_composite: float = 0.45, p_empty: float = 0.1,
-                 work_width: int = 320):
+                 work_width: int = 320, p_camouflage: float = 0.2):
         if not pairs:
             raise HumansegError("no labeled frames to train on")
         self.pairs = pairs
@@ -85,6 +86,7 @@ class TrainingSet(Dataset):
         self.seed = seed
         self.p_composite = p_composite if self.people else 0.0
         self.p_empty = p_empty
+        self.p_camouflage = p_camouflage
 
     def __len__(self):
         return self.length
@@ -146,6 +148,8 @@ class TrainingSet(Dataset):
             mask = np.where(A.warp(pair.mask, m, size) >= 128, 255, 0).astype(np.uint8)
             bkg = A.warp(pair.background, A.compose(self._camera_nudge(rng), m), size)
 
+        if rng.random() < self.p_camouflage:
+            frame = A.camouflage(frame, bkg, mask, rng)
         if rng.random() < 0.3:
             frame = A.cast_shadow(frame, mask, rng)
         if rng.random() < 0.2:

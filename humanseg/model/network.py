@@ -1,7 +1,7 @@
 """The siamese network: one shared encoder for frame and background, compared at four scales.
 
 Reading order: `exposure_fit` (map the frame's colours into the background's exposure), `Encoder`
-(depthwise-separable MobileNet-style stages at strides 2/4/8/16), `Compare` (frame features,
+(depthwise-separable MobileNet-style stages at strides 2/4/8/16/32), `Compare` (frame features,
 background features and their absolute difference fused by a 1x1 convolution), `Decoder`
 (upsampling with skip connections), `Refine` (a pixel-level correction at input resolution).
 """
@@ -19,11 +19,13 @@ import torch.nn.functional as F
 class NetConfig:
     """Everything needed to rebuild the network (stored in checkpoints)."""
 
-    widths: tuple[int, ...] = (16, 24, 48, 96)
-    blocks: tuple[int, ...] = (1, 2, 3, 3)
-    decoder_widths: tuple[int, ...] = (16, 24, 32, 64)
-    refine_width: int = 4
+    widths: tuple[int, ...] = (16, 24, 48, 112, 160)
+    blocks: tuple[int, ...] = (1, 2, 3, 4, 2)
+    decoder_widths: tuple[int, ...] = (16, 24, 32, 64, 96)
+    refine_width: int = 8
     exposure_iters: int = 3
+    # Finest encoder level the decoder reads; 1 skips the stride-2 level (the head then sits at stride 4).
+    decode_from: int = 1
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -34,6 +36,7 @@ class NetConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        d = {"decode_from": 0, **d}  # checkpoints from before decode_from decoded every level
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -64,7 +67,7 @@ class SepBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Image (B,3,H,W) normalised -> features at strides 2, 4, 8, 16."""
+    """Image (B,3,H,W) normalised -> features at strides 2, 4, 8, ... (one per stage)."""
 
     def __init__(self, widths, blocks):
         super().__init__()
@@ -113,8 +116,10 @@ class Compare(nn.Module):
 class Decoder(nn.Module):
     """Coarse-to-fine: upsample, add the compared skip features, mix with a separable block."""
 
-    def __init__(self, widths, dwidths):
+    def __init__(self, widths, dwidths, start: int = 0):
         super().__init__()
+        self.start = start
+        widths, dwidths = list(widths)[start:], list(dwidths)[start:]
         self.compare = nn.ModuleList([Compare(w, d) for w, d in zip(widths, dwidths)])
         top = dwidths[-1]
         # Global context at the coarsest scale: scene-wide cues (lighting shift, camera shake).
@@ -127,6 +132,7 @@ class Decoder(nn.Module):
 
     def forward(self, ff: list[torch.Tensor], bf: list[torch.Tensor],
                 bterms: list[torch.Tensor]) -> torch.Tensor:
+        ff, bf = ff[self.start:], bf[self.start:]
         x = self.compare[-1](ff[-1], bf[-1], bterms[-1])
         x = x * self.context(x)
         x = self.mix[-1](x)
@@ -136,7 +142,7 @@ class Decoder(nn.Module):
             x = F.interpolate(self.project[i](x), size=skip.shape[-2:], mode="bilinear",
                               align_corners=False)
             x = self.mix[i](x + skip)
-        return self.head(x)  # stride 2 logits
+        return self.head(x)  # logits at stride 2 ** (start + 1)
 
 
 class Refine(nn.Module):
@@ -201,15 +207,14 @@ MEAN, STD = 0.45, 0.25
 class SiameseSegNet(nn.Module):
     """frame, bkg: (B,3,H,W) float 0..1 (BGR) -> person logits (B,1,H,W); H, W any size."""
 
-    stride = 16
-
     def __init__(self, config: NetConfig | None = None):
         super().__init__()
         self.config = config or NetConfig()
         c = self.config
         self.encoder = Encoder(c.widths, c.blocks)
-        self.decoder = Decoder(c.widths, c.decoder_widths)
+        self.decoder = Decoder(c.widths, c.decoder_widths, c.decode_from)
         self.refine = Refine(c.refine_width)
+        self.stride = 2 ** len(c.widths)  # inputs are padded to a multiple of the coarsest stride
 
     def _pad(self, x):
         h, w = x.shape[-2:]
@@ -223,7 +228,7 @@ class SiameseSegNet(nn.Module):
         bkg = self._pad(bkg)
         normed = (bkg - MEAN) / STD
         feats = self.encoder(normed)
-        bterms = [cmp.bkg(f) for cmp, f in zip(self.decoder.compare, feats)]
+        bterms = [cmp.bkg(f) for cmp, f in zip(self.decoder.compare, feats[self.decoder.start:])]
         return BkgCache(bkg, normed, feats, bterms, self.refine.bkg(normed))
 
     def forward_cached(self, frame: torch.Tensor, cache: BkgCache) -> torch.Tensor:

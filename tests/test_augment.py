@@ -1,0 +1,67 @@
+"""Training data: augmentations do what their names say, samples are reproducible, sets are held out whole."""
+
+import numpy as np
+import pytest
+
+from humanseg.data import augment as A
+from humanseg.data.dataset import TrainingSet, load_pairs, split_sets
+
+
+@pytest.fixture(scope="module")
+def pairs(dev_root):
+    return load_pairs([dev_root])
+
+
+def _person_pair(pairs):
+    return next(p for p in pairs if p.mask.max() > 0)
+
+
+def test_camouflage_recolours_only_the_person_towards_the_background(pairs):
+    p = _person_pair(pairs)
+    changed_any = False
+    for seed in range(5):
+        out = A.camouflage(p.frame, p.background, p.mask, np.random.default_rng(seed))
+        outside = p.mask == 0
+        assert np.array_equal(out[outside], p.frame[outside])
+        moved = np.abs(out.astype(int) - p.frame.astype(int)).sum(2) > 0
+        if moved.any():
+            changed_any = True
+            before = np.abs(p.frame.astype(int) - p.background.astype(int))[moved].mean()
+            after = np.abs(out.astype(int) - p.background.astype(int))[moved].mean()
+            assert after < before
+    assert changed_any
+    empty = np.zeros_like(p.mask)
+    assert A.camouflage(p.frame, p.background, empty, np.random.default_rng(0)) is p.frame
+
+
+def test_cast_shadow_only_darkens_outside_the_person(pairs):
+    p = _person_pair(pairs)
+    out = A.cast_shadow(p.frame, p.mask, np.random.default_rng(3))
+    assert np.array_equal(out[p.mask > 0], p.frame[p.mask > 0])
+    assert (out.astype(int) <= p.frame.astype(int)).all()
+    assert (out != p.frame).any()
+
+
+def test_samples_are_reproducible_binary_and_sized(pairs, dev_root):
+    train, val = split_sets(pairs, "3,7")
+    ds = TrainingSet(train, [], size=(128, 96), length=20, seed=5)
+    f1, b1, m1 = ds[7]
+    f2, b2, m2 = ds[7]
+    assert f1.shape == (3, 96, 128) and b1.shape == (3, 96, 128) and m1.shape == (1, 96, 128)
+    assert torch_equal(f1, f2) and torch_equal(b1, b2) and torch_equal(m1, m2)
+    assert set(np.unique(m1.numpy())) <= {0.0, 1.0}
+    f3, _, _ = ds[8]
+    assert not torch_equal(f1, f3)
+
+
+def test_validation_holds_out_whole_sets(pairs):
+    train, val = split_sets(pairs, "3,7")
+    assert {p.set_key.rsplit(":", 1)[1] for p in val} == {"set3", "set7"}
+    assert not {p.set_key for p in train} & {p.set_key for p in val}
+    assert len(train) + len(val) == len(pairs)
+    t2, v2 = split_sets(pairs, "0.25", seed=1)
+    assert not {p.set_key for p in t2} & {p.set_key for p in v2} and v2
+
+
+def torch_equal(a, b):
+    return bool((a == b).all())
