@@ -1,0 +1,100 @@
+"""`python -m humanseg export --onnx model.onnx`: the network as ONNX, frame + background in, probability out."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import click
+
+from humanseg.cli import reports_errors
+from humanseg.errors import HumansegError
+
+
+def probability_module(model):
+    """Wrap the network: (frame, background) (N,3,H,W) float BGR 0..1 -> person probability (N,1,H,W).
+
+    The inputs are padded here to the network's stride with index arithmetic the ONNX graph keeps
+    symbolic (the network's own padding decides in Python, which a trace would freeze to one size).
+    """
+    import torch
+
+    class ProbabilityNet(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net.eval()
+            self.stride = net.stride
+
+        def _pad(self, x, h, w, hp, wp):
+            # Replicate padding as a gather: rows/cols past the edge repeat the last one.
+            rows = torch.clamp(torch.arange(hp, device=x.device), max=h - 1)
+            cols = torch.clamp(torch.arange(wp, device=x.device), max=w - 1)
+            return x.index_select(2, rows).index_select(3, cols)
+
+        def forward(self, frame, background):
+            h, w = frame.shape[2], frame.shape[3]
+            s = self.stride
+            hp = (h + s - 1) // s * s
+            wp = (w + s - 1) // s * s
+            f = self._pad(frame, h, w, hp, wp)
+            b = self._pad(background, h, w, hp, wp)
+            logits = self.net(f, b)
+            return torch.sigmoid(logits[:, :, :h, :w])
+
+    return ProbabilityNet(model)
+
+
+def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: tuple[int, int] = (320, 240)) -> Path:
+    """Write the checkpoint's network as ONNX (inputs "frame", "background"; output "probability";
+    batch, height and width dynamic) atomically to path; returns the path."""
+    import torch
+
+    from humanseg.model import load_model, resolve_weights
+
+    model, _ = load_model(resolve_weights(weights))
+    wrapped = probability_module(model)
+    w, h = sample_size
+    frame = torch.rand(1, 3, h, w)
+    bkg = torch.rand(1, 3, h, w)
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise HumansegError(f"--onnx {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(path.name + ".tmp")
+    axes = {0: "batch", 2: "height", 3: "width"}
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # The network's shape checks are traced as constants; the wrapper's padding keeps sizes free.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                wrapped, (frame, bkg), str(tmp), input_names=["frame", "background"],
+                output_names=["probability"], opset_version=opset, do_constant_folding=True,
+                dynamic_axes={"frame": axes, "background": axes, "probability": axes}, dynamo=False,
+            )
+        os.replace(tmp, path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, HumansegError):
+            raise
+        raise HumansegError(f"ONNX export failed: {exc}", exit_code=1) from None
+    return path
+
+
+@click.command("export")
+@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the ONNX model.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint (default: the shipped model).")
+@click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset version.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@reports_errors
+def export_command(onnx_path, weights, opset, force):
+    """Export the network: inputs frame and background (N,3,H,W float BGR in 0..1, any H and W),
+    output the person probability (N,1,H,W).
+
+    The shipped Segmenter runs it at 320 px wide (frames resized with INTER_AREA, the output
+    resized back); do the same for the same masks.
+    """
+    if Path(onnx_path).exists() and not force:
+        raise HumansegError(f"--onnx {onnx_path} already exists (pass --force to overwrite)")
+    out = export_onnx(weights, onnx_path, opset)
+    click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")

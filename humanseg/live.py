@@ -1,0 +1,650 @@
+"""`python -m humanseg live`: segment every frame against a captured background and composite it.
+
+Reading order: `StabilityFilter` (temporal smoothing only where the frame is still), `DriftMonitor`
+(exposure drift compensation and the "camera moved" warning), `Compositor` (the views),
+`BackgroundGrabber` (countdown, then ~1 s of frames averaged), `LiveSession` (one frame through all
+of them), `VideoOutput` (atomic video file), `run_live` (the loop) and `live_command` (the CLI).
+All decisions live in the classes; the loop only moves frames between source, model, window and file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import click
+import cv2
+import numpy as np
+
+from humanseg import store
+from humanseg.cli import reports_errors
+from humanseg.errors import HumansegError
+
+VIEWS = ("tint", "blur", "replace", "green", "side")
+VIEW_NAMES = {"tint": "mask tint", "blur": "background blur", "replace": "replaced background",
+              "green": "green screen", "side": "side by side"}
+
+
+class StabilityFilter:
+    """Smooths the person probability over time only where the frame did not change.
+
+    Each pixel's new probability is blended with its previous one by a weight that grows with the
+    local frame difference: still pixels average over ~1/still_weight frames (no flicker), moving
+    pixels take the new value outright (no trailing edge). A small hysteresis around 0.5 on still
+    pixels keeps borderline pixels from toggling on sensor noise.
+    """
+
+    def __init__(self, still_weight: float = 0.25, noise_levels: float = 3.0, motion_levels: float = 6.0,
+                 hysteresis: float = 0.1, scale: int = 4):
+        self.still_weight = still_weight
+        self.noise_levels = noise_levels      # grey-level change (on the 1/scale map) still counted as noise
+        self.motion_levels = motion_levels    # change above the noise at which a pixel fully follows
+        self.hysteresis = hysteresis
+        self.scale = scale
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev_gray: np.ndarray | None = None
+        self.prob: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+
+    def follow_weight(self, frame: np.ndarray) -> np.ndarray:
+        """Per-pixel weight (HxW float32, still_weight..1) of the new probability for this frame."""
+        h, w = frame.shape[:2]
+        small = cv2.resize(frame, (max(1, w // self.scale), max(1, h // self.scale)), interpolation=cv2.INTER_AREA)
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        prev, self.prev_gray = self.prev_gray, gray
+        if prev is None or prev.shape != gray.shape:
+            return np.ones((h, w), np.float32)
+        diff = cv2.blur(cv2.absdiff(gray, prev), (3, 3))
+        # Dilated so the pixels next to a moving edge follow too (the edge lands there next).
+        diff = cv2.dilate(diff, np.ones((3, 3), np.uint8))
+        follow = (diff - self.noise_levels) / self.motion_levels
+        weight = self.still_weight + (1.0 - self.still_weight) * np.clip(follow, 0.0, 1.0)
+        return cv2.resize(weight, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def update(self, frame: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(smoothed probability HxW float32, mask HxW uint8 0/255) for frame (BGR) and its raw prob."""
+        weight = self.follow_weight(frame)
+        if self.prob is None or self.prob.shape != prob.shape:
+            smoothed = prob.astype(np.float32, copy=True)
+            mask = prob > 0.5
+        else:
+            smoothed = self.prob + weight * (prob - self.prob)
+            was_on = self.mask > 0
+            still = weight < 0.99
+            cut = np.where(still & was_on, 0.5 - self.hysteresis,
+                           np.where(still, 0.5 + self.hysteresis, 0.5)).astype(np.float32)
+            mask = smoothed > cut
+        self.prob = smoothed
+        self.mask = np.where(mask, 255, 0).astype(np.uint8)
+        return smoothed, self.mask
+
+
+@dataclass
+class DriftState:
+    gain: np.ndarray            # per channel (B, G, R): background ~= gain * frame + offset
+    offset: np.ndarray
+    differing_share: float      # share of grid cells where most pixels differ from the background
+    moved: bool                 # the background no longer matches (camera moved or scene changed)
+
+
+class DriftMonitor:
+    """Tracks the camera's exposure drift against the background and notices when it stops matching.
+
+    The fit uses the pixels the model labelled background in the previous frames (a person filling
+    half the frame must not pull it), is smoothed over time, and is applied to later frames as a
+    per-channel lookup table once it is larger than the tolerance (otherwise frames pass unchanged).
+    """
+
+    def __init__(self, background: np.ndarray, tolerance: float = 0.03, diff_levels: int = 30,
+                 cell_share: float = 0.5, moved_share: float = 0.7, moved_frames: int = 10,
+                 smoothing: float = 0.3, step: int = 4, grid: tuple[int, int] = (8, 6)):
+        self.background = background
+        self.tolerance = tolerance          # gain deviation (and offset / 255) worth correcting
+        self.diff_levels = diff_levels
+        self.cell_share = cell_share
+        self.moved_share = moved_share
+        self.moved_frames = moved_frames
+        self.smoothing = smoothing
+        self.step = step
+        self.grid = grid
+        self._bkg_s = background[step // 2::step, step // 2::step].astype(np.float32)
+        self.gain = np.ones(3, np.float32)
+        self.offset = np.zeros(3, np.float32)
+        self.lut: np.ndarray | None = None
+        self._moved_run = 0
+        self.state = DriftState(self.gain.copy(), self.offset.copy(), 0.0, False)
+
+    def correct(self, frame: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
+        """The frame mapped into the background's exposure (unchanged while the drift is small)."""
+        lut = self.lut if lut is None else lut
+        return frame if lut is None else cv2.LUT(frame, lut)
+
+    def _fit(self, f: np.ndarray, b: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gain, offset = np.ones(3, np.float32), np.zeros(3, np.float32)
+        if use.sum() < 50:
+            return gain, offset
+        for c in range(3):
+            x, y = f[..., c][use], b[..., c][use]
+            vx = x.var()
+            if vx < 1.0:  # a flat wall: only an offset can be told
+                offset[c] = y.mean() - x.mean()
+                continue
+            g = float(np.clip(((x - x.mean()) * (y - y.mean())).mean() / vx, 0.5, 2.0))
+            gain[c], offset[c] = g, y.mean() - g * x.mean()
+        return gain, offset
+
+    def update(self, frame: np.ndarray, mask: np.ndarray | None) -> DriftState:
+        """Refit with this frame (BGR uint8) and its person mask (0/255); returns the new state."""
+        s = self.step
+        f = frame[s // 2::s, s // 2::s].astype(np.float32)
+        b = self._bkg_s
+        use = np.ones(f.shape[:2], bool) if mask is None else mask[s // 2::s, s // 2::s] == 0
+        # Robust: refit once without the pixels that still differ (shadows, moved things).
+        gain, offset = self._fit(f, b, use)
+        resid = np.abs(f * gain + offset - b).max(axis=2)
+        gain, offset = self._fit(f, b, use & (resid < self.diff_levels))
+        a = self.smoothing
+        self.gain = (1 - a) * self.gain + a * gain
+        self.offset = (1 - a) * self.offset + a * offset
+        drift = max(float(np.abs(self.gain - 1).max()), float(np.abs(self.offset).max()) / 255.0)
+        if drift > self.tolerance:
+            levels = np.arange(256, dtype=np.float32)[:, None]
+            lut = np.clip(levels * self.gain[None, :] + self.offset[None, :], 0, 255)
+            self.lut = np.round(lut).astype(np.uint8).reshape(256, 1, 3)
+        else:
+            self.lut = None
+        # Camera moved: the difference is spread over most of the frame, not one person-sized blob.
+        corrected = f * self.gain + self.offset
+        differs = np.abs(corrected - b).max(axis=2) > self.diff_levels
+        gx, gy = self.grid
+        h, w = differs.shape
+        cells = differs[: h - h % gy, : w - w % gx].reshape(gy, h // gy, gx, w // gx).mean(axis=(1, 3))
+        share = float((cells > self.cell_share).mean())
+        self._moved_run = self._moved_run + 1 if share >= self.moved_share else 0
+        self.state = DriftState(self.gain.copy(), self.offset.copy(), share,
+                                self._moved_run >= self.moved_frames)
+        return self.state
+
+
+def fast_blur(image: np.ndarray, strength: int = 4) -> np.ndarray:
+    """A strong blur cheaply: shrink by `strength`, Gaussian blur, grow back."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, w // strength), max(1, h // strength)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 3)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def default_replacement(width: int, height: int) -> np.ndarray:
+    """A soft blue-to-violet gradient used by the replace view when no --replace image is given."""
+    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    top, bottom = np.array([120, 60, 20], np.float32), np.array([90, 30, 70], np.float32)
+    col = top * (1 - t[..., None]) + bottom * t[..., None]
+    return np.repeat(col, width, axis=1).astype(np.uint8)
+
+
+class Compositor:
+    """Draws one view from a frame, its person probability (soft edges) and its mask (0/255)."""
+
+    TINT = np.array([0, 200, 0], np.float32)
+
+    def __init__(self, replacement: np.ndarray | None = None):
+        self.replacement = replacement
+        self._sized: dict[tuple[int, int], np.ndarray] = {}
+
+    def backdrop(self, view: str, frame: np.ndarray) -> np.ndarray:
+        h, w = frame.shape[:2]
+        if view == "blur":
+            return fast_blur(frame)
+        if view == "green":
+            return np.full_like(frame, (0, 255, 0))
+        if (w, h) not in self._sized:
+            src = self.replacement if self.replacement is not None else default_replacement(w, h)
+            self._sized[(w, h)] = cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA)
+        return self._sized[(w, h)]
+
+    def compose(self, view: str, frame: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if view == "tint":
+            out = frame.copy()
+            person = mask > 0
+            out[person] = (0.55 * frame[person] + 0.45 * self.TINT).astype(np.uint8)
+            return out
+        if view == "side":
+            return np.hstack([frame, cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR)])
+        if view not in VIEWS:
+            raise HumansegError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
+        alpha = np.clip(prob, 0.0, 1.0).astype(np.float32)
+        return cv2.blendLinear(frame, self.backdrop(view, frame), alpha, 1.0 - alpha)
+
+
+class BackgroundGrabber:
+    """A countdown (to step out of view), then the mean of `seconds` worth of frames (less sensor noise)."""
+
+    def __init__(self, countdown: float = 3.0, seconds: float = 1.0):
+        self.countdown = countdown
+        self.seconds = seconds
+        self.started: float | None = None
+        self._sum: np.ndarray | None = None
+        self._count = 0
+
+    def start(self, now: float) -> None:
+        self.started, self._sum, self._count = now, None, 0
+
+    @property
+    def running(self) -> bool:
+        return self.started is not None
+
+    def seconds_left(self, now: float) -> float:
+        """Countdown seconds still to wait (0 while averaging)."""
+        return 0.0 if self.started is None else max(0.0, self.started + self.countdown - now)
+
+    def feed(self, frame: np.ndarray, now: float) -> np.ndarray | None:
+        """Offer a frame; returns the averaged background (BGR uint8) when done, else None."""
+        if self.started is None or now < self.started + self.countdown:
+            return None
+        if self._sum is None or self._sum.shape != frame.shape:
+            self._sum, self._count = np.zeros(frame.shape, np.float64), 0
+        self._sum += frame
+        self._count += 1
+        if now >= self.started + self.countdown + self.seconds:
+            bkg = np.clip(np.round(self._sum / self._count), 0, 255).astype(np.uint8)
+            self.started, self._sum = None, None
+            return bkg
+        return None
+
+
+@dataclass
+class LiveFrame:
+    """One processed frame: raw and smoothed probability, the mask (0/255), the composited view."""
+
+    raw: np.ndarray
+    prob: np.ndarray
+    mask: np.ndarray
+    image: np.ndarray
+    drift: DriftState | None = None
+
+
+class LiveSession:
+    """The per-frame pipeline: exposure correction, model, stability filter, drift check, view.
+
+    `segment` (model only) may run in a worker thread while `finish` of the previous frame runs in
+    the caller's; `process` does both in turn.
+    """
+
+    def __init__(self, segmenter, view: str = "tint", replacement: np.ndarray | None = None,
+                 smooth: bool = True, compensate: bool = True):
+        if view not in VIEWS:
+            raise HumansegError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
+        self.segmenter = segmenter
+        self.view = view
+        self.compositor = Compositor(replacement)
+        self.smooth = smooth
+        self.compensate = compensate
+        self.filter = StabilityFilter()
+        self.drift: DriftMonitor | None = None
+        self.background: np.ndarray | None = None
+
+    def set_background(self, background: np.ndarray) -> None:
+        """Cache the model's background features once; restart the filter and drift tracking."""
+        self.segmenter.set_background(background)
+        self.background = background
+        self.filter.reset()
+        self.drift = DriftMonitor(background)
+
+    def cycle_view(self) -> str:
+        self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        return self.view
+
+    def correction(self):
+        """The exposure correction to apply to the next frame submitted (None: none)."""
+        return self.drift.lut if (self.compensate and self.drift is not None) else None
+
+    def segment(self, frame: np.ndarray, correction=None) -> np.ndarray:
+        """Raw person probability (HxW float32) of frame, after the given exposure correction."""
+        if self.background is None:
+            raise HumansegError("no background set")
+        if frame.shape != self.background.shape:
+            raise HumansegError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                                f"background's {self.background.shape[1]}x{self.background.shape[0]}")
+        if correction is not None:
+            frame = cv2.LUT(frame, correction)
+        return self.segmenter.predict(frame)
+
+    def finish(self, frame: np.ndarray, raw: np.ndarray) -> LiveFrame:
+        if self.smooth:
+            prob, mask = self.filter.update(frame, raw)
+        else:
+            prob, mask = raw, np.where(raw > 0.5, 255, 0).astype(np.uint8)
+        drift = self.drift.update(frame, mask) if (self.drift is not None and self.compensate) else None
+        return LiveFrame(raw, prob, mask, self.compositor.compose(self.view, frame, prob, mask), drift)
+
+    def process(self, frame: np.ndarray) -> LiveFrame:
+        return self.finish(frame, self.segment(frame, self.correction()))
+
+
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+
+
+class VideoOutput:
+    """A video file written atomically: frames go to NAME.tmp.EXT, renamed to NAME.EXT on close."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, force: bool = False):
+        self.path = Path(path)
+        ext = self.path.suffix.lower()
+        if ext not in FOURCC:
+            raise HumansegError(f"--output {path}: unsupported video type {ext or '(none)'}; "
+                                f"use one of {', '.join(sorted(FOURCC))}")
+        if self.path.exists() and not force:
+            raise HumansegError(f"--output {path} already exists (pass --force to overwrite)")
+        if not self.path.parent.is_dir():
+            raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
+        self.tmp = self.path.with_name(f"{self.path.stem}.tmp{self.path.suffix}")
+        self.fps = fps
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+        self._writer = None
+
+    def write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        if self._writer is None:
+            self.size = (w, h)
+            self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
+                                           self.fps, self.size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise HumansegError(f"--output {self.path}: cannot write a video there", exit_code=1)
+        if (w, h) != self.size:  # a view of another size (side by side) is fitted to the file's size
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        """Finish the file and move it into place; None when no frame was written."""
+        if self._writer is None:
+            return None
+        self._writer.release()
+        self._writer = None
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def draw_overlay(image: np.ndarray, view: str, fps: float, warning: str | None = None,
+                 countdown: float | None = None, grabbing: bool = False) -> np.ndarray:
+    """The on-screen extras (never in the recorded video): view, FPS, warnings, countdown."""
+    from humanseg.ui import draw
+
+    canvas = image.copy()
+    if grabbing:
+        if countdown and countdown > 0:
+            draw.draw_countdown(canvas, int(np.ceil(countdown)), "background: step out of view")
+        else:
+            draw.draw_notices(canvas, ["capturing background - keep still"])
+    elif warning:
+        draw.draw_notices(canvas, [warning])
+    draw.draw_status(canvas, f"{VIEW_NAMES.get(view, view)} (v) | b: new background | q: quit | {fps:.1f} fps")
+    return canvas
+
+
+MOVED_WARNING = "background no longer matches (camera moved?) - press b to re-capture"
+
+
+@dataclass
+class LiveResult:
+    frames: int = 0
+    fps: float = 0.0
+    output: Path | None = None
+    backgrounds: int = 0
+    moved_frames: int = 0
+    masks: list = field(default_factory=list)
+
+
+def run_live(source, session: LiveSession, window=None, output: VideoOutput | None = None,
+             grabber: BackgroundGrabber | None = None, clock: Callable[[], float] = time.monotonic,
+             media_clock: bool = False, max_frames: int | None = None, masks_dir: Path | None = None,
+             log: Callable[[dict], None] | None = None) -> LiveResult:
+    """Read, segment, composite, show and record until the source ends, q/Esc, or max_frames.
+
+    The model runs in a worker thread one frame ahead of compositing (frames stay in order, none is
+    skipped), so reading, drawing and writing overlap the network on a second core.
+    media_clock: time is frames / source fps (files), so the background countdown does not depend
+    on how fast frames are read. Releases the source and window; closes (or discards) the output.
+    """
+    from humanseg.capture import FpsMeter
+
+    emit = log or (lambda record: None)
+    fps_rate = float(getattr(source, "fps", 30.0) or 30.0)
+    result = LiveResult()
+    meter = FpsMeter()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment")
+    pending = None  # (frame, future of its raw probability)
+    read_count = 0
+    started = clock()
+
+    def now() -> float:
+        return read_count / fps_rate if media_clock else clock() - started
+
+    def finish_pending() -> bool:
+        """Composite, show and record the pending frame; False when the user asked to quit."""
+        nonlocal pending
+        if pending is None:
+            return True
+        frame, future = pending
+        pending = None
+        live = session.finish(frame, future.result())
+        if output is not None:
+            output.write(live.image)
+        if masks_dir is not None:
+            store.write_image(masks_dir / f"{result.frames}_mask.png", live.mask, overwrite=True)
+        result.frames += 1
+        result.fps = meter.tick(clock())
+        moved = live.drift is not None and live.drift.moved
+        result.moved_frames += int(moved)
+        if window is not None:
+            window.show(draw_overlay(live.image, session.view, result.fps, MOVED_WARNING if moved else None))
+            return handle_keys()
+        return True
+
+    def handle_keys() -> bool:
+        nonlocal pending
+        keys, _ = window.poll(1)
+        for key in keys:
+            if key in (ord("q"), 27):
+                emit({"event": "quit", "by": "key"})
+                return False
+            if key == ord("v"):
+                emit({"event": "view", "view": session.cycle_view()})
+            elif key == ord("b") and grabber is not None:
+                grabber.start(now())
+                emit({"event": "background", "state": "countdown"})
+        if not window.is_open():
+            emit({"event": "quit", "by": "window closed"})
+            return False
+        return True
+
+    keep_output = True
+    try:
+        keep_going = True
+        while keep_going:
+            if max_frames is not None and read_count >= max_frames:
+                break
+            frame = source.read()
+            if frame is None:
+                break
+            read_count += 1
+            if grabber is not None and (grabber.running or session.background is None):
+                keep_going = finish_pending()  # the model must be idle before its background changes
+                if not grabber.running:
+                    grabber.start(now())
+                bkg = grabber.feed(frame, now())
+                if bkg is not None:
+                    session.set_background(bkg)
+                    result.backgrounds += 1
+                    emit({"event": "background", "state": "captured"})
+                elif window is not None and keep_going:
+                    window.show(draw_overlay(frame, session.view, result.fps,
+                                             countdown=grabber.seconds_left(now()), grabbing=True))
+                    keep_going = handle_keys()
+                continue
+            future = pool.submit(session.segment, frame, session.correction())
+            keep_going = finish_pending()
+            pending = (frame, future)
+        if keep_going:
+            finish_pending()
+    except KeyboardInterrupt:
+        raise  # Ctrl-C keeps what was recorded so far
+    except BaseException:
+        keep_output = False  # a real failure leaves no half-written file behind
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        source.release()
+        if window is not None:
+            window.close()
+        if output is not None:
+            if keep_output:
+                result.output = output.close()
+            else:
+                output.discard()
+    return result
+
+
+def open_live_source(spec: str, loop: bool):
+    from humanseg.sources import open_source
+
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # our one-line error replaces OpenCV's WARN lines for a missing camera
+    try:
+        return open_source(spec, loop=loop)
+    except HumansegError as exc:
+        raise HumansegError(f"--source {spec}: {exc}") from None
+    finally:
+        cv2.setLogLevel(level)
+
+
+def default_threads() -> int:
+    """Torch threads for the model: all cores but one, which reads, composites and shows."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@click.command("live")
+@click.option("--source", default="0", show_default=True,
+              help="Camera index, video file, or image folder / glob pattern.")
+@click.option("--bkg", "bkg_path", type=click.Path(dir_okay=False),
+              help="Background image; without it one is captured from the source after a countdown.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint (default: the shipped model).")
+@click.option("--view", type=click.Choice(VIEWS), default="tint", show_default=True,
+              help="tint: mask over the frame; blur: background blurred; replace: --replace image behind; "
+                   "green: green screen; side: frame | mask. Key v cycles.")
+@click.option("--replace", "replace_path", type=click.Path(dir_okay=False),
+              help="Image shown behind the person in the replace view (default: a gradient).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the composited video (.mp4, .avi).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output.")
+@click.option("--save-masks", "masks_dir", type=click.Path(file_okay=False),
+              help="Also write each frame's mask as DIR/N_mask.png (N from 0).")
+@click.option("--no-window", is_flag=True, help="Headless: no window (use with --output or --save-masks).")
+@click.option("--countdown", type=click.FloatRange(min=0), default=3, show_default=True,
+              help="Seconds to step out of view before the background is captured (b or no --bkg).")
+@click.option("--bkg-seconds", type=click.FloatRange(min=0), default=1, show_default=True,
+              help="Seconds of frames averaged into a captured background.")
+@click.option("--raw", is_flag=True, help="No temporal smoothing or exposure correction: each frame's "
+                                          "mask is the model's own (what evaluate scores).")
+@click.option("--mirror", is_flag=True, help="Flip frames left-right (a selfie view).")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many segmented frames.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for the model (default: cores - 1).")
+@reports_errors
+def live_command(source, bkg_path, weights, view, replace_path, output, force, masks_dir, no_window, countdown,
+                 bkg_seconds, raw, mirror, max_frames, threads):
+    """Segment every frame against the background, live: views, FPS, stability, drift warning.
+
+    Keys: v next view, b capture a new background, q / Esc quit.
+    """
+    from humanseg.display import require_display
+
+    bkg = store.read_image(bkg_path, "--bkg background") if bkg_path else None
+    replacement = store.read_image(replace_path, "--replace image") if replace_path else None
+    if not no_window:
+        require_display()
+    video = VideoOutput(output, 30.0, force=force) if output else None
+    masks = Path(masks_dir) if masks_dir else None
+    if masks is not None:
+        masks.mkdir(parents=True, exist_ok=True)
+
+    from humanseg.model import load_segmenter
+
+    segmenter = load_segmenter(weights, num_threads=threads or default_threads())
+    # Files loop in a window (a demo); a headless run or a recording goes through them once.
+    src = open_live_source(source, loop=not no_window and not output and not masks)
+    is_camera = str(source).strip().isdigit()
+    src = _Flipped(src) if mirror else src
+    try:
+        first = src.read()
+        if first is None:
+            raise HumansegError(f"--source {source}: no frames could be read")
+        if bkg is not None and bkg.shape != first.shape:
+            raise HumansegError(f"--bkg {bkg_path} is {bkg.shape[1]}x{bkg.shape[0]} but --source {source} "
+                                f"gives {first.shape[1]}x{first.shape[0]} frames")
+        if video is not None:
+            video.fps = src.fps
+        session = LiveSession(segmenter, view, replacement, smooth=not raw, compensate=not raw)
+        if bkg is not None:
+            session.set_background(bkg)
+        window = None
+        if not no_window:
+            from humanseg.ui.window import CvWindow
+
+            window = CvWindow("live")
+    except BaseException:
+        src.release()
+        raise
+    grabber = BackgroundGrabber(countdown, bkg_seconds) if (bkg is None or window is not None) else None
+    result = run_live(_Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,
+                      max_frames=max_frames, masks_dir=masks,
+                      log=lambda r: click.echo(json.dumps(r)))
+    summary = {"event": "done", "frames": result.frames, "fps": round(result.fps, 1),
+               "output": str(result.output) if result.output else None}
+    if result.moved_frames:
+        summary["moved_frames"] = result.moved_frames
+    click.echo(json.dumps(summary))
+    if output and result.output is None:
+        raise HumansegError(f"--output {output}: no frame was segmented, nothing written", exit_code=1)
+
+
+class _Peeked:
+    """A source whose first frame was already read; read() returns it first."""
+
+    def __init__(self, source, first):
+        self._source, self._first = source, first
+
+    def read(self):
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        return self._source.read()
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+
+class _Flipped:
+    def __init__(self, source):
+        self._source = source
+
+    def read(self):
+        frame = self._source.read()
+        return None if frame is None else cv2.flip(frame, 1)
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
