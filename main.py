@@ -39,23 +39,40 @@ def _print_event(record: dict) -> None:
               help="CPU threads for PoseNet; one leaves a core for reading, drawing and showing.")
 @click.option("--max-fps", type=click.FloatRange(min=0), default=0, show_default=True,
               help="Pace the loop to at most this rate (0: as fast as frames come; use for files).")
+@click.option("--no-model", is_flag=True,
+              help="No live segmentation overlay after Bkg and no K_pred.png beside saved frames.")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Segmentation checkpoint for the overlay and K_pred.png (default: the shipped model).")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout.")
 @reports_errors
 def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell, no_pose, posenet_weights,
-         pose_every, pose_scale, pose_threads, max_fps, log_events):
+         pose_every, pose_scale, pose_threads, max_fps, no_model, weights, log_events):
     """Capture a background, then frames of yourself, by touching the on-screen buttons.
 
     Bkg (or key b) saves a new set's bkg.png after the -b countdown; Sav (or s) saves the next
     K.png after the -s countdown; Ext (or q / Esc) quits. Hold a palm in a button, or click it.
+    Once a background exists the model's mask is tinted over the frame, and each saved K.png gets
+    the model's guess as K_pred.png (for the labeler; never K_mask.png).
     """
     from humanseg.capture import open_capture
 
-    result = open_capture(
-        bkg_seconds=bkg_seconds, sav_seconds=sav_seconds, source=source, images=images,
-        set_number=set_number, mirror=not no_mirror, dwell=dwell, use_pose=not no_pose,
-        posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale, pose_threads=pose_threads, max_fps=max_fps,
-        log=_print_event if log_events else None,
-    )
+    log = _print_event if log_events else None
+    overlay = None
+    if not no_model:
+        from humanseg.live_capture import load_overlay
+
+        overlay = load_overlay(weights, notify=lambda msg: click.echo(msg, err=True), log=log)
+    try:
+        result = open_capture(
+            bkg_seconds=bkg_seconds, sav_seconds=sav_seconds, source=source, images=images,
+            set_number=set_number, mirror=not no_mirror, dwell=dwell, use_pose=not no_pose,
+            posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale,
+            pose_threads=pose_threads, max_fps=max_fps, log=log,
+            on_frame=overlay.on_frame if overlay else None, on_saved=overlay.on_saved if overlay else None,
+        )
+    finally:
+        if overlay is not None:
+            overlay.close()
     if result.set_number is not None:
         click.echo(f"set {result.set_number}: {result.frames_saved} frames in {result.set_path}", err=True)
 

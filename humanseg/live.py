@@ -103,9 +103,11 @@ class DriftMonitor:
     """
 
     def __init__(self, background: np.ndarray, tolerance: float = 0.03, diff_levels: int = 30,
-                 cell_share: float = 0.5, moved_share: float = 0.7, moved_frames: int = 10,
-                 smoothing: float = 0.3, step: int = 4, grid: tuple[int, int] = (8, 6)):
+                 cell_share: float = 0.5, moved_share: float = 0.6, moved_frames: int = 10,
+                 smoothing: float = 0.3, step: int = 4, grid: tuple[int, int] = (8, 6),
+                 min_correlation: float = 0.8):
         self.background = background
+        self.min_correlation = min_correlation
         self.tolerance = tolerance          # gain deviation (and offset / 255) worth correcting
         self.diff_levels = diff_levels
         self.cell_share = cell_share
@@ -126,17 +128,22 @@ class DriftMonitor:
         lut = self.lut if lut is None else lut
         return frame if lut is None else cv2.LUT(frame, lut)
 
-    def _fit(self, f: np.ndarray, b: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fit(self, f: np.ndarray, b: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-channel least squares b ~ gain * f + offset over `use`; None when the pixels do not
+        follow a line (too few, or a different view: then no exposure change can be told)."""
+        if use.sum() < 0.05 * use.size:
+            return None
         gain, offset = np.ones(3, np.float32), np.zeros(3, np.float32)
-        if use.sum() < 50:
-            return gain, offset
         for c in range(3):
             x, y = f[..., c][use], b[..., c][use]
-            vx = x.var()
-            if vx < 1.0:  # a flat wall: only an offset can be told
+            vx, vy = x.var(), y.var()
+            if vx < 1.0 or vy < 1.0:  # a flat wall: only an offset can be told
                 offset[c] = y.mean() - x.mean()
                 continue
-            g = float(np.clip(((x - x.mean()) * (y - y.mean())).mean() / vx, 0.5, 2.0))
+            cov = ((x - x.mean()) * (y - y.mean())).mean()
+            if cov / np.sqrt(vx * vy) < self.min_correlation:
+                return None
+            g = float(np.clip(cov / vx, 0.5, 2.0))
             gain[c], offset[c] = g, y.mean() - g * x.mean()
         return gain, offset
 
@@ -147,12 +154,14 @@ class DriftMonitor:
         b = self._bkg_s
         use = np.ones(f.shape[:2], bool) if mask is None else mask[s // 2::s, s // 2::s] == 0
         # Robust: refit once without the pixels that still differ (shadows, moved things).
-        gain, offset = self._fit(f, b, use)
-        resid = np.abs(f * gain + offset - b).max(axis=2)
-        gain, offset = self._fit(f, b, use & (resid < self.diff_levels))
-        a = self.smoothing
-        self.gain = (1 - a) * self.gain + a * gain
-        self.offset = (1 - a) * self.offset + a * offset
+        fit = self._fit(f, b, use)
+        if fit is not None:
+            resid = np.abs(f * fit[0] + fit[1] - b).max(axis=2)
+            fit = self._fit(f, b, use & (resid < self.diff_levels))
+        if fit is not None:  # otherwise keep the last good estimate
+            a = self.smoothing
+            self.gain = (1 - a) * self.gain + a * fit[0]
+            self.offset = (1 - a) * self.offset + a * fit[1]
         drift = max(float(np.abs(self.gain - 1).max()), float(np.abs(self.offset).max()) / 255.0)
         if drift > self.tolerance:
             levels = np.arange(256, dtype=np.float32)[:, None]

@@ -1,0 +1,156 @@
+"""The live segmentation inside the capture tool: an overlay once a background exists, K_pred.png on Sav.
+
+Plugs into `humanseg.capture.run_capture` through its `on_frame` / `on_saved` hooks. The model runs
+in a worker thread on the newest frame only (like the pose worker), so capture never waits for it;
+the overlay then lags the shown frame by one model call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from humanseg import store
+from humanseg.live import Compositor, StabilityFilter
+
+
+class LiveOverlay:
+    """on_frame: the frame tinted with the newest mask (after Bkg); on_saved: K_pred.png beside K.png.
+
+    Any failure of the model switches the overlay off with one message (`notify`); capture goes on.
+    """
+
+    def __init__(self, segmenter, notify: Callable[[str], None] = print,
+                 log: Callable[[dict], None] | None = None, threaded: bool = True):
+        self.segmenter = segmenter
+        self.notify = notify
+        self.log = log or (lambda record: None)
+        self.compositor = Compositor()
+        self.filter = StabilityFilter()
+        self.failed: str | None = None
+        self.calls = 0
+        self._model_lock = threading.Lock()     # the segmenter is used by the worker and by on_saved
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._job: tuple[np.ndarray, np.ndarray] | None = None
+        self._mask: np.ndarray | None = None
+        self._mask_bkg: np.ndarray | None = None
+        self._model_bkg: np.ndarray | None = None
+        self._stop = False
+        self._thread = None
+        if threaded:
+            self._thread = threading.Thread(target=self._work, name="live-overlay", daemon=True)
+            self._thread.start()
+
+    # -- the model, behind one lock ------------------------------------------------------------
+    def _use_background(self, background: np.ndarray) -> None:
+        if background is not self._model_bkg:
+            self.segmenter.set_background(background)
+            self._model_bkg = background
+            self.filter.reset()
+
+    def _segment(self, frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+        with self._model_lock:
+            self._use_background(background)
+            prob = self.segmenter.predict(frame)
+            _, mask = self.filter.update(frame, prob)
+        self.calls += 1
+        return mask
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = str(exc) or type(exc).__name__
+            self.notify(f"live segmentation off: {self.failed}")
+
+    # -- worker ----------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop:
+                return
+            with self._lock:
+                job, self._job = self._job, None
+            if job is None:
+                continue
+            frame, background = job
+            try:
+                mask = self._segment(frame, background)
+            except Exception as exc:  # the overlay is optional: say why once and stop using it
+                self._fail(exc)
+                return
+            with self._lock:
+                self._mask, self._mask_bkg = mask, background
+
+    def step(self, frame: np.ndarray, background: np.ndarray) -> None:
+        """Segment now, in the caller's thread (tests, and threaded=False)."""
+        try:
+            mask = self._segment(frame, background)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._mask, self._mask_bkg = mask, background
+
+    # -- capture hooks ---------------------------------------------------------------------------
+    def on_frame(self, frame: np.ndarray, ctx) -> np.ndarray | None:
+        background = ctx.background
+        if self.failed is not None or background is None or background.shape != frame.shape:
+            return None
+        if self._thread is not None:
+            with self._lock:
+                self._job = (frame, background)
+            self._wake.set()
+        else:
+            self.step(frame, background)
+        with self._lock:
+            mask, mask_bkg = self._mask, self._mask_bkg
+        if mask is None or mask_bkg is not background or mask.shape != frame.shape[:2]:
+            return None  # nothing yet for this background
+        return self.compositor.compose("tint", frame, mask, mask)
+
+    def on_saved(self, saved, frame: np.ndarray, ctx) -> None:
+        """After Sav: write the model's own mask (not smoothed) as K_pred.png beside K.png."""
+        if saved.kind != "frame" or self.failed is not None or ctx.background is None:
+            return
+        try:
+            with self._model_lock:
+                self._use_background(ctx.background)
+                mask = self.segmenter.predict_mask(frame)
+            path = store.write_image(saved.path.parent / store.pred_name(saved.frame_number), mask,
+                                     overwrite=True)
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self.log({"event": "pred_saved", "set": saved.set_number, "frame": saved.frame_number,
+                  "path": str(path), "person_fraction": round(float((mask > 0).mean()), 4)})
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._stop = True
+            self._wake.set()
+            self._thread.join(timeout=5)
+
+
+def load_overlay(weights: str | None, notify: Callable[[str], None],
+                 log: Callable[[dict], None] | None = None) -> LiveOverlay | None:
+    """A LiveOverlay with the model, or None (after one notice) when the default model cannot load.
+
+    An explicit `weights` that cannot be loaded is bad input and raises (HumansegError, exit 2).
+    """
+    from humanseg.errors import HumansegError
+
+    try:
+        from humanseg.model import load_segmenter
+
+        segmenter = load_segmenter(weights)
+    except HumansegError as exc:
+        if weights:
+            raise HumansegError(f"--weights {weights}: {exc}") from None
+        notify(f"live segmentation off: {exc}")
+        return None
+    except ImportError as exc:
+        notify(f"live segmentation off: the model cannot be imported ({exc})")
+        return None
+    return LiveOverlay(segmenter, notify=notify, log=log)
