@@ -77,10 +77,11 @@ class StabilityFilter:
         else:
             smoothed = self.prob + weight * (prob - self.prob)
             was_on = self.mask > 0
-            still = weight < 0.99
-            cut = np.where(still & was_on, 0.5 - self.hysteresis,
-                           np.where(still, 0.5 + self.hysteresis, 0.5)).astype(np.float32)
-            mask = smoothed > cut
+            moving = weight >= 0.99
+            # Still pixels switch on above 0.5 + h and off below 0.5 - h; moving ones cut at 0.5.
+            mask = (smoothed > 0.5 + self.hysteresis) | (was_on & (smoothed > 0.5 - self.hysteresis))
+            mask |= moving & (smoothed > 0.5)
+            mask &= ~(moving & (smoothed <= 0.5))
         self.prob = smoothed
         self.mask = np.where(mask, 255, 0).astype(np.uint8)
         return smoothed, self.mask
@@ -104,7 +105,7 @@ class DriftMonitor:
 
     def __init__(self, background: np.ndarray, tolerance: float = 0.03, diff_levels: int = 30,
                  cell_share: float = 0.5, moved_share: float = 0.6, moved_frames: int = 10,
-                 smoothing: float = 0.3, step: int = 4, grid: tuple[int, int] = (8, 6),
+                 smoothing: float = 0.3, step: int = 8, grid: tuple[int, int] = (8, 6),
                  min_correlation: float = 0.8):
         self.background = background
         self.min_correlation = min_correlation
@@ -220,9 +221,10 @@ class Compositor:
 
     def compose(self, view: str, frame: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if view == "tint":
+            # Whole-frame blend then a masked copy: much cheaper than boolean indexing.
+            tinted = cv2.addWeighted(frame, 0.55, np.broadcast_to(self.TINT.astype(np.uint8), frame.shape), 0.45, 0)
             out = frame.copy()
-            person = mask > 0
-            out[person] = (0.55 * frame[person] + 0.45 * self.TINT).astype(np.uint8)
+            cv2.copyTo(tinted, mask, out)
             return out
         if view == "side":
             return np.hstack([frame, cv2.cvtColor(mask, cv2.COLOR_GRAY2BGR)])

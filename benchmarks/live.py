@@ -1,0 +1,66 @@
+"""End-to-end live FPS at 640x480 on an image-folder source: read (PNG decode), segment, filter, composite.
+
+No window (showing is not measured). Prints one JSON line per view: name "live_fps", median/min/max over
+runs of --frames frames, unit fps, cores, threads. The target is >= 30 fps on 2 cores.
+Usage: python benchmarks/live.py [--weights W] [--threads N] [--runs 5] [--frames 60] [--views tint,blur]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+
+from humanseg import store  # noqa: E402
+from humanseg.live import LiveSession, default_threads, run_live  # noqa: E402
+from humanseg.model import load_segmenter  # noqa: E402
+from humanseg.sources import open_source  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "dev"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="model threads (default: cores - 1)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--views", default="tint,blur")
+    ap.add_argument("--set", type=int, default=2, help="dev set whose frames and background are used")
+    args = ap.parse_args()
+    threads = args.threads or default_threads()
+    info = store.scan_set(DEV, args.set)
+    bkg = store.read_background(info)
+    seg = load_segmenter(args.weights, num_threads=threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        # A folder of real PNG frames, so reading costs what it costs from disk.
+        for i in range(args.frames):
+            k = info.frames[i % len(info.frames)]
+            cv2.imwrite(str(Path(tmp) / f"{i}.png"), store.read_frame(info, k, bkg.shape))
+        for view in args.views.split(","):
+            session = LiveSession(seg, view=view)
+            session.set_background(bkg)
+            run_live(open_source(tmp), session)  # warm-up run
+            rates = []
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                result = run_live(open_source(tmp), session)
+                rates.append(result.frames / (time.perf_counter() - t0))
+            print(json.dumps({"name": "live_fps", "view": view, "median": round(statistics.median(rates), 2),
+                              "min": round(min(rates), 2), "max": round(max(rates), 2), "unit": "fps",
+                              "cores": os.cpu_count(), "threads": threads, "frame": "640x480",
+                              "work_width": seg.work_width, "frames": args.frames}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

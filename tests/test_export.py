@@ -1,0 +1,77 @@
+"""ONNX export: onnxruntime agrees with PyTorch on dev frames at several sizes; CLI errors."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from humanseg.cli import main as cli
+from humanseg.model import DEFAULT_WEIGHTS, load_model
+
+
+@pytest.fixture(scope="module")
+def default_weights():
+    if not DEFAULT_WEIGHTS.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"shipped model missing in CI: {DEFAULT_WEIGHTS}")
+        pytest.skip(f"shipped model not present: {DEFAULT_WEIGHTS}")
+    return DEFAULT_WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("onnxruntime is in requirements.txt but not installed")
+        pytest.skip("onnxruntime not installed")
+    return onnxruntime
+
+
+def tensor(image):
+    return torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+
+
+@pytest.mark.slow
+def test_onnx_matches_pytorch_on_a_dev_frame(tmp_path, dev_root, default_weights, onnxruntime):
+    out = tmp_path / "model.onnx"
+    res = CliRunner().invoke(cli, ["export", "--onnx", str(out), "--weights", str(default_weights)])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["frame", "background"]
+    assert session.get_outputs()[0].name == "probability"
+
+    model, _ = load_model(default_weights)
+    model.eval()
+    frame = cv2.imread(str(dev_root / "set3" / "1.png"))
+    bkg = cv2.imread(str(dev_root / "set3" / "bkg.png"))
+    # The Segmenter's working size, the full frame, and sizes that are not multiples of the stride.
+    for w, h in [(320, 240), (640, 480), (203, 157)]:
+        f = tensor(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA))
+        b = tensor(cv2.resize(bkg, (w, h), interpolation=cv2.INTER_AREA))
+        with torch.no_grad():
+            expected = torch.sigmoid(model(f, b)).numpy()
+        got = session.run(None, {"frame": f.numpy(), "background": b.numpy()})[0]
+        assert got.shape == (1, 1, h, w)
+        assert np.abs(got - expected).max() <= 1e-4, (w, h)
+        assert 0.05 < (got > 0.5).mean() < 0.6  # a person was found, not an empty map
+
+
+def test_export_errors_are_one_line(tmp_path):
+    existing = tmp_path / "m.onnx"
+    existing.write_bytes(b"keep")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["export", "--onnx", str(existing)])
+    assert res.exit_code == 2 and "already exists" in res.output
+    assert existing.read_bytes() == b"keep"
+    res = runner.invoke(cli, ["export", "--onnx", str(tmp_path / "x.onnx"), "--weights", str(tmp_path / "no.pt")])
+    assert res.exit_code == 2 and "no.pt" in res.output and "Traceback" not in res.output
+    res = runner.invoke(cli, ["export"])
+    assert res.exit_code == 2 and "--onnx" in res.output
