@@ -144,7 +144,8 @@ def load_overlay(weights: str | None, notify: Callable[[str], None],
     try:
         from humanseg.model import load_segmenter
 
-        segmenter = load_segmenter(weights)
+        # One torch thread: the other core reads, draws and shows (PoseNet also keeps to one).
+        segmenter = load_segmenter(weights, num_threads=1)
     except HumansegError as exc:
         if weights:
             raise HumansegError(f"--weights {weights}: {exc}") from None
