@@ -38,6 +38,9 @@ def reports_errors(fn):
             raise UserError(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise UserError("interrupted", 130) from None
+        except OSError as exc:  # a folder we cannot write, a full disk: one line, not a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UserError(f"{where}{exc.strerror or exc}", 1) from None
 
     return wrapper
 

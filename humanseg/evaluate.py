@@ -20,8 +20,9 @@ METHODS = ("model", "absdiff")
 
 def absdiff_mask(frame: np.ndarray, bkg: np.ndarray, threshold: int = 30) -> np.ndarray:
     """The plain baseline: largest per-channel |frame - bkg| above a threshold (uint8 0/255)."""
-    diff = cv2.absdiff(frame, bkg).max(axis=2)
-    return np.where(diff > threshold, 255, 0).astype(np.uint8)
+    b, g, r = cv2.split(cv2.absdiff(frame, bkg))
+    diff = cv2.max(cv2.max(b, g), r)  # numpy's max over a 3-long last axis is ~100x slower
+    return cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)[1]
 
 
 class AbsdiffPredictor:
@@ -167,9 +168,11 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                 store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=True)
             click.echo(f"masks written under {save_masks}")
         if keep and montage:
+            Path(montage).parent.mkdir(parents=True, exist_ok=True)
             store.write_image(montage, worst_montage(root, results), overwrite=True)
             click.echo(f"worst frames: {montage}")
     if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         store.write_json(json_path, report, overwrite=True)
 
 

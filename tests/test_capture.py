@@ -71,7 +71,8 @@ def test_mouse_captures_background_and_two_frames(launch, tmp_path, dev_root, co
     sources = [cv2.imread(str(dev_root / "set3" / f"{k}.png")) for k in range(3)]
     src = write_frames(tmp_path / "src", sources)
     images = copy_set(1)  # an existing set1: the new background must claim set2
-    app = launch("--source", str(src), "--images", str(images), "--no-pose", "-b", "1", "-s", "1")
+    app = launch("--source", str(src), "--images", str(images), "--no-pose", "--no-model",
+                 "-b", "1", "-s", "1")  # K_pred.png on Sav: tests/test_live_gui.py
     app.wait_event("ready")
     app.find_window("capture", size=(W, H))
 

@@ -78,6 +78,20 @@ def test_evaluate_errors(tmp_path, random_weights):
     assert r.returncode == 2 and "bad.pt" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, tmp_path):
+    images = copy_set(2)
+    out = tmp_path / "new" / "deeper"
+    r = cli("evaluate", "--images", str(images), "--method", "absdiff",
+            "--montage", str(out / "worst.png"), "--json", str(out / "scores.json"))
+    assert r.returncode == 0, r.stderr
+    assert (out / "worst.png").is_file() and "absdiff" in json.loads((out / "scores.json").read_text())
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a folder")
+    r = cli("evaluate", "--images", str(images), "--method", "absdiff", "--json", str(blocked / "s.json"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and str(blocked) in r.stderr
+
+
 def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, random_weights):
     out = tmp_path / "pred"
     frames = [str(dev_root / "set2" / "0.png"), str(dev_root / "set2" / "1.png")]
