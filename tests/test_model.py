@@ -141,3 +141,42 @@ def test_config_without_decode_from_rebuilds_the_older_all_levels_decoder():
     net = SiameseSegNet(old)
     assert len(net.decoder.compare) == 4 and net.stride == 16
     assert len(SiameseSegNet(NetConfig()).decoder.compare) == len(NetConfig().widths) - NetConfig().decode_from
+
+
+@pytest.mark.slow
+def test_shipped_model_holds_up_where_differencing_fails(dev_root):
+    """Brighter frames and a nudged camera: the shipped model stays >= 0.9 mIoU, far above absdiff."""
+    import cv2
+
+    from humanseg import metrics
+    from humanseg.evaluate import AbsdiffPredictor
+    from humanseg.model import load_segmenter, read_checkpoint
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.fail(f"shipped model missing: {DEFAULT_WEIGHTS}")
+    held_out = [int(s) for s in str(read_checkpoint(DEFAULT_WEIGHTS)["extra"]["val_sets"]).split(",")]
+    brighter = np.clip(np.arange(256) * 1.3 + 10, 0, 255).astype(np.uint8)
+
+    def nudge(bkg):
+        h, w = bkg.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.5, 1.0)
+        m[:, 2] += (3, 2)
+        return cv2.warpAffine(bkg, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+    model, absdiff = load_segmenter(num_threads=1), AbsdiffPredictor()
+    scores = {("model", c): [] for c in ("exposure", "nudge")} | {("absdiff", c): [] for c in ("exposure", "nudge")}
+    for n in held_out:
+        info = store.scan_set(dev_root, n)
+        bkg = store.read_background(info)
+        for k in info.labeled:
+            frame = store.read_frame(info, k, bkg.shape)
+            truth = store.read_mask(info.mask_path(k), frame.shape)
+            for name, predictor in (("model", model), ("absdiff", absdiff)):
+                predictor.set_background(bkg)
+                scores[name, "exposure"].append(metrics.iou(predictor.predict_mask(cv2.LUT(frame, brighter)), truth))
+                predictor.set_background(nudge(bkg))
+                scores[name, "nudge"].append(metrics.iou(predictor.predict_mask(frame), truth))
+    means = {key: float(np.mean(v)) for key, v in scores.items()}
+    for condition in ("exposure", "nudge"):
+        assert means["model", condition] >= 0.9, means
+        assert means["model", condition] >= means["absdiff", condition] + 0.15, means

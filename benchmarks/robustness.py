@@ -1,0 +1,112 @@
+"""Scores under the conditions that break plain differencing, on the dev sets the model held out.
+
+Each condition changes the frame (or the background) of every held-out labeled frame the way a real
+camera would, then scores the model and the absdiff baseline (mIoU, boundary F at 3 px). Prints one
+JSON line per condition and method.
+Usage: python benchmarks/robustness.py [--weights W] [--sets 3,7] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from humanseg import metrics, store  # noqa: E402
+from humanseg.evaluate import AbsdiffPredictor  # noqa: E402
+from humanseg.model import load_segmenter, read_checkpoint, resolve_weights  # noqa: E402
+
+DEV = ROOT.parent / "shared" / "data" / "dev"
+
+
+def _lut(gain, offset):
+    return np.clip(np.arange(256) * gain + offset, 0, 255).astype(np.uint8)
+
+
+def exposure(frame, bkg, mask):
+    """Auto-exposure brightened the frame: x1.3 + 10 grey levels."""
+    return cv2.LUT(frame, _lut(1.3, 10)), bkg, mask
+
+
+def white_balance(frame, bkg, mask):
+    """White balance moved: blue x0.85, red x1.15."""
+    b, g, r = cv2.split(frame)
+    return cv2.merge([cv2.LUT(b, _lut(0.85, 0)), g, cv2.LUT(r, _lut(1.15, 0))]), bkg, mask
+
+
+def camera_nudge(frame, bkg, mask):
+    """The camera was touched after the background: the background shifted 3 px and turned 0.5 degrees."""
+    h, w = bkg.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.5, 1.0)
+    m[:, 2] += (3, 2)
+    return frame, cv2.warpAffine(bkg, m, (w, h), borderMode=cv2.BORDER_REPLICATE), mask
+
+
+def cheap_camera(frame, bkg, mask):
+    """A lower-resolution camera with JPEG: both images at half size, JPEG quality 40."""
+    def degrade(img):
+        small = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        return cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
+
+    small_mask = cv2.resize(mask, (mask.shape[1] // 2, mask.shape[0] // 2), interpolation=cv2.INTER_NEAREST)
+    return degrade(frame), degrade(bkg), small_mask
+
+
+def noise(frame, bkg, mask):
+    """Sensor noise (sigma 6 grey levels) on the frame."""
+    rng = np.random.default_rng(0)
+    return np.clip(frame + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8), bkg, mask
+
+
+CONDITIONS = {"as captured": lambda f, b, m: (f, b, m), "exposure": exposure, "white balance": white_balance,
+              "camera nudge": camera_nudge, "half size + JPEG": cheap_camera, "sensor noise": noise}
+
+
+def score(predictor, samples, condition) -> dict:
+    rows = []
+    for frame, bkg, mask in samples:
+        f, b, m = condition(frame, bkg, mask)
+        predictor.set_background(b)
+        rows.append(metrics.frame_scores(predictor.predict_mask(f), m))
+    return metrics.mean_scores(rows)
+
+
+def held_out_samples(root: Path, sets: list[int]):
+    out = []
+    for n in sets:
+        info = store.scan_set(root, n)
+        bkg = store.read_background(info)
+        for k in info.labeled:
+            frame = store.read_frame(info, k, bkg.shape)
+            out.append((frame, bkg, store.read_mask(info.mask_path(k), frame.shape)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--images", default=str(DEV))
+    parser.add_argument("--sets", default=None, help="default: the sets the checkpoint held out")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    sets = args.sets or str(read_checkpoint(resolve_weights(args.weights))["extra"]["val_sets"])
+    numbers = [int(s) for s in sets.split(",")]
+    samples = held_out_samples(Path(args.images), numbers)
+    predictors = {"model": load_segmenter(args.weights, num_threads=args.threads), "absdiff": AbsdiffPredictor()}
+    for name, condition in CONDITIONS.items():
+        for method, predictor in predictors.items():
+            s = score(predictor, samples, condition)
+            print(json.dumps({"name": "robustness", "condition": name, "method": method, "sets": sets,
+                              "frames": len(samples), "iou": round(s["iou"], 4),
+                              "boundary_f": round(s["boundary_f"], 4)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
