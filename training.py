@@ -24,7 +24,8 @@ def _size(ctx, param, value):
 @click.option("--out", default="weights", show_default=True, type=click.Path(file_okay=False),
               help="Folder for last.pt, best.pt, metrics.csv, training.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")
-@click.option("--lr", default=3e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate (default: 0.003 from scratch, 0.0005 when fine-tuning a model).")
 @click.option("--size", default="320x240", show_default=True, callback=_size,
               help="Training sample size WIDTHxHEIGHT (the network's working resolution).")
 @click.option("--val-sets", default="0.2", show_default=True,

@@ -39,7 +39,7 @@ class TrainConfig:
     batch: int = 2
     out: str = "weights"
     resume: bool = False
-    lr: float = 3e-3
+    lr: float | None = None  # None: the resumed run's, else 3e-3 from scratch, 5e-4 fine-tuning
     size: tuple[int, int] = (320, 240)
     val_sets: str | None = "0.2"
     device: str = "auto"
@@ -245,8 +245,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
             history = read_history(csv_path)
             history = [r for r in history if r["step"] <= start_step]
             origin = f"resumed {last_path} at step {start_step}"
+            lr = cfg.lr or ckpt.get("extra", {}).get("lr")
         else:
             model, origin = initial_model(cfg.init)
+            lr = cfg.lr
+        if not lr:  # fine-tuning a working model wants gentler steps than learning from scratch
+            lr = 3e-3 if origin.startswith("scratch") else 5e-4
         model.to(device)
 
         if is_main:
@@ -255,13 +259,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
             log(f"training on {len(train_pairs)} frames ({len({p.set_key for p in train_pairs})} sets) "
                 f"+ {len(rooms)} extra rooms; validating on {len(val_pairs)} frames "
                 f"({', '.join(val_names) or 'none'}); model {count_parameters(model):,} parameters; "
-                f"start: {origin}; device {device}" + (f" x{world}" if distributed else ""))
+                f"start: {origin}; lr {lr:g}; device {device}" + (f" x{world}" if distributed else ""))
 
         net = model
         if distributed:
             net = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
         if optimizer_state:
             try:
                 optimizer.load_state_dict(optimizer_state)
@@ -281,7 +285,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
         def checkpoint(step, metrics_now, path):
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
-                            extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed,
+                            extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images]})
 
         interrupted = stopped_early = False
@@ -294,7 +298,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for frame, bkg, target in loader:
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
                 for g in optimizer.param_groups:
-                    g["lr"] = lr_at(step, total, cfg.lr)
+                    g["lr"] = lr_at(step, total, lr)
                 logits = net(frame, bkg)
                 loss = segmentation_loss(logits, target)
                 optimizer.zero_grad(set_to_none=True)

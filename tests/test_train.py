@@ -40,7 +40,7 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     out = tmp_path / "w"
     r = run_training(["-i", "40", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])
     assert r.returncode == 0, r.stderr
-    assert "validating on 3 frames (set8)" in r.stdout
+    assert "validating on 3 frames (set8)" in r.stdout and "lr 0.003;" in r.stdout
     rows = history(out)
     losses = [float(x["loss"]) for x in rows]
     assert losses[-1] < losses[0]
@@ -56,12 +56,20 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     before = load_model(out / "last.pt")[1]
     r = run_training(["-i", "50", "--resume", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])
     assert r.returncode == 0, r.stderr
-    assert "resumed" in r.stdout and "at step 40" in r.stdout
+    assert "resumed" in r.stdout and "at step 40" in r.stdout and "lr 0.003;" in r.stdout  # the run's own rate
     after = load_model(out / "last.pt")[1]
     assert after["step"] == 50
     assert after["optimizer"]["state"][0]["step"] == before["optimizer"]["state"][0]["step"] + 10
     steps = [int(x["step"]) for x in history(out)]
     assert steps == sorted(steps) and steps[-1] == 50 and len(steps) == len(set(steps))
+
+    # Starting from a trained model (fine-tuning) takes gentler steps unless --lr says otherwise.
+    args = ["-i", "2", "--images", str(two_sets), "--val-sets", "none", "--init", str(out / "last.pt"),
+            "--size", "128x96", "-b", "2", "--threads", "1"]
+    r = run_training([*args, "--out", str(tmp_path / "ft")])
+    assert r.returncode == 0 and "lr 0.0005;" in r.stdout, r.stderr
+    r = run_training([*args, "--out", str(tmp_path / "ft2"), "--lr", "0.01"])
+    assert r.returncode == 0 and "lr 0.01;" in r.stdout, r.stderr
 
 
 @pytest.mark.slow
