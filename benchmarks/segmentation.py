@@ -1,5 +1,8 @@
 """Milliseconds per 640x480 frame: the model with cached background features, without, and absdiff.
 
+The default backend (ONNX Runtime when installed) is `segment_cached_bkg` / `segment`; the same with
+eager PyTorch is `segment_cached_bkg_torch` / `segment_torch`.
+
 Prints one JSON line per measurement: name, median, min, max, unit, cores (and threads, work width).
 Usage: python benchmarks/segmentation.py [--weights W] [--threads 2] [--repeats 100]
 """
@@ -54,17 +57,23 @@ def main():
     info = store.scan_set(DEV, args.set)
     bkg = store.read_background(info)
     frame = store.read_frame(info, info.labeled[0], bkg.shape)
-    seg = load_segmenter(args.weights, work_width=args.work_width)
-    extra = {"threads": args.threads, "work_width": seg.work_width, "frame": "640x480"}
-
-    seg.set_background(bkg)
-    report("segment_cached_bkg", measure(lambda: seg.predict_mask(frame), args.repeats), **extra)
-
-    def uncached():
+    seg_auto_backend = None
+    for backend in ("auto", "torch"):
+        seg = load_segmenter(args.weights, work_width=args.work_width, num_threads=args.threads, backend=backend)
         seg.set_background(bkg)
-        return seg.predict_mask(frame)
+        suffix = "" if backend == "auto" else "_torch"
+        extra = {"threads": args.threads, "work_width": seg.work_width, "frame": "640x480",
+                 "backend": seg.active_backend}
+        if backend == "torch" and seg_auto_backend == "torch":
+            break  # auto already was PyTorch (no onnxruntime)
+        seg_auto_backend = seg.active_backend
+        report("segment_cached_bkg" + suffix, measure(lambda: seg.predict_mask(frame), args.repeats), **extra)
 
-    report("segment", measure(uncached, args.repeats), **extra)
+        def uncached():
+            seg.set_background(bkg)
+            return seg.predict_mask(frame)
+
+        report("segment" + suffix, measure(uncached, max(10, args.repeats // 5)), **extra)
     report("absdiff", measure(lambda: absdiff_mask(frame, bkg), args.repeats), frame="640x480")
 
 

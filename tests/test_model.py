@@ -180,3 +180,37 @@ def test_shipped_model_holds_up_where_differencing_fails(dev_root):
     for condition in ("exposure", "nudge"):
         assert means["model", condition] >= 0.9, means
         assert means["model", condition] >= means["absdiff", condition] + 0.15, means
+
+
+def test_onnxruntime_backend_matches_pytorch_and_falls_back(dev_root, monkeypatch):
+    """The ONNX Runtime path gives PyTorch's logits (any frame size); without onnxruntime, auto uses PyTorch."""
+    import sys
+
+    import cv2
+
+    from humanseg.errors import HumansegError
+
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(3)
+    model = SiameseSegNet().eval()
+    info = store.scan_set(dev_root, 2)
+    bkg, frame = store.read_background(info), store.read_frame(info, 0)
+    fast, ref = Segmenter(model, backend="onnxruntime", threads=1), Segmenter(model, backend="torch")
+    for size in (None, (203, 157)):
+        b, f = (bkg, frame) if size is None else (cv2.resize(bkg, size), cv2.resize(frame, size))
+        fast.set_background(b)
+        ref.set_background(b)
+        assert fast.active_backend == "onnxruntime" and ref.active_backend == "torch"
+        got, want = fast.logits(f), ref.logits(f)
+        assert got.shape == want.shape == f.shape[:2]
+        assert np.abs(got - want).max() <= 1e-3
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    auto = Segmenter(model, backend="auto")
+    auto.set_background(bkg)
+    assert auto.active_backend == "torch" and auto.predict_mask(frame).shape == frame.shape[:2]
+    strict = Segmenter(model, backend="onnxruntime")
+    with pytest.raises(HumansegError, match="ONNX Runtime backend unavailable"):
+        strict.set_background(bkg)
+    with pytest.raises(HumansegError, match="unknown backend"):
+        Segmenter(model, backend="tensorrt")
