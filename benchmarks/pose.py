@@ -2,7 +2,8 @@
 
 Prints one JSON line per measurement: default scale (0.5, a 321x241 input) and full size (641x481),
 each with 1 and 2 torch threads; the default-scale 2-thread line is `pose_default`. The `_eager`
-lines run the plain PyTorch module instead of the frozen TorchScript/oneDNN copy, for comparison.
+lines run the plain PyTorch module instead of the optimized runner (ONNX Runtime when installed, else
+a frozen TorchScript/oneDNN copy), for comparison; "runner" names which one ran.
 Weights: ../shared/models/posenet/mobilenet_v1_050.pth (or --weights).
 
 On a machine whose cores are busy with other work, OpenMP's spinning threads make the 2-thread lines
@@ -63,14 +64,17 @@ def main() -> None:
         runs += [("pose_default_eager", 0.5, 2, False), ("pose_default_1thread_eager", 0.5, 1, False)]
     estimators = {}
     for name, scale, threads, optimize in runs:
-        if optimize not in estimators:
-            estimators[optimize] = PoseEstimator.load(args.weights, optimize=optimize, show_progress=False)
-        estimator = estimators[optimize]
+        key = (optimize, threads)  # ONNX Runtime fixes its thread count when the session is made
+        if key not in estimators:
+            torch.set_num_threads(threads)
+            estimators[key] = PoseEstimator.load(args.weights, optimize=optimize, show_progress=False)
+        estimator = estimators[key]
         estimator.scale = scale
         times = measure(estimator, frame, threads, args.iterations, args.warmup)
         print(json.dumps({"name": name, "median": round(statistics.median(times), 2), "min": round(min(times), 2),
                           "max": round(max(times), 2), "unit": "ms", "cores": os.cpu_count(),
                           "threads": threads, "input": list(estimator.input_size(640, 480)),
+                          "runner": type(estimator._runner).__name__,
                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}), flush=True)
 
 

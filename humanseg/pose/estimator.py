@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 
@@ -106,17 +107,50 @@ class PoseEstimator:
         return self.palms_from_poses(self.estimate(frame_bgr), w, h)
 
 
-def optimized_for_cpu(network: PoseNetMobileNetV1) -> torch.nn.Module:
-    """A frozen TorchScript copy run through oneDNN (about 1.5x faster on CPU, outputs within 1e-3);
-    the eager network when tracing fails."""
-    example = torch.zeros(1, 3, 8 * network.output_stride + 1, 8 * network.output_stride + 1)
-    try:
+class OrtRunner:
+    """The network in ONNX Runtime (dynamic input size): called like the module, returns torch tensors.
+
+    On CPU it runs MobileNet's depthwise convolutions faster than PyTorch; outputs agree within 1e-3.
+    """
+
+    def __init__(self, network: PoseNetMobileNetV1, threads: int | None = None):
+        import onnxruntime as ort
+
+        example = torch.zeros(1, 3, 8 * network.output_stride + 1, 8 * network.output_stride + 1)
+        outputs = ["heatmap", "offsets", "displacement_fwd", "displacement_bwd"]
+        axes = {name: {2: "h", 3: "w"} for name in ["image", *outputs]}
+        buf = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            traced = torch.jit.freeze(torch.jit.trace(network, example))
-            return torch.jit.optimize_for_inference(traced)
-    except Exception:  # an optimisation must never stop the tool from running
-        return network
+            torch.onnx.export(network, example, buf, input_names=["image"], output_names=outputs,
+                              dynamic_axes=axes, opset_version=17, dynamo=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outs = self.session.run(None, {"image": np.ascontiguousarray(tensor.numpy())})
+        return tuple(torch.from_numpy(o) for o in outs)
+
+
+def traced_for_cpu(network: PoseNetMobileNetV1) -> torch.nn.Module:
+    """A frozen TorchScript copy run through oneDNN (about 1.5x faster than eager on CPU)."""
+    example = torch.zeros(1, 3, 8 * network.output_stride + 1, 8 * network.output_stride + 1)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.freeze(torch.jit.trace(network, example))
+        return torch.jit.optimize_for_inference(traced)
+
+
+def optimized_for_cpu(network: PoseNetMobileNetV1):
+    """The fastest runner that works: ONNX Runtime, else frozen TorchScript, else the eager network."""
+    for make in (OrtRunner, traced_for_cpu):
+        try:
+            return make(network)
+        except Exception:  # an optimisation must never stop the tool from running
+            continue
+    return network
 
 
 def to_frame_pose(decoded: DecodedPose, sx: float, sy: float) -> Pose:
