@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import cv2
 import numpy as np
@@ -65,7 +66,13 @@ def test_main_shows_the_overlay_and_saves_k_pred(launch, tmp_path, dev_root, cop
     assert pred_event["path"] == str(pred_path)
     assert not (images / "set3" / store.mask_name(k)).exists()  # a prediction is never a label
 
-    shot = cv2.imread(str(app.screenshot(tmp_path / "overlay.png")))
+    # The overlay follows the shown frame by one model call (a worker thread): give it a moment.
+    deadline = time.monotonic() + 5
+    while True:
+        shot = cv2.imread(str(app.screenshot(tmp_path / "overlay.png")))
+        if time.monotonic() > deadline or (shot[..., 1].astype(int) - shot[..., 2].astype(int)).max() > 60:
+            break
+        time.sleep(0.2)
     app.key("q")
     app.wait_event("quit", timeout=10)
     assert app.wait_exit() == 0

@@ -110,6 +110,13 @@ class Segmenter:
         self.work_width = int(work_width)
         self.cache = None
         self.bkg_shape: tuple[int, int] | None = None
+        if self.backend != "torch":
+            # Export now (a second or two), not at the first background: a live view then starts at once.
+            with torch.inference_mode():
+                probe = torch.zeros(1, 3, 2 * model.stride, 2 * model.stride)
+                self.cache = self.model.encode_background(probe.contiguous(memory_format=torch.channels_last))
+            self._start_ort()
+            self.cache = None
 
     def _resized(self, img: np.ndarray) -> np.ndarray:
         h, w = img.shape[:2]
