@@ -213,3 +213,30 @@ def test_onnxruntime_backend_matches_pytorch_and_falls_back(dev_root, monkeypatc
         Segmenter(model, backend="onnxruntime")
     with pytest.raises(HumansegError, match="unknown backend"):
         Segmenter(model, backend="tensorrt")
+
+
+def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
+    import subprocess
+    import sys
+
+    from humanseg.model import read_checkpoint, save_checkpoint
+
+    torch.manual_seed(1)
+    model = SiameseSegNet()
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)).mean().backward()
+    opt.step()
+    src = save_checkpoint(tmp_path / "best.pt", model, 7, opt, {"iou": 0.5}, extra={"val_sets": "3,7"})
+    dst = tmp_path / "default.pt"
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(src), str(dst), "recipe text"],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = read_checkpoint(dst)
+    assert out["optimizer"] is None and out["step"] == 7 and out["extra"]["val_sets"] == "3,7"
+    assert out["extra"]["recipe"] == "recipe text" and dst.stat().st_size < src.stat().st_size
+    for k, v in model.state_dict().items():
+        assert torch.equal(out["state_dict"][k], v)
+    r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(tmp_path / "missing.pt"), str(dst)],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "missing.pt" in r.stderr and "Traceback" not in r.stderr

@@ -114,14 +114,3 @@ def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, recipe: s
     return save_checkpoint(dst, model, ckpt.get("step", 0), None, ckpt.get("metrics"),
                            ckpt.get("work_width", 320), extra)
 
-
-if __name__ == "__main__":  # python -m humanseg.model.checkpoint SRC DST ["recipe"]
-    import sys
-
-    if len(sys.argv) not in (3, 4):
-        sys.exit("usage: python -m humanseg.model.checkpoint SRC.pt DST.pt [RECIPE]")
-    try:
-        out = release_checkpoint(*sys.argv[1:])
-    except WeightsError as exc:
-        sys.exit(f"error: {exc}")
-    print(f"wrote {out} ({out.stat().st_size // 1024} KiB)")

@@ -1,0 +1,27 @@
+"""`python -m humanseg.model.release SRC.pt DST.pt [RECIPE]`: a training checkpoint without its
+optimizer state (a third of the size), as shipped in humanseg/weights/default.pt."""
+
+import sys
+
+from humanseg.errors import WeightsError
+from humanseg.model.checkpoint import release_checkpoint
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3):
+        print("usage: python -m humanseg.model.release SRC.pt DST.pt [RECIPE]", file=sys.stderr)
+        return 2
+    try:
+        out = release_checkpoint(*argv)
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
