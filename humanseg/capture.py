@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
+from humanseg.sources import Peeked
 from humanseg.errors import HumansegError
 from humanseg.ui import draw
 from humanseg.ui.controller import CaptureController, Event
@@ -288,23 +289,6 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
     return event
 
 
-class _Peeked:
-    """A source whose first frame was already read (to size the buttons); read() returns it first."""
-
-    def __init__(self, source, first: np.ndarray):
-        self._source = source
-        self._first = first
-
-    def read(self):
-        if self._first is not None:
-            frame, self._first = self._first, None
-            return frame
-        return self._source.read()
-
-    def __getattr__(self, name):
-        return getattr(self._source, name)
-
-
 def load_pose(weights: str | None, scale: float | None, num_threads: int | None = None) -> PalmFinder:
     """PoseEstimator with the given weights and torch CPU threads; missing weights raise a one-line
     HumansegError (exit 2)."""
@@ -383,6 +367,6 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
     controller = CaptureController(default_layout(w, h), bkg_seconds, sav_seconds, dwell,
                                    set_number=set_number, frames_saved=frames_saved)
     # pose_every 0: PoseNet in a worker thread on the newest frame, as often as it keeps up.
-    return run_capture(_Peeked(src, first), window, controller, images, pose=pose, pose_every=pose_every,
+    return run_capture(Peeked(src, first), window, controller, images, pose=pose, pose_every=pose_every,
                        mirror=mirror, log=log, on_frame=on_frame, on_saved=on_saved,
                        background=background, max_fps=max_fps, pose_async=pose_every == 0)

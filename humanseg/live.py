@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
+from humanseg.sources import Peeked
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
 
@@ -468,7 +469,6 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         return True
 
     def handle_keys() -> bool:
-        nonlocal pending
         keys, _ = window.poll(1)
         for key in keys:
             if key in (ord("q"), 27):
@@ -621,7 +621,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         src.release()
         raise
     grabber = BackgroundGrabber(countdown, bkg_seconds) if (bkg is None or window is not None) else None
-    result = run_live(_Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,
+    result = run_live(Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,
                       max_frames=max_frames, masks_dir=masks,
                       log=lambda r: click.echo(json.dumps(r)))
     summary = {"event": "done", "frames": result.frames, "fps": round(result.fps, 1),
@@ -631,22 +631,6 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     click.echo(json.dumps(summary))
     if output and result.output is None:
         raise HumansegError(f"--output {output}: no frame was segmented, nothing written", exit_code=1)
-
-
-class _Peeked:
-    """A source whose first frame was already read; read() returns it first."""
-
-    def __init__(self, source, first):
-        self._source, self._first = source, first
-
-    def read(self):
-        if self._first is not None:
-            frame, self._first = self._first, None
-            return frame
-        return self._source.read()
-
-    def __getattr__(self, name):
-        return getattr(self._source, name)
 
 
 class _Flipped:

@@ -123,3 +123,19 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
             return ImageFolderSource([spec], loop=loop)
         return VideoSource(spec)
     raise HumansegError(f"source not found: {spec}")
+
+
+class Peeked:
+    """A source whose first frame was already read (e.g. to size the window); read() returns it first."""
+
+    def __init__(self, source, first):
+        self._source, self._first = source, first
+
+    def read(self):
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
+        return self._source.read()
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)

@@ -37,6 +37,18 @@ def dev_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def default_weights() -> Path:
+    """The shipped segmentation model; its absence skips on a developer machine but fails in CI."""
+    from humanseg.model.checkpoint import DEFAULT_WEIGHTS
+
+    if not DEFAULT_WEIGHTS.is_file():
+        if IN_CI:
+            pytest.fail(f"shipped model missing in CI: {DEFAULT_WEIGHTS}")
+        pytest.skip(f"shipped model not present: {DEFAULT_WEIGHTS}")
+    return DEFAULT_WEIGHTS
+
+
+@pytest.fixture(scope="session")
 def posenet_weights() -> Path:
     return need_shared(POSENET_050)
 

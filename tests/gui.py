@@ -157,3 +157,23 @@ class GuiApp:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+class ScriptWindow:
+    """A stand-in for the OpenCV window in loop tests: keeps every shown image; poll() returns
+    the keys scripted for the frame just shown."""
+
+    def __init__(self, keys_at: dict[int, list[int]]):
+        self.keys_at, self.shown, self.closed = keys_at, [], False
+
+    def show(self, image):
+        self.shown.append(image)
+
+    def poll(self, wait_ms=1):
+        return self.keys_at.get(len(self.shown) - 1, []), []
+
+    def is_open(self):
+        return True
+
+    def close(self):
+        self.closed = True

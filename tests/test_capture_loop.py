@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from gui import ScriptWindow
 from humanseg import store
 from humanseg.capture import Saved, run_capture
 from humanseg.ui.buttons import default_layout
@@ -41,25 +42,6 @@ class ListSource:
 
     def release(self):
         self.released = True
-
-
-class ScriptWindow:
-    """Keeps every shown image; poll() returns the keys scripted for the frame just shown."""
-
-    def __init__(self, keys_at: dict[int, list[int]]):
-        self.keys_at, self.shown, self.closed = keys_at, [], False
-
-    def show(self, image):
-        self.shown.append(image)
-
-    def poll(self, wait_ms=1):
-        return self.keys_at.get(len(self.shown) - 1, []), []
-
-    def is_open(self):
-        return True
-
-    def close(self):
-        self.closed = True
 
 
 class FakePose:

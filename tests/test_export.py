@@ -11,16 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from humanseg.cli import main as cli
-from humanseg.model import DEFAULT_WEIGHTS, load_model
-
-
-@pytest.fixture(scope="module")
-def default_weights():
-    if not DEFAULT_WEIGHTS.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shipped model missing in CI: {DEFAULT_WEIGHTS}")
-        pytest.skip(f"shipped model not present: {DEFAULT_WEIGHTS}")
-    return DEFAULT_WEIGHTS
+from humanseg.model import load_model
 
 
 @pytest.fixture(scope="module")

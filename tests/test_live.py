@@ -4,14 +4,13 @@ background capture, the loop's keys, and the capture tool's overlay / K_pred.png
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from gui import ScriptWindow
 from humanseg import store
 from humanseg.capture import Saved, run_capture
 from humanseg.cli import main as cli
@@ -21,22 +20,11 @@ from humanseg.live import (VIEWS, BackgroundGrabber, Compositor, DriftMonitor, L
                            VideoOutput, run_live)
 from humanseg.live_capture import LiveOverlay, load_overlay
 from humanseg.metrics import frame_scores
-from humanseg.model.checkpoint import DEFAULT_WEIGHTS
 from humanseg.ui.buttons import default_layout
 from humanseg.ui.controller import CaptureController
 
 W, H = 640, 480
 LIVE_SET = 2  # six labeled frames
-
-
-@pytest.fixture(scope="session")
-def default_weights() -> Path:
-    """The shipped model; its absence skips on a developer machine but fails in CI."""
-    if not DEFAULT_WEIGHTS.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shipped model missing in CI: {DEFAULT_WEIGHTS}")
-        pytest.skip(f"shipped model not present: {DEFAULT_WEIGHTS}")
-    return DEFAULT_WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -333,23 +321,6 @@ class ListSource:
 
     def release(self):
         self.released = True
-
-
-class ScriptWindow:
-    def __init__(self, keys_at):
-        self.keys_at, self.shown, self.closed = keys_at, [], False
-
-    def show(self, image):
-        self.shown.append(image)
-
-    def poll(self, wait_ms=1):
-        return self.keys_at.get(len(self.shown) - 1, []), []
-
-    def is_open(self):
-        return True
-
-    def close(self):
-        self.closed = True
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
@@ -12,18 +11,8 @@ import pytest
 
 from gui import GuiApp
 from humanseg import store
-from humanseg.model.checkpoint import DEFAULT_WEIGHTS
 
 W, H = 640, 480
-
-
-@pytest.fixture(scope="module")
-def default_weights():
-    if not DEFAULT_WEIGHTS.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shipped model missing in CI: {DEFAULT_WEIGHTS}")
-        pytest.skip(f"shipped model not present: {DEFAULT_WEIGHTS}")
-    return DEFAULT_WEIGHTS
 
 
 @pytest.fixture

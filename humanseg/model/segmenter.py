@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import io
 import os
-import warnings
 
 import cv2
 import numpy as np
@@ -14,6 +12,7 @@ import torch
 from humanseg.errors import HumansegError
 from humanseg.model.checkpoint import load_model, resolve_weights
 from humanseg.model.network import BkgCache, SiameseSegNet, fuse_batchnorm
+from humanseg.ort_session import session_from_module
 
 
 class _CachedForward(torch.nn.Module):
@@ -36,25 +35,13 @@ class OrtRunner:
     """
 
     def __init__(self, model: SiameseSegNet, cache: BkgCache, threads: int):
-        import onnxruntime as ort
-
         n_feats = len(cache.feats)
-        tensors = self._tensors(cache)
         names = ["frame", "bkg", "normed", "refine_term"] + [f"feat{i}" for i in range(n_feats)] + \
                 [f"bterm{i}" for i in range(len(cache.bterms))]
         axes = {n: {2: f"h{n}", 3: f"w{n}"} for n in names}
         axes["logits"] = {2: "h", 3: "w"}
-        buf = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_CachedForward(model, n_feats).eval(), (cache.bkg, *tensors), buf,
-                              input_names=names, output_names=["logits"], dynamic_axes=axes,
-                              opset_version=17, dynamo=False)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = session_from_module(_CachedForward(model, n_feats).eval(),
+                                           (cache.bkg, *self._tensors(cache)), names, ["logits"], axes, threads)
         self.inputs = [i.name for i in self.session.get_inputs()]  # unused ones are pruned away
         self.names = names
         self.feed: dict[str, np.ndarray] = {}

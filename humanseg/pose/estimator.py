@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from humanseg.ort_session import session_from_module
 from humanseg.pose.decode import (DecodedPose, decode_multiple_poses, decode_single_pose, sigmoid,
                                   valid_input_size)
 from humanseg.pose.keypoints import KEYPOINT_NAMES, Keypoint, Palm, Pose
@@ -114,20 +114,11 @@ class OrtRunner:
     """
 
     def __init__(self, network: PoseNetMobileNetV1, threads: int | None = None):
-        import onnxruntime as ort
-
         example = torch.zeros(1, 3, 8 * network.output_stride + 1, 8 * network.output_stride + 1)
         outputs = ["heatmap", "offsets", "displacement_fwd", "displacement_bwd"]
         axes = {name: {2: "h", 3: "w"} for name in ["image", *outputs]}
-        buf = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(network, example, buf, input_names=["image"], output_names=outputs,
-                              dynamic_axes=axes, opset_version=17, dynamo=False)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads or torch.get_num_threads())
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = session_from_module(network, (example,), ["image"], outputs, axes,
+                                           threads or torch.get_num_threads())
 
     def __call__(self, tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outs = self.session.run(None, {"image": np.ascontiguousarray(tensor.numpy())})
