@@ -15,7 +15,7 @@ from humanseg import metrics, store
 from humanseg.cli import images_option, reports_errors
 from humanseg.errors import HumansegError
 
-METHODS = ("model", "absdiff")
+METHODS = ("model", "model-raw", "absdiff")
 
 
 def absdiff_mask(frame: np.ndarray, bkg: np.ndarray, threshold: int = 30) -> np.ndarray:
@@ -55,7 +55,7 @@ def make_predictor(method: str, weights=None, work_width=None, num_threads=None)
         return AbsdiffPredictor()
     from humanseg.model import load_segmenter
 
-    return load_segmenter(weights, work_width=work_width, num_threads=num_threads)
+    return load_segmenter(weights, work_width=work_width, num_threads=num_threads, clean=method == "model")
 
 
 def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = False) -> list[FrameResult]:
@@ -138,7 +138,8 @@ def parse_sets(value: str | None) -> list[int] | None:
 @click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
 @click.option("--sets", help="Only these sets, e.g. 3,7 (default: every set with labels).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(METHODS), default=["model"],
-              show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff).")
+              show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff); "
+              "model-raw: the network without the speck/pinhole clean-up.")
 @click.option("--save-masks", type=click.Path(file_okay=False), help="Write predictions as OUT/setN/K_mask.png.")
 @click.option("--montage", type=click.Path(dir_okay=False), help="PNG of the worst frames (frame | truth | prediction).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")

@@ -50,12 +50,12 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     root = copy_set(8)
     out_json, masks, montage = tmp_path / "r.json", tmp_path / "masks", tmp_path / "worst.png"
     r = cli("evaluate", "--images", str(root), "--weights", str(random_weights), "--method", "model",
-            "--method", "absdiff", "--json", str(out_json), "--save-masks", str(masks), "--montage", str(montage),
-            "--threads", "1")
+            "--method", "absdiff", "--method", "model-raw", "--json", str(out_json), "--save-masks", str(masks),
+            "--montage", str(montage), "--threads", "1")
     assert r.returncode == 0, r.stderr
-    assert "model:" in r.stdout and "absdiff:" in r.stdout and "overall" in r.stdout
+    assert "model:" in r.stdout and "absdiff:" in r.stdout and "model-raw:" in r.stdout and "overall" in r.stdout
     report = json.loads(out_json.read_text())
-    assert set(report) == {"model", "absdiff"}
+    assert set(report) == {"model", "absdiff", "model-raw"}
     assert report["model"]["overall"]["frames"] == 3
     saved = sorted(p.name for p in (masks / "set8").iterdir())
     assert saved == ["0_mask.png", "1_mask.png", "2_mask.png"]

@@ -12,6 +12,7 @@ import torch
 from humanseg.errors import HumansegError
 from humanseg.model.checkpoint import load_model, resolve_weights
 from humanseg.model.network import BkgCache, SiameseSegNet, fuse_batchnorm
+from humanseg.model.postprocess import clean_logits
 from humanseg.ort_session import session_from_module
 
 
@@ -80,9 +81,10 @@ class Segmenter:
     """set_background(bkg) once, then predict(frame) -> person probability HxW float32 in [0, 1]."""
 
     def __init__(self, model: SiameseSegNet, work_width: int = 320, device: str = "cpu",
-                 backend: str = "auto", threads: int | None = None):
+                 backend: str = "auto", threads: int | None = None, clean: bool = True):
         """backend: "torch", "onnxruntime", or "auto" (ONNX Runtime on CPU when it is installed and
-        the export works; PyTorch otherwise)."""
+        the export works; PyTorch otherwise). clean: drop specks and close pinholes in the network's
+        output (`postprocess.clean_logits`); False gives the network's raw answer."""
         if backend not in ("auto", "torch", "onnxruntime"):
             raise HumansegError(f"unknown backend {backend!r} (auto, torch, onnxruntime)")
         self.device = torch.device(device)
@@ -95,6 +97,7 @@ class Segmenter:
             model = fuse_batchnorm(model).to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         self.work_width = int(work_width)
+        self.clean = bool(clean)
         self.cache = None
         self.bkg_shape: tuple[int, int] | None = None
         if self.backend != "torch":
@@ -156,6 +159,8 @@ class Segmenter:
             with torch.inference_mode():
                 out = self.model.forward_cached(self._tensor(frame), self.cache)
             small = out[0, 0].float().cpu().numpy()
+        if self.clean:
+            small = clean_logits(small)
         h, w = frame.shape[:2]
         if small.shape != (h, w):
             small = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -175,10 +180,10 @@ class Segmenter:
 
 def load_segmenter(weights: str | os.PathLike | None = None, device: str = "cpu",
                    work_width: int | None = None, num_threads: int | None = None,
-                   backend: str = "auto") -> Segmenter:
+                   backend: str = "auto", clean: bool = True) -> Segmenter:
     """A Segmenter from a checkpoint (default: $HUMANSEG_WEIGHTS or the shipped model)."""
     if num_threads:
         torch.set_num_threads(num_threads)
     path = resolve_weights(weights)
     model, ckpt = load_model(path)
-    return Segmenter(model, work_width or ckpt.get("work_width", 320), device, backend, num_threads)
+    return Segmenter(model, work_width or ckpt.get("work_width", 320), device, backend, num_threads, clean)

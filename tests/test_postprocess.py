@@ -1,0 +1,76 @@
+"""The speck / pinhole clean-up of the network's logits, on drawn shapes and on the held-out dev sets."""
+
+import numpy as np
+import pytest
+
+from humanseg.model.postprocess import clean_logits
+
+
+def logits_of(mask: np.ndarray, level: float = 4.0) -> np.ndarray:
+    """Logits +level inside, -level outside, with a ramp of values so magnitudes can be checked."""
+    rng = np.random.default_rng(0)
+    mag = (level + rng.uniform(0, 1, mask.shape)).astype(np.float32)
+    return np.where(mask, mag, -mag).astype(np.float32)
+
+
+def person(h=240, w=320):
+    m = np.zeros((h, w), bool)
+    m[40:230, 120:190] = True     # body, 190 x 70 = 13300 px
+    m[60:140, 90:120] = True      # arm
+    return m
+
+
+def test_specks_dropped_pinholes_filled_and_magnitudes_kept():
+    m = person()
+    m[100:104, 150:154] = False   # a 16 px pinhole in the body
+    m[10:14, 10:14] = True        # a 16 px speck far away
+    z = logits_of(m)
+    out = clean_logits(z)
+    want = person()
+    assert np.array_equal(out > 0, want)
+    assert np.allclose(np.abs(out), np.abs(z))  # only signs change
+    assert out is not z and (z > 0)[10, 10]     # the input is left alone
+
+
+def test_real_gaps_border_holes_second_people_and_small_far_people_are_kept():
+    m = person()
+    m[80:200, 140:170] = False        # a gap of 3600 px inside the outline (arm akimbo): > 1% of the body
+    m[100:130, 0:20] = True           # something at the border...
+    m[110:120, 0:10] = False          # ...whose notch touches the border: not a hole
+    m[150:200, 250:270] = True        # a second, smaller person (1000 px, > 2% of the largest)
+    z = logits_of(m)
+    assert clean_logits(z) is z       # nothing to change: the same array back
+
+    far = np.zeros((240, 320), bool)
+    far[100:130, 200:210] = True      # a far person alone: 300 px, 0.4% of the frame
+    zf = logits_of(far)
+    assert clean_logits(zf) is zf
+    empty = logits_of(np.zeros((240, 320), bool))
+    assert clean_logits(empty) is empty
+
+
+def test_specks_relative_to_the_largest_blob():
+    m = person()
+    m[5:9, 300:306] = True            # 24 px: under both 2% of the person (15700 px) and 0.05% of the frame (38 px)
+    out = clean_logits(logits_of(m)) > 0
+    assert not out[5:9, 300:306].any()
+    big = np.zeros((240, 320), bool)
+    big[0:200, 0:300] = True          # 60000 px: 2% is 1200 px
+    big[220:235, 310:318] = True      # 120 px blob: above 0.05% of the frame, under 2% of the largest
+    out = clean_logits(logits_of(big)) > 0
+    assert not out[220:235, 310:318].any() and out[0:200, 0:300].all()
+
+
+@pytest.mark.slow
+def test_clean_up_does_not_lower_scores_on_held_out_dev_sets(dev_root, default_weights):
+    """On the shipped model's held-out sets, the cleaned masks score at least as well as raw ones."""
+    from humanseg.evaluate import evaluate_sets, summarize
+    from humanseg.model import load_segmenter, read_checkpoint
+
+    held_out = [int(s) for s in str(read_checkpoint(default_weights)["extra"]["val_sets"]).split(",")]
+    scores = {}
+    for clean in (True, False):
+        seg = load_segmenter(default_weights, num_threads=1, clean=clean)
+        scores[clean] = summarize(evaluate_sets(dev_root, held_out, seg))["overall"]
+    assert scores[True]["iou"] >= scores[False]["iou"] - 1e-4
+    assert scores[True]["boundary_f"] >= scores[False]["boundary_f"] - 1e-4
