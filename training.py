@@ -35,6 +35,8 @@ def _size(ctx, param, value):
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="Data loader processes.")
 @click.option("--init", "init", default="default", show_default=True,
               help="Starting weights: default (the shipped model), scratch, or a checkpoint path.")
+@click.option("--arch", type=click.Choice(["base", "large"]), default=None,
+              help="Network size when training from scratch (--init scratch; default base).")
 @click.option("--val-every", default=250, show_default=True, type=click.IntRange(1), help="Validate every N steps.")
 @click.option("--backgrounds", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of empty-room images to composite labeled people onto; repeatable.")
@@ -43,14 +45,14 @@ def _size(ctx, param, value):
               help="Pause after this step (saves last.pt; continue later with --resume).")
 @reports_errors
 def main(iterations, batch, images, out, resume, lr, size, val_sets, device, seed, workers, init,
-         val_every, backgrounds, threads, stop_at):
+         val_every, backgrounds, threads, stop_at, arch):
     """Train the network on every labeled frame under --images, validating on held-out sets."""
     from humanseg.train import TrainConfig, train
 
     train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,
                       lr=lr, size=size, val_sets=None if val_sets.lower() == "none" else val_sets,
                       device=device, seed=seed, workers=workers, init=init, val_every=val_every,
-                      backgrounds=list(backgrounds), threads=threads, stop_at=stop_at), log=click.echo)
+                      backgrounds=list(backgrounds), threads=threads, stop_at=stop_at, arch=arch), log=click.echo)
 
 
 if __name__ == "__main__":

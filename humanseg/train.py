@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import math
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,8 @@ from tqdm import tqdm
 from humanseg import metrics
 from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, split_sets
 from humanseg.errors import HumansegError, WeightsError
-from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint, save_checkpoint
-from humanseg.model.network import NetConfig, SiameseSegNet, count_parameters
+from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
+from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters
 from humanseg.model.segmenter import Segmenter
 
 
@@ -51,6 +50,7 @@ class TrainConfig:
     work_width: int = 320
     threads: int | None = None
     stop_at: int | None = None
+    arch: str | None = None  # a network.ARCHS name, only with init "scratch" (default "base")
 
 
 # ---------------------------------------------------------------- losses
@@ -183,14 +183,23 @@ def read_history(path: Path) -> list[dict]:
     return out
 
 
-def initial_model(init: str) -> tuple[SiameseSegNet, str]:
-    """The starting network: 'default' (shipped model if present), 'scratch', or a checkpoint path."""
+def initial_model(init: str, arch: str | None = None) -> tuple[SiameseSegNet, str]:
+    """The starting network: 'default' (shipped model if present), 'scratch', or a checkpoint path.
+
+    arch names the configuration (network.ARCHS) of a network trained from scratch; a loaded
+    checkpoint brings its own, so asking for one there is an error.
+    """
+    if arch is not None and arch not in ARCHS:
+        raise HumansegError(f"unknown --arch {arch!r} ({', '.join(ARCHS)})")
+    fresh = ARCHS[arch or "base"]
     if init == "scratch":
-        return SiameseSegNet(NetConfig()), "scratch"
+        return SiameseSegNet(fresh), f"scratch ({arch or 'base'})"
+    if arch is not None:
+        raise HumansegError(f"--arch applies to --init scratch only; --init {init} brings its own network")
     if init == "default":
         if DEFAULT_WEIGHTS.is_file():
             return load_model(DEFAULT_WEIGHTS)[0], f"shipped model {DEFAULT_WEIGHTS.name}"
-        return SiameseSegNet(NetConfig()), "scratch (no shipped model found)"
+        return SiameseSegNet(fresh), "scratch (no shipped model found)"
     return load_model(init)[0], init
 
 
@@ -247,7 +256,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             origin = f"resumed {last_path} at step {start_step}"
             lr = cfg.lr or ckpt.get("extra", {}).get("lr")
         else:
-            model, origin = initial_model(cfg.init)
+            model, origin = initial_model(cfg.init, cfg.arch)
             lr = cfg.lr
         if not lr:  # fine-tuning a working model wants gentler steps than learning from scratch
             lr = 3e-3 if origin.startswith("scratch") else 5e-4

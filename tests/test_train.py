@@ -131,3 +131,21 @@ def test_bad_options_are_usage_errors(tmp_path):
     assert r.returncode == 2 and "multiples of 16" in r.stderr
     r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
     assert r.returncode == 2 and "images folder not found" in r.stderr
+
+
+@pytest.mark.slow
+def test_arch_picks_the_network_trained_from_scratch(two_sets, tmp_path):
+    from humanseg.model.network import ARCHS, NetConfig
+
+    out = tmp_path / "w"
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "large",
+                      "--val-sets", "none", *SMALL])
+    assert r.returncode == 0, r.stderr
+    model, _ = load_model(out / "last.pt")
+    assert model.config == ARCHS["large"] != NetConfig()
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "large",
+                      "--init", str(out / "last.pt"), "--size", "128x96", "-b", "2"])
+    assert r.returncode == 2 and "--arch applies to --init scratch only" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_training(["-i", "2", "--images", str(two_sets), "--arch", "huge"])
+    assert r.returncode == 2 and "huge" in r.stderr

@@ -8,7 +8,7 @@ background features and their absolute difference fused by a 1x1 convolution), `
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -38,6 +38,15 @@ class NetConfig:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
         d = {"decode_from": 0, **d}  # checkpoints from before decode_from decoded every level
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+# Named configurations for training from scratch (`training.py --arch`). "large" spends its extra
+# parameters on the stride-16/32 stages, where they cost little time per frame.
+ARCHS = {
+    "base": NetConfig(),
+    "large": NetConfig(widths=(16, 32, 64, 128, 224), blocks=(1, 2, 4, 6, 3),
+                       decoder_widths=(16, 24, 40, 64, 112)),
+}
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1,
