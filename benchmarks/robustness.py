@@ -59,6 +59,25 @@ def cheap_camera(frame, bkg, mask):
     return degrade(frame), degrade(bkg), small_mask
 
 
+def far_person(frame, bkg, mask):
+    """A wider view / a person further away: both images at half size in the middle of the frame,
+    the room around them continued from the background (mirrored, the same in frame and
+    background); the person has a quarter of the area."""
+    h, w = frame.shape[:2]
+    top, left, sh, sw = h // 4, w // 4, h // 2, w // 2
+
+    def half(img, interp):
+        return cv2.resize(img, (sw, sh), interpolation=interp)
+
+    room = cv2.copyMakeBorder(half(bkg, cv2.INTER_AREA), top, h - sh - top, left, w - sw - left,
+                              cv2.BORDER_REFLECT)
+    far = room.copy()
+    far[top:top + sh, left:left + sw] = half(frame, cv2.INTER_AREA)
+    far_mask = np.zeros_like(mask)
+    far_mask[top:top + sh, left:left + sw] = half(mask, cv2.INTER_NEAREST)
+    return far, room, far_mask
+
+
 def noise(frame, bkg, mask):
     """Sensor noise (sigma 6 grey levels) on the frame."""
     rng = np.random.default_rng(0)
@@ -66,7 +85,8 @@ def noise(frame, bkg, mask):
 
 
 CONDITIONS = {"as captured": lambda f, b, m: (f, b, m), "exposure": exposure, "white balance": white_balance,
-              "camera nudge": camera_nudge, "half size + JPEG": cheap_camera, "sensor noise": noise}
+              "camera nudge": camera_nudge, "half size + JPEG": cheap_camera, "person further away": far_person,
+              "sensor noise": noise}
 
 
 def score(predictor, samples, condition) -> dict:
