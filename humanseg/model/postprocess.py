@@ -32,7 +32,7 @@ def clean_logits(z: np.ndarray) -> np.ndarray:
 
     Returns `z` itself when nothing changes, else a changed copy.
     """
-    mask = (z > 0).astype(np.uint8)
+    mask = cv2.compare(z, 0.0, cv2.CMP_GT)  # 255 / 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return z
@@ -43,10 +43,10 @@ def clean_logits(z: np.ndarray) -> np.ndarray:
     if len(drop):
         out = z.copy()
         _flip(out, labels, stats, drop, positive=False)
-        mask = (out > 0).astype(np.uint8)
+        mask = cv2.compare(out, 0.0, cv2.CMP_GT)
     # Holes: background components (4-connected, as the complement of 8-connected blobs) that do
     # not touch the image border.
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.bitwise_not(mask), connectivity=4)
     hgt, wid = mask.shape
     x, y, w, h, a = (stats[:, k] for k in range(5))
     inside = (x > 0) & (y > 0) & (x + w < wid) & (y + h < hgt)

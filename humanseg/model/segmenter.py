@@ -175,7 +175,7 @@ class Segmenter:
         """Person mask HxW uint8 (255 person, 0 background)."""
         z = self.logits(frame)
         cut = float(np.log(threshold / (1 - threshold)))
-        return np.where(z > cut, 255, 0).astype(np.uint8)
+        return cv2.compare(z, cut, cv2.CMP_GT)  # 255 / 0 uint8, several times faster than np.where
 
 
 def load_segmenter(weights: str | os.PathLike | None = None, device: str = "cpu",
