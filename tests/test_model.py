@@ -7,7 +7,7 @@ from humanseg.errors import WeightsError
 from humanseg.model import (NetConfig, Segmenter, SiameseSegNet, count_parameters, load_model,
                             save_checkpoint, working_size)
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS
-from humanseg.model.network import exposure_fit, fuse_batchnorm
+from humanseg.model.network import MergedRefine, exposure_fit, fuse_batchnorm
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +44,20 @@ def test_cached_background_equals_full_forward_and_fusing_keeps_outputs():
         fused = fuse_batchnorm(trained_like())(f, b)
     assert torch.allclose(full, cached)
     assert torch.allclose(full, fused, atol=1e-4)
+
+
+def test_merged_refine_computes_the_same_logits():
+    """The ONNX export's one-convolution refine step is the trained refine step, rewritten."""
+    m = trained_like()
+    torch.nn.init.normal_(m.refine.out.bias)  # a zero bias would hide a lost one
+    f, b = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128)
+    with torch.inference_mode():
+        cache = m.encode_background(b)
+        plain = m.forward_cached(f, cache)
+        merged = m.forward_cached(f, cache, MergedRefine(m.refine))
+        without_refine = m.forward_cached(f, cache, lambda z, *rest: z)
+    assert torch.allclose(plain, merged, atol=1e-5)
+    assert not torch.allclose(plain, without_refine, atol=1e-3)  # the step does change the logits
 
 
 def test_size_budget():

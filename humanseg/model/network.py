@@ -171,6 +171,38 @@ class Refine(nn.Module):
         return logits + self.out(h)
 
 
+class MergedRefine(nn.Module):
+    """Refine with its background convolution merged into the input one: the same function.
+
+    One 3x3 convolution over [logits, frame, diff, bkg] (8 channels, exactly one SIMD block in
+    ONNX Runtime's blocked layout, which pads the 5 channels of `inp` to 8 anyway) replaces two
+    convolutions plus a full-resolution add; used where the background term is not cached (ONNX).
+    """
+
+    def __init__(self, refine: Refine):
+        super().__init__()
+        inp, bkg = refine.inp, refine.bkg
+        self.conv = nn.Conv2d(inp.in_channels + bkg.in_channels, inp.out_channels, 3, padding=1, bias=True)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.cat([inp.weight, bkg.weight], 1))
+            self.conv.bias.copy_(inp.bias)
+        # out (C->1, 3x3) as a depthwise 3x3 and a channel sum: the blocked layout would pad its
+        # single output channel to a whole block, doing 8x the work.
+        out = refine.out
+        self.out_dw = nn.Conv2d(out.in_channels, out.in_channels, 3, padding=1, groups=out.in_channels, bias=False)
+        with torch.no_grad():
+            self.out_dw.weight.copy_(out.weight.reshape(out.in_channels, 1, 3, 3))
+        self.out_sum = nn.Conv2d(out.in_channels, 1, 1, bias=True)
+        with torch.no_grad():
+            self.out_sum.weight.fill_(1.0)
+            self.out_sum.bias.copy_(out.bias)
+
+    def forward(self, logits, frame, bkg, bkg_term=None):
+        diff = (frame - bkg).abs().mean(1, keepdim=True)
+        h = F.relu(self.conv(torch.cat([logits, frame, diff, bkg], 1)))
+        return logits + self.out_sum(self.out_dw(h))
+
+
 def exposure_fit(frame: torch.Tensor, bkg: torch.Tensor, iters: int = 3, scale: int = 4) -> torch.Tensor:
     """Per-channel gain/offset mapping frame (B,3,H,W, 0..1) into bkg's exposure, fitted robustly.
 
@@ -240,7 +272,9 @@ class SiameseSegNet(nn.Module):
         bterms = [cmp.bkg(f) for cmp, f in zip(self.decoder.compare, feats[self.decoder.start:])]
         return BkgCache(bkg, normed, feats, bterms, self.refine.bkg(normed))
 
-    def forward_cached(self, frame: torch.Tensor, cache: BkgCache) -> torch.Tensor:
+    def forward_cached(self, frame: torch.Tensor, cache: BkgCache, refine: nn.Module | None = None) -> torch.Tensor:
+        """Logits for `frame` against a cached background; `refine` stands in for self.refine
+        (MergedRefine, the same function, where the export wants it)."""
         h, w = frame.shape[-2:]
         frame = self._pad(frame)
         if frame.shape[-2:] != cache.bkg.shape[-2:]:
@@ -249,7 +283,7 @@ class SiameseSegNet(nn.Module):
         fn = (frame - MEAN) / STD
         logits = self.decoder(self.encoder(fn), cache.feats, cache.bterms)
         logits = F.interpolate(logits, size=frame.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.refine(logits, fn, cache.normed, cache.refine_term)
+        logits = (refine or self.refine)(logits, fn, cache.normed, cache.refine_term)
         return logits[..., :h, :w]
 
     def forward(self, frame: torch.Tensor, bkg: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 
 from humanseg.errors import HumansegError
 from humanseg.model.checkpoint import load_model, resolve_weights
-from humanseg.model.network import BkgCache, SiameseSegNet, fuse_batchnorm
+from humanseg.model.network import BkgCache, MergedRefine, SiameseSegNet, fuse_batchnorm
 from humanseg.model.postprocess import clean_logits
 from humanseg.ort_session import session_from_module
 
@@ -22,10 +22,11 @@ class _CachedForward(torch.nn.Module):
     def __init__(self, model: SiameseSegNet, n_feats: int):
         super().__init__()
         self.model, self.n_feats = model, n_feats
+        self.refine = MergedRefine(model.refine)  # the same function in one convolution
 
     def forward(self, frame, bkg, normed, refine_term, *rest):
         feats, bterms = list(rest[:self.n_feats]), list(rest[self.n_feats:])
-        return self.model.forward_cached(frame, BkgCache(bkg, normed, feats, bterms, refine_term))
+        return self.model.forward_cached(frame, BkgCache(bkg, normed, feats, bterms, refine_term), self.refine)
 
 
 class OrtRunner:
