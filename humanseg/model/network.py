@@ -283,7 +283,8 @@ class SiameseSegNet(nn.Module):
         fn = (frame - MEAN) / STD
         logits = self.decoder(self.encoder(fn), cache.feats, cache.bterms)
         logits = F.interpolate(logits, size=frame.shape[-2:], mode="bilinear", align_corners=False)
-        logits = (refine or self.refine)(logits, fn, cache.normed, cache.refine_term)
+        refine = self.refine if refine is None else refine
+        logits = refine(logits, fn, cache.normed, cache.refine_term)
         return logits[..., :h, :w]
 
     def forward(self, frame: torch.Tensor, bkg: torch.Tensor) -> torch.Tensor:
