@@ -21,3 +21,19 @@ class StoreError(HumansegError):
 
 class WeightsError(HumansegError):
     """Weights missing, corrupt, or not fitting the model."""
+
+
+def torch_load_failure(path, exc: Exception) -> str:
+    """Why torch.load(path, weights_only=True) failed, in a few words a user can act on."""
+    import zipfile
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    objects = "Weights only load failed" in str(exc)
+    if zipfile.is_zipfile(path):
+        return "holds Python objects, not only tensors" if objects else "a damaged PyTorch archive"
+    if head == b"PK\x03\x04":
+        return "a truncated PyTorch archive"
+    if head[:1] == b"\x80" and objects:  # an old-style (pickle) PyTorch file
+        return "holds Python objects, not only tensors"
+    return "not a PyTorch weights file"

@@ -193,6 +193,7 @@ def test_moving_edge_follows_within_one_frame(dev_root, segmenter):
     frame, truth = read(dev_root, 3, "1.png"), cv2.imread(str(dev_root / "set3" / "1_mask.png"), 0)
     segmenter.set_background(bkg)
     filt = StabilityFilter()
+    prev_raw = None
     for t in range(10):
         person = shifted(truth, 8 * t - 40) > 127
         composite = np.where(person[..., None], shifted(frame, 8 * t - 40), bkg)

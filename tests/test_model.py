@@ -89,8 +89,16 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_model(tmp_path / "missing.pt")
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(WeightsError, match="unreadable or corrupt: .*truncated.pt"):
+    with pytest.raises(WeightsError, match=r"unreadable or corrupt: .*truncated.pt \(a truncated PyTorch archive\)"):
         load_model(bad)
+    text = tmp_path / "notes.pt"
+    text.write_text("not weights\n")
+    with pytest.raises(WeightsError, match=r"notes.pt \(not a PyTorch weights file\)"):
+        load_model(text)
+    pickled = tmp_path / "objects.pt"
+    torch.save({"config": NetConfig()}, pickled)  # a dataclass, not tensors: refused by weights_only
+    with pytest.raises(WeightsError, match=r"objects.pt \(holds Python objects, not only tensors\)"):
+        load_model(pickled)
     other = tmp_path / "other.pt"
     torch.save({"weights": 1}, other)
     with pytest.raises(WeightsError, match="not a humanseg segmentation checkpoint"):

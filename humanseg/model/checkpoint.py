@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from humanseg.errors import WeightsError
+from humanseg.errors import WeightsError, torch_load_failure
 from humanseg.model.network import NetConfig, SiameseSegNet
 from humanseg.store import write_bytes_atomic
 
@@ -50,8 +50,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        raise WeightsError(f"weights file unreadable or corrupt: {path} ({reason})") from None
+        raise WeightsError(f"weights file unreadable or corrupt: {path} ({torch_load_failure(path, exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise WeightsError(f"not a humanseg segmentation checkpoint: {path}")
     if ckpt.get("version", 0) > VERSION:

@@ -12,13 +12,12 @@ import json
 import os
 import urllib.error
 import urllib.request
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from humanseg.errors import WeightsError
+from humanseg.errors import WeightsError, torch_load_failure
 from humanseg.pose.mobilenet import MODEL_IDS, PoseNetMobileNetV1, checkpoint_name
 
 WEIGHTS_ENV = "HUMANSEG_POSENET_WEIGHTS"
@@ -230,24 +229,12 @@ def check_state_dict(state, model_id: int, source: str) -> None:
                                f"expected {list(tensor.shape)})")
 
 
-def _starts_with(path: Path, magic: bytes) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(len(magic)) == magic
-
-
 def load_state_dict(path: Path, model_id: int) -> dict[str, torch.Tensor]:
     """Read and check a weights file; every failure is one line naming the file."""
-    is_zip = zipfile.is_zipfile(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch raises many types for truncated or foreign files; say what it means
-        if is_zip:
-            why = "a damaged PyTorch archive"
-        elif _starts_with(path, b"PK\x03\x04"):
-            why = "a truncated PyTorch archive"
-        else:
-            why = "not a PyTorch weights file"
-        raise WeightsError(f"{path}: cannot load PoseNet weights ({why})") from None
+    except Exception as exc:  # torch raises many types for truncated or foreign files; say what it means
+        raise WeightsError(f"{path}: cannot load PoseNet weights ({torch_load_failure(path, exc)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     check_state_dict(state, model_id, source=str(path))
