@@ -27,8 +27,11 @@ def torch_load_failure(path, exc: Exception) -> str:
     """Why torch.load(path, weights_only=True) failed, in a few words a user can act on."""
     import zipfile
 
-    with open(path, "rb") as fh:
-        head = fh.read(4)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        return f"cannot read it: {err.strerror}"
     objects = "Weights only load failed" in str(exc)
     if zipfile.is_zipfile(path):
         return "holds Python objects, not only tensors" if objects else "a damaged PyTorch archive"
