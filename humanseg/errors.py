@@ -1,5 +1,7 @@
 """Errors the tool reports to users as one line (never a traceback)."""
 
+import zipfile
+
 
 class HumansegError(Exception):
     """A user-facing failure; the message names the file or option at fault.
@@ -25,8 +27,6 @@ class WeightsError(HumansegError):
 
 def torch_load_failure(path, exc: Exception) -> str:
     """Why torch.load(path, weights_only=True) failed, in a few words a user can act on."""
-    import zipfile
-
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)

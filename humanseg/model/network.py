@@ -154,6 +154,11 @@ class Decoder(nn.Module):
         return self.head(x)  # logits at stride 2 ** (start + 1)
 
 
+def pixel_difference(frame: torch.Tensor, bkg: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference over the colour channels, (B,1,H,W): the refine step's evidence."""
+    return (frame - bkg).abs().mean(1, keepdim=True)
+
+
 class Refine(nn.Module):
     """Correct the upsampled logits with pixel-level evidence (frame, background, difference)."""
 
@@ -166,8 +171,7 @@ class Refine(nn.Module):
     def forward(self, logits, frame, bkg, bkg_term=None):
         if bkg_term is None:
             bkg_term = self.bkg(bkg)
-        diff = (frame - bkg).abs().mean(1, keepdim=True)
-        h = F.relu(self.inp(torch.cat([logits, frame, diff], 1)) + bkg_term)
+        h = F.relu(self.inp(torch.cat([logits, frame, pixel_difference(frame, bkg)], 1)) + bkg_term)
         return logits + self.out(h)
 
 
@@ -182,24 +186,21 @@ class MergedRefine(nn.Module):
     def __init__(self, refine: Refine):
         super().__init__()
         inp, bkg = refine.inp, refine.bkg
+        out = refine.out
         self.conv = nn.Conv2d(inp.in_channels + bkg.in_channels, inp.out_channels, 3, padding=1, bias=True)
+        # out (C->1, 3x3) as a depthwise 3x3 and a channel sum: the blocked layout would pad its
+        # single output channel to a whole block, doing 8x the work.
+        self.out_dw = nn.Conv2d(out.in_channels, out.in_channels, 3, padding=1, groups=out.in_channels, bias=False)
+        self.out_sum = nn.Conv2d(out.in_channels, 1, 1, bias=True)
         with torch.no_grad():
             self.conv.weight.copy_(torch.cat([inp.weight, bkg.weight], 1))
             self.conv.bias.copy_(inp.bias)
-        # out (C->1, 3x3) as a depthwise 3x3 and a channel sum: the blocked layout would pad its
-        # single output channel to a whole block, doing 8x the work.
-        out = refine.out
-        self.out_dw = nn.Conv2d(out.in_channels, out.in_channels, 3, padding=1, groups=out.in_channels, bias=False)
-        with torch.no_grad():
             self.out_dw.weight.copy_(out.weight.reshape(out.in_channels, 1, 3, 3))
-        self.out_sum = nn.Conv2d(out.in_channels, 1, 1, bias=True)
-        with torch.no_grad():
             self.out_sum.weight.fill_(1.0)
             self.out_sum.bias.copy_(out.bias)
 
     def forward(self, logits, frame, bkg, bkg_term=None):
-        diff = (frame - bkg).abs().mean(1, keepdim=True)
-        h = F.relu(self.conv(torch.cat([logits, frame, diff, bkg], 1)))
+        h = F.relu(self.conv(torch.cat([logits, frame, pixel_difference(frame, bkg), bkg], 1)))
         return logits + self.out_sum(self.out_dw(h))
 
 
