@@ -78,8 +78,12 @@ def xdisplay():
             pytest.fail(f"{', '.join(missing)} missing in CI (make test installs them)")
         pytest.skip(f"{', '.join(missing)} not installed")
     read_fd, write_fd = os.pipe()
+    # -noreset: by default the server resets each time its last client disconnects, and a program
+    # connecting during that reset fails with "could not connect to display" (seen in CI: a window
+    # test started while the previous test's xdotool calls were closing; 121 of 1600 connections
+    # from two parallel xdotool loops failed without it, none with it).
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
