@@ -69,9 +69,12 @@ def copy_set(tmp_path, dev_root):
     return _copy
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def xdisplay():
-    """A private Xvfb display ":N" for the whole session (skipped only outside CI if tools are missing)."""
+    """A private Xvfb display ":N" for one test (skipped only outside CI if tools are missing).
+
+    One server per test (about 0.1 s to start) so no X state (keys held, pointer, focus) is carried
+    from one test's program to the next."""
     missing = [t for t in ("Xvfb", "xdotool") if shutil.which(t) is None]
     if missing:
         if IN_CI:
@@ -79,9 +82,9 @@ def xdisplay():
         pytest.skip(f"{', '.join(missing)} not installed")
     read_fd, write_fd = os.pipe()
     # -noreset: by default the server resets each time its last client disconnects, and a program
-    # connecting during that reset fails with "could not connect to display" (seen in CI: a window
-    # test started while the previous test's xdotool calls were closing; 121 of 1600 connections
-    # from two parallel xdotool loops failed without it, none with it).
+    # connecting during that reset fails with "could not connect to display" (seen in CI: the
+    # program under test connected just as one of the tests' xdotool calls disconnected; 121 of
+    # 1600 connections from two parallel xdotool loops failed without it, none with it).
     proc = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp", "-noreset"],
         pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
