@@ -137,9 +137,9 @@ class GuiApp:
     def key(self, key: str, pause: float = 0.15) -> None:
         xdo(self.display, "key", "--window", self.wid, key)
         # A program that quits on the key press can take its window away before xdotool sends the
-        # release; the key then stays down in the X server and the next program on that display sees it
-        # (its first waitKey returns it). A release with no target window always reaches the server,
-        # and one for a key that is not down is ignored.
+        # release; the key then stays down in the X server and the next program on that display
+        # sees it (its first waitKey returns it). A release with no target window always reaches
+        # the server, and one for a key that is not down is ignored.
         xdo(self.display, "keyup", key)
         time.sleep(pause)
 
