@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # gui.start_xvfb: the same Xvfb the GUI tests use
 
 import cv2  # noqa: E402
 
@@ -27,23 +27,10 @@ from humanseg.capture import load_pose, run_capture  # noqa: E402
 from humanseg.sources import ImageFolderSource  # noqa: E402
 from humanseg.ui.buttons import default_layout  # noqa: E402
 from humanseg.ui.controller import CaptureController  # noqa: E402
+from gui import start_xvfb  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
-
-
-def start_xvfb() -> tuple[subprocess.Popen, str]:
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x800x24", "-nolisten", "tcp",
-                             "-noreset"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    if not number:
-        proc.kill()
-        sys.exit("Xvfb did not start")
-    return proc, f":{number}"
 
 
 def write_source(folder: Path) -> Path:
@@ -104,7 +91,10 @@ def main() -> None:
     parser.add_argument("--weights", default=str(WEIGHTS))
     args = parser.parse_args()
 
-    xvfb, display = start_xvfb()
+    try:
+        xvfb, display = start_xvfb("1280x800x24")
+    except RuntimeError as exc:
+        sys.exit(str(exc))
     os.environ["DISPLAY"] = display
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from gui import start_xvfb
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -80,21 +81,10 @@ def xdisplay():
         if IN_CI:
             pytest.fail(f"{', '.join(missing)} missing in CI (make test installs them)")
         pytest.skip(f"{', '.join(missing)} not installed")
-    read_fd, write_fd = os.pipe()
-    # -noreset: by default the server resets each time its last client disconnects, and a program
-    # connecting during that reset fails with "could not connect to display" (seen in CI: the
-    # program under test connected just as one of the tests' xdotool calls disconnected; 121 of
-    # 1600 connections from two parallel xdotool loops failed without it, none with it).
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp", "-noreset"],
-        pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd) as fh:
-        number = fh.readline().strip()
-    if not number:
-        proc.kill()
-        pytest.fail("Xvfb did not report a display number")
-    yield f":{number}"
+    try:
+        proc, display = start_xvfb()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield display
     proc.terminate()
     proc.wait(timeout=10)
