@@ -35,6 +35,21 @@ def test_any_size_input_gives_same_size_logits(h, w):
     assert torch.isfinite(out).all()
 
 
+def test_inputs_are_padded_to_the_training_crop_step_only():
+    """Sizes training crops come in (multiples of 16, e.g. the 320x240 working size) run unpadded;
+    others are padded to the next multiple of 16, and the coarsest level may be odd-sized."""
+    m = trained_like()
+    with torch.inference_mode():
+        cache = m.encode_background(torch.rand(1, 3, 240, 320))
+        assert cache.bkg.shape[-2:] == (240, 320)
+        assert cache.feats[-1].shape[-2:] == (8, 10)  # 240 / 32 = 7.5: the last stride-2 rounds up
+        assert m.encode_background(torch.rand(1, 3, 250, 330)).bkg.shape[-2:] == (256, 336)
+        # The padded rows are the last row repeated (replicate padding), not zeros.
+        x = torch.rand(1, 3, 250, 330)
+        padded = m.encode_background(x).bkg
+        assert torch.equal(padded[..., 250:, :330], x[..., 249:250, :].expand(-1, -1, 6, -1))
+
+
 def test_cached_background_equals_full_forward_and_fusing_keeps_outputs():
     m = trained_like()
     f, b = torch.rand(2, 3, 120, 160), torch.rand(2, 3, 120, 160)

@@ -256,7 +256,10 @@ class SiameseSegNet(nn.Module):
         self.encoder = Encoder(c.widths, c.blocks)
         self.decoder = Decoder(c.widths, c.decoder_widths, c.decode_from)
         self.refine = Refine(c.refine_width)
-        self.stride = 2 ** len(c.widths)  # inputs are padded to a multiple of the coarsest stride
+        # Inputs are padded to a multiple of 16, the size step of training crops (training.py --size):
+        # the network only ever learned from such sizes, so it is not shown padding it never saw.
+        # Coarser levels may then have odd sizes; the decoder upsamples to each skip's own size.
+        self.stride = min(16, 2 ** len(c.widths))
 
     def _pad(self, x):
         h, w = x.shape[-2:]
