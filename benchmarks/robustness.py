@@ -3,7 +3,7 @@
 Each condition changes the frame (or the background) of every held-out labeled frame the way a real
 camera would, then scores the model and the absdiff baseline (mIoU, boundary F at 3 px). Prints one
 JSON line per condition and method.
-Usage: python benchmarks/robustness.py [--weights W] [--sets 3,7] [--threads 2]
+Usage: python benchmarks/robustness.py [--weights W] [--sets 3,7] [--threads 2] [--work-width 320]
 """
 
 from __future__ import annotations
@@ -115,11 +115,13 @@ def main() -> None:
     parser.add_argument("--images", default=str(DEV))
     parser.add_argument("--sets", default=None, help="default: the sets the checkpoint held out")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work-width", type=int, default=None, help="network working width (default: the checkpoint's)")
     args = parser.parse_args()
     sets = args.sets or str(read_checkpoint(resolve_weights(args.weights))["extra"]["val_sets"])
     numbers = [int(s) for s in sets.split(",")]
     samples = held_out_samples(Path(args.images), numbers)
-    predictors = {"model": load_segmenter(args.weights, num_threads=args.threads), "absdiff": AbsdiffPredictor()}
+    model = load_segmenter(args.weights, work_width=args.work_width, num_threads=args.threads)
+    predictors = {"model": model, "absdiff": AbsdiffPredictor()}
     for name, condition in CONDITIONS.items():
         for method, predictor in predictors.items():
             s = score(predictor, samples, condition)
