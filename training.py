@@ -35,8 +35,10 @@ def _size(ctx, param, value):
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="Data loader processes.")
 @click.option("--init", "init", default="default", show_default=True,
               help="Starting weights: default (the shipped model), scratch, or a checkpoint path.")
-@click.option("--arch", type=click.Choice(["base", "large"]), default=None,
-              help="Network size when training from scratch (--init scratch; default base).")
+@click.option("--arch", type=click.Choice(["base", "large", "pose"]), default=None,
+              help="Network when training from scratch (--init scratch; default base): base, large, or pose "
+                   "(PoseNet's pretrained backbone, as the shipped model; needs PoseNet's weights, found as "
+                   "main.py finds them).")
 @click.option("--val-every", default=250, show_default=True, type=click.IntRange(1), help="Validate every N steps.")
 @click.option("--backgrounds", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of empty-room images to composite labeled people onto; repeatable.")

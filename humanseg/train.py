@@ -193,7 +193,13 @@ def initial_model(init: str, arch: str | None = None) -> tuple[SiameseSegNet, st
         raise HumansegError(f"unknown --arch {arch!r} ({', '.join(ARCHS)})")
     fresh = ARCHS[arch or "base"]
     if init == "scratch":
-        return SiameseSegNet(fresh), f"scratch ({arch or 'base'})"
+        model = SiameseSegNet(fresh)
+        if fresh.encoder == "posenet050":
+            from humanseg.pose.weights import load_state_dict, resolve_weights
+
+            model.encoder.load_posenet(load_state_dict(resolve_weights(None, 50), 50))
+            return model, f"scratch ({arch}, encoder from PoseNet)"
+        return model, f"scratch ({arch or 'base'})"
     if arch is not None:
         raise HumansegError(f"--arch applies to --init scratch only; --init {init} brings its own network")
     if init == "default":
@@ -201,6 +207,20 @@ def initial_model(init: str, arch: str | None = None) -> tuple[SiameseSegNet, st
             return load_model(DEFAULT_WEIGHTS)[0], f"shipped model {DEFAULT_WEIGHTS.name}"
         return SiameseSegNet(fresh), "scratch (no shipped model found)"
     return load_model(init)[0], init
+
+
+PRETRAINED_LR_SCALE = 0.1
+
+
+def param_groups(model: SiameseSegNet) -> list[dict]:
+    """Optimizer groups: layers that came pretrained (PoseNet's) learn at a tenth of the rate."""
+    pretrained = model.encoder.pretrained_parameters() if hasattr(model.encoder, "pretrained_parameters") else []
+    ids = {id(p) for p in pretrained}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    if pretrained:
+        groups.append({"params": pretrained, "lr_scale": PRETRAINED_LR_SCALE})
+    return groups
 
 
 def lr_at(step: int, total: int, base: float) -> float:
@@ -274,7 +294,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if distributed:
             net = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+        optimizer = torch.optim.AdamW(param_groups(model), lr=lr, weight_decay=1e-4)
         if optimizer_state:
             try:
                 optimizer.load_state_dict(optimizer_state)
@@ -307,7 +327,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for frame, bkg, target in loader:
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
                 for g in optimizer.param_groups:
-                    g["lr"] = lr_at(step, total, lr)
+                    g["lr"] = lr_at(step, total, lr) * g["lr_scale"]
                 logits = net(frame, bkg)
                 loss = segmentation_loss(logits, target)
                 optimizer.zero_grad(set_to_none=True)

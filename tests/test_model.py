@@ -50,6 +50,34 @@ def test_inputs_are_padded_to_the_training_crop_step_only():
         assert torch.equal(padded[..., 250:, :330], x[..., 249:250, :].expand(-1, -1, 6, -1))
 
 
+def test_posenet_encoder_computes_posenets_features_from_our_input(posenet_weights, dev_root):
+    """The pose arch's encoder, loaded from PoseNet's checkpoint, gives PoseNet's own stride-16
+    features for a real frame although it reads our normalised BGR (the transform is folded into
+    its first convolution); only the zero-padded border differs."""
+    import cv2
+
+    from humanseg.model.network import ARCHS, MEAN, STD
+    from humanseg.pose.weights import load_network, load_state_dict
+
+    posenet = load_network(posenet_weights)
+    m = SiameseSegNet(ARCHS["pose"]).eval()
+    m.encoder.load_posenet(load_state_dict(posenet_weights, 50))
+    img = cv2.imread(str(dev_root / "set1" / "0.png"))[:241, :321]
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        ours = m.encoder((x - MEAN) / STD)
+        theirs = posenet.features[:8](x.flip(1) * 2 - 1)
+    assert [f.shape[1] for f in ours] == [32, 64, 128, 256, 160]
+    assert ours[3].shape == theirs.shape == (1, 256, 16, 21)
+    assert theirs.abs().max() > 1  # real activations, not a dead network
+    assert torch.allclose(ours[3][..., 5:-5, 5:-5], theirs[..., 5:-5, 5:-5], atol=1e-3)
+    # Every PoseNet layer it uses came from the checkpoint; the stride-32 stage is its own.
+    state = load_state_dict(posenet_weights, 50)
+    assert torch.equal(m.encoder.features.conv5.pointwise.weight, state["features.conv5.pointwise.weight"])
+    pretrained = {id(p) for p in m.encoder.pretrained_parameters()}
+    assert pretrained and not any(id(p) in pretrained for p in m.encoder.top.parameters())
+
+
 def test_cached_background_equals_full_forward_and_fusing_keeps_outputs():
     m = trained_like()
     f, b = torch.rand(2, 3, 120, 160), torch.rand(2, 3, 120, 160)
@@ -76,7 +104,12 @@ def test_merged_refine_computes_the_same_logits():
 
 
 def test_size_budget():
-    assert count_parameters(SiameseSegNet()) <= 2_000_000
+    from humanseg.model.network import ARCHS
+
+    for name, config in ARCHS.items():
+        assert count_parameters(SiameseSegNet(config)) <= 2_000_000, name
+    if DEFAULT_WEIGHTS.is_file():
+        assert count_parameters(load_model(DEFAULT_WEIGHTS)[0]) <= 2_000_000
 
 
 def test_exposure_fit_undoes_gain_and_offset():

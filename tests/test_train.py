@@ -149,3 +149,36 @@ def test_arch_picks_the_network_trained_from_scratch(two_sets, tmp_path):
     assert "Traceback" not in r.stderr
     r = run_training(["-i", "2", "--images", str(two_sets), "--arch", "huge"])
     assert r.returncode == 2 and "huge" in r.stderr
+
+
+@pytest.mark.slow
+def test_pose_arch_starts_from_posenet_and_its_layers_learn_slower(two_sets, tmp_path, posenet_weights):
+    from humanseg.pose.weights import load_state_dict
+    from humanseg.train import PRETRAINED_LR_SCALE, param_groups
+
+    out = tmp_path / "w"
+    env = {"HUMANSEG_POSENET_WEIGHTS": str(posenet_weights)}
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "pose",
+                      "--val-sets", "none", *SMALL], env=env)
+    assert r.returncode == 0, r.stderr
+    assert "encoder from PoseNet" in r.stdout
+    model, ckpt = load_model(out / "last.pt")
+    assert model.config.encoder == "posenet050"
+    # Adam moves every weight by about the learning rate per step: PoseNet's layers (starting from
+    # its checkpoint) a tenth as far as the network's own layers (starting from seed 0's draw).
+    state = load_state_dict(posenet_weights, 50)
+    moved = (model.encoder.features.conv7.pointwise.weight - state["features.conv7.pointwise.weight"]).abs().max()
+    torch.manual_seed(0)
+    from humanseg.model.network import ARCHS, SiameseSegNet
+
+    fresh = SiameseSegNet(ARCHS["pose"])
+    moved_own = (model.encoder.top[0].pw[0].weight - fresh.encoder.top[0].pw[0].weight).abs().max()
+    assert 0 < moved < 1.5e-3 < 3e-3 < moved_own
+    groups = param_groups(model)
+    assert [g["lr_scale"] for g in groups] == [1.0, PRETRAINED_LR_SCALE]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    assert [g["lr_scale"] for g in ckpt["optimizer"]["param_groups"]] == [1.0, PRETRAINED_LR_SCALE]
+    # Without PoseNet's weights it says where they are missing, in one line.
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w2"), "--arch", "pose",
+                      *SMALL], env={"HUMANSEG_POSENET_WEIGHTS": str(tmp_path / "gone.pth")})
+    assert r.returncode == 2 and "gone.pth: no such file" in r.stderr and "Traceback" not in r.stderr

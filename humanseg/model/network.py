@@ -8,6 +8,7 @@ background features and their absolute difference fused by a 1x1 convolution), `
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import torch
@@ -26,6 +27,9 @@ class NetConfig:
     exposure_iters: int = 3
     # Finest encoder level the decoder reads; 1 skips the stride-2 level (the head then sits at stride 4).
     decode_from: int = 1
+    # "own": the Encoder below; "posenet050": PoseNet's MobileNetV1-0.50 layers 0-7 (strides 2-16,
+    # pretrained on people, see PoseNetEncoder) and an own stride-32 stage of widths[4] x blocks[4].
+    encoder: str = "own"
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -46,6 +50,7 @@ ARCHS = {
     "base": NetConfig(),
     "large": NetConfig(widths=(16, 32, 64, 128, 224), blocks=(1, 2, 4, 6, 3),
                        decoder_widths=(16, 24, 40, 64, 112)),
+    "pose": NetConfig(widths=(32, 64, 128, 256, 160), blocks=(2, 2, 2, 2, 2), encoder="posenet050"),
 }
 
 
@@ -100,6 +105,63 @@ class Encoder(nn.Module):
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
+        return feats
+
+
+class PoseNetEncoder(nn.Module):
+    """PoseNet's MobileNetV1-0.50 backbone up to stride 16 (its layers conv0-conv7, which saw people
+    in training), then an own stage at stride 32. Features at strides 2, 4, 8, 16, 32.
+
+    Built with the layer names of the PoseNet state dict (`features.convN...`), so
+    `load_posenet` copies a PoseNet checkpoint's backbone in; the input transform PoseNet expects
+    (RGB in [-1, 1]) is folded into the first convolution there, so it costs nothing per frame.
+    """
+
+    LEVELS = ((0, 1), (2, 3), (4, 5), (6, 7))  # PoseNet layers making up each stride level
+    WIDTHS = (32, 64, 128, 256)
+
+    def __init__(self, top_width: int, top_blocks: int):
+        from humanseg.pose.mobilenet import layer_specs, _SeparableConv, _StemConv
+
+        super().__init__()
+        specs = layer_specs(50, 16)
+        layers, cin = [], 3
+        for i in range(self.LEVELS[-1][-1] + 1):
+            spec = specs[i]
+            layer = _StemConv(cin, spec.out_channels, spec.stride) if i == 0 else \
+                _SeparableConv(cin, spec.out_channels, spec.stride, spec.dilation)
+            layers.append((f"conv{i}", layer))
+            cin = spec.out_channels
+        self.features = nn.Sequential(OrderedDict(layers))
+        top = []
+        for j in range(top_blocks):
+            dilation = 2 if (j == top_blocks - 1 and top_blocks > 1) else 1
+            top.append(SepBlock(cin, top_width, 2 if j == 0 else 1, dilation))
+            cin = top_width
+        self.top = nn.Sequential(*top)
+
+    def load_posenet(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy PoseNet's backbone weights in (a PoseNet state dict, `features.*` keys)."""
+        own = {k: v for k, v in state.items() if k.startswith("features.")
+               and int(k.split(".")[1][4:]) < len(self.features)}
+        self.load_state_dict({**{f"top.{k}": v for k, v in self.top.state_dict().items()}, **own})
+        conv = self.features.conv0.conv
+        with torch.no_grad():
+            # Our input is (BGR - MEAN) / STD; PoseNet's is RGB * 2 - 1 = flip(x) * 2 STD + 2 MEAN - 1.
+            w = conv.weight.flip(1)
+            conv.bias.add_(w.sum((1, 2, 3)) * (2 * MEAN - 1))
+            conv.weight.copy_(w * 2 * STD)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        return list(self.features.parameters())
+
+    def forward(self, x) -> list[torch.Tensor]:
+        feats = []
+        for first, last in self.LEVELS:
+            for i in range(first, last + 1):
+                x = self.features[i](x)
+            feats.append(x)
+        feats.append(self.top(x))
         return feats
 
 
@@ -253,7 +315,14 @@ class SiameseSegNet(nn.Module):
         super().__init__()
         self.config = config or NetConfig()
         c = self.config
-        self.encoder = Encoder(c.widths, c.blocks)
+        if c.encoder == "posenet050":
+            if tuple(c.widths[:4]) != PoseNetEncoder.WIDTHS:
+                raise ValueError(f"encoder posenet050 has widths {PoseNetEncoder.WIDTHS} up to stride 16")
+            self.encoder = PoseNetEncoder(c.widths[4], c.blocks[4])
+        elif c.encoder == "own":
+            self.encoder = Encoder(c.widths, c.blocks)
+        else:
+            raise ValueError(f"unknown encoder {c.encoder!r}")
         self.decoder = Decoder(c.widths, c.decoder_widths, c.decode_from)
         self.refine = Refine(c.refine_width)
         # Inputs are padded to a multiple of 16, the size step of training crops (training.py --size):
