@@ -327,7 +327,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for frame, bkg, target in loader:
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
                 for g in optimizer.param_groups:
-                    g["lr"] = lr_at(step, total, lr) * g["lr_scale"]
+                    # Checkpoints from before the groups had scales resume with their one group at 1.
+                    g["lr"] = lr_at(step, total, lr) * g.setdefault("lr_scale", 1.0)
                 logits = net(frame, bkg)
                 loss = segmentation_loss(logits, target)
                 optimizer.zero_grad(set_to_none=True)

@@ -152,6 +152,23 @@ def test_arch_picks_the_network_trained_from_scratch(two_sets, tmp_path):
 
 
 @pytest.mark.slow
+def test_resumes_a_checkpoint_written_before_learning_rate_scales(two_sets, tmp_path):
+    out = tmp_path / "w"
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--val-sets", "none", *SMALL])
+    assert r.returncode == 0, r.stderr
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    for g in ckpt["optimizer"]["param_groups"]:
+        del g["lr_scale"]  # as the optimizer state of older checkpoints looks
+    torch.save(ckpt, out / "last.pt")
+    r = run_training(["-i", "3", "--images", str(two_sets), "--out", str(out), "--val-sets", "none", "--resume",
+                      *SMALL])
+    assert r.returncode == 0, r.stderr
+    model, resumed = load_model(out / "last.pt")
+    assert resumed["step"] == 3
+    assert [g["lr_scale"] for g in resumed["optimizer"]["param_groups"]] == [1.0]
+
+
+@pytest.mark.slow
 def test_pose_arch_starts_from_posenet_and_its_layers_learn_slower(two_sets, tmp_path, posenet_weights):
     from humanseg.pose.weights import load_state_dict
     from humanseg.train import PRETRAINED_LR_SCALE, param_groups
