@@ -8,12 +8,13 @@ background features and their absolute difference fused by a 1x1 convolution), `
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from humanseg.pose.mobilenet import backbone as posenet_backbone, layer_channels
 
 
 @dataclass
@@ -118,22 +119,12 @@ class PoseNetEncoder(nn.Module):
     """
 
     LEVELS = ((0, 1), (2, 3), (4, 5), (6, 7))  # PoseNet layers making up each stride level
-    WIDTHS = (32, 64, 128, 256)
+    WIDTHS = tuple(layer_channels(50)[last] for _, last in LEVELS)  # (32, 64, 128, 256)
 
     def __init__(self, top_width: int, top_blocks: int):
-        from humanseg.pose.mobilenet import layer_specs, _SeparableConv, _StemConv
-
         super().__init__()
-        specs = layer_specs(50, 16)
-        layers, cin = [], 3
-        for i in range(self.LEVELS[-1][-1] + 1):
-            spec = specs[i]
-            layer = _StemConv(cin, spec.out_channels, spec.stride) if i == 0 else \
-                _SeparableConv(cin, spec.out_channels, spec.stride, spec.dilation)
-            layers.append((f"conv{i}", layer))
-            cin = spec.out_channels
-        self.features = nn.Sequential(OrderedDict(layers))
-        top = []
+        self.features = posenet_backbone(50, 16, layers=self.LEVELS[-1][-1] + 1)
+        top, cin = [], self.WIDTHS[-1]
         for j in range(top_blocks):
             dilation = 2 if (j == top_blocks - 1 and top_blocks > 1) else 1
             top.append(SepBlock(cin, top_width, 2 if j == 0 else 1, dilation))
@@ -141,10 +132,10 @@ class PoseNetEncoder(nn.Module):
         self.top = nn.Sequential(*top)
 
     def load_posenet(self, state: dict[str, torch.Tensor]) -> None:
-        """Copy PoseNet's backbone weights in (a PoseNet state dict, `features.*` keys)."""
-        own = {k: v for k, v in state.items() if k.startswith("features.")
-               and int(k.split(".")[1][4:]) < len(self.features)}
-        self.load_state_dict({**{f"top.{k}": v for k, v in self.top.state_dict().items()}, **own})
+        """Copy PoseNet's backbone weights in (a PoseNet state dict, `features.convN.*` keys)."""
+        names = set(self.features.state_dict())
+        self.features.load_state_dict({k[len("features."):]: v for k, v in state.items()
+                                       if k.startswith("features.") and k[len("features."):] in names})
         conv = self.features.conv0.conv
         with torch.no_grad():
             # Our input is (BGR - MEAN) / STD; PoseNet's is RGB * 2 - 1 = flip(x) * 2 STD + 2 MEAN - 1.

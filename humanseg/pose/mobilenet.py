@@ -88,6 +88,20 @@ class _SeparableConv(nn.Module):
         return torch.clamp(self.pointwise(x), 0.0, 6.0)
 
 
+def backbone(model_id: int = 50, output_stride: int = 16, layers: int | None = None) -> nn.Sequential:
+    """The MobileNetV1 layers conv0, conv1, ... (the first `layers` of them; default all 14), named
+    as in the converted state dicts (`convN.conv`, `convN.depthwise`, `convN.pointwise`)."""
+    modules, in_ch = [], 3
+    for i, spec in enumerate(layer_specs(model_id, output_stride)[:layers]):
+        if i == 0:
+            layer = _StemConv(in_ch, spec.out_channels, spec.stride)
+        else:
+            layer = _SeparableConv(in_ch, spec.out_channels, spec.stride, spec.dilation)
+        modules.append((f"conv{i}", layer))
+        in_ch = spec.out_channels
+    return nn.Sequential(OrderedDict(modules))
+
+
 class PoseNetMobileNetV1(nn.Module):
     """PoseNet on MobileNetV1; input (N, 3, H, W) RGB in [-1, 1] with (H-1) and (W-1) divisible by the
     output stride; returns heatmap logits (N, 17, h, w), offsets (N, 34, h, w) in input pixels
@@ -97,16 +111,8 @@ class PoseNetMobileNetV1(nn.Module):
         super().__init__()
         self.model_id = model_id
         self.output_stride = output_stride
-        specs = layer_specs(model_id, output_stride)
-        layers, in_ch = [], 3
-        for i, spec in enumerate(specs):
-            if i == 0:
-                layer = _StemConv(in_ch, spec.out_channels, spec.stride)
-            else:
-                layer = _SeparableConv(in_ch, spec.out_channels, spec.stride, spec.dilation)
-            layers.append((f"conv{i}", layer))
-            in_ch = spec.out_channels
-        self.features = nn.Sequential(OrderedDict(layers))
+        self.features = backbone(model_id, output_stride)
+        in_ch = self.features[-1].pointwise.out_channels
         self.heatmap = nn.Conv2d(in_ch, NUM_KEYPOINTS, 1)
         self.offset = nn.Conv2d(in_ch, 2 * NUM_KEYPOINTS, 1)
         self.displacement_fwd = nn.Conv2d(in_ch, 2 * NUM_EDGES, 1)
