@@ -74,3 +74,22 @@ def test_clean_up_does_not_lower_scores_on_held_out_dev_sets(dev_root, default_w
         scores[clean] = summarize(evaluate_sets(dev_root, held_out, seg))["overall"]
     assert scores[True]["iou"] >= scores[False]["iou"] - 1e-4
     assert scores[True]["boundary_f"] >= scores[False]["boundary_f"] - 1e-4
+
+
+def test_nested_shapes_and_diagonal_outlines():
+    """Specks inside a kept gap are dropped; a pinhole with a speck in it is filled; areas of
+    slanted outlines (counted from traced contours) put blobs on the right side of the thresholds."""
+    m = person()
+    m[80:200, 140:170] = False        # a kept gap (3600 px) ...
+    m[120:123, 150:153] = True        # ... with a 9 px speck inside it: dropped
+    m[60:66, 160:166] = False         # a 36 px pinhole ...
+    m[62:64, 162:164] = True          # ... with a 4 px island in it: the whole hole is filled
+    yy, xx = np.mgrid[0:240, 0:320]
+    disc = (yy - 200) ** 2 + (xx - 280) ** 2 <= 13 ** 2   # about 530 px: over 2% of the largest, kept
+    m |= disc
+    dot = (yy - 20) ** 2 + (xx - 280) ** 2 <= 3 ** 2      # 29 px: under 0.05% of the frame, dropped
+    out = clean_logits(logits_of(m | dot)) > 0
+    want = m.copy()
+    want[120:123, 150:153] = False
+    want[60:66, 160:166] = True
+    assert np.array_equal(out, want)

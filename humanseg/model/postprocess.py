@@ -19,41 +19,48 @@ MIN_BLOB_OF_LARGEST = 0.02
 MAX_HOLE_OF_LARGEST = 0.01
 
 
-def _flip(z: np.ndarray, labels: np.ndarray, stats: np.ndarray, ids, positive: bool) -> None:
-    for i in ids:
-        x, y, w, h = stats[i, :4]
-        sub = z[y:y + h, x:x + w]
-        sel = labels[y:y + h, x:x + w] == i
-        sub[sel] = np.abs(sub[sel]) if positive else -np.abs(sub[sel])
+def _set_sign(z: np.ndarray, contour: np.ndarray, positive: bool) -> None:
+    """Make z positive (or negative) inside a filled contour, in place, keeping magnitudes."""
+    x, y, w, h = cv2.boundingRect(contour)
+    fill = np.zeros((h, w), np.uint8)
+    cv2.drawContours(fill, [contour], 0, 1, cv2.FILLED, offset=(-x, -y))
+    sub = z[y:y + h, x:x + w]
+    sel = fill.astype(bool)
+    sub[sel] = np.abs(sub[sel]) if positive else -np.abs(sub[sel])
 
 
 def clean_logits(z: np.ndarray) -> np.ndarray:
     """Logits HxW float32 -> logits with specks made negative and pinholes made positive.
 
-    Returns `z` itself when nothing changes, else a changed copy.
+    Returns `z` itself when nothing changes, else a changed copy. Blobs (8-connected) and their
+    holes (4-connected background they enclose) come from one contour trace, several times cheaper
+    than labelling connected components (the background's 4-connected labelling alone cost ~0.5 ms
+    at 320x240). A zero frame around the mask makes background that touches the image border part
+    of the outside, so it is never a hole.
     """
     mask = cv2.compare(z, 0.0, cv2.CMP_GT)  # 255 / 0
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 1:
+    framed = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    contours, hierarchy = cv2.findContours(framed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE, offset=(-1, -1))
+    if len(contours) <= 1:  # nobody, or one blob without holes
         return z
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    largest = int(areas.max())
-    out = z
-    drop = np.flatnonzero(areas < max(MIN_BLOB_OF_FRAME * mask.size, MIN_BLOB_OF_LARGEST * largest)) + 1
-    if len(drop):
-        out = z.copy()
-        _flip(out, labels, stats, drop, positive=False)
-        mask = cv2.compare(out, 0.0, cv2.CMP_GT)
-    # Holes: background components (4-connected, as the complement of 8-connected blobs) that do
-    # not touch the image border.
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.bitwise_not(mask), connectivity=4)
-    hgt, wid = mask.shape
-    x, y, w, h, a = (stats[:, k] for k in range(5))
-    inside = (x > 0) & (y > 0) & (x + w < wid) & (y + h < hgt)
-    holes = np.flatnonzero(inside & (a < MAX_HOLE_OF_LARGEST * largest))
-    holes = holes[holes > 0]
-    if len(holes):
-        if out is z:
-            out = z.copy()
-        _flip(out, labels, stats, holes, positive=True)
+    parent = hierarchy[0][:, 3]
+    outer = parent < 0  # blobs' outlines; the rest are their holes
+    # Pixel counts by Pick's theorem on the traced pixel centres (B of them, enclosing area A): a
+    # blob's outline runs through its own pixels (A + B/2 + 1 of them), a hole's through the
+    # pixels around it (A - B/2 + 1 inside).
+    poly = np.array([cv2.contourArea(c) for c in contours])
+    half_b = np.array([len(c) / 2 for c in contours])
+    area = np.where(outer, poly + half_b + 1, np.maximum(poly - half_b + 1, 1))
+    blob = area.copy()
+    np.subtract.at(blob, parent[~outer], area[~outer])  # a blob's own pixels exclude its holes
+    largest = blob[outer].max()
+    specks = np.flatnonzero(outer & (blob < max(MIN_BLOB_OF_FRAME * mask.size, MIN_BLOB_OF_LARGEST * largest)))
+    holes = np.flatnonzero(~outer & (area < MAX_HOLE_OF_LARGEST * largest))
+    if not len(specks) and not len(holes):
+        return z
+    out = z.copy()
+    for i in specks:  # a speck's fill also covers its own holes, negative already
+        _set_sign(out, contours[i], positive=False)
+    for i in holes:   # a hole's fill covers its rim of person pixels, positive already
+        _set_sign(out, contours[i], positive=True)
     return out
