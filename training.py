@@ -45,16 +45,21 @@ def _size(ctx, param, value):
 @click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
 @click.option("--stop-at", default=None, type=click.IntRange(1),
               help="Pause after this step (saves last.pt; continue later with --resume).")
+@click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0),
+              help="Boundary term of the loss: pixels within this many px of the true outline ...")
+@click.option("--boundary-gain", default=2.0, show_default=True, type=click.FloatRange(0),
+              help="... weigh 1 + this much in the cross-entropy (0: no boundary term).")
 @reports_errors
 def main(iterations, batch, images, out, resume, lr, size, val_sets, device, seed, workers, init,
-         val_every, backgrounds, threads, stop_at, arch):
+         val_every, backgrounds, threads, stop_at, arch, boundary_width, boundary_gain):
     """Train the network on every labeled frame under --images, validating on held-out sets."""
     from humanseg.train import TrainConfig, train
 
     train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,
                       lr=lr, size=size, val_sets=None if val_sets.lower() == "none" else val_sets,
                       device=device, seed=seed, workers=workers, init=init, val_every=val_every,
-                      backgrounds=list(backgrounds), threads=threads, stop_at=stop_at, arch=arch), log=click.echo)
+                      backgrounds=list(backgrounds), threads=threads, stop_at=stop_at, arch=arch,
+                      boundary_width=boundary_width, boundary_gain=boundary_gain), log=click.echo)
 
 
 if __name__ == "__main__":

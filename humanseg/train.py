@@ -51,6 +51,9 @@ class TrainConfig:
     threads: int | None = None
     stop_at: int | None = None
     arch: str | None = None  # a network.ARCHS name, only with init "scratch" (default "base")
+    # The loss's boundary term: BCE weight 1 + gain within `width` px of the true outline.
+    boundary_width: int = 5
+    boundary_gain: float = 2.0
 
 
 # ---------------------------------------------------------------- losses
@@ -71,9 +74,11 @@ def boundary_weights(target: torch.Tensor, width: int = 5, gain: float = 2.0) ->
     return 1.0 + gain * (dil - ero)
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, boundary_width: int = 5,
+                      boundary_gain: float = 2.0) -> torch.Tensor:
     """Boundary-weighted binary cross-entropy + Dice."""
-    bce = F.binary_cross_entropy_with_logits(logits, target, weight=boundary_weights(target))
+    bce = F.binary_cross_entropy_with_logits(logits, target,
+                                             weight=boundary_weights(target, boundary_width, boundary_gain))
     return bce + dice_loss(logits, target)
 
 
@@ -315,7 +320,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         def checkpoint(step, metrics_now, path):
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
                             extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
-                                   "images": [str(x) for x in cfg.images]})
+                                   "images": [str(x) for x in cfg.images],
+                                   "boundary": [cfg.boundary_width, cfg.boundary_gain]})
 
         interrupted = stopped_early = False
         step = start_step
@@ -330,7 +336,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     # Checkpoints from before the groups had scales resume with their one group at 1.
                     g["lr"] = lr_at(step, total, lr) * g.setdefault("lr_scale", 1.0)
                 logits = net(frame, bkg)
-                loss = segmentation_loss(logits, target)
+                loss = segmentation_loss(logits, target, cfg.boundary_width, cfg.boundary_gain)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

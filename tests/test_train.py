@@ -199,3 +199,32 @@ def test_pose_arch_starts_from_posenet_and_its_layers_learn_slower(two_sets, tmp
     r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w2"), "--arch", "pose",
                       *SMALL], env={"HUMANSEG_POSENET_WEIGHTS": str(tmp_path / "gone.pth")})
     assert r.returncode == 2 and "gone.pth: no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_boundary_term_weighs_a_band_around_the_outline():
+    from humanseg.train import boundary_weights, dice_loss, segmentation_loss
+
+    target = torch.zeros(1, 1, 20, 20)
+    target[..., 5:15, 5:15] = 1
+    w = boundary_weights(target, width=2, gain=6.0)
+    # Two pixels either side of the outline (rows/cols 5 and 14 are the square's edge pixels):
+    # rows/cols 3..16 minus 7..12.
+    band = torch.zeros(20, 20, dtype=torch.bool)
+    band[3:17, 3:17] = True
+    band[7:13, 7:13] = False
+    assert torch.equal(w[0, 0] == 7.0, band) and torch.all(w[0, 0][~band] == 1.0)
+    logits = torch.randn(1, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, target) + dice_loss(logits, target)
+    assert torch.isclose(segmentation_loss(logits, target, 2, 0.0), plain)
+    assert segmentation_loss(logits, target, 2, 6.0) != segmentation_loss(logits, target, 5, 2.0)
+
+
+@pytest.mark.slow
+def test_boundary_options_reach_the_run_and_its_checkpoint(two_sets, tmp_path):
+    out = tmp_path / "w"
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--val-sets", "none",
+                      "--boundary-width", "2", "--boundary-gain", "6", *SMALL])
+    assert r.returncode == 0, r.stderr
+    assert torch.load(out / "last.pt", weights_only=False)["extra"]["boundary"] == [2, 6.0]
+    r = run_training(["-i", "2", "--images", str(two_sets), "--boundary-gain", "-1"])
+    assert r.returncode == 2 and "--boundary-gain" in r.stderr
