@@ -93,3 +93,10 @@ def test_nested_shapes_and_diagonal_outlines():
     want[120:123, 150:153] = False
     want[60:66, 160:166] = True
     assert np.array_equal(out, want)
+
+
+def test_a_lone_speck_in_an_empty_room_is_dropped():
+    m = np.zeros((240, 320), bool)
+    m[100:104, 200:205] = True        # 20 px, the only blob: under 0.05% of the frame
+    out = clean_logits(logits_of(m))
+    assert not (out > 0).any()

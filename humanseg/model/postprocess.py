@@ -41,7 +41,7 @@ def clean_logits(z: np.ndarray) -> np.ndarray:
     mask = cv2.compare(z, 0.0, cv2.CMP_GT)  # 255 / 0
     framed = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     contours, hierarchy = cv2.findContours(framed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE, offset=(-1, -1))
-    if len(contours) <= 1:  # nobody, or one blob without holes
+    if not contours:  # nobody
         return z
     parent = hierarchy[0][:, 3]
     outer = parent < 0  # blobs' outlines; the rest are their holes
