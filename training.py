@@ -45,6 +45,7 @@ def _size(ctx, param, value):
 @click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
 @click.option("--stop-at", default=None, type=click.IntRange(1),
               help="Pause after this step (saves last.pt; continue later with --resume).")
+# Defaults as train.BOUNDARY_WIDTH / BOUNDARY_GAIN (not imported: --help would wait for torch).
 @click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0),
               help="Boundary term of the loss: pixels within this many px of the true outline ...")
 @click.option("--boundary-gain", default=2.0, show_default=True, type=click.FloatRange(0),

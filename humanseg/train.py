@@ -31,6 +31,10 @@ from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters
 from humanseg.model.segmenter import Segmenter
 
 
+# The loss's boundary term: cross-entropy weight 1 + GAIN within WIDTH px of the true outline.
+BOUNDARY_WIDTH, BOUNDARY_GAIN = 5, 2.0
+
+
 @dataclass
 class TrainConfig:
     images: list[str]
@@ -51,9 +55,9 @@ class TrainConfig:
     threads: int | None = None
     stop_at: int | None = None
     arch: str | None = None  # a network.ARCHS name, only with init "scratch" (default "base")
-    # The loss's boundary term: BCE weight 1 + gain within `width` px of the true outline.
-    boundary_width: int = 5
-    boundary_gain: float = 2.0
+    # The loss's boundary term (`boundary_weights`).
+    boundary_width: int = BOUNDARY_WIDTH
+    boundary_gain: float = BOUNDARY_GAIN
 
 
 # ---------------------------------------------------------------- losses
@@ -66,7 +70,8 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - (2 * inter + 1) / (total + 1)).mean()
 
 
-def boundary_weights(target: torch.Tensor, width: int = 5, gain: float = 2.0) -> torch.Tensor:
+def boundary_weights(target: torch.Tensor, width: int = BOUNDARY_WIDTH,
+                     gain: float = BOUNDARY_GAIN) -> torch.Tensor:
     """Per-pixel BCE weights: 1 + gain near the true boundary, where the F-measure is decided."""
     k = 2 * width + 1
     dil = F.max_pool2d(target, k, 1, width)
@@ -74,8 +79,8 @@ def boundary_weights(target: torch.Tensor, width: int = 5, gain: float = 2.0) ->
     return 1.0 + gain * (dil - ero)
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, boundary_width: int = 5,
-                      boundary_gain: float = 2.0) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, boundary_width: int = BOUNDARY_WIDTH,
+                      boundary_gain: float = BOUNDARY_GAIN) -> torch.Tensor:
     """Boundary-weighted binary cross-entropy + Dice."""
     bce = F.binary_cross_entropy_with_logits(logits, target,
                                              weight=boundary_weights(target, boundary_width, boundary_gain))
@@ -219,7 +224,7 @@ PRETRAINED_LR_SCALE = 0.1
 
 def param_groups(model: SiameseSegNet) -> list[dict]:
     """Optimizer groups: layers that came pretrained (PoseNet's) learn at a tenth of the rate."""
-    pretrained = model.encoder.pretrained_parameters() if hasattr(model.encoder, "pretrained_parameters") else []
+    pretrained = model.encoder.pretrained_parameters()
     ids = {id(p) for p in pretrained}
     rest = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": rest, "lr_scale": 1.0}]

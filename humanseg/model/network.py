@@ -100,6 +100,9 @@ class Encoder(nn.Module):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
 
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        return []  # trained from random weights only
+
     def forward(self, x) -> list[torch.Tensor]:
         x = self.stem(x)
         feats = []
