@@ -61,10 +61,10 @@ def test_click_polygon_accept_saves_mask_and_json(unlabeled, xdisplay, tmp_path)
         assert ready["title"] == f"set 3 \u2014 frame {first} (1 of {len(info.frames)})"
         # The window is the image, 1:1 (no toolbar or status bar).
         assert app.geometry() == (frame.shape[1], frame.shape[0]) == (ready["width"], ready["height"])
-        for x, y in SQUARE:
-            app.click(x, y)
-        app.click(SQUARE[0][0] + 4, SQUARE[0][1] + 3)  # within 10 px of the first vertex: closes
-        app.wait_event("edit", action="close")
+        for n, (x, y) in enumerate(SQUARE, 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        # Within 10 px of the first vertex: closes.
+        app.click_answered(SQUARE[0][0] + 4, SQUARE[0][1] + 3, "edit", action="close", open=0)
         shot = cv2.imread(str(app.screenshot(tmp_path / "shot.png")))
         # Inside the polygon the picture is tinted, outside it is the frame itself.
         assert np.abs(shot[250, 300].astype(int) - frame[250, 300]).sum() > 30
@@ -97,18 +97,15 @@ def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, x
     info = store.scan_set(unlabeled, 3)
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
-        for x, y in SQUARE[:3]:
-            app.click(x, y)
-        app.click(450, 450, button=3)  # right click closes
-        app.wait_event("edit", action="close")
+        for n, (x, y) in enumerate(SQUARE[:3], 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        app.click_answered(450, 450, "edit", button=3, action="close")  # right click closes
         app.key("Return")
         app.wait_event("saved", frame=info.frames[0])
         second = next_ready(app)
         assert second["frame"] == info.frames[1]
-        app.click(100, 100)
-        app.click(200, 100)
-        app.click(200, 200)
-        app.wait_event("edit", action="add", open=3)
+        for n, (x, y) in enumerate([(100, 100), (200, 100), (200, 200)], 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
         app.key("q")
         summary = app.wait_event("summary")
         assert app.wait_exit() == 0
