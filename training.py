@@ -50,9 +50,12 @@ def _size(ctx, param, value):
               help="Boundary term of the loss: pixels within this many px of the true outline ...")
 @click.option("--boundary-gain", default=2.0, show_default=True, type=click.FloatRange(0),
               help="... weigh 1 + this much in the cross-entropy (0: no boundary term).")
+@click.option("--refine-kernel", type=click.Choice(["1", "3"]), default=None,
+              help="Kernel of the refine step's first convolution (default: the starting network's; "
+                   "3 from scratch). 1 is cheaper per frame; a loaded 3 is converted (taps summed).")
 @reports_errors
 def main(iterations, batch, images, out, resume, lr, size, val_sets, device, seed, workers, init,
-         val_every, backgrounds, threads, stop_at, arch, boundary_width, boundary_gain):
+         val_every, backgrounds, threads, stop_at, arch, boundary_width, boundary_gain, refine_kernel):
     """Train the network on every labeled frame under --images, validating on held-out sets."""
     from humanseg.train import TrainConfig, train
 
@@ -60,7 +63,8 @@ def main(iterations, batch, images, out, resume, lr, size, val_sets, device, see
                       lr=lr, size=size, val_sets=None if val_sets.lower() == "none" else val_sets,
                       device=device, seed=seed, workers=workers, init=init, val_every=val_every,
                       backgrounds=list(backgrounds), threads=threads, stop_at=stop_at, arch=arch,
-                      boundary_width=boundary_width, boundary_gain=boundary_gain), log=click.echo)
+                      boundary_width=boundary_width, boundary_gain=boundary_gain,
+                      refine_kernel=int(refine_kernel) if refine_kernel else None), log=click.echo)
 
 
 if __name__ == "__main__":

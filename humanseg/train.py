@@ -27,7 +27,7 @@ from humanseg import metrics
 from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, split_sets
 from humanseg.errors import HumansegError, WeightsError
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
-from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters
+from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
 
 
@@ -58,6 +58,9 @@ class TrainConfig:
     # The loss's boundary term (`boundary_weights`).
     boundary_width: int = BOUNDARY_WIDTH
     boundary_gain: float = BOUNDARY_GAIN
+    # Kernel of the refine step's first convolution (1 or 3); None keeps the starting network's
+    # (3 from scratch). Changing a loaded network's converts it (network.with_refine_kernel).
+    refine_kernel: int | None = None
 
 
 # ---------------------------------------------------------------- losses
@@ -275,6 +278,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         start_step, best_iou, history = 0, -1.0, []
         optimizer_state = None
         if cfg.resume:
+            if cfg.refine_kernel is not None:
+                raise HumansegError("--refine-kernel applies to a new run; --resume keeps the run's network")
             if not last_path.is_file():
                 raise HumansegError(f"--resume: no checkpoint to resume at {last_path}")
             model, ckpt = load_model(last_path)
@@ -287,6 +292,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
             lr = cfg.lr or ckpt.get("extra", {}).get("lr")
         else:
             model, origin = initial_model(cfg.init, cfg.arch)
+            if cfg.refine_kernel is not None and cfg.refine_kernel != model.config.refine_kernel:
+                model = with_refine_kernel(model, cfg.refine_kernel)
+                origin += f", refine kernel now {cfg.refine_kernel}"
             lr = cfg.lr
         if not lr:  # fine-tuning a working model wants gentler steps than learning from scratch
             lr = 3e-3 if origin.startswith("scratch") else 5e-4

@@ -15,10 +15,10 @@ def one_thread():
     torch.set_num_threads(1)
 
 
-def trained_like(seed=0):
+def trained_like(seed=0, config=None):
     """A random network with non-trivial batch-norm statistics (so folding is really tested)."""
     torch.manual_seed(seed)
-    m = SiameseSegNet()
+    m = SiameseSegNet(config)
     m.train()
     with torch.no_grad():
         for _ in range(3):
@@ -89,9 +89,11 @@ def test_cached_background_equals_full_forward_and_fusing_keeps_outputs():
     assert torch.allclose(full, fused, atol=1e-4)
 
 
-def test_merged_refine_computes_the_same_logits():
+@pytest.mark.parametrize("kernel", [3, 1])
+def test_merged_refine_computes_the_same_logits(kernel):
     """The ONNX export's one-convolution refine step is the trained refine step, rewritten."""
-    m = trained_like()
+    m = trained_like(config=NetConfig(refine_kernel=kernel))
+    assert m.refine.inp.kernel_size == (kernel, kernel)
     torch.nn.init.normal_(m.refine.out.bias)  # a zero bias would hide a lost one
     f, b = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128)
     with torch.inference_mode():
@@ -317,3 +319,30 @@ def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
     r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(tmp_path / "missing.pt"), str(dst)],
                        cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "missing.pt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_refine_kernel_conversion():
+    """3 -> 1 keeps the refine step's answer on flat inputs; 1 -> 3 keeps it everywhere."""
+    from humanseg.model.network import with_refine_kernel
+
+    m = trained_like()
+    k1 = with_refine_kernel(m, 1)
+    assert k1.config.refine_kernel == 1 and m.config.refine_kernel == 3
+    assert torch.allclose(k1.refine.inp.weight[..., 0, 0], m.refine.inp.weight.sum((2, 3)))
+    # Everything but the refine step's first convolutions is copied unchanged.
+    changed = {k for k, v in m.state_dict().items() if not torch.equal(v, k1.state_dict()[k])}
+    assert changed == {"refine.inp.weight", "refine.bkg.weight"}
+    logits, frame, bkg = torch.full((1, 1, 24, 24), 0.7), torch.full((1, 3, 24, 24), 0.3), torch.rand(1, 3, 1, 1)
+    bkg = bkg.expand(1, 3, 24, 24)
+    with torch.inference_mode():
+        a, b = m.refine(logits, frame, bkg), k1.refine(logits, frame, bkg)
+        inner = (..., slice(2, -2), slice(2, -2))  # away from the zero padding
+        assert torch.allclose(a[inner], b[inner], atol=1e-5)
+        frame = torch.rand(1, 3, 24, 24)  # not flat: the two differ
+        assert not torch.allclose(m.refine(logits, frame, bkg), k1.refine(logits, frame, bkg), atol=1e-3)
+        back = with_refine_kernel(k1, 3)
+        x, y = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+        assert back.refine.inp.kernel_size == (3, 3)
+        assert torch.allclose(back(x, y), k1(x, y), atol=1e-5)
+    with pytest.raises(ValueError, match="refine kernel must be 1 or 3"):
+        with_refine_kernel(m, 5)

@@ -228,3 +228,20 @@ def test_boundary_options_reach_the_run_and_its_checkpoint(two_sets, tmp_path):
     assert torch.load(out / "last.pt", weights_only=False)["extra"]["boundary"] == [2, 6.0]
     r = run_training(["-i", "2", "--images", str(two_sets), "--boundary-gain", "-1"])
     assert r.returncode == 2 and "--boundary-gain" in r.stderr
+
+
+@pytest.mark.slow
+def test_refine_kernel_converts_a_loaded_network_and_is_refused_on_resume(two_sets, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["-i", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96", "-b", "2",
+              "--threads", "1"]
+    assert run_training([*common, "--out", str(a), "--init", "scratch"]).returncode == 0
+    assert load_model(a / "last.pt")[0].config.refine_kernel == 3
+    r = run_training([*common, "--out", str(b), "--init", str(a / "last.pt"), "--refine-kernel", "1"])
+    assert r.returncode == 0, r.stderr
+    assert "refine kernel now 1" in r.stdout
+    model = load_model(b / "last.pt")[0]
+    assert model.config.refine_kernel == 1 and model.refine.inp.kernel_size == (1, 1)
+    r = run_training([*common, "--out", str(b), "--resume", "--refine-kernel", "3", "-i", "4"])
+    assert r.returncode == 2 and "--refine-kernel applies to a new run" in r.stderr
+    assert "Traceback" not in r.stderr
