@@ -177,13 +177,12 @@ class GuiApp:
         time.sleep(0.25)
 
     def key(self, key: str, pause: float = 0.15) -> None:
-        # Not checked: a program that quits on the key can take its window away before xdotool sends
-        # the release to it, and xdotool then fails (BadWindow) although the press arrived.
-        xdo(self.display, "key", "--window", self.wid, key, check=False)
         # A program that quits on the key press can take its window away before xdotool sends the
-        # release; the key then stays down in the X server and the next program on that display
-        # sees it (its first waitKey returns it). A release with no target window always reaches
-        # the server, and one for a key that is not down is ignored.
+        # release: xdotool then fails (BadWindow) although the press arrived, so its status is not
+        # checked, and the key stays down in the X server, where the next program on that display
+        # would see it (its first waitKey returns it). A release with no target window always
+        # reaches the server, and one for a key that is not down is ignored.
+        xdo(self.display, "key", "--window", self.wid, key, check=False)
         xdo(self.display, "keyup", key)
         time.sleep(pause)
 
