@@ -127,6 +127,28 @@ def test_exposure_fit_undoes_gain_and_offset():
     assert err_after < 0.01 < err_before
 
 
+def test_numpy_exposure_fit_and_lookup_give_the_networks_normalised_frame(dev_root):
+    """The ONNX path's numpy fit + per-channel lookup = the network's exposure_fit + normalisation."""
+    import cv2
+
+    from humanseg.model.network import MEAN, STD, exposure_sample, normalising_lut, numpy_exposure_fit
+
+    for set_id, scale, size in ((1, 1.0, (320, 240)), (7, 1.15, (320, 240)), (2, 0.7, (208, 160))):
+        info = store.scan_set(dev_root, set_id)
+        bkg = cv2.resize(store.read_background(info), size, interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(store.read_frame(info, info.labeled[0]), size, interpolation=cv2.INTER_AREA)
+        # scale: an exposure change on top of the camera's own, as in the robustness checks
+        frame = np.clip(frame.astype(np.float32) * scale + 10, 0, 255).astype(np.uint8)
+        ft, bt = (torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255 for a in (frame, bkg))
+        want = ((exposure_fit(ft, bt) - MEAN) / STD)[0].numpy()
+        gain, offset = numpy_exposure_fit(frame, exposure_sample(bt))
+        assert np.abs(gain - 1).max() > 0.1  # there was an exposure difference to fit
+        got = np.stack([cv2.LUT(plane, lut)
+                        for plane, lut in zip(cv2.split(frame), normalising_lut(gain, offset))])
+        assert got.dtype == np.float32 and got.shape == want.shape
+        assert np.abs(got - want).max() < 1e-4  # a 0.3% gain error would give 1e-2
+
+
 def test_checkpoint_roundtrip_and_errors(tmp_path):
     m = trained_like()
     path = save_checkpoint(tmp_path / "a.pt", m, step=7, metrics={"iou": 0.5}, work_width=256)

@@ -11,22 +11,24 @@ import torch
 
 from humanseg.errors import HumansegError
 from humanseg.model.checkpoint import load_model, resolve_weights
-from humanseg.model.network import BkgCache, MergedRefine, SiameseSegNet, fuse_batchnorm
+from humanseg.model.network import (BkgCache, MergedRefine, SiameseSegNet, exposure_sample, fuse_batchnorm,
+                                    normalising_lut, numpy_exposure_fit)
 from humanseg.model.postprocess import clean_logits
 from humanseg.ort_session import session_from_module
 
 
 class _CachedForward(torch.nn.Module):
-    """forward_cached with the background cache spelled out as tensors (what an ONNX graph takes)."""
+    """forward_normed with the background cache spelled out as tensors (what an ONNX graph takes):
+    the frame comes in padded, exposure-fitted and normalised (done in numpy, `OrtRunner.run_bgr`)."""
 
     def __init__(self, model: SiameseSegNet, n_feats: int):
         super().__init__()
         self.model, self.n_feats = model, n_feats
         self.refine = MergedRefine(model.refine)  # the same function in one convolution
 
-    def forward(self, frame, bkg, normed, refine_term, *rest):
+    def forward(self, normed_frame, bkg, normed, refine_term, *rest):
         feats, bterms = list(rest[:self.n_feats]), list(rest[self.n_feats:])
-        return self.model.forward_cached(frame, BkgCache(bkg, normed, feats, bterms, refine_term), self.refine)
+        return self.model.forward_normed(normed_frame, BkgCache(bkg, normed, feats, bterms, refine_term), self.refine)
 
 
 class OrtRunner:
@@ -38,15 +40,18 @@ class OrtRunner:
 
     def __init__(self, model: SiameseSegNet, cache: BkgCache, threads: int):
         n_feats = len(cache.feats)
-        names = ["frame", "bkg", "normed", "refine_term"] + [f"feat{i}" for i in range(n_feats)] + \
+        names = ["normed_frame", "bkg", "normed", "refine_term"] + [f"feat{i}" for i in range(n_feats)] + \
                 [f"bterm{i}" for i in range(len(cache.bterms))]
         axes = {n: {2: f"h{n}", 3: f"w{n}"} for n in names}
         axes["logits"] = {2: "h", 3: "w"}
         self.session = session_from_module(_CachedForward(model, n_feats).eval(),
-                                           (cache.bkg, *self._tensors(cache)), names, ["logits"], axes, threads)
+                                           (cache.normed, *self._tensors(cache)), names, ["logits"], axes, threads)
         self.inputs = [i.name for i in self.session.get_inputs()]  # unused ones are pruned away
         self.names = names
+        self.iters = model.config.exposure_iters
         self.feed: dict[str, np.ndarray] = {}
+        self.bkg_sample = np.zeros((3, 0), np.float32)
+        self.frame_buf = np.zeros((1, 3, 0, 0), np.float32)
 
     @staticmethod
     def _tensors(cache: BkgCache) -> list[torch.Tensor]:
@@ -55,19 +60,27 @@ class OrtRunner:
     def set_background(self, cache: BkgCache) -> None:
         arrays = [t.detach().contiguous().float().numpy() for t in self._tensors(cache)]
         self.feed = {n: a for n, a in zip(self.names[1:], arrays) if n in self.inputs}
+        self.bkg_sample = exposure_sample(cache.bkg)
 
     def run_bgr(self, img: np.ndarray, stride: int) -> np.ndarray:
         """HxWx3 uint8 BGR at working size -> logits HxW.
 
-        Prepared with numpy alone: a torch op here would wake PyTorch's OpenMP threads, whose
-        spinning then competes with ONNX Runtime's own threads for the same cores.
+        Prepared with numpy and OpenCV alone: a torch op here would wake PyTorch's OpenMP threads,
+        whose spinning then competes with ONNX Runtime's own threads for the same cores. The
+        exposure fit runs here, not in the graph (as a few dozen tiny graph nodes it cost about a
+        millisecond), and its gain and offset, the clamp and the normalisation are applied in one
+        lookup per channel, straight into the graph's planar input.
         """
         h, w = img.shape[:2]
         ph, pw = (-h) % stride, (-w) % stride
         if ph or pw:  # replicate padding, as the network's own
             img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
-        x = (img.astype(np.float32) * np.float32(1 / 255.0)).transpose(2, 0, 1)[None]
-        feed = dict(self.feed, frame=np.ascontiguousarray(x))
+        if self.frame_buf.shape[2:] != img.shape[:2]:
+            self.frame_buf = np.empty((1, 3, *img.shape[:2]), np.float32)
+        gain, offset = numpy_exposure_fit(img, self.bkg_sample, self.iters)
+        for c, (plane, lut) in enumerate(zip(cv2.split(img), normalising_lut(gain, offset))):
+            cv2.LUT(plane, lut, dst=self.frame_buf[0, c])
+        feed = dict(self.feed, normed_frame=self.frame_buf)
         return self.session.run(None, feed)[0][0, 0, :h, :w]
 
 
