@@ -50,7 +50,7 @@ class OrtRunner:
         self.names = names
         self.iters = model.config.exposure_iters
         self.feed: dict[str, np.ndarray] = {}
-        self.bkg_sample = np.zeros((3, 0), np.float32)
+        self.bkg_sample = np.zeros((3, 0))
         self.frame_buf = np.zeros((1, 3, 0, 0), np.float32)
 
     @staticmethod
