@@ -290,7 +290,7 @@ class MergedRefine(nn.Module):
 
 
 # The exposure fit's constants, shared by the PyTorch fit and its numpy twin (the ONNX path):
-FIT_GAIN_RANGE = (0.5, 2.0)  # gains outside are not an exposure change
+FIT_GAIN_RANGE = (0.5, 2.0)  # the fitted gains are clamped to this range
 FIT_VAR_EPS = 1e-4           # regularises the gain where the sample hardly varies
 FIT_SOFT_RESID = 0.06        # pixels differing by more (~15 grey levels) barely count
 
