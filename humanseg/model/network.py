@@ -295,6 +295,12 @@ FIT_VAR_EPS = 1e-4           # regularises the gain where the sample hardly vari
 FIT_SOFT_RESID = 0.06        # pixels differing by more (~15 grey levels) barely count
 
 
+def fit_sample_grid(scale: int) -> tuple[slice, slice]:
+    """Rows and columns the fit samples (every `scale`-th pixel): the same points in both fits."""
+    step = slice(scale // 2, None, scale)
+    return step, step
+
+
 def exposure_fit(frame: torch.Tensor, bkg: torch.Tensor, iters: int = 3, scale: int = 4) -> torch.Tensor:
     """Per-channel gain/offset mapping frame (B,3,H,W, 0..1) into bkg's exposure, fitted robustly.
 
@@ -303,8 +309,8 @@ def exposure_fit(frame: torch.Tensor, bkg: torch.Tensor, iters: int = 3, scale: 
     differ (the person, shadows, moved objects) undoes most of that before any comparison.
     """
     # A strided sample is plenty for six parameters and costs nothing, unlike pooling.
-    f = frame[..., scale // 2::scale, scale // 2::scale]
-    b = bkg[..., scale // 2::scale, scale // 2::scale]
+    rows, cols = fit_sample_grid(scale)
+    f, b = frame[..., rows, cols], bkg[..., rows, cols]
     w = torch.ones_like(f[:, :1])
     gain = torch.ones(frame.shape[0], 3, 1, 1, dtype=frame.dtype, device=frame.device)
     offset = torch.zeros_like(gain)
@@ -333,7 +339,8 @@ def numpy_exposure_fit(frame: np.ndarray, bkg_sample: np.ndarray, iters: int = 3
     millisecond less than the same small operations as graph nodes.
     """
     # float64: the moment sums' differences (E[fb] - E[f]E[b]) would lose digits in float32.
-    f = np.ascontiguousarray(frame[scale // 2::scale, scale // 2::scale].reshape(-1, 3).T, np.float64)
+    rows, cols = fit_sample_grid(scale)
+    f = np.ascontiguousarray(frame[rows, cols].reshape(-1, 3).T, np.float64)
     f *= 1 / 255.0
     b = np.asarray(bkg_sample, np.float64)
     sums = np.concatenate([f, b, f * b, f * f, np.ones((1, f.shape[1]))])
@@ -357,7 +364,8 @@ def numpy_exposure_fit(frame: np.ndarray, bkg_sample: np.ndarray, iters: int = 3
 
 def exposure_sample(bkg: torch.Tensor, scale: int = 4) -> np.ndarray:
     """The padded 0..1 background (1,3,H,W) at `exposure_fit`'s sample points, (3, n) float64."""
-    b = bkg[0, :, scale // 2::scale, scale // 2::scale]
+    rows, cols = fit_sample_grid(scale)
+    b = bkg[0, :, rows, cols]
     return np.ascontiguousarray(b.reshape(3, -1).detach().cpu().numpy(), np.float64)
 
 
