@@ -336,8 +336,8 @@ def numpy_exposure_fit(frame: np.ndarray, bkg_sample: np.ndarray, iters: int = 3
     the same sample points, (3, n) float64 (`exposure_sample`, taken once per background). The
     same weighted fit from moment sums (one matrix-vector product per iteration, channels as rows:
     numpy is slow along a short last axis); the fitted frame agrees with the PyTorch fit's to
-    about 1e-7. About 0.2-0.4 ms at 320x240, a
-    millisecond less than the same small operations as graph nodes.
+    about 1e-7. About 0.2-0.4 ms at 320x240, a millisecond less than the same small operations as
+    graph nodes.
     """
     # float64: the moment sums' differences (E[fb] - E[f]E[b]) would lose digits in float32.
     rows, cols = fit_sample_grid(scale)
