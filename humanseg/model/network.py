@@ -293,6 +293,7 @@ class MergedRefine(nn.Module):
 FIT_GAIN_RANGE = (0.5, 2.0)  # the fitted gains are clamped to this range
 FIT_VAR_EPS = 1e-4           # regularises the gain where the sample hardly varies
 FIT_SOFT_RESID = 0.06        # pixels differing by more (~15 grey levels) barely count
+FIT_SCALE = 4                # the fit samples every FIT_SCALE-th pixel (`fit_sample_grid`)
 
 
 def fit_sample_grid(scale: int) -> tuple[slice, slice]:
@@ -301,7 +302,7 @@ def fit_sample_grid(scale: int) -> tuple[slice, slice]:
     return step, step
 
 
-def exposure_fit(frame: torch.Tensor, bkg: torch.Tensor, iters: int = 3, scale: int = 4) -> torch.Tensor:
+def exposure_fit(frame: torch.Tensor, bkg: torch.Tensor, iters: int = 3, scale: int = FIT_SCALE) -> torch.Tensor:
     """Per-channel gain/offset mapping frame (B,3,H,W, 0..1) into bkg's exposure, fitted robustly.
 
     Auto-exposure and white balance move background pixels by tens of grey levels between the
@@ -329,7 +330,7 @@ def exposure_fit(frame: torch.Tensor, bkg: torch.Tensor, iters: int = 3, scale: 
 
 
 def numpy_exposure_fit(frame: np.ndarray, bkg_sample: np.ndarray, iters: int = 3,
-                       scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
+                       scale: int = FIT_SCALE) -> tuple[np.ndarray, np.ndarray]:
     """`exposure_fit`'s gain and offset (3 each, float32, BGR) in numpy, for the ONNX path.
 
     frame: HxWx3 uint8, padded as the network pads; bkg_sample: the background's 0..1 values at
@@ -363,7 +364,7 @@ def numpy_exposure_fit(frame: np.ndarray, bkg_sample: np.ndarray, iters: int = 3
     return gain.astype(np.float32), offset.astype(np.float32)
 
 
-def exposure_sample(bkg: torch.Tensor, scale: int = 4) -> np.ndarray:
+def exposure_sample(bkg: torch.Tensor, scale: int = FIT_SCALE) -> np.ndarray:
     """The padded 0..1 background (1,3,H,W) at `exposure_fit`'s sample points, (3, n) float64."""
     rows, cols = fit_sample_grid(scale)
     b = bkg[0, :, rows, cols]
