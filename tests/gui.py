@@ -166,8 +166,25 @@ class GuiApp:
         self.click(x, y, button)
         return self.wait_event(event, timeout=wait, **fields)
 
-    def drag(self, x0: int, y0: int, x1: int, y1: int, steps: int = 8) -> None:
-        xdo(self.display, "mousemove", "--window", self.wid, str(x0), str(y0), "mousedown", "1")
+    def drag(self, x0: int, y0: int, x1: int, y1: int, event: str, steps: int = 8, wait: float = 10,
+             **fields) -> dict:
+        """Press the left button at (x0, y0), wait for the program's answer to the press (the JSON
+        event {"event": event, **fields}), move to (x1, y1) in `steps` steps and release. Like
+        click_answered, a press with no answer within `wait` s is released and sent once more, with
+        a warning: once in CI, on a loaded machine, a drag's press (the first input after the window
+        appeared) never reached the program. Returns the answer to the press."""
+        answer = None
+        for attempt in (1, 2):
+            xdo(self.display, "mousemove", "--window", self.wid, str(x0), str(y0), "mousedown", "1")
+            try:
+                answer = self.wait_event(event, timeout=wait, **fields)
+                break
+            except AssertionError:
+                if attempt == 2 or self.proc.poll() is not None:
+                    raise
+            xdo(self.display, "mouseup", "1")
+            warnings.warn(f"press at ({x0}, {y0}) got no {event!r} event within {wait}s; pressed again")
+            time.sleep(0.25)
         for i in range(1, steps + 1):
             x = x0 + (x1 - x0) * i // steps
             y = y0 + (y1 - y0) * i // steps
@@ -175,6 +192,7 @@ class GuiApp:
             time.sleep(0.03)
         xdo(self.display, "mouseup", "1")
         time.sleep(0.25)
+        return answer
 
     def key(self, key: str, pause: float = 0.15) -> None:
         # A program that quits on the key press can take its window away before xdotool sends the

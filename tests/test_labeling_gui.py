@@ -141,7 +141,7 @@ def test_prediction_opens_as_polygons_and_vertex_drag_changes_saved_mask(copy_se
                      key=lambda t: shapes[t[0]].points[t[1]][0])
         x0, y0 = (round(c) for c in shapes[si].points[vi])
         x1, y1 = min(x0 + 40, 639), y0
-        app.drag(x0, y0, x1, y1)
+        app.drag(x0, y0, x1, y1, "edit", action="grab")
         app.wait_event("edit", action="moved")
         app.key("Return")
         saved = app.wait_event("saved", frame=k0)
