@@ -149,42 +149,40 @@ class GuiApp:
         xdo(self.display, "mousemove", "--window", self.wid, str(x), str(y), "click", str(button))
         time.sleep(pause)
 
-    def click_answered(self, x: int, y: int, event: str, button: int = 1, wait: float = 10,
-                       **fields) -> dict:
-        """Click at (x, y) and wait for the program's answer, the JSON event {"event": event, **fields},
-        so the next input is only sent once this click was handled. A click with no answer within
-        `wait` s is sent once more, with a warning: once in CI, on a loaded machine, the last of five
-        clicks 0.25 s apart never reached the program (the four before it did), and it could not be
-        reproduced here in 40 loaded runs."""
-        self.click(x, y, button)
+    def _answered(self, send, what: str, event: str, wait: float, fields: dict, undo=None) -> dict:
+        """send(), then wait for the program's answer, the JSON event {"event": event, **fields}. An
+        input with no answer within `wait` s is sent once more (after undo(), if given), with a
+        warning: on a loaded CI machine an xdotool input has twice never reached the program (the
+        last of five clicks 0.25 s apart; another time a drag's press, the first input after the
+        window appeared), and neither could be reproduced here in loaded repeat runs."""
+        send()
         try:
             return self.wait_event(event, timeout=wait, **fields)
         except AssertionError:
             if self.proc.poll() is not None:
                 raise
-        warnings.warn(f"click at ({x}, {y}) got no {event!r} event within {wait}s; clicked again")
-        self.click(x, y, button)
+        if undo is not None:
+            undo()
+        warnings.warn(f"{what} got no {event!r} event within {wait}s; sent again")
+        time.sleep(0.25)
+        send()
         return self.wait_event(event, timeout=wait, **fields)
+
+    def click_answered(self, x: int, y: int, event: str, button: int = 1, wait: float = 10,
+                       **fields) -> dict:
+        """Click at (x, y) and wait for the program's answer {"event": event, **fields}, so the next
+        input is only sent once this click was handled (retried once, see _answered)."""
+        return self._answered(lambda: self.click(x, y, button), f"click at ({x}, {y})", event, wait,
+                              fields)
 
     def drag(self, x0: int, y0: int, x1: int, y1: int, event: str, steps: int = 8, wait: float = 10,
              **fields) -> dict:
-        """Press the left button at (x0, y0), wait for the program's answer to the press (the JSON
-        event {"event": event, **fields}), move to (x1, y1) in `steps` steps and release. Like
-        click_answered, a press with no answer within `wait` s is released and sent once more, with
-        a warning: once in CI, on a loaded machine, a drag's press (the first input after the window
-        appeared) never reached the program. Returns the answer to the press."""
-        answer = None
-        for attempt in (1, 2):
-            xdo(self.display, "mousemove", "--window", self.wid, str(x0), str(y0), "mousedown", "1")
-            try:
-                answer = self.wait_event(event, timeout=wait, **fields)
-                break
-            except AssertionError:
-                if attempt == 2 or self.proc.poll() is not None:
-                    raise
-            xdo(self.display, "mouseup", "1")
-            warnings.warn(f"press at ({x0}, {y0}) got no {event!r} event within {wait}s; pressed again")
-            time.sleep(0.25)
+        """Press the left button at (x0, y0), wait for the program's answer to the press
+        {"event": event, **fields} (a press with no answer is released and retried once, see
+        _answered), move to (x1, y1) in `steps` steps and release. Returns the answer to the press."""
+        answer = self._answered(
+            lambda: xdo(self.display, "mousemove", "--window", self.wid, str(x0), str(y0), "mousedown", "1"),
+            f"press at ({x0}, {y0})", event, wait, fields, undo=lambda: xdo(self.display, "mouseup", "1"))
         for i in range(1, steps + 1):
             x = x0 + (x1 - x0) * i // steps
             y = y0 + (y1 - y0) * i // steps
