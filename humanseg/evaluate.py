@@ -193,13 +193,13 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     seg = load_segmenter(weights)
     seg.set_background(bkg)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     for path in frames:
         frame = store.read_image(path, "frame")
         if frame.shape != bkg.shape:
             raise HumansegError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
                                 f"background's {bkg.shape[1]}x{bkg.shape[0]}: {path}")
         mask = seg.predict_mask(frame)
+        out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         stem = Path(path).stem
         target = store.write_image(out / f"{stem}_mask.png", mask, overwrite=force)
         if overlay:

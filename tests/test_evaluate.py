@@ -107,3 +107,14 @@ def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, rando
     assert r.returncode == 2 and "refusing to overwrite" in r.stderr
     r = cli("predict", "--bkg", str(tmp_path / "nope.png"), frames[0], "--out", str(out))
     assert r.returncode == 2 and "background missing" in r.stderr
+
+
+def test_predict_names_an_unreadable_frame_and_writes_nothing(dev_root, tmp_path, random_weights):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not a png")
+    out = tmp_path / "pred"
+    r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), str(junk), "--out", str(out),
+            "--weights", str(random_weights))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and str(junk) in r.stderr
+    assert not out.exists()
