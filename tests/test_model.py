@@ -159,6 +159,8 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
 
     with pytest.raises(WeightsError, match="weights file not found"):
         load_model(tmp_path / "missing.pt")
+    with pytest.raises(WeightsError, match="weights path is a folder, not a checkpoint file"):
+        load_model(tmp_path)
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(WeightsError, match=r"unreadable or corrupt: .*truncated.pt \(a truncated PyTorch archive\)"):

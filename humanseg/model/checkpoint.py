@@ -45,6 +45,8 @@ def save_checkpoint(path: str | os.PathLike, model: SiameseSegNet, step: int = 0
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint dict, validated; WeightsError names the file and what is wrong."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"weights path is a folder, not a checkpoint file: {path}")
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
