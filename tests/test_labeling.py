@@ -9,6 +9,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from humanseg import store
+from humanseg.labeling.app import initial_shapes
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
     Shape, iou, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
@@ -305,6 +306,24 @@ def dev_masks(dev_root):
         info = store.scan_set(dev_root, n)
         out.extend(store.read_mask(info.mask_path(k)) for k in info.labeled)
     return out
+
+
+def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsys):
+    root = tmp_path / "images"
+    (root / "set1").mkdir(parents=True)
+    store.write_image(root / "set1" / "bkg.png", np.zeros((H, W, 3), np.uint8))
+    frame = np.full((H, W, 3), 90, np.uint8)
+    store.write_image(root / "set1" / "0.png", frame)
+    (root / "set1" / "0.json").write_text("{not json")
+    info = store.scan_set(root, 1)
+    assert initial_shapes(info, 0, frame, None) == ([], "none")
+    assert "0.json; ignoring it" in capsys.readouterr().err
+    mask = np.zeros((H, W), np.uint8)
+    mask[100:300, 100:300] = 255
+    store.write_image(info.mask_path(0), mask)
+    shapes, source = initial_shapes(info, 0, frame, None)
+    assert source == "mask" and iou(shapes_to_mask(shapes, H, W), mask) > 0.95
+    assert "0.json; editing the mask's outline instead" in capsys.readouterr().err
 
 
 def test_every_dev_mask_round_trips(dev_root):

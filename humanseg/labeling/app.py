@@ -71,8 +71,8 @@ def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Gues
         try:
             return read_labelme(info.json_path(k)), "json"
         except HumansegError as exc:
-            if labeled:
-                print(f"warning: {exc}; editing the mask's outline instead", file=sys.stderr)
+            instead = "editing the mask's outline instead" if labeled else "ignoring it"
+            print(f"warning: {exc}; {instead}", file=sys.stderr)
     if labeled:
         mask = store.read_mask(info.mask_path(k), frame.shape)
         return mask_to_shapes(mask, EXISTING_EPSILON), "mask"
