@@ -298,16 +298,6 @@ def test_labelme_bad_file_names_it(tmp_path):
         from_labelme({"version": "5"}, "x.json")
 
 
-# ------------------------------------------------------------ mask → polygons → mask on real labels
-
-def dev_masks(dev_root):
-    out = []
-    for n in store.list_sets(dev_root):
-        info = store.scan_set(dev_root, n)
-        out.extend(store.read_mask(info.mask_path(k)) for k in info.labeled)
-    return out
-
-
 def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsys):
     root = tmp_path / "images"
     (root / "set1").mkdir(parents=True)
@@ -324,6 +314,16 @@ def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsy
     shapes, source = initial_shapes(info, 0, frame, None)
     assert source == "mask" and iou(shapes_to_mask(shapes, H, W), mask) > 0.95
     assert "0.json; editing the mask's outline instead" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ mask → polygons → mask on real labels
+
+def dev_masks(dev_root):
+    out = []
+    for n in store.list_sets(dev_root):
+        info = store.scan_set(dev_root, n)
+        out.extend(store.read_mask(info.mask_path(k)) for k in info.labeled)
+    return out
 
 
 def test_every_dev_mask_round_trips(dev_root):
