@@ -152,6 +152,9 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
     if not root.is_dir():
         raise HumansegError(f"images folder not found: {root}")
     wanted = parse_sets(sets)
+    if save_masks:  # OUT/setN/K_mask.png: OUT must not be a folder of captures (e.g. --images itself)
+        for n in store.list_sets(save_masks):
+            store.refuse_capture_folder(store.set_path(save_masks, n), "--save-masks")
     report = {}
     for method in dict.fromkeys(methods):
         predictor = make_predictor(method, weights, work_width, threads)
@@ -193,6 +196,7 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     seg = load_segmenter(weights)
     seg.set_background(bkg)
     out = Path(out_dir)
+    store.refuse_capture_folder(out, "--out")
     for path in frames:
         frame = store.read_image(path, "frame")
         if frame.shape != bkg.shape:

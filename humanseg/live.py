@@ -591,7 +591,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     video = VideoOutput(output, 30.0, force=force) if output else None
     masks = Path(masks_dir) if masks_dir else None
     if masks is not None:
-        masks.mkdir(parents=True, exist_ok=True)
+        store.refuse_capture_folder(masks, "--save-masks")
 
     from humanseg.model import load_segmenter
 
@@ -617,6 +617,8 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             from humanseg.ui.window import CvWindow
 
             window = CvWindow("live")
+        if masks is not None:  # only once the source, its frame size and the window are fine
+            masks.mkdir(parents=True, exist_ok=True)
     except BaseException:
         src.release()
         raise

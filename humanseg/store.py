@@ -128,6 +128,15 @@ def next_frame_number(folder: str | os.PathLike) -> int:
     return (frames[-1] + 1) if frames else 0
 
 
+def refuse_capture_folder(folder: str | os.PathLike, what: str) -> None:
+    """StoreError if folder is a capture set (bkg.png or K.png there): masks written into it as
+    K_mask.png would replace its labels or pass for labels."""
+    folder = Path(folder)
+    if (folder / BKG_NAME).is_file() or list_frames(folder):
+        raise StoreError(f"{what} {folder} is a capture set folder (it holds bkg.png or K.png frames): masks "
+                         f"written there would replace or pass for its labels; choose another folder")
+
+
 # ---------------------------------------------------------------- atomic writes
 
 def _tmp_path(path: Path) -> Path:

@@ -109,6 +109,22 @@ def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, rando
     assert r.returncode == 2 and "background missing" in r.stderr
 
 
+def test_mask_outputs_refuse_a_capture_folder_and_leave_its_labels(copy_set, random_weights):
+    # evaluate --save-masks OUT writes OUT/setN/K_mask.png: OUT = --images would replace every label.
+    root = copy_set(2)
+    labels = {p.name: p.read_bytes() for p in (root / "set2").glob("*_mask.png")}
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(root))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert f"--save-masks {root / 'set2'} is a capture set folder" in r.stderr
+    r = cli("predict", "--bkg", str(root / "set2" / "bkg.png"), str(root / "set2" / "0.png"),
+            "--out", str(root / "set2"), "--weights", str(random_weights), "--force")
+    assert r.returncode == 2 and f"--out {root / 'set2'} is a capture set folder" in r.stderr
+    assert {p.name: p.read_bytes() for p in (root / "set2").glob("*_mask.png")} == labels and labels
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(root.parent / "out"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (root.parent / "out" / "set2").iterdir()) == sorted(labels)
+
+
 def test_predict_names_an_unreadable_frame_and_writes_nothing(dev_root, tmp_path, random_weights):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not a png")

@@ -127,8 +127,10 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
         assert frame_scores(mask, truth)["iou"] >= 0.85, k
 
 
-def test_cli_errors_are_one_line(tmp_path, dev_root, default_weights, monkeypatch):
+def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, monkeypatch):
     folder = dev_root / "set3"
+    labeled = copy_set(3) / "set3"
+    labels = {p.name: p.read_bytes() for p in labeled.glob("*_mask.png")}
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     small = tmp_path / "small.png"
@@ -138,7 +140,8 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, default_weights, monkeypatc
     cases = [
         (["--bkg", str(tmp_path / "missing.png")], "missing"),
         (["--bkg", str(bad)], "corrupt"),
-        (["--bkg", str(small)], "is 120x100 but --source"),
+        (["--bkg", str(small), "--save-masks", str(tmp_path / "m")], "is 120x100 but --source"),
+        (["--bkg", str(folder / "bkg.png"), "--save-masks", str(labeled)], "is a capture set folder"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(existing)], "already exists"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(tmp_path / "x.gif")], "unsupported video type"),
         (["--bkg", str(folder / "bkg.png"), "--weights", str(tmp_path / "nope.pt")], "nope.pt"),
@@ -149,6 +152,8 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, default_weights, monkeypatc
         assert res.exit_code == 2, (extra, res.output)
         assert text in res.output and "Traceback" not in res.output
     assert existing.read_bytes() == b"x"
+    assert not (tmp_path / "m").exists()  # a run that fails before its first frame leaves no folder
+    assert {p.name: p.read_bytes() for p in labeled.glob("*_mask.png")} == labels and labels
     res = run_cli("live", "--source", str(tmp_path / "nothing"), "--bkg", str(folder / "bkg.png"), "--no-window")
     assert res.exit_code == 2 and "--source" in res.output
     monkeypatch.delenv("DISPLAY", raising=False)
