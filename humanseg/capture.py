@@ -289,6 +289,9 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
     return event
 
 
+NO_POSE_HINT = "or run with --no-pose (mouse and keys)"
+
+
 def load_pose(weights: str | None, scale: float | None, num_threads: int | None = None) -> PalmFinder:
     """PoseEstimator with the given weights and torch CPU threads; missing weights raise a one-line
     HumansegError (exit 2)."""
@@ -296,12 +299,13 @@ def load_pose(weights: str | None, scale: float | None, num_threads: int | None 
         from humanseg.pose import PoseEstimator
     except ImportError as exc:
         raise HumansegError(f"PoseNet is not available ({exc}); run with --no-pose to use mouse and keys") from None
-    from humanseg.errors import WeightsError
+    from humanseg.errors import WeightsError, WeightsNotFound
 
     try:
         return PoseEstimator.load(weights=weights, scale=scale, num_threads=num_threads)
     except WeightsError as exc:
-        raise HumansegError(f"{exc}; {_weights_hint()}", exit_code=2) from None
+        hint = NO_POSE_HINT if isinstance(exc, WeightsNotFound) else _weights_hint()
+        raise HumansegError(f"{exc}; {hint}", exit_code=2) from None
 
 
 def _weights_hint() -> str:
@@ -312,7 +316,7 @@ def _weights_hint() -> str:
         where = f"put mobilenet_v1_050.pth in {cache_dir()}"
     except Exception:  # the hint must never hide the real error
         where = "put mobilenet_v1_050.pth in the PoseNet cache"
-    return f"to get weights, {where} or pass --posenet-weights PATH; or run with --no-pose (mouse and keys)"
+    return f"to get weights, {where} or pass --posenet-weights PATH; {NO_POSE_HINT}"
 
 
 def open_source_quietly(spec: str):

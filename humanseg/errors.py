@@ -25,6 +25,10 @@ class WeightsError(HumansegError):
     """Weights missing, corrupt, or not fitting the model."""
 
 
+class WeightsNotFound(WeightsError):
+    """No weights where they are looked for; the message already says where to put them."""
+
+
 def torch_load_failure(path, exc: Exception) -> str:
     """Why torch.load(path, weights_only=True) failed, in a few words a user can act on."""
     try:

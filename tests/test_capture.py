@@ -200,6 +200,21 @@ def test_missing_weights_say_how_to_get_them(xdisplay, tmp_path, dev_root):
     assert "--posenet-weights PATH" in lines[0]
 
 
+@pytest.mark.gui
+def test_no_weights_anywhere_says_how_to_get_them_once(xdisplay, tmp_path, dev_root):
+    # Empty cache, download from a closed local port: the weights module's own "put ... or pass ..." line.
+    env = {**os.environ, "DISPLAY": xdisplay, "HUMANSEG_CACHE": str(tmp_path / "cache"),
+           "HUMANSEG_POSENET_URL": "http://127.0.0.1:9/"}
+    env.pop("HUMANSEG_POSENET_WEIGHTS", None)
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path / "images"), env=env)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: no PoseNet weights for model 50")
+    assert lines[0].count("--posenet-weights PATH") == 1 and lines[0].count("mobilenet_v1_050.pth") == 1
+    assert lines[0].endswith("or run with --no-pose (mouse and keys)")
+    assert not (tmp_path / "images").exists()
+
+
 def test_bad_set_exits_2(tmp_path, dev_root):
     out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), "--set", "9", "--no-pose",
                    env=dict(os.environ))

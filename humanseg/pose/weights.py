@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from humanseg.errors import WeightsError, torch_load_failure
+from humanseg.errors import WeightsError, WeightsNotFound, torch_load_failure
 from humanseg.pose.mobilenet import MODEL_IDS, PoseNetMobileNetV1, checkpoint_name
 
 WEIGHTS_ENV = "HUMANSEG_POSENET_WEIGHTS"
@@ -149,8 +149,8 @@ def _reason(exc: Exception) -> str:
     return str(getattr(exc, "reason", None) or exc)
 
 
-def _missing_error(model_id: int, why: str) -> WeightsError:
-    return WeightsError(
+def _missing_error(model_id: int, why: str) -> WeightsNotFound:
+    return WeightsNotFound(
         f"no PoseNet weights for model {model_id}: put {checkpoint_name(model_id)}.pth in {cache_dir()} "
         f"or pass --posenet-weights PATH ({why})", exit_code=1)
 
