@@ -24,6 +24,7 @@ def _size(ctx, param, value):
 @click.option("--out", default="weights", show_default=True, type=click.Path(file_okay=False),
               help="Folder for last.pt, best.pt, metrics.csv, training.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")
+@click.option("--force", is_flag=True, help="Start a new run in an OUT that holds one (replaces its checkpoints).")
 @click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Peak learning rate (default: 0.003 from scratch, 0.0005 when fine-tuning a model).")
 @click.option("--size", default="320x240", show_default=True, callback=_size,
@@ -54,13 +55,13 @@ def _size(ctx, param, value):
               help="Kernel of the refine step's first convolution (default: the starting network's; "
                    "3 from scratch). 1 is cheaper per frame; a loaded 3 is converted (taps summed).")
 @reports_errors
-def main(iterations, batch, images, out, resume, lr, size, val_sets, device, seed, workers, init,
+def main(iterations, batch, images, out, resume, force, lr, size, val_sets, device, seed, workers, init,
          val_every, backgrounds, threads, stop_at, arch, boundary_width, boundary_gain, refine_kernel):
     """Train the network on every labeled frame under --images, validating on held-out sets."""
     from humanseg.train import TrainConfig, train
 
     train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,
-                      lr=lr, size=size, val_sets=None if val_sets.lower() == "none" else val_sets,
+                      force=force, lr=lr, size=size, val_sets=None if val_sets.lower() == "none" else val_sets,
                       device=device, seed=seed, workers=workers, init=init, val_every=val_every,
                       backgrounds=list(backgrounds), threads=threads, stop_at=stop_at, arch=arch,
                       boundary_width=boundary_width, boundary_gain=boundary_gain,

@@ -42,6 +42,7 @@ class TrainConfig:
     batch: int = 2
     out: str = "weights"
     resume: bool = False
+    force: bool = False  # a new run may replace the last.pt / best.pt of an earlier one in `out`
     lr: float | None = None  # None: the resumed run's, else 3e-3 from scratch, 5e-4 fine-tuning
     size: tuple[int, int] = (320, 240)
     val_sets: str | None = "0.2"
@@ -267,6 +268,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
     csv_path, png_path = out / "metrics.csv", out / "training.png"
 
     try:
+        if not cfg.resume and not cfg.force and (last_path.is_file() or best_path.is_file()):
+            raise HumansegError(f"--out {out} already holds a training run ({last_path.name}, {best_path.name}); "
+                                f"continue it with --resume, start over with --force, or choose another --out")
         pairs = load_pairs(cfg.images)
         if not pairs:
             raise HumansegError(f"no labeled frames found in {', '.join(map(str, cfg.images))} "

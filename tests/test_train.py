@@ -71,6 +71,16 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     r = run_training([*args, "--out", str(tmp_path / "ft2"), "--lr", "0.01"])
     assert r.returncode == 0 and "lr 0.01;" in r.stdout, r.stderr
 
+    # A new run into an OUT that holds one replaces nothing unless --force says so.
+    kept = {name: (out / name).read_bytes() for name in ("last.pt", "best.pt")}
+    r = run_training([*args, "--out", str(out)])
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert f"--out {out} already holds a training run" in r.stderr and "--resume" in r.stderr
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    r = run_training([*args, "--out", str(out), "--force"])
+    assert r.returncode == 0, r.stderr
+    assert load_model(out / "last.pt")[1]["step"] == 2
+
 
 @pytest.mark.slow
 def test_resume_is_exact(two_sets, tmp_path):
@@ -143,7 +153,7 @@ def test_arch_picks_the_network_trained_from_scratch(two_sets, tmp_path):
     assert r.returncode == 0, r.stderr
     model, _ = load_model(out / "last.pt")
     assert model.config == ARCHS["large"] != NetConfig()
-    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "large",
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w2"), "--arch", "large",
                       "--init", str(out / "last.pt"), "--size", "128x96", "-b", "2"])
     assert r.returncode == 2 and "--arch applies to --init scratch only" in r.stderr
     assert "Traceback" not in r.stderr
