@@ -268,9 +268,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
     csv_path, png_path = out / "metrics.csv", out / "training.png"
 
     try:
-        if not cfg.resume and not cfg.force and (last_path.is_file() or best_path.is_file()):
-            raise HumansegError(f"--out {out} already holds a training run ({last_path.name}, {best_path.name}); "
-                                f"continue it with --resume, start over with --force, or choose another --out")
+        held = [p.name for p in (last_path, best_path) if p.is_file()]
+        if held and not cfg.resume and not cfg.force:
+            raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
+                                f"with --resume, start over with --force, or choose another --out")
         pairs = load_pairs(cfg.images)
         if not pairs:
             raise HumansegError(f"no labeled frames found in {', '.join(map(str, cfg.images))} "
