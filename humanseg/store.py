@@ -205,9 +205,18 @@ def create_set(root: str | os.PathLike) -> tuple[int, Path]:
 
 
 def save_background(root: str | os.PathLike, image: np.ndarray) -> tuple[int, Path]:
-    """Create a new set and save image as its bkg.png; returns (set number, bkg path)."""
+    """Create a new set and save image as its bkg.png; returns (set number, bkg path). If the write
+    fails (disk full, say) the new folder is removed again: a set without bkg.png stops training and
+    the labeler."""
     number, path = create_set(root)
-    return number, write_image(path / BKG_NAME, image)
+    try:
+        return number, write_image(path / BKG_NAME, image)
+    except BaseException:
+        try:
+            path.rmdir()  # only while empty: never takes anything else with it
+        except OSError:
+            pass
+        raise
 
 
 def save_frame(root: str | os.PathLike, number: int, image: np.ndarray) -> tuple[int, Path]:

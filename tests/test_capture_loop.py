@@ -112,6 +112,31 @@ def test_saved_frame_is_the_frame_read_when_the_countdown_ends(tmp_path, dev_roo
     assert np.array_equal(cv2.imread(saved["path"]), src[saved["source_frame"] % 3])
 
 
+def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monkeypatch):
+    # The disk is full for the first Bkg: the screen says so, no half-made set is left, capture goes on.
+    import os
+    real_fsync, failures = os.fsync, []
+
+    def fsync_full_once(fd):
+        if not failures:
+            failures.append(fd)
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_full_once)
+    clock = Clock()
+    window = ScriptWindow({0: [ord("b")], 40: [ord("b")], 80: [ord("q")]})
+    events = []
+    ctx = run_capture(ListSource(frames(dev_root), clock), window, controller(clock), tmp_path,
+                      clock=clock, log=events.append)
+    messages = [e["text"] for e in events if e["event"] == "message"]
+    assert len(messages) == 1 and messages[0].startswith("save failed") and "No space" in messages[0]
+    saves = [e for e in events if e["event"] == "saved"]
+    assert [(e["kind"], e["path"]) for e in saves] == [("background", str(tmp_path / "set1" / "bkg.png"))]
+    assert ctx.set_number == 1 and store.list_sets(tmp_path) == [1]
+    assert sorted(p.name for p in (tmp_path / "set1").iterdir()) == ["bkg.png"]
+
+
 def test_palms_press_buttons_and_are_drawn(tmp_path, dev_root):
     clock = Clock()
     sav = default_layout(W, H)[1]

@@ -101,6 +101,26 @@ def test_crash_between_write_and_rename_leaves_no_partial_file(tmp_path, monkeyp
     assert np.array_equal(store.read_image(target), _img(value=7))
 
 
+def test_failed_background_write_leaves_no_empty_set_behind(tmp_path, monkeypatch):
+    # A disk that fills up while bkg.png is written must not leave setN/ without a bkg.png behind:
+    # training and the labeler refuse such a set ("background missing").
+    root = tmp_path / "images"
+    store.save_background(root, _img(value=10))
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.save_background(root, _img(value=20))
+    monkeypatch.undo()
+    assert store.list_sets(root) == [1]
+    assert [info.number for info in store.scan_root(root)] == [1]
+    n, bkg = store.save_background(root, _img(value=30))
+    assert (n, bkg) == (2, root / "set2" / "bkg.png")
+    assert np.array_equal(store.read_image(bkg), _img(value=30))
+
+
 def test_validation_errors_name_the_file(tmp_path):
     root = tmp_path / "images"
     with pytest.raises(StoreError, match="set folder not found: .*set5"):
