@@ -180,6 +180,24 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         store.write_json(json_path, report, overwrite=True)
 
 
+def _check_predict_targets(frames, out: Path, overlay: bool, force: bool) -> None:
+    """Before anything is written: two FRAMES with one name would write one OUT/NAME_mask.png (the
+    second replacing the first under --force), and without --force an existing output is refused
+    now rather than after the frames before it were written."""
+    first = {}
+    for path in frames:
+        stem = Path(path).stem
+        if stem in first:
+            raise HumansegError(f"{first[stem]} and {path} would both write {out / (stem + '_mask.png')}; "
+                                f"predict them into separate --out folders")
+        first[stem] = path
+        if not force:
+            for suffix in ("_mask.png", "_overlay.png") if overlay else ("_mask.png",):
+                if (out / f"{stem}{suffix}").exists():
+                    raise HumansegError(f"refusing to overwrite existing file: {out / (stem + suffix)} "
+                                        f"(--force replaces it)")
+
+
 @click.command("predict")
 @click.option("--bkg", "bkg_path", required=True, type=click.Path(dir_okay=False), help="Background image.")
 @click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -197,6 +215,7 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     seg.set_background(bkg)
     out = Path(out_dir)
     store.refuse_capture_folder(out, "--out")
+    _check_predict_targets(frames, out, overlay, force)
     for path in frames:
         frame = store.read_image(path, "frame")
         if frame.shape != bkg.shape:

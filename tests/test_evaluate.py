@@ -109,6 +109,26 @@ def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, rando
     assert r.returncode == 2 and "background missing" in r.stderr
 
 
+def test_predict_checks_every_output_name_before_writing(dev_root, tmp_path, random_weights):
+    bkg = str(dev_root / "set2" / "bkg.png")
+    same_name = [str(dev_root / "set2" / "0.png"), str(tmp_path / "0.png")]
+    (tmp_path / "0.png").write_bytes((dev_root / "set2" / "1.png").read_bytes())
+    out = tmp_path / "pred"
+    for force in ([], ["--force"]):  # with --force the second would silently replace the first
+        r = cli("predict", "--bkg", bkg, *same_name, "--out", str(out), "--weights", str(random_weights), *force)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert f"would both write {out / '0_mask.png'}" in r.stderr and same_name[1] in r.stderr
+        assert not out.exists()
+    # An existing output is refused before the frames ahead of it are written, naming --force.
+    out.mkdir()
+    (out / "1_overlay.png").write_bytes(b"kept")
+    frames = [str(dev_root / "set2" / "0.png"), str(dev_root / "set2" / "1.png")]
+    r = cli("predict", "--bkg", bkg, *frames, "--out", str(out), "--weights", str(random_weights), "--overlay")
+    assert r.returncode == 2 and f"refusing to overwrite existing file: {out / '1_overlay.png'}" in r.stderr
+    assert "--force" in r.stderr and [p.name for p in out.iterdir()] == ["1_overlay.png"]
+    assert (out / "1_overlay.png").read_bytes() == b"kept"
+
+
 def test_mask_outputs_refuse_a_capture_folder_and_leave_its_labels(copy_set, random_weights):
     # evaluate --save-masks OUT writes OUT/setN/K_mask.png: OUT = --images would replace every label.
     root = copy_set(2)
