@@ -46,6 +46,18 @@ def test_out_draws_images_and_keeps_existing_ones(dev_root, posenet_weights, tmp
     assert _run(a, b, "--out", tmp_path, "--overwrite", "--posenet-weights", posenet_weights).returncode == 0
 
 
+def test_two_images_with_one_output_name_are_refused(tmp_path, dev_root):
+    a, b = tmp_path / "a" / "set3" / "0.png", tmp_path / "b" / "set3" / "0.png"
+    for path in (a, b):
+        path.parent.mkdir(parents=True)
+        path.write_bytes((dev_root / "set3" / "0.png").read_bytes())
+    out = tmp_path / "out"
+    proc = _run(a, b, "--out", out, "--overwrite", "--posenet-weights", tmp_path / "never-read.pth")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert f"{a} and {b} would both write {out / 'set3_0_pose.png'}" in proc.stderr
+    assert not out.exists()
+
+
 def test_bad_weights_file_is_one_line_exit_2(tmp_path, dev_root):
     junk = tmp_path / "junk.pth"
     junk.write_text("no")

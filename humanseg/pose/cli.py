@@ -60,6 +60,11 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     images = list(images)
     names = _output_names(images)
     if out_dir is not None:
+        for i, name in enumerate(names):
+            if name in names[:i]:  # e.g. a/set1/0.png and b/set1/0.png: the second would replace the first
+                first = images[names.index(name)]
+                raise HumansegError(f"{first} and {images[i]} would both write {out_dir / name}; "
+                                    f"draw them into separate --out folders")
         out_dir.mkdir(parents=True, exist_ok=True)
         if not overwrite:
             taken = [out_dir / n for n in names if (out_dir / n).exists()]
