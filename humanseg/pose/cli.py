@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
+from humanseg import store
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
 from humanseg.pose.mobilenet import MODEL_IDS
@@ -18,17 +18,6 @@ def _output_names(images: list[Path]) -> list[str]:
     stems = [p.stem for p in images]
     return [f"{p.parent.name}_{p.stem}_pose.png" if stems.count(p.stem) > 1 else f"{p.stem}_pose.png"
             for p in images]
-
-
-def _write_png(path: Path, image) -> None:
-    import cv2
-
-    tmp = path.with_name(path.name + ".tmp")
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise HumansegError(f"{path}: could not encode the image", exit_code=1)
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
 
 
 @click.command("pose")
@@ -80,7 +69,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
         poses = estimator.estimate(frame)
         palms = estimator.palms_from_poses(poses, w, h)
         if out_dir is not None:
-            _write_png(out_dir / name, draw_poses(frame, poses, palms))
+            store.write_image(out_dir / name, draw_poses(frame, poses, palms), overwrite=True)
         if as_json:
             keypoints = {} if not poses else {
                 k: [round(kp.x, 1), round(kp.y, 1), round(kp.score, 3)] for k, kp in poses[0].keypoints.items()}
