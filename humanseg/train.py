@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import math
 import os
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from humanseg import metrics
+from humanseg import metrics, store
 from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, split_sets
 from humanseg.errors import HumansegError, WeightsError
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
@@ -168,22 +169,17 @@ def plot_history(rows: list[dict], path: Path) -> None:
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 160, 0), 1, cv2.LINE_AA)
     cv2.putText(img, f"step {x_max}", (w - pad - 80, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                 (0, 0, 0), 1, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".png", img)
-    if ok:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
+    store.write_image(path, img, overwrite=True)
 
 
 def write_history(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["step", "loss", "train_iou", "val_iou", "val_dice",
-                                                "val_boundary_f", "lr", "seconds"])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: r.get(k, "") for k in writer.fieldnames})
-    os.replace(tmp, path)
+    fh = io.StringIO(newline="")
+    writer = csv.DictWriter(fh, fieldnames=["step", "loss", "train_iou", "val_iou", "val_dice",
+                                            "val_boundary_f", "lr", "seconds"])
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r.get(k, "") for k in writer.fieldnames})
+    store.write_bytes_atomic(path, fh.getvalue().encode(), overwrite=True)
 
 
 def read_history(path: Path) -> list[dict]:

@@ -8,6 +8,7 @@ float32 file per variable) converted to a state dict and written atomically to t
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import urllib.error
@@ -19,6 +20,7 @@ import torch
 
 from humanseg.errors import WeightsError, WeightsNotFound, torch_load_failure
 from humanseg.pose.mobilenet import MODEL_IDS, PoseNetMobileNetV1, checkpoint_name
+from humanseg.store import write_bytes_atomic
 
 WEIGHTS_ENV = "HUMANSEG_POSENET_WEIGHTS"
 URL_ENV = "HUMANSEG_POSENET_URL"
@@ -156,15 +158,11 @@ def _missing_error(model_id: int, why: str) -> WeightsNotFound:
 
 
 def save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
-    """torch.save to `path` through a temporary file in the same folder, then os.replace."""
+    """torch.save to `path` through a temporary file in the same folder, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes_atomic(path, buf.getvalue(), overwrite=True)
 
 
 # --- lookup and checking ----------------------------------------------------------------------
