@@ -561,7 +561,7 @@ def default_threads() -> int:
 @click.option("--replace", "replace_path", type=click.Path(dir_okay=False),
               help="Image shown behind the person in the replace view (default: a gradient).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the composited video (.mp4, .avi).")
-@click.option("--force", is_flag=True, help="Overwrite an existing --output.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output or --save-masks masks.")
 @click.option("--save-masks", "masks_dir", type=click.Path(file_okay=False),
               help="Also write each frame's mask as DIR/N_mask.png (N from 0).")
 @click.option("--no-window", is_flag=True, help="Headless: no window (use with --output or --save-masks).")
@@ -592,6 +592,10 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     masks = Path(masks_dir) if masks_dir else None
     if masks is not None:
         store.refuse_capture_folder(masks, "--save-masks")
+        earlier = sorted(masks.glob("*_mask.png")) if masks.is_dir() else []
+        if earlier and not force:
+            raise HumansegError(f"--save-masks {masks} already holds masks ({earlier[0].name}, ...): "
+                                f"--force replaces them, or choose another folder")
 
     from humanseg.model import load_segmenter
 

@@ -94,8 +94,10 @@ def test_live_writes_a_video_of_the_right_size_and_count_and_evaluates_masks(tmp
 @pytest.mark.slow
 def test_raw_masks_equal_evaluate_masks(tmp_path, dev_root, copy_set, segmenter, default_weights):
     folder = dev_root / "set3"
+    (tmp_path / "m").mkdir()
+    cv2.imwrite(str(tmp_path / "m" / "0_mask.png"), np.full((H, W), 255, np.uint8))  # an earlier run's
     res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window", "--raw",
-                  "--weights", str(default_weights), "--save-masks", str(tmp_path / "m"))
+                  "--weights", str(default_weights), "--save-masks", str(tmp_path / "m"), "--force")
     assert res.exit_code == 0, res.output
     for r in evaluate_sets(copy_set(3), [3], segmenter, keep_masks=True):
         saved = cv2.imread(str(tmp_path / "m" / f"{r.index}_mask.png"), cv2.IMREAD_GRAYSCALE)
@@ -137,12 +139,16 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
     cv2.imwrite(str(small), np.zeros((100, 120, 3), np.uint8))
     existing = tmp_path / "exists.mp4"
     existing.write_bytes(b"x")
+    earlier = tmp_path / "earlier"  # an earlier run's --save-masks
+    earlier.mkdir()
+    (earlier / "0_mask.png").write_bytes(b"kept")
     cases = [
         (["--bkg", str(tmp_path / "missing.png")], "missing"),
         (["--bkg", str(bad)], "corrupt"),
         (["--bkg", str(small), "--save-masks", str(tmp_path / "m")], "is 120x100 but --source"),
         (["--bkg", str(folder / "bkg.png"), "--save-masks", str(labeled)], "is a capture set folder"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(existing)], "already exists"),
+        (["--bkg", str(folder / "bkg.png"), "--save-masks", str(earlier)], "already holds masks (0_mask.png"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(tmp_path / "x.gif")], "unsupported video type"),
         (["--bkg", str(folder / "bkg.png"), "--weights", str(tmp_path / "nope.pt")], "nope.pt"),
         (["--bkg", str(folder / "bkg.png"), "--replace", str(bad)], "--replace image"),
@@ -151,7 +157,7 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
         res = run_cli("live", "--source", str(folder), "--no-window", *extra)
         assert res.exit_code == 2, (extra, res.output)
         assert text in res.output and "Traceback" not in res.output
-    assert existing.read_bytes() == b"x"
+    assert existing.read_bytes() == b"x" and (earlier / "0_mask.png").read_bytes() == b"kept"
     assert not (tmp_path / "m").exists()  # a run that fails before its first frame leaves no folder
     assert {p.name: p.read_bytes() for p in labeled.glob("*_mask.png")} == labels and labels
     res = run_cli("live", "--source", str(tmp_path / "nothing"), "--bkg", str(folder / "bkg.png"), "--no-window")
