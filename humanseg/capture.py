@@ -20,7 +20,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.sources import Peeked
-from humanseg.errors import HumansegError
+from humanseg.errors import HumansegError, StoreError
 from humanseg.ui import draw
 from humanseg.ui.controller import CaptureController, Event
 
@@ -158,6 +158,10 @@ def save_capture(kind: str, frame: np.ndarray, context: CaptureContext) -> Saved
     if kind == "background":
         number, path = store.save_background(context.images_root, frame)
         return Saved("background", number, None, path)
+    bkg = context.background
+    if bkg is not None and bkg.shape != frame.shape:  # a set whose frames differ from bkg.png cannot be trained on
+        raise StoreError(f"frame is {frame.shape[1]}x{frame.shape[0]} but set {context.set_number}'s bkg.png "
+                         f"is {bkg.shape[1]}x{bkg.shape[0]}; not saved")
     k, path = store.save_frame(context.images_root, context.set_number, frame)
     return Saved("frame", context.set_number, k, path)
 

@@ -137,6 +137,21 @@ def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monke
     assert sorted(p.name for p in (tmp_path / "set1").iterdir()) == ["bkg.png"]
 
 
+def test_a_frame_of_another_size_than_the_background_is_not_saved(tmp_path, dev_root):
+    # A source that changes size (a folder of mixed images) must not put a frame into a set whose
+    # bkg.png has another size: such a set cannot be trained on.
+    big = frames(dev_root, 1)[0]
+    small = cv2.resize(big, (W // 2, H // 2))
+    clock = Clock()
+    source = ListSource([big] * 50 + [small] * 50, clock)
+    events = []
+    ctx = run_capture(source, ScriptWindow({0: [ord("b")], 40: [ord("s")], 80: [ord("q")]}),
+                      controller(clock), tmp_path, clock=clock, log=events.append)
+    messages = [e["text"] for e in events if e["event"] == "message"]
+    assert messages == [f"save failed: frame is {W // 2}x{H // 2} but set 1's bkg.png is {W}x{H}; not saved"]
+    assert ctx.frames_saved == 0 and sorted(p.name for p in (tmp_path / "set1").iterdir()) == ["bkg.png"]
+
+
 def test_palms_press_buttons_and_are_drawn(tmp_path, dev_root):
     clock = Clock()
     sav = default_layout(W, H)[1]
