@@ -136,6 +136,21 @@ def test_set_without_bkg_and_mismatched_sizes_are_named(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
+    rooms = tmp_path / "rooms"
+    rooms.mkdir()
+    (rooms / "notes.txt").write_text("not an image")
+    args = ["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "w"), "--backgrounds", str(rooms)]
+    r = run_training(args)
+    assert r.returncode == 2 and f"--backgrounds {rooms} holds no .png or .jpg image" in r.stderr
+    shutil.copy(dev_root / "set2" / "bkg.png", rooms / "room.png")
+    (rooms / "broken.jpg").write_bytes(b"\xff\xd8 cut short")
+    r = run_training(args)
+    assert r.returncode == 2 and f"--backgrounds image unreadable or corrupt: {rooms / 'broken.jpg'}" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w" / "last.pt").exists()
+
+
 def test_bad_options_are_usage_errors(tmp_path):
     r = run_training(["--size", "100x50"])
     assert r.returncode == 2 and "multiples of 16" in r.stderr

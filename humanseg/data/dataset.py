@@ -48,15 +48,22 @@ def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None
 
 
 def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
-    """Extra empty rooms for compositing (any image files in the folder)."""
-    if not folder or not Path(folder).is_dir():
+    """Extra empty rooms for compositing (the .png / .jpg images in the folder). A folder that is
+    missing or holds no image, and an image that cannot be read, are errors that name it: a room
+    left out without a word would train a different model than the command asked for."""
+    if not folder:
         return []
+    if not Path(folder).is_dir():
+        raise HumansegError(f"--backgrounds folder not found: {folder}")
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.suffix.lower() in {".png", ".jpg", ".jpeg"}:
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is not None:
-                out.append(img)
+            if img is None:
+                raise HumansegError(f"--backgrounds image unreadable or corrupt: {p}")
+            out.append(img)
+    if not out:
+        raise HumansegError(f"--backgrounds {folder} holds no .png or .jpg image")
     return out
 
 
