@@ -244,6 +244,18 @@ def test_dead_display(unlabeled):
                           "cannot connect", ":87")
 
 
+def test_explicit_weights_that_cannot_be_used(unlabeled, tmp_path):
+    # No fallback to differencing for a --weights typo: checked before any window opens.
+    missing = tmp_path / "nope.pt"
+    assert_one_line_error(run_cli("-s", "3", "--images", str(unlabeled), "--weights", str(missing),
+                                  env={"DISPLAY": ""}), "weights file not found", str(missing))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert_one_line_error(run_cli("-s", "3", "--images", str(unlabeled), "--weights", str(junk),
+                                  env={"DISPLAY": ""}), str(junk))
+    assert not list((unlabeled / "set3").glob("*_mask.png"))
+
+
 def test_nothing_to_label_is_not_an_error(copy_set):
     root = copy_set(3)  # every frame has a mask
     result = run_cli("-s", "3", "--images", str(root), env={"DISPLAY": ""})

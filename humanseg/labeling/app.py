@@ -107,11 +107,13 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
         emit("summary", **summary.__dict__)
         return summary
     background = store.read_background(info)
+    guesser = Guesser(background, weights=weights) if use_guess else None
+    if guesser is not None and weights is not None:
+        guesser.require_model()  # an explicit --weights that cannot be used is an error, not a fallback
     require_display()  # before any HighGUI call: Qt aborts the process without a display
 
     import cv2
 
-    guesser = Guesser(background, weights=weights) if use_guess else None
     cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     noted = False
     try:

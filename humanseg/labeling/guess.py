@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from humanseg.errors import HumansegError
 from humanseg.labeling.geometry import Shape, mask_to_shapes
 
 GUESS_EPSILON = 1.0  # px: outline simplification of guesses (IoU ≥ 0.99 on the dev masks)
@@ -66,6 +67,13 @@ class Guesser:
                 # No usable model: fall back to differencing and say why once.
                 self.model_problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         return self._segmenter
+
+    def require_model(self) -> None:
+        """Load the model now; HumansegError (one line, naming the file) if it cannot be used. For an
+        explicit --weights: a typo there is bad input, not a reason to fall back to differencing."""
+        if self._model() is None:
+            problem = self.model_problem or "the model is turned off"
+            raise HumansegError(problem if str(self.weights) in problem else f"--weights {self.weights}: {problem}")
 
     def guess(self, frame: np.ndarray, pred_path: Path | None = None) -> Guess:
         """The guess for one BGR frame; pred_path (K_pred.png) wins when it exists and fits."""
