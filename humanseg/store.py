@@ -19,8 +19,10 @@ import numpy as np
 
 from humanseg.errors import StoreError
 
-SET_RE = re.compile(r"^set(\d+)$")
-FRAME_RE = re.compile(r"^(\d+)\.png$")
+# Numbers as the tool writes them, without leading zeros: "set01" or "07.png" would be read as set 1 or
+# frame 7 and then looked up as set1/ or 7.png, which are other names (or none).
+SET_RE = re.compile(r"^set(0|[1-9]\d*)$")
+FRAME_RE = re.compile(r"^(0|[1-9]\d*)\.png$")
 BKG_NAME = "bkg.png"
 
 

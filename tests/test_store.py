@@ -20,19 +20,24 @@ def test_set_and_frame_numbering_with_gaps(tmp_path):
     for n in (1, 2, 10):
         (root / f"set{n}").mkdir(parents=True)
     (root / "setx").mkdir()
+    (root / "set01").mkdir()  # not a name the tool writes: read as set 1 it would be looked up as set1/
     (root / "notes.txt").write_text("x")
     assert store.list_sets(root) == [1, 2, 10]  # numeric, not "1, 10, 2"
     assert store.next_set_number(root) == 11
     n, path = store.create_set(root)
     assert (n, path.name) == (11, "set11")
     s = root / "set2"
-    for name in ("0.png", "2.png", "10.png", "bkg.png", "2_mask.png", "3_pred.png", "4.json"):
+    for name in ("0.png", "2.png", "10.png", "bkg.png", "2_mask.png", "3_pred.png", "4.json", "07.png"):
         (s / name).write_bytes(b"")
     assert store.list_frames(s) == [0, 2, 10]
     assert store.next_frame_number(s) == 11
     assert store.next_frame_number(root / "set1") == 0
     info = store.scan_set(root, 2)
     assert info.labeled == [2] and info.unlabeled == [0, 10]
+    (root / "set01" / "bkg.png").write_bytes(b"")
+    for n in (1, 2, 10, 11):
+        (root / f"set{n}" / "bkg.png").write_bytes(b"")
+    assert [i.number for i in store.scan_root(root)] == [1, 2, 10, 11]
 
 
 def _claim(root, q):
