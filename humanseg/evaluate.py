@@ -211,11 +211,11 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     from humanseg.model import load_segmenter
 
     bkg = store.read_image(bkg_path, "background")
-    seg = load_segmenter(weights)
-    seg.set_background(bkg)
     out = Path(out_dir)
     store.refuse_capture_folder(out, "--out")
-    _check_predict_targets(frames, out, overlay, force)
+    _check_predict_targets(frames, out, overlay, force)  # before the model loads: a refusal comes at once
+    seg = load_segmenter(weights)
+    seg.set_background(bkg)
     for path in frames:
         frame = store.read_image(path, "frame")
         if frame.shape != bkg.shape:
