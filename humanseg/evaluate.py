@@ -145,8 +145,9 @@ def parse_sets(value: str | None) -> list[int] | None:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
 @click.option("--work-width", type=click.IntRange(32), help="Network working width (default: the checkpoint's).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--force", is_flag=True, help="Replace existing --save-masks masks, --montage and --json files.")
 @reports_errors
-def evaluate_command(images, weights, sets, methods, save_masks, montage, json_path, work_width, threads):
+def evaluate_command(images, weights, sets, methods, save_masks, montage, json_path, work_width, threads, force):
     """Score predictions against the labeled masks: mIoU, Dice, boundary F (3 px), ms per frame."""
     root = Path(images)
     if not root.is_dir():
@@ -155,6 +156,15 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
     if save_masks:  # OUT/setN/K_mask.png: OUT must not be a folder of captures (e.g. --images itself)
         for n in store.list_sets(save_masks):
             store.refuse_capture_folder(store.set_path(save_masks, n), "--save-masks")
+    if not force:  # before the run: an earlier run's results are not replaced without a word
+        for n in wanted or store.list_sets(root):
+            earlier = sorted(store.set_path(save_masks, n).glob("*_mask.png")) if save_masks else []
+            if earlier:
+                raise HumansegError(f"--save-masks {save_masks} already holds masks of set {n} "
+                                    f"({earlier[0]}, ...): --force replaces them, or choose another folder")
+        for option, path in (("--montage", montage), ("--json", json_path)):
+            if path and Path(path).exists():
+                raise HumansegError(f"{option} {path} already exists (--force replaces it)")
     report = {}
     for method in dict.fromkeys(methods):
         predictor = make_predictor(method, weights, work_width, threads)

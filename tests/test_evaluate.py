@@ -64,6 +64,21 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     assert np.mean(ious) == pytest.approx(report["model"]["sets"]["set8"]["iou"], abs=1e-4)
     img = cv2.imread(str(montage))
     assert img is not None and img.shape[1] == 3 * 320
+    # A second run keeps the first one's results unless --force, and says so before evaluating.
+    before = {p: p.read_bytes() for p in (out_json, montage, *(masks / "set8").iterdir())}
+    for extra, text in (([], f"already holds masks of set 8 ({masks / 'set8' / '0_mask.png'}"),
+                        (["--save-masks", str(tmp_path / "m2")], f"--montage {montage} already exists"),
+                        (["--save-masks", str(tmp_path / "m2"), "--montage", str(tmp_path / "w2.png")],
+                         f"--json {out_json} already exists")):
+        args = ["--save-masks", str(masks), "--montage", str(montage), "--json", str(out_json), *extra]
+        r = cli("evaluate", "--images", str(root), "--method", "absdiff", *args)
+        assert r.returncode == 2 and text in r.stderr and "--force" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and not r.stdout
+    assert {p: p.read_bytes() for p in before} == before and not (tmp_path / "m2").exists()
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(masks),
+            "--montage", str(montage), "--json", str(out_json), "--force")
+    assert r.returncode == 0, r.stderr
+    assert set(json.loads(out_json.read_text())) == {"absdiff"}
 
 
 def test_evaluate_errors(tmp_path, random_weights):
