@@ -42,7 +42,8 @@ def test_out_draws_images_and_keeps_existing_ones(dev_root, posenet_weights, tmp
     assert (drawn != cv2.imread(str(a))).any(axis=2).sum() > 500  # skeleton pixels were drawn
     assert (tmp_path / "set4_0_pose.png").is_file()
     again = _run(a, b, "--out", tmp_path, "--posenet-weights", posenet_weights)
-    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert _run(a, b, "--out", tmp_path, "--force", "--posenet-weights", posenet_weights).returncode == 0
     assert _run(a, b, "--out", tmp_path, "--overwrite", "--posenet-weights", posenet_weights).returncode == 0
 
 

@@ -24,7 +24,7 @@ def _output_names(images: list[Path]) -> list[str]:
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write <image>_pose.png with skeleton and palms into this folder.")
-@click.option("--overwrite", is_flag=True, help="Replace existing files in --out.")
+@click.option("--force", "--overwrite", "overwrite", is_flag=True, help="Replace existing files in --out.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print one JSON line per image: {"image", "keypoints": {name: [x, y, score]}, "palms": [[x, y]]}.')
 @click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
@@ -58,7 +58,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
         if not overwrite:
             taken = [out_dir / n for n in names if (out_dir / n).exists()]
             if taken:
-                raise HumansegError(f"--out {out_dir}: {taken[0].name} exists (pass --overwrite to replace it)")
+                raise HumansegError(f"--out {out_dir}: {taken[0].name} exists (pass --force to replace it)")
     estimator = PoseEstimator.load(weights=posenet_weights, model_id=int(model_id),
                                    output_stride=int(output_stride), scale=pose_scale, max_poses=max_poses)
     for path, name in zip(images, names):
