@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from types import SimpleNamespace
 
@@ -114,7 +115,6 @@ def test_saved_frame_is_the_frame_read_when_the_countdown_ends(tmp_path, dev_roo
 
 def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monkeypatch):
     # The disk is full for the first Bkg: the screen says so, no half-made set is left, capture goes on.
-    import os
     real_fsync, failures = os.fsync, []
 
     def fsync_full_once(fd):
