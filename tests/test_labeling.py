@@ -398,6 +398,22 @@ def test_guesser_prefers_pred_file(tmp_path):
     assert fallback.source == "diff" and fallback.mask[75, 75] == 255
 
 
+def test_guesser_passes_over_a_bad_pred_file(tmp_path, capsys):
+    # K_pred.png is only a guess: a corrupt one or one of another size must not end the labeling.
+    bkg = np.zeros((H, W, 3), np.uint8)
+    frame = bkg.copy()
+    frame[50:100, 50:100] = 255
+    corrupt, small = tmp_path / "0_pred.png", tmp_path / "1_pred.png"
+    corrupt.write_bytes(b"not a png")
+    store.write_image(small, np.zeros((H // 2, W // 2), np.uint8))
+    g = Guesser(bkg, use_model=False)
+    for path, why in ((corrupt, "unreadable or corrupt"), (small, "differs from its frame")):
+        guess = g.guess(frame, path)
+        assert guess.source == "diff" and guess.mask[75, 75] == 255
+        err = capsys.readouterr().err
+        assert why in err and str(path) in err and len(err.strip().splitlines()) == 1
+
+
 def test_guesser_falls_back_when_model_unavailable():
     bkg = np.zeros((64, 64, 3), np.uint8)
     g = Guesser(bkg, use_model=True, weights="/nonexistent/weights.pt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,10 @@ class Guesser:
         from humanseg.store import read_mask
 
         if pred_path is not None and pred_path.is_file():
-            return Guess(read_mask(pred_path, frame.shape), "pred")
+            try:
+                return Guess(read_mask(pred_path, frame.shape), "pred")
+            except HumansegError as exc:  # only a guess: say so and guess another way
+                print(f"warning: {exc}; guessing without it", file=sys.stderr)
         seg = self._model()
         if seg is not None:
             try:
