@@ -9,7 +9,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from humanseg import store
-from humanseg.labeling.app import initial_shapes
+from humanseg.labeling.app import initial_shapes, save_label
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
     Shape, iou, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
@@ -314,6 +314,26 @@ def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsy
     shapes, source = initial_shapes(info, 0, frame, None)
     assert source == "mask" and iou(shapes_to_mask(shapes, H, W), mask) > 0.95
     assert "0.json; editing the mask's outline instead" in capsys.readouterr().err
+
+
+def test_redo_of_a_broken_mask_starts_from_the_guess_and_saving_mends_it(tmp_path, capsys):
+    root = tmp_path / "images"
+    (root / "set1").mkdir(parents=True)
+    bkg = np.zeros((H, W, 3), np.uint8)
+    store.write_image(root / "set1" / "bkg.png", bkg)
+    frame = bkg.copy()
+    frame[100:300, 200:400] = 200
+    store.write_image(root / "set1" / "0.png", frame)
+    info = store.scan_set(root, 1)
+    for broken in (b"cut short", store.encode_png(np.zeros((H // 2, W // 2), np.uint8))):
+        info.mask_path(0).write_bytes(broken)
+        shapes, source = initial_shapes(info, 0, frame, Guesser(bkg, use_model=False))
+        assert source == "diff" and iou(shapes_to_mask(shapes, H, W) > 0, frame[..., 0] > 0) > 0.95
+        err = capsys.readouterr().err
+        assert str(info.mask_path(0)) in err and "starting from the guess instead" in err
+    editor = PolygonEditor(shapes)
+    save_label(info, 0, editor, (H, W))
+    assert iou(store.read_mask(info.mask_path(0), (H, W)) > 0, frame[..., 0] > 0) > 0.95
 
 
 # ------------------------------------------------------------ mask → polygons → mask on real labels

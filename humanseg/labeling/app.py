@@ -73,9 +73,12 @@ def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Gues
         except HumansegError as exc:
             instead = "editing the mask's outline instead" if labeled else "ignoring it"
             print(f"warning: {exc}; {instead}", file=sys.stderr)
-    if labeled:
-        mask = store.read_mask(info.mask_path(k), frame.shape)
-        return mask_to_shapes(mask, EXISTING_EPSILON), "mask"
+    if labeled:  # opened with --redo / --all
+        try:
+            mask = store.read_mask(info.mask_path(k), frame.shape)
+            return mask_to_shapes(mask, EXISTING_EPSILON), "mask"
+        except HumansegError as exc:  # a broken label is what --redo is there to mend
+            print(f"warning: {exc}; starting from the guess instead (saving replaces it)", file=sys.stderr)
     if guesser is None:
         return [], "none"
     guess = guesser.guess(frame, info.pred_path(k))
