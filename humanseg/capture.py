@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
-from humanseg.sources import Peeked
+from humanseg.sources import Peeked, open_source_quietly
 from humanseg.errors import HumansegError, StoreError
 from humanseg.ui import draw
 from humanseg.ui.controller import CaptureController, Event
@@ -323,20 +323,6 @@ def _weights_hint() -> str:
     return f"to get weights, {where} or pass --posenet-weights PATH; {NO_POSE_HINT}"
 
 
-def open_source_quietly(spec: str):
-    """open_source without OpenCV's own WARN lines for a missing camera (our error says it once)."""
-    from humanseg.sources import open_source
-
-    level = cv2.getLogLevel()
-    cv2.setLogLevel(0)  # 0 = silent
-    try:
-        return open_source(spec, loop=True)
-    except HumansegError as exc:
-        raise HumansegError(f"--source {spec}: {exc}") from None
-    finally:
-        cv2.setLogLevel(level)
-
-
 def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str = "0",
                  images: str | os.PathLike = "images", set_number: int | None = None, mirror: bool = True,
                  dwell: float = 0.3, use_pose: bool = True, posenet_weights: str | None = None,
@@ -358,7 +344,7 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
             raise HumansegError(f"--set {set_number}: {exc}") from None
         frames_saved = len(info.frames)
     require_display()
-    src = open_source_quietly(source)
+    src = open_source_quietly(source, loop=True)
     try:
         first = src.read()
         if first is None:

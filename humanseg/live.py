@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
-from humanseg.sources import Peeked
+from humanseg.sources import Peeked, open_source_quietly
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
 
@@ -531,17 +531,6 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
     return result
 
 
-def open_live_source(spec: str, loop: bool):
-    from humanseg.sources import open_source
-
-    level = cv2.getLogLevel()
-    cv2.setLogLevel(0)  # our one-line error replaces OpenCV's WARN lines for a missing camera
-    try:
-        return open_source(spec, loop=loop)
-    except HumansegError as exc:
-        raise HumansegError(f"--source {spec}: {exc}") from None
-    finally:
-        cv2.setLogLevel(level)
 
 
 def default_threads() -> int:
@@ -601,7 +590,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
 
     segmenter = load_segmenter(weights, num_threads=threads or default_threads())
     # Files loop in a window (a demo); a headless run or a recording goes through them once.
-    src = open_live_source(source, loop=not no_window and not output and not masks)
+    src = open_source_quietly(source, loop=not no_window and not output and not masks)
     is_camera = str(source).strip().isdigit()
     src = _Flipped(src) if mirror else src
     try:

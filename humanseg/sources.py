@@ -125,6 +125,21 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
     raise HumansegError(f"source not found: {spec}")
 
 
+def open_source_quietly(spec: str, loop: bool = False) -> FrameSource:
+    """open_source for a command's --source: a missing camera or a broken video file gets our one
+    line (naming --source), without OpenCV's WARN lines or FFmpeg's own ("moov atom not found")."""
+    # FFmpeg's log level is read once, when OpenCV first loads it (and a user's setting is kept).
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # 0 = silent
+    try:
+        return open_source(spec, loop=loop)
+    except HumansegError as exc:
+        raise HumansegError(f"--source {spec}: {exc}") from None
+    finally:
+        cv2.setLogLevel(level)
+
+
 class Peeked:
     """A source whose first frame was already read (e.g. to size the window); read() returns it first."""
 

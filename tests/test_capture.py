@@ -188,6 +188,11 @@ def test_no_camera_exits_2_with_one_line(xdisplay, tmp_path):
     out = run_main("--source", "7", "--images", str(tmp_path), "--no-pose", env={**os.environ, "DISPLAY": xdisplay})
     assert out.returncode == 2
     assert out.stderr.strip() == "Error: --source 7: cannot open camera 7"
+    junk = tmp_path / "clip.mp4"  # a broken video file: our line only, not FFmpeg's before it
+    junk.write_bytes(b"not a video")
+    out = run_main("--source", str(junk), "--images", str(tmp_path), "--no-pose", env={**os.environ, "DISPLAY": xdisplay})
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"Error: --source {junk}: cannot open video file {junk}"
 
 
 @pytest.mark.gui

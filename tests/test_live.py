@@ -4,13 +4,16 @@ background capture, the loop's keys, and the capture tool's overlay / K_pred.png
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gui import ScriptWindow
+from gui import ROOT, ScriptWindow
 from humanseg import store
 from humanseg.capture import Saved, run_capture
 from humanseg.cli import main as cli
@@ -165,6 +168,18 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
     monkeypatch.delenv("DISPLAY", raising=False)
     res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"))
     assert res.exit_code == 2 and "no display" in res.output
+
+
+def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
+    # In a fresh process: FFmpeg's own "moov atom not found" must not come before our line.
+    junk = tmp_path / "clip.mp4"
+    junk.write_bytes(b"not a video")
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", str(junk), "--no-window",
+                        "--bkg", str(dev_root / "set3" / "bkg.png")], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"Error: --source {junk}: cannot open video file {junk}"
 
 
 # -- stability filter ------------------------------------------------------------------------------
