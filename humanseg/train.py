@@ -412,7 +412,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     f"(continue with --resume)")
             else:
                 log(f"done: {step} steps; last {last_path}, best {best_path} (val mIoU "
-                    f"{best_iou:.4f})" if val_pairs else f"done: {step} steps; {last_path}")
+                    f"{best_iou:.4f})" if val_pairs else
+                    f"done: {step} steps; last {last_path}, best {best_path} (no validation: the last step's)")
         if interrupted:
             raise HumansegError("interrupted", exit_code=130)
         return {"step": step, "best_iou": best_iou, **last_val}

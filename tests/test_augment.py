@@ -61,6 +61,12 @@ def test_validation_holds_out_whole_sets(pairs):
     assert len(train) + len(val) == len(pairs)
     t2, v2 = split_sets(pairs, "0.25", seed=1)
     assert not {p.set_key for p in t2} & {p.set_key for p in v2} and v2
+    # A fraction never holds out every set: one set trains without validation, two keep one to train.
+    one = [p for p in pairs if p.set_key.endswith(":set3")]
+    assert one and split_sets(one, "0.2") == (one, [])
+    two = [p for p in pairs if p.set_key.endswith((":set3", ":set7"))]
+    t3, v3 = split_sets(two, "0.99")
+    assert len({p.set_key for p in t3}) == 1 and len({p.set_key for p in v3}) == 1
 
 
 def torch_equal(a, b):

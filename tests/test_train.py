@@ -151,6 +151,20 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     assert not (tmp_path / "w" / "last.pt").exists()
 
 
+@pytest.mark.slow
+def test_the_readme_command_trains_on_a_single_set(tmp_path, dev_root):
+    # A first afternoon gives one labeled set: the default --val-sets 0.2 must not hold it out.
+    root = tmp_path / "images"
+    shutil.copytree(dev_root / "set3", root / "set3")
+    out = tmp_path / "weights"
+    r = run_training(["-i", "2", "-b", "2", "--images", str(root), "--out", str(out), "--size", "128x96",
+                      "--threads", "1"])
+    assert r.returncode == 0, r.stderr
+    assert "validating on 0 frames (none)" in r.stdout + r.stderr
+    assert f"best {out / 'best.pt'} (no validation: the last step's)" in r.stdout + r.stderr
+    assert load_model(out / "best.pt")[1]["step"] == 2
+
+
 def test_bad_options_are_usage_errors(tmp_path):
     r = run_training(["--size", "100x50"])
     assert r.returncode == 2 and "multiples of 16" in r.stderr

@@ -190,7 +190,9 @@ def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[
         if not 0 < frac < 1:
             raise HumansegError(f"--val-sets fraction must be between 0 and 1: {val_spec}")
         rng = np.random.default_rng(seed)
-        n = max(1, round(frac * len(keys)))
+        # At least one set, but never every set: a user's first afternoon has one labeled set, and
+        # the default fraction must then train on it (without validation) rather than refuse.
+        n = min(max(1, round(frac * len(keys))), len(keys) - 1)
         val_keys = set(rng.choice(keys, size=n, replace=False).tolist())
     else:
         try:
