@@ -531,8 +531,6 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
     return result
 
 
-
-
 def default_threads() -> int:
     """Torch threads for the model: all cores but one, which reads, composites and shows."""
     return max(1, (os.cpu_count() or 2) - 1)
