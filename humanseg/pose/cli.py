@@ -49,11 +49,12 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     images = list(images)
     names = _output_names(images)
     if out_dir is not None:
-        for i, name in enumerate(names):
-            if name in names[:i]:  # e.g. a/set1/0.png and b/set1/0.png: the second would replace the first
-                first = images[names.index(name)]
-                raise HumansegError(f"{first} and {images[i]} would both write {out_dir / name}; "
+        first: dict[str, Path] = {}
+        for path, name in zip(images, names):
+            if name in first:  # e.g. a/set1/0.png and b/set1/0.png: the second would replace the first
+                raise HumansegError(f"{first[name]} and {path} would both write {out_dir / name}; "
                                     f"draw them into separate --out folders")
+            first[name] = path
         out_dir.mkdir(parents=True, exist_ok=True)
         if not overwrite:
             taken = [out_dir / n for n in names if (out_dir / n).exists()]
