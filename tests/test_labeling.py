@@ -9,7 +9,8 @@ import pytest
 from shapely.geometry import Polygon
 
 from humanseg import store
-from humanseg.labeling.app import initial_shapes, save_label
+from humanseg.errors import HumansegError
+from humanseg.labeling.app import Summary, initial_shapes, readable_frames, save_label
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
     Shape, iou, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
@@ -432,6 +433,28 @@ def test_guesser_passes_over_a_bad_pred_file(tmp_path, capsys):
         assert guess.source == "diff" and guess.mask[75, 75] == 255
         err = capsys.readouterr().err
         assert why in err and str(path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_unreadable_frames_are_passed_over_in_a_walk(copy_set, capsys):
+    # One broken K.png must not stop the frames after it from being labeled, now or on a later run.
+    root = copy_set(3, labels=False)
+    info = store.scan_set(root, 3)
+    corrupt, small, *good = info.frames
+    info.frame_path(corrupt).write_bytes(b"not a png")
+    store.write_image(info.frame_path(small), np.zeros((240, 320, 3), np.uint8), overwrite=True)
+    background = store.read_background(info)
+    summary, events = Summary(3, to_label=len(info.frames)), []
+    walked = list(readable_frames(info, info.frames, background.shape, summary,
+                                  lambda event, **f: events.append((event, f["frame"]))))
+    assert [k for k, _ in walked] == good and all(f.shape == background.shape for _, f in walked)
+    assert summary.unreadable == 2 and events == [("unreadable", corrupt), ("unreadable", small)]
+    assert "2 unreadable (passed over)" in summary.line()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and str(info.frame_path(corrupt)) in err[0] and "corrupt" in err[0]
+    assert str(info.frame_path(small)) in err[1] and "differs from bkg.png" in err[1]
+    # Alone (--redo K), the broken frame is the error itself.
+    with pytest.raises(HumansegError, match="corrupt"):
+        list(readable_frames(info, [corrupt], background.shape, Summary(3), lambda *a, **f: None))
 
 
 def test_guesser_falls_back_when_model_unavailable():

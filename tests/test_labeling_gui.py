@@ -198,6 +198,38 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask(shapes, 480, 640))
 
 
+@pytest.mark.gui
+@pytest.mark.slow
+def test_broken_frames_are_passed_over_and_the_rest_labeled(unlabeled, xdisplay):
+    info = store.scan_set(unlabeled, 3)
+    corrupt, small, third = info.frames[:3]
+    info.frame_path(corrupt).write_bytes(b"not a png")
+    store.write_image(info.frame_path(small), np.zeros((240, 320, 3), np.uint8), overwrite=True)
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        assert ready["frame"] == third and [e["frame"] for e in app.events() if e["event"] == "unreadable"] \
+            == [corrupt, small]
+        for n, (x, y) in enumerate(SQUARE, 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        app.click_answered(*SQUARE[0], "edit", action="close")
+        app.key("Return")
+        app.wait_event("saved", frame=third)
+        next_ready(app)
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert summary["unreadable"] == 2 and summary["saved"] == 1
+    assert str(info.frame_path(corrupt)) in err and str(info.frame_path(small)) in err
+    assert "Traceback" not in err
+    assert store.scan_set(unlabeled, 3).labeled == [third]
+    # --redo of a broken frame is an error, one line.
+    result = run_cli("-s", "3", "--images", str(unlabeled), "--redo", str(corrupt), env={"DISPLAY": xdisplay})
+    assert_one_line_error(result, str(info.frame_path(corrupt)), "corrupt")
+
+
 # ------------------------------------------------------------ bad input: one line, exit 2
 
 def run_cli(*args, env=None):

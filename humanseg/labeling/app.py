@@ -45,12 +45,15 @@ class Summary:
     unchanged: int = 0
     skipped: int = 0
     vertices_edited: int = 0
+    unreadable: int = 0
     quit: bool = False
 
     def line(self) -> str:
         return (f"set {self.set_number}: saved {self.saved} of {self.to_label} frame(s), "
                 f"{self.unchanged} accepted unchanged, {self.skipped} skipped, "
-                f"{self.vertices_edited} vertices edited" + (" (quit early)" if self.quit else ""))
+                f"{self.vertices_edited} vertices edited"
+                + (f", {self.unreadable} unreadable (passed over)" if self.unreadable else "")
+                + (" (quit early)" if self.quit else ""))
 
 
 def frames_to_label(info: store.SetInfo, redo: int | None, all_frames: bool) -> list[int]:
@@ -62,6 +65,23 @@ def frames_to_label(info: store.SetInfo, redo: int | None, all_frames: bool) -> 
             raise HumansegError(f"--redo {redo}: no frame {info.frame_path(redo)}")
         return [redo]
     return list(info.frames) if all_frames else info.unlabeled
+
+
+def readable_frames(info: store.SetInfo, ks: list[int], bkg_shape: tuple[int, ...], summary: Summary, emit):
+    """Yield (k, frame) for each frame in ks; in a walk of several, an unreadable K.png or one of another
+    size than bkg.png is named in one warning and passed over, so the frames after it can still be labeled
+    (with one frame, as for --redo K, it is the error)."""
+    for k in ks:
+        try:
+            frame = store.read_frame(info, k, bkg_shape)
+        except HumansegError as exc:
+            if len(ks) == 1:
+                raise
+            print(f"warning: {exc}; passed over (not labeled)", file=sys.stderr)
+            summary.unreadable += 1
+            emit("unreadable", frame=k, reason=str(exc))
+            continue
+        yield k, frame
 
 
 def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guesser | None):
@@ -120,8 +140,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     noted = False
     try:
-        for i, k in enumerate(ks, 1):
-            frame = store.read_frame(info, k, background.shape)
+        for k, frame in readable_frames(info, ks, background.shape, summary, emit):
+            i = ks.index(k) + 1
             shapes, source = initial_shapes(info, k, frame, guesser)
             if source == "diff" and guesser.model_problem and not noted:
                 noted = True
