@@ -221,6 +221,10 @@ class GuiApp:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)  # it ends at the pipe's end, once the program has exited
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            pipe.close()
 
 
 class ScriptWindow:
