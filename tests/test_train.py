@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from humanseg.errors import HumansegError
 from humanseg.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,6 +171,19 @@ def test_bad_options_are_usage_errors(tmp_path):
     assert r.returncode == 2 and "multiples of 16" in r.stderr
     r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
     assert r.returncode == 2 and "images folder not found" in r.stderr
+
+
+def test_the_same_images_folder_twice_is_refused(dev_root, tmp_path, monkeypatch):
+    # Its frames would count twice (the same folder spelled another way, too).
+    from humanseg.data.dataset import load_pairs
+
+    monkeypatch.chdir(dev_root.parent)
+    with pytest.raises(HumansegError, match=re.escape(f"--images {dev_root} is given twice (the same folder as dev)")):
+        load_pairs([Path("dev"), Path(f"{dev_root}/"), tmp_path])
+    r = run_training(["-i", "1", "--images", str(dev_root), "--images", str(dev_root) + "/", "--out",
+                      str(tmp_path / "w")])
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert f"--images {dev_root} is given twice" in r.stderr and not (tmp_path / "w").exists()
 
 
 @pytest.mark.slow

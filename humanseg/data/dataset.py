@@ -37,10 +37,14 @@ class Pair:
 def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None = None) -> list[Pair]:
     """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'."""
     pairs = []
+    seen: dict[Path, Path] = {}
     for root in roots:
         root = Path(root)
         if not root.is_dir():
             raise HumansegError(f"images folder not found: {root}")
+        first = seen.setdefault(root.resolve(), root)
+        if first is not root:  # its frames would count twice, and its sets once in the split
+            raise HumansegError(f"--images {root} is given twice (the same folder as {first})")
         numbers = sets.get(str(root)) if sets else None
         for s in store.load_labeled(root, numbers):
             pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
