@@ -336,6 +336,7 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
     from humanseg.ui.window import CvWindow
 
     background, frames_saved = None, 0
+    store.check_root(images)  # a set folder as --images would nest new sets inside it
     if set_number is not None:
         try:
             info = store.scan_set(images, set_number)

@@ -171,6 +171,7 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         keep = bool(save_masks or montage) and method == methods[0]
         results = evaluate_sets(root, wanted, predictor, keep_masks=keep)
         if not results:
+            store.check_root(root)
             raise HumansegError(f"no labeled frames found in {root}" + (f" sets {sets}" if sets else ""))
         summary = summarize(results)
         report[method] = summary

@@ -88,6 +88,15 @@ def list_sets(root: str | os.PathLike) -> list[int]:
     return sorted(numbers)
 
 
+def check_root(root: str | os.PathLike) -> None:
+    """Refuse a set folder (setN/ holding bkg.png) given where the images root belongs: sets made in
+    it would nest (setN/set1/), and its frames would not be found."""
+    root = Path(root)
+    where = Path(os.path.abspath(root))  # "." inside a set folder has its name; links are kept as given
+    if SET_RE.match(where.name) and (root / BKG_NAME).is_file():
+        raise StoreError(f"--images {root} is a set folder; give the folder that holds it: {where.parent}")
+
+
 def list_frames(folder: str | os.PathLike) -> list[int]:
     """Frame numbers K of the K.png files in a set folder, in numeric order."""
     folder = Path(folder)
@@ -100,6 +109,7 @@ def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> 
     """Describe set `number` under root; raises StoreError if the folder or its bkg.png is missing."""
     path = set_path(root, number)
     if not path.is_dir():
+        check_root(root)
         available = list_sets(root)
         hint = f" (sets here: {', '.join(map(str, available))})" if available else " (no sets here)"
         raise StoreError(f"set folder not found: {path}{hint}")

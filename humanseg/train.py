@@ -268,10 +268,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if held and not cfg.resume and not cfg.force:
             raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
                                 f"with --resume, start over with --force, or choose another --out")
-        pairs = load_pairs(cfg.images)
-        if not pairs:
-            raise HumansegError(f"no labeled frames found in {', '.join(map(str, cfg.images))} "
-                                f"(label some with label_images.py)")
+        pairs = load_pairs(cfg.images)  # every root must hold labeled frames
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = [img for folder in cfg.backgrounds for img in load_backgrounds(folder)]
 

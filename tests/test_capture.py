@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +182,18 @@ def test_no_display_exits_2_with_one_line(display, tmp_path, dev_root):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "display" in lines[0] and "Traceback" not in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_set_folder_as_images_is_refused_before_anything_opens(tmp_path, dev_root):
+    # New sets would otherwise be made inside it (set3/set1/bkg.png), where no tool finds them.
+    root = tmp_path / "images"
+    shutil.copytree(dev_root / "set3", root / "set3")
+    before = sorted(p.name for p in (root / "set3").iterdir())
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(root / "set3"), "--no-pose",
+                   env={**os.environ, "DISPLAY": ""})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == f"Error: --images {root / 'set3'} is a set folder; give the folder that holds it: {root}"
+    assert sorted(p.name for p in (root / "set3").iterdir()) == before
 
 
 @pytest.mark.gui

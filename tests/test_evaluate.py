@@ -81,12 +81,15 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     assert set(json.loads(out_json.read_text())) == {"absdiff"}
 
 
-def test_evaluate_errors(tmp_path, random_weights):
+def test_evaluate_errors(tmp_path, random_weights, dev_root):
     r = cli("evaluate", "--images", str(tmp_path / "none"))
     assert r.returncode == 2 and "images folder not found" in r.stderr
     (tmp_path / "empty").mkdir()
     r = cli("evaluate", "--images", str(tmp_path / "empty"), "--method", "absdiff")
     assert r.returncode == 2 and "no labeled frames" in r.stderr
+    r = cli("evaluate", "--images", str(dev_root / "set3"), "--method", "absdiff")  # a set folder, not the root
+    assert r.returncode == 2 and (f"--images {dev_root / 'set3'} is a set folder; give the folder that holds it: "
+                                  f"{dev_root}") in r.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     r = cli("evaluate", "--images", str(tmp_path / "empty"), "--weights", str(bad))

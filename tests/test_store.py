@@ -150,6 +150,23 @@ def test_validation_errors_name_the_file(tmp_path):
         store.read_mask(s / "9_mask.png")
 
 
+def test_a_set_folder_given_as_the_images_root_is_named(tmp_path):
+    root = tmp_path / "images"
+    number, path = store.save_background(root, _img())
+    store.check_root(root)  # the root itself is fine
+    store.check_root(tmp_path / "missing")  # and so is one that does not exist yet (capture makes it)
+    hint = f"--images {path.parent} is a set folder; give the folder that holds it: {root}"
+    with pytest.raises(StoreError) as exc:
+        store.check_root(path.parent)
+    assert str(exc.value) == hint
+    with pytest.raises(StoreError) as exc:  # the labeler's "set folder not found" says the same
+        store.scan_set(path.parent, number)
+    assert str(exc.value) == hint
+    # A folder named like a set but without bkg.png may be a root of its own.
+    (tmp_path / "set9").mkdir()
+    store.check_root(tmp_path / "set9")
+
+
 def test_non_binary_mask_is_binarized_with_one_warning(tmp_path):
     m = np.zeros((8, 8), np.uint8)
     m[:, 4:] = 200

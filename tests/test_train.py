@@ -186,6 +186,19 @@ def test_the_same_images_folder_twice_is_refused(dev_root, tmp_path, monkeypatch
     assert f"--images {dev_root} is given twice" in r.stderr and not (tmp_path / "w").exists()
 
 
+def test_an_images_folder_that_adds_nothing_is_named(dev_root, tmp_path):
+    # Among others, a folder without labeled frames (a typo, a set folder) is a mistake, not a no-op.
+    from humanseg.data.dataset import load_pairs
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(HumansegError, match=re.escape(f"no labeled frames found in {empty}")):
+        load_pairs([dev_root, empty])
+    with pytest.raises(HumansegError, match=re.escape(f"--images {dev_root / 'set1'} is a set folder; give the "
+                                                      f"folder that holds it: {dev_root}")):
+        load_pairs([dev_root, dev_root / "set1"])
+
+
 @pytest.mark.slow
 def test_arch_picks_the_network_trained_from_scratch(two_sets, tmp_path):
     from humanseg.model.network import ARCHS, NetConfig

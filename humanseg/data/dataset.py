@@ -46,8 +46,12 @@ def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None
         if first is not root:  # its frames would count twice, and its sets once in the split
             raise HumansegError(f"--images {root} is given twice (the same folder as {first})")
         numbers = sets.get(str(root)) if sets else None
+        before = len(pairs)
         for s in store.load_labeled(root, numbers):
             pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
+        if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
+            store.check_root(root)
+            raise HumansegError(f"no labeled frames found in {root} (label some with label_images.py)")
     return pairs
 
 
