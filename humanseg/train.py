@@ -11,6 +11,8 @@ import io
 import itertools
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +246,45 @@ def lr_at(step: int, total: int, base: float) -> float:
 
 # ---------------------------------------------------------------- the job
 
+class StopSignals:
+    """Ctrl-C (SIGINT) or SIGTERM while training: the step in progress finishes, then training stops
+    with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second
+    signal stops at once, except under torchrun, whose agent repeats the signal to every rank: there the
+    ranks must stop together. SIGINT is left alone where it was ignored (a job started in the background)."""
+
+    def __init__(self, twice_stops_at_once: bool = True):
+        self.signum: int | None = None
+        self.twice_stops_at_once = twice_stops_at_once
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            if self.twice_stops_at_once:
+                raise KeyboardInterrupt  # asked twice: stop now
+            return
+        self.signum = signum
+        again = " (send it again to stop at once)" if self.twice_stops_at_once else ""
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step{again}\n".encode())
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+def _worker_ignores_ctrl_c(worker_id: int) -> None:
+    """Data loader processes leave Ctrl-C to the training process, which stops them once it has saved
+    (they would otherwise die under a batch it is still waiting for). SIGTERM keeps its default: the
+    loader itself stops its workers with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Run training; returns the final metrics dict. Writes last.pt, best.pt, metrics.csv, training.png."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -326,7 +367,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=SkipSampler(sampler, start_step * cfg.batch),
                             num_workers=cfg.workers, drop_last=True,
-                            persistent_workers=cfg.workers > 0)
+                            persistent_workers=cfg.workers > 0, worker_init_fn=_worker_ignores_ctrl_c)
 
         def checkpoint(step, metrics_now, path):
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
@@ -338,8 +379,20 @@ def train(cfg: TrainConfig, log=print) -> dict:
         step = start_step
         run_loss, run_iou, t0 = None, None, time.time()
         last_val: dict = {}
+        row: dict | None = None
         bar = tqdm(total=total, initial=start_step, disable=not is_main, unit="it", dynamic_ncols=True)
         net.train()
+        stops = StopSignals(twice_stops_at_once=not distributed)
+
+        def stop_requested() -> bool:
+            if not distributed:
+                return stops.signum is not None
+            flag = torch.tensor([stops.signum or 0], device=device)  # every rank stops at the same step
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stops.signum = int(flag.item()) or None
+            return stops.signum is not None
+
+        stops.install()
         try:
             for frame, bkg, target in loader:
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
@@ -388,11 +441,22 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     # A planned pause: same as an interruption, but a normal exit.
                     stopped_early = True
                     break
+                if stop_requested():
+                    interrupted = True
+                    break
         except KeyboardInterrupt:
             interrupted = True
+        except RuntimeError:
+            if stops.signum is None:
+                raise
+            interrupted = True  # a SIGTERM to the whole process group also ended the loader's workers
         finally:
+            stops.restore()
             bar.close()
 
+        if (is_main and (interrupted or stopped_early) and row is not None and row["step"] == step
+                and (not history or history[-1]["step"] != step)):
+            history.append(row)  # metrics.csv ends at the step last.pt holds
         if distributed:
             # DDP keeps parameters in step; buffers (BN statistics) are made equal here too.
             for buf in model.buffers():
@@ -412,6 +476,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     f"{best_iou:.4f})" if val_pairs else
                     f"done: {step} steps; last {last_path}, best {best_path} (no validation: the last step's)")
         if interrupted:
+            if stops.signum == signal.SIGTERM:
+                raise HumansegError("terminated (SIGTERM)", exit_code=128 + signal.SIGTERM)
             raise HumansegError("interrupted", exit_code=130)
         return {"step": step, "best_iou": best_iou, **last_val}
     finally:

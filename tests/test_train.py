@@ -2,8 +2,10 @@ import csv
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -113,6 +115,44 @@ def test_two_process_gloo_run_ends_with_identical_weights(two_sets, tmp_path):
     assert (out / "last.pt").is_file()
 
 
+def start_in_own_group(cmd, out):
+    """Start cmd in a process group of its own (SIGINT not ignored) and wait until out/last.pt exists."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            # a background CI shell may ignore SIGINT; start a group of our own
+                            preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()))
+    deadline = time.monotonic() + 300
+    while not (out / "last.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
+def signal_group_and_wait(proc, sig):
+    try:
+        os.killpg(proc.pid, sig)
+        return proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_torchrun_stops_every_rank_at_the_same_step(two_sets, tmp_path):
+    # torchrun's agent repeats the signal to the ranks; they agree on one step, end equal, rank 0 saves.
+    out = tmp_path / "ddp"
+    proc = start_in_own_group(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+         "training.py", "-i", "5000", "--images", str(two_sets), "--out", str(out), "--val-sets", "none",
+         "--val-every", "1", "--device", "cpu", "--size", "128x96", "-b", "2", "--threads", "1", "--init", "scratch"],
+        out)
+    stdout, stderr = signal_group_and_wait(proc, signal.SIGINT)
+    digests = dict(re.findall(r"rank (\d) weights ([0-9a-f]+)", stdout))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], stdout + stderr[-3000:]
+    saved = re.findall(r"interrupted at step (\d+): saved", stdout)
+    assert len(saved) == 1 and load_model(out / "last.pt")[1]["step"] == int(saved[0])
+
+
 def test_no_labeled_frames_is_a_clear_error(tmp_path):
     root = tmp_path / "images"
     (root / "set1").mkdir(parents=True)
@@ -150,6 +190,29 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     assert r.returncode == 2 and f"--backgrounds image unreadable or corrupt: {rooms / 'broken.jpg'}" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w" / "last.pt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "Error: interrupted"),
+                                             (signal.SIGTERM, 143, "Error: terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_saves_the_step_and_resume_goes_on(two_sets, tmp_path, sig, code, line):
+    # The signal goes to the whole process group, as Ctrl-C in a terminal does: the loader's worker too.
+    out = tmp_path / "w"
+    args = ["--images", str(two_sets), "--out", str(out), "--val-sets", "none", "--size", "128x96", "-b", "2",
+            "--threads", "1", "--init", "scratch", "--workers", "1"]
+    proc = start_in_own_group([sys.executable, "training.py", "-i", "5000", "--val-every", "1", *args], out)
+    stdout, stderr = signal_group_and_wait(proc, sig)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and stderr.strip().endswith(line)
+    saved = re.search(r"interrupted at step (\d+): saved (\S+) \(continue with --resume\)", stdout + stderr)
+    assert saved and Path(saved.group(2)) == out / "last.pt", stdout + stderr
+    step = int(saved.group(1))
+    assert 1 <= step < 5000 and load_model(out / "last.pt")[1]["step"] == step
+    assert int(history(out)[-1]["step"]) == step
+    r = run_training(["-i", str(step + 2), "--resume", "--val-every", "1", *args])
+    assert r.returncode == 0, r.stderr
+    assert f"resumed {out / 'last.pt'} at step {step}" in r.stdout + r.stderr
+    assert load_model(out / "last.pt")[1]["step"] == step + 2
 
 
 @pytest.mark.slow
