@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import signal
 
 import click
 
 from humanseg.errors import HumansegError
+from humanseg.signals import Terminated, sigterm_as_interrupt
 
 # name -> "module:attribute"; importing lazily keeps `--help` fast and torch out of light commands.
 SUBCOMMANDS = {
@@ -28,14 +30,17 @@ class UserError(click.ClickException):
 
 
 def reports_errors(fn):
-    """Turn HumansegError (and Ctrl-C) into one line on stderr and a non-zero exit."""
+    """Turn HumansegError (and Ctrl-C, SIGTERM) into one line on stderr and a non-zero exit."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with sigterm_as_interrupt():  # a `kill` cleans up as Ctrl-C does
+                return fn(*args, **kwargs)
         except HumansegError as exc:
             raise UserError(str(exc), exc.exit_code) from None
+        except Terminated:
+            raise UserError("terminated (SIGTERM)", 128 + signal.SIGTERM) from None
         except KeyboardInterrupt:
             raise UserError("interrupted", 130) from None
         except OSError as exc:  # a folder we cannot write, a full disk: one line, not a traceback

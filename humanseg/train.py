@@ -12,7 +12,6 @@ import itertools
 import math
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from humanseg.errors import HumansegError, WeightsError
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
+from humanseg.signals import StopSignals
 
 
 # The loss's boundary term: cross-entropy weight 1 + GAIN within WIDTH px of the true outline.
@@ -245,38 +245,6 @@ def lr_at(step: int, total: int, base: float) -> float:
 
 
 # ---------------------------------------------------------------- the job
-
-class StopSignals:
-    """Ctrl-C (SIGINT) or SIGTERM while training: the step in progress finishes, then training stops
-    with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second
-    signal stops at once, except under torchrun, whose agent repeats the signal to every rank: there the
-    ranks must stop together. SIGINT is left alone where it was ignored (a job started in the background)."""
-
-    def __init__(self, twice_stops_at_once: bool = True):
-        self.signum: int | None = None
-        self.twice_stops_at_once = twice_stops_at_once
-        self._previous: dict[int, object] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None:
-            if self.twice_stops_at_once:
-                raise KeyboardInterrupt  # asked twice: stop now
-            return
-        self.signum = signum
-        again = " (send it again to stop at once)" if self.twice_stops_at_once else ""
-        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step{again}\n".encode())
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
 
 def _worker_ignores_ctrl_c(worker_id: int) -> None:
     """Data loader processes leave Ctrl-C to the training process, which stops them once it has saved

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -180,6 +181,37 @@ def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
                        text=True, timeout=120, env=env)
     assert r.returncode == 2
     assert r.stderr.strip() == f"Error: --source {junk}: cannot open video file {junk}"
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_the_recording_as_ctrl_c_does(tmp_path, dev_root):
+    # A `kill` mid-recording: the frames so far are kept as rec.mp4, no rec.tmp.mp4 is left behind.
+    bkg = cv2.resize(read(dev_root, 2, "bkg.png"), (320, 240), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "bkg.png"), bkg)
+    frames = [cv2.resize(read(dev_root, 2, f"{k}.png"), (320, 240), interpolation=cv2.INTER_AREA) for k in range(4)]
+    clip = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    for i in range(3000):  # far longer than the test waits
+        clip.write(frames[i % 4])
+    clip.release()
+    rec, tmp = tmp_path / "rec.mp4", tmp_path / "rec.tmp.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "humanseg", "live", "--source", str(tmp_path / "clip.avi"),
+                             "--bkg", str(tmp_path / "bkg.png"), "--no-window", "--output", str(rec)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp.is_file() and tmp.stat().st_size > 20000) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143 and stderr.strip() == "Error: terminated (SIGTERM)"
+    assert not tmp.exists()
+    recorded, _ = video_frames(rec)
+    assert 1 <= len(recorded) < 3000 and recorded[0].shape == (240, 320, 3)
 
 
 # -- stability filter ------------------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""Stopping on request: SIGTERM handled as Ctrl-C is, and training's stop-after-this-step signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a job scheduler, a closing session), raised where Ctrl-C's KeyboardInterrupt
+    would be, so the same clean-up runs: temporary files removed, a recording kept, windows closed."""
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises Terminated (unless it was ignored, or this is not the main
+    thread, where signal handlers cannot be set)."""
+    if not _main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+
+    def handle(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT) or SIGTERM while training: the step in progress finishes, then training stops
+    with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second
+    signal stops at once, except under torchrun, whose agent repeats the signal to every rank: there the
+    ranks must stop together. SIGINT is left alone where it was ignored (a job started in the background)."""
+
+    def __init__(self, twice_stops_at_once: bool = True):
+        self.signum: int | None = None
+        self.twice_stops_at_once = twice_stops_at_once
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if _main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            if self.twice_stops_at_once:
+                # asked twice: stop now
+                raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+            return
+        self.signum = signum
+        again = " (send it again to stop at once)" if self.twice_stops_at_once else ""
+        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step{again}\n".encode())
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
