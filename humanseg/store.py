@@ -275,8 +275,8 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     if mask.ndim == 3:
         # A colour or alpha mask: use its first channel, the original tool's masks are grey.
         mask = mask[..., 0]
-    if mask.dtype != np.uint8:
-        mask = (mask > (np.iinfo(mask.dtype).max // 2)).astype(np.uint8) * 255
+    if mask.dtype != np.uint8:  # 16 bit: half its range, or 0/1
+        mask = (mask > (0 if mask.max() == 1 else np.iinfo(mask.dtype).max // 2)).astype(np.uint8) * 255
     if shape is not None and mask.shape[:2] != tuple(shape[:2]):
         raise StoreError(
             f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its frame "
@@ -284,10 +284,12 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
         )
     if not np.isin(mask, (0, 255)).all():
         key = str(path.parent)
+        zero_one = mask.max() == 1  # a 0/1 label (another tool's convention), not a faint 0/255 one
         if key not in _warned_binarize:
             _warned_binarize.add(key)
-            warnings.warn(f"mask has values other than 0/255, binarized at 128: {path}", stacklevel=2)
-        mask = np.where(mask >= 128, 255, 0).astype(np.uint8)
+            how = "0/1 values, read as 0/255" if zero_one else "values other than 0/255, binarized at 128"
+            warnings.warn(f"mask has {how}: {path}", stacklevel=2)
+        mask = np.where(mask >= (1 if zero_one else 128), 255, 0).astype(np.uint8)
     return mask
 
 

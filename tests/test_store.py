@@ -167,6 +167,20 @@ def test_a_set_folder_given_as_the_images_root_is_named(tmp_path):
     store.check_root(tmp_path / "set9")
 
 
+def test_a_zero_one_mask_is_read_as_zero_255(tmp_path):
+    # Labels from tools that write 1 for the person would otherwise all turn to background at 128.
+    m = np.zeros((8, 8), np.uint8)
+    m[2:6, 3:7] = 1
+    cv2.imwrite(str(tmp_path / "0_mask.png"), m)
+    with pytest.warns(UserWarning, match="0/1 values, read as 0/255"):
+        out = store.read_mask(tmp_path / "0_mask.png")
+    assert np.array_equal(out, m * 255)
+    cv2.imwrite(str(tmp_path / "1_mask.png"), m.astype(np.uint16))  # the same in 16 bit
+    assert np.array_equal(store.read_mask(tmp_path / "1_mask.png"), m * 255)
+    cv2.imwrite(str(tmp_path / "2_mask.png"), m.astype(np.uint16) * 65535)
+    assert np.array_equal(store.read_mask(tmp_path / "2_mask.png"), m * 255)
+
+
 def test_non_binary_mask_is_binarized_with_one_warning(tmp_path):
     m = np.zeros((8, 8), np.uint8)
     m[:, 4:] = 200
