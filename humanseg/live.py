@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
-from humanseg.sources import Peeked, open_source_quietly
+from humanseg.sources import CameraStopped, Peeked, open_source_quietly
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
 
@@ -513,8 +513,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             pending = (frame, future)
         if keep_going:
             finish_pending()
-    except KeyboardInterrupt:
-        raise  # Ctrl-C keeps what was recorded so far
+    except (KeyboardInterrupt, CameraStopped):
+        raise  # Ctrl-C, or a camera unplugged, keeps what was recorded so far
     except BaseException:
         keep_output = False  # a real failure leaves no half-written file behind
         raise

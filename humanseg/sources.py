@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -88,11 +89,24 @@ class ImageFolderSource(FrameSource):
         return frame
 
 
+class CameraStopped(HumansegError):
+    """A camera gave no frame for a while: the session ends with this error, keeping what it made."""
+
+    exit_code = 1
+
+
 class VideoSource(FrameSource):
-    """A camera (int index) or a video file, through cv2.VideoCapture."""
+    """A camera (int index) or a video file, through cv2.VideoCapture.
+
+    A file ends when its frames do. A camera that fails a read is asked again for up to
+    `grace_seconds` (webcams drop a frame now and then, above all while starting); one that still
+    gives nothing is an error that says so, not a quiet end of the session."""
+
+    grace_seconds = 2.0
 
     def __init__(self, spec: int | str):
         self.spec = spec
+        self.is_camera = isinstance(spec, int)
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
             what = f"camera {spec}" if isinstance(spec, int) else f"video file {spec}"
@@ -105,7 +119,16 @@ class VideoSource(FrameSource):
 
     def read(self):
         ok, frame = self.cap.read()
-        return frame if ok else None
+        if ok or not self.is_camera:
+            return frame if ok else None
+        deadline = time.monotonic() + self.grace_seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            ok, frame = self.cap.read()
+            if ok:
+                return frame
+        raise CameraStopped(f"camera {self.spec} gave no frame for {self.grace_seconds:g} s (unplugged, or in "
+                            f"use by another program?)")
 
     def release(self):
         self.cap.release()

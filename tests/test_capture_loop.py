@@ -228,3 +228,21 @@ def test_threaded_pose_failure_is_raised_and_edges_released(tmp_path, dev_root):
     with pytest.raises(RuntimeError, match="pose broke"):
         run_capture(source, window, controller(clock), tmp_path, pose=Broken(), clock=clock, pose_async=True)
     assert source.released and window.closed
+
+
+def test_an_unplugged_camera_ends_capture_with_its_error_and_keeps_the_set(tmp_path, dev_root):
+    from humanseg.sources import CameraStopped
+
+    class DyingCamera(ListSource):
+        def read(self):
+            if self.reads >= self.limit:
+                raise CameraStopped("camera 0 gave no frame for 2 s (unplugged, or in use by another program?)")
+            return super().read()
+
+    clock = Clock()
+    source = DyingCamera(frames(dev_root), clock, limit=50)
+    window = ScriptWindow({0: [ord("b")]})  # the background is saved at frame 31, then the camera stops
+    with pytest.raises(CameraStopped, match="camera 0 gave no frame"):
+        run_capture(source, window, controller(clock), tmp_path, clock=clock)
+    assert source.released and window.closed
+    assert store.scan_set(tmp_path, 1).bkg_path.is_file()

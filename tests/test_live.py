@@ -19,6 +19,7 @@ from humanseg import store
 from humanseg.capture import Saved, run_capture
 from humanseg.cli import main as cli
 from humanseg.errors import HumansegError
+from humanseg.sources import CameraStopped
 from humanseg.evaluate import evaluate_sets
 from humanseg.live import (VIEWS, BackgroundGrabber, Compositor, DriftMonitor, LiveSession, StabilityFilter,
                            VideoOutput, run_live)
@@ -415,6 +416,28 @@ def test_camera_moved_warning_is_drawn(dev_root, segmenter):
     band = slice(124, 144)
     assert window.shown[-1][band].mean() < window.shown[0][band].mean() - 20
     assert abs(window.shown[-6][band].mean() - window.shown[0][band].mean()) < 5
+
+
+class DyingCamera(ListSource):
+    """A camera unplugged after `limit` frames: its next read raises, as VideoSource's does."""
+
+    def read(self):
+        if self.reads >= self.limit:
+            raise CameraStopped("camera 0 gave no frame for 2 s (unplugged, or in use by another program?)")
+        return super().read()
+
+
+def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp_path):
+    # A failure discards a half-written file; a camera that stops ends the recording, which is kept.
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(read(dev_root, 3, "bkg.png"))
+    out = VideoOutput(tmp_path / "o.avi", 30.0)
+    source = DyingCamera([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=5)
+    with pytest.raises(CameraStopped, match="camera 0 gave no frame"):
+        run_live(source, session, None, out)
+    assert source.released and [p.name for p in tmp_path.iterdir()] == ["o.avi"]
+    frames_out, _ = video_frames(tmp_path / "o.avi")
+    assert len(frames_out) == 4  # the fifth was read but still in the model when the camera stopped
 
 
 def test_video_output_is_atomic(tmp_path):

@@ -1,0 +1,56 @@
+"""Frame sources: a camera that drops frames, a camera that stops, a video file that ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from humanseg import sources
+from humanseg.errors import HumansegError
+from humanseg.sources import VideoSource
+
+
+class FakeCapture:
+    """cv2.VideoCapture stand-in: plays a script of reads (True: a frame, False: a failed read)."""
+
+    def __init__(self, script, then=False):
+        self.script, self.then, self.reads = list(script), then, 0
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        ok = self.script.pop(0) if self.script else self.then
+        self.reads += 1
+        return ok, (np.full((4, 4, 3), self.reads, np.uint8) if ok else None)
+
+    def release(self):
+        pass
+
+
+def opened(monkeypatch, spec, cap):
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda s: cap)
+    return VideoSource(spec)
+
+
+def test_a_camera_that_drops_a_few_frames_goes_on(monkeypatch):
+    cap = FakeCapture([True, False, False, True], then=True)
+    cam = opened(monkeypatch, 0, cap)
+    first, second = cam.read(), cam.read()
+    assert first[0, 0, 0] == 1 and second[0, 0, 0] == 4  # the two failed reads were asked again
+
+
+def test_a_camera_that_stops_is_an_error_not_an_end(monkeypatch):
+    cap = FakeCapture([True], then=False)
+    cam = opened(monkeypatch, 0, cap)
+    monkeypatch.setattr(VideoSource, "grace_seconds", 0.2)
+    assert cam.read() is not None
+    with pytest.raises(HumansegError, match=r"camera 0 gave no frame for 0.2 s \(unplugged") as exc:
+        cam.read()
+    assert exc.value.exit_code == 1 and cap.reads > 2
+
+
+def test_a_video_file_simply_ends(monkeypatch, tmp_path):
+    cap = FakeCapture([True], then=False)
+    clip = opened(monkeypatch, str(tmp_path / "clip.mp4"), cap)
+    assert clip.read() is not None and clip.read() is None and cap.reads == 2
