@@ -248,9 +248,10 @@ def lr_at(step: int, total: int, base: float) -> float:
 
 def _worker_ignores_ctrl_c(worker_id: int) -> None:
     """Data loader processes leave Ctrl-C to the training process, which stops them once it has saved
-    (they would otherwise die under a batch it is still waiting for). SIGTERM keeps its default: the
-    loader itself stops its workers with it."""
+    (they would otherwise die under a batch it is still waiting for). SIGTERM gets its default back
+    (the handler the command installed comes with the fork): the loader stops its workers with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
