@@ -125,10 +125,11 @@ def worst_montage(root, results: list[FrameResult], count: int = 6, width: int =
 
 
 def parse_sets(value: str | None) -> list[int] | None:
+    """'3,7' (or 'set3,set7') -> [3, 7]; a set named twice counts once."""
     if not value:
         return None
     try:
-        return [int(x.strip().removeprefix("set")) for x in value.split(",") if x.strip()]
+        return list(dict.fromkeys(int(x.strip().removeprefix("set")) for x in value.split(",") if x.strip()))
     except ValueError:
         raise HumansegError(f"--sets must be set numbers like 3,7: {value}") from None
 

@@ -81,6 +81,14 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     assert set(json.loads(out_json.read_text())) == {"absdiff"}
 
 
+def test_a_set_named_twice_is_scored_once(dev_root):
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "3,set3,3", "--method", "absdiff")
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: int(line.split()[1]) for line in r.stdout.splitlines()
+            if line.split()[:1] in (["set3"], ["overall"])}
+    assert rows == {"set3": len(store.scan_set(dev_root, 3).labeled)} | {"overall": rows["set3"]}
+
+
 def test_evaluate_errors(tmp_path, random_weights, dev_root):
     r = cli("evaluate", "--images", str(tmp_path / "none"))
     assert r.returncode == 2 and "images folder not found" in r.stderr
