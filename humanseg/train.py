@@ -26,7 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from humanseg import metrics, store
-from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, split_sets
+from humanseg.data.dataset import Pair, TrainingSet, load_pairs, load_rooms, split_sets
 from humanseg.errors import HumansegError, WeightsError
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
@@ -280,7 +280,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                 f"with --resume, start over with --force, or choose another --out")
         pairs = load_pairs(cfg.images)  # every root must hold labeled frames
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
-        rooms = [img for folder in cfg.backgrounds for img in load_backgrounds(folder)]
+        rooms = load_rooms(cfg.backgrounds)
 
         torch.manual_seed(cfg.seed)  # before the model is built: initial weights follow --seed
         start_step, best_iou, history = 0, -1.0, []

@@ -249,6 +249,22 @@ def test_the_same_images_folder_twice_is_refused(dev_root, tmp_path, monkeypatch
     assert f"--images {dev_root} is given twice" in r.stderr and not (tmp_path / "w").exists()
 
 
+def test_the_same_backgrounds_folder_twice_is_refused(two_sets, tmp_path):
+    # Its rooms would be drawn twice as often as the command says.
+    from humanseg.data.dataset import load_rooms
+
+    rooms = tmp_path / "rooms"
+    rooms.mkdir()
+    cv2.imwrite(str(rooms / "a.png"), np.full((48, 64, 3), 90, np.uint8))
+    assert len(load_rooms([rooms])) == 1
+    with pytest.raises(HumansegError, match=re.escape(f"--backgrounds {rooms} is given twice")):
+        load_rooms([rooms, f"{rooms}/"])
+    r = run_training(["-i", "1", "--images", str(two_sets), "--backgrounds", str(rooms), "--backgrounds",
+                      str(tmp_path / "." / "rooms"), "--out", str(tmp_path / "w")])
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "is given twice" in r.stderr and not (tmp_path / "w").exists()
+
+
 def test_an_images_folder_that_adds_nothing_is_named(dev_root, tmp_path):
     # Among others, a folder without labeled frames (a typo, a set folder) is a mistake, not a no-op.
     from humanseg.data.dataset import load_pairs

@@ -34,17 +34,23 @@ class Pair:
     mask: np.ndarray
 
 
+def distinct_folders(folders: list[str | os.PathLike], option: str) -> list[Path]:
+    """The folders as paths; one given twice, under any spelling, is an error: what it holds would
+    count twice."""
+    seen: dict[Path, Path] = {}
+    for folder in map(Path, folders):
+        first = seen.setdefault(folder.resolve(), folder)
+        if first is not folder:
+            raise HumansegError(f"{option} {folder} is given twice (the same folder as {first})")
+    return list(seen.values())
+
+
 def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None = None) -> list[Pair]:
     """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'."""
     pairs = []
-    seen: dict[Path, Path] = {}
-    for root in roots:
-        root = Path(root)
+    for root in distinct_folders(roots, "--images"):
         if not root.is_dir():
             raise HumansegError(f"images folder not found: {root}")
-        first = seen.setdefault(root.resolve(), root)
-        if first is not root:  # its frames would count twice, and its sets once in the split
-            raise HumansegError(f"--images {root} is given twice (the same folder as {first})")
         numbers = sets.get(str(root)) if sets else None
         before = len(pairs)
         for s in store.load_labeled(root, numbers):
@@ -53,6 +59,11 @@ def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None
             store.check_root(root)
             raise HumansegError(f"no labeled frames found in {root} (label some with label_images.py)")
     return pairs
+
+
+def load_rooms(folders: list[str | os.PathLike]) -> list[np.ndarray]:
+    """Every image of the --backgrounds folders (each folder once)."""
+    return [img for folder in distinct_folders(folders, "--backgrounds") for img in load_backgrounds(folder)]
 
 
 def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
