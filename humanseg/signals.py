@@ -60,7 +60,10 @@ class StopSignals:
             return
         self.signum = signum
         again = " (send it again to stop at once)" if self.twice_stops_at_once else ""
-        os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step{again}\n".encode())
+        try:
+            os.write(2, f"\n{signal.Signals(signum).name}: stopping after this step{again}\n".encode())
+        except OSError:  # stderr gone (a closed pipe): stopping and saving matter more than the note
+            pass
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
