@@ -109,7 +109,7 @@ class VideoSource(FrameSource):
         self.is_camera = isinstance(spec, int)
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
-            what = f"camera {spec}" if isinstance(spec, int) else f"video file {spec}"
+            what = f"camera {spec}" if self.is_camera else f"video file {spec}"
             raise HumansegError(f"cannot open {what}")
 
     @property
