@@ -589,7 +589,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     segmenter = load_segmenter(weights, num_threads=threads or default_threads())
     # Files loop in a window (a demo); a headless run or a recording goes through them once.
     src = open_source_quietly(source, loop=not no_window and not output and not masks)
-    is_camera = str(source).strip().isdigit()
+    is_camera = getattr(src, "is_camera", False)  # open_source's own decision, not a second guess
     src = _Flipped(src) if mirror else src
     try:
         first = src.read()

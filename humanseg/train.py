@@ -31,7 +31,7 @@ from humanseg.errors import HumansegError, WeightsError
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
-from humanseg.signals import StopSignals
+from humanseg.signals import StopSignals, Terminated
 
 
 # The loss's boundary term: cross-entropy weight 1 + GAIN within WIDTH px of the true outline.
@@ -246,7 +246,7 @@ def lr_at(step: int, total: int, base: float) -> float:
 
 # ---------------------------------------------------------------- the job
 
-def _worker_ignores_ctrl_c(worker_id: int) -> None:
+def _worker_leaves_signals_to_trainer(worker_id: int) -> None:
     """Data loader processes leave Ctrl-C to the training process, which stops them once it has saved
     (they would otherwise die under a batch it is still waiting for). SIGTERM gets its default back
     (the handler the command installed comes with the fork): the loader stops its workers with it."""
@@ -336,7 +336,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=SkipSampler(sampler, start_step * cfg.batch),
                             num_workers=cfg.workers, drop_last=True,
-                            persistent_workers=cfg.workers > 0, worker_init_fn=_worker_ignores_ctrl_c)
+                            persistent_workers=cfg.workers > 0, worker_init_fn=_worker_leaves_signals_to_trainer)
 
         def checkpoint(step, metrics_now, path):
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
@@ -446,7 +446,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     f"done: {step} steps; last {last_path}, best {best_path} (no validation: the last step's)")
         if interrupted:
             if stops.signum == signal.SIGTERM:
-                raise HumansegError("terminated (SIGTERM)", exit_code=128 + signal.SIGTERM)
+                raise Terminated()  # reported as every command reports SIGTERM
             raise HumansegError("interrupted", exit_code=130)
         return {"step": step, "best_iou": best_iou, **last_val}
     finally:

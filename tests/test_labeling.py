@@ -446,7 +446,7 @@ def test_unreadable_frames_are_passed_over_in_a_walk(copy_set, capsys):
     summary, events = Summary(3, to_label=len(info.frames)), []
     walked = list(readable_frames(info, info.frames, background.shape, summary,
                                   lambda event, **f: events.append((event, f["frame"]))))
-    assert [k for k, _ in walked] == good and all(f.shape == background.shape for _, f in walked)
+    assert [k for _, k, _ in walked] == good and all(f.shape == background.shape for _, _, f in walked)
     assert summary.unreadable == 2 and events == [("unreadable", corrupt), ("unreadable", small)]
     assert "2 unreadable (passed over)" in summary.line()
     err = capsys.readouterr().err.strip().splitlines()

@@ -68,10 +68,10 @@ def frames_to_label(info: store.SetInfo, redo: int | None, all_frames: bool) -> 
 
 
 def readable_frames(info: store.SetInfo, ks: list[int], bkg_shape: tuple[int, ...], summary: Summary, emit):
-    """Yield (k, frame) for each frame in ks; in a walk of several, an unreadable K.png or one of another
+    """Yield (i, k, frame) for each frame in ks (i counts from 1 in ks); in a walk of several, an unreadable K.png or one of another
     size than bkg.png is named in one warning and passed over, so the frames after it can still be labeled
     (with one frame, as for --redo K, it is the error)."""
-    for k in ks:
+    for i, k in enumerate(ks, 1):
         try:
             frame = store.read_frame(info, k, bkg_shape)
         except HumansegError as exc:
@@ -81,7 +81,7 @@ def readable_frames(info: store.SetInfo, ks: list[int], bkg_shape: tuple[int, ..
             summary.unreadable += 1
             emit("unreadable", frame=k, reason=str(exc))
             continue
-        yield k, frame
+        yield i, k, frame
 
 
 def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guesser | None):
@@ -140,8 +140,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     noted = False
     try:
-        for k, frame in readable_frames(info, ks, background.shape, summary, emit):
-            i = ks.index(k) + 1
+        for i, k, frame in readable_frames(info, ks, background.shape, summary, emit):
             shapes, source = initial_shapes(info, k, frame, guesser)
             if source == "diff" and guesser.model_problem and not noted:
                 noted = True
