@@ -75,6 +75,24 @@ def test_offline_without_weights_is_one_line_exit_1(tmp_path, dev_root):
     assert proc.stderr.strip().count("\n") == 0 and str(tmp_path / "posenet") in proc.stderr
 
 
+@pytest.mark.slow
+def test_a_bad_image_in_a_batch_stops_it_before_anything_is_drawn(dev_root, posenet_weights, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes((dev_root / "set3" / "0.png").read_bytes()[:2000])  # a cut-off PNG
+    good = dev_root / "set3" / "1.png"
+    out = tmp_path / "out"
+    proc = _run(good, bad, "--out", out, "--posenet-weights", posenet_weights)
+    assert proc.returncode == 2 and f"{bad}: not a readable image" in proc.stderr
+    assert not out.exists()  # nothing drawn, so the rerun after fixing bad.png needs no --force
+    bad.write_bytes((dev_root / "set3" / "0.png").read_bytes())
+    proc = _run(good, bad, "--out", out, "--posenet-weights", posenet_weights)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()  # one line per image says what was found and where it was drawn
+    assert len(lines) == 2 and lines[0].startswith(f"{good}: pose score ")
+    assert lines[1].endswith(f", drawn to {out / 'bad_pose.png'}")
+    assert (out / "1_pose.png").is_file() and (out / "bad_pose.png").is_file()
+
+
 def test_unreadable_image_is_exit_2(tmp_path, posenet_weights):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")

@@ -47,6 +47,11 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     from humanseg.pose.estimator import PoseEstimator
 
     images = list(images)
+    # Every image is decoded once before anything is written, so a bad one in a batch stops the run
+    # before the others are drawn (a rerun after fixing it would otherwise need --force).
+    for path in images:
+        if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
+            raise HumansegError(f"{path}: not a readable image")
     names = _output_names(images)
     if out_dir is not None:
         first: dict[str, Path] = {}
@@ -55,13 +60,14 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
                 raise HumansegError(f"{first[name]} and {path} would both write {out_dir / name}; "
                                     f"draw them into separate --out folders")
             first[name] = path
-        out_dir.mkdir(parents=True, exist_ok=True)
         if not overwrite:
             taken = [out_dir / n for n in names if (out_dir / n).exists()]
             if taken:
                 raise HumansegError(f"--out {out_dir}: {taken[0].name} exists (pass --force to replace it)")
     estimator = PoseEstimator.load(weights=posenet_weights, model_id=int(model_id),
                                    output_stride=int(output_stride), scale=pose_scale, max_poses=max_poses)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)  # only once the weights loaded: no empty folder on an error
     for path, name in zip(images, names):
         frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if frame is None:
@@ -76,7 +82,8 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
                 k: [round(kp.x, 1), round(kp.y, 1), round(kp.score, 3)] for k, kp in poses[0].keypoints.items()}
             click.echo(json.dumps({"image": str(path), "keypoints": keypoints,
                                    "palms": [[round(p.x, 1), round(p.y, 1)] for p in palms]}))
-        elif out_dir is None:
+        else:
             summary = ", ".join(f"{p.side} palm at ({p.x:.0f}, {p.y:.0f})" for p in palms) or "no palm"
             score = f"pose score {poses[0].score:.2f}" if poses else "no pose"
-            click.echo(f"{path}: {score}, {summary}")
+            drawn = "" if out_dir is None else f", drawn to {out_dir / name}"
+            click.echo(f"{path}: {score}, {summary}{drawn}")
