@@ -575,6 +575,9 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     replacement = store.read_image(replace_path, "--replace image") if replace_path else None
     if not no_window:
         require_display()
+    if output and Path(output).exists() and Path(source).is_file() and os.path.samefile(output, source):
+        # --force would replace the video being read with the few frames segmented from it
+        raise HumansegError(f"--output {output} is the --source video; write the result to another file")
     video = VideoOutput(output, 30.0, force=force) if output else None
     masks = Path(masks_dir) if masks_dir else None
     if masks is not None:

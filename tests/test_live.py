@@ -172,6 +172,21 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
     assert res.exit_code == 2 and "no display" in res.output
 
 
+def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_root, default_weights):
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for k in range(5):
+        writer.write(read(dev_root, 3, f"{k % 4}.png"))
+    writer.release()
+    before = clip.read_bytes()
+    for spelling in (clip, tmp_path / "." / "clip.avi"):
+        res = run_cli("live", "--source", str(clip), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
+                      "--output", str(spelling), "--force", "--max-frames", "2")
+        assert res.exit_code == 2, res.output
+        assert f"--output {spelling} is the --source video" in res.output and "Traceback" not in res.output
+    assert clip.read_bytes() == before  # not replaced by the two frames segmented from it
+
+
 def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
     # In a fresh process: FFmpeg's own "moov atom not found" must not come before our line.
     junk = tmp_path / "clip.mp4"
