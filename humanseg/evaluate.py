@@ -155,6 +155,7 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         raise HumansegError(f"images folder not found: {root}")
     wanted = parse_sets(sets)
     if save_masks:  # OUT/setN/K_mask.png: OUT must not be a folder of captures (e.g. --images itself)
+        store.refuse_capture_folder(save_masks, "--save-masks")  # nor one set (OUT/setN inside it)
         for n in store.list_sets(save_masks):
             store.refuse_capture_folder(store.set_path(save_masks, n), "--save-masks")
     if not force:  # before the run: an earlier run's results are not replaced without a word

@@ -162,6 +162,11 @@ def test_mask_outputs_refuse_a_capture_folder_and_leave_its_labels(copy_set, ran
     r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(root))
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert f"--save-masks {root / 'set2'} is a capture set folder" in r.stderr
+    # One set folder as OUT would get OUT/set2/K_mask.png, a stray set folder inside the capture.
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(root / "set2"),
+            "--force")
+    assert r.returncode == 2 and f"--save-masks {root / 'set2'} is a capture set folder" in r.stderr
+    assert not (root / "set2" / "set2").exists()
     r = cli("predict", "--bkg", str(root / "set2" / "bkg.png"), str(root / "set2" / "0.png"),
             "--out", str(root / "set2"), "--weights", str(random_weights), "--force")
     assert r.returncode == 2 and f"--out {root / 'set2'} is a capture set folder" in r.stderr
