@@ -158,6 +158,11 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         store.refuse_capture_folder(save_masks, "--save-masks")  # nor one set (OUT/setN inside it)
         for n in store.list_sets(save_masks):
             store.refuse_capture_folder(store.set_path(save_masks, n), "--save-masks")
+    for option, path in (("--montage", montage), ("--json", json_path)):
+        if path:  # never a set's bkg.png, K.png or K_mask.png, --force or not
+            store.refuse_capture_file(path, option)
+    if montage and json_path and Path(montage).resolve() == Path(json_path).resolve():
+        raise HumansegError(f"--montage and --json both name {montage}; give them two files")
     if not force:  # before the run: an earlier run's results are not replaced without a word
         for n in wanted or store.list_sets(root):
             earlier = sorted(store.set_path(save_masks, n).glob("*_mask.png")) if save_masks else []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from humanseg import store
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
 
@@ -94,6 +95,7 @@ def export_command(onnx_path, weights, opset, force):
     The shipped Segmenter runs it at 320 px wide (frames resized with INTER_AREA, the output
     resized back); do the same for the same masks.
     """
+    store.refuse_capture_file(onnx_path, "--onnx")  # e.g. images/set3/0.png, --force or not
     if Path(onnx_path).exists() and not force:
         raise HumansegError(f"--onnx {onnx_path} already exists (pass --force to overwrite)")
     out = export_onnx(weights, onnx_path, opset)

@@ -149,6 +149,20 @@ def refuse_capture_folder(folder: str | os.PathLike, what: str) -> None:
                          f"written there would replace or pass for its labels; choose another folder")
 
 
+# bkg.png, K.png, K_mask.png, K_pred.png, K.json: the files a capture set is made of.
+CAPTURE_FILE_RE = re.compile(r"^(bkg\.png|(0|[1-9]\d*)(\.png|_mask\.png|_pred\.png|\.json))$")
+
+
+def refuse_capture_file(path: str | os.PathLike, what: str) -> None:
+    """StoreError if path is (or would become) one of a capture set's own files, such as
+    images/set3/0.png: an output file written there replaces a capture, or passes for one."""
+    path = Path(path)
+    if CAPTURE_FILE_RE.match(path.name) and path.parent.is_dir() and (
+            (path.parent / BKG_NAME).is_file() or list_frames(path.parent)):
+        raise StoreError(f"{what} {path} is a file of the capture set {path.parent}; "
+                         f"write it somewhere else")
+
+
 # ---------------------------------------------------------------- atomic writes
 
 def _tmp_path(path: Path) -> Path:

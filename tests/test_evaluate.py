@@ -167,6 +167,16 @@ def test_mask_outputs_refuse_a_capture_folder_and_leave_its_labels(copy_set, ran
             "--force")
     assert r.returncode == 2 and f"--save-masks {root / 'set2'} is a capture set folder" in r.stderr
     assert not (root / "set2" / "set2").exists()
+    # --json / --montage never replace (or add) a capture's own file, --force or not.
+    frame = (root / "set2" / "0.png").read_bytes()
+    for option, name in (("--json", "0.png"), ("--montage", "0.png"), ("--json", "9.png")):
+        r = cli("evaluate", "--images", str(root), "--method", "absdiff", option, str(root / "set2" / name),
+                "--force")
+        assert r.returncode == 2 and f"{option} {root / 'set2' / name} is a file of the capture set" in r.stderr
+    assert (root / "set2" / "0.png").read_bytes() == frame and not (root / "set2" / "9.png").exists()
+    same = str(root.parent / "report.png")
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--json", same, "--montage", same)
+    assert r.returncode == 2 and f"--montage and --json both name {same}" in r.stderr
     r = cli("predict", "--bkg", str(root / "set2" / "bkg.png"), str(root / "set2" / "0.png"),
             "--out", str(root / "set2"), "--weights", str(random_weights), "--force")
     assert r.returncode == 2 and f"--out {root / 'set2'} is a capture set folder" in r.stderr

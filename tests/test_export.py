@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from humanseg import store
 from humanseg.cli import main as cli
 from humanseg.model import load_model
 
@@ -66,3 +67,9 @@ def test_export_errors_are_one_line(tmp_path):
     assert res.exit_code == 2 and "no.pt" in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["export"])
     assert res.exit_code == 2 and "--onnx" in res.output
+    # A capture's own file is never replaced by the model, --force or not.
+    _, frame = store.save_background(tmp_path / "images", np.zeros((48, 64, 3), np.uint8))
+    before = frame.read_bytes()
+    res = runner.invoke(cli, ["export", "--onnx", str(frame), "--force"])
+    assert res.exit_code == 2 and f"--onnx {frame} is a file of the capture set" in res.output
+    assert frame.read_bytes() == before

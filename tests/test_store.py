@@ -167,6 +167,22 @@ def test_a_set_folder_given_as_the_images_root_is_named(tmp_path):
     store.check_root(tmp_path / "set9")
 
 
+def test_a_capture_sets_own_files_are_refused_as_outputs(tmp_path):
+    root = tmp_path / "images"
+    _, bkg = store.save_background(root, _img())
+    _, frame = store.save_frame(root, 1, _img())
+    folder = bkg.parent
+    for name in ("bkg.png", "0.png", "7.png", "0_mask.png", "3_pred.png", "0.json"):  # existing or not
+        with pytest.raises(StoreError) as exc:
+            store.refuse_capture_file(folder / name, "--json")
+        assert str(exc.value) == f"--json {folder / name} is a file of the capture set {folder}; write it somewhere else"
+    # Other names in a set folder, capture names elsewhere, and folders that are no capture are fine.
+    for path in (folder / "scores.json", folder / "07.png", root / "0.png", tmp_path / "bkg.png",
+                 tmp_path / "missing" / "0.png"):
+        store.refuse_capture_file(path, "--json")
+    assert frame.name == "0.png"
+
+
 def test_a_zero_one_mask_is_read_as_zero_255(tmp_path):
     # Labels from tools that write 1 for the person would otherwise all turn to background at 128.
     m = np.zeros((8, 8), np.uint8)
