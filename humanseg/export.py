@@ -77,6 +77,8 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
         tmp.unlink(missing_ok=True)
         if isinstance(exc, HumansegError):
             raise
+        if isinstance(exc, OSError):  # a full disk names no file: say which one
+            raise HumansegError(f"--onnx {path}: {exc.strerror or exc}", exit_code=1) from None
         raise HumansegError(f"ONNX export failed: {exc}", exit_code=1) from None
     return path
 

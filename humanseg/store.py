@@ -175,10 +175,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = F
     path = Path(path)
     tmp = _tmp_path(path)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk names no file, a closed folder names the temporary one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 from humanseg import store
 from humanseg.cli import main as cli
 from humanseg.model import load_model
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +76,18 @@ def test_export_errors_are_one_line(tmp_path):
     res = runner.invoke(cli, ["export", "--onnx", str(frame), "--force"])
     assert res.exit_code == 2 and f"--onnx {frame} is a file of the capture set" in res.output
     assert frame.read_bytes() == before
+
+
+def test_a_full_disk_names_the_onnx_file_and_leaves_nothing(tmp_path):
+    # A file size limit makes writes past 100 kB fail as on a full disk (the model is about 1.4 MB).
+    def small_disk():
+        import resource
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    out = tmp_path / "m.onnx"
+    r = subprocess.run([sys.executable, "-m", "humanseg", "export", "--onnx", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    assert r.returncode == 1 and r.stderr.strip() == f"Error: --onnx {out}: File too large"
+    assert list(tmp_path.iterdir()) == []

@@ -1,11 +1,15 @@
+import errno
 import multiprocessing as mp
 import os
 
+import click
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from humanseg import store
+from humanseg.cli import reports_errors
 from humanseg.errors import StoreError
 
 
@@ -104,6 +108,28 @@ def test_crash_between_write_and_rename_leaves_no_partial_file(tmp_path, monkeyp
     with pytest.raises(OSError):
         store.write_image(target, _img(value=99), overwrite=True)
     assert np.array_equal(store.read_image(target), _img(value=7))
+
+
+def test_a_full_disk_is_named_by_the_file_being_written(tmp_path, monkeypatch):
+    # write() on a full disk raises an OSError that names no file; the user must learn which one.
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "out" / "3_mask.png"
+    target.parent.mkdir()
+    with pytest.raises(OSError) as exc:
+        store.write_image(target, _img())
+    assert exc.value.errno == errno.ENOSPC and exc.value.filename == str(target)
+    assert list(target.parent.iterdir()) == []  # no temporary file left behind
+
+    @click.command()
+    @reports_errors
+    def write():  # what every command says about it
+        store.write_image(target, _img())
+
+    res = CliRunner().invoke(write, [])
+    assert res.exit_code == 1 and res.output.strip() == f"Error: {target}: No space left on device"
 
 
 def test_failed_background_write_leaves_no_empty_set_behind(tmp_path, monkeypatch):
