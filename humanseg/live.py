@@ -382,6 +382,17 @@ class VideoOutput:
             return None
         self._writer.release()
         self._writer = None
+        # OpenCV's writer says nothing when a write fails (a full disk): the file is read back, and one
+        # whose index never got written (AVI) or whose moov atom is missing (MP4, MOV) is not kept.
+        check = cv2.VideoCapture(str(self.tmp))
+        try:
+            complete = check.isOpened() and check.get(cv2.CAP_PROP_FRAME_COUNT) >= 1
+        finally:
+            check.release()
+        if not complete:
+            self.tmp.unlink(missing_ok=True)
+            raise HumansegError(f"--output {self.path}: the video could not be written completely "
+                                f"(disk full?); nothing was kept", exit_code=1)
         os.replace(self.tmp, self.path)
         return self.path
 

@@ -187,6 +187,33 @@ def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_roo
     assert clip.read_bytes() == before  # not replaced by the two frames segmented from it
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("ext", [".avi", ".mp4"])
+def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_path, dev_root, ext):
+    # OpenCV's VideoWriter fails silently when the disk fills up; a file size limit (RLIMIT_FSIZE) makes
+    # every write past 200 kB fail the same way, without needing a small disk.
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for k in range(40):
+        writer.write(read(dev_root, 3, f"{k % 4}.png"))
+    writer.release()
+    out = tmp_path / f"rec{ext}"
+
+    def small_disk():
+        import resource
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", str(clip), "--no-window",
+                        "--bkg", str(dev_root / "set3" / "bkg.png"), "--output", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stderr.strip() == (f"Error: --output {out}: the video could not be written completely "
+                                f"(disk full?); nothing was kept")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]  # no rec.tmp, no truncated rec
+
+
 def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
     # In a fresh process: FFmpeg's own "moov atom not found" must not come before our line.
     junk = tmp_path / "clip.mp4"
