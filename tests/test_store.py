@@ -201,7 +201,8 @@ def test_a_capture_sets_own_files_are_refused_as_outputs(tmp_path):
     for name in ("bkg.png", "0.png", "7.png", "0_mask.png", "3_pred.png", "0.json"):  # existing or not
         with pytest.raises(StoreError) as exc:
             store.refuse_capture_file(folder / name, "--json")
-        assert str(exc.value) == f"--json {folder / name} is a file of the capture set {folder}; write it somewhere else"
+        assert str(exc.value) == (f"--json {folder / name} is a file of the capture set {folder}; "
+                                  f"write it somewhere else")
     # Other names in a set folder, capture names elsewhere, and folders that are no capture are fine.
     for path in (folder / "scores.json", folder / "07.png", root / "0.png", tmp_path / "bkg.png",
                  tmp_path / "missing" / "0.png"):

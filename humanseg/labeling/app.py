@@ -68,9 +68,9 @@ def frames_to_label(info: store.SetInfo, redo: int | None, all_frames: bool) -> 
 
 
 def readable_frames(info: store.SetInfo, ks: list[int], bkg_shape: tuple[int, ...], summary: Summary, emit):
-    """Yield (i, k, frame) for each frame in ks (i counts from 1 in ks); in a walk of several, an unreadable K.png or one of another
-    size than bkg.png is named in one warning and passed over, so the frames after it can still be labeled
-    (with one frame, as for --redo K, it is the error)."""
+    """Yield (i, k, frame) for each frame in ks (i counts from 1 in ks). In a walk of several, an
+    unreadable K.png or one of another size than bkg.png is named in one warning and passed over, so
+    the frames after it can still be labeled (with one frame, as for --redo K, it is the error)."""
     for i, k in enumerate(ks, 1):
         try:
             frame = store.read_frame(info, k, bkg_shape)
