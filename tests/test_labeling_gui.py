@@ -230,6 +230,38 @@ def test_broken_frames_are_passed_over_and_the_rest_labeled(unlabeled, xdisplay)
     assert_one_line_error(result, str(info.frame_path(corrupt)), "corrupt")
 
 
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_failed_save_keeps_the_frame_open_and_accept_retries(unlabeled, xdisplay):
+    info = store.scan_set(unlabeled, 3)
+    first = info.frames[0]
+    blocker = info.mask_path(first)
+    blocker.mkdir()  # a folder where K_mask.png goes: the save fails, as on a full disk
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        assert ready["frame"] == first
+        for n, (x, y) in enumerate(SQUARE, 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        app.click_answered(*SQUARE[0], "edit", action="close")
+        app.key("Return")
+        failed = app.wait_event("save_failed", frame=first)
+        again = next_ready(app)  # the same frame, with the polygon drawn, not the next one
+        assert again["frame"] == first and ready_shapes(again) == [Shape(SQUARE)]
+        blocker.rmdir()  # space freed
+        app.key("Return")
+        saved = app.wait_event("saved", frame=first)
+        next_ready(app)
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert str(blocker) in failed["reason"] and f"save failed: {failed['reason']}" in err
+    assert saved["mask"] == str(blocker) and summary["saved"] == 1
+    assert np.array_equal(store.read_mask(blocker), shapes_to_mask([Shape(SQUARE)], 480, 640))
+
+
 # ------------------------------------------------------------ bad input: one line, exit 2
 
 def run_cli(*args, env=None):

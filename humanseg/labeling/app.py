@@ -147,8 +147,18 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 print(f"note: no model ({guesser.model_problem}); guessing by background "
                       f"differencing", file=sys.stderr)
             title = f"set {set_number} \u2014 frame {k} ({i} of {len(ks)})"
-            outcome = _edit_frame(cv2, frame, background, PolygonEditor(shapes), title, source,
-                                  emit, k)
+            editor = PolygonEditor(shapes)
+            while True:
+                outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k)
+                if not isinstance(outcome, PolygonEditor):
+                    break
+                try:
+                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2])
+                    break
+                except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost
+                    print(f"warning: save failed: {exc}; frame {k} stays open: accept again to retry, "
+                          f"n to skip, q to quit", file=sys.stderr)
+                    emit("save_failed", frame=k, reason=str(exc))
             if outcome is None:
                 summary.quit = True
                 emit("quit", frame=k)
@@ -157,9 +167,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 summary.skipped += 1
                 emit("skipped", frame=k)
                 continue
-            editor = outcome
             unchanged = not editor.changed
-            mask_path, json_path = save_label(info, k, editor, frame.shape[:2])
             summary.saved += 1
             summary.unchanged += unchanged
             summary.vertices_edited += editor.vertices_edited
