@@ -519,6 +519,10 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                                              countdown=grabber.seconds_left(now()), grabbing=True))
                     keep_going = handle_keys()
                 continue
+            if frame.shape != session.background.shape:  # an image folder's odd one out: name it
+                which = getattr(source, "last_path", None) or f"frame {read_count} of the source"
+                raise HumansegError(f"{which} is {frame.shape[1]}x{frame.shape[0]} but the background is "
+                                    f"{session.background.shape[1]}x{session.background.shape[0]}")
             future = pool.submit(session.segment, frame, session.correction())
             keep_going = finish_pending()
             pending = (frame, future)

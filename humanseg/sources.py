@@ -60,6 +60,7 @@ class ImageFolderSource(FrameSource):
         self.paths = paths
         self.loop = loop
         self.index = 0
+        self.last_path: str | None = None  # the file read() last returned, for errors about that frame
 
     @classmethod
     def from_spec(cls, spec: str, loop: bool = False) -> "ImageFolderSource":
@@ -86,6 +87,7 @@ class ImageFolderSource(FrameSource):
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
             raise HumansegError(f"unreadable image in source: {path}")
+        self.last_path = path
         return frame
 
 

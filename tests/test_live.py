@@ -214,6 +214,18 @@ def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]  # no rec.tmp, no truncated rec
 
 
+def test_an_image_of_another_size_in_a_folder_source_is_named(tmp_path, dev_root, default_weights):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in (0, 2):
+        (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    cv2.imwrite(str(folder / "1.png"), cv2.resize(read(dev_root, 3, "1.png"), (320, 240)))
+    res = run_cli("live", "--source", str(folder), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
+                  "--save-masks", str(tmp_path / "masks"))
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.strip() == f"Error: {folder / '1.png'} is 320x240 but the background is 640x480"
+
+
 def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
     # In a fresh process: FFmpeg's own "moov atom not found" must not come before our line.
     junk = tmp_path / "clip.mp4"
