@@ -216,6 +216,14 @@ def _check_predict_targets(frames, out: Path, overlay: bool, force: bool) -> Non
                                         f"(--force replaces it)")
 
 
+def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
+    frame = store.read_image(path, "frame")
+    if frame.shape != bkg.shape:
+        raise HumansegError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
+                            f"background's {bkg.shape[1]}x{bkg.shape[0]}: {path}")
+    return frame
+
+
 @click.command("predict")
 @click.option("--bkg", "bkg_path", required=True, type=click.Path(dir_okay=False), help="Background image.")
 @click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -232,13 +240,12 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     out = Path(out_dir)
     store.refuse_capture_folder(out, "--out")
     _check_predict_targets(frames, out, overlay, force)  # before the model loads: a refusal comes at once
+    for path in frames:  # a bad frame in a batch stops it before any output is written (no --force to rerun)
+        _read_predict_frame(path, bkg)
     seg = load_segmenter(weights)
     seg.set_background(bkg)
     for path in frames:
-        frame = store.read_image(path, "frame")
-        if frame.shape != bkg.shape:
-            raise HumansegError(f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the "
-                                f"background's {bkg.shape[1]}x{bkg.shape[0]}: {path}")
+        frame = _read_predict_frame(path, bkg)
         mask = seg.predict_mask(frame)
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         stem = Path(path).stem

@@ -195,3 +195,12 @@ def test_predict_names_an_unreadable_frame_and_writes_nothing(dev_root, tmp_path
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and str(junk) in r.stderr
     assert not out.exists()
+    # Behind a good frame, a bad one (unreadable, or of another size) still stops the batch before
+    # anything is written, so the rerun after mending it needs no --force.
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((240, 320, 3), np.uint8))
+    for bad, why in ((junk, str(junk)), (small, f"frame size 320x240 differs from the background's 640x480: {small}")):
+        r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), str(dev_root / "set2" / "0.png"), str(bad),
+                "--out", str(out), "--weights", str(random_weights))
+        assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert not out.exists()
