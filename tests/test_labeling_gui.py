@@ -39,6 +39,17 @@ def next_ready(app):
     return ready
 
 
+def accept_then_quit(app, k):
+    """Enter on frame k, wait until it is saved and the next frame is up, then q: (saved, summary, stderr)."""
+    app.key("Return")
+    saved = app.wait_event("saved", frame=k)
+    next_ready(app)
+    app.key("q")
+    summary = app.wait_event("summary")
+    assert app.wait_exit() == 0
+    return saved, summary, app.proc.stderr.read()
+
+
 def ready_shapes(ready) -> list[Shape]:
     return [Shape([tuple(p) for p in pts], hole) for pts, hole in zip(ready["polygons"], ready["holes"])]
 
@@ -212,13 +223,7 @@ def test_broken_frames_are_passed_over_and_the_rest_labeled(unlabeled, xdisplay)
         for n, (x, y) in enumerate(SQUARE, 1):
             app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
         app.click_answered(*SQUARE[0], "edit", action="close")
-        app.key("Return")
-        app.wait_event("saved", frame=third)
-        next_ready(app)
-        app.key("q")
-        summary = app.wait_event("summary")
-        assert app.wait_exit() == 0
-        err = app.proc.stderr.read()
+        _, summary, err = accept_then_quit(app, third)
     finally:
         app.close()
     assert summary["unreadable"] == 2 and summary["saved"] == 1
@@ -248,13 +253,7 @@ def test_a_failed_save_keeps_the_frame_open_and_accept_retries(unlabeled, xdispl
         again = next_ready(app)  # the same frame, with the polygon drawn, not the next one
         assert again["frame"] == first and ready_shapes(again) == [Shape(SQUARE)]
         blocker.rmdir()  # space freed
-        app.key("Return")
-        saved = app.wait_event("saved", frame=first)
-        next_ready(app)
-        app.key("q")
-        summary = app.wait_event("summary")
-        assert app.wait_exit() == 0
-        err = app.proc.stderr.read()
+        saved, summary, err = accept_then_quit(app, first)
     finally:
         app.close()
     assert str(blocker) in failed["reason"] and f"save failed: {failed['reason']}" in err

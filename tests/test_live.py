@@ -172,12 +172,17 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
     assert res.exit_code == 2 and "no display" in res.output
 
 
-def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_root, default_weights):
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    for k in range(5):
+def write_clip(path, dev_root, frames: int):
+    """An MJPG video of set3's frames (0, 1, 2, 3, 0, ...), 640x480 at 10 fps."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for k in range(frames):
         writer.write(read(dev_root, 3, f"{k % 4}.png"))
     writer.release()
+    return path
+
+
+def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_root, default_weights):
+    clip = write_clip(tmp_path / "clip.avi", dev_root, 5)
     before = clip.read_bytes()
     for spelling in (clip, tmp_path / "." / "clip.avi"):
         res = run_cli("live", "--source", str(clip), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
@@ -192,11 +197,7 @@ def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_roo
 def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_path, dev_root, ext):
     # OpenCV's VideoWriter fails silently when the disk fills up; a file size limit (RLIMIT_FSIZE) makes
     # every write past 200 kB fail the same way, without needing a small disk.
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    for k in range(40):
-        writer.write(read(dev_root, 3, f"{k % 4}.png"))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.avi", dev_root, 40)
     out = tmp_path / f"rec{ext}"
 
     def small_disk():
