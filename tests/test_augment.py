@@ -5,6 +5,7 @@ import pytest
 
 from humanseg.data import augment as A
 from humanseg.data.dataset import TrainingSet, load_pairs, split_sets
+from humanseg.errors import HumansegError
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,15 @@ def test_validation_holds_out_whole_sets(pairs):
     two = [p for p in pairs if p.set_key.endswith((":set3", ":set7"))]
     t3, v3 = split_sets(two, "0.99")
     assert len({p.set_key for p in t3}) == 1 and len({p.set_key for p in v3}) == 1
+
+
+def test_val_sets_are_set_numbers_or_a_fraction(pairs):
+    for spec in ("-1", "+3", "3,x", "3,-7"):  # int() would take -1 and +3 and then find no such set
+        with pytest.raises(HumansegError, match=r"--val-sets must be set numbers like 3,7 or a fraction"):
+            split_sets(pairs, spec)
+    with pytest.raises(HumansegError, match=r"no labeled frames: \[99\]"):
+        split_sets(pairs, "3, 99")
+    assert {p.set_key.rsplit(":", 1)[1] for p in split_sets(pairs, " 3 ,7,")[1]} == {"set3", "set7"}
 
 
 def torch_equal(a, b):

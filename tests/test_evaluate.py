@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from humanseg import metrics, store
-from humanseg.evaluate import AbsdiffPredictor, absdiff_mask, evaluate_sets, summarize
+from humanseg.errors import HumansegError
+from humanseg.evaluate import AbsdiffPredictor, absdiff_mask, evaluate_sets, parse_sets, summarize
 from humanseg.model import SiameseSegNet, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +89,13 @@ def test_a_set_named_twice_is_scored_once(dev_root):
     rows = {line.split()[0]: int(line.split()[1]) for line in r.stdout.splitlines()
             if line.split()[:1] in (["set3"], ["overall"])}
     assert rows == {"set3": len(store.scan_set(dev_root, 3).labeled)} | {"overall": rows["set3"]}
+
+
+def test_sets_are_set_numbers():
+    assert parse_sets("3, set7,3,") == [3, 7] and parse_sets("") is None
+    for spec in ("-1", "+3", "3-7", "3,x", "3.0"):  # int() would take -1, +3 and look for set-1, set3
+        with pytest.raises(HumansegError, match=f"--sets must be set numbers like 3,7: {re.escape(spec)}$"):
+            parse_sets(spec)
 
 
 def test_evaluate_errors(tmp_path, random_weights, dev_root):
