@@ -626,6 +626,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             from humanseg.ui.window import CvWindow
 
             window = CvWindow("live")
+        made_masks = masks is not None and not masks.exists()
         if masks is not None:  # only once the source, its frame size and the window are fine
             masks.mkdir(parents=True, exist_ok=True)
     except BaseException:
@@ -640,8 +641,15 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     if result.moved_frames:
         summary["moved_frames"] = result.moved_frames
     click.echo(json.dumps(summary))
-    if output and result.output is None:
-        raise HumansegError(f"--output {output}: no frame was segmented, nothing written", exit_code=1)
+    if result.frames == 0 and (output or masks is not None):
+        if made_masks:
+            masks.rmdir()  # the run made it, and nothing went into it
+        what = f"--output {output}" if output else f"--save-masks {masks}"
+        why = "no frame was segmented"
+        if bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images
+            why = (f"--source {source} ended before a background was captured (the --countdown, then "
+                   f"--bkg-seconds of frames); pass --bkg")
+        raise HumansegError(f"{what}: nothing written: {why}", exit_code=1)
 
 
 class _Flipped:

@@ -132,6 +132,14 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
     for k, mask in enumerate(masks[1:]):  # then the set's frames, as labeled (3.png is empty)
         truth = cv2.imread(str(dev_root / "set3" / f"{k}_mask.png"), 0)
         assert frame_scores(mask, truth)["iou"] >= 0.85, k
+    # A source too short for the 1 s of frames averaged: it says so, and leaves no empty folder.
+    for out in (["--save-masks", str(tmp_path / "m2")], ["--output", str(tmp_path / "m2.mp4")]):
+        res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", *out,
+                      "--weights", str(default_weights))
+        assert res.exit_code == 1 and res.output.splitlines()[-1] == (
+            f"Error: {out[0]} {out[1]}: nothing written: --source {src} ended before a background was "
+            f"captured (the --countdown, then --bkg-seconds of frames); pass --bkg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "src"]
 
 
 def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, monkeypatch):
