@@ -641,12 +641,15 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     if result.moved_frames:
         summary["moved_frames"] = result.moved_frames
     click.echo(json.dumps(summary))
-    if result.frames == 0 and (output or masks is not None):
-        if made_masks:
+    if made_masks and result.frames == 0:
+        try:
             masks.rmdir()  # the run made it, and nothing went into it
+        except OSError:
+            pass  # something else put a file there meanwhile: leave it
+    if result.frames == 0 and (output or (masks is not None and no_window)):  # with a window: q quits early
         what = f"--output {output}" if output else f"--save-masks {masks}"
         why = "no frame was segmented"
-        if bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images
+        if no_window and bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images
             why = (f"--source {source} ended before a background was captured (the --countdown, then "
                    f"--bkg-seconds of frames); pass --bkg")
         raise HumansegError(f"{what}: nothing written: {why}", exit_code=1)
