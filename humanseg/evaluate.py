@@ -154,6 +154,10 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
     if not root.is_dir():
         raise HumansegError(f"images folder not found: {root}")
     wanted = parse_sets(sets)
+    for n in wanted or []:  # a set asked for by number is scored, or named: never left out silently
+        if not store.scan_set(root, n).labeled:
+            raise HumansegError(f"--sets {sets}: set {n} has no labeled frames ({store.set_path(root, n)}); "
+                                f"label it first, or leave it out")
     if save_masks:  # OUT/setN/K_mask.png: OUT must not be a folder of captures (e.g. --images itself)
         store.refuse_capture_folder(save_masks, "--save-masks")  # nor one set (OUT/setN inside it)
         for n in store.list_sets(save_masks):

@@ -113,6 +113,17 @@ def test_evaluate_errors(tmp_path, random_weights, dev_root):
     assert r.returncode == 2 and "bad.pt" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_set_asked_for_without_labels_is_named_not_left_out(copy_set):
+    copy_set(2)
+    root = copy_set(3, labels=False)
+    r = cli("evaluate", "--images", str(root), "--sets", "2,3", "--method", "absdiff")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == (f"Error: --sets 2,3: set 3 has no labeled frames ({root / 'set3'}); "
+                                f"label it first, or leave it out")
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff")  # every set with labels: set 2
+    assert r.returncode == 0 and [line.split()[0] for line in r.stdout.splitlines()[2:]] == ["set2", "overall"]
+
+
 def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, tmp_path):
     images = copy_set(2)
     out = tmp_path / "new" / "deeper"
