@@ -51,7 +51,8 @@ class FrameSource:
 class ImageFolderSource(FrameSource):
     """Images of a folder (natural order: 2.png before 10.png) or of a glob pattern.
 
-    Only plain frames are taken from a capture set folder: bkg.png, masks and predictions are skipped.
+    Only image files that are plain frames are taken (from a folder or a glob): a capture set's bkg.png,
+    masks and predictions, and files of other types, are skipped.
     """
 
     def __init__(self, paths: list[str], loop: bool = False):
@@ -64,17 +65,14 @@ class ImageFolderSource(FrameSource):
 
     @classmethod
     def from_spec(cls, spec: str, loop: bool = False) -> "ImageFolderSource":
-        if os.path.isdir(spec):
-            paths = [
-                str(p) for p in Path(spec).iterdir()
-                if p.suffix.lower() in IMAGE_EXTS
-                and not p.stem.endswith(("_mask", "_pred")) and p.stem != "bkg"
-            ]
-        else:
-            paths = glob.glob(spec)
+        found = list(Path(spec).iterdir() if os.path.isdir(spec) else map(Path, glob.glob(spec)))
+        # A glob such as images/set3/*.png takes frames only, as the folder does.
+        paths = [str(p) for p in found if p.suffix.lower() in IMAGE_EXTS
+                 and not p.stem.endswith(("_mask", "_pred")) and p.stem != "bkg" and p.is_file()]
         paths.sort(key=_natural_key)
         if not paths:
-            raise HumansegError(f"no images found in source: {spec}")
+            passed = f" ({len(found)} other files: bkg.png, masks and predictions are not frames)" if found else ""
+            raise HumansegError(f"no images found in source: {spec}{passed}")
         return cls(paths, loop=loop)
 
     def read(self):

@@ -54,3 +54,16 @@ def test_a_video_file_simply_ends(monkeypatch, tmp_path):
     cap = FakeCapture([True], then=False)
     clip = opened(monkeypatch, str(tmp_path / "clip.mp4"), cap)
     assert clip.read() is not None and clip.read() is None and cap.reads == 2
+
+
+def test_a_glob_takes_frames_only_as_a_folder_does(copy_set):
+    # images/set3/*.png also matches bkg.png and the masks: they are not frames to segment.
+    folder = copy_set(3) / "set3"
+    (folder / "0_pred.png").write_bytes((folder / "0_mask.png").read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    frames = [str(folder / f"{k}.png") for k in range(4)]
+    for spec in (str(folder), str(folder / "*.png"), str(folder / "*")):
+        assert sources.open_source(spec).paths == frames, spec
+    with pytest.raises(HumansegError, match=r"no images found in source: .*_mask.png \(4 other files: "):
+        sources.open_source(str(folder / "*_mask.png"))
+    assert sources.open_source(str(folder / "bkg.png")).paths == [str(folder / "bkg.png")]  # named: taken
