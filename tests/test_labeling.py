@@ -317,6 +317,28 @@ def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsy
     assert "0.json; editing the mask's outline instead" in capsys.readouterr().err
 
 
+def test_a_json_drawn_on_another_image_size_is_not_opened_on_this_frame(tmp_path, capsys):
+    # labelme on a half-size copy: its polygons would land in the wrong place on the frame.
+    root = tmp_path / "images"
+    (root / "set1").mkdir(parents=True)
+    store.write_image(root / "set1" / "bkg.png", np.zeros((H, W, 3), np.uint8))
+    frame = np.full((H, W, 3), 90, np.uint8)
+    store.write_image(root / "set1" / "0.png", frame)
+    info = store.scan_set(root, 1)
+    square = [Shape([(10.0, 10.0), (100.0, 10.0), (100.0, 100.0), (10.0, 100.0)])]
+    store.write_json(info.json_path(0), to_labelme(square, "0.png", H // 2, W // 2))
+    assert initial_shapes(info, 0, frame, None) == ([], "none")
+    assert (f"label file drawn on a {W // 2}x{H // 2} image, the frame is {W}x{H}: {info.json_path(0)}; "
+            f"ignoring it") in capsys.readouterr().err
+    store.write_json(info.json_path(0), to_labelme(square, "0.png", H, W), overwrite=True)
+    shapes, source = initial_shapes(info, 0, frame, None)
+    assert source == "json" and [s.points for s in shapes] == [square[0].points]
+    doc = json.loads(info.json_path(0).read_text())
+    del doc["imageHeight"], doc["imageWidth"]  # a file without the size is taken as it is
+    info.json_path(0).write_text(json.dumps(doc))
+    assert [s.points for s in read_labelme(info.json_path(0), (H, W))] == [square[0].points]
+
+
 def test_redo_of_a_broken_mask_starts_from_the_guess_and_saving_mends_it(tmp_path, capsys):
     root = tmp_path / "images"
     (root / "set1").mkdir(parents=True)

@@ -89,7 +89,7 @@ def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Gues
     labeled = info.mask_path(k).is_file()
     if info.json_path(k).is_file():
         try:
-            return read_labelme(info.json_path(k)), "json"
+            return read_labelme(info.json_path(k), frame.shape[:2]), "json"
         except HumansegError as exc:
             instead = "editing the mask's outline instead" if labeled else "ignoring it"
             print(f"warning: {exc}; {instead}", file=sys.stderr)

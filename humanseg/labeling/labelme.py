@@ -55,11 +55,20 @@ def from_labelme(doc: dict, source: str = "K.json") -> list[Shape]:
     return shapes
 
 
-def read_labelme(path: str | Path) -> list[Shape]:
-    """Shapes stored in a labelme JSON file; StoreError names the file if it cannot be read."""
+def read_labelme(path: str | Path, size: tuple[int, int] | None = None) -> list[Shape]:
+    """Shapes stored in a labelme JSON file; StoreError names the file if it cannot be read, or if
+    it says it was drawn on an image of another (height, width) than `size`."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StoreError(f"label file unreadable ({exc.__class__.__name__}): {path}") from None
-    return from_labelme(doc, str(path))
+    shapes = from_labelme(doc, str(path))
+    try:
+        drawn = (int(doc["imageHeight"]), int(doc["imageWidth"]))
+    except (KeyError, TypeError, ValueError):
+        drawn = None  # no size recorded: taken as drawn on this frame
+    if size is not None and drawn is not None and drawn != tuple(size):
+        raise StoreError(f"label file drawn on a {drawn[1]}x{drawn[0]} image, the frame is "
+                         f"{size[1]}x{size[0]}: {path}")
+    return shapes
