@@ -290,8 +290,13 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     if mask is None:
         raise StoreError(f"mask unreadable or corrupt: {path}")
     if mask.ndim == 3:
-        # A colour or alpha mask: use its first channel, the original tool's masks are grey.
-        mask = mask[..., 0]
+        # A colour mask (the original tool's are grey): any colour counts, so a person painted red
+        # (0, 0, 255) is not read as empty from its blue channel; a label kept only in the alpha channel
+        # of a black image is read from there.
+        colour = mask[..., :3].max(axis=2)
+        if mask.shape[2] == 4 and not colour.any():
+            colour = mask[..., 3]
+        mask = colour
     if mask.dtype != np.uint8:  # 16 bit: half its range, or 0/1
         mask = (mask > (0 if mask.max() == 1 else np.iinfo(mask.dtype).max // 2)).astype(np.uint8) * 255
     if shape is not None and mask.shape[:2] != tuple(shape[:2]):

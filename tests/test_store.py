@@ -210,6 +210,20 @@ def test_a_capture_sets_own_files_are_refused_as_outputs(tmp_path):
     assert frame.name == "0.png"
 
 
+def test_colour_masks_are_read_by_any_colour_and_alpha_only_ones_by_alpha(tmp_path):
+    truth = np.zeros((48, 64), np.uint8)
+    truth[10:30, 20:40] = 255
+    red = np.zeros((48, 64, 3), np.uint8)
+    red[truth > 0] = (0, 0, 255)  # BGR: a person painted red, blue channel 0
+    grey = cv2.cvtColor(truth, cv2.COLOR_GRAY2BGR)
+    alpha = np.zeros((48, 64, 4), np.uint8)
+    alpha[..., 3] = truth
+    for name, image in (("red", red), ("grey", grey), ("alpha", alpha)):
+        path = tmp_path / f"{name}_mask.png"
+        cv2.imwrite(str(path), image)
+        assert np.array_equal(store.read_mask(path, (48, 64)), truth), name
+
+
 def test_a_zero_one_mask_is_read_as_zero_255(tmp_path):
     # Labels from tools that write 1 for the person would otherwise all turn to background at 128.
     m = np.zeros((8, 8), np.uint8)
