@@ -67,7 +67,8 @@ class ImageFolderSource(FrameSource):
     def from_spec(cls, spec: str, loop: bool = False) -> "ImageFolderSource":
         found = list(Path(spec).iterdir() if os.path.isdir(spec) else map(Path, glob.glob(spec)))
         # A glob such as images/set3/*.png takes frames only, as the folder does.
-        paths = [str(p) for p in found if p.suffix.lower() in IMAGE_EXTS
+        # Hidden files are passed over as a glob's * does (macOS leaves ._0.png copies on USB sticks).
+        paths = [str(p) for p in found if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
                  and not p.stem.endswith(("_mask", "_pred")) and p.stem != "bkg" and p.is_file()]
         paths.sort(key=_natural_key)
         if not paths:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from humanseg.data import augment as A
-from humanseg.data.dataset import TrainingSet, load_pairs, split_sets
+from humanseg.data.dataset import TrainingSet, load_backgrounds, load_pairs, split_sets
 from humanseg.errors import HumansegError
 
 
@@ -77,6 +77,14 @@ def test_val_sets_are_set_numbers_or_a_fraction(pairs):
     with pytest.raises(HumansegError, match=r"no labeled frames: \[99\]"):
         split_sets(pairs, "3, 99")
     assert {p.set_key.rsplit(":", 1)[1] for p in split_sets(pairs, " 3 ,7,")[1]} == {"set3", "set7"}
+
+
+def test_hidden_files_in_a_backgrounds_folder_are_passed_over(tmp_path, dev_root):
+    # macOS leaves ._room.png beside room.png on a USB stick: not an image, and not the user's room.
+    (tmp_path / "room.png").write_bytes((dev_root / "set2" / "bkg.png").read_bytes())
+    (tmp_path / "._room.png").write_bytes(b"resource fork")
+    rooms = load_backgrounds(tmp_path)
+    assert len(rooms) == 1 and rooms[0].shape == (480, 640, 3)
 
 
 def torch_equal(a, b):

@@ -61,6 +61,7 @@ def test_a_glob_takes_frames_only_as_a_folder_does(copy_set):
     folder = copy_set(3) / "set3"
     (folder / "0_pred.png").write_bytes((folder / "0_mask.png").read_bytes())
     (folder / "notes.txt").write_text("not an image")
+    (folder / "._0.png").write_bytes(b"macOS resource fork")  # hidden: passed over, as * does
     frames = [str(folder / f"{k}.png") for k in range(4)]
     for spec in (str(folder), str(folder / "*.png"), str(folder / "*")):
         assert sources.open_source(spec).paths == frames, spec

@@ -76,7 +76,7 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
         raise HumansegError(f"--backgrounds folder not found: {folder}")
     out = []
     for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() in {".png", ".jpg", ".jpeg"}:
+        if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and not p.name.startswith("."):  # not ._x.png
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None:
                 raise HumansegError(f"--backgrounds image unreadable or corrupt: {p}")
