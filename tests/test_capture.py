@@ -77,7 +77,8 @@ def test_mouse_captures_background_and_two_frames(launch, tmp_path, dev_root, co
     app.wait_event("ready")
     app.find_window("capture", size=(W, H))
 
-    app.click(*centre("bkg"))
+    # Each click waits for its "pressed" answer (sent once more if none came: see GuiApp._answered).
+    app.click_answered(*centre("bkg"), "pressed", by="mouse")
     app.wait_event("countdown_started", button="bkg", timeout=10)
     shot = cv2.imread(str(app.screenshot(tmp_path / "countdown.png")))
     bx, by = centre("bkg")
@@ -90,12 +91,12 @@ def test_mouse_captures_background_and_two_frames(launch, tmp_path, dev_root, co
 
     saved = []
     for k in range(2):
-        app.click(*centre("sav"))
+        app.click_answered(*centre("sav"), "pressed", by="mouse")
         saved.append(app.wait_event("saved", kind="frame", timeout=15))
         assert saved[-1]["frame"] == k and Path(saved[-1]["path"]) == new_set / f"{k}.png"
         assert same_image(new_set / f"{k}.png", cv2.flip(sources[saved[-1]["source_index"]], 1))
 
-    app.click(*centre("ext"))
+    app.click_answered(*centre("ext"), "pressed", by="mouse")
     app.wait_event("quit", by="mouse", timeout=10)
     assert app.wait_exit() == 0
     assert files_in(new_set) == ["0.png", "1.png", "bkg.png"]
