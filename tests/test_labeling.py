@@ -299,14 +299,19 @@ def test_labelme_bad_file_names_it(tmp_path):
         from_labelme({"version": "5"}, "x.json")
 
 
-def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsys):
+def one_grey_frame(tmp_path):
+    """images/set1 with a black bkg.png and one grey frame 0.png: (its SetInfo, the frame)."""
     root = tmp_path / "images"
     (root / "set1").mkdir(parents=True)
     store.write_image(root / "set1" / "bkg.png", np.zeros((H, W, 3), np.uint8))
     frame = np.full((H, W, 3), 90, np.uint8)
     store.write_image(root / "set1" / "0.png", frame)
-    (root / "set1" / "0.json").write_text("{not json")
-    info = store.scan_set(root, 1)
+    return store.scan_set(root, 1), frame
+
+
+def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsys):
+    info, frame = one_grey_frame(tmp_path)
+    info.json_path(0).write_text("{not json")
     assert initial_shapes(info, 0, frame, None) == ([], "none")
     assert "0.json; ignoring it" in capsys.readouterr().err
     mask = np.zeros((H, W), np.uint8)
@@ -319,12 +324,7 @@ def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsy
 
 def test_a_json_drawn_on_another_image_size_is_not_opened_on_this_frame(tmp_path, capsys):
     # labelme on a half-size copy: its polygons would land in the wrong place on the frame.
-    root = tmp_path / "images"
-    (root / "set1").mkdir(parents=True)
-    store.write_image(root / "set1" / "bkg.png", np.zeros((H, W, 3), np.uint8))
-    frame = np.full((H, W, 3), 90, np.uint8)
-    store.write_image(root / "set1" / "0.png", frame)
-    info = store.scan_set(root, 1)
+    info, frame = one_grey_frame(tmp_path)
     square = [Shape([(10.0, 10.0), (100.0, 10.0), (100.0, 100.0), (10.0, 100.0)])]
     store.write_json(info.json_path(0), to_labelme(square, "0.png", H // 2, W // 2))
     assert initial_shapes(info, 0, frame, None) == ([], "none")
