@@ -1,5 +1,7 @@
 """Training data: augmentations do what their names say, samples are reproducible, sets are held out whole."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -77,6 +79,16 @@ def test_val_sets_are_set_numbers_or_a_fraction(pairs):
     with pytest.raises(HumansegError, match=r"no labeled frames: \[99\]"):
         split_sets(pairs, "3, 99")
     assert {p.set_key.rsplit(":", 1)[1] for p in split_sets(pairs, " 3 ,7,")[1]} == {"set3", "set7"}
+
+
+def test_val_sets_hold_out_that_set_of_every_root(tmp_path, dev_root):
+    other = tmp_path / "other"
+    shutil.copytree(dev_root / "set3", other / "set3")
+    shutil.copytree(dev_root / "set5", other / "set5")
+    pairs = load_pairs([dev_root, other])
+    train, val = split_sets(pairs, "3")
+    assert sorted({p.set_key for p in val}) == sorted([f"{dev_root}:set3", f"{other}:set3"])
+    assert f"{other}:set5" in {p.set_key for p in train}
 
 
 def test_hidden_files_in_a_backgrounds_folder_are_passed_over(tmp_path, dev_root):
