@@ -99,15 +99,17 @@ class CameraStopped(HumansegError):
 class VideoSource(FrameSource):
     """A camera (int index) or a video file, through cv2.VideoCapture.
 
-    A file ends when its frames do. A camera that fails a read is asked again for up to
+    A file ends when its frames do, or starts again with `loop` (as a folder does: the capture tool,
+    live mode in a window). A camera that fails a read is asked again for up to
     `grace_seconds` (webcams drop a frame now and then, above all while starting); one that still
     gives nothing is an error that says so, not a quiet end of the session."""
 
     grace_seconds = 2.0
 
-    def __init__(self, spec: int | str):
+    def __init__(self, spec: int | str, loop: bool = False):
         self.spec = spec
         self.is_camera = isinstance(spec, int)
+        self.loop = loop and not self.is_camera
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
             what = f"camera {spec}" if self.is_camera else f"video file {spec}"
@@ -120,6 +122,8 @@ class VideoSource(FrameSource):
 
     def read(self):
         ok, frame = self.cap.read()
+        if not ok and self.loop and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            ok, frame = self.cap.read()  # the first frame again (a file that cannot rewind just ends)
         if ok or not self.is_camera:
             return frame if ok else None
         deadline = time.monotonic() + self.grace_seconds
@@ -145,7 +149,7 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
     if os.path.isfile(spec):
         if Path(spec).suffix.lower() in IMAGE_EXTS:
             return ImageFolderSource([spec], loop=loop)
-        return VideoSource(spec)
+        return VideoSource(spec, loop=loop)
     raise HumansegError(f"source not found: {spec}")
 
 

@@ -54,6 +54,8 @@ def test_a_video_file_simply_ends(monkeypatch, tmp_path):
     cap = FakeCapture([True], then=False)
     clip = opened(monkeypatch, str(tmp_path / "clip.mp4"), cap)
     assert clip.read() is not None and clip.read() is None and cap.reads == 2
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda s: FakeCapture([True]))
+    assert not VideoSource(0, loop=True).loop  # a camera has no start to go back to
 
 
 def test_a_glob_takes_frames_only_as_a_folder_does(copy_set):
@@ -68,3 +70,20 @@ def test_a_glob_takes_frames_only_as_a_folder_does(copy_set):
     with pytest.raises(HumansegError, match=r"no images found in source: .*_mask.png \(4 other files: "):
         sources.open_source(str(folder / "*_mask.png"))
     assert sources.open_source(str(folder / "bkg.png")).paths == [str(folder / "bkg.png")]  # named: taken
+
+
+def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
+    # The capture tool and live mode in a window loop their files: a clip starts again, as a folder does.
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for k in range(3):
+        writer.write(cv2.imread(str(dev_root / "set3" / f"{k}.png")))
+    writer.release()
+    once = sources.open_source(str(clip))
+    frames = list(once)
+    assert len(frames) == 3 and not once.loop
+    looped = sources.open_source(str(clip), loop=True)
+    again = [looped.read() for _ in range(7)]
+    assert all(np.array_equal(a, frames[k % 3]) for k, a in enumerate(again))
