@@ -343,6 +343,18 @@ def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
     r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(tmp_path / "missing.pt"), str(dst)],
                        cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "missing.pt" in r.stderr and "Traceback" not in r.stderr
+    # DST is replaced when it exists (the recipe rewrites default.pt), but never a capture's file.
+    import numpy as np
+
+    from humanseg import store
+
+    _, bkg = store.save_background(tmp_path / "images", np.zeros((48, 64, 3), np.uint8))
+    before = bkg.read_bytes()
+    r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(src), str(bkg)],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == (f"error: DST {bkg} is a file of the capture set "
+                                                      f"{bkg.parent}; write it somewhere else")
+    assert bkg.read_bytes() == before
 
 
 def test_refine_kernel_conversion():

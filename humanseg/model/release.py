@@ -3,7 +3,8 @@ optimizer state (a third of the size), as shipped in humanseg/weights/default.pt
 
 import sys
 
-from humanseg.errors import WeightsError
+from humanseg import store
+from humanseg.errors import StoreError, WeightsError
 from humanseg.model.checkpoint import release_checkpoint
 
 
@@ -12,8 +13,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m humanseg.model.release SRC.pt DST.pt [RECIPE]", file=sys.stderr)
         return 2
     try:
+        store.refuse_capture_file(argv[1], "DST")  # replaced if it exists, but never a set's bkg.png / K.png
         out = release_checkpoint(*argv)
-    except WeightsError as exc:
+    except (WeightsError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
