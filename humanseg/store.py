@@ -140,11 +140,17 @@ def next_frame_number(folder: str | os.PathLike) -> int:
     return (frames[-1] + 1) if frames else 0
 
 
+def is_capture_folder(folder: str | os.PathLike) -> bool:
+    """A capture set's folder: it holds bkg.png or K.png frames."""
+    folder = Path(folder)
+    return (folder / BKG_NAME).is_file() or bool(list_frames(folder))
+
+
 def refuse_capture_folder(folder: str | os.PathLike, what: str) -> None:
     """StoreError if folder is a capture set (bkg.png or K.png there): masks written into it as
     K_mask.png would replace its labels or pass for labels."""
     folder = Path(folder)
-    if (folder / BKG_NAME).is_file() or list_frames(folder):
+    if is_capture_folder(folder):
         raise StoreError(f"{what} {folder} is a capture set folder (it holds bkg.png or K.png frames): masks "
                          f"written there would replace or pass for its labels; choose another folder")
 
@@ -157,8 +163,7 @@ def refuse_capture_file(path: str | os.PathLike, what: str) -> None:
     """StoreError if path is (or would become) one of a capture set's own files, such as
     images/set3/0.png: an output file written there replaces a capture, or passes for one."""
     path = Path(path)
-    if CAPTURE_FILE_RE.match(path.name) and path.parent.is_dir() and (
-            (path.parent / BKG_NAME).is_file() or list_frames(path.parent)):
+    if CAPTURE_FILE_RE.match(path.name) and is_capture_folder(path.parent):
         raise StoreError(f"{what} {path} is a file of the capture set {path.parent}; "
                          f"write it somewhere else")
 

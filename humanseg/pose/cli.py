@@ -20,6 +20,15 @@ def _output_names(images: list[Path]) -> list[str]:
             for p in images]
 
 
+def _read(path: Path):
+    import cv2
+
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise HumansegError(f"{path}: not a readable image")
+    return frame
+
+
 @click.command("pose")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -41,8 +50,6 @@ def _output_names(images: list[Path]) -> list[str]:
 def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scale, model_id, output_stride,
                  max_poses):
     """Run PoseNet on IMAGE files and draw the skeleton and palm centres (or print them as JSON)."""
-    import cv2
-
     from humanseg.pose.draw import draw_poses
     from humanseg.pose.estimator import PoseEstimator
 
@@ -50,8 +57,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     # Every image is decoded once before anything is written, so a bad one in a batch stops the run
     # before the others are drawn (a rerun after fixing it would otherwise need --force).
     for path in images:
-        if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
-            raise HumansegError(f"{path}: not a readable image")
+        _read(path)
     names = _output_names(images)
     if out_dir is not None:
         first: dict[str, Path] = {}
@@ -69,9 +75,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)  # only once the weights loaded: no empty folder on an error
     for path, name in zip(images, names):
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise HumansegError(f"{path}: not a readable image")
+        frame = _read(path)
         h, w = frame.shape[:2]
         poses = estimator.estimate(frame)
         palms = estimator.palms_from_poses(poses, w, h)
