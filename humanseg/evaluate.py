@@ -165,6 +165,10 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
     for option, path in (("--montage", montage), ("--json", json_path)):
         if path:  # never a set's bkg.png, K.png or K_mask.png, --force or not
             store.refuse_capture_file(path, option)
+    for option, path, folder in (("--save-masks", save_masks, True), ("--montage", montage, False),
+                                 ("--json", json_path, False)):
+        if path:  # written after the run: a place that cannot take them fails now, not then
+            store.refuse_unwritable(path, option, folder=folder)
     if montage and json_path and Path(montage).resolve() == Path(json_path).resolve():
         raise HumansegError(f"--montage and --json both name {montage}; give them two files")
     if not force:  # before the run: an earlier run's results are not replaced without a word

@@ -61,7 +61,7 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
     path = Path(path)
     if not path.parent.is_dir():
         raise HumansegError(f"--onnx {path}: folder {path.parent} does not exist")
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = store.temporary_path(path, ".tmp")
     axes = {0: "batch", 2: "height", 3: "width"}
     try:
         with torch.no_grad(), warnings.catch_warnings():
@@ -74,7 +74,7 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
             )
         os.replace(tmp, path)
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
+        store.remove_temporary(tmp)
         if isinstance(exc, HumansegError):
             raise
         if isinstance(exc, OSError):  # a full disk names no file: say which one

@@ -356,7 +356,7 @@ class VideoOutput:
             raise HumansegError(f"--output {path} already exists (pass --force to overwrite)")
         if not self.path.parent.is_dir():
             raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
-        self.tmp = self.path.with_name(f"{self.path.stem}.tmp{self.path.suffix}")
+        self.tmp = store.temporary_path(self.path, ".tmp", keep_suffix=True)
         self.fps = fps
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -390,7 +390,7 @@ class VideoOutput:
         finally:
             check.release()
         if not complete:
-            self.tmp.unlink(missing_ok=True)
+            store.remove_temporary(self.tmp)
             raise HumansegError(f"--output {self.path}: the video could not be written completely "
                                 f"(disk full?); nothing was kept", exit_code=1)
         os.replace(self.tmp, self.path)
@@ -400,7 +400,7 @@ class VideoOutput:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        self.tmp.unlink(missing_ok=True)
+        store.remove_temporary(self.tmp)
 
 
 def draw_overlay(image: np.ndarray, view: str, fps: float, warning: str | None = None,

@@ -168,11 +168,52 @@ def refuse_capture_file(path: str | os.PathLike, what: str) -> None:
                          f"write it somewhere else")
 
 
+def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) -> None:
+    """StoreError unless path (a file, or with folder a folder) could be written: its nearest existing
+    folder must be one this process may write in. For commands that write their results only at the
+    end of a long run, so that a read-only place fails before the run rather than after it."""
+    path = Path(path)
+    there = path if folder else path.parent
+    there = Path(os.path.abspath(there))
+    while not os.path.lexists(there) and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise StoreError(f"{what} {path}: {there} is a file, not a folder")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise StoreError(f"{what} {path}: cannot write in {there} (read-only, or no permission)")
+
+
 # ---------------------------------------------------------------- atomic writes
 
+NAME_MAX = 255  # bytes in one file name on the filesystems this runs on (ext4, APFS, NTFS, ...)
+
+
+def temporary_path(path: str | os.PathLike, tail: str, keep_suffix: bool = False) -> Path:
+    """The name path's content is written under before it is moved into place: in path's folder, so
+    os.replace / os.link stay on one filesystem, ending in tail (+ path's suffix with keep_suffix, for
+    writers that pick the format by it). Shortened so that a name that fits also fits with the tail."""
+    path = Path(path)
+    base, suffix = (path.stem, path.suffix) if keep_suffix else (path.name, "")
+    end = tail + suffix
+    base = base.encode()[:NAME_MAX - len(end.encode())].decode(errors="ignore")
+    return path.with_name(base + end)
+
+
+def remove_temporary(tmp: str | os.PathLike) -> None:
+    """Remove a temporary file if it is there. Never raises: it runs while another error is on its way
+    (on a read-only folder even removing a file that was never made fails, and would hide that error)."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        if os.path.lexists(tmp):
+            warnings.warn(f"could not remove the temporary file {tmp}", stacklevel=2)
+
+
 def _tmp_path(path: Path) -> Path:
-    # Same folder so os.replace/os.link stay on one filesystem; pid keeps concurrent writers apart.
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    # The pid keeps concurrent writers of one name apart.
+    return temporary_path(path, f".{os.getpid()}.tmp")
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
@@ -201,8 +242,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = F
                     raise StoreError(f"refusing to overwrite existing file: {path}") from None
                 os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        remove_temporary(tmp)
     return path
 
 

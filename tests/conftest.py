@@ -88,3 +88,26 @@ def xdisplay():
     yield display
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An empty folder this process cannot write in: a read-only bind mount for root (whom file modes do
+    not stop), a folder without write permission for anyone else. Skipped where root may not mount."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True)
+    if r.returncode != 0 or os.access(folder, os.W_OK):
+        subprocess.run(["umount", str(folder)], capture_output=True)
+        pytest.skip("no read-only folder here: running as root, and mount is not allowed")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

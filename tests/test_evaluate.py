@@ -124,7 +124,7 @@ def test_a_set_asked_for_without_labels_is_named_not_left_out(copy_set):
     assert r.returncode == 0 and [line.split()[0] for line in r.stdout.splitlines()[2:]] == ["set2", "overall"]
 
 
-def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, tmp_path):
+def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, tmp_path, read_only_folder):
     images = copy_set(2)
     out = tmp_path / "new" / "deeper"
     r = cli("evaluate", "--images", str(images), "--method", "absdiff",
@@ -134,8 +134,15 @@ def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, 
     blocked = tmp_path / "file"
     blocked.write_text("a file, not a folder")
     r = cli("evaluate", "--images", str(images), "--method", "absdiff", "--json", str(blocked / "s.json"))
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and str(blocked) in r.stderr
+    # Refused before the run (no table printed), not after it, when the results would be written.
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"Error: --json {blocked / 's.json'}: {blocked} is a file, not a folder\n"
+    for option, target in (("--save-masks", read_only_folder / "masks"), ("--json", read_only_folder / "s.json"),
+                           ("--montage", read_only_folder / "deeper" / "worst.png")):
+        r = cli("evaluate", "--images", str(images), "--method", "absdiff", option, str(target))
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr == f"Error: {option} {target}: cannot write in {read_only_folder} " \
+                           f"(read-only, or no permission)\n"
 
 
 def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, random_weights):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -518,6 +519,23 @@ def test_video_output_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
     with pytest.raises(HumansegError, match="already exists"):
         VideoOutput(tmp_path / "v.mp4", 30.0)
+
+
+def test_video_output_takes_a_long_name_and_says_what_a_read_only_folder_stopped(tmp_path, read_only_folder):
+    # NAME.tmp.mp4 of a 255-byte NAME.mp4 was too long to make; and on a read-only folder, removing the
+    # temporary file that was never made failed as well, naming it instead of the --output asked for.
+    path = tmp_path / ("v" * 251 + ".mp4")
+    out = VideoOutput(path, 30.0)
+    for _ in range(3):
+        out.write(np.full((48, 64, 3), 90, np.uint8))
+    assert out.close() == path and [p.name for p in tmp_path.iterdir() if p.is_file()] == [path.name]
+    assert len(video_frames(path)[0]) == 3
+    target = read_only_folder / "v.mp4"
+    out = VideoOutput(target, 30.0)
+    with pytest.raises(HumansegError, match=rf"^--output {re.escape(str(target))}: cannot write a video there$"):
+        out.write(np.zeros((48, 64, 3), np.uint8))
+    out.discard()
+    assert list(read_only_folder.iterdir()) == []
 
 
 def test_session_rejects_unknown_view_and_wrong_size(dev_root, segmenter):

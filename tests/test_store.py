@@ -265,3 +265,44 @@ def test_every_dev_set_loads(dev_root):
         assert s.mask.shape == (480, 640) and set(np.unique(s.mask)) <= {0, 255}
     empty = [s for s in samples if s.mask.max() == 0]
     assert len(empty) == 12  # the last frame of each set repeats bkg.png
+
+
+def test_temporary_names_fit_the_file_name_limit(tmp_path):
+    # A name that fits (255 bytes) must still fit with the temporary tail: it was written as NAME.PID.tmp,
+    # which was too long ("File name too long", naming a file the user never asked for).
+    for name in ("a" * 251 + ".png", "é" * 125 + "a.png"):  # 255 bytes each; é is two bytes in UTF-8
+        path = tmp_path / name
+        assert len(path.name.encode()) == 255
+        store.write_image(path, _img())
+        assert [p.name for p in tmp_path.iterdir()] == [name]
+        assert store.read_image(path).shape == (48, 64, 3)
+        path.unlink()
+    tmp = store.temporary_path(tmp_path / ("b" * 250 + ".mp4"), ".tmp", keep_suffix=True)
+    assert len(tmp.name.encode()) == 255 and tmp.name.endswith(".tmp.mp4") and tmp.parent == tmp_path
+    assert store.temporary_path(tmp_path / "clip.mp4", ".tmp", keep_suffix=True).name == "clip.tmp.mp4"
+
+
+def test_removing_a_temporary_file_never_raises(tmp_path, read_only_folder):
+    # It runs while another error is on its way; on a read-only folder even removing a file that was
+    # never made fails (EROFS), and that error replaced the one that mattered.
+    there = tmp_path / "t.tmp"
+    there.write_bytes(b"x")
+    store.remove_temporary(there)
+    assert not there.exists()
+    store.remove_temporary(there)  # gone already
+    store.remove_temporary(tmp_path / ("c" * 300))  # a name too long to exist
+    store.remove_temporary(read_only_folder / "never-made.tmp")
+    with pytest.raises(OSError):  # what it guards against
+        os.unlink(read_only_folder / "never-made.tmp")
+
+
+def test_a_place_that_cannot_be_written_is_refused_up_front(tmp_path, read_only_folder):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    store.refuse_unwritable(tmp_path / "new" / "deeper" / "a.json", "--json")  # made when written
+    store.refuse_unwritable(tmp_path / "out", "--save-masks", folder=True)
+    with pytest.raises(StoreError, match=r"^--json .*/notes.txt/a.json: .*/notes.txt is a file, not a folder$"):
+        store.refuse_unwritable(afile / "a.json", "--json")
+    with pytest.raises(StoreError, match=r"^--save-masks .*/read-only/m/set3: cannot write in .*/read-only "
+                                         r"\(read-only, or no permission\)$"):
+        store.refuse_unwritable(read_only_folder / "m" / "set3", "--save-masks", folder=True)
