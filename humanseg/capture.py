@@ -337,9 +337,12 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
 
     background, frames_saved = None, 0
     store.check_root(images)  # a set folder as --images would nest new sets inside it
+    # Found now, not when the first countdown ends in "save failed".
+    store.refuse_unwritable(images, "--images", folder=True)
     if set_number is not None:
         try:
             info = store.scan_set(images, set_number)
+            store.refuse_unwritable(info.path, "set folder", folder=True)
             background = store.read_background(info)
         except HumansegError as exc:
             raise HumansegError(f"--set {set_number}: {exc}") from None

@@ -356,6 +356,7 @@ class VideoOutput:
             raise HumansegError(f"--output {path} already exists (pass --force to overwrite)")
         if not self.path.parent.is_dir():
             raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
+        store.refuse_unwritable(self.path, "--output")  # before a camera session, not at its first frame
         self.tmp = store.temporary_path(self.path, ".tmp", keep_suffix=True)
         self.fps = fps
         self.size: tuple[int, int] | None = None
@@ -597,6 +598,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     masks = Path(masks_dir) if masks_dir else None
     if masks is not None:
         store.refuse_capture_folder(masks, "--save-masks")
+        store.refuse_unwritable(masks, "--save-masks", folder=True)
         earlier = sorted(masks.glob("*_mask.png")) if masks.is_dir() else []
         if earlier and not force:
             raise HumansegError(f"--save-masks {masks} already holds masks ({earlier[0].name}, ...): "

@@ -180,7 +180,8 @@ def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) 
     if not there.is_dir():
         raise StoreError(f"{what} {path}: {there} is a file, not a folder")
     if not os.access(there, os.W_OK | os.X_OK):
-        raise StoreError(f"{what} {path}: cannot write in {there} (read-only, or no permission)")
+        place = "there" if there == Path(os.path.abspath(path)) else f"in {there}"
+        raise StoreError(f"{what} {path}: cannot write {place} (read-only, or no permission)")
 
 
 # ---------------------------------------------------------------- atomic writes

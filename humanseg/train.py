@@ -278,6 +278,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if held and not cfg.resume and not cfg.force:
             raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
                                 f"with --resume, start over with --force, or choose another --out")
+        if is_main:  # checkpoints are first written at the first validation: a run must not get that far
+            store.refuse_unwritable(out, "--out", folder=True)
         pairs = load_pairs(cfg.images)  # every root must hold labeled frames
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = load_rooms(cfg.backgrounds)

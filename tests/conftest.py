@@ -91,23 +91,34 @@ def xdisplay():
 
 
 @pytest.fixture
-def read_only_folder(tmp_path):
-    """An empty folder this process cannot write in: a read-only bind mount for root (whom file modes do
-    not stop), a folder without write permission for anyone else. Skipped where root may not mount."""
+def make_read_only():
+    """make_read_only(folder): this process can no longer write in folder (its files stay readable): a
+    read-only bind mount for root (whom file modes do not stop), the folder's write permission taken
+    away for anyone else. Undone after the test; skipped where root may not mount."""
     import subprocess
 
+    undo = []
+
+    def _make(folder: Path) -> Path:
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            undo.append(lambda: folder.chmod(0o755))
+            return folder
+        r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True)
+        if r.returncode == 0:
+            undo.append(lambda: subprocess.run(["umount", str(folder)], check=True))
+        if r.returncode != 0 or os.access(folder, os.W_OK):
+            pytest.skip("no read-only folder here: running as root, and mount is not allowed")
+        return folder
+
+    yield _make
+    for step in reversed(undo):
+        step()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path, make_read_only):
+    """An empty folder this process cannot write in (see make_read_only)."""
     folder = tmp_path / "read-only"
     folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True)
-    if r.returncode != 0 or os.access(folder, os.W_OK):
-        subprocess.run(["umount", str(folder)], capture_output=True)
-        pytest.skip("no read-only folder here: running as root, and mount is not allowed")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
+    return make_read_only(folder)

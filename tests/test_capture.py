@@ -197,6 +197,19 @@ def test_a_set_folder_as_images_is_refused_before_anything_opens(tmp_path, dev_r
     assert sorted(p.name for p in (root / "set3").iterdir()) == before
 
 
+def test_an_images_folder_that_cannot_be_written_is_refused_before_anything_opens(tmp_path, dev_root,
+                                                                                 make_read_only):
+    # Found at the start, not when the first countdown ends in "save failed".
+    root = tmp_path / "images"
+    shutil.copytree(dev_root / "set3", root / "set3")
+    make_read_only(root)
+    for images, place in ((root, "there"), (root / "new", f"in {root}")):
+        out = run_main("--source", str(dev_root / "set1"), "--images", str(images), "--no-pose",
+                       env={**os.environ, "DISPLAY": ""})
+        assert out.returncode == 2
+        assert out.stderr == f"Error: --images {images}: cannot write {place} (read-only, or no permission)\n"
+
+
 @pytest.mark.gui
 def test_no_camera_exits_2_with_one_line(xdisplay, tmp_path):
     out = run_main("--source", "7", "--images", str(tmp_path), "--no-pose", env={**os.environ, "DISPLAY": xdisplay})

@@ -319,6 +319,19 @@ def test_explicit_weights_that_cannot_be_used(unlabeled, tmp_path):
     assert not list((unlabeled / "set3").glob("*_mask.png"))
 
 
+def test_a_set_that_cannot_be_written_is_refused_before_drawing(copy_set, make_read_only):
+    # Found at the start, not when the first polygon drawn cannot be saved.
+    root = copy_set(3, labels=False)
+    make_read_only(root / "set3")
+    result = run_cli("-s", "3", "--images", str(root), env={"DISPLAY": ""})
+    assert result.returncode == 2
+    assert result.stderr == f"Error: set 3: {root / 'set3'}: cannot write there (read-only, or no permission)\n"
+    # With every frame labeled there is nothing to write: said as before, read-only or not.
+    make_read_only(copy_set(3, 4) / "set4")
+    result = run_cli("-s", "4", "--images", str(root), env={"DISPLAY": ""})
+    assert result.returncode == 0 and "already have a mask" in result.stdout
+
+
 def test_nothing_to_label_is_not_an_error(copy_set):
     root = copy_set(3)  # every frame has a mask
     result = run_cli("-s", "3", "--images", str(root), env={"DISPLAY": ""})

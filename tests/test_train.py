@@ -229,6 +229,16 @@ def test_the_readme_command_trains_on_a_single_set(tmp_path, dev_root):
     assert load_model(out / "best.pt")[1]["step"] == 2
 
 
+def test_an_out_folder_that_cannot_be_written_is_refused_before_training(two_sets, read_only_folder):
+    # Checkpoints are first written at the first validation, which a long run reaches after a while.
+    r = run_training(["-i", "2", "-b", "1", "--images", str(two_sets), "--out", str(read_only_folder)])
+    assert r.returncode == 2 and "step" not in r.stdout + r.stderr
+    assert r.stderr == f"Error: --out {read_only_folder}: cannot write there (read-only, or no permission)\n"
+    r = run_training(["-i", "2", "-b", "1", "--images", str(two_sets), "--out", str(read_only_folder / "w")])
+    assert r.returncode == 2 and r.stderr == f"Error: --out {read_only_folder / 'w'}: cannot write in " \
+                                             f"{read_only_folder} (read-only, or no permission)\n"
+
+
 def test_bad_options_are_usage_errors(tmp_path):
     r = run_training(["--size", "100x50"])
     assert r.returncode == 2 and "multiples of 16" in r.stderr

@@ -129,6 +129,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
               f"(use --redo K or --all to edit them)")
         emit("summary", **summary.__dict__)
         return summary
+    # Found now, not when the first polygon drawn cannot be saved.
+    store.refuse_unwritable(info.path, f"set {set_number}:", folder=True)
     background = store.read_background(info)
     guesser = Guesser(background, weights=weights) if use_guess else None
     if guesser is not None and weights is not None:
