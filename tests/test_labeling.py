@@ -15,7 +15,7 @@ from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
     Shape, iou, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
 )
-from humanseg.labeling.guess import GUESS_EPSILON, GUESS_MIN_AREA, Guesser, background_difference
+from humanseg.labeling.guess import EXISTING_EPSILON, GUESS_EPSILON, GUESS_MIN_AREA, Guesser, background_difference
 from humanseg.labeling.labelme import from_labelme, read_labelme, to_labelme
 from humanseg.labeling.view import MouseAdapter, render
 
@@ -535,3 +535,47 @@ def test_guesser_falls_back_when_model_fails():
     guess = g.guess(frame)
     assert guess.source == "diff" and guess.mask[100, 100] == 255
     assert "no weights found" in g.model_problem
+
+
+def test_redo_opens_the_mask_when_it_was_changed_after_its_json(copy_set, capsys):
+    # K_mask.png is the label and K.json its editable form. A mask repainted in another tool after the
+    # json was written re-opened as the old polygons, and saving them undid the repaint.
+    import cv2
+
+    info = store.scan_set(copy_set(3), 3)
+    frame = store.read_frame(info, 0)
+    mask = store.read_mask(info.mask_path(0), frame.shape)
+    outline = mask_to_shapes(mask, EXISTING_EPSILON)
+    store.write_json(info.json_path(0), to_labelme(outline, "0.png", *mask.shape))
+
+    def opened():
+        shapes, source = initial_shapes(info, 0, frame, None)
+        return shapes, source, capsys.readouterr().err
+
+    shapes, source, err = opened()  # the json as this labeler wrote it, beside its mask
+    assert source == "json" and err == "" and len(shapes) == len(outline)
+    # The same polygons rasterised by another program (labelme fills differently at the outline).
+    redrawn = np.zeros_like(mask)
+    for s in outline:
+        cv2.fillPoly(redrawn, [np.round(np.array(s.points)).astype(np.int32)], 255)
+    assert 0 < np.count_nonzero(redrawn != mask)
+    store.write_image(info.mask_path(0), redrawn, overwrite=True)
+    assert opened()[1:] == ("json", "")
+    # An arm painted onto the mask: the mask's outline opens, and the warning says why.
+    ys, xs = np.nonzero(mask)
+    painted = mask.copy()
+    painted[ys.min():ys.min() + 60, max(0, xs.min() - 40):xs.min()] = 255
+    store.write_image(info.mask_path(0), painted, overwrite=True)
+    shapes, source, err = opened()
+    assert source == "mask" and iou(shapes_to_mask(shapes, *mask.shape), painted) > 0.99
+    assert err.startswith(f"warning: {info.json_path(0)} does not match 0_mask.png (") and \
+        "pixels apart: the mask was changed since, by another tool?); editing the mask's outline instead" in err
+    # A json with no polygons beside a person's mask, likewise; beside an empty mask it is right.
+    store.write_json(info.json_path(0), to_labelme([], "0.png", *mask.shape), overwrite=True)
+    assert opened()[1] == "mask"
+    store.write_image(info.mask_path(0), np.zeros_like(mask), overwrite=True)
+    assert opened()[:2] == ([], "json")
+    # An unreadable mask leaves the json (the better of the two) to open.
+    store.write_json(info.json_path(0), to_labelme(outline, "0.png", *mask.shape), overwrite=True)
+    info.mask_path(0).write_bytes(b"cut short")
+    assert opened()[1:] == ("json", "")

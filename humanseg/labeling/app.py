@@ -14,7 +14,7 @@ from humanseg import store
 from humanseg.display import require_display
 from humanseg.errors import HumansegError
 from humanseg.labeling.editor import PolygonEditor
-from humanseg.labeling.geometry import mask_to_shapes
+from humanseg.labeling.geometry import mask_to_shapes, shapes_to_mask
 from humanseg.labeling.guess import EXISTING_EPSILON, Guesser
 from humanseg.labeling.labelme import read_labelme, to_labelme
 
@@ -84,12 +84,47 @@ def readable_frames(info: store.SetInfo, ks: list[int], bkg_shape: tuple[int, ..
         yield i, k, frame
 
 
+def pixels_apart(shapes, mask: np.ndarray) -> int:
+    """Pixels of the mask (0/255) or of the shapes' raster that are more than 1 px from the other: how
+    far the polygons are from the mask, not counting outlines that another rasteriser (labelme's, or
+    coordinates rounded in K.json) draws one pixel off."""
+    import cv2
+
+    drawn = shapes_to_mask(shapes, *mask.shape[:2]) > 0
+    held = mask > 0
+    grow = np.ones((3, 3), np.uint8)
+    near_drawn = cv2.dilate(drawn.astype(np.uint8), grow) > 0
+    near_held = cv2.dilate(held.astype(np.uint8), grow) > 0
+    return int(np.count_nonzero(held & ~near_drawn) + np.count_nonzero(drawn & ~near_held))
+
+
+# K.json is the editable form of K_mask.png; more pixels apart than this (or than 0.2% of the person)
+# means the mask was changed after the json was written, by another tool, and the mask is the label.
+JSON_MASK_TOLERANCE = 20
+
+
+def _json_against_mask(info: store.SetInfo, k: int, shapes, shape: tuple[int, ...]) -> None:
+    """HumansegError when an existing mask disagrees with K.json's polygons (an unreadable mask is left
+    to the json, the better of the two)."""
+    try:
+        mask = store.read_mask(info.mask_path(k), shape)
+    except HumansegError:
+        return
+    apart = pixels_apart(shapes, mask)
+    if apart > max(JSON_MASK_TOLERANCE, 0.002 * np.count_nonzero(mask)):
+        raise HumansegError(f"{info.json_path(k)} does not match {info.mask_path(k).name} ({apart} pixels "
+                            f"apart: the mask was changed since, by another tool?)")
+
+
 def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guesser | None):
     """Shapes a frame opens with and where they came from: json, mask, pred, model, diff or none."""
     labeled = info.mask_path(k).is_file()
     if info.json_path(k).is_file():
         try:
-            return read_labelme(info.json_path(k), frame.shape[:2]), "json"
+            shapes = read_labelme(info.json_path(k), frame.shape[:2])
+            if labeled:  # the mask is the label: polygons that no longer draw it would replace it on save
+                _json_against_mask(info, k, shapes, frame.shape)
+            return shapes, "json"
         except HumansegError as exc:
             instead = "editing the mask's outline instead" if labeled else "ignoring it"
             print(f"warning: {exc}; {instead}", file=sys.stderr)
