@@ -7,6 +7,7 @@ asked, and validation that names the file at fault.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -192,11 +193,15 @@ NAME_MAX = 255  # bytes in one file name on the filesystems this runs on (ext4, 
 def temporary_path(path: str | os.PathLike, tail: str, keep_suffix: bool = False) -> Path:
     """The name path's content is written under before it is moved into place: in path's folder, so
     os.replace / os.link stay on one filesystem, ending in tail (+ path's suffix with keep_suffix, for
-    writers that pick the format by it). Shortened so that a name that fits also fits with the tail."""
+    writers that pick the format by it). Shortened so that a name that fits also fits with the tail,
+    a digest of the whole name keeping two long names that share their start apart."""
     path = Path(path)
     base, suffix = (path.stem, path.suffix) if keep_suffix else (path.name, "")
     end = tail + suffix
-    base = base.encode()[:NAME_MAX - len(end.encode())].decode(errors="ignore")
+    room = NAME_MAX - len(end.encode())
+    if len(base.encode()) > room:
+        digest = "~" + hashlib.sha1(path.name.encode()).hexdigest()[:8]
+        base = base.encode()[:room - len(digest)].decode(errors="ignore") + digest
     return path.with_name(base + end)
 
 
