@@ -171,8 +171,8 @@ def refuse_capture_file(path: str | os.PathLike, what: str) -> None:
 
 def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) -> None:
     """StoreError unless path (a file, or with folder a folder) could be written: its nearest existing
-    folder must be one this process may write in. For commands that write their results only at the
-    end of a long run, so that a read-only place fails before the run rather than after it."""
+    folder must be one this process may write in. Checked before a tool starts, so that a read-only
+    place fails then rather than at the first save (after a countdown, a drawn polygon, a long run)."""
     path = Path(path)
     there = path if folder else path.parent
     there = Path(os.path.abspath(there))
