@@ -202,6 +202,11 @@ class GuiApp:
         xdo(self.display, "keyup", key)
         time.sleep(pause)
 
+    def key_answered(self, key: str, event: str, wait: float = 10, **fields) -> dict:
+        """Press key and wait for the program's answer {"event": event, **fields} (retried once, see
+        _answered)."""
+        return self._answered(lambda: self.key(key), f"key {key}", event, wait, fields)
+
     def screenshot(self, path: Path) -> Path:
         subprocess.run(["import", "-window", self.wid, str(path)],
                        env={**os.environ, "DISPLAY": self.display}, check=True, timeout=10)

@@ -345,3 +345,47 @@ def test_redo_and_all_together_is_usage_error(copy_set):
     root = copy_set(3)
     result = run_cli("-s", "3", "--images", str(root), "--redo", "0", "--all")
     assert result.returncode == 2 and "--redo" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_every_editing_key_works_in_the_window(unlabeled, xdisplay, tmp_path):
+    # The keys' logic is PolygonEditor's (tested directly); this is their binding in the real window.
+    info = store.scan_set(unlabeled, 3)
+    k0, k1, k2 = info.frames[:3]
+    frame, bkg = store.read_frame(info, k0), store.read_background(info)
+    person = np.abs(frame.astype(int) - bkg).sum(axis=2) > 60  # where the two views differ
+    person[:40], person[-40:] = False, False  # clear of the status line
+
+    def shown_as(image, name) -> float:
+        shot = cv2.imread(str(app.screenshot(tmp_path / f"{name}.png")))
+        return float(np.mean(np.all(shot[person] == image[person], axis=1)))
+
+    app, ready = start(unlabeled, xdisplay)
+    try:
+        opened = ready_shapes(ready)
+        assert ready["frame"] == k0 and ready["source"] == "model" and opened and person.sum() > 5000
+        app.key_answered("c", "edit", action="clear", shapes=0)
+        app.key_answered("b", "edit", action="show_background")
+        assert shown_as(bkg, "bkg") > 0.99  # nothing drawn over it once cleared
+        app.key_answered("b", "edit", action="show_frame")
+        assert shown_as(frame, "frame") > 0.99
+        app.key_answered("r", "edit", action="restart", shapes=len(opened))
+        app.key_answered("z", "edit", action="undo", shapes=0)  # the restart undone: cleared again
+        app.key_answered("BackSpace", "edit", action="undo", shapes=len(opened))  # the clear undone
+        app.key_answered("h", "edit", action="hole_on")
+        app.key_answered("h", "edit", action="hole_off")
+        app.key("space")
+        saved = app.wait_event("saved", frame=k0)
+        assert next_ready(app)["frame"] == k1
+        app.key("n")
+        app.wait_event("skipped", frame=k1)
+        assert next_ready(app)["frame"] == k2
+        app.key("Escape")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    assert (summary["saved"], summary["skipped"], summary["quit"]) == (1, 1, True)
+    assert np.array_equal(store.read_mask(saved["mask"]), shapes_to_mask(opened, *frame.shape[:2]))
+    assert store.scan_set(unlabeled, 3).labeled == [k0]  # the skipped and the quit frame have no mask
