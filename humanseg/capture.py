@@ -9,6 +9,7 @@ the `on_frame` and `on_saved` hooks.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
-from humanseg.sources import Peeked, open_source_quietly
+from humanseg.sources import Peeked, looks_mirrored, open_source_quietly
 from humanseg.errors import HumansegError, StoreError
 from humanseg.ui import draw
 from humanseg.ui.controller import CaptureController, Event
@@ -357,6 +358,10 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
         if background is not None and background.shape[:2] != (h, w):
             raise HumansegError(f"--set {set_number}: bkg.png is {background.shape[1]}x{background.shape[0]} "
                                 f"but --source {source} gives {w}x{h} frames")
+        if background is not None and looks_mirrored(cv2.flip(first, 1) if mirror else first, background):
+            fix = "run with --no-mirror" if mirror else "run without --no-mirror"
+            print(f"warning: --set {set_number}: bkg.png looks mirrored against the frames of --source {source} "
+                  f"(they match it far better flipped), so new frames would not fit it: {fix}", file=sys.stderr)
         pose = load_pose(posenet_weights, pose_scale, pose_threads) if use_pose else None
         window = CvWindow(window_name)
     except BaseException:

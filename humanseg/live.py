@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
-from humanseg.sources import CameraStopped, Peeked, open_source_quietly
+from humanseg.sources import CameraStopped, Peeked, looks_mirrored, open_source_quietly
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
 
@@ -574,7 +574,9 @@ def default_threads() -> int:
               help="Seconds of frames averaged into a captured background.")
 @click.option("--raw", is_flag=True, help="No temporal smoothing or exposure correction: each frame's "
                                           "mask is the model's own (what evaluate scores).")
-@click.option("--mirror", is_flag=True, help="Flip frames left-right (a selfie view).")
+@click.option("--mirror/--no-mirror", default=None,
+              help="Flip frames left-right (a selfie view). Default: a camera's are flipped, as the capture "
+                   "tool shows and saves them (so its bkg.png fits); files and folders are taken as they are.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many segmented frames.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for the model (default: cores - 1).")
@@ -610,6 +612,8 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     # Files loop in a window (a demo); a headless run or a recording goes through them once.
     src = open_source_quietly(source, loop=not no_window and not output and not masks)
     is_camera = getattr(src, "is_camera", False)  # open_source's own decision, not a second guess
+    if mirror is None:
+        mirror = is_camera
     src = _Flipped(src) if mirror else src
     try:
         first = src.read()
@@ -618,6 +622,10 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if bkg is not None and bkg.shape != first.shape:
             raise HumansegError(f"--bkg {bkg_path} is {bkg.shape[1]}x{bkg.shape[0]} but --source {source} "
                                 f"gives {first.shape[1]}x{first.shape[0]} frames")
+        if bkg is not None and looks_mirrored(first, bkg):  # every mask would be wrong: say why
+            fix = "pass --no-mirror to take the frames as they come" if mirror else "pass --mirror to flip the frames"
+            click.echo(f"warning: --bkg {bkg_path} looks mirrored against the frames of --source {source} "
+                       f"(they match it far better flipped), so the masks would be wrong: {fix}", err=True)
         if video is not None:
             video.fps = src.fps
         session = LiveSession(segmenter, view, replacement, smooth=not raw, compensate=not raw)

@@ -182,3 +182,19 @@ class Peeked:
 
     def __getattr__(self, name):
         return getattr(self._source, name)
+
+
+def looks_mirrored(frame: np.ndarray, background: np.ndarray, margin: float = 0.1) -> bool:
+    """True when the frame (BGR, the background's size) matches the background flipped left-right
+    clearly better than as it is: a background saved mirrored (the capture tool's default) meeting
+    frames that are not, or the other way round. Compared as normalised grey thumbnails, so exposure
+    does not count; on the dev sets the right orientation wins by 0.12-0.8 (correlation) with the
+    person in view, and a room that looks the same both ways stays under the margin."""
+    def thumb(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        small = cv2.resize(img, (64, max(1, round(64 * h / w))), interpolation=cv2.INTER_AREA)
+        grey = (cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small).astype(np.float32)
+        return (grey - grey.mean()) / (grey.std() + 1e-6)
+
+    f, b = thumb(frame), thumb(background)
+    return float((f[:, ::-1] * b).mean() - (f * b).mean()) > margin

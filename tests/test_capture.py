@@ -247,6 +247,33 @@ def test_no_weights_anywhere_says_how_to_get_them_once(xdisplay, tmp_path, dev_r
     assert not (tmp_path / "images").exists()
 
 
+@pytest.mark.gui
+@pytest.mark.slow
+def test_continuing_a_set_checks_the_sources_frames_against_its_bkg(launch, xdisplay, tmp_path, dev_root, copy_set):
+    images = copy_set(3)
+    src = write_frames(tmp_path / "src", [cv2.imread(str(dev_root / "set3" / f"{k}.png")) for k in range(3)])
+    for extra, warning in (([], "run with --no-mirror"), (["--no-mirror"], None)):
+        # Mirrored (the default), the set's own frames no longer fit its bkg.png: said before any Sav.
+        app = launch("--source", str(src), "--images", str(images), "--set", "3", "--no-pose", "--no-model",
+                     *extra)
+        app.wait_event("ready")
+        app.find_window("capture", size=(W, H))
+        app.key("q")
+        assert app.wait_exit() == 0
+        warned = [line for line in app.proc.stderr.read().splitlines() if line.startswith("warning")]
+        if warning:
+            assert warned == [f"warning: --set 3: bkg.png looks mirrored against the frames of --source {src} "
+                              f"(they match it far better flipped), so new frames would not fit it: {warning}"]
+        else:
+            assert warned == []
+    small = write_frames(tmp_path / "small", [np.zeros((240, 320, 3), np.uint8)])
+    out = run_main("--source", str(small), "--images", str(images), "--set", "3", "--no-pose",
+                   env={**os.environ, "DISPLAY": xdisplay})
+    assert out.returncode == 2
+    assert out.stderr == f"Error: --set 3: bkg.png is 640x480 but --source {small} gives 320x240 frames\n"
+    assert store.list_frames(images / "set3") == [0, 1, 2, 3]
+
+
 def test_bad_set_exits_2(tmp_path, dev_root):
     out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), "--set", "9", "--no-pose",
                    env=dict(os.environ))

@@ -70,6 +70,44 @@ def run_cli(*args, env=None):
 # -- the command on a dev set ----------------------------------------------------------------------
 
 @pytest.mark.slow
+def test_mirror_flips_the_frames_a_cameras_by_default_and_a_mirrored_bkg_is_named(tmp_path, dev_root,
+                                                                                  default_weights, monkeypatch):
+    # The capture tool saves bkg.png mirrored (as it shows the camera); live mode took a camera's frames
+    # as they come, so `live --bkg images/set3/bkg.png` compared them with a mirrored room.
+    folder = dev_root / "set3"
+    flipped = tmp_path / "flipped.png"
+    cv2.imwrite(str(flipped), cv2.flip(read(dev_root, 3, "bkg.png"), 1))
+
+    def masks(name, source, *extra):
+        res = run_cli("live", "--source", source, "--no-window", "--raw", "--weights", str(default_weights),
+                      "--save-masks", str(tmp_path / name), *extra)
+        assert res.exit_code == 0, res.output
+        return res.stderr, [cv2.imread(str(tmp_path / name / f"{k}_mask.png"), cv2.IMREAD_GRAYSCALE)
+                            for k in range(4)]
+
+    warned, plain = masks("plain", str(folder), "--bkg", str(folder / "bkg.png"))
+    assert warned == "" and all(m.mean() > 10 for m in plain[:3])  # the last frame repeats bkg.png
+    warned, turned = masks("turned", str(folder), "--bkg", str(flipped), "--mirror")
+    assert warned == "" and all(iou(cv2.flip(a, 1), b) > 0.97 for a, b in zip(plain, turned))
+    warned, _ = masks("wrong", str(folder), "--bkg", str(flipped))
+    assert warned == (f"warning: --bkg {flipped} looks mirrored against the frames of --source {folder} (they "
+                      f"match it far better flipped), so the masks would be wrong: pass --mirror to flip the "
+                      f"frames\n")
+    warned, _ = masks("wrong2", str(folder), "--bkg", str(folder / "bkg.png"), "--mirror")
+    assert warned.endswith("so the masks would be wrong: pass --no-mirror to take the frames as they come\n")
+
+    class Camera(ListSource):
+        is_camera = True
+
+    frames = [read(dev_root, 3, f"{k}.png") for k in range(4)]
+    monkeypatch.setattr("humanseg.live.open_source_quietly", lambda spec, loop=False: Camera(frames))
+    warned, camera = masks("camera", "0", "--bkg", str(flipped))  # flipped, as the capture tool saves it
+    assert warned == "" and all(iou(a, b) > 0.99 for a, b in zip(camera, turned))
+    warned, _ = masks("camera-as-is", "0", "--bkg", str(flipped), "--no-mirror")
+    assert "pass --mirror to flip the frames" in warned
+
+
+@pytest.mark.slow
 def test_live_writes_a_video_of_the_right_size_and_count_and_evaluates_masks(tmp_path, dev_root, copy_set,
                                                                               segmenter, default_weights):
     folder = dev_root / f"set{LIVE_SET}"

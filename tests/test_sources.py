@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from humanseg import sources
+from humanseg import sources, store
 from humanseg.errors import HumansegError
-from humanseg.sources import VideoSource
+from humanseg.sources import VideoSource, looks_mirrored
 
 
 class FakeCapture:
@@ -87,3 +88,18 @@ def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
     looped = sources.open_source(str(clip), loop=True)
     again = [looped.read() for _ in range(7)]
     assert all(np.array_equal(a, frames[k % 3]) for k, a in enumerate(again))
+
+
+def test_a_mirrored_background_is_told_on_every_dev_frame(dev_root):
+    # Every dev frame, the person in view and the exposure moved, against its set's bkg.png as it is
+    # and flipped; and a room against itself flipped, which only an asymmetric room tells apart.
+    for info in store.scan_root(dev_root):
+        bkg = store.read_background(info)
+        for k in info.frames:
+            frame = store.read_frame(info, k)
+            assert not looks_mirrored(frame, bkg), (info.number, k)
+            assert looks_mirrored(frame, cv2.flip(bkg, 1)), (info.number, k)
+            assert looks_mirrored(cv2.flip(frame, 1), bkg), (info.number, k)
+    symmetric = np.zeros((48, 64, 3), np.uint8)
+    symmetric[10:30, 20:44] = 200  # the same both ways
+    assert not looks_mirrored(symmetric, symmetric) and not looks_mirrored(cv2.flip(symmetric, 1), symmetric)
