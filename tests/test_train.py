@@ -94,6 +94,12 @@ def test_resume_is_exact(two_sets, tmp_path):
     r = run_training(["-i", "20", "--stop-at", "10", "--out", str(b), *common])
     assert r.returncode == 0 and "stopped at step 10" in r.stdout
     assert run_training(["-i", "20", "--out", str(b), "--resume", *common]).returncode == 0
+    # A run that is done says so, rather than training nothing; nor is there anything to resume elsewhere.
+    r = run_training(["-i", "20", "--out", str(b), "--resume", *common])
+    assert r.returncode == 2 and r.stderr == (f"Error: --resume: {b / 'last.pt'} is already at step 20 of 20; "
+                                              f"ask for more iterations with -i\n")
+    r = run_training(["-i", "20", "--out", str(tmp_path / "c"), "--resume", *common])
+    assert r.returncode == 2 and r.stderr == f"Error: --resume: no checkpoint to resume at {tmp_path / 'c' / 'last.pt'}\n"
     sa = load_model(a / "last.pt")[0].state_dict()
     sb = load_model(b / "last.pt")[0].state_dict()
     for k in sa:
@@ -239,11 +245,14 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_training(two_set
                                              f"{read_only_folder} (read-only, or no permission)\n"
 
 
-def test_bad_options_are_usage_errors(tmp_path):
+def test_bad_options_are_usage_errors(tmp_path, two_sets):
     r = run_training(["--size", "100x50"])
     assert r.returncode == 2 and "multiples of 16" in r.stderr
     r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
     assert r.returncode == 2 and "images folder not found" in r.stderr
+    if not torch.cuda.is_available():
+        r = run_training(["-i", "1", "--images", str(two_sets), "--device", "cuda", "--out", str(tmp_path / "w")])
+        assert r.returncode == 2 and r.stderr == "Error: --device cuda: no CUDA device is available\n"
 
 
 def test_the_same_images_folder_twice_is_refused(dev_root, tmp_path, monkeypatch):
