@@ -99,7 +99,8 @@ def test_resume_is_exact(two_sets, tmp_path):
     assert r.returncode == 2 and r.stderr == (f"Error: --resume: {b / 'last.pt'} is already at step 20 of 20; "
                                               f"ask for more iterations with -i\n")
     r = run_training(["-i", "20", "--out", str(tmp_path / "c"), "--resume", *common])
-    assert r.returncode == 2 and r.stderr == f"Error: --resume: no checkpoint to resume at {tmp_path / 'c' / 'last.pt'}\n"
+    assert r.returncode == 2
+    assert r.stderr == f"Error: --resume: no checkpoint to resume at {tmp_path / 'c' / 'last.pt'}\n"
     sa = load_model(a / "last.pt")[0].state_dict()
     sb = load_model(b / "last.pt")[0].state_dict()
     for k in sa:
