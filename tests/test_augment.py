@@ -78,6 +78,12 @@ def test_val_sets_are_set_numbers_or_a_fraction(pairs):
             split_sets(pairs, spec)
     with pytest.raises(HumansegError, match=r"no labeled frames: \[99\]"):
         split_sets(pairs, "3, 99")
+    for spec in ("1.0", "0.0", "1.5"):  # a fraction of the sets, not all or none of them
+        with pytest.raises(HumansegError, match=rf"^--val-sets fraction must be between 0 and 1: {spec}$"):
+            split_sets(pairs, spec)
+    every = ",".join(str(n) for n in sorted({int(p.set_key.rsplit(":set", 1)[1]) for p in pairs}))
+    with pytest.raises(HumansegError, match=r"^--val-sets holds out every set; nothing left to train on$"):
+        split_sets(pairs, every)
     assert {p.set_key.rsplit(":", 1)[1] for p in split_sets(pairs, " 3 ,7,")[1]} == {"set3", "set7"}
 
 

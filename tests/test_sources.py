@@ -103,3 +103,18 @@ def test_a_mirrored_background_is_told_on_every_dev_frame(dev_root):
     symmetric = np.zeros((48, 64, 3), np.uint8)
     symmetric[10:30, 20:44] = 200  # the same both ways
     assert not looks_mirrored(symmetric, symmetric) and not looks_mirrored(cv2.flip(symmetric, 1), symmetric)
+
+
+def test_an_unreadable_image_in_a_folder_source_is_named_when_reached(tmp_path, dev_root):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "0.png").write_bytes((dev_root / "set3" / "0.png").read_bytes())
+    (folder / "1.png").write_bytes(b"cut short")
+    source = sources.open_source(str(folder))
+    assert source.read().shape == (480, 640, 3)
+    with pytest.raises(HumansegError, match=rf"^unreadable image in source: {folder / '1.png'}$"):
+        source.read()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(HumansegError, match=r"^no images found"):
+        sources.open_source(str(empty))

@@ -279,6 +279,8 @@ def test_the_same_backgrounds_folder_twice_is_refused(two_sets, tmp_path):
     assert len(load_rooms([rooms])) == 1
     with pytest.raises(HumansegError, match=re.escape(f"--backgrounds {rooms} is given twice")):
         load_rooms([rooms, f"{rooms}/"])
+    with pytest.raises(HumansegError, match=re.escape(f"--backgrounds folder not found: {tmp_path / 'none'}")):
+        load_rooms([rooms, tmp_path / "none"])
     r = run_training(["-i", "1", "--images", str(two_sets), "--backgrounds", str(rooms), "--backgrounds",
                       str(tmp_path / "." / "rooms"), "--out", str(tmp_path / "w")])
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
