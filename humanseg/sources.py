@@ -76,6 +76,20 @@ class ImageFolderSource(FrameSource):
             raise HumansegError(f"no images found in source: {spec}{passed}")
         return cls(paths, loop=loop)
 
+    def check_all(self) -> None:
+        """Read every image once, for a run that writes results and must not stop half-way: an
+        unreadable image, or one of another size than the first, raises an error that names it."""
+        shape = None
+        for path in self.paths:
+            frame = cv2.imread(path, cv2.IMREAD_COLOR)
+            if frame is None:
+                raise HumansegError(f"unreadable image in source: {path}")
+            if shape is None:
+                shape = frame.shape
+            elif frame.shape != shape:
+                raise HumansegError(f"{path} is {frame.shape[1]}x{frame.shape[0]} but {self.paths[0]} is "
+                                    f"{shape[1]}x{shape[0]}")
+
     def read(self):
         if self.index >= len(self.paths):
             if not self.loop:

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from gui import ROOT, ScriptWindow
-from humanseg import store
+from humanseg import sources, store
 from humanseg.capture import Saved, run_capture
 from humanseg.cli import main as cli
 from humanseg.errors import HumansegError
@@ -266,16 +266,31 @@ def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]  # no rec.tmp, no truncated rec
 
 
-def test_an_image_of_another_size_in_a_folder_source_is_named(tmp_path, dev_root, default_weights):
+def test_an_image_of_another_size_in_a_folder_source_is_named(tmp_path, dev_root, default_weights,
+                                                               segmenter):
     folder = tmp_path / "frames"
     folder.mkdir()
-    for k in (0, 2):
+    for k in (0, 1, 3):
         (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
-    cv2.imwrite(str(folder / "1.png"), cv2.resize(read(dev_root, 3, "1.png"), (320, 240)))
-    res = run_cli("live", "--source", str(folder), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
-                  "--save-masks", str(tmp_path / "masks"))
-    assert res.exit_code == 2 and "Traceback" not in res.output
-    assert res.output.strip() == f"Error: {folder / '1.png'} is 320x240 but the background is 640x480"
+    cv2.imwrite(str(folder / "2.png"), cv2.resize(read(dev_root, 3, "2.png"), (320, 240)))
+    # Writing results, every image is read first: a bad one stops the run before anything is written
+    # (it stopped at that frame, leaving the masks before it and no video).
+    args = ["live", "--source", str(folder), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
+            "--save-masks", str(tmp_path / "masks"), "--output", str(tmp_path / "o.avi")]
+    res = run_cli(*args)
+    assert res.exit_code == 2
+    assert res.output == f"Error: {folder / '2.png'} is 320x240 but {folder / '0.png'} is 640x480\n"
+    (folder / "2.png").write_bytes(b"cut short")
+    res = run_cli(*args)
+    assert res.exit_code == 2 and res.output == f"Error: unreadable image in source: {folder / '2.png'}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+    # In a window (a demo, nothing written) the odd one is named when reached.
+    cv2.imwrite(str(folder / "2.png"), cv2.resize(read(dev_root, 3, "2.png"), (320, 240)))
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(read(dev_root, 3, "bkg.png"))
+    odd = re.escape(str(folder / "2.png"))
+    with pytest.raises(HumansegError, match=rf"^{odd} is 320x240 but the background is 640x480$"):
+        run_live(sources.open_source(str(folder)), session, ScriptWindow({}), None)
 
 
 def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
