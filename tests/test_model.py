@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -186,6 +188,25 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     ckpt["config"] = {"widths": [1], "colour": 3}
     torch.save(ckpt, other)
     with pytest.raises(WeightsError, match="invalid model config"):
+        load_model(other)
+    # Weights from another version of the network (a layer renamed or dropped), and a newer format.
+    ckpt = torch.load(path, weights_only=True)
+    state = ckpt["state_dict"]
+    first = next(iter(state))
+    state["extra.weight"] = state.pop(first)
+    torch.save(ckpt, other)
+    with pytest.raises(WeightsError, match=rf"do not fit the model: 1 missing \(e.g. {re.escape(first)}\); "
+                                           r"1 unexpected \(e.g. extra.weight\)$"):
+        load_model(other)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["version"] = 99
+    torch.save(ckpt, other)
+    with pytest.raises(WeightsError, match=r"has format version 99, newer than this humanseg understands"):
+        load_model(other)
+    del ckpt["state_dict"]
+    ckpt["version"] = 1
+    torch.save(ckpt, other)
+    with pytest.raises(WeightsError, match=r"other.pt has no state dict$"):
         load_model(other)
 
 
