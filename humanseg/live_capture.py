@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from humanseg import store
+from humanseg.errors import HumansegError
 from humanseg.live import Compositor, StabilityFilter
 
 
@@ -118,10 +119,17 @@ class LiveOverlay:
             with self._model_lock:
                 self._use_background(ctx.background)
                 mask = self.segmenter.predict_mask(frame)
-            path = store.write_image(saved.path.parent / store.pred_name(saved.frame_number), mask,
-                                     overwrite=True)
         except Exception as exc:
             self._fail(exc)
+            return
+        path = saved.path.parent / store.pred_name(saved.frame_number)
+        try:
+            store.write_image(path, mask, overwrite=True)
+        except (HumansegError, OSError) as exc:  # a full disk, say: not the model's fault, so it stays on
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.notify(f"{path} not saved ({reason}); the labeler will guess that frame afresh")
+            self.log({"event": "pred_failed", "set": saved.set_number, "frame": saved.frame_number,
+                      "path": str(path), "reason": reason})
             return
         self.log({"event": "pred_saved", "set": saved.set_number, "frame": saved.frame_number,
                   "path": str(path), "person_fraction": round(float((mask > 0).mean()), 4)})
@@ -139,8 +147,6 @@ def load_overlay(weights: str | None, notify: Callable[[str], None],
 
     An explicit `weights` that cannot be loaded is bad input and raises (HumansegError, exit 2).
     """
-    from humanseg.errors import HumansegError
-
     try:
         from humanseg.model import load_segmenter
 

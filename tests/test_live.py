@@ -683,6 +683,34 @@ def test_overlay_failure_is_said_once_and_capture_goes_on(tmp_path, dev_root):
     assert sorted(p.name for p in (tmp_path / "set1").iterdir()) == ["0.png", "bkg.png"]
 
 
+def test_a_k_pred_that_cannot_be_written_is_said_and_the_overlay_stays_on(tmp_path, dev_root, segmenter):
+    # It turned the whole overlay off as if the model had failed ("live segmentation off").
+    clock = Clock()
+    bkg = read(dev_root, 3, "bkg.png")
+    frames = [read(dev_root, 3, "0.png"), read(dev_root, 3, "1.png")]
+    (tmp_path / "set1" / "0_pred.png").mkdir(parents=True)  # a folder where the file would go
+    store.write_image(tmp_path / "set1" / "bkg.png", bkg)  # continuing set 1 (--set 1)
+    window = ScriptWindow({10: [ord("s")], 80: [ord("q")]})
+    controller = CaptureController(default_layout(W, H), bkg_seconds=1, sav_seconds=1, clock=clock,
+                                   set_number=1, frames_saved=0)
+    notes, events = [], []
+    overlay = LiveOverlay(segmenter, notify=notes.append, log=events.append, threaded=False)
+    ctx = run_capture(TickSource(frames, clock, limit=90), window, controller, tmp_path, clock=clock,
+                      mirror=False, background=bkg, on_frame=overlay.on_frame, on_saved=overlay.on_saved)
+    overlay.close()
+    pred = tmp_path / "set1" / "0_pred.png"
+    assert ctx.frames_saved == 1 and overlay.failed is None
+    assert notes == [f"{pred} not saved (Is a directory); the labeler will guess that frame afresh"]
+    assert events == [{"event": "pred_failed", "set": 1, "frame": 0, "path": str(pred),
+                       "reason": "Is a directory"}]
+    assert sorted(p.name for p in (tmp_path / "set1").iterdir()) == ["0.png", "0_pred.png", "bkg.png"]
+    # The overlay went on tinting the frames after the failed write.
+    last = len(window.shown) - 1
+    assert last > 60 and overlay.calls > last - 5  # segmenting every frame to the end
+    shown, frame = window.shown[last].astype(int), frames[last % 2].astype(int)
+    assert (shown[:400, :, 1] - frame[:400, :, 1]).mean() > 2  # tinted green
+
+
 def test_load_overlay_missing_default_notes_once_explicit_fails(tmp_path, monkeypatch):
     notes = []
     monkeypatch.setenv("HUMANSEG_WEIGHTS", str(tmp_path / "gone.pt"))
