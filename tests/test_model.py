@@ -1,5 +1,6 @@
 import re
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -35,6 +36,21 @@ def test_any_size_input_gives_same_size_logits(h, w):
         out = m(torch.rand(1, 3, h, w), torch.rand(1, 3, h, w))
     assert out.shape == (1, 1, h, w)
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_the_segmenter_takes_frames_down_to_one_pixel(dev_root, backend):
+    # A frame of at most 4 pixels made a traceback: OpenCV took its 1x1 or 2x2 logits for a scalar.
+    from humanseg.model import load_segmenter
+
+    seg = load_segmenter(num_threads=1, backend=backend)
+    bkg, frame = (cv2.imread(str(dev_root / "set3" / name)) for name in ("bkg.png", "0.png"))
+    for w, h in ((1, 1), (2, 2), (4, 1), (1, 3), (5, 1), (20, 15)):
+        seg.set_background(cv2.resize(bkg, (w, h), interpolation=cv2.INTER_AREA))
+        small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        mask, prob = seg.predict_mask(small), seg.predict(small)
+        assert mask.shape == prob.shape == (h, w) and mask.dtype == np.uint8
+        assert set(np.unique(mask)) <= {0, 255} and np.array_equal(mask > 0, prob > 0.5)
 
 
 def test_inputs_are_padded_to_the_training_crop_step_only():

@@ -19,6 +19,14 @@ MIN_BLOB_OF_LARGEST = 0.02
 MAX_HOLE_OF_LARGEST = 0.01
 
 
+def above(z: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 255 where z > threshold, else 0: cv2.compare, several times faster than numpy, except for
+    arrays of at most 4 elements (a frame of 2x2 pixels, say), which OpenCV takes for a scalar."""
+    if z.size <= 4:
+        return np.where(z > threshold, 255, 0).astype(np.uint8)
+    return cv2.compare(z, float(threshold), cv2.CMP_GT)
+
+
 def _set_sign(z: np.ndarray, contour: np.ndarray, positive: bool) -> None:
     """Make z positive (or negative) inside a filled contour, in place, keeping magnitudes."""
     x, y, w, h = cv2.boundingRect(contour)
@@ -38,7 +46,7 @@ def clean_logits(z: np.ndarray) -> np.ndarray:
     at 320x240). A zero frame around the mask makes background that touches the image border part
     of the outside, so it is never a hole.
     """
-    mask = cv2.compare(z, 0.0, cv2.CMP_GT)  # 255 / 0
+    mask = above(z, 0.0)
     framed = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     contours, hierarchy = cv2.findContours(framed, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE, offset=(-1, -1))
     if not contours:  # nobody
