@@ -5,6 +5,7 @@ details; this one checks that what each step writes is what the next one reads."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ W, H = 640, 480
 
 def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def capture(xdisplay, source, images, keys, *extra) -> list[dict]:
