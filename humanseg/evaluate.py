@@ -14,6 +14,7 @@ import numpy as np
 from humanseg import metrics, store
 from humanseg.cli import images_option, reports_errors
 from humanseg.errors import HumansegError
+from humanseg.sources import looks_mirrored
 
 METHODS = ("model", "model-raw", "absdiff")
 
@@ -249,7 +250,9 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     store.refuse_capture_folder(out, "--out")
     _check_predict_targets(frames, out, overlay, force)  # before the model loads: a refusal comes at once
     for path in frames:  # a bad frame in a batch stops it before any output is written (no --force to rerun)
-        _read_predict_frame(path, bkg)
+        if looks_mirrored(_read_predict_frame(path, bkg), bkg):  # its mask would be wrong: say why
+            click.echo(f"warning: {path} looks mirrored against --bkg {bkg_path} (they match far better "
+                       f"with one flipped), so its mask would be wrong: flip one of them", err=True)
     seg = load_segmenter(weights)
     seg.set_background(bkg)
     for path in frames:

@@ -145,6 +145,20 @@ def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, 
                            f"(read-only, or no permission)\n"
 
 
+def test_predict_names_a_frame_that_looks_mirrored_against_the_background(dev_root, tmp_path, random_weights):
+    # A camera frame as it comes against the capture tool's (mirrored) bkg.png: every mask would be wrong.
+    flipped = tmp_path / "bkg.png"
+    cv2.imwrite(str(flipped), cv2.flip(cv2.imread(str(dev_root / "set2" / "bkg.png")), 1))
+    frames = [str(dev_root / "set2" / "0.png"), str(dev_root / "set2" / "1.png")]
+    r = cli("predict", "--bkg", str(flipped), *frames, "--out", str(tmp_path / "a"), "--weights", str(random_weights))
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2  # said, and done as asked
+    assert r.stderr.splitlines() == [f"warning: {f} looks mirrored against --bkg {flipped} (they match far better "
+                                     f"with one flipped), so its mask would be wrong: flip one of them" for f in frames]
+    r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), *frames, "--out", str(tmp_path / "b"),
+            "--weights", str(random_weights))
+    assert r.returncode == 0 and r.stderr == ""
+
+
 def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, random_weights):
     out = tmp_path / "pred"
     frames = [str(dev_root / "set2" / "0.png"), str(dev_root / "set2" / "1.png")]
