@@ -226,6 +226,19 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_model(other)
 
 
+def test_a_humanseg_weights_variable_naming_no_file_is_named(tmp_path, monkeypatch, default_weights):
+    # Set once in a shell profile and forgotten: "weights file not found: PATH" did not say where from.
+    from humanseg.model import resolve_weights
+
+    monkeypatch.setenv("HUMANSEG_WEIGHTS", str(tmp_path / "old.pt"))
+    with pytest.raises(WeightsError, match=rf"^HUMANSEG_WEIGHTS={re.escape(str(tmp_path / 'old.pt'))}: no checkpoint "
+                                           r"file there \(unset it to use the shipped model, or pass --weights\)$"):
+        resolve_weights(None)
+    assert resolve_weights(default_weights) == default_weights  # --weights wins over the variable
+    monkeypatch.setenv("HUMANSEG_WEIGHTS", str(default_weights))
+    assert resolve_weights(None) == default_weights
+
+
 def test_working_size_never_upscales():
     assert working_size(640, 480, 320) == (320, 240)
     assert working_size(1280, 720, 320) == (320, 180)

@@ -99,7 +99,10 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
     if weights:
         return Path(weights)
     env = os.environ.get("HUMANSEG_WEIGHTS")
-    if env:
+    if env:  # set once and forgotten, say: the error names the variable, not only a path
+        if not Path(env).is_file():
+            raise WeightsError(f"HUMANSEG_WEIGHTS={env}: no checkpoint file there (unset it to use the "
+                               f"shipped model, or pass --weights)")
         return Path(env)
     if not DEFAULT_WEIGHTS.is_file():
         raise WeightsError(f"no trained model: the shipped default {DEFAULT_WEIGHTS} is missing; "
