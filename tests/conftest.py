@@ -104,7 +104,10 @@ def make_read_only():
             folder.chmod(0o555)
             undo.append(lambda: folder.chmod(0o755))
             return folder
-        r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True)
+        try:
+            r = subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True)
+        except FileNotFoundError:  # no mount program
+            r = subprocess.CompletedProcess([], 127)
         if r.returncode == 0:
             undo.append(lambda: subprocess.run(["umount", str(folder)], check=True))
         if r.returncode != 0 or os.access(folder, os.W_OK):
