@@ -16,16 +16,19 @@ from humanseg.cli import images_option, reports_errors
               help="Start unlabeled frames empty instead of from K_pred.png / the model / differencing.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Model checkpoint for the starting guess (default: the shipped model, if any).")
+@click.option("--zoom", type=click.FloatRange(0.1, 4.0), default=None, metavar="F",
+              help="Show frames at this scale (default: 1, or less for frames larger than 1280x720, so the "
+                   "window fits a laptop's screen). Masks are saved at the frame's own size.")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout (for tests).")
 @reports_errors
-def main(set_number, images, redo, all_frames, no_guess, weights, log_events):
+def main(set_number, images, redo, all_frames, no_guess, weights, zoom, log_events):
     """Draw person polygons on the unlabeled frames of a set; saves K_mask.png and K.json."""
     if redo is not None and all_frames:
         raise click.UsageError("use either --redo K or --all, not both")
     from humanseg.labeling.app import label_set
 
     label_set(images, set_number, redo=redo, all_frames=all_frames, use_guess=not no_guess,
-              weights=weights, log_events=log_events)
+              weights=weights, log_events=log_events, zoom=zoom)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from shapely.geometry import Polygon
@@ -579,3 +580,23 @@ def test_redo_opens_the_mask_when_it_was_changed_after_its_json(copy_set, capsys
     store.write_json(info.json_path(0), to_labelme(outline, "0.png", *mask.shape), overwrite=True)
     info.mask_path(0).write_bytes(b"cut short")
     assert opened()[1:] == ("json", "")
+
+
+def test_large_frames_are_shown_scaled_and_edited_in_frame_pixels():
+    from humanseg.labeling.view import fit_zoom, to_display, to_image
+
+    assert fit_zoom(640, 480) == 1.0 and fit_zoom(1280, 720) == 1.0
+    assert fit_zoom(1920, 1080) == pytest.approx(2 / 3) and fit_zoom(1280, 960) == 0.75
+    for zoom in (1.0, 0.75, 0.5, 2.0):
+        back = to_display([to_image(100, 37, zoom)], zoom)[0]
+        assert back == pytest.approx((100, 37))
+    editor = PolygonEditor()
+    mouse = MouseAdapter(editor, zoom=0.5)
+    for x, y in ((10, 10), (110, 10), (110, 60)):
+        mouse(cv2.EVENT_LBUTTONDOWN, x, y, 0)
+        mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
+    assert editor.current == [(20.5, 20.5), (220.5, 20.5), (220.5, 120.5)]  # frame pixels
+    frame = np.full((200, 300, 3), 90, np.uint8)
+    shown = render(frame, editor, hover=(100.0, 150.0), zoom=0.5)
+    assert shown.shape == (100, 150, 3)
+    assert render(frame, editor).shape == (200, 300, 3)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,14 +29,14 @@ def start(root, xdisplay, *extra, set_number=3):
     app = GuiApp(["label_images.py", "-s", str(set_number), "--images", str(root), "--log-events", *extra],
                  xdisplay)
     ready = app.wait_event("ready")
-    app.find_window(title_pattern(ready["title"]), size=(ready["width"], ready["height"]))
+    app.find_window(title_pattern(ready["title"]), size=(ready["window_width"], ready["window_height"]))
     return app, ready
 
 
 def next_ready(app):
     ready = app.wait_event("ready")
     # Same window, new title: wait until xdotool sees the new title before sending input.
-    app.find_window(title_pattern(ready["title"]), size=(ready["width"], ready["height"]))
+    app.find_window(title_pattern(ready["title"]), size=(ready["window_width"], ready["window_height"]))
     return ready
 
 
@@ -389,3 +390,38 @@ def test_every_editing_key_works_in_the_window(unlabeled, xdisplay, tmp_path):
     assert (summary["saved"], summary["skipped"], summary["quit"]) == (1, 1, True)
     assert np.array_equal(store.read_mask(saved["mask"]), shapes_to_mask(opened, *frame.shape[:2]))
     assert store.scan_set(unlabeled, 3).labeled == [k0]  # the skipped and the quit frame have no mask
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_frames_larger_than_the_screen_are_shown_scaled_and_saved_at_full_size(copy_set, xdisplay):
+    # A 1280x960 frame 1:1 does not fit a laptop's screen: it is shown at 0.75 (960x720), clicks are
+    # mapped back to the frame's pixels, and the mask is saved at 1280x960.
+    root = copy_set(3, labels=False)
+    info = store.scan_set(root, 3)
+    for path in [info.bkg_path] + [info.frame_path(k) for k in info.frames]:
+        big = cv2.resize(cv2.imread(str(path)), (1280, 960), interpolation=cv2.INTER_LINEAR)
+        store.write_image(path, big, overwrite=True)
+    for extra, zoom in (([], 0.75), (["--zoom", "0.5"], 0.5)):
+        app, ready = start(root, xdisplay, "--no-guess", *extra)
+        try:
+            assert (ready["width"], ready["height"], ready["zoom"]) == (1280, 960, zoom)
+            assert app.geometry() == (round(1280 * zoom), round(960 * zoom))
+            for n, (x, y) in enumerate(SQUARE, 1):
+                app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+            # Within 10 screen px of the first vertex (13 or 20 frame px): closes.
+            app.click_answered(SQUARE[0][0] + 6, SQUARE[0][1] + 6, "edit", action="close", open=0)
+            app.key("Return")
+            saved = app.wait_event("saved")
+            app.key("q")
+            assert app.wait_exit() == 0
+        finally:
+            app.close()
+        mask = store.read_mask(saved["mask"])
+        assert mask.shape == (960, 1280)
+        ys, xs = np.nonzero(mask)
+        # The square's corners in frame pixels (a display pixel's centre, scaled back).
+        (x0, y0), (x1, y1) = [[(c + 0.5) / zoom - 0.5 for c in corner] for corner in (SQUARE[0], SQUARE[2])]
+        assert max(abs(xs.min() - x0), abs(xs.max() - x1), abs(ys.min() - y0), abs(ys.max() - y1)) <= 1
+        Path(saved["mask"]).unlink()
+        Path(saved["json"]).unlink()

@@ -13,10 +13,11 @@ import numpy as np
 from humanseg import store
 from humanseg.display import require_display
 from humanseg.errors import HumansegError
-from humanseg.labeling.editor import PolygonEditor
+from humanseg.labeling.editor import CLOSE_RADIUS, EDGE_RADIUS, GRAB_RADIUS, PolygonEditor
 from humanseg.labeling.geometry import mask_to_shapes, shapes_to_mask
 from humanseg.labeling.guess import EXISTING_EPSILON, Guesser
 from humanseg.labeling.labelme import read_labelme, to_labelme
+from humanseg.labeling.view import fit_zoom
 
 WINDOW = "humanseg label"
 KEY_ACCEPT = {10, 13, 32}
@@ -153,8 +154,10 @@ def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[
 
 
 def label_set(images: str | os.PathLike, set_number: int, redo: int | None = None, all_frames: bool = False,
-              use_guess: bool = True, weights: str | None = None, log_events: bool = False) -> Summary:
-    """Run the labeler on set `set_number` under images; returns what was done."""
+              use_guess: bool = True, weights: str | None = None, log_events: bool = False,
+              zoom: float | None = None) -> Summary:
+    """Run the labeler on set `set_number` under images; returns what was done. zoom: the window's
+    scale of the frames (default: 1, or less for frames larger than view.FIT_WIDTH x FIT_HEIGHT)."""
     info = store.scan_set(images, set_number)
     ks = frames_to_label(info, redo, all_frames)
     summary = Summary(set_number, to_label=len(ks))
@@ -184,9 +187,12 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 print(f"note: no model ({guesser.model_problem}); guessing by background "
                       f"differencing", file=sys.stderr)
             title = f"set {set_number} \u2014 frame {k} ({i} of {len(ks)})"
-            editor = PolygonEditor(shapes)
+            z = zoom or fit_zoom(frame.shape[1], frame.shape[0])
+            # Grabbing and closing distances are the same on screen whatever the scale.
+            editor = PolygonEditor(shapes, close_radius=CLOSE_RADIUS / z, grab_radius=GRAB_RADIUS / z,
+                                   edge_radius=EDGE_RADIUS / z)
             while True:
-                outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k)
+                outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k, z)
                 if not isinstance(outcome, PolygonEditor):
                     break
                 try:
@@ -219,9 +225,10 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     return summary
 
 
-def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int):
+def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int,
+                zoom: float = 1.0):
     """Edit one frame until accept (returns the editor), skip ("skip") or quit (None)."""
-    from humanseg.labeling.view import MouseAdapter, render
+    from humanseg.labeling.view import MouseAdapter, display_size, render
 
     height, width = frame.shape[:2]
 
@@ -229,7 +236,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         emit("edit", frame=k, action=action, shapes=len(editor.shapes), open=len(editor.current),
              vertices=editor.vertex_count, vertices_edited=editor.vertices_edited)
 
-    mouse = MouseAdapter(editor, changed)
+    mouse = MouseAdapter(editor, changed, zoom)
     cv2.setMouseCallback(WINDOW, mouse)
     cv2.setWindowTitle(WINDOW, title)
     show_bkg = False
@@ -240,12 +247,14 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         if state != shown:
             status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if editor.hole_mode else ''}" \
                      f"start: {source}  shapes: {len(editor.shapes)}"
-            cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status))
+            cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
         key = cv2.waitKey(15)
         if not ready:
             ready = True
-            emit("ready", window=WINDOW, title=title, frame=k, width=width, height=height, source=source,
+            shown_w, shown_h = display_size(width, height, zoom)
+            emit("ready", window=WINDOW, title=title, frame=k, width=width, height=height, zoom=round(zoom, 4),
+                 window_width=shown_w, window_height=shown_h, source=source,
                  shapes=len(editor.shapes), vertices=editor.vertex_count,
                  polygons=[[list(p) for p in s.points] for s in editor.shapes],
                  holes=[s.hole for s in editor.shapes])
@@ -259,7 +268,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             if editor.drawing and not editor.close():
                 continue  # an open polygon of 1–2 vertices: finish or undo it first
             # Show the final fill before saving, so what was saved is what was last seen.
-            cv2.imshow(WINDOW, render(frame, editor, None, ""))
+            cv2.imshow(WINDOW, render(frame, editor, None, "", zoom=zoom))
             cv2.waitKey(1)
             return editor
         if key == ord("n"):

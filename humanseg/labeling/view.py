@@ -18,8 +18,35 @@ HELP = ("click: add/drag  right: close/del pt  h: hole  z: undo  r: restart  c: 
         "d: del poly  b: bkg  Enter: save  n: skip  q: quit")
 
 
-def _pts(points) -> np.ndarray:
-    return np.round(np.asarray(points, np.float64) * (1 << SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+# Frames larger than this are shown scaled down to fit it (a 1920x1080 frame 1:1 would not fit a
+# laptop's screen); vertices are still placed, and masks saved, at the frame's own resolution.
+FIT_WIDTH, FIT_HEIGHT = 1280, 720
+
+
+def fit_zoom(width: int, height: int) -> float:
+    """The display scale of a frame: 1, or less for one larger than FIT_WIDTH x FIT_HEIGHT."""
+    return min(1.0, FIT_WIDTH / width, FIT_HEIGHT / height)
+
+
+def display_size(width: int, height: int, zoom: float) -> tuple[int, int]:
+    return max(1, round(width * zoom)), max(1, round(height * zoom))
+
+
+def to_display(points, zoom: float = 1.0) -> np.ndarray:
+    """Image coordinates (pixel centres at integers) to display coordinates, as float array (N, 2)."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    return pts if zoom == 1.0 else (pts + 0.5) * zoom - 0.5
+
+
+def to_image(x: float, y: float, zoom: float = 1.0) -> tuple[float, float]:
+    """A display position (a mouse event's) in image coordinates."""
+    if zoom == 1.0:
+        return x, y
+    return (x + 0.5) / zoom - 0.5, (y + 0.5) / zoom - 0.5
+
+
+def _pts(points, zoom: float = 1.0) -> np.ndarray:
+    return np.round(to_display(points, zoom) * (1 << SHIFT)).astype(np.int32).reshape(-1, 1, 2)
 
 
 def draw_help(canvas: np.ndarray, text: str, bottom: bool = True) -> None:
@@ -37,28 +64,35 @@ def draw_help(canvas: np.ndarray, text: str, bottom: bool = True) -> None:
                 (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[int, int] | None = None,
-           status: str = "", show_help: bool = True) -> np.ndarray:
-    """BGR HxWx3 picture of the shapes over image; the tint is exactly editor.mask()."""
+def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[float, float] | None = None,
+           status: str = "", show_help: bool = True, zoom: float = 1.0) -> np.ndarray:
+    """BGR picture of the shapes over image, scaled by zoom (hover in image coordinates); the tint is
+    exactly editor.mask() (at zoom 1; scaled with the picture otherwise)."""
     h, w = image.shape[:2]
-    canvas = image.copy()
-    inside = editor.mask(h, w) > 0
+    inside = editor.mask(h, w)
+    if zoom == 1.0:
+        canvas = image.copy()
+    else:
+        size = display_size(w, h, zoom)
+        canvas = cv2.resize(image, size, interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+        inside = cv2.resize(inside, size, interpolation=cv2.INTER_NEAREST)
+    inside = inside > 0
     canvas[inside] = (canvas[inside] * (1 - FILL_ALPHA) + FILL * FILL_ALPHA).astype(np.uint8)
     for shape in editor.shapes:
         color = HOLE_LINE if shape.hole else PERSON_LINE
-        cv2.polylines(canvas, [_pts(shape.points)], True, color, 1, cv2.LINE_AA, SHIFT)
-        for p in _pts(shape.points):
+        cv2.polylines(canvas, [_pts(shape.points, zoom)], True, color, 1, cv2.LINE_AA, SHIFT)
+        for p in _pts(shape.points, zoom):
             cv2.circle(canvas, tuple(p[0]), 2 << SHIFT, color, -1, cv2.LINE_AA, SHIFT)
     if editor.current:
         color = HOLE_DRAW_LINE if editor.current_hole else DRAW_LINE
         points = list(editor.current) + ([hover] if hover is not None else [])
-        cv2.polylines(canvas, [_pts(points)], False, color, 1, cv2.LINE_AA, SHIFT)
-        for p in _pts(editor.current):
+        cv2.polylines(canvas, [_pts(points, zoom)], False, color, 1, cv2.LINE_AA, SHIFT)
+        for p in _pts(editor.current, zoom):
             cv2.circle(canvas, tuple(p[0]), 2 << SHIFT, color, -1, cv2.LINE_AA, SHIFT)
         if len(editor.current) >= 3:
-            # The ring a click must land in to close the polygon.
-            first = _pts(editor.current[:1])[0][0]
-            cv2.circle(canvas, tuple(first), int(editor.close_radius) << SHIFT, color, 1,
+            # The ring a click must land in to close the polygon (the editor's radius is in image px).
+            first = _pts(editor.current[:1], zoom)[0][0]
+            cv2.circle(canvas, tuple(first), int(round(editor.close_radius * zoom)) << SHIFT, color, 1,
                        cv2.LINE_AA, SHIFT)
     if status:
         draw_help(canvas, status, bottom=False)
@@ -70,12 +104,14 @@ def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[int, int] | No
 class MouseAdapter:
     """Translates cv2 mouse callbacks into editor gestures; `on_change(action)` hears every change."""
 
-    def __init__(self, editor: PolygonEditor, on_change=None):
+    def __init__(self, editor: PolygonEditor, on_change=None, zoom: float = 1.0):
         self.editor = editor
-        self.hover: tuple[int, int] | None = None
+        self.zoom = zoom  # the window shows the frame at this scale; the editor works in frame pixels
+        self.hover: tuple[float, float] | None = None
         self.on_change = on_change or (lambda action: None)
 
     def __call__(self, event: int, x: int, y: int, flags: int, param=None) -> None:
+        x, y = to_image(x, y, self.zoom)
         self.hover = (x, y)
         ed = self.editor
         action = None
