@@ -1,4 +1,5 @@
-"""Checks that a window can be opened before OpenCV's Qt backend gets a chance to abort the process."""
+"""Checks that a window can be opened before OpenCV's Qt backend gets a chance to abort the process;
+and the scale at which a frame is shown so that its window fits a laptop's screen."""
 
 from __future__ import annotations
 
@@ -38,3 +39,17 @@ def require_display() -> None:
     problem = display_problem()
     if problem:
         raise HumansegError(problem, exit_code=2)
+
+
+# Frames larger than this are shown scaled down to fit it (a 1920x1080 camera frame 1:1 would not fit a
+# laptop's screen); clicks are mapped back, so everything else works in the frame's own pixels.
+FIT_WIDTH, FIT_HEIGHT = 1280, 720
+
+
+def fit_zoom(width: int, height: int) -> float:
+    """The display scale of a width x height image: 1, or less for one larger than FIT_WIDTH x FIT_HEIGHT."""
+    return min(1.0, FIT_WIDTH / width, FIT_HEIGHT / height)
+
+
+def display_size(width: int, height: int, zoom: float) -> tuple[int, int]:
+    return max(1, round(width * zoom)), max(1, round(height * zoom))

@@ -274,6 +274,27 @@ def test_continuing_a_set_checks_the_sources_frames_against_its_bkg(launch, xdis
     assert store.list_frames(images / "set3") == [0, 1, 2, 3]
 
 
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_camera_larger_than_the_screen_is_shown_scaled_and_clicks_map_back(launch, tmp_path, dev_root):
+    # A 1920x1080 camera's frames 1:1 do not fit a laptop's screen: the window shows them at 2/3.
+    big = cv2.resize(cv2.imread(str(dev_root / "set3" / "bkg.png")), (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    src = write_frames(tmp_path / "src", [big])
+    images = tmp_path / "images"
+    app = launch("--source", str(src), "--images", str(images), "--no-pose", "--no-model", "-b", "0")
+    ready = app.wait_event("ready")
+    assert (ready["width"], ready["height"]) == (1920, 1080)
+    app.find_window("capture", size=(1280, 720))
+    bkg = {b.name: b for b in default_layout(1920, 1080)}["bkg"]
+    shown = (round((bkg.x + 0.5) * 2 / 3 - 0.5), round((bkg.y + 0.5) * 2 / 3 - 0.5))
+    pressed = app.click_answered(*shown, "pressed", by="mouse")  # (button= is click_answered's own)
+    assert pressed["button"] == "bkg"
+    saved = app.wait_event("saved", kind="background", timeout=20)
+    app.key("q")
+    assert app.wait_exit() == 0
+    assert same_image(Path(saved["path"]), cv2.flip(big, 1))  # saved at the camera's own size
+
+
 def test_bad_set_exits_2(tmp_path, dev_root):
     out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), "--set", "9", "--no-pose",
                    env=dict(os.environ))

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from humanseg import store
-from humanseg.display import require_display
+from humanseg.display import fit_zoom, require_display
 from humanseg.errors import HumansegError
 from humanseg.labeling.editor import CLOSE_RADIUS, EDGE_RADIUS, GRAB_RADIUS, PolygonEditor
 from humanseg.labeling.geometry import mask_to_shapes, shapes_to_mask
 from humanseg.labeling.guess import EXISTING_EPSILON, Guesser
 from humanseg.labeling.labelme import read_labelme, to_labelme
-from humanseg.labeling.view import fit_zoom
 
 WINDOW = "humanseg label"
 KEY_ACCEPT = {10, 13, 32}

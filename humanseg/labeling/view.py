@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from humanseg.display import display_size
 from humanseg.labeling.editor import PolygonEditor
 
 FILL = np.array([60, 200, 60], np.float32)  # BGR tint of the labeled area
@@ -16,20 +17,6 @@ HOLE_DRAW_LINE = (220, 60, 220)
 SHIFT = 2  # fractional bits for sub-pixel vertex positions in cv2 drawing calls
 HELP = ("click: add/drag  right: close/del pt  h: hole  z: undo  r: restart  c: clear  "
         "d: del poly  b: bkg  Enter: save  n: skip  q: quit")
-
-
-# Frames larger than this are shown scaled down to fit it (a 1920x1080 frame 1:1 would not fit a
-# laptop's screen); vertices are still placed, and masks saved, at the frame's own resolution.
-FIT_WIDTH, FIT_HEIGHT = 1280, 720
-
-
-def fit_zoom(width: int, height: int) -> float:
-    """The display scale of a frame: 1, or less for one larger than FIT_WIDTH x FIT_HEIGHT."""
-    return min(1.0, FIT_WIDTH / width, FIT_HEIGHT / height)
-
-
-def display_size(width: int, height: int, zoom: float) -> tuple[int, int]:
-    return max(1, round(width * zoom)), max(1, round(height * zoom))
 
 
 def to_display(points, zoom: float = 1.0) -> np.ndarray:

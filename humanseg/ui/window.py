@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import cv2
 
-from humanseg.display import require_display
+from humanseg.display import display_size, fit_zoom, require_display
 
 
 class CvWindow:
-    """A HighGUI window sized 1:1 to the image (no Qt toolbar), clicks in image pixels."""
+    """A HighGUI window sized to the image (no Qt toolbar), clicks in image pixels. An image larger
+    than display.FIT_WIDTH x FIT_HEIGHT is shown scaled down to fit (a 1920x1080 camera's frames would
+    not fit a laptop's screen 1:1), and clicks are mapped back to the image's pixels."""
 
     def __init__(self, name: str = "capture"):
         require_display()  # Qt aborts the whole process on a missing display; fail with a line instead
         self.name = name
-        # GUI_NORMAL: no toolbar or context menu, so window pixels are image pixels.
+        # GUI_NORMAL: no toolbar or context menu, so window pixels are (scaled) image pixels.
         cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         cv2.setMouseCallback(name, self._on_mouse)
         self._clicks: list[tuple[int, int]] = []
         self.closed = False
+        self.zoom = 1.0  # of the image last shown
+        self._size = (0, 0)
 
     def _on_mouse(self, event, x, y, flags, param):
         # One button-up per physical click; Qt reports a quick second click as DBLCLK (and DOWN).
         if event == cv2.EVENT_LBUTTONUP:
+            if self.zoom != 1.0:  # window pixel centre -> image pixel
+                w, h = self._size
+                x = min(w - 1, max(0, round((x + 0.5) / self.zoom - 0.5)))
+                y = min(h - 1, max(0, round((y + 0.5) / self.zoom - 0.5)))
             self._clicks.append((x, y))
 
     def show(self, image) -> None:
+        h, w = image.shape[:2]
+        self._size, self.zoom = (w, h), fit_zoom(w, h)
+        if self.zoom < 1.0:
+            image = cv2.resize(image, display_size(w, h, self.zoom), interpolation=cv2.INTER_AREA)
         cv2.imshow(self.name, image)
 
     def poll(self, wait_ms: int = 1) -> tuple[list[int], list[tuple[int, int]]]:
