@@ -34,7 +34,8 @@ def _print_event(record: dict) -> None:
               help="Run PoseNet on every Nth frame; 0: in a background thread on the newest frame, "
                    "as often as it keeps up (every frame on a fast machine).")
 @click.option("--pose-scale", type=click.FloatRange(0.05, 2.0), default=None,
-              help="PoseNet input size as a fraction of the frame (default: the estimator's).")
+              help="PoseNet input size as a fraction of the frame (default: 0.5, and for frames wider than "
+                   "640 px an input about 320 px wide).")
 @click.option("--pose-threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads for PoseNet; one leaves a core for reading, drawing and showing.")
 @click.option("--max-fps", type=click.FloatRange(min=0), default=0, show_default=True,

@@ -155,3 +155,21 @@ def test_torchscript_runner_matches_eager_network(dev_root, posenet_weights):
     with torch.inference_mode():
         for a, b in zip(est.network(tensor), traced(tensor)):
             assert a.shape == b.shape and (a - b).abs().max() <= 1e-3
+
+
+def test_wide_frames_get_the_default_input_width_and_the_same_palms(dev_root, posenet_weights):
+    # A 1920x1080 camera at half size fed PoseNet 961x545 (about 7 times the pixels of a 640 px frame).
+    from humanseg.pose import PoseEstimator
+
+    estimator = PoseEstimator.load(posenet_weights)
+    assert estimator.input_size(640, 480) == (321, 241)  # unchanged for a webcam's frames
+    assert estimator.input_size(1920, 1440) == (321, 241) and estimator.input_size(1280, 720)[0] == 321
+    assert estimator.input_size(320, 240) == (161, 113)  # smaller frames keep half their size
+    frame = cv2.imread(str(dev_root / "set4" / "0.png"))
+    big = cv2.resize(frame, (1920, 1440), interpolation=cv2.INTER_LINEAR)
+    small, large = estimator.palms(frame), estimator.palms(big)
+    assert small and len(small) == len(large)
+    for a, b in zip(small, large):  # the same palms, three times as far from the origin
+        assert abs(b.x / 3 - a.x) < 4 and abs(b.y / 3 - a.y) < 4
+    estimator.scale = 0.5  # asked for explicitly: as asked
+    assert estimator.input_size(1920, 1440) == (961, 721)

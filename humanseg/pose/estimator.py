@@ -19,6 +19,10 @@ from humanseg.pose.weights import load_network
 
 # Half the frame width (about 320 px for a 640 px webcam) found more wrists than full size here.
 DEFAULT_SCALE = 0.5
+# Wider frames (a 1280x720 or 1920x1080 camera) get the same input width by default: the person spans
+# as many input pixels as in a 640 px frame, and the network costs what it does there (3 and 7 times
+# the pixels at half size).
+DEFAULT_INPUT_WIDTH = 320
 
 
 class PoseEstimator:
@@ -27,12 +31,11 @@ class PoseEstimator:
     def __init__(self, network: PoseNetMobileNetV1, scale: float | None = None, max_poses: int = 1,
                  min_pose_score: float = 0.25, part_threshold: float = 0.5, nms_radius: float = 20.0,
                  wrist_threshold: float = 0.3, elbow_threshold: float = 0.3, optimize: bool = True):
-        scale = DEFAULT_SCALE if scale is None else float(scale)
-        if not 0.05 <= scale <= 2.0:
+        if scale is not None and not 0.05 <= float(scale) <= 2.0:
             raise ValueError(f"pose scale must be within 0.05 and 2.0, got {scale}")
         self.network = network.eval()
         self.output_stride = network.output_stride
-        self.scale = scale
+        self.scale = None if scale is None else float(scale)  # None: DEFAULT_SCALE, capped at the input width
         self.max_poses = max_poses
         self.min_pose_score = min_pose_score
         self.part_threshold = part_threshold
@@ -54,8 +57,11 @@ class PoseEstimator:
 
     def input_size(self, frame_width: int, frame_height: int) -> tuple[int, int]:
         """Network input (width, height) in pixels for a frame size at this estimator's scale."""
-        return (valid_input_size(frame_width * self.scale, self.output_stride),
-                valid_input_size(frame_height * self.scale, self.output_stride))
+        scale = self.scale
+        if scale is None:
+            scale = min(DEFAULT_SCALE, DEFAULT_INPUT_WIDTH / frame_width)
+        return (valid_input_size(frame_width * scale, self.output_stride),
+                valid_input_size(frame_height * scale, self.output_stride))
 
     def preprocess(self, frame_bgr: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) float32 RGB in [-1, 1] at the valid input size."""
