@@ -156,7 +156,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
               use_guess: bool = True, weights: str | None = None, log_events: bool = False,
               zoom: float | None = None) -> Summary:
     """Run the labeler on set `set_number` under images; returns what was done. zoom: the window's
-    scale of the frames (default: 1, or less for frames larger than view.FIT_WIDTH x FIT_HEIGHT)."""
+    scale of the frames (default: 1, or less for frames larger than display.FIT_WIDTH x FIT_HEIGHT)."""
     info = store.scan_set(images, set_number)
     ks = frames_to_label(info, redo, all_frames)
     summary = Summary(set_number, to_label=len(ks))
