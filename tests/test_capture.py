@@ -295,6 +295,25 @@ def test_a_camera_larger_than_the_screen_is_shown_scaled_and_clicks_map_back(lau
     assert same_image(Path(saved["path"]), cv2.flip(big, 1))  # saved at the camera's own size
 
 
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_palm_presses_sav_on_a_camera_three_times_larger(launch, tmp_path, dev_root, posenet_weights):
+    # 1920x1440 frames: PoseNet gets the input width it gets at 640x480, the window shows them at half
+    # size, and the palm over Sav still presses it.
+    frame = cv2.resize(palm_on_sav_frame(dev_root), (3 * W, 3 * H), interpolation=cv2.INTER_LINEAR)
+    src = write_frames(tmp_path / "src", [frame])
+    app = launch("--source", str(src), "--images", str(tmp_path / "images"), "--no-model",
+                 "--posenet-weights", str(posenet_weights))
+    ready = app.wait_event("ready", timeout=60)
+    assert (ready["width"], ready["height"]) == (3 * W, 3 * H)
+    app.find_window("capture", size=(960, 720))  # scaled by 1/2 to fit 1280x720
+    pressed = app.wait_event("pressed", timeout=60)
+    assert pressed["button"] == "sav" and pressed["by"] == "palm"
+    assert app.wait_event("message", timeout=10)["text"] == "capture a background first"
+    app.key("q")
+    assert app.wait_exit() == 0
+
+
 def test_bad_set_exits_2(tmp_path, dev_root):
     out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), "--set", "9", "--no-pose",
                    env=dict(os.environ))
