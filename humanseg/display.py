@@ -1,11 +1,14 @@
 """Checks that a window can be opened before OpenCV's Qt backend gets a chance to abort the process;
-and the scale at which a frame is shown so that its window fits a laptop's screen."""
+and the scale at which a frame is shown so that its window fits a laptop's screen, with the mapping
+between window and image coordinates at that scale."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
+
+import numpy as np
 
 from humanseg.errors import HumansegError
 
@@ -53,3 +56,16 @@ def fit_zoom(width: int, height: int) -> float:
 
 def display_size(width: int, height: int, zoom: float) -> tuple[int, int]:
     return max(1, round(width * zoom)), max(1, round(height * zoom))
+
+
+def to_display(points, zoom: float = 1.0):
+    """Image coordinates (pixel centres at integers) in a window showing the image at zoom: float (N, 2)."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    return pts if zoom == 1.0 else (pts + 0.5) * zoom - 0.5
+
+
+def to_image(x: float, y: float, zoom: float = 1.0) -> tuple[float, float]:
+    """A window position (a mouse event's) in the coordinates of the image shown there at zoom."""
+    if zoom == 1.0:
+        return x, y
+    return (x + 0.5) / zoom - 0.5, (y + 0.5) / zoom - 0.5

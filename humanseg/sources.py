@@ -81,9 +81,7 @@ class ImageFolderSource(FrameSource):
         unreadable image, or one of another size than the first, raises an error that names it."""
         shape = None
         for path in self.paths:
-            frame = cv2.imread(path, cv2.IMREAD_COLOR)
-            if frame is None:
-                raise HumansegError(f"unreadable image in source: {path}")
+            frame = self._imread(path)
             if shape is None:
                 shape = frame.shape
             elif frame.shape != shape:
@@ -97,10 +95,15 @@ class ImageFolderSource(FrameSource):
             self.index = 0
         path = self.paths[self.index]
         self.index += 1
+        frame = self._imread(path)
+        self.last_path = path
+        return frame
+
+    @staticmethod
+    def _imread(path: str) -> np.ndarray:
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
             raise HumansegError(f"unreadable image in source: {path}")
-        self.last_path = path
         return frame
 
 

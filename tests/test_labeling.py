@@ -583,8 +583,7 @@ def test_redo_opens_the_mask_when_it_was_changed_after_its_json(copy_set, capsys
 
 
 def test_large_frames_are_shown_scaled_and_edited_in_frame_pixels():
-    from humanseg.display import fit_zoom
-    from humanseg.labeling.view import to_display, to_image
+    from humanseg.display import fit_zoom, to_display, to_image
 
     assert fit_zoom(640, 480) == 1.0 and fit_zoom(1280, 720) == 1.0
     assert fit_zoom(1920, 1080) == pytest.approx(2 / 3) and fit_zoom(1280, 960) == 0.75

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from humanseg.display import display_size
+from humanseg.display import display_size, to_display, to_image
 from humanseg.labeling.editor import PolygonEditor
 
 FILL = np.array([60, 200, 60], np.float32)  # BGR tint of the labeled area
@@ -17,19 +17,6 @@ HOLE_DRAW_LINE = (220, 60, 220)
 SHIFT = 2  # fractional bits for sub-pixel vertex positions in cv2 drawing calls
 HELP = ("click: add/drag  right: close/del pt  h: hole  z: undo  r: restart  c: clear  "
         "d: del poly  b: bkg  Enter: save  n: skip  q: quit")
-
-
-def to_display(points, zoom: float = 1.0) -> np.ndarray:
-    """Image coordinates (pixel centres at integers) to display coordinates, as float array (N, 2)."""
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
-    return pts if zoom == 1.0 else (pts + 0.5) * zoom - 0.5
-
-
-def to_image(x: float, y: float, zoom: float = 1.0) -> tuple[float, float]:
-    """A display position (a mouse event's) in image coordinates."""
-    if zoom == 1.0:
-        return x, y
-    return (x + 0.5) / zoom - 0.5, (y + 0.5) / zoom - 0.5
 
 
 def _pts(points, zoom: float = 1.0) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 
-from humanseg.display import display_size, fit_zoom, require_display
+from humanseg.display import display_size, fit_zoom, require_display, to_image
 
 
 class CvWindow:
@@ -26,10 +26,9 @@ class CvWindow:
     def _on_mouse(self, event, x, y, flags, param):
         # One button-up per physical click; Qt reports a quick second click as DBLCLK (and DOWN).
         if event == cv2.EVENT_LBUTTONUP:
-            if self.zoom != 1.0:  # window pixel centre -> image pixel
-                w, h = self._size
-                x = min(w - 1, max(0, round((x + 0.5) / self.zoom - 0.5)))
-                y = min(h - 1, max(0, round((y + 0.5) / self.zoom - 0.5)))
+            if self.zoom != 1.0:  # the image pixel under the window pixel
+                (fx, fy), (w, h) = to_image(x, y, self.zoom), self._size
+                x, y = min(w - 1, max(0, round(fx))), min(h - 1, max(0, round(fy)))
             self._clicks.append((x, y))
 
     def show(self, image) -> None:
