@@ -344,7 +344,17 @@ FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv"
 
 
 class VideoOutput:
-    """A video file written atomically: frames go to NAME.tmp.EXT, renamed to NAME.EXT on close."""
+    """A video file written atomically: frames go to NAME.tmp.EXT, renamed to NAME.EXT on close.
+
+    Frames from a file or folder are written one for one. A camera's are written in real time
+    (`write(image, at=seconds)`): the file's frame j shows the first frame taken in [j, j+1) / fps
+    seconds, or holds the one before when none was, so the video plays at the speed it was filmed even
+    where the model keeps up with less than the camera's rate. A gap of more than `max_gap` seconds (a
+    background capture, which records nothing) is shortened to it, so the video does not freeze for
+    the whole pause.
+    """
+
+    max_gap = 0.5
 
     def __init__(self, path: str | os.PathLike, fps: float, force: bool = False):
         self.path = Path(path)
@@ -362,8 +372,26 @@ class VideoOutput:
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self._writer = None
+        self._last_at: float | None = None
+        self._elapsed = 0.0  # seconds of video the timed frames so far stand for
+        self._held: np.ndarray | None = None  # the last timed frame, shown until the next one
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, at: float | None = None) -> None:
+        """Append a frame; `at`: when it was taken (seconds, a camera's), to keep the video in real time."""
+        if at is None:
+            self._write(image)
+            return
+        if self._last_at is not None:
+            self._elapsed += min(max(at - self._last_at, 0.0), self.max_gap)
+        self._last_at = at
+        slot = int(self._elapsed * self.fps + 1e-6)
+        while self._held is not None and self.frames < slot:
+            self._write(self._held)
+        if self.frames == slot:  # otherwise a frame taken earlier already stands for this moment
+            self._write(image)
+        self._held = image.copy()  # the caller may reuse its buffer
+
+    def _write(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]
         if self._writer is None:
             self.size = (w, h)
@@ -443,7 +471,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
     The model runs in a worker thread one frame ahead of compositing (frames stay in order, none is
     skipped), so reading, drawing and writing overlap the network on a second core.
     media_clock: time is frames / source fps (files), so the background countdown does not depend
-    on how fast frames are read. Releases the source and window; closes (or discards) the output.
+    on how fast frames are read, and `output` gets every frame once; without it (a camera) time is
+    `clock`'s, and `output` is kept in real time (`VideoOutput.write`). Releases the source and window; closes (or discards) the output.
     """
     from humanseg.capture import FpsMeter
 
@@ -464,11 +493,11 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         nonlocal pending
         if pending is None:
             return True
-        frame, future = pending
+        frame, future, taken = pending
         pending = None
         live = session.finish(frame, future.result())
-        if output is not None:
-            output.write(live.image)
+        if output is not None:  # a camera's frames in real time, a file's one for one
+            output.write(live.image, at=None if media_clock else taken)
         if masks_dir is not None:
             store.write_image(masks_dir / f"{result.frames}_mask.png", live.mask, overwrite=True)
         result.frames += 1
@@ -505,6 +534,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             frame = source.read()
             if frame is None:
                 break
+            taken = clock() - started
             read_count += 1
             if grabber is not None and (grabber.running or session.background is None):
                 keep_going = finish_pending()  # the model must be idle before its background changes
@@ -526,7 +556,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                                     f"{session.background.shape[1]}x{session.background.shape[0]}")
             future = pool.submit(session.segment, frame, session.correction())
             keep_going = finish_pending()
-            pending = (frame, future)
+            pending = (frame, future, taken)
         if keep_going:
             finish_pending()
     except (KeyboardInterrupt, CameraStopped):

@@ -548,6 +548,22 @@ class DyingCamera(ListSource):
         return super().read()
 
 
+class CameraClock:
+    """A camera's frames at `rate` per second: each read moves this clock one frame on."""
+
+    def __init__(self, source, rate):
+        self.now, self.source, self.rate = 0.0, source, rate
+        read = source.read
+
+        def timed_read():
+            self.now += 1 / rate
+            return read()
+        source.read = timed_read
+
+    def __call__(self):
+        return self.now
+
+
 def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp_path):
     # A failure discards a half-written file; a camera that stops ends the recording, which is kept.
     session = LiveSession(segmenter, view="tint")
@@ -555,10 +571,56 @@ def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp
     out = VideoOutput(tmp_path / "o.avi", 30.0)
     source = DyingCamera([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=5)
     with pytest.raises(CameraStopped, match="camera 0 gave no frame"):
-        run_live(source, session, None, out)
+        run_live(source, session, None, out, clock=CameraClock(source, 30.0))
     assert source.released and [p.name for p in tmp_path.iterdir()] == ["o.avi"]
     frames_out, _ = video_frames(tmp_path / "o.avi")
     assert len(frames_out) == 4  # the fifth was read but still in the model when the camera stopped
+
+
+def grey_levels(path):
+    return [int(round(f.mean())) for f in video_frames(path)[0]]
+
+
+def test_a_camera_recording_plays_in_real_time(tmp_path):
+    # A camera's frames were written one for one at its nominal rate: where the model kept up with half
+    # of it, the video played twice as fast as it was filmed. Timed frames are now repeated or skipped.
+    frames = [np.full((48, 64, 3), 20 * k, np.uint8) for k in range(8)]
+    slow = VideoOutput(tmp_path / "slow.avi", 30.0)
+    for k, frame in enumerate(frames[:4]):  # 15 frames a second
+        slow.write(frame, at=k / 15)
+    slow.close()
+    assert grey_levels(tmp_path / "slow.avi") == [0, 0, 20, 20, 40, 40, 60]  # each held until the next
+    fast = VideoOutput(tmp_path / "fast.avi", 30.0)
+    for k, frame in enumerate(frames):  # 60 frames a second: every other one
+        fast.write(frame, at=k / 60)
+    fast.close()
+    assert grey_levels(tmp_path / "fast.avi") == [0, 40, 80, 120]
+    paused = VideoOutput(tmp_path / "paused.avi", 10.0)
+    paused.write(frames[1], at=0.0)
+    paused.write(frames[2], at=4.0)  # a background capture between them: 0.5 s, not 4
+    paused.write(frames[3], at=4.1)
+    paused.close()
+    assert grey_levels(tmp_path / "paused.avi") == [20] * 5 + [40, 60]
+    plain = VideoOutput(tmp_path / "plain.avi", 30.0)  # a file's frames: one for one
+    for frame in frames[:3]:
+        plain.write(frame)
+    plain.close()
+    assert grey_levels(tmp_path / "plain.avi") == [0, 20, 40]
+
+
+@pytest.mark.slow
+def test_live_records_a_slow_camera_in_real_time(dev_root, segmenter, tmp_path):
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(read(dev_root, 3, "bkg.png"))
+    frames = [read(dev_root, 3, f"{k}.png") for k in range(3)]
+    out = VideoOutput(tmp_path / "o.avi", 30.0)
+    camera = ListSource(frames, limit=6)
+    result = run_live(camera, session, None, out, clock=CameraClock(camera, 10.0))  # 10 of its 30 fps
+    assert result.frames == 6 and len(video_frames(tmp_path / "o.avi")[0]) == 16  # 0.5 s, and the last
+    folder = VideoOutput(tmp_path / "f.avi", 30.0)
+    source = ListSource(frames, limit=6)
+    run_live(source, session, None, folder, clock=CameraClock(source, 10.0), media_clock=True)
+    assert len(video_frames(tmp_path / "f.avi")[0]) == 6
 
 
 def test_video_output_is_atomic(tmp_path):
