@@ -465,14 +465,16 @@ class LiveResult:
 def run_live(source, session: LiveSession, window=None, output: VideoOutput | None = None,
              grabber: BackgroundGrabber | None = None, clock: Callable[[], float] = time.monotonic,
              media_clock: bool = False, max_frames: int | None = None, masks_dir: Path | None = None,
-             log: Callable[[dict], None] | None = None) -> LiveResult:
+             log: Callable[[dict], None] | None = None, save_bkg: Path | None = None) -> LiveResult:
     """Read, segment, composite, show and record until the source ends, q/Esc, or max_frames.
 
     The model runs in a worker thread one frame ahead of compositing (frames stay in order, none is
     skipped), so reading, drawing and writing overlap the network on a second core.
     media_clock: time is frames / source fps (files), so the background countdown does not depend
     on how fast frames are read, and `output` gets every frame once; without it (a camera) time is
-    `clock`'s, and `output` is kept in real time (`VideoOutput.write`). Releases the source and window; closes (or discards) the output.
+    `clock`'s, and `output` is kept in real time (`VideoOutput.write`). Releases the source and
+    window; closes (or discards) the output. save_bkg: each background captured is written there
+    (replacing the one before); a write that fails is reported as an event and the session goes on.
     """
     from humanseg.capture import FpsMeter
 
@@ -509,6 +511,14 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             return handle_keys()
         return True
 
+    def saved_background(bkg: np.ndarray) -> dict:
+        if save_bkg is None:
+            return {}
+        try:
+            return {"saved": str(store.write_image(save_bkg, bkg, overwrite=True))}
+        except (OSError, HumansegError) as e:  # the session (and its recording) goes on without it
+            return {"not_saved": f"--save-bkg {save_bkg}: {getattr(e, 'strerror', None) or e}"}
+
     def handle_keys() -> bool:
         keys, _ = window.poll(1)
         for key in keys:
@@ -544,7 +554,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                 if bkg is not None:
                     session.set_background(bkg)
                     result.backgrounds += 1
-                    emit({"event": "background", "state": "captured"})
+                    emit({"event": "background", "state": "captured", **saved_background(bkg)})
                 elif window is not None and keep_going:
                     window.show(draw_overlay(frame, session.view, result.fps,
                                              countdown=grabber.seconds_left(now()), grabbing=True))
@@ -594,10 +604,12 @@ def default_threads() -> int:
 @click.option("--replace", "replace_path", type=click.Path(dir_okay=False),
               help="Image shown behind the person in the replace view (default: a gradient).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the composited video (.mp4, .avi).")
-@click.option("--force", is_flag=True, help="Overwrite an existing --output or --save-masks masks.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --output, --save-masks masks or --save-bkg.")
 @click.option("--save-masks", "masks_dir", type=click.Path(file_okay=False),
               help="Also write each frame's mask as DIR/N_mask.png (N from 0).")
 @click.option("--no-window", is_flag=True, help="Headless: no window (use with --output or --save-masks).")
+@click.option("--save-bkg", "save_bkg", type=click.Path(dir_okay=False),
+              help="Write each background captured (no --bkg, or key b) to this .png, for a later --bkg.")
 @click.option("--countdown", type=click.FloatRange(min=0), default=3, show_default=True,
               help="Seconds to step out of view before the background is captured (b or no --bkg).")
 @click.option("--bkg-seconds", type=click.FloatRange(min=0), default=1, show_default=True,
@@ -611,8 +623,8 @@ def default_threads() -> int:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for the model (default: cores - 1).")
 @reports_errors
-def live_command(source, bkg_path, weights, view, replace_path, output, force, masks_dir, no_window, countdown,
-                 bkg_seconds, raw, mirror, max_frames, threads):
+def live_command(source, bkg_path, weights, view, replace_path, output, force, masks_dir, no_window, save_bkg,
+                 countdown, bkg_seconds, raw, mirror, max_frames, threads):
     """Segment every frame against the background, live: views, FPS, stability, drift warning.
 
     Keys: v next view, b capture a new background, q / Esc quit.
@@ -635,6 +647,20 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if earlier and not force:
             raise HumansegError(f"--save-masks {masks} already holds masks ({earlier[0].name}, ...): "
                                 f"--force replaces them, or choose another folder")
+
+    if save_bkg:
+        save_bkg = Path(save_bkg)
+        if save_bkg.suffix.lower() != ".png":
+            raise HumansegError(f"--save-bkg {save_bkg}: name a .png file (backgrounds are kept lossless)")
+        store.refuse_capture_file(save_bkg, "--save-bkg")  # a set's bkg.png holds its labels' reference
+        if save_bkg.exists() and not force:
+            raise HumansegError(f"--save-bkg {save_bkg} already exists (pass --force to overwrite)")
+        if not save_bkg.parent.is_dir():
+            raise HumansegError(f"--save-bkg {save_bkg}: folder {save_bkg.parent} does not exist")
+        store.refuse_unwritable(save_bkg, "--save-bkg")
+        if bkg is not None and no_window:  # headless, a background is captured only without --bkg
+            raise HumansegError(f"--save-bkg {save_bkg}: nothing to save: with --bkg and --no-window no "
+                                f"background is captured")
 
     from humanseg.model import load_segmenter
 
@@ -678,7 +704,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         raise
     grabber = BackgroundGrabber(countdown, bkg_seconds) if (bkg is None or window is not None) else None
     result = run_live(Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,
-                      max_frames=max_frames, masks_dir=masks,
+                      max_frames=max_frames, masks_dir=masks, save_bkg=save_bkg or None,
                       log=lambda r: click.echo(json.dumps(r)))
     summary = {"event": "done", "frames": result.frames, "fps": round(result.fps, 1),
                "output": str(result.output) if result.output else None}

@@ -577,6 +577,57 @@ def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp
     assert len(frames_out) == 4  # the fifth was read but still in the model when the camera stopped
 
 
+@pytest.mark.slow
+def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_set, default_weights):
+    # A background live mode captured (no --bkg, or key b) was lost at exit; --save-bkg keeps it for --bkg.
+    folder = dev_root / "set3"
+    room = tmp_path / "room.png"
+    args = ["live", "--source", str(folder), "--no-window", "--countdown", "0", "--bkg-seconds", "0",
+            "--max-frames", "2", "--weights", str(default_weights), "--save-bkg", str(room)]
+    res = run_cli(*args)
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.output.splitlines()]
+    assert {"event": "background", "state": "captured", "saved": str(room)} in events
+    assert np.array_equal(cv2.imread(str(room)), read(dev_root, 3, "0.png"))  # 0 s of frames: the first
+    again = run_cli(*args)
+    assert again.exit_code == 2 and again.output == (f"Error: --save-bkg {room} already exists (pass --force "
+                                                     f"to overwrite)\n")
+    assert run_cli(*args, "--force").exit_code == 0
+    reused = run_cli("live", "--source", str(folder), "--no-window", "--bkg", str(room), "--max-frames", "1",
+                     "--weights", str(default_weights))
+    assert reused.exit_code == 0, reused.output
+
+    def refused(*more):
+        res = run_cli("live", "--source", str(folder), "--no-window", "--weights", str(default_weights), *more)
+        assert res.exit_code == 2
+        return res.output
+
+    assert refused("--save-bkg", str(tmp_path / "room.jpg")) == (
+        f"Error: --save-bkg {tmp_path / 'room.jpg'}: name a .png file (backgrounds are kept lossless)\n")
+    captured = copy_set(3) / "set3" / "bkg.png"
+    assert refused("--save-bkg", str(captured), "--force") == (
+        f"Error: --save-bkg {captured} is a file of the capture set {captured.parent}; write it somewhere else\n")
+    assert refused("--save-bkg", str(tmp_path / "no" / "room.png")) == (
+        f"Error: --save-bkg {tmp_path / 'no' / 'room.png'}: folder {tmp_path / 'no'} does not exist\n")
+    assert refused("--bkg", str(folder / "bkg.png"), "--save-bkg", str(tmp_path / "r.png")) == (
+        f"Error: --save-bkg {tmp_path / 'r.png'}: nothing to save: with --bkg and --no-window no background "
+        f"is captured\n")
+    assert not (tmp_path / "r.png").exists() and np.array_equal(cv2.imread(str(captured)),
+                                                                 read(dev_root, 3, "bkg.png"))
+
+
+def test_a_background_that_cannot_be_saved_does_not_end_the_session(dev_root, segmenter, read_only_folder):
+    session = LiveSession(segmenter, view="tint")
+    events = []
+    result = run_live(ListSource([read(dev_root, 3, "bkg.png")], limit=4), session, None, None,
+                      BackgroundGrabber(countdown=0, seconds=0), media_clock=True, log=events.append,
+                      save_bkg=read_only_folder / "room.png")
+    assert result.frames == 3 and result.backgrounds == 1
+    [event] = [e for e in events if e["event"] == "background"]
+    assert event["state"] == "captured" and event["not_saved"].startswith(
+        f"--save-bkg {read_only_folder / 'room.png'}: ")
+
+
 def grey_levels(path):
     return [int(round(f.mean())) for f in video_frames(path)[0]]
 
