@@ -196,12 +196,6 @@ class PolygonEditor:
         self._touch()
         return True
 
-    def move_vertex(self, si: int, vi: int, x: float, y: float) -> None:
-        self._snapshot()
-        self.shapes[si].points[vi] = (float(x), float(y))
-        self.vertices_edited += 1
-        self._touch()
-
     def insert_vertex(self, si: int, ei: int, point: tuple[float, float]) -> None:
         """Insert a vertex after vertex ei of shape si (on the edge ei → ei+1)."""
         self._snapshot()
