@@ -49,13 +49,14 @@ def camera_nudge(frame, bkg, mask):
     return frame, cv2.warpAffine(bkg, m, (w, h), borderMode=cv2.BORDER_REPLICATE), mask
 
 
-def cheap_camera(frame, bkg, mask):
-    """A lower-resolution camera with JPEG: both images at half size, JPEG quality 40."""
+def cheap_camera(frame, bkg, mask, factor=2):
+    """A lower-resolution camera with JPEG: both images at 1/factor size, JPEG quality 40."""
     def degrade(img):
-        small = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(img, (img.shape[1] // factor, img.shape[0] // factor), interpolation=cv2.INTER_AREA)
         return cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_COLOR)
 
-    small_mask = cv2.resize(mask, (mask.shape[1] // 2, mask.shape[0] // 2), interpolation=cv2.INTER_NEAREST)
+    small_mask = cv2.resize(mask, (mask.shape[1] // factor, mask.shape[0] // factor),
+                            interpolation=cv2.INTER_NEAREST)
     return degrade(frame), degrade(bkg), small_mask
 
 
@@ -85,7 +86,8 @@ def noise(frame, bkg, mask):
 
 
 CONDITIONS = {"as captured": lambda f, b, m: (f, b, m), "exposure": exposure, "white balance": white_balance,
-              "camera nudge": camera_nudge, "half size + JPEG": cheap_camera, "person further away": far_person,
+              "camera nudge": camera_nudge, "half size + JPEG": cheap_camera,
+              "quarter size + JPEG": lambda f, b, m: cheap_camera(f, b, m, 4), "person further away": far_person,
               "sensor noise": noise}
 
 

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from humanseg import store
 from humanseg.data import augment as A
 from humanseg.errors import HumansegError
+from humanseg.model.segmenter import working_size
 
 
 @dataclass
@@ -122,7 +123,8 @@ class TrainingSet(Dataset):
         h, w = src_shape[:2]
         ow, oh = self.size
         # Never smaller than the crop: replicated borders would be a pattern real frames lack.
-        s = max(min(1.0, self.work_width / w) * rng.uniform(0.8, 1.3), ow / w, oh / h) * person_scale
+        inference = working_size(w, h, self.work_width)[0] / w
+        s = max(inference * rng.uniform(0.8, 1.3), ow / w, oh / h) * person_scale
         tx = rng.uniform(min(0, ow - w * s), max(0, ow - w * s))
         ty = rng.uniform(min(0, oh - h * s), max(0, oh - h * s))
         m = A.affine(s, 0, tx, ty)

@@ -85,10 +85,14 @@ class OrtRunner:
 
 
 def working_size(width: int, height: int, work_width: int) -> tuple[int, int]:
-    """The (w, h) the network runs at: at most work_width wide, aspect kept, never upscaled."""
-    w = min(work_width, width)
-    h = max(1, round(height * w / width))
-    return w, h
+    """The (w, h) the network runs at, aspect kept: work_width wide. A narrower frame is upscaled (a
+    person in a 160x120 frame is then the size the network learned), but not to more than 4/3 of
+    work_width tall, so a tall, narrow strip is not blown up to thousands of rows."""
+    scale = work_width / width
+    if scale > 1:
+        scale = max(1.0, min(scale, work_width * 4 / 3 / height))
+    w = max(1, round(width * scale))
+    return w, max(1, round(height * w / width))
 
 
 class Segmenter:
@@ -126,7 +130,7 @@ class Segmenter:
         h, w = img.shape[:2]
         size = working_size(w, h, self.work_width)
         if (w, h) != size:
-            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR)
         return img
 
     def _tensor(self, img: np.ndarray) -> torch.Tensor:
