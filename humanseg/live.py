@@ -294,6 +294,7 @@ class LiveSession:
         if view not in VIEWS:
             raise HumansegError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
         self.segmenter = segmenter
+        segmenter.track = True  # one stream of frames: a far person is followed in their crop
         self.view = view
         self.compositor = Compositor(replacement)
         self.smooth = smooth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import os
 
 import cv2
@@ -95,14 +96,25 @@ def working_size(width: int, height: int, work_width: int) -> tuple[int, int]:
     return w, max(1, round(height * w / width))
 
 
+# A person shorter than ZOOM_BELOW x the work width at the working scale (144 of a 320x240 frame's 240
+# rows) is segmented again from a crop around them scaled so they are ZOOM_TO x the work width tall (200
+# px, the middle of the dev frames' people), at most ZOOM_MAX x the frame's own pixels, when that is at
+# least ZOOM_GAIN x the working scale. The crop's area is held to ZOOM_AREA x the working frame's.
+ZOOM_BELOW, ZOOM_TO, ZOOM_MAX, ZOOM_GAIN, ZOOM_AREA = 0.45, 0.625, 2.0, 1.15, 1.0
+ZOOM_GRID = 16  # crop edges on this grid of frame pixels, so a person standing still keeps one crop
+TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmented in up to 3 frames of 4
+
+
 class Segmenter:
     """set_background(bkg) once, then predict(frame) -> person probability HxW float32 in [0, 1]."""
 
     def __init__(self, model: SiameseSegNet, work_width: int = 320, device: str = "cpu",
-                 backend: str = "auto", threads: int | None = None, clean: bool = True):
+                 backend: str = "auto", threads: int | None = None, clean: bool = True,
+                 zoom: bool | None = None):
         """backend: "torch", "onnxruntime", or "auto" (ONNX Runtime on CPU when it is installed and
         the export works; PyTorch otherwise). clean: drop specks and close pinholes in the network's
-        output (`postprocess.clean_logits`); False gives the network's raw answer."""
+        output (`postprocess.clean_logits`); False gives the network's raw answer. zoom (default: as
+        clean): segment a small, far person again from a crop at a finer scale (`_zoom_in`)."""
         if backend not in ("auto", "torch", "onnxruntime"):
             raise HumansegError(f"unknown backend {backend!r} (auto, torch, onnxruntime)")
         self.device = torch.device(device)
@@ -116,8 +128,15 @@ class Segmenter:
         self.model = model.to(self.device)
         self.work_width = int(work_width)
         self.clean = bool(clean)
+        self.zoom = self.clean if zoom is None else bool(zoom)
         self.cache = None
         self.bkg_shape: tuple[int, int] | None = None
+        self.bkg_image: np.ndarray | None = None
+        self._zoomed: Segmenter | None = None  # the crop's segmenter: shares the model and its session
+        self._zoom_key: tuple | None = None  # the crop and size its background features were computed for
+        self.track = False  # a stream of frames (live mode): follow a far person in their crop (`logits`)
+        self._outside: np.ndarray | None = None  # the last full pass's logits, while following one
+        self._tracked = 0  # frames since that full pass
         if self.backend != "torch":
             # Export now (a second or two), not at the first background: a live view then starts at once.
             with torch.inference_mode():
@@ -146,6 +165,8 @@ class Segmenter:
         with torch.inference_mode():
             self.cache = self.model.encode_background(self._tensor(bkg))
         self.bkg_shape = bkg.shape[:2]
+        self.bkg_image = bkg.copy() if self.zoom else None
+        self._zoom_key, self._outside, self._tracked = None, None, 0
         if self.backend != "torch":
             self._start_ort()
 
@@ -164,13 +185,25 @@ class Segmenter:
         return "onnxruntime" if self._ort is not None else "torch"
 
     def logits(self, frame: np.ndarray) -> np.ndarray:
-        """Person logits at the frame's full size, float32 HxW."""
+        """Person logits at the frame's full size, float32 HxW.
+
+        With `track` (frames of one stream), a far person given a second pass is followed: in the
+        next frames (up to TRACK_EVERY - 1) only their crop is segmented, the rest of the frame keeping
+        the last full pass's logits, as long as what the crop calls person stays 16 px inside it and
+        small; then, or when it does not, the whole frame again. A second person walking in elsewhere
+        is seen at the next full pass, at most three frames later."""
         if self.cache is None:
             raise HumansegError("no background set")
         if frame.shape[:2] != self.bkg_shape:
             raise HumansegError(
                 f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the background's "
                 f"{self.bkg_shape[1]}x{self.bkg_shape[0]}")
+        if self.track and self._outside is not None and self._tracked < TRACK_EVERY - 1:
+            followed = self._follow(frame)
+            if followed is not None:
+                self._tracked += 1
+                return followed
+        self._outside, self._tracked = None, 0
         if self._ort is not None:
             small = self._ort.run_bgr(self._resized(frame), self.model.stride)
         else:
@@ -179,10 +212,100 @@ class Segmenter:
             small = out[0, 0].float().cpu().numpy()
         if self.clean:
             small = clean_logits(small)
+        box, small_shape = (self._small_person(small) if self.zoom else None), small.shape
         h, w = frame.shape[:2]
         if small.shape != (h, w):
             small = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if box is not None:
+            zoomed = self._zoom_in(frame, small, box, small_shape)
+            if self.track and zoomed is not small:
+                self._outside = small
+            small = zoomed
         return small
+
+    def _follow(self, frame: np.ndarray) -> np.ndarray | None:
+        """The last crop alone, pasted into the last full pass's logits; None when what it calls
+        person has reached one of its edges (other than the frame's own), or is gone, or grew."""
+        x0, y0, x1, y1 = self._zoom_key[:4]
+        H, W = self._outside.shape
+        zc = self._crop_logits(frame, self._zoom_key)
+        bx, by, bw, bh = cv2.boundingRect((zc > 0).astype(np.uint8))
+        g = ZOOM_GRID
+        inside = (bw > 0 and (x0 == 0 or bx >= g) and (y0 == 0 or by >= g) and
+                  (x1 == W or bx + bw <= x1 - x0 - g) and (y1 == H or by + bh <= y1 - y0 - g))
+        working = working_size(W, H, self.work_width)[0] / W
+        if not inside or bh * working >= ZOOM_BELOW * self.work_width:
+            return None
+        out = self._outside.copy()
+        out[y0:y1, x0:x1] = zc
+        return out
+
+    def _small_person(self, small: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The box (x, y, w, h, working pixels) around what the working-scale logits call person, when
+        it is short enough to be worth a second, closer look; None otherwise."""
+        x, y, w, h = cv2.boundingRect((small > 0).astype(np.uint8))
+        if w == 0 or h >= ZOOM_BELOW * self.work_width:
+            return None
+        return x, y, w, h
+
+    def _zoom_in(self, frame: np.ndarray, z: np.ndarray, box, small_shape) -> np.ndarray:
+        """Segment a small person again from a crop around them at a finer scale; z (frame-size
+        logits) with the crop's logits in place of the first pass's there.
+
+        At the working scale a person far from the camera is 60-140 px tall and comes out blunt (the
+        gaps between legs and under arms filled); the network learned people about 200 px tall. The
+        crop (the person's box and a quarter of its size around it, on a 16-px grid) is scaled so the
+        person is that tall. Its background features are computed once per crop, and the crop is kept
+        while the person stays 16 px inside it at about the same size (a person moving a little costs
+        the crop's frame half of the network; a new crop the background half as well)."""
+        H, W = z.shape
+        sy, sx = H / small_shape[0], W / small_shape[1]
+        x, y, w, h = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy  # frame pixels
+        scale_now = small_shape[1] / W
+        scale = min(ZOOM_TO * self.work_width / h, ZOOM_MAX)
+        scale = 2.0 ** (round(4 * math.log2(scale)) / 4)  # in steps, so a still person keeps one size
+        margin = 0.25 * max(w, h) + ZOOM_GRID
+        g = ZOOM_GRID
+        x0, y0 = max(0, int((x - margin) // g) * g), max(0, int((y - margin) // g) * g)
+        x1, y1 = min(W, int(-(-(x + w + margin) // g)) * g), min(H, int(-(-(y + h + margin) // g)) * g)
+        budget = ZOOM_AREA * small_shape[0] * small_shape[1]
+        if (x1 - x0) * (y1 - y0) * scale * scale > budget:
+            scale = math.sqrt(budget / ((x1 - x0) * (y1 - y0)))
+        if scale < ZOOM_GAIN * scale_now:
+            return z
+        last = self._zoom_key
+        if (last is not None and abs(math.log2(scale / last[4])) <= 0.25 and last[0] <= x - g and
+                last[1] <= y - g and x + w + g <= last[2] and y + h + g <= last[3]):
+            (x0, y0, x1, y1, scale), key = last[:5], last  # the person is still well inside the last crop
+        else:
+            key = (x0, y0, x1, y1, scale)
+        out = z.copy()
+        out[y0:y1, x0:x1] = self._crop_logits(frame, key)
+        return out
+
+    def _crop_logits(self, frame: np.ndarray, key: tuple) -> np.ndarray:
+        """Logits of the crop key = (x0, y0, x1, y1, scale) of the frame, segmented at that scale
+        against the same crop of the background, at the crop's size in the frame."""
+        x0, y0, x1, y1, scale = key
+        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        sub = self._zoom_segmenter()
+        sub.work_width = size[0]
+        if self._zoom_key != key:
+            sub.set_background(cv2.resize(self.bkg_image[y0:y1, x0:x1], size, interpolation=interpolation))
+            self._zoom_key = key
+        zc = sub.logits(cv2.resize(frame[y0:y1, x0:x1], size, interpolation=interpolation))
+        return cv2.resize(zc, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+
+    def _zoom_segmenter(self) -> Segmenter:
+        if self._zoomed is None:
+            sub = copy.copy(self)  # the same model (and ONNX Runtime session), its own background
+            sub.zoom, sub.track, sub._zoomed, sub.bkg_image = False, False, None, None
+            if self._ort is not None:
+                sub._ort = copy.copy(self._ort)
+                sub._ort.frame_buf = np.zeros((1, 3, 0, 0), np.float32)
+            self._zoomed = sub
+        return self._zoomed
 
     def predict(self, frame: np.ndarray) -> np.ndarray:
         """Person probability HxW float32 in [0, 1]."""
