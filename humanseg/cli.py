@@ -4,12 +4,48 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import signal
+import sys
+import warnings
+from pathlib import Path
 
 import click
 
 from humanseg.errors import HumansegError
 from humanseg.signals import Terminated, sigterm_as_interrupt
+
+# Every entry point (python -m humanseg, main.py, label_images.py, training.py) imports this module
+# first, so these hold for all of them: a tool's output on bad input is its one line.
+#  - OpenCV's own log lines ("[ WARN:0@1.9] ... PNG input buffer is incomplete" before our "Error:
+#    frame unreadable or corrupt: ...") are held back; setting OPENCV_LOG_LEVEL shows them again.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+if "cv2" in sys.modules:  # imported before us (a library user): tell it directly
+    sys.modules["cv2"].setLogLevel(2)  # errors only
+
+
+#  - Our warnings (a 0/1 mask, a temporary file left) are one line, "warning: ...", not Python's
+#    "FILE:LINE: UserWarning: ..." followed by the source line.
+_PACKAGE = str(Path(__file__).resolve().parent)
+_python_format = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None):
+    if issubclass(category, UserWarning) and str(filename).startswith(_PACKAGE):
+        return f"warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _format_warning
+
+
+#  - A bad option value ("Directory 'x' does not exist") is one line, "Error: ...", exit 2, as our
+#    own errors are, rather than click's usage, a "Try --help" hint and then the error.
+def _show_usage_error(self, file=None):
+    click.echo(f"Error: {self.format_message()}", err=True, file=file)
+
+
+click.UsageError.show = _show_usage_error
 
 # name -> "module:attribute"; importing lazily keeps `--help` fast and torch out of light commands.
 SUBCOMMANDS = {
@@ -60,11 +96,16 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         try:
-            module = importlib.import_module(module_name)
+            with sigterm_as_interrupt():  # importing torch takes seconds: Ctrl-C then is one line too
+                module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("humanseg"):
                 return None  # not built yet
             raise
+        except Terminated:
+            raise UserError("terminated (SIGTERM)", 128 + signal.SIGTERM) from None
+        except KeyboardInterrupt:
+            raise UserError("interrupted", 130) from None
         return getattr(module, attr, None)
 
 

@@ -616,6 +616,13 @@ def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_se
                                                                  read(dev_root, 3, "bkg.png"))
 
 
+def test_save_bkg_in_a_place_that_cannot_be_written_is_refused_at_the_start(dev_root, read_only_folder):
+    room = read_only_folder / "room.png"
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--no-window", "--save-bkg", str(room))
+    assert res.exit_code == 2 and res.output == (f"Error: --save-bkg {room}: cannot write in {read_only_folder} "
+                                                 f"(read-only, or no permission)\n")
+
+
 def test_a_background_that_cannot_be_saved_does_not_end_the_session(dev_root, segmenter, read_only_folder):
     session = LiveSession(segmenter, view="tint")
     events = []

@@ -1,0 +1,60 @@
+"""What every entry point shares (humanseg/cli.py): one line on bad input, whatever reports it."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+
+from humanseg import cli
+from tests.conftest import ROOT
+
+
+def run(*args):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("OPENCV_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_a_truncated_png_is_named_in_one_line_without_opencvs_log(tmp_path, dev_root):
+    # OpenCV printed "[ WARN:0@1.9] global grfmt_png.cpp:678 read_from_io PNG input buffer is
+    # incomplete" before the tool's own line.
+    cut = tmp_path / "cut.png"
+    cut.write_bytes((dev_root / "set3" / "1.png").read_bytes()[:5000])
+    r = run("-m", "humanseg", "predict", "--bkg", dev_root / "set3" / "bkg.png", cut, "--out", tmp_path / "out")
+    assert r.returncode == 2 and r.stderr == f"Error: frame unreadable or corrupt: {cut}\n"
+
+
+def test_a_bad_option_value_is_one_line(tmp_path):
+    # click printed its usage and a "Try --help" hint before the error: three lines.
+    r = run("training.py", "-i", "4", "--backgrounds", tmp_path / "none")
+    assert r.returncode == 2
+    assert r.stderr == f"Error: Invalid value for '--backgrounds': Directory '{tmp_path / 'none'}' does not exist.\n"
+    r = run("-m", "humanseg", "pose", tmp_path / "none.png")
+    assert r.returncode == 2 and r.stderr == f"Error: Invalid value for 'IMAGES...': File '{tmp_path / 'none.png'}' " \
+                                             f"does not exist.\n"
+
+
+def test_a_warning_is_one_line(tmp_path, dev_root):
+    # A 0/1 mask was "humanseg/evaluate.py:74: UserWarning: mask has 0/1 values ..." and the source line.
+    shutil.copytree(dev_root / "set3", tmp_path / "set3")
+    mask = tmp_path / "set3" / "0_mask.png"
+    cv2.imwrite(str(mask), (cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE) > 127).astype(np.uint8))
+    r = run("-m", "humanseg", "evaluate", "--images", tmp_path, "--method", "absdiff")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == f"warning: mask has 0/1 values, read as 0/255: {mask}\n"
+
+
+def test_ctrl_c_while_a_command_is_imported_is_one_line(monkeypatch):
+    # `pose` imports torch when it is looked up (two seconds), before its own error handling runs:
+    # Ctrl-C then gave click's "Aborted!" and exit 1, SIGTERM no line at all.
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", interrupted)
+    res = CliRunner().invoke(cli.main, ["pose", "x.png"])
+    assert res.exit_code == 130 and res.output == "Error: interrupted\n"
