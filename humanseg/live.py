@@ -485,7 +485,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
     meter = FpsMeter()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment")
     pending = None  # (frame, future of its raw probability)
-    read_count = 0
+    read_count = submitted = 0
     started = clock()
 
     def now() -> float:
@@ -540,8 +540,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
     try:
         keep_going = True
         while keep_going:
-            if max_frames is not None and read_count >= max_frames:
-                break
+            if max_frames is not None and submitted >= max_frames:
+                break  # segmented frames: a countdown's and the background's frames do not count
             frame = source.read()
             if frame is None:
                 break
@@ -566,6 +566,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                 raise HumansegError(f"{which} is {frame.shape[1]}x{frame.shape[0]} but the background is "
                                     f"{session.background.shape[1]}x{session.background.shape[0]}")
             future = pool.submit(session.segment, frame, session.correction())
+            submitted += 1
             keep_going = finish_pending()
             pending = (frame, future, taken)
         if keep_going:
@@ -717,13 +718,15 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             masks.rmdir()  # the run made it, and nothing went into it
         except OSError:
             pass  # something else put a file there meanwhile: leave it
-    if result.frames == 0 and (output or (masks is not None and no_window)):  # with a window: q quits early
-        what = f"--output {output}" if output else f"--save-masks {masks}"
+    if result.frames == 0 and (output or no_window):  # with a window: q quits early
         why = "no frame was segmented"
         if no_window and bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images
             why = (f"--source {source} ended before a background was captured (the --countdown, then "
                    f"--bkg-seconds of frames); pass --bkg")
-        raise HumansegError(f"{what}: nothing written: {why}", exit_code=1)
+        if output or masks is not None:
+            what = f"--output {output}" if output else f"--save-masks {masks}"
+            raise HumansegError(f"{what}: nothing written: {why}", exit_code=1)
+        raise HumansegError(f"nothing segmented: {why}", exit_code=1)
 
 
 class _Flipped:

@@ -171,13 +171,19 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
     for k, mask in enumerate(masks[1:]):  # then the set's frames, as labeled (3.png is empty)
         truth = cv2.imread(str(dev_root / "set3" / f"{k}_mask.png"), 0)
         assert frame_scores(mask, truth)["iou"] >= 0.85, k
-    # A source too short for the 1 s of frames averaged: it says so, and leaves no empty folder.
-    for out in (["--save-masks", str(tmp_path / "m2")], ["--output", str(tmp_path / "m2.mp4")]):
+    # --max-frames counts segmented frames, not the 4 averaged into the background (it stopped there).
+    res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", "--bkg-seconds", "0.1",
+                  "--weights", str(default_weights), "--max-frames", "2")
+    assert res.exit_code == 0 and json.loads(res.output.splitlines()[-1])["frames"] == 2, res.output
+    # A source too short for the 1 s of frames averaged: it says so, and leaves no empty folder; with
+    # nothing to write as well (a run that ended in silence, exit 0).
+    for out in (["--save-masks", str(tmp_path / "m2")], ["--output", str(tmp_path / "m2.mp4")], []):
         res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", *out,
                       "--weights", str(default_weights))
+        what = f"{out[0]} {out[1]}: nothing written" if out else "nothing segmented"
         assert res.exit_code == 1 and res.output.splitlines()[-1] == (
-            f"Error: {out[0]} {out[1]}: nothing written: --source {src} ended before a background was "
-            f"captured (the --countdown, then --bkg-seconds of frames); pass --bkg")
+            f"Error: {what}: --source {src} ended before a background was captured (the --countdown, then "
+            f"--bkg-seconds of frames); pass --bkg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "src"]
 
 
