@@ -207,9 +207,17 @@ def initial_model(init: str, arch: str | None = None) -> tuple[SiameseSegNet, st
     if init == "scratch":
         model = SiameseSegNet(fresh)
         if fresh.encoder == "posenet050":
-            from humanseg.pose.weights import load_state_dict, resolve_weights
+            from humanseg.errors import WeightsNotFound
+            from humanseg.pose.weights import (WEIGHTS_ENV, cache_dir, checkpoint_name, load_state_dict,
+                                               resolve_weights)
 
-            model.encoder.load_posenet(load_state_dict(resolve_weights(None, 50), 50))
+            try:
+                path = resolve_weights(None, 50)
+            except WeightsNotFound as exc:  # its hint names the pose tools' --posenet-weights
+                raise HumansegError(f"--arch {arch} starts from PoseNet's weights, and there are none: put "
+                                    f"{checkpoint_name(50)}.pth in {cache_dir()} or set {WEIGHTS_ENV}=PATH "
+                                    f"({getattr(exc, 'why', exc)}); --arch base needs none") from None
+            model.encoder.load_posenet(load_state_dict(path, 50))
             return model, f"scratch ({arch}, encoder from PoseNet)"
         return model, f"scratch ({arch or 'base'})"
     if arch is not None:

@@ -366,6 +366,14 @@ def test_pose_arch_starts_from_posenet_and_its_layers_learn_slower(two_sets, tmp
     r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w2"), "--arch", "pose",
                       *SMALL], env={"HUMANSEG_POSENET_WEIGHTS": str(tmp_path / "gone.pth")})
     assert r.returncode == 2 and "gone.pth: no such file" in r.stderr and "Traceback" not in r.stderr
+    # None in the cache and no download: said in training's terms (it has no --posenet-weights), exit 2.
+    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w3"), "--arch", "pose",
+                      *SMALL], env={"HUMANSEG_CACHE": str(tmp_path / "cache"), "HUMANSEG_POSENET_WEIGHTS": "",
+                                    "HUMANSEG_POSENET_URL": "http://127.0.0.1:9/"})
+    assert r.returncode == 2 and r.stderr.startswith(
+        f"Error: --arch pose starts from PoseNet's weights, and there are none: put mobilenet_v1_050.pth in "
+        f"{tmp_path / 'cache' / 'posenet'} or set HUMANSEG_POSENET_WEIGHTS=PATH (download of "), r.stderr
+    assert r.stderr.endswith("); --arch base needs none\n") and len(r.stderr.splitlines()) == 1
 
 
 def test_boundary_term_weighs_a_band_around_the_outline():
