@@ -133,7 +133,7 @@ class DriftMonitor:
     def _fit(self, f: np.ndarray, b: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-channel least squares b ~ gain * f + offset over `use`; None when the pixels do not
         follow a line (too few, or a different view: then no exposure change can be told)."""
-        if use.sum() < 0.05 * use.size:
+        if use.sum() < max(16, 0.05 * use.size):  # a frame of a few pixels samples none
             return None
         gain, offset = np.ones(3, np.float32), np.zeros(3, np.float32)
         for c in range(3):
@@ -176,8 +176,11 @@ class DriftMonitor:
         differs = np.abs(corrected - b).max(axis=2) > self.diff_levels
         gx, gy = self.grid
         h, w = differs.shape
-        cells = differs[: h - h % gy, : w - w % gx].reshape(gy, h // gy, gx, w // gx).mean(axis=(1, 3))
-        share = float((cells > self.cell_share).mean())
+        if h < gy or w < gx:  # too few samples for the grid (a frame of a few dozen pixels): cannot tell
+            share = 0.0
+        else:
+            cells = differs[: h - h % gy, : w - w % gx].reshape(gy, h // gy, gx, w // gx).mean(axis=(1, 3))
+            share = float((cells > self.cell_share).mean())
         self._moved_run = self._moved_run + 1 if share >= self.moved_share else 0
         self.state = DriftState(self.gain.copy(), self.offset.copy(), share,
                                 self._moved_run >= self.moved_frames)

@@ -721,6 +721,21 @@ def test_video_output_takes_a_long_name_and_refuses_a_read_only_folder(tmp_path,
     assert list(read_only_folder.iterdir()) == []
 
 
+@pytest.mark.parametrize("w, h", [(1, 1), (5, 1), (1, 3), (20, 15), (33, 17)])
+def test_frames_of_a_few_pixels_go_through_live_mode_without_a_warning(segmenter, w, h):
+    # The drift monitor samples every 8th pixel: such frames gave it no samples, and numpy warned
+    # ("Degrees of freedom <= 0", "Mean of empty slice") in the middle of the JSON lines.
+    import warnings
+
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(np.full((h, w, 3), 60, np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            live = session.process(np.full((h, w, 3), 120, np.uint8))
+    assert live.mask.shape == (h, w) and live.image.shape == (h, w, 3) and not live.drift.moved
+
+
 def test_session_rejects_unknown_view_and_wrong_size(dev_root, segmenter):
     with pytest.raises(HumansegError, match="unknown view"):
         LiveSession(segmenter, view="sepia")
