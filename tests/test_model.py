@@ -544,7 +544,7 @@ def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
     before = bkg.read_bytes()
     r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(src), str(bkg)],
                        cwd=root, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.strip() == (f"error: DST {bkg} is a file of the capture set "
+    assert r.returncode == 2 and r.stderr.strip() == (f"Error: DST {bkg} is a file of the capture set "
                                                       f"{bkg.parent}; write it somewhere else")
     assert bkg.read_bytes() == before
 

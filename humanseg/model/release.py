@@ -1,29 +1,26 @@
 """`python -m humanseg.model.release SRC.pt DST.pt [RECIPE]`: a training checkpoint without its
 optimizer state (a third of the size), as shipped in humanseg/weights/default.pt."""
 
-import sys
+import click
 
 from humanseg import store
-from humanseg.errors import StoreError, WeightsError
-from humanseg.model.checkpoint import release_checkpoint
+from humanseg.cli import reports_errors
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3):
-        print("usage: python -m humanseg.model.release SRC.pt DST.pt [RECIPE]", file=sys.stderr)
-        return 2
-    try:
-        store.refuse_capture_file(argv[1], "DST")  # replaced if it exists, but never a set's bkg.png / K.png
-        out = release_checkpoint(*argv)
-    except (WeightsError, StoreError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
-    return 0
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.argument("recipe", required=False)
+@reports_errors
+def main(src, dst, recipe):
+    """Write DST: the checkpoint SRC without its optimizer state, with RECIPE (the command that made
+    it) stored in it. DST is replaced if it exists, but never a capture set's own file."""
+    from humanseg.model.checkpoint import release_checkpoint
+
+    store.refuse_capture_file(dst, "DST")
+    out = release_checkpoint(src, dst, recipe or "")
+    click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    main()
