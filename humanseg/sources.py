@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -119,7 +120,9 @@ class VideoSource(FrameSource):
     A file ends when its frames do, or starts again with `loop` (as a folder does: the capture tool,
     live mode in a window). A camera that fails a read is asked again for up to
     `grace_seconds` (webcams drop a frame now and then, above all while starting); one that still
-    gives nothing is an error that says so, not a quiet end of the session."""
+    gives nothing is an error that says so, not a quiet end of the session. A file whose frames stop
+    decoding before its end (a damaged stretch) goes on with the frames after it, with a warning
+    naming the frames skipped, rather than ending there as if it were over."""
 
     grace_seconds = 2.0
 
@@ -131,6 +134,7 @@ class VideoSource(FrameSource):
         if not self.cap.isOpened():
             what = f"camera {spec}" if self.is_camera else f"video file {spec}"
             raise HumansegError(f"cannot open {what}")
+        self._tried = 0  # a file's frames read so far, decoded or not
 
     @property
     def fps(self) -> float:
@@ -138,9 +142,10 @@ class VideoSource(FrameSource):
         return fps if fps and fps > 0 else 30.0
 
     def read(self):
-        ok, frame = self.cap.read()
+        ok, frame = self._read()
         if not ok and self.loop and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
-            ok, frame = self.cap.read()  # the first frame again (a file that cannot rewind just ends)
+            self._tried = 0
+            ok, frame = self._read()  # the first frame again (a file that cannot rewind just ends)
         if ok or not self.is_camera:
             return frame if ok else None
         deadline = time.monotonic() + self.grace_seconds
@@ -151,6 +156,24 @@ class VideoSource(FrameSource):
                 return frame
         raise CameraStopped(f"camera {self.spec} gave no frame for {self.grace_seconds:g} s (unplugged, or in "
                             f"use by another program?)")
+
+    def _read(self):
+        ok, frame = self.cap.read()
+        if self.is_camera:
+            return ok, frame
+        self._tried += 1
+        if ok:
+            return ok, frame
+        first, total = self._tried, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        while not ok and self._tried < total:  # each failed read moves past one frame
+            ok, frame = self.cap.read()
+            self._tried += 1
+        if ok:
+            last = self._tried - 1
+            which = f"frame {first}" if last == first else f"frames {first}-{last}"
+            warnings.warn(f"video file {self.spec}: {which} (counted from 1) could not be decoded (damaged?); "
+                          f"skipped", stacklevel=2)
+        return ok, frame
 
     def release(self):
         self.cap.release()

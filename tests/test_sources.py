@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -16,9 +18,13 @@ class FakeCapture:
 
     def __init__(self, script, then=False):
         self.script, self.then, self.reads = list(script), then, 0
+        self.frame_count = len(self.script)  # what a file's container says
 
     def isOpened(self):
         return True
+
+    def get(self, prop):
+        return self.frame_count if prop == cv2.CAP_PROP_FRAME_COUNT else 0.0
 
     def read(self):
         ok = self.script.pop(0) if self.script else self.then
@@ -71,6 +77,30 @@ def test_a_glob_takes_frames_only_as_a_folder_does(copy_set):
     with pytest.raises(HumansegError, match=r"no images found in source: .*_mask.png \(4 other files: "):
         sources.open_source(str(folder / "*_mask.png"))
     assert sources.open_source(str(folder / "bkg.png")).paths == [str(folder / "bkg.png")]  # named: taken
+
+
+def test_a_video_file_damaged_in_the_middle_goes_on_after_the_damage(tmp_path, monkeypatch):
+    # Frames that stop decoding were taken for the end of the file: the 70 good frames after a damaged
+    # stretch were dropped without a word.
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 240))
+    rng = np.random.default_rng(0)
+    for k in range(150):
+        frame = np.full((240, 320, 3), 80, np.uint8)
+        cv2.circle(frame, (20 + 2 * k, 120), 30, (0, 0, 255), -1)
+        writer.write(np.clip(frame + rng.integers(0, 20, frame.shape), 0, 255).astype(np.uint8))
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    n = len(data)
+    data[n // 3:n // 3 + n // 5] = bytes(n // 5)  # a fifth of the file zeroed, a third of the way in
+    clip.write_bytes(bytes(data))
+    source = sources.open_source(str(clip))
+    with pytest.warns(UserWarning, match=rf"^video file {clip}: frames (\d+)-(\d+) \(counted from 1\) could "
+                                         rf"not be decoded \(damaged\?\); skipped$") as caught:
+        frames = list(source)
+    first, last = map(int, re.search(r"frames (\d+)-(\d+)", str(caught[0].message)).groups())
+    assert 1 < first <= last < 150 and len(frames) == 150 - (last - first + 1)
 
 
 def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
