@@ -249,6 +249,20 @@ def test_working_size_is_the_work_width_up_to_a_height_cap():
     assert working_size(1, 3, 320) == (142, 426)
 
 
+def held_out_frames(dev_root):
+    """(background, frame, its mask) for each labeled frame of the dev sets the shipped model held out."""
+    from humanseg.model import read_checkpoint
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.fail(f"shipped model missing: {DEFAULT_WEIGHTS}")
+    for n in [int(s) for s in str(read_checkpoint(DEFAULT_WEIGHTS)["extra"]["val_sets"]).split(",")]:
+        info = store.scan_set(dev_root, n)
+        bkg = store.read_background(info)
+        for k in info.labeled:
+            frame = store.read_frame(info, k, bkg.shape)
+            yield bkg, frame, store.read_mask(info.mask_path(k), frame.shape)
+
+
 @pytest.mark.slow
 def test_the_shipped_model_segments_low_resolution_frames(dev_root):
     """Held-out frames at a quarter of their size (160x120): the network ran at that size, where the
@@ -256,23 +270,17 @@ def test_the_shipped_model_segments_low_resolution_frames(dev_root):
     import cv2
 
     from humanseg import metrics
-    from humanseg.model import load_segmenter, read_checkpoint
+    from humanseg.model import load_segmenter
 
     def quarter(image):
         return cv2.resize(image, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
 
-    held_out = [int(s) for s in str(read_checkpoint(DEFAULT_WEIGHTS)["extra"]["val_sets"]).split(",")]
     seg, scores = load_segmenter(num_threads=1), []
-    for n in held_out:
-        info = store.scan_set(dev_root, n)
-        bkg = store.read_background(info)
+    for bkg, frame, truth in held_out_frames(dev_root):
         seg.set_background(quarter(bkg))
-        for k in info.labeled:
-            frame = quarter(store.read_frame(info, k, bkg.shape))
-            truth = np.where(quarter(store.read_mask(info.mask_path(k), bkg.shape)) > 127, 255, 0).astype(np.uint8)
-            mask = seg.predict_mask(frame)
-            assert mask.shape == (120, 160)
-            scores.append(metrics.iou(mask, truth))
+        mask = seg.predict_mask(quarter(frame))
+        assert mask.shape == (120, 160)
+        scores.append(metrics.iou(mask, np.where(quarter(truth) > 127, 255, 0).astype(np.uint8)))
     assert np.mean(scores) >= 0.96, scores
 
 
@@ -298,26 +306,20 @@ def test_a_far_person_is_segmented_again_from_a_closer_crop(dev_root):
     boundary F 0.924 on the held-out sets. The second pass on a crop at the scale the network learned
     people at lifts both; people at the size of the dev frames' are left to the first pass."""
     from humanseg import metrics
-    from humanseg.model import load_segmenter, read_checkpoint
+    from humanseg.model import load_segmenter
 
-    held_out = [int(s) for s in str(read_checkpoint(DEFAULT_WEIGHTS)["extra"]["val_sets"]).split(",")]
     seg, plain = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
     plain.zoom = False
     scores = {"zoom": [], "plain": []}
-    for n in held_out:
-        info = store.scan_set(dev_root, n)
-        bkg = store.read_background(info)
-        for k in info.labeled:
-            frame = store.read_frame(info, k, bkg.shape)
-            truth = store.read_mask(info.mask_path(k), frame.shape)
-            for s in (seg, plain):  # as captured: the same masks
-                s.set_background(bkg)
-            assert np.array_equal(seg.predict_mask(frame), plain.predict_mask(frame))
-            assert seg._zoom_key is None
-            far, room, far_truth = far_away(frame, bkg, truth)
-            for name, s in (("zoom", seg), ("plain", plain)):
-                s.set_background(room)
-                scores[name].append(metrics.frame_scores(s.predict_mask(far), far_truth))
+    for bkg, frame, truth in held_out_frames(dev_root):
+        for s in (seg, plain):  # as captured: the same masks
+            s.set_background(bkg)
+        assert np.array_equal(seg.predict_mask(frame), plain.predict_mask(frame))
+        assert seg._zoom_key is None
+        far, room, far_truth = far_away(frame, bkg, truth)
+        for name, s in (("zoom", seg), ("plain", plain)):
+            s.set_background(room)
+            scores[name].append(metrics.frame_scores(s.predict_mask(far), far_truth))
     zoomed, first = metrics.mean_scores(scores["zoom"]), metrics.mean_scores(scores["plain"])
     assert zoomed["iou"] >= 0.965 and zoomed["iou"] >= first["iou"] + 0.01, (zoomed, first)
     assert zoomed["boundary_f"] >= 0.95 and zoomed["boundary_f"] >= first["boundary_f"] + 0.03, (zoomed, first)
@@ -443,11 +445,8 @@ def test_shipped_model_holds_up_where_differencing_fails(dev_root):
 
     from humanseg import metrics
     from humanseg.evaluate import AbsdiffPredictor
-    from humanseg.model import load_segmenter, read_checkpoint
+    from humanseg.model import load_segmenter
 
-    if not DEFAULT_WEIGHTS.is_file():
-        pytest.fail(f"shipped model missing: {DEFAULT_WEIGHTS}")
-    held_out = [int(s) for s in str(read_checkpoint(DEFAULT_WEIGHTS)["extra"]["val_sets"]).split(",")]
     brighter = np.clip(np.arange(256) * 1.3 + 10, 0, 255).astype(np.uint8)
 
     def nudge(bkg):
@@ -458,17 +457,12 @@ def test_shipped_model_holds_up_where_differencing_fails(dev_root):
 
     model, absdiff = load_segmenter(num_threads=1), AbsdiffPredictor()
     scores = {("model", c): [] for c in ("exposure", "nudge")} | {("absdiff", c): [] for c in ("exposure", "nudge")}
-    for n in held_out:
-        info = store.scan_set(dev_root, n)
-        bkg = store.read_background(info)
-        for k in info.labeled:
-            frame = store.read_frame(info, k, bkg.shape)
-            truth = store.read_mask(info.mask_path(k), frame.shape)
-            for name, predictor in (("model", model), ("absdiff", absdiff)):
-                predictor.set_background(bkg)
-                scores[name, "exposure"].append(metrics.iou(predictor.predict_mask(cv2.LUT(frame, brighter)), truth))
-                predictor.set_background(nudge(bkg))
-                scores[name, "nudge"].append(metrics.iou(predictor.predict_mask(frame), truth))
+    for bkg, frame, truth in held_out_frames(dev_root):
+        for name, predictor in (("model", model), ("absdiff", absdiff)):
+            predictor.set_background(bkg)
+            scores[name, "exposure"].append(metrics.iou(predictor.predict_mask(cv2.LUT(frame, brighter)), truth))
+            predictor.set_background(nudge(bkg))
+            scores[name, "nudge"].append(metrics.iou(predictor.predict_mask(frame), truth))
     means = {key: float(np.mean(v)) for key, v in scores.items()}
     for condition in ("exposure", "nudge"):
         assert means["model", condition] >= 0.9, means
