@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import images_option, reports_errors
+from humanseg.cli import as_a_tool, images_option, reports_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,4 +32,5 @@ def main(set_number, images, redo, all_frames, no_guess, weights, zoom, log_even
 
 
 if __name__ == "__main__":
+    as_a_tool()
     main()

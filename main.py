@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from humanseg.cli import images_option, reports_errors
+from humanseg.cli import as_a_tool, images_option, reports_errors
 
 
 def _print_event(record: dict) -> None:
@@ -79,4 +79,5 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
 
 
 if __name__ == "__main__":
+    as_a_tool()
     sys.exit(main())

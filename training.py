@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import reports_errors
+from humanseg.cli import as_a_tool, reports_errors
 
 
 def _size(ctx, param, value):
@@ -69,4 +69,5 @@ def main(iterations, batch, images, out, resume, force, lr, size, val_sets, devi
 
 
 if __name__ == "__main__":
+    as_a_tool()
     main()

@@ -1,4 +1,5 @@
-from humanseg.cli import main
+from humanseg.cli import as_a_tool, main
 
 if __name__ == "__main__":
+    as_a_tool()
     main()

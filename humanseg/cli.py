@@ -15,17 +15,6 @@ import click
 from humanseg.errors import HumansegError
 from humanseg.signals import Terminated, sigterm_as_interrupt
 
-# Every entry point (python -m humanseg, main.py, label_images.py, training.py) imports this module
-# first, so these hold for all of them: a tool's output on bad input is its one line.
-#  - OpenCV's own log lines ("[ WARN:0@1.9] ... PNG input buffer is incomplete" before our "Error:
-#    frame unreadable or corrupt: ...") are held back; setting OPENCV_LOG_LEVEL shows them again.
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-if "cv2" in sys.modules:  # imported before us (a library user): tell it directly
-    sys.modules["cv2"].setLogLevel(2)  # errors only
-
-
-#  - Our warnings (a 0/1 mask, a temporary file left) are one line, "warning: ...", not Python's
-#    "FILE:LINE: UserWarning: ..." followed by the source line.
 _PACKAGE = str(Path(__file__).resolve().parent)
 _python_format = warnings.formatwarning
 
@@ -36,16 +25,26 @@ def _format_warning(message, category, filename, lineno, line=None):
     return _python_format(message, category, filename, lineno, line)
 
 
-warnings.formatwarning = _format_warning
-
-
-#  - A bad option value ("Directory 'x' does not exist") is one line, "Error: ...", exit 2, as our
-#    own errors are, rather than click's usage, a "Try --help" hint and then the error.
 def _show_usage_error(self, file=None):
     click.echo(f"Error: {self.format_message()}", err=True, file=file)
 
 
-click.UsageError.show = _show_usage_error
+def as_a_tool() -> None:
+    """Process-wide settings for a command-line tool, so that its output on bad input is its one line;
+    each entry point (python -m humanseg, main.py, label_images.py, training.py, model.release) calls
+    this first, and importing the package as a library changes none of it.
+     - OpenCV's own log lines ("[ WARN:0@1.9] ... PNG input buffer is incomplete" before our "Error:
+       frame unreadable or corrupt: ...") are held back; setting OPENCV_LOG_LEVEL shows them again.
+     - Our warnings (a 0/1 mask, a damaged video) are one line, "warning: ...", not Python's
+       "FILE:LINE: UserWarning: ..." followed by the source line.
+     - A bad option value ("Directory 'x' does not exist") is one line, "Error: ...", exit 2, as our
+       own errors are, rather than click's usage, a "Try --help" hint and then the error."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    if "cv2" in sys.modules and os.environ["OPENCV_LOG_LEVEL"] == "ERROR":  # imported already
+        sys.modules["cv2"].setLogLevel(2)  # errors only
+    warnings.formatwarning = _format_warning
+    click.UsageError.show = _show_usage_error
+
 
 # name -> "module:attribute"; importing lazily keeps `--help` fast and torch out of light commands.
 SUBCOMMANDS = {

@@ -4,7 +4,7 @@ optimizer state (a third of the size), as shipped in humanseg/weights/default.pt
 import click
 
 from humanseg import store
-from humanseg.cli import reports_errors
+from humanseg.cli import as_a_tool, reports_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,4 +23,5 @@ def main(src, dst, recipe):
 
 
 if __name__ == "__main__":
+    as_a_tool()
     main()
