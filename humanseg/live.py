@@ -351,11 +351,11 @@ class VideoOutput:
     """A video file written atomically: frames go to NAME.tmp.EXT, renamed to NAME.EXT on close.
 
     Frames from a file or folder are written one for one. A camera's are written in real time
-    (`write(image, at=seconds)`): the file's frame j shows the first frame taken in [j, j+1) / fps
-    seconds, or holds the one before when none was, so the video plays at the speed it was filmed even
-    where the model keeps up with less than the camera's rate. A gap of more than `max_gap` seconds (a
-    background capture, which records nothing) is shortened to it, so the video does not freeze for
-    the whole pause.
+    (`write(image, at=seconds)`): the file's frame j shows the first frame taken within half a frame of
+    j / fps seconds, or holds the one before when none was, so the video plays at the speed it was
+    filmed even where the model keeps up with less than the camera's rate. A gap of more than
+    `max_gap` seconds (a background capture, which records nothing, or a camera that stalled) is
+    shortened to it, so the video does not freeze for the whole pause.
     """
 
     max_gap = 0.5
@@ -388,7 +388,9 @@ class VideoOutput:
         if self._last_at is not None:
             self._elapsed += min(max(at - self._last_at, 0.0), self.max_gap)
         self._last_at = at
-        slot = int(self._elapsed * self.fps + 1e-6)
+        # The nearest slot: a camera at the file's rate lands on the slots' boundaries, where a
+        # millisecond of jitter in when a frame was read would skip it and repeat the one before.
+        slot = int(self._elapsed * self.fps + 0.5)
         while self._held is not None and self.frames < slot:
             self._write(self._held)
         if self.frames == slot:  # otherwise a frame taken earlier already stands for this moment

@@ -655,10 +655,25 @@ def test_a_camera_recording_plays_in_real_time(tmp_path):
     slow.close()
     assert grey_levels(tmp_path / "slow.avi") == [0, 0, 20, 20, 40, 40, 60]  # each held until the next
     fast = VideoOutput(tmp_path / "fast.avi", 30.0)
-    for k, frame in enumerate(frames):  # 60 frames a second: every other one
-        fast.write(frame, at=k / 60)
+    for k, frame in enumerate(frames):  # 45 frames a second: 2 of 3 (at 0, 0.67, 1.33, 2, 2.67, ... slots)
+        fast.write(frame, at=k / 45)
     fast.close()
-    assert grey_levels(tmp_path / "fast.avi") == [0, 40, 80, 120]
+    assert grey_levels(tmp_path / "fast.avi") == [0, 20, 60, 80, 120, 140]
+    # A camera at the file's rate is written one for one, whatever the jitter in when frames were read
+    # (within a third of a frame): each once, none repeated (timed from the first, frames land on the
+    # slots' boundaries, where rounding down skipped about one in twelve and repeated the one before).
+    rng = np.random.default_rng(0)
+    steady = VideoOutput(tmp_path / "steady.avi", 30.0)
+    writes = []
+
+    def write(image):  # what reaches the file (the writer counts its frames)
+        writes.append(image)
+        steady.frames += 1
+
+    steady._write = write
+    for k in range(300):
+        steady.write(np.array([k]), at=k / 30 + rng.uniform(-0.01, 0.01))
+    assert [int(w[0]) for w in writes] == list(range(300))
     paused = VideoOutput(tmp_path / "paused.avi", 10.0)
     paused.write(frames[1], at=0.0)
     paused.write(frames[2], at=4.0)  # a background capture between them: 0.5 s, not 4
