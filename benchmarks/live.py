@@ -51,6 +51,7 @@ def main():
         return far_person(frame, bkg, frame[..., 0])[0] if args.far else frame
 
     seg = load_segmenter(args.weights, num_threads=threads)
+    seg.track = True  # the frames stand for a camera's, as live mode treats a camera or a video file
     with tempfile.TemporaryDirectory() as tmp:
         # A folder of real PNG frames, so reading costs what it costs from disk.
         for i in range(args.frames):

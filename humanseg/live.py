@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
-from humanseg.sources import CameraStopped, Peeked, looks_mirrored, open_source_quietly
+from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
 
@@ -297,7 +297,6 @@ class LiveSession:
         if view not in VIEWS:
             raise HumansegError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
         self.segmenter = segmenter
-        segmenter.track = True  # one stream of frames: a far person is followed in their crop
         self.view = view
         self.compositor = Compositor(replacement)
         self.smooth = smooth
@@ -675,6 +674,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     # Files loop in a window (a demo); a headless run or a recording goes through them once.
     src = open_source_quietly(source, loop=not no_window and not output and not masks)
     is_camera = getattr(src, "is_camera", False)  # open_source's own decision, not a second guess
+    stream = isinstance(src, VideoSource)  # a camera or a video file, not a folder's pictures
     if mirror is None:
         mirror = is_camera
     src = _Flipped(src) if mirror else src
@@ -696,6 +696,9 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if video is not None:
             video.fps = src.fps
         session = LiveSession(segmenter, view, replacement, smooth=not raw, compensate=not raw)
+        # A camera's or a video's frames are one stream: a far person is followed in their crop. A
+        # folder's are separate pictures, and --raw promises what `evaluate` would give each frame.
+        segmenter.track = stream and not raw
         if bkg is not None:
             session.set_background(bkg)
         window = None

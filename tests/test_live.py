@@ -622,6 +622,29 @@ def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_se
                                                                  read(dev_root, 3, "bkg.png"))
 
 
+@pytest.mark.slow
+def test_live_follows_a_far_person_in_a_video_not_in_a_folder_or_raw(tmp_path, dev_root, default_weights,
+                                                                    monkeypatch):
+    # Following a far person in their crop assumes one stream: a folder's frames are separate pictures,
+    # and --raw promises each frame's mask as evaluate gives it.
+    import humanseg.model
+
+    made = []
+    real = humanseg.model.load_segmenter
+    monkeypatch.setattr(humanseg.model, "load_segmenter", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    folder = dev_root / "set3"
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for k in range(2):
+        writer.write(read(dev_root, 3, f"{k}.png"))
+    writer.release()
+    for source, raw, tracked in ((clip, [], True), (clip, ["--raw"], False), (folder, [], False)):
+        res = run_cli("live", "--source", str(source), "--bkg", str(folder / "bkg.png"), "--no-window",
+                      "--weights", str(default_weights), *raw)
+        assert res.exit_code == 0, res.output
+        assert made[-1].track is tracked, (source, raw)
+
+
 def test_save_bkg_in_a_place_that_cannot_be_written_is_refused_at_the_start(dev_root, read_only_folder):
     room = read_only_folder / "room.png"
     res = run_cli("live", "--source", str(dev_root / "set3"), "--no-window", "--save-bkg", str(room))

@@ -339,8 +339,12 @@ def test_the_far_persons_crop_is_kept_while_they_stay_inside_it(dev_root, monkey
         person = np.roll(truth, dx, axis=1) > 0
         return np.where(person[..., None], np.roll(far, dx, axis=1), room)
 
-    seg = load_segmenter(num_threads=1)
+    seg, fresh = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
     seg.set_background(room)
+    fresh.set_background(room)
+    seg.predict_mask(moved(12))  # single frames (evaluate, predict): each gets its own crop, so a frame's
+    assert np.array_equal(seg.predict_mask(moved(0)), fresh.predict_mask(moved(0)))  # mask never depends
+    seg.track = True  # on the one before; a stream (live mode on a camera or a video file) keeps its crop
     seg.predict_mask(moved(0))
     key = seg._zoom_key
     assert key is not None and key[4] > 0.5  # a crop, at a finer scale than the 0.5 of the working width
@@ -357,10 +361,26 @@ def test_the_far_persons_crop_is_kept_while_they_stay_inside_it(dev_root, monkey
     assert seg._zoom_key is None
 
 
+def test_zoom_turned_on_after_the_background_was_set(dev_root):
+    # The background image was kept only when zoom was on at set_background: turning it on later
+    # (a raw segmenter, clean=False) failed on the next far person.
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    truth = store.read_mask(info.mask_path(0), bkg.shape)
+    far, room, truth = far_away(store.read_frame(info, 0, bkg.shape), bkg, truth)
+    seg = load_segmenter(num_threads=1, clean=False)
+    seg.set_background(room)
+    seg.zoom = True
+    assert seg.predict_mask(far).shape == truth.shape and seg._zoom_key is not None
+
+
 @pytest.mark.slow
 def test_a_stream_follows_a_far_person_in_their_crop(dev_root, monkeypatch):
     # The second pass doubled a far person's time per frame; in a stream (live mode sets `track`) their
-    # crop alone is segmented in three frames of four while they stay inside it, with the same masks.
+    # crop alone is segmented in three frames of four while they stay inside it, the masks within 0.3%
+    # of the pixels of each frame's own.
     from humanseg import metrics
     from humanseg.model import load_segmenter
 
@@ -381,7 +401,7 @@ def test_a_stream_follows_a_far_person_in_their_crop(dev_root, monkeypatch):
     monkeypatch.setattr(stream, "_small_person", lambda small, f=stream._small_person: full.append(1) or f(small))
     for i in range(8):  # walking 3 px a frame: inside the crop throughout
         a, b = stream.predict_mask(moved(3 * i)), single.predict_mask(moved(3 * i))
-        assert (a != b).mean() < 0.001 and metrics.iou(a, np.roll(truth, 3 * i, axis=1)) > 0.95
+        assert (a != b).mean() < 0.003 and metrics.iou(a, np.roll(truth, 3 * i, axis=1)) > 0.95
     assert len(full) == 2  # frames 0 and 4
     key = stream._zoom_key
     jumped = stream.predict_mask(moved(150))  # out of the crop: the whole frame again, and a new crop

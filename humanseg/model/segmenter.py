@@ -165,7 +165,7 @@ class Segmenter:
         with torch.inference_mode():
             self.cache = self.model.encode_background(self._tensor(bkg))
         self.bkg_shape = bkg.shape[:2]
-        self.bkg_image = bkg.copy() if self.zoom else None
+        self.bkg_image = bkg.copy()  # for the far person's crops (`zoom` may be turned on later)
         self._zoom_key, self._outside, self._tracked = None, None, 0
         if self.backend != "torch":
             self._start_ort()
@@ -255,9 +255,9 @@ class Segmenter:
         At the working scale a person far from the camera is 60-140 px tall and comes out blunt (the
         gaps between legs and under arms filled); the network learned people about 200 px tall. The
         crop (the person's box and a quarter of its size around it, on a 16-px grid) is scaled so the
-        person is that tall. Its background features are computed once per crop, and the crop is kept
-        while the person stays 16 px inside it at about the same size (a person moving a little costs
-        the crop's frame half of the network; a new crop the background half as well)."""
+        person is that tall. Its background features are computed once per crop; in a stream (`track`)
+        the crop is kept while the person stays 16 px inside it at about the same size (a person moving
+        a little costs the crop's frame half of the network; a new crop the background half as well)."""
         H, W = z.shape
         sy, sx = H / small_shape[0], W / small_shape[1]
         x, y, w, h = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy  # frame pixels
@@ -274,9 +274,11 @@ class Segmenter:
         if scale < ZOOM_GAIN * scale_now:
             return z
         last = self._zoom_key
-        if (last is not None and abs(math.log2(scale / last[4])) <= 0.25 and last[0] <= x - g and
-                last[1] <= y - g and x + w + g <= last[2] and y + h + g <= last[3]):
-            (x0, y0, x1, y1, scale), key = last[:5], last  # the person is still well inside the last crop
+        if (self.track and last is not None and abs(math.log2(scale / last[4])) <= 0.25 and
+                last[0] <= x - g and last[1] <= y - g and x + w + g <= last[2] and y + h + g <= last[3]):
+            # A stream, and the person still well inside the last crop: keep it (and its background's
+            # features). Single frames get the crop their own person calls for, whatever came before.
+            (x0, y0, x1, y1, scale), key = last[:5], last
         else:
             key = (x0, y0, x1, y1, scale)
         out = z.copy()
