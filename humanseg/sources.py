@@ -102,7 +102,10 @@ class ImageFolderSource(FrameSource):
 
     @staticmethod
     def _imread(path: str) -> np.ndarray:
-        frame = cv2.imread(path, cv2.IMREAD_COLOR)
+        from humanseg.store import cut_short_png
+
+        data = np.fromfile(path, dtype=np.uint8)
+        frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size and not cut_short_png(data) else None
         if frame is None:
             raise HumansegError(f"unreadable image in source: {path}")
         return frame
@@ -196,10 +199,15 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
 def open_source_quietly(spec: str, loop: bool = False) -> FrameSource:
     """open_source for a command's --source: a missing camera or a broken video file gets our one
     line (naming --source), without OpenCV's WARN lines or FFmpeg's own ("moov atom not found")."""
-    # FFmpeg's log level is read once, when OpenCV first loads it (and a user's setting is kept).
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    # A user who set OPENCV_LOG_LEVEL to see more than errors (WARNING, INFO, ...) sees OpenCV's and
+    # FFmpeg's lines; otherwise both are silenced. FFmpeg's level is read once, when OpenCV first
+    # loads it (and a user's own OPENCV_FFMPEG_LOGLEVEL is kept).
+    wants_logs = os.environ.get("OPENCV_LOG_LEVEL", "ERROR").upper() in ("WARNING", "WARN", "INFO", "DEBUG",
+                                                                          "VERBOSE", "3", "4", "5", "6")
+    if not wants_logs:
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     level = cv2.getLogLevel()
-    cv2.setLogLevel(0)  # 0 = silent
+    cv2.setLogLevel(level if wants_logs else 0)  # 0 = silent
     try:
         return open_source(spec, loop=loop)
     except HumansegError as exc:

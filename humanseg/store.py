@@ -316,13 +316,22 @@ def save_frame(root: str | os.PathLike, number: int, image: np.ndarray) -> tuple
 
 # ---------------------------------------------------------------- reading and validation
 
+PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+
+
+def cut_short_png(data: np.ndarray) -> bool:
+    """A PNG without its closing IEND chunk (a copy or a download cut off): not handed to the decoder,
+    whose libpng prints "libpng error: PNG input buffer is incomplete" past any log setting."""
+    return data[:8].tobytes() == PNG_SIGNATURE and PNG_END not in data[-4096:].tobytes()  # (data after it: kept)
+
+
 def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     """Read a BGR uint8 image; StoreError names the file if it is missing or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{what} missing: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size and not cut_short_png(data) else None
     if image is None:
         raise StoreError(f"{what} unreadable or corrupt: {path}")
     return image
@@ -337,7 +346,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     if not path.is_file():
         raise StoreError(f"mask missing: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size and not cut_short_png(data) else None
     if mask is None:
         raise StoreError(f"mask unreadable or corrupt: {path}")
     if mask.ndim == 3:

@@ -303,12 +303,20 @@ def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
     # In a fresh process: FFmpeg's own "moov atom not found" must not come before our line.
     junk = tmp_path / "clip.mp4"
     junk.write_bytes(b"not a video")
-    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
-    r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", str(junk), "--no-window",
-                        "--bkg", str(dev_root / "set3" / "bkg.png")], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120, env=env)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL")}
+
+    def live(**more):
+        return subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", str(junk), "--no-window",
+                               "--bkg", str(dev_root / "set3" / "bkg.png")], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, env={**env, **more})
+
+    r = live()
     assert r.returncode == 2
     assert r.stderr.strip() == f"Error: --source {junk}: cannot open video file {junk}"
+    # Asked for (as the README says), FFmpeg's own line is shown before ours.
+    r = live(OPENCV_LOG_LEVEL="WARNING")
+    assert r.returncode == 2 and "moov atom not found" in r.stderr
+    assert r.stderr.splitlines()[-1] == f"Error: --source {junk}: cannot open video file {junk}"
 
 
 @pytest.mark.slow
