@@ -104,7 +104,10 @@ class ImageFolderSource(FrameSource):
     def _imread(path: str) -> np.ndarray:
         from humanseg.store import cut_short_png
 
-        data = np.fromfile(path, dtype=np.uint8)
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError:  # gone, or not ours to read: as unreadable as a corrupt one
+            data = np.zeros(0, np.uint8)
         frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size and not cut_short_png(data) else None
         if frame is None:
             raise HumansegError(f"unreadable image in source: {path}")
