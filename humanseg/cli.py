@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -64,20 +65,28 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
 
+@contextlib.contextmanager
+def interrupts_in_one_line():
+    """Ctrl-C and SIGTERM (a `kill` cleans up as Ctrl-C does) inside: one line, exit 130 / 143."""
+    try:
+        with sigterm_as_interrupt():
+            yield
+    except Terminated:
+        raise UserError("terminated (SIGTERM)", 128 + signal.SIGTERM) from None
+    except KeyboardInterrupt:
+        raise UserError("interrupted", 130) from None
+
+
 def reports_errors(fn):
     """Turn HumansegError (and Ctrl-C, SIGTERM) into one line on stderr and a non-zero exit."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            with sigterm_as_interrupt():  # a `kill` cleans up as Ctrl-C does
+            with interrupts_in_one_line():
                 return fn(*args, **kwargs)
         except HumansegError as exc:
             raise UserError(str(exc), exc.exit_code) from None
-        except Terminated:
-            raise UserError("terminated (SIGTERM)", 128 + signal.SIGTERM) from None
-        except KeyboardInterrupt:
-            raise UserError("interrupted", 130) from None
         except OSError as exc:  # a folder we cannot write, a full disk: one line, not a traceback
             where = f"{exc.filename}: " if exc.filename else ""
             raise UserError(f"{where}{exc.strerror or exc}", 1) from None
@@ -95,16 +104,12 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         try:
-            with sigterm_as_interrupt():  # importing torch takes seconds: Ctrl-C then is one line too
+            with interrupts_in_one_line():  # importing torch takes seconds: Ctrl-C then is one line too
                 module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("humanseg"):
                 return None  # not built yet
             raise
-        except Terminated:
-            raise UserError("terminated (SIGTERM)", 128 + signal.SIGTERM) from None
-        except KeyboardInterrupt:
-            raise UserError("interrupted", 130) from None
         return getattr(module, attr, None)
 
 

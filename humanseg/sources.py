@@ -102,13 +102,13 @@ class ImageFolderSource(FrameSource):
 
     @staticmethod
     def _imread(path: str) -> np.ndarray:
-        from humanseg.store import cut_short_png
+        from humanseg.store import decode_image
 
         try:
             data = np.fromfile(path, dtype=np.uint8)
         except OSError:  # gone, or not ours to read: as unreadable as a corrupt one
             data = np.zeros(0, np.uint8)
-        frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size and not cut_short_png(data) else None
+        frame = decode_image(data)
         if frame is None:
             raise HumansegError(f"unreadable image in source: {path}")
         return frame

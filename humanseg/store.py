@@ -319,10 +319,15 @@ def save_frame(root: str | os.PathLike, number: int, image: np.ndarray) -> tuple
 PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
 
 
-def cut_short_png(data: np.ndarray) -> bool:
-    """A PNG without its closing IEND chunk (a copy or a download cut off): not handed to the decoder,
-    whose libpng prints "libpng error: PNG input buffer is incomplete" past any log setting."""
-    return data[:8].tobytes() == PNG_SIGNATURE and PNG_END not in data[-4096:].tobytes()  # (data after it: kept)
+def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """cv2.imdecode of a file's bytes; None for an empty file or a corrupt one. A PNG without its
+    closing IEND chunk (a copy or a download cut off) is not handed to the decoder, whose libpng
+    prints "libpng error: PNG input buffer is incomplete" past any log setting."""
+    if not data.size:
+        return None
+    if data[:8].tobytes() == PNG_SIGNATURE and PNG_END not in data[-4096:].tobytes():  # (data after it: kept)
+        return None
+    return cv2.imdecode(data, flags)
 
 
 def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
@@ -331,7 +336,7 @@ def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     if not path.is_file():
         raise StoreError(f"{what} missing: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size and not cut_short_png(data) else None
+    image = decode_image(data)
     if image is None:
         raise StoreError(f"{what} unreadable or corrupt: {path}")
     return image
@@ -346,7 +351,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     if not path.is_file():
         raise StoreError(f"mask missing: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size and not cut_short_png(data) else None
+    mask = decode_image(data, cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise StoreError(f"mask unreadable or corrupt: {path}")
     if mask.ndim == 3:
