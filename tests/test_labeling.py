@@ -14,11 +14,12 @@ from humanseg.errors import HumansegError
 from humanseg.labeling.app import Summary, initial_shapes, readable_frames, save_label
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
-    Shape, iou, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
+    Shape, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
 )
 from humanseg.labeling.guess import EXISTING_EPSILON, GUESS_EPSILON, GUESS_MIN_AREA, Guesser, background_difference
 from humanseg.labeling.labelme import from_labelme, read_labelme, to_labelme
 from humanseg.labeling.view import MouseAdapter, render
+from humanseg.metrics import iou
 
 H, W = 480, 640
 SQUARE = [(100, 100), (300, 100), (300, 300), (100, 300)]
@@ -352,12 +353,15 @@ def test_redo_of_a_broken_mask_starts_from_the_guess_and_saving_mends_it(tmp_pat
     for broken in (b"cut short", store.encode_png(np.zeros((H // 2, W // 2), np.uint8))):
         info.mask_path(0).write_bytes(broken)
         shapes, source = initial_shapes(info, 0, frame, Guesser(bkg, use_model=False))
-        assert source == "diff" and iou(shapes_to_mask(shapes, H, W) > 0, frame[..., 0] > 0) > 0.95
+        guess = shapes_to_mask(shapes, H, W)
+        assert source == "diff" and iou(guess, frame[..., 0]) > 0.95
+        assert np.count_nonzero(guess) == pytest.approx(200 * 200, rel=0.05)
         err = capsys.readouterr().err
         assert str(info.mask_path(0)) in err and "starting from the guess instead" in err
     editor = PolygonEditor(shapes)
     save_label(info, 0, editor, (H, W))
-    assert iou(store.read_mask(info.mask_path(0), (H, W)) > 0, frame[..., 0] > 0) > 0.95
+    saved = store.read_mask(info.mask_path(0), (H, W))
+    assert iou(saved, frame[..., 0]) > 0.95 and np.count_nonzero(saved) == pytest.approx(200 * 200, rel=0.05)
 
 
 # ------------------------------------------------------------ mask → polygons → mask on real labels

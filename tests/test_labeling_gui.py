@@ -15,7 +15,8 @@ import pytest
 from gui import ROOT, GuiApp
 from humanseg import store
 from humanseg.labeling.editor import PolygonEditor
-from humanseg.labeling.geometry import Shape, iou, shapes_to_mask
+from humanseg.labeling.geometry import Shape, shapes_to_mask
+from humanseg.metrics import iou
 
 SQUARE = [(200, 150), (400, 150), (400, 350), (200, 350)]
 

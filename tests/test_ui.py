@@ -230,13 +230,19 @@ def test_button_labels_fit_inside_their_circle(size):
     for b in default_layout(w, h):
         image = np.zeros((h, w, 3), np.uint8)
         draw.draw_button(image, b)
-        # White label pixels exist, and lie within the circle (the label is readable, not clipped).
+        # White pixels are the ring and the label; nothing white lies outside the ring (a label too
+        # wide or off-centre would), and the label (inside the ring) is centred and readable.
         ys, xs = np.nonzero((image > 240).all(axis=2))
-        inside = np.hypot(xs - b.x, ys - b.y) < b.radius * 0.9
+        d = np.hypot(xs - b.x, ys - b.y)
+        ring = max(1, round(b.radius) // 20)
+        assert (d <= b.radius + ring + 1).all()
+        inside = d < b.radius - ring - 1
         assert inside.sum() > 0.002 * w * h * 0.06 ** 2 * 3.14 * 10
         text_w = xs[inside].max() - xs[inside].min()
         assert 0.9 * b.radius < text_w < 1.7 * b.radius
         assert text_w > 30  # at 640x480 the label is at least 30 px wide
+        assert abs((xs[inside].max() + xs[inside].min()) / 2 - b.x) < 0.1 * b.radius
+        assert abs((ys[inside].max() + ys[inside].min()) / 2 - b.y) < 0.15 * b.radius
 
 
 def test_buttons_are_semi_transparent_and_turn_green_when_active():

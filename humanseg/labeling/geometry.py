@@ -174,9 +174,3 @@ def mask_to_shapes(mask: np.ndarray, epsilon: float = 0.0, min_area: float = 0.0
     """Editable shapes for a 0/255 mask (outlines simplified by epsilon px, blobs < min_area px² dropped)."""
     return geometry_to_shapes(mask_to_geometry(mask, epsilon, min_area))
 
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """|A∩B| / |A∪B| of two masks (1.0 when both are empty)."""
-    a, b = np.asarray(a) >= 128, np.asarray(b) >= 128
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
