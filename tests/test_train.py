@@ -389,9 +389,13 @@ def test_boundary_term_weighs_a_band_around_the_outline():
     band[7:13, 7:13] = False
     assert torch.equal(w[0, 0] == 7.0, band) and torch.all(w[0, 0][~band] == 1.0)
     logits = torch.randn(1, 1, 20, 20, generator=torch.Generator().manual_seed(0))
-    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, target) + dice_loss(logits, target)
+    each = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")[0, 0]
+    plain = each.mean() + dice_loss(logits, target)
     assert torch.isclose(segmentation_loss(logits, target, 2, 0.0), plain)
-    assert segmentation_loss(logits, target, 2, 6.0) != segmentation_loss(logits, target, 5, 2.0)
+    # The band weighs 1 + 6 in the cross-entropy's mean, the rest 1 (weights built by hand above).
+    weighted = (each * (1 + 6 * band.float())).mean() + dice_loss(logits, target)
+    assert torch.isclose(segmentation_loss(logits, target, 2, 6.0), weighted)
+    assert not torch.isclose(segmentation_loss(logits, target, 1, 6.0), weighted)
 
 
 @pytest.mark.slow
@@ -403,6 +407,24 @@ def test_boundary_options_reach_the_run_and_its_checkpoint(two_sets, tmp_path):
     assert torch.load(out / "last.pt", weights_only=False)["extra"]["boundary"] == [2, 6.0]
     r = run_training(["-i", "2", "--images", str(two_sets), "--boundary-gain", "-1"])
     assert r.returncode == 2 and "--boundary-gain" in r.stderr
+
+
+@pytest.mark.slow
+def test_the_training_step_uses_the_configured_boundary_term(two_sets, tmp_path, monkeypatch):
+    from humanseg import train as train_module
+
+    seen = []
+    real = train_module.segmentation_loss
+
+    def recording(logits, target, width, gain):
+        seen.append((width, gain))
+        return real(logits, target, width, gain)
+
+    monkeypatch.setattr(train_module, "segmentation_loss", recording)
+    train_module.train(train_module.TrainConfig(
+        images=[str(two_sets)], iterations=2, batch=1, out=str(tmp_path / "w"), size=(128, 96),
+        val_sets=None, init="scratch", boundary_width=3, boundary_gain=4.5), log=lambda *a, **k: None)
+    assert seen == [(3, 4.5), (3, 4.5)]
 
 
 @pytest.mark.slow
