@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import pytest
 
 from gui import ScriptWindow
 from humanseg import store
-from humanseg.capture import Saved, run_capture
+from humanseg.capture import BackgroundPose, Saved, run_capture
 from humanseg.ui.buttons import default_layout
 from humanseg.ui.controller import CaptureController
 
@@ -215,6 +216,40 @@ def test_threaded_pose_presses_with_the_newest_palms(tmp_path, dev_root):
                 tmp_path, pose=pose, clock=clock, log=events.append, pose_async=True)
     assert 1 <= pose.calls <= 60
     assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("sav", "palm")]
+
+
+def test_background_pose_skips_to_the_newest_frame_and_reports_its_palms():
+    """Frames offered while pose is busy replace each other: the next call gets the newest one,
+    and palms() then gives that frame's palms."""
+    started, release = threading.Event(), threading.Event()
+    seen = []
+
+    class MarkerPose:  # one palm at x = the frame's marker value; the first call waits to be let go
+        def palms(self, frame):
+            seen.append(int(frame[0, 0, 0]))
+            started.set()
+            if len(seen) == 1:
+                release.wait(5)
+            return [SimpleNamespace(x=float(frame[0, 0, 0]), y=1.0)]
+
+    def frame(marker):
+        return np.full((4, 4, 3), marker, np.uint8)
+
+    pose = BackgroundPose(MarkerPose())
+    try:
+        assert pose.palms() == []
+        pose.submit(frame(1))
+        assert started.wait(5)
+        for marker in (2, 3, 4):  # offered while the first call runs
+            pose.submit(frame(marker))
+        release.set()
+        deadline = time.monotonic() + 5
+        while pose.calls < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert seen == [1, 4] and pose.calls == 2
+        assert [p.x for p in pose.palms()] == [4.0]
+    finally:
+        pose.close()
 
 
 def test_threaded_pose_failure_is_raised_and_edges_released(tmp_path, dev_root):
