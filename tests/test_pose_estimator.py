@@ -107,6 +107,11 @@ def test_palms_method_matches_estimate(dev_root, posenet_weights):
     palms = est.palms(frame)
     assert sorted(p.side for p in palms) == ["left", "right"]
     assert all(0 <= p.x < 640 and 0 <= p.y < 480 and 0.3 <= p.score <= 1 for p in palms)
+    expected = est.palms_from_poses(est.estimate(frame), 640, 480)
+    assert [(p.side, p.x, p.y) for p in palms] == [(p.side, pytest.approx(p.x), pytest.approx(p.y)) for p in expected]
+    # Each is near one of the reference model's palm centres for this frame (unmirrored coordinates).
+    for rp in _reference(dev_root)["set10/0.png"]["palms"]:
+        assert min(math.dist((rp["x"], rp["y"]), (p.x, p.y)) for p in palms) < WRIST_RADIUS
 
 
 def test_importing_the_package_loads_no_torch():
