@@ -133,7 +133,7 @@ def test_a_set_asked_for_without_labels_is_named_not_left_out(copy_set):
     assert r.returncode == 0 and [line.split()[0] for line in r.stdout.splitlines()[2:]] == ["set2", "overall"]
 
 
-def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, tmp_path, read_only_folder):
+def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, tmp_path):
     images = copy_set(2)
     out = tmp_path / "new" / "deeper"
     r = cli("evaluate", "--images", str(images), "--method", "absdiff",
@@ -146,6 +146,10 @@ def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, 
     # Refused before the run (no table printed), not after it, when the results would be written.
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == f"Error: --json {blocked / 's.json'}: {blocked} is a file, not a folder\n"
+
+
+def test_outputs_in_a_read_only_folder_are_one_line(copy_set, read_only_folder):
+    images = copy_set(2)
     for option, target in (("--save-masks", read_only_folder / "masks"), ("--json", read_only_folder / "s.json"),
                            ("--montage", read_only_folder / "deeper" / "worst.png")):
         r = cli("evaluate", "--images", str(images), "--method", "absdiff", option, str(target))

@@ -187,7 +187,7 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "src"]
 
 
-def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, monkeypatch, read_only_folder):
+def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, monkeypatch):
     folder = dev_root / "set3"
     labeled = copy_set(3) / "set3"
     labels = {p.name: p.read_bytes() for p in labeled.glob("*_mask.png")}
@@ -210,10 +210,6 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
         (["--bkg", str(folder / "bkg.png"), "--output", str(tmp_path / "x.gif")], "unsupported video type"),
         (["--bkg", str(folder / "bkg.png"), "--weights", str(tmp_path / "nope.pt")], "nope.pt"),
         (["--bkg", str(folder / "bkg.png"), "--replace", str(bad)], "--replace image"),
-        (["--bkg", str(folder / "bkg.png"), "--save-masks", str(read_only_folder / "m")],
-         f"--save-masks {read_only_folder / 'm'}: cannot write in {read_only_folder} (read-only, or no permission)"),
-        (["--bkg", str(folder / "bkg.png"), "--output", str(read_only_folder / "o.mp4")],
-         f"--output {read_only_folder / 'o.mp4'}: cannot write in {read_only_folder}"),
     ]
     for extra, text in cases:
         res = run_cli("live", "--source", str(folder), "--no-window", *extra)
@@ -227,6 +223,18 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
     monkeypatch.delenv("DISPLAY", raising=False)
     res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"))
     assert res.exit_code == 2 and "no display" in res.output
+
+
+def test_outputs_in_a_read_only_folder_are_one_line_errors(dev_root, default_weights, read_only_folder):
+    folder = dev_root / "set3"
+    for extra, text in (
+            (["--save-masks", str(read_only_folder / "m")],
+             f"--save-masks {read_only_folder / 'm'}: cannot write in {read_only_folder} (read-only, or no permission)"),
+            (["--output", str(read_only_folder / "o.mp4")],
+             f"--output {read_only_folder / 'o.mp4'}: cannot write in {read_only_folder} (read-only, or no permission)")):
+        res = run_cli("live", "--source", str(folder), "--no-window", "--bkg", str(folder / "bkg.png"), *extra)
+        assert res.exit_code == 2 and res.output == f"Error: {text}\n", res.output
+    assert list(read_only_folder.iterdir()) == []
 
 
 def write_clip(path, dev_root, frames: int):
@@ -750,16 +758,20 @@ def test_video_output_is_atomic(tmp_path):
         VideoOutput(tmp_path / "v.mp4", 30.0)
 
 
-def test_video_output_takes_a_long_name_and_refuses_a_read_only_folder(tmp_path, read_only_folder):
-    # NAME.tmp.mp4 of a 255-byte NAME.mp4 was too long to make. A read-only folder was found at the first
-    # frame, where removing the temporary file that was never made failed as well and named it instead
-    # of the --output asked for; it is now refused before anything runs.
+def test_video_output_takes_a_long_name(tmp_path):
+    # NAME.tmp.mp4 of a 255-byte NAME.mp4 was too long to make.
     path = tmp_path / ("v" * 251 + ".mp4")
     out = VideoOutput(path, 30.0)
     for _ in range(3):
         out.write(np.full((48, 64, 3), 90, np.uint8))
     assert out.close() == path and [p.name for p in tmp_path.iterdir() if p.is_file()] == [path.name]
     assert len(video_frames(path)[0]) == 3
+
+
+def test_video_output_refuses_a_read_only_folder(read_only_folder):
+    # A read-only folder was found at the first frame, where removing the temporary file that was never
+    # made failed as well and named it instead of the --output asked for; it is now refused before
+    # anything runs.
     target = read_only_folder / "v.mp4"
     with pytest.raises(HumansegError, match=rf"^--output {re.escape(str(target))}: cannot write in "
                                             rf"{re.escape(str(read_only_folder))} \(read-only, or no permission\)$"):

@@ -285,15 +285,19 @@ def test_temporary_names_fit_the_file_name_limit(tmp_path):
     assert store.temporary_path(tmp_path / "clip.mp4", ".tmp", keep_suffix=True).name == "clip.tmp.mp4"
 
 
-def test_removing_a_temporary_file_never_raises(tmp_path, read_only_folder):
-    # It runs while another error is on its way; on a read-only folder even removing a file that was
-    # never made fails (EROFS), and that error replaced the one that mattered.
+def test_removing_a_temporary_file_never_raises(tmp_path):
+    # It runs while another error is on its way, which must not be replaced by one of its own.
     there = tmp_path / "t.tmp"
     there.write_bytes(b"x")
     store.remove_temporary(there)
     assert not there.exists()
     store.remove_temporary(there)  # gone already
     store.remove_temporary(tmp_path / ("c" * 300))  # a name too long to exist
+
+
+def test_removing_a_temporary_file_in_a_read_only_folder_never_raises(read_only_folder):
+    # On a read-only folder even removing a file that was never made fails (EROFS), and that error
+    # replaced the one that mattered.
     store.remove_temporary(read_only_folder / "never-made.tmp")
     with pytest.raises(OSError):  # what it guards against
         os.unlink(read_only_folder / "never-made.tmp")
