@@ -74,6 +74,8 @@ def test_clean_up_does_not_lower_scores_on_held_out_dev_sets(dev_root, default_w
         scores[clean] = summarize(evaluate_sets(dev_root, held_out, seg))["overall"]
     assert scores[True]["iou"] >= scores[False]["iou"] - 1e-4
     assert scores[True]["boundary_f"] >= scores[False]["boundary_f"] - 1e-4
+    # And it does act there: it drops a speck or fills a hole in some frames (2 of the 8 today).
+    assert scores[True]["iou"] > scores[False]["iou"]
 
 
 def test_nested_shapes_and_diagonal_outlines():
