@@ -1,4 +1,5 @@
 import csv
+import hashlib
 import os
 import re
 import shutil
@@ -119,7 +120,16 @@ def test_two_process_gloo_run_ends_with_identical_weights(two_sets, tmp_path):
     digests = dict(re.findall(r"rank (\d) weights ([0-9a-f]+)", r.stdout))
     assert set(digests) == {"0", "1"}
     assert digests["0"] == digests["1"]
-    assert (out / "last.pt").is_file()
+    assert digests["0"] == weights_digest(out / "last.pt")  # the ranks' weights are the saved ones
+
+
+def weights_digest(checkpoint) -> str:
+    """The rank digest of a checkpoint's weights, computed here: sha256 over the sorted names and bytes."""
+    h = hashlib.sha256()
+    for k, v in sorted(torch.load(checkpoint, weights_only=False)["state_dict"].items()):
+        h.update(k.encode())
+        h.update(v.cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def start_in_own_group(cmd, out):
@@ -158,6 +168,7 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_the_same_step(two_sets, tmp_p
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], stdout + stderr[-3000:]
     saved = re.findall(r"interrupted at step (\d+): saved", stdout)
     assert len(saved) == 1 and load_model(out / "last.pt")[1]["step"] == int(saved[0])
+    assert digests["0"] == weights_digest(out / "last.pt")
 
 
 def test_no_labeled_frames_is_a_clear_error(tmp_path):
