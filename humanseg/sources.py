@@ -102,13 +102,9 @@ class ImageFolderSource(FrameSource):
 
     @staticmethod
     def _imread(path: str) -> np.ndarray:
-        from humanseg.store import decode_image
+        from humanseg.store import decode_file
 
-        try:
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError:  # gone, or not ours to read: as unreadable as a corrupt one
-            data = np.zeros(0, np.uint8)
-        frame = decode_image(data)
+        frame = decode_file(path)  # gone, or not ours to read: as unreadable as a corrupt one
         if frame is None:
             raise HumansegError(f"unreadable image in source: {path}")
         return frame

@@ -31,6 +31,27 @@ def test_a_truncated_png_is_named_in_one_line_without_opencvs_log(tmp_path, dev_
         assert r.returncode == 2 and r.stderr == f"Error: frame unreadable or corrupt: {cut}\n"
 
 
+def test_damaged_pngs_are_named_in_one_line_by_every_tool_that_reads_images(tmp_path, dev_root):
+    # libpng printed "libpng error: bad adaptive filter value" (damaged data) or "Read Error" (cut
+    # short) before the tool's line: for a set's frame, a --backgrounds room, and `pose`'s image.
+    shutil.copytree(dev_root / "set3", tmp_path / "images" / "set3")
+    whole = (dev_root / "set3" / "1.png").read_bytes()
+    damaged = bytearray(whole)
+    damaged[200:4000] = bytes(3800)
+    (tmp_path / "images" / "set3" / "1.png").write_bytes(damaged)
+    r = run("-m", "humanseg", "evaluate", "--images", tmp_path / "images", "--method", "absdiff")
+    assert r.returncode == 2 and r.stderr == f"Error: frame unreadable or corrupt: {tmp_path / 'images' / 'set3' / '1.png'}\n"
+    shutil.copy(dev_root / "set3" / "1.png", tmp_path / "images" / "set3" / "1.png")
+    rooms = tmp_path / "rooms"
+    rooms.mkdir()
+    (rooms / "room.png").write_bytes(whole[:100_000])
+    r = run("training.py", "-i", "1", "--images", tmp_path / "images", "--backgrounds", rooms, "--out", tmp_path / "w",
+            "--val-sets", "none", "--init", "scratch")
+    assert r.returncode == 2 and r.stderr == f"Error: --backgrounds image unreadable or corrupt: {rooms / 'room.png'}\n"
+    r = run("-m", "humanseg", "pose", rooms / "room.png")
+    assert r.returncode == 2 and r.stderr == f"Error: {rooms / 'room.png'}: not a readable image\n"
+
+
 def test_a_bad_option_value_is_one_line(tmp_path):
     # click printed its usage and a "Try --help" hint before the error: three lines.
     r = run("training.py", "-i", "4", "--backgrounds", tmp_path / "none")

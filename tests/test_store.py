@@ -1,6 +1,7 @@
 import errno
 import multiprocessing as mp
 import os
+import zlib
 
 import click
 import cv2
@@ -313,3 +314,92 @@ def test_a_place_that_cannot_be_written_is_refused_up_front(tmp_path, read_only_
     with pytest.raises(StoreError, match=r"^--save-masks .*/read-only/m/set3: cannot write in .*/read-only "
                                          r"\(read-only, or no permission\)$"):
         store.refuse_unwritable(read_only_folder / "m" / "set3", "--save-masks", folder=True)
+
+
+def _png(width, height, colour_type, pixels: np.ndarray, extra=()) -> bytes:
+    """A PNG written here byte by byte (8-bit samples, no filter), for the kinds OpenCV does not
+    write: grey + alpha (colour type 4), palette (3) with a transparency chunk."""
+    def chunk(kind, body):
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    rows = b"".join(b"\0" + pixels[y].tobytes() for y in range(height))
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, colour_type, 0, 0, 0])
+    return (store.PNG_SIGNATURE + chunk(b"IHDR", header) + b"".join(chunk(k, b) for k, b in extra)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_masks_with_alpha_are_read_by_what_carries_the_label(tmp_path):
+    # An opaque mask of an empty room (black, alpha 255) was read as all person from its alpha; so was
+    # a white image with the label in its alpha, and a palette whose transparent entry is white.
+    truth = np.zeros((48, 64), np.uint8)
+    truth[10:30, 20:40] = 255
+    empty, opaque = np.zeros((48, 64), np.uint8), np.full((48, 64), 255, np.uint8)
+    cases = {
+        "opaque black, empty": (np.dstack([empty] * 3 + [opaque]), empty),
+        "opaque, person in colour": (np.dstack([truth] * 3 + [opaque]), truth),
+        "white, person in alpha": (np.dstack([opaque] * 3 + [truth]), truth),
+        "black, person in alpha": (np.dstack([empty] * 3 + [truth]), truth),
+        "transparent everywhere": (np.dstack([opaque] * 3 + [empty]), empty),
+    }
+    for name, (image, expected) in cases.items():
+        path = tmp_path / "0_mask.png"
+        cv2.imwrite(str(path), image)
+        assert np.array_equal(store.read_mask(path, (48, 64)), expected), name
+    grey_alpha = {"empty": (np.dstack([empty, opaque]), empty), "person": (np.dstack([truth, opaque]), truth)}
+    for name, (pixels, expected) in grey_alpha.items():  # grey + alpha, opaque
+        path = tmp_path / f"la_{name}_mask.png"
+        path.write_bytes(_png(64, 48, 4, pixels))
+        assert np.array_equal(store.read_mask(path, (48, 64)), expected), name
+    # A palette: entry 0 white and transparent (background), entry 1 white and opaque (person).
+    path = tmp_path / "palette_mask.png"
+    path.write_bytes(_png(64, 48, 3, (truth > 0).astype(np.uint8),
+                          extra=[(b"PLTE", bytes([255, 255, 255, 255, 255, 255])), (b"tRNS", bytes([0, 255]))]))
+    assert np.array_equal(store.read_mask(path, (48, 64)), truth)
+
+
+def test_16_bit_masks_and_images_holding_8_bit_values(tmp_path):
+    # A 16-bit mask of 0/255 was cut at half the 16-bit range: all background, without a word; a
+    # 16-bit frame of 0..255 values was decoded by its top 8 bits: black.
+    truth = np.zeros((48, 64), np.uint8)
+    truth[10:30, 20:40] = 255
+    cv2.imwrite(str(tmp_path / "0_mask.png"), truth.astype(np.uint16))
+    assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), truth)
+    image = _img()
+    for name, wide in (("low", image.astype(np.uint16)), ("full", image.astype(np.uint16) * 257)):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), wide)
+        back = store.read_image(tmp_path / f"{name}.png")
+        assert back.dtype == np.uint8 and np.array_equal(back, image), name
+
+
+def test_a_mask_of_zero_and_a_class_number_counts_the_number_as_person(tmp_path):
+    m = np.zeros((8, 8), np.uint8)
+    m[2:6, 3:7] = 15  # a class number, as segmentation data sets write it: was read as empty
+    cv2.imwrite(str(tmp_path / "0_mask.png"), m)
+    with pytest.warns(UserWarning, match=r"mask has 0/15 values, read as 0/255"):
+        assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), (m > 0).astype(np.uint8) * 255)
+    faint = np.zeros((8, 8), np.uint8)
+    faint[2:6, 3:7] = 40
+    faint[0, 0] = 90  # several levels, none reaching 128: empty, and the warning says so
+    (tmp_path / "b").mkdir()
+    cv2.imwrite(str(tmp_path / "b" / "0_mask.png"), faint)
+    with pytest.warns(UserWarning, match=r"binarized at 128 \(none reaches 128: read as empty\)"):
+        assert not store.read_mask(tmp_path / "b" / "0_mask.png").any()
+
+
+def test_a_png_with_damaged_data_is_named_without_libpngs_line(tmp_path, capfd):
+    # A PNG whose header and end are whole but whose data is damaged made libpng print "libpng error:
+    # bad adaptive filter value" before the tool's own line.
+    good = store.encode_png(_img())
+    png = bytearray(good)
+    png[60:200] = bytes(140)
+    for name in ("0.png", "0_mask.png"):
+        (tmp_path / name).write_bytes(png)
+    capfd.readouterr()
+    with pytest.raises(StoreError, match="frame unreadable or corrupt"):
+        store.read_image(tmp_path / "0.png", "frame")
+    with pytest.raises(StoreError, match="mask unreadable or corrupt"):
+        store.read_mask(tmp_path / "0_mask.png")
+    for cut in (len(good) - 1, len(good) // 2, 20):  # cut short anywhere
+        assert store.decode_image(np.frombuffer(good[:cut], np.uint8)) is None
+    assert capfd.readouterr().err == ""
+    assert np.array_equal(store.decode_image(np.frombuffer(good + b"trailing", np.uint8)), _img())

@@ -78,7 +78,7 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and not p.name.startswith("."):  # not ._x.png
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            img = store.decode_file(p)
             if img is None:
                 raise HumansegError(f"--backgrounds image unreadable or corrupt: {p}")
             out.append(img)

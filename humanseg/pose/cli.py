@@ -21,9 +21,7 @@ def _output_names(images: list[Path]) -> list[str]:
 
 
 def _read(path: Path):
-    import cv2
-
-    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    frame = store.decode_file(path)
     if frame is None:
         raise HumansegError(f"{path}: not a readable image")
     return frame
