@@ -500,13 +500,14 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         nonlocal pending
         if pending is None:
             return True
-        frame, future, taken = pending
+        frame, future, taken, number = pending
         pending = None
         live = session.finish(frame, future.result())
         if output is not None:  # a camera's frames in real time, a file's one for one
             output.write(live.image, at=None if media_clock else taken)
         if masks_dir is not None:
-            store.write_image(masks_dir / f"{result.frames}_mask.png", live.mask, overwrite=True)
+            k = result.frames if number is None else number  # a capture set's frame K: K_mask.png
+            store.write_image(masks_dir / store.mask_name(k), live.mask, overwrite=True)
         result.frames += 1
         result.fps = meter.tick(clock())
         moved = live.drift is not None and live.drift.moved
@@ -572,7 +573,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             future = pool.submit(session.segment, frame, session.correction())
             submitted += 1
             keep_going = finish_pending()
-            pending = (frame, future, taken)
+            pending = (frame, future, taken, getattr(source, "last_number", None))
         if keep_going:
             finish_pending()
     except (KeyboardInterrupt, CameraStopped):
@@ -612,7 +613,8 @@ def default_threads() -> int:
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the composited video (.mp4, .avi).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output, --save-masks masks or --save-bkg.")
 @click.option("--save-masks", "masks_dir", type=click.Path(file_okay=False),
-              help="Also write each frame's mask as DIR/N_mask.png (N from 0).")
+              help="Also write each frame's mask as DIR/N_mask.png (N: K for frames named K.png, as a "
+                   "capture set's; else counting from 0).")
 @click.option("--no-window", is_flag=True, help="Headless: no window (use with --output or --save-masks).")
 @click.option("--save-bkg", "save_bkg", type=click.Path(dir_okay=False),
               help="Write each background captured (no --bkg, or key b) to this .png, for a later --bkg.")

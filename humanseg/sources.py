@@ -59,10 +59,19 @@ class ImageFolderSource(FrameSource):
     def __init__(self, paths: list[str], loop: bool = False):
         if not paths:
             raise HumansegError("no images found for the source")
+        from humanseg.store import FRAME_RE
+
         self.paths = paths
         self.loop = loop
         self.index = 0
         self.last_path: str | None = None  # the file read() last returned, for errors about that frame
+        # K of each K.png when every image is named so, and no name repeats (a glob over two sets'
+        # folders): a capture set's frames, whose results are then named after them.
+        names = [os.path.basename(p) for p in paths]
+        numbered = [FRAME_RE.match(n) for n in names]
+        self.frame_numbers = ([int(m.group(1)) for m in numbered]
+                              if all(numbered) and len(set(names)) == len(names) else None)
+        self.last_number: int | None = None  # K of the frame read() last returned, as above
 
     @classmethod
     def from_spec(cls, spec: str, loop: bool = False) -> "ImageFolderSource":
@@ -98,6 +107,7 @@ class ImageFolderSource(FrameSource):
         self.index += 1
         frame = self._imread(path)
         self.last_path = path
+        self.last_number = self.frame_numbers[self.index - 1] if self.frame_numbers else None
         return frame
 
     @staticmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -137,14 +138,25 @@ def test_live_writes_a_video_of_the_right_size_and_count_and_evaluates_masks(tmp
 
 
 @pytest.mark.slow
-def test_raw_masks_equal_evaluate_masks(tmp_path, dev_root, copy_set, segmenter, default_weights):
-    folder = dev_root / "set3"
+def test_raw_masks_equal_evaluate_masks(tmp_path, dev_root, segmenter, default_weights):
+    # A set with gaps in its numbers (frames deleted): each mask is named after its frame. They were
+    # counted from 0, so 1_mask.png held the mask of 2.png.
+    folder = tmp_path / "images" / "set3"
+    folder.mkdir(parents=True)
+    shutil.copy(dev_root / "set3" / "bkg.png", folder)
+    for k, new in enumerate((0, 2, 10, 11)):
+        shutil.copy(dev_root / "set3" / f"{k}.png", folder / f"{new}.png")
+        shutil.copy(dev_root / "set3" / f"{k}_mask.png", folder / f"{new}_mask.png")
     (tmp_path / "m").mkdir()
     cv2.imwrite(str(tmp_path / "m" / "0_mask.png"), np.full((H, W), 255, np.uint8))  # an earlier run's
     res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window", "--raw",
                   "--weights", str(default_weights), "--save-masks", str(tmp_path / "m"), "--force")
     assert res.exit_code == 0, res.output
-    for r in evaluate_sets(copy_set(3), [3], segmenter, keep_masks=True):
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["0_mask.png", "10_mask.png", "11_mask.png",
+                                                                 "2_mask.png"]
+    evaluated = evaluate_sets(tmp_path / "images", [3], segmenter, keep_masks=True)
+    assert [r.index for r in evaluated] == [0, 2, 10, 11]
+    for r in evaluated:
         saved = cv2.imread(str(tmp_path / "m" / f"{r.index}_mask.png"), cv2.IMREAD_GRAYSCALE)
         assert saved is not None and saved.shape == r.pred.shape
         assert np.count_nonzero(saved != r.pred) <= 0.0005 * saved.size  # float rounding at 0.5 only
@@ -167,7 +179,9 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
     assert {"event": "background", "state": "captured"} in events
     # 0.1 s at 30 fps: frames 1..4 (time 1/30 .. 4/30) averaged, the rest segmented.
     assert events[-1]["frames"] == 5
-    masks = [cv2.imread(str(tmp_path / "m" / f"{i}_mask.png"), 0) for i in range(5)]
+    # Each mask is named after its frame: 4.png is the last copy of the background, 5-8.png the set's.
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [f"{i}_mask.png" for i in range(4, 9)]
+    masks = [cv2.imread(str(tmp_path / "m" / f"{i}_mask.png"), 0) for i in range(4, 9)]
     assert (masks[0] > 0).mean() < 0.01  # the last empty frame: nothing found
     for k, mask in enumerate(masks[1:]):  # then the set's frames, as labeled (3.png is empty)
         truth = cv2.imread(str(dev_root / "set3" / f"{k}_mask.png"), 0)

@@ -148,3 +148,19 @@ def test_an_unreadable_image_in_a_folder_source_is_named_when_reached(tmp_path, 
     empty.mkdir()
     with pytest.raises(HumansegError, match=r"^no images found"):
         sources.open_source(str(empty))
+
+
+def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set):
+    copy_set(3)
+    root = copy_set(3, 4)  # set3 and set4, the same frames
+    source = sources.ImageFolderSource.from_spec(str(root / "set3"))
+    got = []
+    while source.read() is not None:
+        got.append(source.last_number)
+    assert got == source.frame_numbers == [0, 1, 2, 3]
+    # Other names among them, or one name twice (a glob over two sets), and the frames are only counted.
+    assert sources.ImageFolderSource.from_spec(str(root / "set*" / "*.png")).frame_numbers is None
+    img = cv2.imread(str(root / "set3" / "0.png"))
+    cv2.imwrite(str(root / "set3" / "walk.png"), img)
+    source = sources.ImageFolderSource.from_spec(str(root / "set3"))
+    assert source.frame_numbers is None and source.read() is not None and source.last_number is None
