@@ -119,7 +119,32 @@ def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> 
         raise StoreError(f"background missing: {path / BKG_NAME}")
     frames = list_frames(path)
     labeled = [k for k in frames if (path / mask_name(k)).is_file()]
+    _warn_stray_masks(path, frames)
     return SetInfo(number=number, path=path, frames=frames, labeled=labeled)
+
+
+MASK_RE = re.compile(r"^(0|[1-9]\d*)_mask\.png$")
+_warned_stray: set[str] = set()
+
+
+def _warn_stray_masks(path: Path, frames: list[int]) -> None:
+    """One warning per set folder (and process) for a label that is left out: a K_mask.png without
+    its K.png (deleted, or named K.PNG), or one that is not a file."""
+    key = str(path)
+    if key in _warned_stray:
+        return
+    have = set(frames)
+    stray = []
+    for p in sorted(path.iterdir()):
+        m = MASK_RE.match(p.name)
+        if m and not p.is_file():
+            stray.append(f"{p} is not a file")
+        elif m and int(m.group(1)) not in have:
+            stray.append(f"{p} has no frame {m.group(1)}.png beside it")
+    if stray:
+        _warned_stray.add(key)
+        more = f" (and {len(stray) - 1} more there)" if len(stray) > 1 else ""
+        warnings.warn(f"{stray[0]}; that label is left out{more}", stacklevel=3)
 
 
 def scan_root(root: str | os.PathLike) -> list[SetInfo]:
@@ -371,7 +396,7 @@ def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     """Read a BGR uint8 image; StoreError names the file if it is missing or corrupt."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{what} missing: {path}")
+        raise StoreError(f"{what} {'is not a file' if path.exists() else 'missing'}: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
     image = decode_image(data)
     if image is None:

@@ -403,3 +403,28 @@ def test_a_png_with_damaged_data_is_named_without_libpngs_line(tmp_path, capfd):
         assert store.decode_image(np.frombuffer(good[:cut], np.uint8)) is None
     assert capfd.readouterr().err == ""
     assert np.array_equal(store.decode_image(np.frombuffer(good + b"trailing", np.uint8)), _img())
+
+
+def test_a_label_left_out_is_said_once(tmp_path):
+    # A K_mask.png whose K.png was deleted or named K.PNG, or a folder named like a mask, was passed
+    # over in silence: training and evaluate ran on one frame fewer.
+    root = tmp_path / "images"
+    _, bkg = store.save_background(root, _img())
+    folder = bkg.parent
+    for k in range(3):
+        store.save_frame(root, 1, _img())
+        store.write_image(folder / f"{k}_mask.png", np.zeros((48, 64), np.uint8))
+    (folder / "1.png").rename(folder / "1.PNG")
+    (folder / "5_mask.png").mkdir()
+    with pytest.warns(UserWarning) as caught:
+        info = store.scan_set(root, 1)
+        store.scan_set(root, 1)  # once per folder
+    assert info.labeled == [0, 2]
+    assert [str(w.message) for w in caught] == [
+        f"{folder / '1_mask.png'} has no frame 1.png beside it; that label is left out (and 1 more there)"]
+    (folder / "1.PNG").rename(folder / "1.png")
+    (folder / "5_mask.png").rmdir()
+    (folder / "2.png").unlink()
+    (folder / "2.png").mkdir()  # a folder where a frame belongs
+    with pytest.raises(StoreError, match=r"^frame is not a file: .*2\.png$"):
+        store.read_frame(store.scan_set(root, 1), 2)
