@@ -248,6 +248,7 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     bkg = store.read_image(bkg_path, "background")
     out = Path(out_dir)
     store.refuse_capture_folder(out, "--out")
+    store.refuse_unwritable(out, "--out", folder=True)
     _check_predict_targets(frames, out, overlay, force)  # before the model loads: a refusal comes at once
     for path in frames:  # a bad frame in a batch stops it before any output is written (no --force to rerun)
         if looks_mirrored(_read_predict_frame(path, bkg), bkg):  # its mask would be wrong: say why

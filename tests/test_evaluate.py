@@ -150,6 +150,12 @@ def test_outputs_go_into_new_folders_and_unwritable_ones_are_one_line(copy_set, 
 
 def test_outputs_in_a_read_only_folder_are_one_line(copy_set, read_only_folder):
     images = copy_set(2)
+    # predict found it only at its first write, after loading the model and segmenting.
+    r = cli("predict", "--bkg", str(images / "set2" / "bkg.png"), str(images / "set2" / "0.png"),
+            "--out", str(read_only_folder / "out"))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"Error: --out {read_only_folder / 'out'}: cannot write in {read_only_folder} " \
+                       f"(read-only, or no permission)\n"
     for option, target in (("--save-masks", read_only_folder / "masks"), ("--json", read_only_folder / "s.json"),
                            ("--montage", read_only_folder / "deeper" / "worst.png")):
         r = cli("evaluate", "--images", str(images), "--method", "absdiff", option, str(target))
