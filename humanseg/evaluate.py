@@ -188,7 +188,8 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         results = evaluate_sets(root, wanted, predictor, keep_masks=keep)
         if not results:
             store.check_root(root)
-            raise HumansegError(f"no labeled frames found in {root}" + (f" sets {sets}" if sets else ""))
+            raise HumansegError(f"no labeled frames found in {root}"
+                                + (f" sets {sets}" if sets else store.passed_over(root, sets=True)))
         summary = summarize(results)
         report[method] = summary
         click.echo(format_table(summary, f"{method}:"))

@@ -107,13 +107,31 @@ def list_frames(folder: str | os.PathLike) -> list[int]:
     return sorted(int(m.group(1)) for m in (FRAME_RE.match(p.name) for p in folder.iterdir()) if m)
 
 
+def passed_over(folder: str | os.PathLike, sets: bool) -> str:
+    """A hint naming what looks like the layout's names but is not (set01, Set3; 07.png, 1.PNG),
+    for a message that says nothing was found; "" when there is none."""
+    folder = Path(folder)
+    near = re.compile(r"^set\d+$" if sets else r"^\d+\.png$", re.IGNORECASE)
+    exact = SET_RE if sets else FRAME_RE
+    try:
+        names = sorted(p.name for p in folder.iterdir() if near.match(p.name) and not exact.match(p.name))
+    except OSError:
+        return ""
+    if not names:
+        return ""
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    layout = "set1, set2, ..." if sets else "0.png, 1.png, ..."
+    return f" ({shown} passed over: the layout's names are {layout})"
+
+
 def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> SetInfo:
     """Describe set `number` under root; raises StoreError if the folder or its bkg.png is missing."""
     path = set_path(root, number)
     if not path.is_dir():
         check_root(root)
         available = list_sets(root)
-        hint = f" (sets here: {', '.join(map(str, available))})" if available else " (no sets here)"
+        hint = (f" (sets here: {', '.join(map(str, available))})" if available
+                else passed_over(root, sets=True) or " (no sets here)")
         raise StoreError(f"set folder not found: {path}{hint}")
     if require_bkg and not (path / BKG_NAME).is_file():
         raise StoreError(f"background missing: {path / BKG_NAME}")

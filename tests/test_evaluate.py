@@ -1,5 +1,6 @@
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,13 @@ def test_a_set_named_twice_is_scored_once(dev_root):
             if line.split()[:1] in (["set3"], ["overall"])]
     n = len(store.scan_set(dev_root, 3).labeled)
     assert rows == [("set3", n), ("overall", n)]
+
+
+def test_set_folders_named_off_the_layout_are_named(tmp_path, dev_root):
+    shutil.copytree(dev_root / "set3", tmp_path / "images" / "set03")
+    r = cli("evaluate", "--images", str(tmp_path / "images"), "--method", "absdiff")
+    assert r.returncode == 2 and r.stderr == (f"Error: no labeled frames found in {tmp_path / 'images'} (set03 passed "
+                                              f"over: the layout's names are set1, set2, ...)\n")
 
 
 def test_sets_are_set_numbers():

@@ -428,3 +428,21 @@ def test_a_label_left_out_is_said_once(tmp_path):
     (folder / "2.png").mkdir()  # a folder where a frame belongs
     with pytest.raises(StoreError, match=r"^frame is not a file: .*2\.png$"):
         store.read_frame(store.scan_set(root, 1), 2)
+
+
+def test_names_near_the_layouts_are_named_when_nothing_is_found(tmp_path):
+    # A root of set01/ set02/ (or frames 00.png, 1.PNG) said only "no labeled frames found".
+    root = tmp_path / "images"
+    for name in ("set01", "Set2", "set03", "set04", "notes"):
+        (root / name).mkdir(parents=True)
+    assert store.passed_over(root, sets=True) == " (Set2, set01, set03, ... passed over: the layout's names are " \
+                                                 "set1, set2, ...)"
+    with pytest.raises(StoreError, match=r"set folder not found: .*set5 \(Set2, set01, set03, \.\.\. passed over"):
+        store.scan_set(root, 5)
+    for name in ("00.png", "1.PNG", "bkg.png", "2_mask.png"):
+        (root / "set01" / name).write_bytes(b"")
+    assert store.passed_over(root / "set01", sets=False) == " (00.png, 1.PNG passed over: the layout's names " \
+                                                           "are 0.png, 1.png, ...)"
+    (root / "set1").mkdir()
+    store.write_image(root / "set1" / "0.png", _img())
+    assert store.passed_over(root / "set1", sets=False) == "" and store.passed_over(tmp_path / "none", True) == ""

@@ -58,7 +58,8 @@ def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None
             pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
         if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
             store.check_root(root)
-            raise HumansegError(f"no labeled frames found in {root} (label some with label_images.py)")
+            raise HumansegError(f"no labeled frames found in {root}"
+                                + (store.passed_over(root, sets=True) or " (label some with label_images.py)"))
     return pairs
 
 

@@ -59,7 +59,8 @@ class Summary:
 def frames_to_label(info: store.SetInfo, redo: int | None, all_frames: bool) -> list[int]:
     """Frame numbers to open: the unlabeled ones, or [redo], or every frame with all_frames."""
     if not info.frames:
-        raise HumansegError(f"set {info.number} has no frames (no K.png): {info.path}")
+        raise HumansegError(f"set {info.number} has no frames (no K.png): {info.path}"
+                            + store.passed_over(info.path, sets=False))
     if redo is not None:
         if redo not in info.frames:
             raise HumansegError(f"--redo {redo}: no frame {info.frame_path(redo)}")
