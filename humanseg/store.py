@@ -449,10 +449,12 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
                 colour = alpha
         mask = colour
     if mask.dtype != np.uint8:
-        # 16 bit: values up to 255 are 8-bit data saved in 16 bits (read as such, below); otherwise
-        # person is above half the range.
+        # 16 bit: values up to 255 are 8-bit data saved in 16 bits (read as such, below); 0 and one
+        # other value (0/65535, 0/1000) is person where not 0; otherwise person is above half the range.
         if mask.max() <= 255:
             mask = mask.astype(np.uint8)
+        elif len(np.unique(mask)) <= 2:
+            mask = (mask > 0).astype(np.uint8) * 255
         else:
             mask = (mask > np.iinfo(mask.dtype).max // 2).astype(np.uint8) * 255
     if shape is not None and mask.shape[:2] != tuple(shape[:2]):

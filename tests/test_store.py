@@ -362,8 +362,13 @@ def test_16_bit_masks_and_images_holding_8_bit_values(tmp_path):
     # 16-bit frame of 0..255 values was decoded by its top 8 bits: black.
     truth = np.zeros((48, 64), np.uint8)
     truth[10:30, 20:40] = 255
-    cv2.imwrite(str(tmp_path / "0_mask.png"), truth.astype(np.uint16))
-    assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), truth)
+    for person in (255, 1000, 65535):  # 8-bit values in 16 bits, a class number, the full range
+        cv2.imwrite(str(tmp_path / "0_mask.png"), (truth > 0).astype(np.uint16) * person)
+        assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), truth), person
+    graded = (truth > 0).astype(np.uint16) * 40000
+    graded[0, 0] = 30000  # several levels of the 16-bit range: cut at its half
+    cv2.imwrite(str(tmp_path / "1_mask.png"), graded)
+    assert np.array_equal(store.read_mask(tmp_path / "1_mask.png"), truth)
     image = _img()
     for name, wide in (("low", image.astype(np.uint16)), ("full", image.astype(np.uint16) * 257)):
         cv2.imwrite(str(tmp_path / f"{name}.png"), wide)
