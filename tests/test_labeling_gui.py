@@ -238,6 +238,14 @@ def test_broken_frames_are_passed_over_and_the_rest_labeled(unlabeled, xdisplay)
     # --redo of a broken frame is an error, one line.
     result = run_cli("-s", "3", "--images", str(unlabeled), "--redo", str(corrupt), env={"DISPLAY": xdisplay})
     assert_one_line_error(result, str(info.frame_path(corrupt)), "corrupt")
+    # A background of another size than every frame left to label: nothing can be, which is an error
+    # (it said so frame by frame, then exited 0).
+    store.write_image(info.bkg_path, np.zeros((100, 120, 3), np.uint8), overwrite=True)
+    result = run_cli("-s", "3", "--images", str(unlabeled), env={"DISPLAY": xdisplay})
+    left = len(store.scan_set(unlabeled, 3).unlabeled)
+    assert result.returncode == 2 and result.stderr.splitlines()[-1] == (
+        f"Error: set 3: none of the {left} frame(s) to label could be opened (each is named above)")
+    assert result.stderr.count("passed over (not labeled)") == left and "Traceback" not in result.stderr
 
 
 @pytest.mark.gui

@@ -222,6 +222,9 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
         cv2.waitKey(1)
     print(summary.line())
     emit("summary", **summary.__dict__)
+    if summary.unreadable == len(ks):  # a bkg.png of another size, say: nothing could be labeled
+        raise HumansegError(f"set {set_number}: none of the {len(ks)} frame(s) to label could be opened "
+                            f"(each is named above)")
     return summary
 
 
