@@ -363,33 +363,48 @@ def save_frame(root: str | os.PathLike, number: int, image: np.ndarray) -> tuple
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _png_intact(data: np.ndarray) -> bool:
-    """Every chunk of a PNG is whole and matches its checksum, up to IEND. A PNG cut short (a copy or
-    download cut off) or with damaged data is then named without handing it to the decoder, whose
-    libpng prints its own line ("PNG input buffer is incomplete", "bad adaptive filter value") past
-    any log setting. zlib's CRC costs about 0.3 ms for a 640x480 frame's 500 kB."""
+def _png_checked(data: np.ndarray) -> np.ndarray | None:
+    """The PNG's bytes when every chunk is whole up to IEND and the critical ones (IHDR, PLTE, IDAT;
+    those libpng stops at) match their checksums, else None; an ancillary chunk (text, gamma, ...)
+    with a wrong checksum is left out, as libpng would ignore it after printing a warning. A PNG cut
+    short (a copy or download cut off) or with damaged data is then named without handing it to the
+    decoder, whose libpng prints its own line ("PNG input buffer is incomplete", "bad adaptive filter
+    value") past any log setting. zlib's CRC costs about 0.3 ms for a 640x480 frame's 500 kB."""
     buf = memoryview(data)
     at, end = 8, len(buf)
+    dropped = []
     while at + 12 <= end:
         length = int.from_bytes(buf[at:at + 4], "big")
         stop = at + 8 + length
-        if stop + 4 > end or zlib.crc32(buf[at + 4:stop]) != int.from_bytes(buf[stop:stop + 4], "big"):
-            return False
-        if buf[at + 4:at + 8] == b"IEND":
-            return True  # (anything after it is left alone)
+        if stop + 4 > end:
+            return None
+        if zlib.crc32(buf[at + 4:stop]) != int.from_bytes(buf[stop:stop + 4], "big"):
+            if not buf[at + 4] & 0x20:  # critical: an upper-case first letter
+                return None
+            dropped.append((at, stop + 4))
+        if buf[at + 4:at + 8] == b"IEND":  # (anything after it is left alone)
+            if not dropped:
+                return data
+            keep, last = [], 0
+            for a, b in dropped:
+                keep.append(data[last:a])
+                last = b
+            return np.concatenate(keep + [data[last:]])
         at = stop + 4
-    return False
+    return None
 
 
 def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
     """cv2.imdecode of a file's bytes; None for an empty file or a corrupt one (a PNG is checked
-    first, `_png_intact`). With the default flags the image is BGR uint8: a 16-bit image holding
+    first, `_png_checked`). With the default flags the image is BGR uint8: a 16-bit image holding
     values up to 255 (8-bit data saved in 16 bits) keeps those values, where OpenCV would keep the
     top 8 bits and make it black; a 16-bit image using its range is scaled down as OpenCV does."""
     if not data.size:
         return None
-    if data[:8].tobytes() == PNG_SIGNATURE and not _png_intact(data):
-        return None
+    if data[:8].tobytes() == PNG_SIGNATURE:
+        data = _png_checked(data)
+        if data is None:
+            return None
     if flags != cv2.IMREAD_COLOR:
         return cv2.imdecode(data, flags)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)

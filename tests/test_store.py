@@ -451,3 +451,14 @@ def test_names_near_the_layouts_are_named_when_nothing_is_found(tmp_path):
     (root / "set1").mkdir()
     store.write_image(root / "set1" / "0.png", _img())
     assert store.passed_over(root / "set1", sets=False) == "" and store.passed_over(tmp_path / "none", True) == ""
+
+
+def test_a_png_with_a_bad_checksum_only_in_an_ancillary_chunk_is_read(tmp_path, capfd):
+    # libpng only warns about those and decodes the image: the tool decodes it, without the warning.
+    good = store.encode_png(_img())
+    text = b"tEXt" + b"Comment\0made here"
+    chunk = (len(text) - 4).to_bytes(4, "big") + text + b"\0\0\0\0"  # a wrong checksum
+    png = good[:33] + chunk + good[33:]  # after IHDR (8 + 25 bytes)
+    capfd.readouterr()
+    assert np.array_equal(store.decode_image(np.frombuffer(png, np.uint8)), _img())
+    assert capfd.readouterr().err == ""  # libpng's "tEXt: CRC error" warning: the chunk is left out
