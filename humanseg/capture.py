@@ -22,6 +22,8 @@ import numpy as np
 from humanseg import store
 from humanseg.sources import Peeked, looks_mirrored, open_source_quietly
 from humanseg.errors import HumansegError, StoreError
+from humanseg.pose.keypoints import Palm
+from humanseg.pose.palm import PalmSmoother
 from humanseg.ui import draw
 from humanseg.ui.controller import CaptureController, Event
 
@@ -215,6 +217,14 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     fps = 0.0
     started = clock()
     worker = BackgroundPose(pose) if pose is not None and pose_async else None
+    smoother, seen_calls = PalmSmoother(), 0
+
+    def steady(found) -> list[tuple[float, float]]:
+        """A pose call's palms through the One-Euro filter (per arm, over the clock's time), so the dot
+        does not jitter with PoseNet's pixel noise."""
+        found = [p if isinstance(p, Palm) else Palm(p.x, p.y, getattr(p, "side", str(i)), getattr(p, "score", 1.0))
+                 for i, p in enumerate(found)]
+        return [(p.x, p.y) for p in smoother.update(found, clock())]
 
     def report(event: Event) -> None:
         emit({**event.as_dict(), "time": round(clock() - started, 3)})
@@ -232,10 +242,13 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             every = pose_every if pose_every > 0 else (2 if pose_seconds > POSE_SLOW_SECONDS else 1)
             if worker is not None:
                 worker.submit(frame)
-                palms = [(p.x, p.y) for p in worker.palms()]
+                found = worker.palms()  # (raises the worker's error, if it had one)
+                if worker.calls != seen_calls:  # a new answer (each is filtered once, when it comes)
+                    seen_calls = worker.calls
+                    palms = steady(found)
             elif pose is not None and context.frame_index % every == 0:
                 t0 = time.perf_counter()
-                palms = [(p.x, p.y) for p in pose.palms(frame)]
+                palms = steady(pose.palms(frame))
                 # Smoothed so one slow call does not flip the automatic mode back and forth.
                 pose_seconds = 0.8 * pose_seconds + 0.2 * (time.perf_counter() - t0) if pose_seconds else \
                     time.perf_counter() - t0

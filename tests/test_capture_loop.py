@@ -165,6 +165,30 @@ def test_palms_press_buttons_and_are_drawn(tmp_path, dev_root):
     assert events[-1]["event"] == "quit" and events[-1]["by"] == "end of source"
 
 
+def test_palms_are_steadied_over_time_and_still_press(tmp_path, dev_root):
+    # PoseNet's answer moves by several pixels from frame to frame on a still hand; the capture loop
+    # used it raw (the One-Euro filter was written but not used).
+    clock = Clock()
+    sav = default_layout(W, H)[1]
+
+    class JitteryPose:  # a still palm on Sav, found 12 px to its left and right in turn
+        calls = 0
+
+        def palms(self, frame):
+            self.calls += 1
+            return [SimpleNamespace(x=sav.x + (12 if self.calls % 2 else -12), y=sav.y, side="left")]
+
+    c = controller(clock, set_number=3)
+    used, update = [], c.update
+    c.update = lambda palms, clicks, keys: used.append(list(palms)) or update(palms, clicks, keys)
+    events = []
+    run_capture(ListSource(frames(dev_root), clock, limit=40), ScriptWindow({}), c, tmp_path,
+                pose=JitteryPose(), clock=clock, log=events.append)
+    xs = np.array([palms[0][0] for palms in used[10:]])
+    assert len(xs) == 30 and np.ptp(xs) < 8 and abs(xs.mean() - sav.x) < 2  # raw: 24 px apart
+    assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("sav", "palm")]
+
+
 def test_palm_dot_is_red_on_screen(tmp_path, dev_root):
     clock = Clock()
     window = ScriptWindow({})
