@@ -72,6 +72,7 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
                 output_names=["probability"], opset_version=opset, do_constant_folding=True,
                 dynamic_axes={"frame": axes, "background": axes, "probability": axes}, dynamo=False,
             )
+        _declare_one_channel(tmp)
         os.replace(tmp, path)
     except Exception as exc:
         store.remove_temporary(tmp)
@@ -81,6 +82,18 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
             raise HumansegError(f"--onnx {path}: {exc.strerror or exc}", exit_code=1) from None
         raise HumansegError(f"ONNX export failed: {exc}", exit_code=1) from None
     return path
+
+
+def _declare_one_channel(path: Path) -> None:
+    """The exported graph names its output's channel count symbolically (the tracer does not carry
+    the 1 through the padding and cropping); declare it, so a reader of the model sees N x 1 x H x W."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    dim = graph.graph.output[0].type.tensor_type.shape.dim[1]
+    if not dim.HasField("dim_value"):
+        dim.dim_value = 1
+        onnx.save(graph, str(path))
 
 
 @click.command("export")

@@ -42,6 +42,8 @@ def test_onnx_matches_pytorch_on_a_dev_frame(tmp_path, dev_root, default_weights
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["frame", "background"]
     assert session.get_outputs()[0].name == "probability"
+    assert [i.shape for i in session.get_inputs()] == [["batch", 3, "height", "width"]] * 2
+    assert session.get_outputs()[0].shape == ["batch", 1, "height", "width"]
 
     model, _ = load_model(default_weights)
     model.eval()
