@@ -129,10 +129,14 @@ class BackgroundPose:
 
     def palms(self) -> list:
         """The latest palms found (may be from a few frames ago)."""
+        return self.latest()[1]
+
+    def latest(self) -> tuple[int, list]:
+        """(calls, palms): how many answers there have been, and the last one, read together."""
         if self._error is not None:
             raise self._error
         with self._lock:
-            return self._palms
+            return self.calls, self._palms
 
     def close(self) -> None:
         self._stop = True
@@ -242,9 +246,9 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             every = pose_every if pose_every > 0 else (2 if pose_seconds > POSE_SLOW_SECONDS else 1)
             if worker is not None:
                 worker.submit(frame)
-                found = worker.palms()  # (raises the worker's error, if it had one)
-                if worker.calls != seen_calls:  # a new answer (each is filtered once, when it comes)
-                    seen_calls = worker.calls
+                calls, found = worker.latest()  # (raises the worker's error, if it had one)
+                if calls != seen_calls:  # a new answer (each is filtered once, when it comes)
+                    seen_calls = calls
                     palms = steady(found)
             elif pose is not None and context.frame_index % every == 0:
                 t0 = time.perf_counter()

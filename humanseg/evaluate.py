@@ -189,7 +189,7 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         if not results:
             store.check_root(root)
             raise HumansegError(f"no labeled frames found in {root}"
-                                + (f" sets {sets}" if sets else store.passed_over(root, sets=True)))
+                                + (f" sets {sets}" if sets else store.why_no_labels(root)))
         summary = summarize(results)
         report[method] = summary
         click.echo(format_table(summary, f"{method}:"))

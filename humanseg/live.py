@@ -711,6 +711,10 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         made_masks = masks is not None and not masks.exists()
         if masks is not None:  # only once the source, its frame size and the window are fine
             masks.mkdir(parents=True, exist_ok=True)
+            # --force replaces an earlier run's masks: all of them, not only those of the same names
+            # (masks named after frames K leave others of another numbering beside the new ones).
+            for old in earlier:
+                old.unlink(missing_ok=True)
     except BaseException:
         src.release()
         raise

@@ -107,9 +107,10 @@ def list_frames(folder: str | os.PathLike) -> list[int]:
     return sorted(int(m.group(1)) for m in (FRAME_RE.match(p.name) for p in folder.iterdir()) if m)
 
 
-def passed_over(folder: str | os.PathLike, sets: bool) -> str:
+def passed_over(folder: str | os.PathLike, sets: bool, within: str = "") -> str:
     """A hint naming what looks like the layout's names but is not (set01, Set3; 07.png, 1.PNG),
-    for a message that says nothing was found; "" when there is none."""
+    for a message that says nothing was found; "" when there is none. within: the folder's name as
+    the names' prefix ("set3/")."""
     folder = Path(folder)
     near = re.compile(r"^set\d+$" if sets else r"^\d+\.png$", re.IGNORECASE)
     exact = SET_RE if sets else FRAME_RE
@@ -119,9 +120,20 @@ def passed_over(folder: str | os.PathLike, sets: bool) -> str:
         return ""
     if not names:
         return ""
-    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    shown = ", ".join(within + n for n in names[:3]) + (", ..." if len(names) > 3 else "")
     layout = "set1, set2, ..." if sets else "0.png, 1.png, ..."
     return f" ({shown} passed over: the layout's names are {layout})"
+
+
+def why_no_labels(root: str | os.PathLike) -> str:
+    """For "no labeled frames found in root": the names near the layout's that were passed over, of
+    set folders or of the frames in the sets found; "" when there are none."""
+    hint = passed_over(root, sets=True)
+    for n in ([] if hint else list_sets(root)):
+        hint = passed_over(set_path(root, n), sets=False, within=f"set{n}/")
+        if hint:
+            break
+    return hint
 
 
 def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> SetInfo:
@@ -142,12 +154,14 @@ def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> 
 
 
 MASK_RE = re.compile(r"^(0|[1-9]\d*)_mask\.png$")
+NEAR_MASK_RE = re.compile(r"^\d+_mask\.png$", re.IGNORECASE)
 _warned_stray: set[str] = set()
 
 
 def _warn_stray_masks(path: Path, frames: list[int]) -> None:
     """One warning per set folder (and process) for a label that is left out: a K_mask.png without
-    its K.png (deleted, or named K.PNG), or one that is not a file."""
+    its K.png (deleted, or named K.PNG), one that is not a file, or a mask named off the layout
+    (01_mask.png, 1_mask.PNG)."""
     key = str(path)
     if key in _warned_stray:
         return
@@ -159,6 +173,8 @@ def _warn_stray_masks(path: Path, frames: list[int]) -> None:
             stray.append(f"{p} is not a file")
         elif m and int(m.group(1)) not in have:
             stray.append(f"{p} has no frame {m.group(1)}.png beside it")
+        elif not m and NEAR_MASK_RE.match(p.name):
+            stray.append(f"{p} is not named as the layout's masks are (K_mask.png, K without leading zeros)")
     if stray:
         _warned_stray.add(key)
         more = f" (and {len(stray) - 1} more there)" if len(stray) > 1 else ""
@@ -180,9 +196,18 @@ def next_set_number(root: str | os.PathLike) -> int:
 
 
 def next_frame_number(folder: str | os.PathLike) -> int:
-    """One above every existing frame number of the set folder."""
-    frames = list_frames(folder)
-    return (frames[-1] + 1) if frames else 0
+    """One above every frame number in use in the set folder: its K.png frames, and the K of a
+    K_mask.png, K_pred.png or K.json file left without its frame (a new K.png would take on that
+    label)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    used = list_frames(folder)
+    for p in folder.iterdir():
+        m = CAPTURE_FILE_RE.match(p.name)
+        if m and m.group(2) and m.group(3) != ".png" and p.is_file():
+            used.append(int(m.group(2)))
+    return max(used) + 1 if used else 0
 
 
 def is_capture_folder(folder: str | os.PathLike) -> bool:
@@ -437,7 +462,7 @@ def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     return image
 
 
-_warned_binarize: set[str] = set()
+_warned_binarize: set[tuple[str, str]] = set()
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -466,9 +491,10 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     if mask.dtype != np.uint8:
         # 16 bit: values up to 255 are 8-bit data saved in 16 bits (read as such, below); 0 and one
         # other value (0/65535, 0/1000) is person where not 0; otherwise person is above half the range.
-        if mask.max() <= 255:
+        values = np.unique(mask)
+        if values[-1] <= 255:
             mask = mask.astype(np.uint8)
-        elif len(np.unique(mask)) <= 2:
+        elif len(values) <= 2 and values[0] == 0:
             mask = (mask > 0).astype(np.uint8) * 255
         else:
             mask = (mask > np.iinfo(mask.dtype).max // 2).astype(np.uint8) * 255
@@ -488,7 +514,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
             mask = np.where(mask >= 128, 255, 0).astype(np.uint8)
             if not mask.any():
                 how += " (none reaches 128: read as empty)"
-        key = str(path.parent)
+        key = (str(path.parent), how.split(",")[0] if two else how)  # once per folder and kind
         if key not in _warned_binarize:
             _warned_binarize.add(key)
             warnings.warn(f"mask has {how}: {path}", stacklevel=2)

@@ -106,6 +106,15 @@ def test_set_folders_named_off_the_layout_are_named(tmp_path, dev_root):
     r = cli("evaluate", "--images", str(tmp_path / "images"), "--method", "absdiff")
     assert r.returncode == 2 and r.stderr == (f"Error: no labeled frames found in {tmp_path / 'images'} (set03 passed "
                                               f"over: the layout's names are set1, set2, ...)\n")
+    # Frames and masks with leading zeros in a set of the layout's name: named as well.
+    (tmp_path / "images" / "set03").rename(tmp_path / "images" / "set3")
+    for p in sorted((tmp_path / "images" / "set3").glob("[0-9]*.png")):
+        p.rename(p.with_name("0" + p.name))
+    r = cli("evaluate", "--images", str(tmp_path / "images"), "--method", "absdiff")
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+        f"Error: no labeled frames found in {tmp_path / 'images'} (set3/00.png, set3/01.png, set3/02.png, ... "
+        f"passed over: the layout's names are 0.png, 1.png, ...)")
+    assert r.stderr.startswith("warning: ") and "00_mask.png is not named as the layout's masks are" in r.stderr
 
 
 def test_sets_are_set_numbers():

@@ -148,7 +148,8 @@ def test_raw_masks_equal_evaluate_masks(tmp_path, dev_root, segmenter, default_w
         shutil.copy(dev_root / "set3" / f"{k}.png", folder / f"{new}.png")
         shutil.copy(dev_root / "set3" / f"{k}_mask.png", folder / f"{new}_mask.png")
     (tmp_path / "m").mkdir()
-    cv2.imwrite(str(tmp_path / "m" / "0_mask.png"), np.full((H, W), 255, np.uint8))  # an earlier run's
+    for k in range(4):  # an earlier run's, counted 0..3: --force replaces them all, not only 0_mask.png
+        cv2.imwrite(str(tmp_path / "m" / f"{k}_mask.png"), np.full((H, W), 255, np.uint8))
     res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window", "--raw",
                   "--weights", str(default_weights), "--save-masks", str(tmp_path / "m"), "--force")
     assert res.exit_code == 0, res.output

@@ -365,6 +365,9 @@ def test_16_bit_masks_and_images_holding_8_bit_values(tmp_path):
     for person in (255, 1000, 65535):  # 8-bit values in 16 bits, a class number, the full range
         cv2.imwrite(str(tmp_path / "0_mask.png"), (truth > 0).astype(np.uint16) * person)
         assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), truth), person
+    two = np.where(truth > 0, 65535, 1000).astype(np.uint16)  # two values, neither 0: cut at half the range
+    cv2.imwrite(str(tmp_path / "0_mask.png"), two)
+    assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), truth)
     graded = (truth > 0).astype(np.uint16) * 40000
     graded[0, 0] = 30000  # several levels of the 16-bit range: cut at its half
     cv2.imwrite(str(tmp_path / "1_mask.png"), graded)
@@ -384,11 +387,10 @@ def test_a_mask_of_zero_and_a_class_number_counts_the_number_as_person(tmp_path)
         assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), (m > 0).astype(np.uint8) * 255)
     faint = np.zeros((8, 8), np.uint8)
     faint[2:6, 3:7] = 40
-    faint[0, 0] = 90  # several levels, none reaching 128: empty, and the warning says so
-    (tmp_path / "b").mkdir()
-    cv2.imwrite(str(tmp_path / "b" / "0_mask.png"), faint)
+    faint[0, 0] = 90  # several levels, none reaching 128: empty, and the warning says so (in the
+    cv2.imwrite(str(tmp_path / "1_mask.png"), faint)  # same folder: the warning above was of another kind)
     with pytest.warns(UserWarning, match=r"binarized at 128 \(none reaches 128: read as empty\)"):
-        assert not store.read_mask(tmp_path / "b" / "0_mask.png").any()
+        assert not store.read_mask(tmp_path / "1_mask.png").any()
 
 
 def test_a_png_with_damaged_data_is_named_without_libpngs_line(tmp_path, capfd):
@@ -421,12 +423,23 @@ def test_a_label_left_out_is_said_once(tmp_path):
         store.write_image(folder / f"{k}_mask.png", np.zeros((48, 64), np.uint8))
     (folder / "1.png").rename(folder / "1.PNG")
     (folder / "5_mask.png").mkdir()
+    (folder / "2_mask.png").rename(folder / "02_mask.png")
     with pytest.warns(UserWarning) as caught:
         info = store.scan_set(root, 1)
         store.scan_set(root, 1)  # once per folder
-    assert info.labeled == [0, 2]
+    assert info.labeled == [0]
     assert [str(w.message) for w in caught] == [
-        f"{folder / '1_mask.png'} has no frame 1.png beside it; that label is left out (and 1 more there)"]
+        f"{folder / '02_mask.png'} is not named as the layout's masks are (K_mask.png, K without leading "
+        f"zeros); that label is left out (and 2 more there)"]
+    # A frame captured next takes a number no label holds: a 9.png would take on 9_mask.png's label.
+    assert store.next_frame_number(folder) == 3
+    store.write_image(folder / "9_mask.png", np.zeros((48, 64), np.uint8))
+    assert store.next_frame_number(folder) == 10
+    (folder / "9_mask.png").unlink()
+    (folder / "7.json").write_text("{}")
+    assert store.next_frame_number(folder) == 8
+    (folder / "7.json").unlink()
+    (folder / "02_mask.png").rename(folder / "2_mask.png")
     (folder / "1.PNG").rename(folder / "1.png")
     (folder / "5_mask.png").rmdir()
     (folder / "2.png").unlink()

@@ -59,7 +59,7 @@ def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None
         if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
             store.check_root(root)
             raise HumansegError(f"no labeled frames found in {root}"
-                                + (store.passed_over(root, sets=True) or " (label some with label_images.py)"))
+                                + (store.why_no_labels(root) or " (label some with label_images.py)"))
     return pairs
 
 
