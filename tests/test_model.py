@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from humanseg import store
-from humanseg.errors import WeightsError
+from humanseg.errors import HumansegError, WeightsError
 from humanseg.model import (NetConfig, Segmenter, SiameseSegNet, count_parameters, load_model,
                             save_checkpoint, working_size)
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS
@@ -588,3 +588,21 @@ def test_refine_kernel_conversion():
         assert torch.allclose(back(x, y), k1(x, y), atol=1e-5)
     with pytest.raises(ValueError, match="refine kernel must be 1 or 3"):
         with_refine_kernel(m, 5)
+
+
+def test_images_that_are_not_bgr_uint8_are_refused_in_one_line():
+    # A float or 16-bit frame failed deep in OpenCV's LUT ("Assertion failed"), a grey frame against a
+    # colour background in numpy broadcasting, None with an AttributeError.
+    torch.manual_seed(0)
+    seg = Segmenter(SiameseSegNet().eval(), backend="torch")
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    bad = {"float32 48x64x3": bkg.astype(np.float32) / 255, "uint16 48x64x3": bkg.astype(np.uint16) * 257,
+           "uint8 48x64": bkg[..., 0], "uint8 48x64x4": np.dstack([bkg, bkg[..., :1]]), "NoneType": None}
+    for got, image in bad.items():
+        with pytest.raises(HumansegError, match=rf"^background must be a colour image, HxWx3 BGR uint8 \(got {got}\)$"):
+            seg.set_background(image)
+    seg.set_background(bkg)
+    for got, image in bad.items():
+        with pytest.raises(HumansegError, match=rf"^frame must be a colour image, HxWx3 BGR uint8 \(got {got}\)$"):
+            seg.predict_mask(image)
+    assert seg.predict_mask(bkg[:, ::-1]).shape == (48, 64)  # a view (not contiguous) is fine
