@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from humanseg.errors import StoreError
+from humanseg.errors import HumansegError, StoreError
 
 # Numbers as the tool writes them, without leading zeros: "set01" or "07.png" would be read as set 1 or
 # frame 7 and then looked up as set1/ or 7.png, which are other names (or none).
@@ -438,6 +438,15 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
     if image.dtype == np.uint16 and image.max() <= 255:
         return image.astype(np.uint8)
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def check_bgr(image, what: str) -> None:
+    """HumansegError unless image is what every tool reads: an HxWx3 BGR uint8 array (for callers of the
+    library, whose float, 16-bit or grey arrays failed deep in OpenCV or gave silently wrong answers)."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        got = (f"{image.dtype} {'x'.join(map(str, image.shape))}" if isinstance(image, np.ndarray)
+               else type(image).__name__)
+        raise HumansegError(f"{what} must be a colour image, HxWx3 BGR uint8 (got {got})")
 
 
 def decode_file(path: str | os.PathLike) -> np.ndarray | None:

@@ -178,3 +178,16 @@ def test_wide_frames_get_the_default_input_width_and_the_same_palms(dev_root, po
         assert abs(b.x / 3 - a.x) < 4 and abs(b.y / 3 - a.y) < 4
     estimator.scale = 0.5  # asked for explicitly: as asked
     assert estimator.input_size(1920, 1440) == (961, 721)
+
+
+def test_frames_that_are_not_bgr_uint8_are_refused_in_one_line(posenet_weights):
+    # A float frame gave no palms without a word; a grey one a ValueError, None an AttributeError.
+    from humanseg.errors import HumansegError
+    from humanseg.pose import PoseEstimator
+
+    est = PoseEstimator.load(posenet_weights)
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    for got, image in {"float32 48x64x3": frame.astype(np.float32) / 255, "uint8 48x64": frame[..., 0],
+                       "NoneType": None}.items():
+        with pytest.raises(HumansegError, match=rf"^frame must be a colour image, HxWx3 BGR uint8 \(got {got}\)$"):
+            est.palms(image)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import torch
 
+from humanseg import store
 from humanseg.errors import HumansegError
 from humanseg.model.checkpoint import load_model, resolve_weights
 from humanseg.model.network import (BkgCache, MergedRefine, SiameseSegNet, exposure_sample, fuse_batchnorm,
@@ -105,14 +106,6 @@ ZOOM_GRID = 16  # crop edges on this grid of frame pixels, so a person standing 
 TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmented in up to 3 frames of 4
 
 
-def _check_bgr(image, what: str) -> None:
-    """HumansegError unless image is what every tool reads: an HxWx3 BGR uint8 array."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        got = (f"{image.dtype} {'x'.join(map(str, image.shape))}" if isinstance(image, np.ndarray)
-               else type(image).__name__)
-        raise HumansegError(f"{what} must be a colour image, HxWx3 BGR uint8 (got {got})")
-
-
 class Segmenter:
     """set_background(bkg) once, then predict(frame) -> person probability HxW float32 in [0, 1]."""
 
@@ -168,7 +161,7 @@ class Segmenter:
 
     def set_background(self, bkg: np.ndarray) -> None:
         """Compute and keep the background's features (bkg: HxWx3 BGR uint8)."""
-        _check_bgr(bkg, "background")
+        store.check_bgr(bkg, "background")
         with torch.inference_mode():
             self.cache = self.model.encode_background(self._tensor(bkg))
         self.bkg_shape = bkg.shape[:2]
@@ -201,7 +194,7 @@ class Segmenter:
         is seen at the next full pass, at most three frames later."""
         if self.cache is None:
             raise HumansegError("no background set")
-        _check_bgr(frame, "frame")
+        store.check_bgr(frame, "frame")
         if frame.shape[:2] != self.bkg_shape:
             raise HumansegError(
                 f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the background's "

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from humanseg import store
 from humanseg.ort_session import session_from_module
 from humanseg.pose.decode import (DecodedPose, decode_multiple_poses, decode_single_pose, sigmoid,
                                   valid_input_size)
@@ -65,8 +66,7 @@ class PoseEstimator:
 
     def preprocess(self, frame_bgr: np.ndarray) -> torch.Tensor:
         """(1, 3, h, w) float32 RGB in [-1, 1] at the valid input size."""
-        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) BGR frame, got shape {frame_bgr.shape}")
+        store.check_bgr(frame_bgr, "frame")
         h, w = frame_bgr.shape[:2]
         in_w, in_h = self.input_size(w, h)
         resized = cv2.resize(frame_bgr, (in_w, in_h), interpolation=cv2.INTER_LINEAR)
@@ -93,6 +93,7 @@ class PoseEstimator:
 
     def estimate(self, frame_bgr: np.ndarray) -> list[Pose]:
         """Poses in the frame, strongest first; keypoints in frame pixels (may lie outside the frame)."""
+        store.check_bgr(frame_bgr, "frame")
         h, w = frame_bgr.shape[:2]
         tensor = self.preprocess(frame_bgr)
         in_h, in_w = tensor.shape[2:]
@@ -109,6 +110,7 @@ class PoseEstimator:
 
     def palms(self, frame_bgr: np.ndarray) -> list[Palm]:
         """Palm centres in frame pixels (0, 1 or 2 per person)."""
+        store.check_bgr(frame_bgr, "frame")
         h, w = frame_bgr.shape[:2]
         return self.palms_from_poses(self.estimate(frame_bgr), w, h)
 
