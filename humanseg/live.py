@@ -25,6 +25,7 @@ from humanseg import store
 from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
 from humanseg.cli import reports_errors
 from humanseg.errors import HumansegError
+from humanseg.signals import signals_held
 
 VIEWS = ("tint", "blur", "replace", "green", "side")
 VIEW_NAMES = {"tint": "mask tint", "blur": "background blur", "replace": "replaced background",
@@ -582,15 +583,16 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         keep_output = False  # a real failure leaves no half-written file behind
         raise
     finally:
-        pool.shutdown(wait=True)
-        source.release()
-        if window is not None:
-            window.close()
-        if output is not None:
-            if keep_output:
-                result.output = output.close()
-            else:
-                output.discard()
+        with signals_held():  # a second Ctrl-C here would lose the recording being closed
+            pool.shutdown(wait=True)
+            source.release()
+            if window is not None:
+                window.close()
+            if output is not None:
+                if keep_output:
+                    result.output = output.close()
+                else:
+                    output.discard()
     return result
 
 

@@ -35,6 +35,28 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def signals_held():
+    """Within the block (a clean-up that must finish: closing a recording), Ctrl-C and SIGTERM are held
+    back; one that came is raised after the block, as KeyboardInterrupt or Terminated. A second Ctrl-C
+    while a recording was being closed aborted the process and left only its temporary file."""
+    if not _main_thread():
+        yield
+        return
+    came: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if came:
+        raise Terminated() if came[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
 class StopSignals:
     """Ctrl-C (SIGINT) or SIGTERM while training: the step in progress finishes, then training stops
     with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second

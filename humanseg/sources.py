@@ -155,9 +155,14 @@ class VideoSource(FrameSource):
 
     def read(self):
         ok, frame = self._read()
-        if not ok and self.loop and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
-            self._tried = 0
-            ok, frame = self._read()  # the first frame again (a file that cannot rewind just ends)
+        if not ok and self.loop:
+            if self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+                self._tried = 0
+                ok, frame = self._read()  # the first frame again
+            if not ok:  # the seek did not take (a one-frame file says it did): open the file again
+                self.cap.release()
+                self.cap, self._tried = cv2.VideoCapture(self.spec), 0
+                ok, frame = self._read() if self.cap.isOpened() else (False, None)
         if ok or not self.is_camera:
             return frame if ok else None
         deadline = time.monotonic() + self.grace_seconds
@@ -196,7 +201,7 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         return VideoSource(int(spec))
     spec = str(spec)
-    if os.path.isdir(spec) or any(ch in spec for ch in "*?["):
+    if os.path.isdir(spec) or (any(ch in spec for ch in "*?[") and not os.path.isfile(spec)):  # take[1].mp4
         return ImageFolderSource.from_spec(spec, loop=loop)
     if os.path.isfile(spec):
         if Path(spec).suffix.lower() in IMAGE_EXTS:

@@ -615,6 +615,26 @@ def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp
     assert len(frames_out) == 4  # the fifth was read but still in the model when the camera stopped
 
 
+def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmenter, tmp_path):
+    # Ctrl-C twice: the second, arriving while the video was being finished, aborted the process and
+    # left only NAME.tmp.avi. It is now held until the recording is closed, then stops the run.
+    import signal
+
+    class InterruptedAgain(VideoOutput):
+        def close(self):
+            os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C, in the middle of closing
+            return super().close()
+
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(read(dev_root, 3, "bkg.png"))
+    source = ListSource([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_live(source, session, None, InterruptedAgain(tmp_path / "o.avi", 30.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["o.avi"]
+    assert len(video_frames(tmp_path / "o.avi")[0]) == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
 @pytest.mark.slow
 def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_set, default_weights):
     # A background live mode captured (no --bkg, or key b) was lost at exit; --save-bkg keeps it for --bkg.

@@ -118,6 +118,16 @@ def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
     looped = sources.open_source(str(clip), loop=True)
     again = [looped.read() for _ in range(7)]
     assert all(np.array_equal(a, frames[k % 3]) for k, a in enumerate(again))
+    # A one-frame clip, whose rewind OpenCV reports done without doing it, ended the capture tool at
+    # once; and a file whose name holds glob characters was taken for a pattern matching nothing.
+    single = tmp_path / "take[1].avi"
+    writer = cv2.VideoWriter(str(single), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    writer.write(frames[0])
+    writer.release()
+    (only,) = list(sources.open_source(str(single)))
+    looped = sources.open_source(str(single), loop=True)
+    again = [looped.read() for _ in range(4)]
+    assert all(a is not None and np.array_equal(a, only) for a in again)
 
 
 def test_a_mirrored_background_is_told_on_every_dev_frame(dev_root):
