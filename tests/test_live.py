@@ -629,7 +629,7 @@ def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmen
     session.set_background(read(dev_root, 3, "bkg.png"))
     source = ListSource([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=3)
     with pytest.raises(KeyboardInterrupt):
-        run_live(source, session, None, InterruptedAgain(tmp_path / "o.avi", 30.0))
+        run_live(source, session, None, InterruptedAgain(tmp_path / "o.avi", 30.0), media_clock=True)
     assert [p.name for p in tmp_path.iterdir()] == ["o.avi"]
     assert len(video_frames(tmp_path / "o.avi")[0]) == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
