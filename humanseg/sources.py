@@ -16,6 +16,8 @@ import numpy as np
 from humanseg.errors import HumansegError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
+MAX_FPS = 1000.0  # a file reporting more has a broken header: taken as 30, as one reporting none
 
 
 def _natural_key(path: str):
@@ -81,9 +83,17 @@ class ImageFolderSource(FrameSource):
         paths = [str(p) for p in found if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
                  and not p.stem.endswith(("_mask", "_pred")) and p.stem != "bkg" and p.is_file()]
         paths.sort(key=_natural_key)
+        videos = sorted(p.name for p in found if p.suffix.lower() in VIDEO_EXTS)
         if not paths:
-            passed = f" ({len(found)} other files: bkg.png, masks and predictions are not frames)" if found else ""
+            if videos:
+                passed = f" (videos are not read from a folder or pattern: give one as --source, e.g. {videos[0]})"
+            else:
+                passed = (f" ({len(found)} other files: bkg.png, masks, predictions and files of other "
+                          f"types are not frames)" if found else "")
             raise HumansegError(f"no images found in source: {spec}{passed}")
+        if videos:
+            warnings.warn(f"{spec}: {', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''} not read (videos "
+                          f"are not read from a folder or pattern: give one as --source)", stacklevel=2)
         return cls(paths, loop=loop)
 
     def check_all(self) -> None:
@@ -151,7 +161,7 @@ class VideoSource(FrameSource):
     @property
     def fps(self) -> float:
         fps = self.cap.get(cv2.CAP_PROP_FPS)
-        return fps if fps and fps > 0 else 30.0
+        return fps if fps and 0 < fps <= MAX_FPS else 30.0
 
     def read(self):
         ok, frame = self._read()

@@ -174,3 +174,44 @@ def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set
     cv2.imwrite(str(root / "set3" / "walk.png"), img)
     source = sources.ImageFolderSource.from_spec(str(root / "set3"))
     assert source.frame_numbers is None and source.read() is not None and source.last_number is None
+
+
+def test_videos_in_a_folder_source_are_said_not_read(tmp_path, dev_root):
+    # They were passed over in silence beside images, and a folder of videos only blamed "bkg.png,
+    # masks and predictions".
+    import cv2
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), cv2.imread(str(dev_root / "set3" / "0.png")))
+    (folder / "clip.mp4").write_bytes(b"not decoded here")
+    with pytest.warns(UserWarning, match=r"mixed: clip.mp4 not read \(videos are not read from a folder or "
+                                         r"pattern: give one as --source\)"):
+        assert sources.open_source(str(folder)).paths == [str(folder / "0.png")]
+    (folder / "0.png").unlink()
+    with pytest.raises(HumansegError, match=r"no images found in source: .*mixed \(videos are not read from a "
+                                            r"folder or pattern: give one as --source, e.g. clip.mp4\)$"):
+        sources.open_source(str(folder))
+
+
+def test_a_video_reporting_an_impossible_frame_rate_is_taken_as_30(tmp_path, dev_root):
+    # A header of 90000 fps made the recording's writer fail ("Could not open codec") and blame the place.
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    writer.write(cv2.imread(str(dev_root / "set3" / "0.png")))
+    writer.release()
+    source = sources.open_source(str(clip))
+    assert source.fps == pytest.approx(10.0)
+
+    class Reporting:  # a capture whose header says `rate`
+        def __init__(self, rate):
+            self.rate = rate
+
+        def get(self, prop):
+            return self.rate
+
+    for reported, taken in ((90000.0, 30.0), (0.0, 30.0), (240.0, 240.0)):
+        source.cap = Reporting(reported)
+        assert source.fps == taken, reported
