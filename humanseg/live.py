@@ -13,6 +13,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -504,11 +505,14 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         frame, future, taken, number = pending
         pending = None
         live = session.finish(frame, future.result())
-        if output is not None:  # a camera's frames in real time, a file's one for one
-            output.write(live.image, at=None if media_clock else taken)
-        if masks_dir is not None:
-            k = result.frames if number is None else number  # a capture set's frame K: K_mask.png
-            store.write_image(masks_dir / store.mask_name(k), live.mask, overwrite=True)
+        # A frame's video frame and mask are written both or neither: a Ctrl-C between them left the
+        # video a frame longer than the masks.
+        with signals_held() if output is not None and masks_dir is not None else nullcontext():
+            if output is not None:  # a camera's frames in real time, a file's one for one
+                output.write(live.image, at=None if media_clock else taken)
+            if masks_dir is not None:
+                k = result.frames if number is None else number  # a capture set's frame K: K_mask.png
+                store.write_image(masks_dir / store.mask_name(k), live.mask, overwrite=True)
         result.frames += 1
         result.fps = meter.tick(clock())
         moved = live.drift is not None and live.drift.moved

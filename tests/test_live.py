@@ -635,6 +635,28 @@ def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmen
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def test_a_ctrl_c_while_a_frame_is_written_keeps_its_mask_with_it(dev_root, segmenter, tmp_path):
+    # A Ctrl-C between a frame's video write and its mask write kept a video one frame longer than the
+    # masks beside it.
+    import signal
+
+    class InterruptedAtTheThird(VideoOutput):
+        def write(self, image, at=None):
+            super().write(image, at)
+            if self.frames == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(read(dev_root, 3, "bkg.png"))
+    source = ListSource([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=10)
+    (tmp_path / "m").mkdir()  # (live_command makes it)
+    with pytest.raises(KeyboardInterrupt):
+        run_live(source, session, None, InterruptedAtTheThird(tmp_path / "o.avi", 30.0), media_clock=True,
+                 masks_dir=tmp_path / "m")
+    assert len(video_frames(tmp_path / "o.avi")[0]) == 3
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["0_mask.png", "1_mask.png", "2_mask.png"]
+
+
 @pytest.mark.slow
 def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_set, default_weights):
     # A background live mode captured (no --bkg, or key b) was lost at exit; --save-bkg keeps it for --bkg.
