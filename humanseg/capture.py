@@ -39,7 +39,7 @@ class Window(Protocol):
 
 
 class PalmFinder(Protocol):
-    def palms(self, frame_bgr: np.ndarray) -> Sequence: ...
+    def palms(self, frame_bgr: np.ndarray) -> Sequence[Palm]: ...
 
 
 @dataclass
@@ -226,9 +226,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     def steady(found) -> list[tuple[float, float]]:
         """A pose call's palms through the One-Euro filter (per arm, over the clock's time), so the dot
         does not jitter with PoseNet's pixel noise."""
-        found = [p if isinstance(p, Palm) else Palm(p.x, p.y, getattr(p, "side", str(i)), getattr(p, "score", 1.0))
-                 for i, p in enumerate(found)]
-        return [(p.x, p.y) for p in smoother.update(found, clock())]
+        return [(p.x, p.y) for p in smoother.update(list(found), clock())]
 
     def report(event: Event) -> None:
         emit({**event.as_dict(), "time": round(clock() - started, 3)})

@@ -13,11 +13,13 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from humanseg import store
 from humanseg.errors import HumansegError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
 MAX_FPS = 1000.0  # a file reporting more has a broken header: taken as 30, as one reporting none
+VIDEOS_NOT_READ = "videos are not read from a folder or pattern: give one as --source"
 
 
 def _natural_key(path: str):
@@ -61,8 +63,6 @@ class ImageFolderSource(FrameSource):
     def __init__(self, paths: list[str], loop: bool = False):
         if not paths:
             raise HumansegError("no images found for the source")
-        from humanseg.store import FRAME_RE
-
         self.paths = paths
         self.loop = loop
         self.index = 0
@@ -70,10 +70,9 @@ class ImageFolderSource(FrameSource):
         # K of each K.png when every image is named so, and no name repeats (a glob over two sets'
         # folders): a capture set's frames, whose results are then named after them.
         names = [os.path.basename(p) for p in paths]
-        numbered = [FRAME_RE.match(n) for n in names]
+        numbered = [store.FRAME_RE.match(n) for n in names]
         self.frame_numbers = ([int(m.group(1)) for m in numbered]
                               if all(numbered) and len(set(names)) == len(names) else None)
-        self.last_number: int | None = None  # K of the frame read() last returned, as above
 
     @classmethod
     def from_spec(cls, spec: str, loop: bool = False) -> "ImageFolderSource":
@@ -86,14 +85,14 @@ class ImageFolderSource(FrameSource):
         videos = sorted(p.name for p in found if p.suffix.lower() in VIDEO_EXTS)
         if not paths:
             if videos:
-                passed = f" (videos are not read from a folder or pattern: give one as --source, e.g. {videos[0]})"
+                passed = f" ({VIDEOS_NOT_READ}, e.g. {videos[0]})"
             else:
                 passed = (f" ({len(found)} other files: bkg.png, masks, predictions and files of other "
                           f"types are not frames)" if found else "")
             raise HumansegError(f"no images found in source: {spec}{passed}")
         if videos:
-            warnings.warn(f"{spec}: {', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''} not read (videos "
-                          f"are not read from a folder or pattern: give one as --source)", stacklevel=2)
+            warnings.warn(f"{spec}: {', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''} not read "
+                          f"({VIDEOS_NOT_READ})", stacklevel=2)
         return cls(paths, loop=loop)
 
     def check_all(self) -> None:
@@ -117,14 +116,16 @@ class ImageFolderSource(FrameSource):
         self.index += 1
         frame = self._imread(path)
         self.last_path = path
-        self.last_number = self.frame_numbers[self.index - 1] if self.frame_numbers else None
         return frame
+
+    @property
+    def last_number(self) -> int | None:
+        """K of the frame read() last returned, when the frames are numbered (`frame_numbers`)."""
+        return self.frame_numbers[self.index - 1] if self.frame_numbers and self.index else None
 
     @staticmethod
     def _imread(path: str) -> np.ndarray:
-        from humanseg.store import decode_file
-
-        frame = decode_file(path)  # gone, or not ours to read: as unreadable as a corrupt one
+        frame = store.decode_file(path)  # gone, or not ours to read: as unreadable as a corrupt one
         if frame is None:
             raise HumansegError(f"unreadable image in source: {path}")
         return frame
@@ -166,13 +167,11 @@ class VideoSource(FrameSource):
     def read(self):
         ok, frame = self._read()
         if not ok and self.loop:
-            if self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
-                self._tried = 0
-                ok, frame = self._read()  # the first frame again
-            if not ok:  # the seek did not take (a one-frame file says it did): open the file again
-                self.cap.release()
-                self.cap, self._tried = cv2.VideoCapture(self.spec), 0
-                ok, frame = self._read() if self.cap.isOpened() else (False, None)
+            # The first frame again, from the file opened anew: OpenCV's rewind (a seek to frame 0)
+            # reports success on a one-frame file without doing it.
+            self.cap.release()
+            self.cap, self._tried = cv2.VideoCapture(self.spec), 0
+            ok, frame = self._read() if self.cap.isOpened() else (False, None)
         if ok or not self.is_camera:
             return frame if ok else None
         deadline = time.monotonic() + self.grace_seconds

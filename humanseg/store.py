@@ -104,7 +104,11 @@ def list_frames(folder: str | os.PathLike) -> list[int]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(int(m.group(1)) for m in (FRAME_RE.match(p.name) for p in folder.iterdir()) if m)
+    return _frames_in(os.listdir(folder))
+
+
+def _frames_in(names: list[str]) -> list[int]:
+    return sorted(int(m.group(1)) for m in map(FRAME_RE.match, names) if m)
 
 
 def passed_over(folder: str | os.PathLike, sets: bool, within: str = "") -> str:
@@ -147,9 +151,10 @@ def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> 
         raise StoreError(f"set folder not found: {path}{hint}")
     if require_bkg and not (path / BKG_NAME).is_file():
         raise StoreError(f"background missing: {path / BKG_NAME}")
-    frames = list_frames(path)
+    names = os.listdir(path)  # one listing for the frames, their labels and the labels left out
+    frames = _frames_in(names)
     labeled = [k for k in frames if (path / mask_name(k)).is_file()]
-    _warn_stray_masks(path, frames)
+    _warn_stray_masks(path, names, frames)
     return SetInfo(number=number, path=path, frames=frames, labeled=labeled)
 
 
@@ -158,7 +163,7 @@ NEAR_MASK_RE = re.compile(r"^\d+_mask\.png$", re.IGNORECASE)
 _warned_stray: set[str] = set()
 
 
-def _warn_stray_masks(path: Path, frames: list[int]) -> None:
+def _warn_stray_masks(path: Path, names: list[str], frames: list[int]) -> None:
     """One warning per set folder (and process) for a label that is left out: a K_mask.png without
     its K.png (deleted, or named K.PNG), one that is not a file, or a mask named off the layout
     (01_mask.png, 1_mask.PNG)."""
@@ -167,13 +172,13 @@ def _warn_stray_masks(path: Path, frames: list[int]) -> None:
         return
     have = set(frames)
     stray = []
-    for p in sorted(path.iterdir()):
-        m = MASK_RE.match(p.name)
+    for name in sorted(names):
+        p, m = path / name, MASK_RE.match(name)
         if m and not p.is_file():
             stray.append(f"{p} is not a file")
         elif m and int(m.group(1)) not in have:
             stray.append(f"{p} has no frame {m.group(1)}.png beside it")
-        elif not m and NEAR_MASK_RE.match(p.name):
+        elif not m and NEAR_MASK_RE.match(name):
             stray.append(f"{p} is not named as the layout's masks are (K_mask.png, K without leading zeros)")
     if stray:
         _warned_stray.add(key)
@@ -202,10 +207,11 @@ def next_frame_number(folder: str | os.PathLike) -> int:
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    used = list_frames(folder)
-    for p in folder.iterdir():
-        m = CAPTURE_FILE_RE.match(p.name)
-        if m and m.group(2) and m.group(3) != ".png" and p.is_file():
+    names = os.listdir(folder)
+    used = _frames_in(names)
+    for name in names:
+        m = CAPTURE_FILE_RE.match(name)
+        if m and m.group(2) and m.group(3) != ".png" and (folder / name).is_file():
             used.append(int(m.group(2)))
     return max(used) + 1 if used else 0
 
@@ -523,7 +529,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
             mask = np.where(mask >= 128, 255, 0).astype(np.uint8)
             if not mask.any():
                 how += " (none reaches 128: read as empty)"
-        key = (str(path.parent), how.split(",")[0] if two else how)  # once per folder and kind
+        key = (str(path.parent), how)  # once per folder and kind
         if key not in _warned_binarize:
             _warned_binarize.add(key)
             warnings.warn(f"mask has {how}: {path}", stacklevel=2)

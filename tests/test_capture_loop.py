@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 from gui import ScriptWindow
 from humanseg import store
 from humanseg.capture import BackgroundPose, Saved, run_capture
+from humanseg.pose import Palm
 from humanseg.ui.buttons import default_layout
 from humanseg.ui.controller import CaptureController
 
@@ -56,7 +56,7 @@ class FakePose:
         self.calls += 1
         if self.cost:
             time.sleep(self.cost)
-        return [SimpleNamespace(x=x, y=y) for x, y in self.palms_xy]
+        return [Palm(x, y, side, 1.0) for (x, y), side in zip(self.palms_xy, ("left", "right"))]
 
 
 def frames(dev_root, n=3):
@@ -176,7 +176,7 @@ def test_palms_are_steadied_over_time_and_still_press(tmp_path, dev_root):
 
         def palms(self, frame):
             self.calls += 1
-            return [SimpleNamespace(x=sav.x + (12 if self.calls % 2 else -12), y=sav.y, side="left")]
+            return [Palm(sav.x + (12 if self.calls % 2 else -12), sav.y, "left", 1.0)]
 
     c = controller(clock, set_number=3)
     used, update = [], c.update
@@ -254,7 +254,7 @@ def test_background_pose_skips_to_the_newest_frame_and_reports_its_palms():
             started.set()
             if len(seen) == 1:
                 release.wait(5)
-            return [SimpleNamespace(x=float(frame[0, 0, 0]), y=1.0)]
+            return [Palm(float(frame[0, 0, 0]), 1.0, "left", 1.0)]
 
     def frame(marker):
         return np.full((4, 4, 3), marker, np.uint8)

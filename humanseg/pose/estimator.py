@@ -93,9 +93,8 @@ class PoseEstimator:
 
     def estimate(self, frame_bgr: np.ndarray) -> list[Pose]:
         """Poses in the frame, strongest first; keypoints in frame pixels (may lie outside the frame)."""
-        store.check_bgr(frame_bgr, "frame")
+        tensor = self.preprocess(frame_bgr)  # (checks the frame)
         h, w = frame_bgr.shape[:2]
-        tensor = self.preprocess(frame_bgr)
         in_h, in_w = tensor.shape[2:]
         decoded = self.decode(self.forward(tensor))
         return [to_frame_pose(p, w / in_w, h / in_h) for p in decoded]
@@ -110,9 +109,8 @@ class PoseEstimator:
 
     def palms(self, frame_bgr: np.ndarray) -> list[Palm]:
         """Palm centres in frame pixels (0, 1 or 2 per person)."""
-        store.check_bgr(frame_bgr, "frame")
-        h, w = frame_bgr.shape[:2]
-        return self.palms_from_poses(self.estimate(frame_bgr), w, h)
+        poses = self.estimate(frame_bgr)
+        return self.palms_from_poses(poses, frame_bgr.shape[1], frame_bgr.shape[0])
 
 
 class OrtRunner:
