@@ -69,3 +69,22 @@ def to_image(x: float, y: float, zoom: float = 1.0) -> tuple[float, float]:
     if zoom == 1.0:
         return x, y
     return (x + 0.5) / zoom - 0.5, (y + 0.5) / zoom - 0.5
+
+
+# X keysyms of keys that mean a character to these tools (OpenCV's GTK backend reports them so).
+_KEYSYM_CHARS = {0xFF08: 8, 0xFF0D: 13, 0xFF8D: 13, 0xFF1B: 27}
+
+
+def read_key(wait_ms: int) -> int:
+    """The key pressed within wait_ms as a character code, or -1 (none, or a key that is no character).
+
+    cv2.waitKey keeps only a code's low byte, so Insert (X keysym 0xFF63) read as "c" and the Compose
+    key (0xFF20) as a space: the full code is read instead, and keys such as Insert, the arrows, Shift
+    or a keyboard's media keys read as -1. Letters read in lower case."""
+    import cv2
+
+    code = cv2.waitKeyEx(wait_ms)
+    code = _KEYSYM_CHARS.get(code, code)
+    if code < 0 or code > 0xFF:
+        return -1
+    return code + 32 if ord("A") <= code <= ord("Z") else code

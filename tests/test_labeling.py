@@ -213,6 +213,34 @@ def test_press_on_edge_inserts_vertex_and_drags_it():
     assert mask[80, 200] == 255 and mask[80, 110] == 0
 
 
+def test_an_edit_during_a_drag_lets_the_vertex_go():
+    # Keys and right clicks reach the editor while the left button holds a vertex.
+    two = [Shape([(float(x), float(y)) for x, y in SQUARE]), Shape([(400.0, 400.0), (450.0, 400.0), (450.0, 450.0)])]
+    ed = PolygonEditor([s.copy() for s in two])
+    assert ed.press(300, 300) == "grab"
+    ed.move(310, 310)
+    assert ed.delete_shape_at(310, 310)  # "d" over the square: the vertex held goes with it
+    assert not ed.move(320, 320) and ed.release(320, 320) is None  # no IndexError, nothing held
+    draw(ed, [(10, 10), (60, 10), (60, 60)])
+    assert not ed.move(500, 400)  # a later mouse move, button up, moves nothing
+    assert ed.shapes[-1].points[0] == (10.0, 10.0)
+    ed.undo(), ed.undo(), ed.undo(), ed.undo(), ed.undo()  # the triangle, then the delete
+    assert [s.points for s in ed.shapes] == [[(100.0, 100.0), (300.0, 100.0), (310.0, 310.0), (100.0, 300.0)],
+                                             two[1].points]  # the drag's move is kept as its own step
+    ed = PolygonEditor([s.copy() for s in two])
+    assert ed.press(300, 300) == "grab"  # vertex 2 of the square
+    ed.move(305, 305)
+    assert ed.right_click(300, 100) == "delete_vertex"  # vertex 1 goes: vertex 2 is now vertex 1
+    ed.move(200, 250)
+    ed.release(200, 250)
+    assert ed.shapes[0].points == [(100.0, 100.0), (305.0, 305.0), (100.0, 300.0)]
+    for edit in ("clear", "restart"):
+        ed = PolygonEditor([s.copy() for s in two])
+        assert ed.press(300, 300) == "grab"
+        getattr(ed, edit)()
+        assert not ed.dragging and not ed.move(1, 1)
+
+
 def test_right_click_deletes_vertex_and_tiny_shape():
     ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
     assert ed.right_click(300, 300) == "delete_vertex"
@@ -238,6 +266,9 @@ def test_vertices_edited_counts_effort():
     ed.release(310, 310)
     ed.right_click(100, 100)
     assert ed.vertices_edited == 6
+    assert ed.press(205, 306) == "insert"  # on an edge: inserted and dragged is one vertex edited
+    ed.move(205, 320)
+    assert ed.release(205, 330) == "moved" and ed.vertices_edited == 7
 
 
 # ------------------------------------------------------------ mouse adapter and rendering
@@ -259,6 +290,25 @@ def test_mouse_adapter_ignores_double_click_event_and_reports_changes():
     mouse(cv2.EVENT_MOUSEMOVE, 320, 330, cv2.EVENT_FLAG_LBUTTON)
     mouse(cv2.EVENT_LBUTTONUP, 320, 330, 0)
     assert seen[-2:] == ["drag", "moved"] and ed.shapes[0].points[2] == (320.0, 330.0)
+
+
+def test_mouse_adapter_keeps_a_dragged_vertex_on_the_frame():
+    import cv2
+
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    mouse = MouseAdapter(ed, size=(W, H))
+    mouse(cv2.EVENT_LBUTTONDOWN, 300, 300, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_MOUSEMOVE, W + 200, -40, cv2.EVENT_FLAG_LBUTTON)  # past the window's corner
+    mouse(cv2.EVENT_LBUTTONUP, W + 260, -90, 0)
+    assert ed.shapes[0].points[2] == (W - 0.5, -0.5)
+    ed = mouse.editor = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    for (x, y), (to_x, to_y) in zip(SQUARE, [(-30, -20), (W + 9, -1), (W + 50, H + 70), (-1, H)]):
+        mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
+        mouse(cv2.EVENT_LBUTTONUP, to_x, to_y, 0)
+    assert ed.mask(H, W).min() == 255  # dragged past every corner: every pixel, none lost by the clamp
+    zoomed = MouseAdapter(PolygonEditor(), size=(W, H), zoom=0.5)
+    zoomed(cv2.EVENT_LBUTTONDOWN, -5, W, 0)
+    assert zoomed.editor.current == [(-0.5, H - 0.5)]
 
 
 def test_render_tint_is_exactly_the_mask():

@@ -222,6 +222,26 @@ def test_clicks_outside_buttons_and_unknown_keys_do_nothing():
     assert c.update(clicks=[(320, 240), (0, 0)], keys=[ord("x"), 255, -1]) == []
 
 
+@pytest.mark.parametrize("code, key", [
+    (-1, -1), (ord("b"), ord("b")), (ord("B"), ord("b")), (27, 27), (13, 13),
+    (0xFF62, -1),  # X's Execute key: its low byte is "b", which cv2.waitKey reported
+    (0xFF63, -1),  # Insert ("c")
+    (0xFF71, -1), (0x1008FF1B, -1), (0x10073, -1),  # "q", Esc, "s" in their low bytes
+    (0xFF0D, 13), (0xFF8D, 13), (0xFF1B, 27), (0xFF08, 8),  # GTK's Return, keypad Enter, Esc, Backspace
+])
+def test_keys_are_read_by_their_whole_code(monkeypatch, code, key):
+    import cv2
+
+    from humanseg.display import read_key
+    from humanseg.ui import controller
+
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda wait_ms: code)
+    assert read_key(1) == key
+    c = make(FakeClock())
+    pressed = names(c.update(keys=[read_key(1)]))
+    assert pressed[:1] == ([("pressed", controller.KEY_BUTTONS[key])] if key in controller.KEY_BUTTONS else [])
+
+
 # ---------------------------------------------------------------- drawing
 
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720)])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from humanseg import store
-from humanseg.display import fit_zoom, require_display
+from humanseg.display import fit_zoom, read_key, require_display
 from humanseg.errors import HumansegError
 from humanseg.labeling.editor import CLOSE_RADIUS, EDGE_RADIUS, GRAB_RADIUS, PolygonEditor
 from humanseg.labeling.geometry import mask_to_shapes, shapes_to_mask
@@ -239,7 +239,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         emit("edit", frame=k, action=action, shapes=len(editor.shapes), open=len(editor.current),
              vertices=editor.vertex_count, vertices_edited=editor.vertices_edited)
 
-    mouse = MouseAdapter(editor, changed, zoom)
+    mouse = MouseAdapter(editor, changed, zoom, size=(width, height))
     cv2.setMouseCallback(WINDOW, mouse)
     cv2.setWindowTitle(WINDOW, title)
     show_bkg = False
@@ -252,7 +252,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                      f"start: {source}  shapes: {len(editor.shapes)}"
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
-        key = cv2.waitKey(15)
+        key = read_key(15)
         if not ready:
             ready = True
             shown_w, shown_h = display_size(width, height, zoom)
@@ -265,7 +265,6 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             return None  # window closed by the window manager
         if key == -1:
             continue
-        key &= 0xFF
         hover = mouse.hover or (-1000, -1000)
         if key in KEY_ACCEPT:
             if editor.drawing and not editor.close():

@@ -49,6 +49,7 @@ class PolygonEditor:
         self._history: list[tuple[list[Shape], list[tuple[float, float]], bool]] = []
         self._drag: tuple[int, int] | None = None
         self._drag_moved = False
+        self._inserted = False  # the vertex held was inserted by this press
         self._mask_cache: tuple[int, tuple[int, int], np.ndarray] | None = None
 
     # ------------------------------------------------------------ state
@@ -81,6 +82,10 @@ class PolygonEditor:
         return self._mask_cache[2]
 
     def _snapshot(self) -> None:
+        # Every change but a drag's own moves starts here: a vertex still held is let go first (the
+        # edit may delete it or renumber its shape's vertices, and a held index would then move
+        # another vertex, or none: an IndexError on every later mouse move).
+        self._end_drag()
         self._history.append(([s.copy() for s in self.shapes], list(self.current), self.current_hole))
 
     def _touch(self) -> None:
@@ -132,13 +137,14 @@ class PolygonEditor:
         hit = self.vertex_at(x, y)
         if hit is not None:
             self._snapshot()
-            self._drag, self._drag_moved = hit, False
+            self._drag, self._drag_moved, self._inserted = hit, False, False
             return "grab"
         edge = self.edge_at(x, y)
         if edge is not None:
             si, ei, q = edge
             self.insert_vertex(si, ei, q)
-            self._drag, self._drag_moved = (si, ei + 1), True
+            # Counted once, as inserted, however far it is dragged from there.
+            self._drag, self._drag_moved, self._inserted = (si, ei + 1), True, True
             return "insert"
         self.current_hole = hole or self.hole_mode
         self.add_vertex(x, y)
@@ -161,11 +167,19 @@ class PolygonEditor:
         if self._drag is None:
             return None
         self.move(x, y)
+        return self._end_drag()
+
+    def _end_drag(self) -> str | None:
+        """Let go of the vertex held, where it is now: "moved", or None (a grab that never moved leaves
+        no undo step; nothing was held)."""
+        if self._drag is None:
+            return None
         moved, self._drag = self._drag_moved, None
         if not moved:
             self._history.pop()
             return None
-        self.vertices_edited += 1
+        if not self._inserted:
+            self.vertices_edited += 1
         return "moved"
 
     def right_click(self, x: float, y: float) -> str | None:
@@ -247,7 +261,6 @@ class PolygonEditor:
         self._snapshot()
         self.shapes = [s.copy() for s in self.initial]
         self.current, self.current_hole = [], False
-        self._drag = None
         self._touch()
 
     def toggle_hole(self) -> bool:

@@ -78,14 +78,22 @@ def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[float, float] 
 class MouseAdapter:
     """Translates cv2 mouse callbacks into editor gestures; `on_change(action)` hears every change."""
 
-    def __init__(self, editor: PolygonEditor, on_change=None, zoom: float = 1.0):
+    def __init__(self, editor: PolygonEditor, on_change=None, zoom: float = 1.0,
+                 size: tuple[int, int] | None = None):
         self.editor = editor
         self.zoom = zoom  # the window shows the frame at this scale; the editor works in frame pixels
+        self.size = size  # (width, height) of the frame: positions are kept on it (see __call__)
         self.hover: tuple[float, float] | None = None
         self.on_change = on_change or (lambda action: None)
 
     def __call__(self, event: int, x: int, y: int, flags: int, param=None) -> None:
         x, y = to_image(x, y, self.zoom)
+        if self.size is not None:
+            # While a button is held the window reports the pointer beyond its edges too: a vertex
+            # dragged there would be saved off the frame, where it can be neither seen nor grabbed.
+            # Pixel centres are at integers, so the frame's outer edge is at -0.5 and size - 0.5.
+            w, h = self.size
+            x, y = min(max(x, -0.5), w - 0.5), min(max(y, -0.5), h - 0.5)
         self.hover = (x, y)
         ed = self.editor
         action = None

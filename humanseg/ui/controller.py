@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Sequence
 from humanseg.ui.buttons import Button, DwellTracker, button_at
 from humanseg.ui.countdown import Countdown
 
-# cv2.waitKey codes (masked to 8 bits) of the keyboard shortcuts; Esc quits like q.
+# Key codes (display.read_key's) of the keyboard shortcuts; Esc quits like q.
 KEY_BUTTONS = {ord("b"): "bkg", ord("B"): "bkg", ord("s"): "sav", ord("S"): "sav",
                ord("q"): "ext", ord("Q"): "ext", 27: "ext"}
 
@@ -76,7 +76,7 @@ class CaptureController:
             if hit is not None:
                 presses.append((hit.name, "mouse"))
         for key in keys:
-            name = KEY_BUTTONS.get(key & 0xFF) if key is not None and key >= 0 else None
+            name = KEY_BUTTONS.get(key) if key is not None else None
             if name is not None:
                 presses.append((name, "key"))
         for name, how in presses:

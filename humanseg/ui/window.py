@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 
-from humanseg.display import display_size, fit_zoom, require_display, to_image
+from humanseg.display import display_size, fit_zoom, read_key, require_display, to_image
 
 
 class CvWindow:
@@ -40,8 +40,8 @@ class CvWindow:
 
     def poll(self, wait_ms: int = 1) -> tuple[list[int], list[tuple[int, int]]]:
         """Pump window events for wait_ms; returns (key codes, left clicks in image pixels)."""
-        key = cv2.waitKey(wait_ms)
-        keys = [key & 0xFF] if key != -1 else []
+        key = read_key(wait_ms)
+        keys = [key] if key != -1 else []
         clicks, self._clicks = self._clicks, []
         return keys, clicks
 
