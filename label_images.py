@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import as_a_tool, images_option, reports_errors
+from humanseg.cli import Number, as_a_tool, images_option, reports_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +16,7 @@ from humanseg.cli import as_a_tool, images_option, reports_errors
               help="Start unlabeled frames empty instead of from K_pred.png / the model / differencing.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Model checkpoint for the starting guess (default: the shipped model, if any).")
-@click.option("--zoom", type=click.FloatRange(0.1, 4.0), default=None, metavar="F",
+@click.option("--zoom", type=Number(0.1, 4.0), default=None, metavar="F",
               help="Show frames at this scale (default: 1, or less for frames larger than 1280x720, so the "
                    "window fits a laptop's screen). Masks are saved at the frame's own size.")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout (for tests).")

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from humanseg.cli import as_a_tool, images_option, reports_errors
+from humanseg.cli import Number, as_a_tool, images_option, reports_errors
 
 
 def _print_event(record: dict) -> None:
@@ -15,9 +15,9 @@ def _print_event(record: dict) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-b", "--bkg-countdown", "bkg_seconds", type=click.FloatRange(min=0), default=5, show_default=True,
+@click.option("-b", "--bkg-countdown", "bkg_seconds", type=Number(min=0), default=5, show_default=True,
               help="Seconds counted down before the background is saved.")
-@click.option("-s", "--sav-countdown", "sav_seconds", type=click.FloatRange(min=0), default=2, show_default=True,
+@click.option("-s", "--sav-countdown", "sav_seconds", type=Number(min=0), default=2, show_default=True,
               help="Seconds counted down before a frame is saved.")
 @click.option("--source", default="0", show_default=True,
               help="Camera index, video file, or image folder / glob pattern (read in order, looped).")
@@ -25,7 +25,7 @@ def _print_event(record: dict) -> None:
 @click.option("--set", "set_number", type=click.IntRange(min=0), default=None,
               help="Continue an existing set (its bkg.png is kept) instead of capturing a new background.")
 @click.option("--no-mirror", is_flag=True, help="Show and save frames as the camera gives them (not mirrored).")
-@click.option("--dwell", type=click.FloatRange(min=0), default=0.3, show_default=True,
+@click.option("--dwell", type=Number(min=0), default=0.3, show_default=True,
               help="Seconds a palm must stay inside a button to press it.")
 @click.option("--no-pose", is_flag=True, help="No PoseNet: press buttons with the mouse or keys b / s / q.")
 @click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
@@ -33,12 +33,12 @@ def _print_event(record: dict) -> None:
 @click.option("--pose-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Run PoseNet on every Nth frame; 0: in a background thread on the newest frame, "
                    "as often as it keeps up (every frame on a fast machine).")
-@click.option("--pose-scale", type=click.FloatRange(0.05, 2.0), default=None,
+@click.option("--pose-scale", type=Number(0.05, 2.0), default=None,
               help="PoseNet input size as a fraction of the frame (default: 0.5, and for frames wider than "
                    "640 px an input about 320 px wide).")
 @click.option("--pose-threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads for PoseNet; one leaves a core for reading, drawing and showing.")
-@click.option("--max-fps", type=click.FloatRange(min=0), default=0, show_default=True,
+@click.option("--max-fps", type=Number(min=0), default=0, show_default=True,
               help="Pace the loop to at most this rate (0: as fast as frames come; use for files).")
 @click.option("--no-model", is_flag=True,
               help="No live segmentation overlay after Bkg and no K_pred.png beside saved frames.")

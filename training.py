@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import as_a_tool, reports_errors
+from humanseg.cli import Number, as_a_tool, reports_errors
 
 
 def _size(ctx, param, value):
@@ -25,7 +25,7 @@ def _size(ctx, param, value):
               help="Folder for last.pt, best.pt, metrics.csv, training.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")
 @click.option("--force", is_flag=True, help="Start a new run in an OUT that holds one (replaces its checkpoints).")
-@click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
+@click.option("--lr", default=None, type=Number(min=0, min_open=True),
               help="Peak learning rate (default: 0.003 from scratch, 0.0005 when fine-tuning a model).")
 @click.option("--size", default="320x240", show_default=True, callback=_size,
               help="Training sample size WIDTHxHEIGHT (the network's working resolution).")
@@ -49,7 +49,7 @@ def _size(ctx, param, value):
 # Defaults as train.BOUNDARY_WIDTH / BOUNDARY_GAIN (not imported: --help would wait for torch).
 @click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0),
               help="Boundary term of the loss: pixels within this many px of the true outline ...")
-@click.option("--boundary-gain", default=2.0, show_default=True, type=click.FloatRange(0),
+@click.option("--boundary-gain", default=2.0, show_default=True, type=Number(0),
               help="... weigh 1 + this much in the cross-entropy (0: no boundary term).")
 @click.option("--refine-kernel", type=click.Choice(["1", "3"]), default=None,
               help="Kernel of the refine step's first convolution (default: the starting network's; "

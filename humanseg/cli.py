@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import math
 import os
 import signal
 import sys
@@ -55,6 +56,19 @@ SUBCOMMANDS = {
     "live": "humanseg.live:live_command",
     "export": "humanseg.export:export_command",
 }
+
+
+class Number(click.FloatRange):
+    """click.FloatRange that refuses nan and inf: a comparison with nan is always false, so a range
+    let it through (`--zoom nan` failed deep inside, `--lr nan` trained a model of nans)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number.", param, ctx)
+        return value
 
 
 class UserError(click.ClickException):

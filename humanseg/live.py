@@ -24,7 +24,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
-from humanseg.cli import reports_errors
+from humanseg.cli import Number, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.signals import signals_held
 
@@ -624,9 +624,9 @@ def default_threads() -> int:
 @click.option("--no-window", is_flag=True, help="Headless: no window (use with --output or --save-masks).")
 @click.option("--save-bkg", "save_bkg", type=click.Path(dir_okay=False),
               help="Write each background captured (no --bkg, or key b) to this .png, for a later --bkg.")
-@click.option("--countdown", type=click.FloatRange(min=0), default=3, show_default=True,
+@click.option("--countdown", type=Number(min=0), default=3, show_default=True,
               help="Seconds to step out of view before the background is captured (b or no --bkg).")
-@click.option("--bkg-seconds", type=click.FloatRange(min=0), default=1, show_default=True,
+@click.option("--bkg-seconds", type=Number(min=0), default=1, show_default=True,
               help="Seconds of frames averaged into a captured background.")
 @click.option("--raw", is_flag=True, help="No temporal smoothing or exposure correction: each frame's "
                                           "mask is the model's own (what evaluate scores).")

@@ -297,34 +297,96 @@ def _tmp_path(path: Path) -> Path:
     return temporary_path(path, f".{os.getpid()}.tmp")
 
 
+def _write_temporary(tmp: Path, data: bytes, path: Path) -> None:
+    """Write data to tmp, flushed to disk; an OSError names path (a full disk names no file, a closed
+    folder names the temporary one)."""
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
+def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move a written temporary file to path; without overwrite, an existing path raises StoreError."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        # link() fails if the target exists: the no-overwrite check and the write are one step.
+        os.link(tmp, path)
+    except FileExistsError:
+        raise StoreError(f"refusing to overwrite existing file: {path}") from None
+    except OSError:
+        # Filesystems without hard links: fall back to check-then-rename.
+        if path.exists():
+            raise StoreError(f"refusing to overwrite existing file: {path}") from None
+        os.replace(tmp, path)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
     """Write data to path via a temporary file; without overwrite, an existing path raises StoreError."""
     path = Path(path)
     tmp = _tmp_path(path)
     try:
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:  # a full disk names no file, a closed folder names the temporary one
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                # link() fails if the target exists: the no-overwrite check and the write are one step.
-                os.link(tmp, path)
-            except FileExistsError:
-                raise StoreError(f"refusing to overwrite existing file: {path}") from None
-            except OSError:
-                # Filesystems without hard links: fall back to check-then-rename.
-                if path.exists():
-                    raise StoreError(f"refusing to overwrite existing file: {path}") from None
-                os.replace(tmp, path)
+        _write_temporary(tmp, data, path)
+        _put_in_place(tmp, path, overwrite)
     finally:
         remove_temporary(tmp)
     return path
+
+
+def write_together(files: list[tuple[str | os.PathLike, bytes, bool]]) -> list[Path]:
+    """Write (path, data, overwrite) files so that all of them are written or none changes (a label's
+    mask and its json: a mask left without its json would count the frame as labeled).
+
+    Every file is written to its temporary file first, so a full disk stops the save before anything
+    is replaced. Then they are moved into place in order; if one cannot be (a folder where the file
+    should be, a file that appeared meanwhile, an interrupt), those already in place are taken back:
+    a new file is removed, a replaced one is restored from a hard link to it kept until the end (a
+    link needs no room on the disk; where there are none, from its bytes)."""
+    staged = [(Path(path), data, overwrite) for path, data, overwrite in files]
+    temporaries = [_tmp_path(path) for path, _, _ in staged]
+    placed: list[tuple[Path, Path | bytes | None]] = []  # (path, what restores it; None: remove it)
+    try:
+        for (path, data, _), tmp in zip(staged, temporaries):
+            _write_temporary(tmp, data, path)
+        for (path, _, overwrite), tmp in zip(staged, temporaries):
+            old: Path | bytes | None = None
+            if overwrite and os.path.lexists(path):
+                old = temporary_path(path, f".{os.getpid()}.old")
+                try:
+                    os.link(path, old)
+                except OSError:
+                    old = path.read_bytes()
+            try:
+                _put_in_place(tmp, path, overwrite)
+            except BaseException:
+                if isinstance(old, Path):
+                    remove_temporary(old)
+                raise
+            placed.append((path, old))
+    except BaseException:
+        for path, old in reversed(placed):
+            try:
+                if old is None:
+                    os.unlink(path)
+                elif isinstance(old, Path):
+                    os.replace(old, path)
+                else:
+                    write_bytes_atomic(path, old, overwrite=True)
+            except OSError:
+                warnings.warn(f"could not take back {path} after a failed save", stacklevel=2)
+        raise
+    finally:
+        for tmp in temporaries:
+            remove_temporary(tmp)
+        for _, old in placed:
+            if isinstance(old, Path):
+                remove_temporary(old)
+    return [path for path, _, _ in staged]
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -339,8 +401,12 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     return write_bytes_atomic(path, encode_png(image), overwrite=overwrite)
 
 
+def encode_json(obj) -> bytes:
+    return (json.dumps(obj, indent=2) + "\n").encode()
+
+
 def write_json(path: str | os.PathLike, obj, overwrite: bool = False) -> Path:
-    return write_bytes_atomic(path, (json.dumps(obj, indent=2) + "\n").encode(), overwrite=overwrite)
+    return write_bytes_atomic(path, encode_json(obj), overwrite=overwrite)
 
 
 # ---------------------------------------------------------------- creating sets and frames

@@ -62,6 +62,20 @@ def test_a_bad_option_value_is_one_line(tmp_path):
                                              f"does not exist.\n"
 
 
+def test_nan_and_inf_are_refused_where_a_number_is_asked_for():
+    # A range check compares, and every comparison with nan is false: `--zoom nan` got through to a
+    # ValueError deep in the labeler, `--lr nan` to a model of nans.
+    for args, option, value in [(["main.py", "-b"], "'-b' / '--bkg-countdown'", "nan"),
+                                (["label_images.py", "-s", "1", "--zoom"], "'--zoom'", "nan"),
+                                (["training.py", "--lr"], "'--lr'", "inf"),
+                                (["-m", "humanseg", "live", "--countdown"], "'--countdown'", "-nan")]:
+        r = run(*args, value)
+        shown = value.lstrip("-")
+        assert (r.returncode, r.stderr) == (2, f"Error: Invalid value for {option}: {shown} is not a finite number.\n")
+    r = run("label_images.py", "-s", "1", "--zoom", "0.01")
+    assert r.returncode == 2 and "0.01 is not in the range 0.1<=x<=4.0" in r.stderr  # still a range
+
+
 def test_a_warning_is_one_line(tmp_path, dev_root):
     # A 0/1 mask was "humanseg/evaluate.py:74: UserWarning: mask has 0/1 values ..." and the source line.
     shutil.copytree(dev_root / "set3", tmp_path / "set3")

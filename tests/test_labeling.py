@@ -11,7 +11,7 @@ from shapely.geometry import Polygon
 
 from humanseg import store
 from humanseg.errors import HumansegError
-from humanseg.labeling.app import Summary, initial_shapes, readable_frames, save_label
+from humanseg.labeling.app import Opened, Summary, initial_shapes, readable_frames, save_label
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
     Shape, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
@@ -409,9 +409,89 @@ def test_redo_of_a_broken_mask_starts_from_the_guess_and_saving_mends_it(tmp_pat
         err = capsys.readouterr().err
         assert str(info.mask_path(0)) in err and "starting from the guess instead" in err
     editor = PolygonEditor(shapes)
-    save_label(info, 0, editor, (H, W))
+    save_label(info, 0, editor, (H, W), Opened(mask=True, json=False))
     saved = store.read_mask(info.mask_path(0), (H, W))
     assert iou(saved, frame[..., 0]) > 0.95 and np.count_nonzero(saved) == pytest.approx(200 * 200, rel=0.05)
+
+
+def test_a_json_with_nan_or_infinity_is_named_and_the_frame_opens_without_it(tmp_path, capsys):
+    info, frame = one_grey_frame(tmp_path)
+    for bad in ("NaN", "Infinity", "-Infinity"):
+        info.json_path(0).write_text('{"shapes": [{"label": "person", "points": [[%s, 10], [100, 10], '
+                                     '[100, 100]]}]}' % bad)
+        with pytest.raises(HumansegError, match="not a finite number"):
+            read_labelme(info.json_path(0))
+        assert initial_shapes(info, 0, frame, None) == ([], "none")  # GEOS raised on these before
+        assert "0.json; ignoring it" in capsys.readouterr().err
+
+
+def square_label():
+    mask = np.zeros((H, W), np.uint8)
+    mask[10:50, 10:50] = 255
+    return mask
+
+
+def test_a_label_is_saved_whole_or_not_at_all(tmp_path, monkeypatch):
+    info, frame = one_grey_frame(tmp_path)
+    editor = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)])])
+    folder_before = sorted(p.name for p in info.path.iterdir())
+
+    # K.json cannot be put in place (a folder holds its name): the new mask is taken back.
+    info.json_path(0).mkdir()
+    with pytest.raises(HumansegError, match="refusing to overwrite"):
+        save_label(info, 0, editor, (H, W), Opened(mask=False, json=False))
+    assert not info.mask_path(0).exists() and store.scan_set(info.path.parent, 1).unlabeled == [0]
+    info.json_path(0).rmdir()
+    assert sorted(p.name for p in info.path.iterdir()) == folder_before  # no temporaries left
+
+    # Replacing a label (--redo): the old mask is put back, byte for byte.
+    old = store.encode_png(square_label())
+    info.mask_path(0).write_bytes(old)
+    info.json_path(0).mkdir()
+    with pytest.raises(IsADirectoryError):
+        save_label(info, 0, editor, (H, W), Opened(mask=True, json=True))
+    assert info.mask_path(0).read_bytes() == old
+    info.json_path(0).rmdir()
+
+    # A full disk while the json is written: nothing is replaced.
+    real = store._write_temporary
+
+    def full_on_json(tmp, data, path):
+        if path.suffix == ".json":
+            raise OSError(28, "No space left on device", str(path))
+        return real(tmp, data, path)
+
+    monkeypatch.setattr(store, "_write_temporary", full_on_json)
+    with pytest.raises(OSError, match="No space"):
+        save_label(info, 0, editor, (H, W), Opened(mask=True, json=False))
+    assert info.mask_path(0).read_bytes() == old and not info.json_path(0).exists()
+    monkeypatch.undo()
+    assert sorted(p.name for p in info.path.iterdir()) == sorted(folder_before + [info.mask_path(0).name])
+
+    mask_path, json_path = save_label(info, 0, editor, (H, W), Opened(mask=True, json=False))
+    assert np.array_equal(store.read_mask(mask_path), editor.mask(H, W))
+    assert [s.points for s in read_labelme(json_path, (H, W))] == [s.points for s in editor.shapes]
+
+
+def test_a_label_saved_meanwhile_by_another_labeler_is_not_overwritten(tmp_path):
+    # Two people labeling one set both start at its first unlabeled frame.
+    info, frame = one_grey_frame(tmp_path)
+    opened = Opened.of(info, 0)
+    assert opened == Opened(mask=False, json=False)
+    editor = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)])])
+    theirs = store.encode_png(square_label())
+    info.mask_path(0).write_bytes(theirs)
+    info.json_path(0).write_text("{}")
+    with pytest.raises(HumansegError, match="refusing to overwrite"):
+        save_label(info, 0, editor, (H, W), opened)
+    assert info.mask_path(0).read_bytes() == theirs and info.json_path(0).read_text() == "{}"
+    info.mask_path(0).unlink()  # only their json there: our mask, already in place, is taken back
+    with pytest.raises(HumansegError, match="refusing to overwrite"):
+        save_label(info, 0, editor, (H, W), opened)
+    assert not info.mask_path(0).exists() and info.json_path(0).read_text() == "{}"
+    # A K.json there when the frame opened (left over without its mask) is replaced by the save.
+    save_label(info, 0, editor, (H, W), Opened.of(info, 0))
+    assert len(read_labelme(info.json_path(0))) == 1
 
 
 # ------------------------------------------------------------ mask → polygons → mask on real labels

@@ -206,12 +206,28 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
         assert [(s.points, s.hole) for s in ready_shapes(ready)] == [(s.points, s.hole) for s in shapes]
         app.key("d")  # pointer is outside every shape: nothing is deleted
         app.key("Return")
-        app.wait_event("saved", frame=k, unchanged=True)
+        app.wait_event("saved", frame=k, unchanged=True, written=False)
         assert app.wait_exit() == 0
     finally:
         app.close()
-    assert os.stat(info.mask_path(k)).st_ino != before  # replaced (saved anew), as --redo asked
+    assert os.stat(info.mask_path(k)).st_ino == before  # accepted as it opened: left as it was
     assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask(shapes, 480, 640))
+    # A mask with no json (another tool's) opens as its simplified outline, which draws some pixels
+    # differently: accepted unchanged, the mask is kept byte for byte, and no json is made.
+    info.json_path(k).unlink()
+    disc = cv2.circle(np.zeros((480, 640), np.uint8), (320, 240), 97, 255, -1)
+    store.write_image(info.mask_path(k), disc, overwrite=True)
+    kept = info.mask_path(k).read_bytes()
+    app, ready = start(root, xdisplay, "--redo", str(k))
+    try:
+        assert ready["source"] == "mask"
+        assert not np.array_equal(shapes_to_mask(ready_shapes(ready), 480, 640), disc)
+        app.key("Return")
+        app.wait_event("saved", frame=k, unchanged=True, written=False, json=None)
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    assert info.mask_path(k).read_bytes() == kept and not info.json_path(k).exists()
 
 
 @pytest.mark.gui

@@ -141,15 +141,29 @@ def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Gues
     return guess.shapes(), guess.source
 
 
-def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int]) -> tuple[Path, Path]:
-    """Write K_mask.png then K.json atomically; replaces only files of a frame opened for redo."""
+@dataclass(frozen=True)
+class Opened:
+    """Which of a frame's label files were there when it was opened: only those may be replaced by
+    its save (a label another labeler saved meanwhile is not overwritten: the save fails instead)."""
+
+    mask: bool
+    json: bool
+
+    @classmethod
+    def of(cls, info: store.SetInfo, k: int) -> "Opened":
+        return cls(info.mask_path(k).is_file(), info.json_path(k).is_file())
+
+
+def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int],
+               opened: Opened) -> tuple[Path, Path]:
+    """Write K_mask.png and K.json together (both or neither); replaces only files there when the
+    frame was opened (with --redo / --all, or a K.json left without its mask)."""
     height, width = shape
-    overwrite = info.mask_path(k).is_file()
-    mask = editor.mask(height, width)
-    mask_path = store.write_image(info.mask_path(k), mask, overwrite=overwrite)
-    # A K.json without a mask is a left-over of this same frame's label (it was opened for editing).
     doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width)
-    json_path = store.write_json(info.json_path(k), doc, overwrite=True if overwrite else info.json_path(k).is_file())
+    mask_path, json_path = store.write_together([
+        (info.mask_path(k), store.encode_png(editor.mask(height, width)), opened.mask),
+        (info.json_path(k), store.encode_json(doc), opened.json),
+    ])
     return mask_path, json_path
 
 
@@ -181,6 +195,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     noted = False
     try:
         for i, k, frame in readable_frames(info, ks, background.shape, summary, emit):
+            opened = Opened.of(info, k)
             shapes, source = initial_shapes(info, k, frame, guesser)
             if source == "diff" and guesser.model_problem and not noted:
                 noted = True
@@ -195,8 +210,15 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k, z)
                 if not isinstance(outcome, PolygonEditor):
                     break
+                if opened.mask and source in ("json", "mask") and not editor.changed:
+                    # The label opened as it is, accepted as it is: its files are left alone (its
+                    # outline redrawn would move up to ~100 pixels of a mask made by another tool).
+                    mask_path, json_path = info.mask_path(k), info.json_path(k) if opened.json else None
+                    written = False
+                    break
                 try:
-                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2])
+                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened)
+                    written = True
                     break
                 except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost
                     print(f"warning: save failed: {exc}; frame {k} stays open: accept again to retry, "
@@ -214,8 +236,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
             summary.saved += 1
             summary.unchanged += unchanged
             summary.vertices_edited += editor.vertices_edited
-            emit("saved", frame=k, mask=str(mask_path), json=str(json_path), source=source,
-                 unchanged=unchanged, vertices_edited=editor.vertices_edited,
+            emit("saved", frame=k, mask=str(mask_path), json=json_path and str(json_path), source=source,
+                 unchanged=unchanged, written=written, vertices_edited=editor.vertices_edited,
                  shapes=len(editor.shapes), area=int(np.count_nonzero(editor.mask(*frame.shape[:2]))))
     finally:
         cv2.destroyAllWindows()

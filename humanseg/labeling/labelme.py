@@ -7,6 +7,7 @@ label is added ("person"). Shapes are applied in file order, so labelme shows th
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from humanseg.errors import StoreError
@@ -50,6 +51,8 @@ def from_labelme(doc: dict, source: str = "K.json") -> list[Shape]:
             points = [(float(p[0]), float(p[1])) for p in item["points"]]
         except (KeyError, TypeError, ValueError, IndexError):
             raise StoreError(f"shape {i} has malformed points: {source}") from None
+        if not all(math.isfinite(c) for p in points for c in p):  # json.loads reads NaN and Infinity
+            raise StoreError(f"shape {i} has a point that is not a finite number: {source}")
         if len(points) >= 3:
             shapes.append(Shape(points, hole=item.get("label") == HOLE))
     return shapes

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from humanseg import store
-from humanseg.cli import reports_errors
+from humanseg.cli import Number, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.pose.mobilenet import MODEL_IDS
 
@@ -36,7 +36,7 @@ def _read(path: Path):
               help='Print one JSON line per image: {"image", "keypoints": {name: [x, y, score]}, "palms": [[x, y]]}.')
 @click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
               help="PoseNet state dict (.pth); default: $HUMANSEG_POSENET_WEIGHTS, the cache, then download.")
-@click.option("--pose-scale", type=click.FloatRange(0.05, 2.0), default=None,
+@click.option("--pose-scale", type=Number(0.05, 2.0), default=None,
               help="Network input size as a fraction of the image size  [default: 0.5, and for images "
                    "wider than 640 px an input about 320 px wide]")
 @click.option("--model-id", type=click.Choice([str(m) for m in MODEL_IDS]), default="50", show_default=True,
