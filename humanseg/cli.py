@@ -60,7 +60,7 @@ SUBCOMMANDS = {
 
 class Number(click.FloatRange):
     """click.FloatRange that refuses nan and inf: a comparison with nan is always false, so a range
-    let it through (`--zoom nan` failed deep inside, `--lr nan` trained a model of nans)."""
+    let it through (`--zoom nan` failed deep inside, `--lr nan` was taken as a learning rate)."""
 
     name = "number"
 

@@ -64,7 +64,7 @@ def test_a_bad_option_value_is_one_line(tmp_path):
 
 def test_nan_and_inf_are_refused_where_a_number_is_asked_for():
     # A range check compares, and every comparison with nan is false: `--zoom nan` got through to a
-    # ValueError deep in the labeler, `--lr nan` to a model of nans.
+    # ValueError deep in the labeler, and `--lr nan` was taken as a learning rate.
     for args, option, value in [(["main.py", "-b"], "'-b' / '--bkg-countdown'", "nan"),
                                 (["label_images.py", "-s", "1", "--zoom"], "'--zoom'", "nan"),
                                 (["training.py", "--lr"], "'--lr'", "inf"),
