@@ -25,6 +25,8 @@ def main(set_number, images, redo, all_frames, no_guess, weights, zoom, log_even
     """Draw person polygons on the unlabeled frames of a set; saves K_mask.png and K.json."""
     if redo is not None and all_frames:
         raise click.UsageError("use either --redo K or --all, not both")
+    if no_guess and weights is not None:
+        raise click.UsageError("use either --no-guess or --weights (the model's guess), not both")
     from humanseg.labeling.app import label_set
 
     label_set(images, set_number, redo=redo, all_frames=all_frames, use_guess=not no_guess,

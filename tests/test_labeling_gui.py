@@ -345,6 +345,9 @@ def test_explicit_weights_that_cannot_be_used(unlabeled, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     assert_one_line_error(run_cli("-s", "3", "--images", str(unlabeled), "--weights", str(junk),
                                   env={"DISPLAY": ""}), str(junk))
+    # --weights with --no-guess would never be used: said, not ignored.
+    assert_one_line_error(run_cli("-s", "3", "--images", str(unlabeled), "--no-guess", "--weights", str(junk),
+                                  env={"DISPLAY": ""}), "--no-guess", "--weights")
     assert not list((unlabeled / "set3").glob("*_mask.png"))
 
 
