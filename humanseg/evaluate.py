@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,16 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
     for option, path in (("--montage", montage), ("--json", json_path)):
         if path:  # never a set's bkg.png, K.png or K_mask.png, --force or not
             store.refuse_capture_file(path, option)
+    for option, path in (("--save-masks", save_masks), ("--montage", montage), ("--json", json_path)):
+        if path:  # nor a new images/setN folder, which every tool would then take for a set
+            store.refuse_new_set_folder(path, option)
+    if save_masks:  # nor one of the masks written in this run (OUT/setN/K_mask.png)
+        for option, path in (("--montage", montage), ("--json", json_path)):
+            where = Path(path).resolve() if path else None
+            if where and where.parent.parent == Path(save_masks).resolve() and store.SET_RE.match(
+                    where.parent.name) and re.fullmatch(r"(0|[1-9]\d*)_mask\.png", where.name):
+                raise HumansegError(f"{option} {path} is one of the masks --save-masks writes; "
+                                    f"give it another name")
     for option, path, folder in (("--save-masks", save_masks, True), ("--montage", montage, False),
                                  ("--json", json_path, False)):
         if path:  # written after the run: a place that cannot take them fails now, not then
@@ -208,10 +219,18 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         store.write_json(json_path, report, overwrite=True)
 
 
-def _check_predict_targets(frames, out: Path, overlay: bool, force: bool) -> None:
+def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bool) -> None:
     """Before anything is written: two FRAMES with one name would write one OUT/NAME_mask.png (the
-    second replacing the first under --force), and without --force an existing output is refused
-    now rather than after the frames before it were written."""
+    second replacing the first under --force), an output may not be one of the inputs (--force or not:
+    a.png's a_mask.png would replace the input a_mask.png before it was read), and without --force
+    an existing output is refused now rather than after the frames before it were written."""
+    inputs = {Path(p).resolve() for p in (*frames, bkg_path)}
+    for path in frames:
+        for suffix in ("_mask.png", "_overlay.png") if overlay else ("_mask.png",):
+            target = out / f"{Path(path).stem}{suffix}"
+            if target.resolve() in inputs:
+                raise HumansegError(f"{path} would write {target}, which is one of the images given; "
+                                    f"choose another --out")
     first = {}
     for path in frames:
         stem = Path(path).stem
@@ -249,8 +268,9 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     bkg = store.read_image(bkg_path, "background")
     out = Path(out_dir)
     store.refuse_capture_folder(out, "--out")
+    store.refuse_new_set_folder(out, "--out")
     store.refuse_unwritable(out, "--out", folder=True)
-    _check_predict_targets(frames, out, overlay, force)  # before the model loads: a refusal comes at once
+    _check_predict_targets(frames, bkg_path, out, overlay, force)  # before the model loads: a refusal comes at once
     for path in frames:  # a bad frame in a batch stops it before any output is written (no --force to rerun)
         if looks_mirrored(_read_predict_frame(path, bkg), bkg):  # its mask would be wrong: say why
             click.echo(f"warning: {path} looks mirrored against --bkg {bkg_path} (they match far better "

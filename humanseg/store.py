@@ -231,6 +231,17 @@ def refuse_capture_folder(folder: str | os.PathLike, what: str) -> None:
                          f"written there would replace or pass for its labels; choose another folder")
 
 
+def refuse_new_set_folder(path: str | os.PathLike, what: str) -> None:
+    """StoreError if writing path would make a setN folder beside capture sets (images/set9/...):
+    every tool reading that images folder would then take it for a set without bkg.png and stop."""
+    path = Path(os.path.abspath(path))
+    for place in (path, *path.parents):
+        if SET_RE.match(place.name) and not is_capture_folder(place) and any(
+                is_capture_folder(set_path(place.parent, n)) for n in list_sets(place.parent)):
+            raise StoreError(f"{what} {path}: {place.name} would sit among the capture sets of "
+                             f"{place.parent}, where every tool would take it for one; choose another place")
+
+
 # bkg.png, K.png, K_mask.png, K_pred.png, K.json: the files a capture set is made of.
 CAPTURE_FILE_RE = re.compile(r"^(bkg\.png|(0|[1-9]\d*)(\.png|_mask\.png|_pred\.png|\.json))$")
 
@@ -310,9 +321,13 @@ def _write_temporary(tmp: Path, data: bytes, path: Path) -> None:
 
 
 def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
-    """Move a written temporary file to path; without overwrite, an existing path raises StoreError."""
+    """Move a written temporary file to path; without overwrite, an existing path raises StoreError.
+    An OSError names path, not the temporary file (`last.pt.1234.tmp: Is a directory`)."""
     if overwrite:
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         return
     try:
         # link() fails if the target exists: the no-overwrite check and the write are one step.
@@ -321,9 +336,12 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
         raise StoreError(f"refusing to overwrite existing file: {path}") from None
     except OSError:
         # Filesystems without hard links: fall back to check-then-rename.
-        if path.exists():
+        if os.path.lexists(path):
             raise StoreError(f"refusing to overwrite existing file: {path}") from None
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:

@@ -263,6 +263,48 @@ def test_mask_outputs_refuse_a_capture_folder_and_leave_its_labels(copy_set, ran
     assert sorted(p.name for p in (root.parent / "out" / "set2").iterdir()) == sorted(labels)
 
 
+def test_outputs_make_no_new_set_folder_among_the_captures(copy_set, random_weights):
+    # A new images/set9 holding only masks or a report: every tool reading images/ then stopped at
+    # "background missing: images/set9/bkg.png".
+    root = copy_set(2)
+    base = ("--images", str(root), "--method", "absdiff")
+    for option, path in (("--save-masks", root / "set9"), ("--json", root / "set12" / "x.json"),
+                         ("--montage", root / "set5" / "sub" / "m.png")):
+        r = cli("evaluate", *base, option, str(path))
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"{option} {path}: {path.relative_to(root).parts[0]} would sit among the capture sets" in r.stderr
+    r = cli("predict", "--bkg", str(root / "set2" / "bkg.png"), str(root / "set2" / "0.png"),
+            "--out", str(root / "set10"), "--weights", str(random_weights))
+    assert r.returncode == 2 and f"--out {root / 'set10'}: set10 would sit among" in r.stderr
+    assert store.list_sets(root) == [2]
+    # Beside the images folder (not among its sets), or a set-like name elsewhere, is fine.
+    r = cli("evaluate", *base, "--json", str(root.parent / "set3" / "x.json"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_an_output_is_never_one_of_the_inputs_or_of_the_masks_written(dev_root, copy_set, tmp_path,
+                                                                      random_weights):
+    # predict a.png a_mask.png --out there --force: a.png's mask replaced the second input before it
+    # was read, which was then "predicted" from that mask.
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name, source in (("room.png", "bkg.png"), ("a.png", "0.png"), ("a_mask.png", "1.png")):
+        shutil.copy(dev_root / "set2" / source, shots / name)
+    before = {p.name: p.read_bytes() for p in shots.iterdir()}
+    r = cli("predict", "--bkg", str(shots / "room.png"), str(shots / "a.png"), str(shots / "a_mask.png"),
+            "--out", str(shots), "--weights", str(random_weights), "--force")
+    assert r.returncode == 2 and f"would write {shots / 'a_mask.png'}, which is one of the images given" in r.stderr
+    assert {p.name: p.read_bytes() for p in shots.iterdir()} == before
+    # evaluate --montage / --json naming a mask --save-masks writes in the same run.
+    root = copy_set(2)
+    for option in ("--montage", "--json"):
+        target = tmp_path / "sm" / "set2" / "0_mask.png"
+        r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(tmp_path / "sm"),
+                option, str(target), "--force")
+        assert r.returncode == 2 and f"{option} {target} is one of the masks --save-masks writes" in r.stderr
+    assert not (tmp_path / "sm").exists()
+
+
 def test_predict_names_an_unreadable_frame_and_writes_nothing(dev_root, tmp_path, random_weights):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not a png")
