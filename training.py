@@ -28,14 +28,16 @@ def _size(ctx, param, value):
 @click.option("--lr", default=None, type=Number(min=0, min_open=True),
               help="Peak learning rate (default: 0.003 from scratch, 0.0005 when fine-tuning a model).")
 @click.option("--size", default="320x240", show_default=True, callback=_size,
-              help="Training sample size WIDTHxHEIGHT (the network's working resolution).")
+              help="Training sample size WIDTHxHEIGHT: crops of frames scaled as the network sees them "
+                   "(320 px wide, jittered; a larger crop scales them up to fill it).")
 @click.option("--val-sets", default="0.2", show_default=True,
               help="Held-out whole sets: numbers like 3,7, a fraction like 0.2, or 'none'.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
+              help="Initial weights and every sample follow from it.")
 @click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="Data loader processes.")
-@click.option("--init", "init", default="default", show_default=True,
-              help="Starting weights: default (the shipped model), scratch, or a checkpoint path.")
+@click.option("--init", "init", default=None,
+              help="Starting weights: default (the shipped model; the default), scratch, or a checkpoint path.")
 @click.option("--arch", type=click.Choice(["base", "large", "pose"]), default=None,
               help="Network when training from scratch (--init scratch; default base): base, large, or pose "
                    "(PoseNet's pretrained backbone, as the shipped model; needs PoseNet's weights, found as "

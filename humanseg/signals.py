@@ -67,6 +67,22 @@ class StopSignals:
         self.signum: int | None = None
         self.twice_stops_at_once = twice_stops_at_once
         self._previous: dict[int, object] = {}
+        self._in_step = False
+        self._held: int | None = None  # a second signal that came during a step
+
+    @contextmanager
+    def step(self):
+        """An optimizer step: a second signal waits for its end (one step, a fraction of a second),
+        so the model, its BatchNorm statistics and the optimizer's state are all of one step when
+        last.pt is saved. Stopping at once stays quick where it matters: in validation, or while
+        the data loader is waited for."""
+        self._in_step = True
+        try:
+            yield
+        finally:
+            self._in_step = False
+        if self._held is not None:
+            raise Terminated() if self._held == signal.SIGTERM else KeyboardInterrupt()
 
     def install(self) -> None:
         if _main_thread():
@@ -77,7 +93,9 @@ class StopSignals:
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
             if self.twice_stops_at_once:
-                # asked twice: stop now
+                if self._in_step:
+                    self._held = signum  # asked twice: stop once this step is whole
+                    return
                 raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
             return
         self.signum = signum

@@ -52,7 +52,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     workers: int = 0
-    init: str = "default"
+    init: str | None = None  # default (the shipped model), scratch or a checkpoint; None: default
     val_every: int = 250
     backgrounds: list[str] = field(default_factory=list)
     work_width: int = 320
@@ -184,15 +184,70 @@ def write_history(rows: list[dict], path: Path) -> None:
     store.write_bytes_atomic(path, fh.getvalue().encode(), overwrite=True)
 
 
-def read_history(path: Path) -> list[dict]:
+def read_history(path: Path, log=print) -> list[dict]:
+    """metrics.csv's rows; rows that cannot be read (the file edited or damaged) are left out, with a
+    warning: the run goes on, its checkpoint holds what matters."""
     if not path.is_file():
         return []
-    out = []
-    with open(path) as fh:
+    out, bad = [], 0
+    with open(path, newline="", errors="replace") as fh:
         for r in csv.DictReader(fh):
-            out.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items()})
-            out[-1]["step"] = int(out[-1]["step"])
+            try:
+                row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k is not None}
+                row["step"] = int(row["step"])
+            except (TypeError, ValueError, KeyError):
+                bad += 1
+                continue
+            out.append(row)
+    if bad:
+        log(f"warning: {path}: {bad} row(s) could not be read; left out of the history")
     return out
+
+
+# A resumed run goes on exactly only with the samples, held-out sets and loss it started with.
+RUN_OPTIONS = {"images": "--images", "backgrounds": "--backgrounds", "val_sets": "--val-sets", "seed": "--seed",
+               "size": "--size", "batch": "-b", "processes": "processes (torchrun)",
+               "boundary": "--boundary-width / --boundary-gain", "init": "--init", "arch": "--arch"}
+
+
+def run_settings(cfg: TrainConfig, world: int) -> dict:
+    """What a run's samples, split and loss follow from (stored in its checkpoints as extra["run"])."""
+    return {"images": [str(Path(p).resolve()) for p in cfg.images],
+            "backgrounds": [str(Path(p).resolve()) for p in cfg.backgrounds],
+            "val_sets": cfg.val_sets, "seed": cfg.seed, "size": list(cfg.size), "batch": cfg.batch,
+            "processes": world, "boundary": [cfg.boundary_width, float(cfg.boundary_gain)],
+            "init": cfg.init or "default", "arch": cfg.arch}
+
+
+def _shown(key: str, value) -> str:
+    if value is None:
+        return "none"
+    if key == "size":
+        return "x".join(map(str, value))
+    if key == "boundary":
+        return f"{value[0]} / {value[1]:g}"
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "none"
+    return str(value)
+
+
+def resume_mismatch(extra: dict, now: dict, unasked=()) -> str | None:
+    """The first setting this run asks for that differs from the checkpoint's run, said in a line;
+    None when they agree. Settings in `unasked` (--init, --arch not given) are not compared;
+    checkpoints from before extra["run"] are held to what they stored."""
+    saved = extra.get("run")
+    if saved is None:  # older checkpoints: their seed, held-out sets and boundary term
+        saved = {k: extra[k] for k in ("val_sets", "seed", "boundary") if k in extra}
+    for key, value in now.items():
+        if key not in saved or key in unasked:
+            continue
+        then = saved[key]
+        if key == "boundary":
+            then = [then[0], float(then[1])]
+        if then != value:
+            return (f"the run was started with {RUN_OPTIONS[key]} {_shown(key, then)}, this one asks for "
+                    f"{_shown(key, value)}")
+    return None
 
 
 def initial_model(init: str, arch: str | None = None) -> tuple[SiameseSegNet, str]:
@@ -287,7 +342,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
                                 f"with --resume, start over with --force, or choose another --out")
         if is_main:  # checkpoints are first written at the first validation: a run must not get that far
+            if store.is_capture_folder(out):
+                raise HumansegError(f"--out {out} is a capture set folder; choose another folder")
+            store.refuse_new_set_folder(out, "--out")
             store.refuse_unwritable(out, "--out", folder=True)
+            for path in (last_path, best_path, csv_path, png_path):
+                if os.path.lexists(path) and not path.is_file():
+                    raise HumansegError(f"--out {out}: {path.name} there is not a file; move it away")
         pairs = load_pairs(cfg.images)  # every root must hold labeled frames
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = load_rooms(cfg.backgrounds)
@@ -302,14 +363,21 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise HumansegError(f"--resume: no checkpoint to resume at {last_path}")
             model, ckpt = load_model(last_path)
             start_step = ckpt["step"]
+            differs = resume_mismatch(ckpt.get("extra", {}), run_settings(cfg, world),
+                                      unasked=[k for k in ("init", "arch") if getattr(cfg, k) is None])
+            if differs:
+                raise HumansegError(f"--resume: {differs} ({last_path}); give the run's options again "
+                                    f"to continue it, or start a new run with --force")
+            if cfg.stop_at and cfg.stop_at <= start_step:
+                raise HumansegError(f"--stop-at {cfg.stop_at}: {last_path} is already at step {start_step}")
             optimizer_state = ckpt.get("optimizer")
             best_iou = ckpt.get("extra", {}).get("best_iou", -1.0)
-            history = read_history(csv_path)
+            history = read_history(csv_path, log) if is_main else []
             history = [r for r in history if r["step"] <= start_step]
             origin = f"resumed {last_path} at step {start_step}"
             lr = cfg.lr or ckpt.get("extra", {}).get("lr")
         else:
-            model, origin = initial_model(cfg.init, cfg.arch)
+            model, origin = initial_model(cfg.init or "default", cfg.arch)
             if cfg.refine_kernel is not None and cfg.refine_kernel != model.config.refine_kernel:
                 model = with_refine_kernel(model, cfg.refine_kernel)
                 origin += f", refine kernel now {cfg.refine_kernel}"
@@ -352,7 +420,14 @@ def train(cfg: TrainConfig, log=print) -> dict:
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
                             extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images],
-                                   "boundary": [cfg.boundary_width, cfg.boundary_gain]})
+                                   "boundary": [cfg.boundary_width, cfg.boundary_gain],
+                                   "run": run_settings(cfg, world)})
+
+        if is_main and cfg.force and not cfg.resume:
+            # The earlier run's checkpoints go now: its best.pt beside this run's last.pt would pass
+            # for this run's best.
+            for path in (best_path, last_path):
+                path.unlink(missing_ok=True)
 
         interrupted = stopped_early = False
         step = start_step
@@ -375,16 +450,17 @@ def train(cfg: TrainConfig, log=print) -> dict:
         try:
             for frame, bkg, target in loader:
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
-                for g in optimizer.param_groups:
-                    # Checkpoints from before the groups had scales resume with their one group at 1.
-                    g["lr"] = lr_at(step, total, lr) * g.setdefault("lr_scale", 1.0)
-                logits = net(frame, bkg)
-                loss = segmentation_loss(logits, target, cfg.boundary_width, cfg.boundary_gain)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                optimizer.step()
-                step += 1
+                with stops.step():  # a second Ctrl-C waits for the step's end: last.pt is one step
+                    for g in optimizer.param_groups:
+                        # Checkpoints from before the groups had scales resume with their one group at 1.
+                        g["lr"] = lr_at(step, total, lr) * g.setdefault("lr_scale", 1.0)
+                    logits = net(frame, bkg)
+                    loss = segmentation_loss(logits, target, cfg.boundary_width, cfg.boundary_gain)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                    optimizer.step()
+                    step += 1
                 with torch.no_grad():
                     pred, tgt = logits > 0, target > 0.5
                     union = (pred | tgt).sum((1, 2, 3)).float()

@@ -111,6 +111,15 @@ def test_crash_between_write_and_rename_leaves_no_partial_file(tmp_path, monkeyp
     assert np.array_equal(store.read_image(target), _img(value=7))
 
 
+def test_a_file_that_cannot_be_put_in_place_is_named_not_its_temporary(tmp_path):
+    # "Error: weights/last.pt.15694.tmp: Is a directory" named a file the user never made.
+    (tmp_path / "last.pt").mkdir()
+    with pytest.raises(IsADirectoryError) as exc:
+        store.write_bytes_atomic(tmp_path / "last.pt", b"x", overwrite=True)
+    assert exc.value.filename == str(tmp_path / "last.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
 def test_a_full_disk_is_named_by_the_file_being_written(tmp_path, monkeypatch):
     # write() on a full disk raises an OSError that names no file; the user must learn which one.
     def full(fd):

@@ -34,6 +34,12 @@ def two_sets(tmp_path, dev_root):
     return root
 
 
+def store_sets(root):
+    from humanseg import store
+
+    return store.list_sets(root)
+
+
 def history(out):
     with open(out / "metrics.csv") as fh:
         return list(csv.DictReader(fh))
@@ -84,6 +90,12 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     r = run_training([*args, "--out", str(out), "--force"])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 2
+    # The replaced run's best.pt goes too: beside a new run stopped before validating, it passed for
+    # that run's best.
+    r = run_training(["-i", "20", "--stop-at", "1", "--images", str(two_sets), "--out", str(out),
+                      "--val-sets", "8", "--force", *SMALL])
+    assert r.returncode == 0, r.stderr
+    assert not (out / "best.pt").exists() and load_model(out / "last.pt")[1]["step"] == 1
 
 
 @pytest.mark.slow
@@ -106,6 +118,67 @@ def test_resume_is_exact(two_sets, tmp_path):
     sb = load_model(b / "last.pt")[0].state_dict()
     for k in sa:
         assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5), k
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_run_asked_for_with_other_settings(two_sets, tmp_path):
+    # Resumed with other held-out sets, the validated best.pt was replaced by an unvalidated one, and
+    # set 8 was trained on; another seed, size or batch quietly broke "continues exactly".
+    out = tmp_path / "w"
+    common = ["--images", str(two_sets), "--out", str(out), "--size", "128x96", "-b", "2", "--threads", "1"]
+    r = run_training(["-i", "4", "--stop-at", "2", "--val-sets", "8", "--val-every", "2", "--init", "scratch",
+                      *common])
+    assert r.returncode == 0, r.stderr
+    best = (out / "best.pt").read_bytes()
+    for change, said in [(["--val-sets", "none"], "--val-sets 8, this one asks for none"),
+                         (["--val-sets", "8", "--seed", "3"], "--seed 0, this one asks for 3"),
+                         (["--val-sets", "8", "-b", "1"], "-b 2, this one asks for 1"),
+                         (["--val-sets", "8", "--init", "default"], "--init scratch, this one asks for default")]:
+        r = run_training(["-i", "4", "--resume", *common, *change])
+        assert r.returncode == 2 and r.stderr == (f"Error: --resume: the run was started with {said} "
+                                                  f"({out / 'last.pt'}); give the run's options again to "
+                                                  f"continue it, or start a new run with --force\n"), r.stderr
+    r = run_training(["-i", "4", "--resume", "--val-sets", "8", "--stop-at", "2", *common])
+    assert r.returncode == 2 and r.stderr == f"Error: --stop-at 2: {out / 'last.pt'} is already at step 2\n"
+    assert (out / "best.pt").read_bytes() == best and load_model(out / "last.pt")[1]["step"] == 2
+    # The same options (--init left out: the run's own) go on.
+    r = run_training(["-i", "4", "--resume", "--val-sets", "8", "--val-every", "2", *common])
+    assert r.returncode == 0, r.stderr
+    assert load_model(out / "last.pt")[1]["step"] == 4
+
+
+def test_a_second_signal_waits_for_the_step_to_end():
+    # A second Ctrl-C raised in the middle of a step: last.pt then held the step before with the
+    # BatchNorm statistics (or half the optimizer's update) of the one interrupted.
+    from humanseg.signals import StopSignals
+
+    stops = StopSignals()
+    stops.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stops.signum == signal.SIGINT  # the first: stop after this step
+        reached = False
+        with pytest.raises(KeyboardInterrupt):
+            with stops.step():
+                os.kill(os.getpid(), signal.SIGINT)  # the second, mid-step
+                reached = True  # the step goes on to its end
+        assert reached
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # between steps (validation, the loader): at once
+            time.sleep(1)
+    finally:
+        stops.restore()
+
+
+def test_a_damaged_history_is_read_without_its_bad_rows(tmp_path):
+    from humanseg.train import read_history
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,loss,train_iou,val_iou\n10,0.5,0.8,\nabc,1,,\n20,0.4,0.85,0.9\n30,x\n")
+    said = []
+    rows = read_history(path, said.append)
+    assert [(r["step"], r["loss"], r["val_iou"]) for r in rows] == [(10, 0.5, None), (20, 0.4, 0.9)]
+    assert said == [f"warning: {path}: 2 row(s) could not be read; left out of the history"]
 
 
 @pytest.mark.slow
@@ -260,6 +333,20 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_training(two_set
 def test_bad_options_are_usage_errors(tmp_path, two_sets):
     r = run_training(["--size", "100x50"])
     assert r.returncode == 2 and "multiples of 16" in r.stderr
+    for seed in ("-5", str(2**70)):  # tracebacks deep in numpy / torch
+        r = run_training(["-i", "1", "--seed", seed, "--out", str(tmp_path / "s")])
+        assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--seed'"), r.stderr
+    assert not (tmp_path / "s").exists()
+    # An --out among the capture sets (images/set11 would pass for a set), or whose last.pt is a
+    # folder (said after the whole run, naming a temporary file): refused before training.
+    r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(two_sets / "set11")])
+    assert r.returncode == 2 and f"--out {two_sets / 'set11'}: set11 would sit among the capture sets" in r.stderr
+    r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(two_sets / "set2")])
+    assert r.returncode == 2 and f"--out {two_sets / 'set2'} is a capture set folder" in r.stderr
+    (tmp_path / "w" / "last.pt").mkdir(parents=True)
+    r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "w")])
+    assert r.returncode == 2 and r.stderr == f"Error: --out {tmp_path / 'w'}: last.pt there is not a file; move it away\n"
+    assert store_sets(two_sets) == [2, 8]
     r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
     assert r.returncode == 2 and "images folder not found" in r.stderr
     if not torch.cuda.is_available():
