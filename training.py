@@ -60,6 +60,8 @@ def _size(ctx, param, value):
 def main(iterations, batch, images, out, resume, force, lr, size, val_sets, device, seed, workers, init,
          val_every, backgrounds, threads, stop_at, arch, boundary_width, boundary_gain, refine_kernel):
     """Train the network on every labeled frame under --images, validating on held-out sets."""
+    if not val_sets.strip(" ,"):  # "" or "," named no set: not taken for none
+        raise click.BadParameter("give set numbers like 3,7, a fraction like 0.2, or none", param_hint="'--val-sets'")
     from humanseg.train import TrainConfig, train
 
     train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,

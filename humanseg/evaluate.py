@@ -128,10 +128,10 @@ def worst_montage(root, results: list[FrameResult], count: int = 6, width: int =
 
 def parse_sets(value: str | None) -> list[int] | None:
     """'3,7' (or 'set3,set7') -> [3, 7]; a set named twice counts once."""
-    if not value:
+    if value is None:
         return None
     items = [x.strip().removeprefix("set") for x in value.split(",") if x.strip()]
-    if not all(x.isascii() and x.isdigit() for x in items):  # not -1, +3 or 3.0, which int() takes
+    if not items or not all(x.isascii() and x.isdigit() for x in items):  # not -1, +3 or 3.0, which int() takes
         raise HumansegError(f"--sets must be set numbers like 3,7: {value}")
     return list(dict.fromkeys(int(x) for x in items))
 

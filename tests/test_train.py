@@ -337,6 +337,9 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
         r = run_training(["-i", "1", "--seed", seed, "--out", str(tmp_path / "s")])
         assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--seed'"), r.stderr
     assert not (tmp_path / "s").exists()
+    for spec in ("", ","):  # named no set, and was taken for none
+        r = run_training(["-i", "1", "--val-sets", spec])
+        assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--val-sets': give set numbers")
     # An --out among the capture sets (images/set11 would pass for a set), or whose last.pt is a
     # folder (said after the whole run, naming a temporary file): refused before training.
     r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(two_sets / "set11")])
