@@ -282,9 +282,14 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             if max_frames is not None and context.frame_index + 1 >= max_frames:
                 break
             if max_fps > 0:
-                spare = 1.0 / max_fps - (clock() - tick)
-                if spare > 0:
-                    time.sleep(spare)
+                # Paced by waiting in the window, not in time.sleep: at a slow pace (--max-fps 0.01,
+                # 100 s a frame) keys, clicks and its close button still answer at once.
+                while not (keys or clicks) and window.is_open():
+                    spare = 1.0 / max_fps - (clock() - tick)
+                    if spare <= 0:
+                        break
+                    more_keys, more_clicks = window.poll(max(1, min(50, int(spare * 1000))))
+                    keys, clicks = keys + more_keys, clicks + more_clicks
     finally:
         if worker is not None:
             worker.close()

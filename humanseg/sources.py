@@ -18,12 +18,14 @@ from humanseg.errors import HumansegError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
+MAX_CAMERA_INDEX = 2**31 - 1
 MAX_FPS = 1000.0  # a file reporting more has a broken header: taken as 30, as one reporting none
 VIDEOS_NOT_READ = "videos are not read from a folder or pattern: give one as --source"
 
 
 def _natural_key(path: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
+    # [0-9], not \d or isdigit(): "1²2.png" has a digit int() does not take.
+    return [int(t) if t.isascii() and t.isdigit() else t for t in re.split(r"([0-9]+)", os.path.basename(path))]
 
 
 class FrameSource:
@@ -158,6 +160,7 @@ class VideoSource(FrameSource):
             what = f"camera {spec}" if self.is_camera else f"video file {spec}"
             raise HumansegError(f"cannot open {what}")
         self._tried = 0  # a file's frames read so far, decoded or not
+        self._frames = 0  # frames returned in all
 
     @property
     def fps(self) -> float:
@@ -172,6 +175,11 @@ class VideoSource(FrameSource):
             self.cap.release()
             self.cap, self._tried = cv2.VideoCapture(self.spec), 0
             ok, frame = self._read() if self.cap.isOpened() else (False, None)
+            if not ok and self._frames:  # it played before: moved, deleted or damaged since
+                raise HumansegError(f"video file {self.spec} could no longer be read (moved, deleted or "
+                                    f"changed while playing?)")
+        if ok:
+            self._frames += 1
         if ok or not self.is_camera:
             return frame if ok else None
         deadline = time.monotonic() + self.grace_seconds
@@ -207,8 +215,12 @@ class VideoSource(FrameSource):
 
 def open_source(spec: str | int, loop: bool = False) -> FrameSource:
     """Open a camera index ("0"), a video file, an image folder or a glob pattern."""
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
-        return VideoSource(int(spec))
+    if isinstance(spec, str) and spec.strip().isascii() and spec.strip().isdigit():
+        spec = int(spec)
+    if isinstance(spec, int):
+        if spec > MAX_CAMERA_INDEX:  # OpenCV's C int: a traceback past it
+            raise HumansegError(f"camera index {spec} is out of range (0 to {MAX_CAMERA_INDEX})")
+        return VideoSource(spec)
     spec = str(spec)
     if os.path.isdir(spec) or (any(ch in spec for ch in "*?[") and not os.path.isfile(spec)):  # take[1].mp4
         return ImageFolderSource.from_spec(spec, loop=loop)

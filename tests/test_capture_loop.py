@@ -114,6 +114,33 @@ def test_saved_frame_is_the_frame_read_when_the_countdown_ends(tmp_path, dev_roo
     assert np.array_equal(cv2.imread(saved["path"]), src[saved["source_frame"] % 3])
 
 
+def test_a_slow_pace_still_answers_keys_at_once(tmp_path, dev_root, monkeypatch):
+    # --max-fps 0.01 slept 100 s between frames with the window unanswered: q, clicks and its close
+    # button did nothing (1e-300 overflowed time.sleep).
+    import humanseg.capture
+
+    monkeypatch.setattr(humanseg.capture.time, "sleep", lambda s: pytest.fail(f"slept {s} s"))
+    clock = Clock()
+
+    class Window(ScriptWindow):
+        polls = 0
+
+        def poll(self, wait_ms=1):
+            self.polls += 1
+            clock.now += wait_ms / 1000
+            return ([ord("q")] if clock.now > 3 else []), []
+
+    for fps in (0.01, 1e-300):
+        clock.now, source, events = 0.0, ListSource(frames(dev_root), clock), []
+        run_capture(source, Window({}), controller(clock), tmp_path, clock=clock, log=events.append, max_fps=fps)
+        # q pressed 3 s into the first 100 s (or 1e300 s) wait: handled with the next frame.
+        assert source.reads == 2 and 3 < clock.now < 3.2
+        assert [e["event"] for e in events][-2:] == ["pressed", "quit"]
+    source = ListSource(frames(dev_root), clock, limit=4)
+    run_capture(source, ScriptWindow({}), controller(clock), tmp_path, clock=clock, max_fps=60.0)
+    assert source.reads == 4  # frames come at 30 fps, slower than the pace: no wait
+
+
 def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monkeypatch):
     # The disk is full for the first Bkg: the screen says so, no half-made set is left, capture goes on.
     real_fsync, failures = os.fsync, []

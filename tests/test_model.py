@@ -224,6 +224,19 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     torch.save(ckpt, other)
     with pytest.raises(WeightsError, match=r"other.pt has no state dict$"):
         load_model(other)
+    # A hand-edited work_width: "abc" was a traceback, 0 loaded and gave empty masks; so did NaNs.
+    for width in ("abc", 0, -5, 320.0, True, 10**6):
+        ckpt = torch.load(path, weights_only=True)
+        ckpt["work_width"] = width
+        torch.save(ckpt, other)
+        with pytest.raises(WeightsError, match=rf"other.pt has an invalid work_width {re.escape(repr(width))} "):
+            load_model(other)
+    ckpt = torch.load(path, weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][name].view(-1)[3] = float("nan")
+    torch.save(ckpt, other)
+    with pytest.raises(WeightsError, match=rf"other.pt hold NaN or infinite values \(1 tensor\(s\), e.g. {re.escape(name)}\)$"):
+        load_model(other)
 
 
 def test_a_humanseg_weights_variable_naming_no_file_is_named(tmp_path, monkeypatch, default_weights):

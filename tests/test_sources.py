@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -128,6 +129,38 @@ def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
     looped = sources.open_source(str(single), loop=True)
     again = [looped.read() for _ in range(4)]
     assert all(a is not None and np.array_equal(a, only) for a in again)
+
+
+def test_a_looping_video_that_goes_away_is_an_error_not_an_end(tmp_path, dev_root):
+    # Deleted while the capture tool played it, the session ended as if it had finished (exit 0),
+    # dropping a running countdown without a word.
+    import cv2
+
+    clip = tmp_path / "gone.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for k in range(2):
+        writer.write(cv2.imread(str(dev_root / "set3" / f"{k}.png")))
+    writer.release()
+    looped = sources.open_source(str(clip), loop=True)
+    assert looped.read() is not None
+    clip.unlink()
+    assert looped.read() is not None  # the open file plays to its end
+    with pytest.raises(HumansegError, match=rf"^video file {re.escape(str(clip))} could no longer be read"):
+        looped.read()
+
+
+def test_camera_numbers_and_frame_names_with_other_digits(tmp_path, dev_root, monkeypatch):
+    # "2147483648" was a cv2.error traceback; "²" (a digit to isdigit(), not to int()) a ValueError.
+    with pytest.raises(HumansegError, match=r"^camera index 2147483648 is out of range \(0 to 2147483647\)$"):
+        sources.open_source("2147483648")
+    with pytest.raises(HumansegError, match="^source not found: ²$"):
+        sources.open_source("²")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("1²2.png", "10.png", "2.png"):
+        (folder / name).write_bytes((dev_root / "set3" / "0.png").read_bytes())
+    source = sources.open_source(str(folder))
+    assert [Path(p).name for p in source.paths] == ["1²2.png", "2.png", "10.png"]
 
 
 def test_a_mirrored_background_is_told_on_every_dev_frame(dev_root):

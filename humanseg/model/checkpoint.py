@@ -42,6 +42,9 @@ def save_checkpoint(path: str | os.PathLike, model: SiameseSegNet, step: int = 0
     return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
 
 
+MIN_WORK_WIDTH, MAX_WORK_WIDTH = 32, 4096
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint dict, validated; WeightsError names the file and what is wrong."""
     path = Path(path)
@@ -58,6 +61,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if ckpt.get("version", 0) > VERSION:
         raise WeightsError(f"checkpoint {path} has format version {ckpt['version']}, newer than this "
                            f"humanseg understands ({VERSION})")
+    width = ckpt.get("work_width", 320)
+    if not (type(width) is int and MIN_WORK_WIDTH <= width <= MAX_WORK_WIDTH):  # 0 gave empty masks
+        raise WeightsError(f"checkpoint {path} has an invalid work_width {width!r} (the width in pixels the "
+                           f"network runs at, {MIN_WORK_WIDTH} to {MAX_WORK_WIDTH})")
     return ckpt
 
 
@@ -85,6 +92,10 @@ def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> SiameseSe
         if wrong:
             parts.append(f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})")
         raise WeightsError(f"weights {path} do not fit the model: " + "; ".join(parts))
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:  # a run that diverged: every mask would come out empty
+        raise WeightsError(f"weights {path} hold NaN or infinite values ({len(broken)} tensor(s), e.g. "
+                           f"{broken[0]})")
     model.load_state_dict(state)
     return model
 
