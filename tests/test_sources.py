@@ -104,15 +104,22 @@ def test_a_video_file_damaged_in_the_middle_goes_on_after_the_damage(tmp_path, m
     assert 1 < first <= last < 150 and len(frames) == 150 - (last - first + 1)
 
 
+def write_clip(path, images):
+    """An MJPG clip of 640x480 images at 10 fps."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for image in images:
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def dev_frames(dev_root, n):
+    return [cv2.imread(str(dev_root / "set3" / f"{k}.png")) for k in range(n)]
+
+
 def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
     # The capture tool and live mode in a window loop their files: a clip starts again, as a folder does.
-    import cv2
-
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    for k in range(3):
-        writer.write(cv2.imread(str(dev_root / "set3" / f"{k}.png")))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.avi", dev_frames(dev_root, 3))
     once = sources.open_source(str(clip))
     frames = list(once)
     assert len(frames) == 3 and not once.loop
@@ -121,10 +128,7 @@ def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
     assert all(np.array_equal(a, frames[k % 3]) for k, a in enumerate(again))
     # A one-frame clip, whose rewind OpenCV reports done without doing it, ended the capture tool at
     # once; and a file whose name holds glob characters was taken for a pattern matching nothing.
-    single = tmp_path / "take[1].avi"
-    writer = cv2.VideoWriter(str(single), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    writer.write(frames[0])
-    writer.release()
+    single = write_clip(tmp_path / "take[1].avi", frames[:1])
     (only,) = list(sources.open_source(str(single)))
     looped = sources.open_source(str(single), loop=True)
     again = [looped.read() for _ in range(4)]
@@ -134,13 +138,7 @@ def test_a_video_file_loops_where_a_folder_would(tmp_path, dev_root):
 def test_a_looping_video_that_goes_away_is_an_error_not_an_end(tmp_path, dev_root):
     # Deleted while the capture tool played it, the session ended as if it had finished (exit 0),
     # dropping a running countdown without a word.
-    import cv2
-
-    clip = tmp_path / "gone.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    for k in range(2):
-        writer.write(cv2.imread(str(dev_root / "set3" / f"{k}.png")))
-    writer.release()
+    clip = write_clip(tmp_path / "gone.avi", dev_frames(dev_root, 2))
     looped = sources.open_source(str(clip), loop=True)
     assert looped.read() is not None
     clip.unlink()
@@ -212,8 +210,6 @@ def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set
 def test_videos_in_a_folder_source_are_said_not_read(tmp_path, dev_root):
     # They were passed over in silence beside images, and a folder of videos only blamed "bkg.png,
     # masks and predictions".
-    import cv2
-
     folder = tmp_path / "mixed"
     folder.mkdir()
     cv2.imwrite(str(folder / "0.png"), cv2.imread(str(dev_root / "set3" / "0.png")))
@@ -229,12 +225,7 @@ def test_videos_in_a_folder_source_are_said_not_read(tmp_path, dev_root):
 
 def test_a_video_reporting_an_impossible_frame_rate_is_taken_as_30(tmp_path, dev_root):
     # A header of 90000 fps made the recording's writer fail ("Could not open codec") and blame the place.
-    import cv2
-
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
-    writer.write(cv2.imread(str(dev_root / "set3" / "0.png")))
-    writer.release()
+    clip = write_clip(tmp_path / "clip.avi", dev_frames(dev_root, 1))
     source = sources.open_source(str(clip))
     assert source.fps == pytest.approx(10.0)
 
