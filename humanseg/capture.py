@@ -274,13 +274,6 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 h, w = frame.shape[:2]
                 emit({"event": "ready", "width": w, "height": h, "time": round(clock() - started, 3)})
             keys, clicks = window.poll(1)
-            if controller.quit:
-                break
-            if not window.is_open():
-                report(Event("quit", {"by": "window closed"}))
-                break
-            if max_frames is not None and context.frame_index + 1 >= max_frames:
-                break
             if max_fps > 0:
                 # Paced by waiting in the window, not in time.sleep: at a slow pace (--max-fps 0.01,
                 # 100 s a frame) keys, clicks and its close button still answer at once.
@@ -288,8 +281,15 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                     spare = 1.0 / max_fps - (clock() - tick)
                     if spare <= 0:
                         break
-                    more_keys, more_clicks = window.poll(max(1, min(50, int(spare * 1000))))
+                    more_keys, more_clicks = window.poll(max(1, int(min(50.0, spare * 1000))))
                     keys, clicks = keys + more_keys, clicks + more_clicks
+            if controller.quit:
+                break
+            if not window.is_open():
+                report(Event("quit", {"by": "window closed"}))
+                break
+            if max_frames is not None and context.frame_index + 1 >= max_frames:
+                break
     finally:
         if worker is not None:
             worker.close()

@@ -205,29 +205,58 @@ def read_history(path: Path, log=print) -> list[dict]:
 
 
 # A resumed run goes on exactly only with the samples, held-out sets and loss it started with.
-RUN_OPTIONS = {"images": "--images", "backgrounds": "--backgrounds", "val_sets": "--val-sets", "seed": "--seed",
-               "size": "--size", "batch": "-b", "processes": "processes (torchrun)",
+RUN_OPTIONS = {"images": "--images (its labeled frames)", "backgrounds": "--backgrounds", "val_sets": "--val-sets",
+               "seed": "--seed", "size": "--size", "batch": "-b", "processes": "processes (torchrun)",
                "boundary": "--boundary-width / --boundary-gain", "init": "--init", "arch": "--arch"}
 
 
-def run_settings(cfg: TrainConfig, world: int) -> dict:
+def labeled_frames(pairs: list[Pair]) -> list[list]:
+    """Per --images root, in order: [set name, labeled frames] of each set. What the run learns from,
+    whatever the folder is called now (a project moved, or copied to another machine)."""
+    per_root: dict[str, dict[str, int]] = {}
+    for p in pairs:
+        root, name = p.set_key.rsplit(":", 1)
+        per_root.setdefault(root, {}).setdefault(name, 0)
+        per_root[root][name] += 1
+    return [[[name, n] for name, n in sorted(sets.items(), key=lambda t: int(t[0][3:]))]
+            for sets in per_root.values()]
+
+
+def _val_spec(spec):
+    """--val-sets as split_sets reads it: "3, 7" and "7,3" are [3, 7]; ".2" and "0.2" are 0.2."""
+    if spec is None or not isinstance(spec, str):
+        return spec
+    if "." in spec:
+        try:
+            return float(spec)
+        except ValueError:
+            return spec
+    return sorted({int(x) for x in spec.split(",") if x.strip().isdigit()})
+
+
+def run_settings(cfg: TrainConfig, world: int, pairs: list[Pair], rooms: list) -> dict:
     """What a run's samples, split and loss follow from (stored in its checkpoints as extra["run"])."""
-    return {"images": [str(Path(p).resolve()) for p in cfg.images],
-            "backgrounds": [str(Path(p).resolve()) for p in cfg.backgrounds],
-            "val_sets": cfg.val_sets, "seed": cfg.seed, "size": list(cfg.size), "batch": cfg.batch,
-            "processes": world, "boundary": [cfg.boundary_width, float(cfg.boundary_gain)],
-            "init": cfg.init or "default", "arch": cfg.arch}
+    init = cfg.init or "default"
+    return {"images": labeled_frames(pairs), "backgrounds": len(rooms), "val_sets": _val_spec(cfg.val_sets),
+            "seed": cfg.seed, "size": list(cfg.size), "batch": cfg.batch, "processes": world,
+            "boundary": [cfg.boundary_width, float(cfg.boundary_gain)],
+            "init": init if init in ("default", "scratch") else str(Path(init).resolve()),
+            "arch": cfg.arch or ("base" if init == "scratch" else None)}
 
 
 def _shown(key: str, value) -> str:
     if value is None:
         return "none"
+    if key == "images":
+        return "; ".join(", ".join(f"{name} ({n})" for name, n in sets) for sets in value) or "none"
+    if key == "backgrounds":
+        return f"({value} room images)"
     if key == "size":
         return "x".join(map(str, value))
     if key == "boundary":
         return f"{value[0]} / {value[1]:g}"
     if isinstance(value, list):
-        return " ".join(map(str, value)) or "none"
+        return ",".join(map(str, value)) or "none"
     return str(value)
 
 
@@ -244,6 +273,8 @@ def resume_mismatch(extra: dict, now: dict, unasked=()) -> str | None:
         then = saved[key]
         if key == "boundary":
             then = [then[0], float(then[1])]
+        if key == "val_sets":
+            then = _val_spec(then)
         if then != value:
             return (f"the run was started with {RUN_OPTIONS[key]} {_shown(key, then)}, this one asks for "
                     f"{_shown(key, value)}")
@@ -363,11 +394,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise HumansegError(f"--resume: no checkpoint to resume at {last_path}")
             model, ckpt = load_model(last_path)
             start_step = ckpt["step"]
-            differs = resume_mismatch(ckpt.get("extra", {}), run_settings(cfg, world),
+            differs = resume_mismatch(ckpt.get("extra", {}), run_settings(cfg, world, pairs, rooms),
                                       unasked=[k for k in ("init", "arch") if getattr(cfg, k) is None])
             if differs:
                 raise HumansegError(f"--resume: {differs} ({last_path}); give the run's options again "
-                                    f"to continue it, or start a new run with --force")
+                                    f"to continue it, or start a new run from it (--init {last_path} and "
+                                    f"another --out)")
             if cfg.stop_at and cfg.stop_at <= start_step:
                 raise HumansegError(f"--stop-at {cfg.stop_at}: {last_path} is already at step {start_step}")
             optimizer_state = ckpt.get("optimizer")
@@ -416,18 +448,20 @@ def train(cfg: TrainConfig, log=print) -> dict:
                             num_workers=cfg.workers, drop_last=True,
                             persistent_workers=cfg.workers > 0, worker_init_fn=_worker_leaves_signals_to_trainer)
 
+        # With --force, the earlier run's best.pt goes when this run writes its first checkpoint: beside
+        # this run's last.pt it would pass for this run's best (and a run that fails before then
+        # leaves the earlier one whole).
+        replacing = [is_main and cfg.force and not cfg.resume]
+
         def checkpoint(step, metrics_now, path):
+            if replacing[0]:
+                replacing[0] = False
+                best_path.unlink(missing_ok=True)
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
                             extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images],
                                    "boundary": [cfg.boundary_width, cfg.boundary_gain],
-                                   "run": run_settings(cfg, world)})
-
-        if is_main and cfg.force and not cfg.resume:
-            # The earlier run's checkpoints go now: its best.pt beside this run's last.pt would pass
-            # for this run's best.
-            for path in (best_path, last_path):
-                path.unlink(missing_ok=True)
+                                   "run": run_settings(cfg, world, pairs, rooms)})
 
         interrupted = stopped_early = False
         step = start_step
@@ -450,7 +484,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         try:
             for frame, bkg, target in loader:
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
-                with stops.step():  # a second Ctrl-C waits for the step's end: last.pt is one step
+                # A second Ctrl-C waits for the step's end (its metrics row included): last.pt is one step.
+                with stops.step():
                     for g in optimizer.param_groups:
                         # Checkpoints from before the groups had scales resume with their one group at 1.
                         g["lr"] = lr_at(step, total, lr) * g.setdefault("lr_scale", 1.0)
@@ -461,18 +496,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                     optimizer.step()
                     step += 1
-                with torch.no_grad():
-                    pred, tgt = logits > 0, target > 0.5
-                    union = (pred | tgt).sum((1, 2, 3)).float()
-                    inter = (pred & tgt).sum((1, 2, 3)).float()
-                    batch_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
-                lv, iv = loss.item(), batch_iou.item()
-                run_loss = lv if run_loss is None else 0.95 * run_loss + 0.05 * lv
-                run_iou = iv if run_iou is None else 0.95 * run_iou + 0.05 * iv
-                bar.update(1)
-                bar.set_postfix(loss=f"{run_loss:.3f}", iou=f"{run_iou:.3f}")
-                row = {"step": step, "loss": run_loss, "train_iou": run_iou,
-                       "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
+                    with torch.no_grad():
+                        pred, tgt = logits > 0, target > 0.5
+                        union = (pred | tgt).sum((1, 2, 3)).float()
+                        inter = (pred & tgt).sum((1, 2, 3)).float()
+                        batch_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
+                    lv, iv = loss.item(), batch_iou.item()
+                    run_loss = lv if run_loss is None else 0.95 * run_loss + 0.05 * lv
+                    run_iou = iv if run_iou is None else 0.95 * run_iou + 0.05 * iv
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{run_loss:.3f}", iou=f"{run_iou:.3f}")
+                    row = {"step": step, "loss": run_loss, "train_iou": run_iou,
+                           "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
                 if is_main and val_pairs and (step % cfg.val_every == 0 or step == total):
                     model.eval()
                     last_val = validate(model, val_pairs, cfg.work_width)

@@ -130,12 +130,24 @@ def test_a_slow_pace_still_answers_keys_at_once(tmp_path, dev_root, monkeypatch)
             clock.now += wait_ms / 1000
             return ([ord("q")] if clock.now > 3 else []), []
 
-    for fps in (0.01, 1e-300):
+    for fps in (0.01, 1e-300, 1e-307):  # 1e-307: a wait of 1e310 ms, past float's range
         clock.now, source, events = 0.0, ListSource(frames(dev_root), clock), []
         run_capture(source, Window({}), controller(clock), tmp_path, clock=clock, log=events.append, max_fps=fps)
         # q pressed 3 s into the first 100 s (or 1e300 s) wait: handled with the next frame.
         assert source.reads == 2 and 3 < clock.now < 3.2
         assert [e["event"] for e in events][-2:] == ["pressed", "quit"]
+
+    class Closed(Window):  # closed with its button 3 s into the wait; a later imshow would reopen it
+        def is_open(self):
+            return clock.now < 3
+
+        def poll(self, wait_ms=1):
+            clock.now += wait_ms / 1000
+            return [], []
+
+    clock.now, source, events = 0.0, ListSource(frames(dev_root), clock), []
+    run_capture(source, Closed({}), controller(clock), tmp_path, clock=clock, log=events.append, max_fps=0.01)
+    assert source.reads == 1 and events[-1]["event"] == "quit" and events[-1]["by"] == "window closed"
     source = ListSource(frames(dev_root), clock, limit=4)
     run_capture(source, ScriptWindow({}), controller(clock), tmp_path, clock=clock, max_fps=60.0)
     assert source.reads == 4  # frames come at 30 fps, slower than the pace: no wait

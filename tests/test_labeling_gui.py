@@ -16,6 +16,7 @@ from gui import ROOT, GuiApp
 from humanseg import store
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import Shape, shapes_to_mask
+from humanseg.labeling.labelme import read_labelme
 from humanseg.metrics import iou
 
 SQUARE = [(200, 150), (400, 150), (400, 350), (200, 350)]
@@ -187,6 +188,31 @@ def test_prediction_opens_as_polygons_and_vertex_drag_changes_saved_mask(copy_se
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_label_saved_meanwhile_is_kept_and_said(unlabeled, xdisplay):
+    # Two people on one set both start at its first unlabeled frame: the second to accept wrote over
+    # the first one's label.
+    info = store.scan_set(unlabeled, 3)
+    k = info.frames[0]
+    theirs = np.zeros((480, 640), np.uint8)
+    theirs[100:200, 100:200] = 255
+    app, ready = start(unlabeled, xdisplay)
+    try:
+        assert ready["frame"] == k and ready_shapes(ready)  # opens with the model's guess
+        store.write_image(info.mask_path(k), theirs)
+        app.key("Return")
+        failed = app.wait_event("save_failed", frame=k)
+        assert "refusing to overwrite" in failed["reason"]
+        app.key("q")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert "it was labeled meanwhile (by another labeler?), and that label is kept" in err
+    assert np.array_equal(store.read_mask(info.mask_path(k)), theirs) and not info.json_path(k).exists()
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     root = copy_set(3)
     info = store.scan_set(root, 3)
@@ -228,6 +254,20 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     finally:
         app.close()
     assert info.mask_path(k).read_bytes() == kept and not info.json_path(k).exists()
+    # Beside an unreadable K.json (passed over, the mask's outline opened), accepting writes the
+    # label anew, so the broken json does not stay to be warned about at every --redo.
+    info.json_path(k).write_text("{not json")
+    app, ready = start(root, xdisplay, "--redo", str(k))
+    try:
+        assert ready["source"] == "mask"
+        app.key("Return")
+        app.wait_event("saved", frame=k, unchanged=True, written=True)
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    redrawn, opened = read_labelme(info.json_path(k), (480, 640)), ready_shapes(ready)
+    assert [s.hole for s in redrawn] == [s.hole for s in opened] and len(opened) >= 1
+    assert all(np.allclose(a.points, b.points, atol=0.006) for a, b in zip(redrawn, opened))  # json: 2 decimals
 
 
 @pytest.mark.gui

@@ -131,18 +131,32 @@ def test_resume_refuses_a_run_asked_for_with_other_settings(two_sets, tmp_path):
     assert r.returncode == 0, r.stderr
     best = (out / "best.pt").read_bytes()
     for change, said in [(["--val-sets", "none"], "--val-sets 8, this one asks for none"),
+                         (["--val-sets", "2"], "--val-sets 8, this one asks for 2"),
                          (["--val-sets", "8", "--seed", "3"], "--seed 0, this one asks for 3"),
                          (["--val-sets", "8", "-b", "1"], "-b 2, this one asks for 1"),
                          (["--val-sets", "8", "--init", "default"], "--init scratch, this one asks for default")]:
         r = run_training(["-i", "4", "--resume", *common, *change])
         assert r.returncode == 2 and r.stderr == (f"Error: --resume: the run was started with {said} "
                                                   f"({out / 'last.pt'}); give the run's options again to "
-                                                  f"continue it, or start a new run with --force\n"), r.stderr
+                                                  f"continue it, or start a new run from it (--init "
+                                                  f"{out / 'last.pt'} and another --out)\n"), r.stderr
     r = run_training(["-i", "4", "--resume", "--val-sets", "8", "--stop-at", "2", *common])
     assert r.returncode == 2 and r.stderr == f"Error: --stop-at 2: {out / 'last.pt'} is already at step 2\n"
     assert (out / "best.pt").read_bytes() == best and load_model(out / "last.pt")[1]["step"] == 2
-    # The same options (--init left out: the run's own) go on.
-    r = run_training(["-i", "4", "--resume", "--val-sets", "8", "--val-every", "2", *common])
+    # More labels since (a frame added to set 2): not the run's samples any more.
+    shutil.copy(two_sets / "set2" / "0.png", two_sets / "set2" / "90.png")
+    shutil.copy(two_sets / "set2" / "0_mask.png", two_sets / "set2" / "90_mask.png")
+    r = run_training(["-i", "4", "--resume", "--val-sets", "8", *common])
+    assert r.returncode == 2 and ("started with --images (its labeled frames) set2 (6), set8 (3), this one asks "
+                                  "for set2 (7), set8 (3)") in r.stderr, r.stderr
+    for name in ("90.png", "90_mask.png"):
+        (two_sets / "set2" / name).unlink()
+    # The same options (--init left out: the run's own), the images moved and named another way, the
+    # held-out sets spelt another way: it goes on.
+    moved = tmp_path / "moved"
+    two_sets.rename(moved)
+    common[1] = os.path.relpath(moved, ROOT)
+    r = run_training(["-i", "4", "--resume", "--val-sets", " 8,", "--val-every", "2", "--arch", "base", *common])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 4
 

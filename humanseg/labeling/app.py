@@ -210,9 +210,10 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k, z)
                 if not isinstance(outcome, PolygonEditor):
                     break
-                if opened.mask and source in ("json", "mask") and not editor.changed:
+                if opened.mask and (source == "json" or source == "mask" and not opened.json) and not editor.changed:
                     # The label opened as it is, accepted as it is: its files are left alone (its
-                    # outline redrawn would move up to ~100 pixels of a mask made by another tool).
+                    # outline redrawn would move up to ~100 pixels of a mask made by another tool). A
+                    # K.json passed over (unreadable, or no longer the mask's) is written anew instead.
                     mask_path, json_path = info.mask_path(k), info.json_path(k) if opened.json else None
                     written = False
                     break
@@ -221,8 +222,12 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     written = True
                     break
                 except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost
-                    print(f"warning: save failed: {exc}; frame {k} stays open: accept again to retry, "
-                          f"n to skip, q to quit", file=sys.stderr)
+                    if isinstance(exc, HumansegError) and "refusing to overwrite" in str(exc):
+                        what = ("it was labeled meanwhile (by another labeler?), and that label is kept; "
+                                f"n to skip, q to quit, or --redo {k} later to edit it")
+                    else:
+                        what = "accept again to retry, n to skip, q to quit"
+                    print(f"warning: save failed: {exc}; frame {k} stays open: {what}", file=sys.stderr)
                     emit("save_failed", frame=k, reason=str(exc))
             if outcome is None:
                 summary.quit = True
