@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from humanseg.cli import Number, as_a_tool, images_option, reports_errors
+from humanseg.cli import MAX_THREADS, Number, as_a_tool, images_option, reports_errors
 
 
 def _print_event(record: dict) -> None:
@@ -36,7 +36,7 @@ def _print_event(record: dict) -> None:
 @click.option("--pose-scale", type=Number(0.05, 2.0), default=None,
               help="PoseNet input size as a fraction of the frame (default: 0.5, and for frames wider than "
                    "640 px an input about 320 px wide).")
-@click.option("--pose-threads", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--pose-threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
               help="CPU threads for PoseNet; one leaves a core for reading, drawing and showing.")
 @click.option("--max-fps", type=Number(min=0), default=0, show_default=True,
               help="Pace the loop to at most this rate (0: as fast as frames come; use for files).")

@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import Number, as_a_tool, reports_errors
+from humanseg.cli import MAX_THREADS, Number, as_a_tool, reports_errors
 
 
 def _size(ctx, param, value):
@@ -45,7 +45,7 @@ def _size(ctx, param, value):
 @click.option("--val-every", default=250, show_default=True, type=click.IntRange(1), help="Validate every N steps.")
 @click.option("--backgrounds", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of empty-room images to composite labeled people onto; repeatable.")
-@click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--threads", default=None, type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @click.option("--stop-at", default=None, type=click.IntRange(1),
               help="Pause after this step (saves last.pt; continue later with --resume).")
 # Defaults as train.BOUNDARY_WIDTH / BOUNDARY_GAIN (not imported: --help would wait for torch).

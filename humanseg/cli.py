@@ -58,6 +58,10 @@ SUBCOMMANDS = {
 }
 
 
+# torch's thread count: 100000 crashed it (a segmentation fault), 1e11 overflowed.
+MAX_THREADS = 256
+
+
 class Number(click.FloatRange):
     """click.FloatRange that refuses nan and inf: a comparison with nan is always false, so a range
     let it through (`--zoom nan` failed deep inside, `--lr nan` was taken as a learning rate)."""

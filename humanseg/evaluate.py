@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from humanseg import metrics, store
-from humanseg.cli import images_option, reports_errors
+from humanseg.cli import MAX_THREADS, images_option, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.sources import looks_mirrored
 
@@ -147,7 +147,7 @@ def parse_sets(value: str | None) -> list[int] | None:
 @click.option("--montage", type=click.Path(dir_okay=False), help="PNG of the worst frames (frame | truth | prediction).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
 @click.option("--work-width", type=click.IntRange(32), help="Network working width (default: the checkpoint's).")
-@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @click.option("--force", is_flag=True, help="Replace existing --save-masks masks, --montage and --json files.")
 @reports_errors
 def evaluate_command(images, weights, sets, methods, save_masks, montage, json_path, work_width, threads, force):

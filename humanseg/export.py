@@ -111,6 +111,14 @@ def export_command(onnx_path, weights, opset, force):
     resized back); do the same for the same masks.
     """
     store.refuse_capture_file(onnx_path, "--onnx")  # e.g. images/set3/0.png, --force or not
+    from humanseg.model.checkpoint import resolve_weights
+
+    try:
+        source = resolve_weights(weights)
+    except HumansegError:
+        source = None  # said by export_onnx, as every command says it
+    if source is not None and Path(onnx_path).resolve() == source.resolve():  # --force or not
+        raise HumansegError(f"--onnx {onnx_path} is the checkpoint being exported; write it to another file")
     if Path(onnx_path).exists() and not force:
         raise HumansegError(f"--onnx {onnx_path} already exists (pass --force to overwrite)")
     out = export_onnx(weights, onnx_path, opset)

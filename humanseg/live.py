@@ -9,6 +9,7 @@ All decisions live in the classes; the loop only moves frames between source, mo
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -24,7 +25,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
-from humanseg.cli import Number, reports_errors
+from humanseg.cli import MAX_THREADS, Number, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.signals import signals_held
 
@@ -634,7 +635,7 @@ def default_threads() -> int:
               help="Flip frames left-right (a selfie view). Default: a camera's are flipped, as the capture "
                    "tool shows and saves them (so its bkg.png fits); files and folders are taken as they are.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many segmented frames.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None,
               help="CPU threads for the model (default: cores - 1).")
 @reports_errors
 def live_command(source, bkg_path, weights, view, replace_path, output, force, masks_dir, no_window, save_bkg,
@@ -656,6 +657,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     masks = Path(masks_dir) if masks_dir else None
     if masks is not None:
         store.refuse_capture_folder(masks, "--save-masks")
+        store.refuse_new_set_folder(masks, "--save-masks")  # one every tool would take for a set
         store.refuse_unwritable(masks, "--save-masks", folder=True)
         earlier = sorted(masks.glob("*_mask.png")) if masks.is_dir() else []
         if earlier and not force:
@@ -667,6 +669,16 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if save_bkg.suffix.lower() != ".png":
             raise HumansegError(f"--save-bkg {save_bkg}: name a .png file (backgrounds are kept lossless)")
         store.refuse_capture_file(save_bkg, "--save-bkg")  # a set's bkg.png holds its labels' reference
+        inputs = [p for p in (bkg_path, replace_path) if p]
+        if os.path.isdir(source):
+            inputs += [str(p) for p in Path(source).iterdir()]
+        elif any(ch in source for ch in "*?[") and not os.path.isfile(source):
+            inputs += glob.glob(source)
+        else:
+            inputs.append(source)
+        if any(Path(p).resolve() == save_bkg.resolve() for p in inputs):  # --force or not
+            raise HumansegError(f"--save-bkg {save_bkg} is one of the images read (--source, --bkg or "
+                                f"--replace); save it to another file")
         if save_bkg.exists() and not force:
             raise HumansegError(f"--save-bkg {save_bkg} already exists (pass --force to overwrite)")
         if not save_bkg.parent.is_dir():

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from humanseg import store
 from humanseg.cli import main as cli
-from humanseg.model import load_model
+from humanseg.model import SiameseSegNet, load_model, save_checkpoint
 from tests.conftest import ROOT
 
 
@@ -78,6 +78,12 @@ def test_export_errors_are_one_line(tmp_path):
     res = runner.invoke(cli, ["export", "--onnx", str(frame), "--force"])
     assert res.exit_code == 2 and f"--onnx {frame} is a file of the capture set" in res.output
     assert frame.read_bytes() == before
+    # Nor the checkpoint being exported (--onnx w.pt --weights w.pt --force replaced it).
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, SiameseSegNet())
+    kept = weights.read_bytes()
+    res = runner.invoke(cli, ["export", "--onnx", str(tmp_path / "." / "w.pt"), "--weights", str(weights), "--force"])
+    assert res.exit_code == 2 and "is the checkpoint being exported" in res.output and weights.read_bytes() == kept
 
 
 def test_a_full_disk_names_the_onnx_file_and_leaves_nothing(tmp_path):

@@ -273,6 +273,33 @@ def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_roo
     assert clip.read_bytes() == before  # not replaced by the two frames segmented from it
 
 
+def test_outputs_never_replace_inputs_nor_make_a_set_folder(tmp_path, dev_root, copy_set):
+    # --save-bkg pics/a.png --force replaced a source frame with the averaged background; masks saved
+    # into images/set2 made a set every other tool stopped at ("background missing").
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for name, k in (("a.png", 0), ("b.png", 1)):
+        (pics / name).write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    before = {p.name: p.read_bytes() for p in pics.iterdir()}
+    bkg = str(dev_root / "set3" / "bkg.png")
+    for source, save in ((pics, pics / "a.png"), (pics / "b.png", pics / "b.png"),
+                         (str(pics / "*.png"), pics / "." / "a.png")):
+        res = run_cli("live", "--source", str(source), "--no-window", "--save-bkg", str(save), "--force",
+                      "--countdown", "0", "--save-masks", str(tmp_path / "m"))
+        assert res.exit_code == 2 and f"--save-bkg {save} is one of the images read" in res.output, res.output
+    res = run_cli("live", "--source", str(dev_root / "set3" / "0.png"), "--no-window", "--replace",
+                  str(pics / "b.png"), "--save-bkg", str(pics / "b.png"), "--force", "--countdown", "0")
+    assert res.exit_code == 2 and "is one of the images read" in res.output, res.output
+    assert {p.name: p.read_bytes() for p in pics.iterdir()} == before
+    root = copy_set(3)
+    for path in (root / "set2", root / "set5" / "masks"):  # (--output and --save-bkg need their folder)
+        res = run_cli("live", "--source", str(pics), "--bkg", bkg, "--no-window", "--save-masks", str(path))
+        assert res.exit_code == 2 and "would sit among the capture sets" in res.output, res.output
+    assert store.list_sets(root) == [3]
+    res = run_cli("live", "--source", str(pics), "--bkg", bkg, "--no-window", "--threads", "100000")
+    assert res.exit_code == 2 and "100000 is not in the range 1<=x<=256" in res.output  # a segfault
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("ext", [".avi", ".mp4"])
 def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_path, dev_root, ext):

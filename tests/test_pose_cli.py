@@ -59,6 +59,30 @@ def test_two_images_with_one_output_name_are_refused(tmp_path, dev_root):
     assert not out.exists()
 
 
+def test_an_input_image_is_never_drawn_over(tmp_path, dev_root):
+    # p.png's drawing is p_pose.png: given as a second input, it was drawn over and then read.
+    for name in ("p.png", "p_pose.png"):
+        (tmp_path / name).write_bytes((dev_root / "set3" / "0.png").read_bytes())
+    proc = _run(tmp_path / "p.png", tmp_path / "p_pose.png", "--out", tmp_path, "--overwrite",
+                "--posenet-weights", tmp_path / "never-read.pth")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert f"would be drawn to {tmp_path / 'p_pose.png'}, which is one of the images given" in proc.stderr
+    assert (tmp_path / "p_pose.png").read_bytes() == (dev_root / "set3" / "0.png").read_bytes()
+
+
+def test_posenet_weights_holding_nan_are_refused(tmp_path, dev_root, posenet_weights):
+    # They found nobody in any image, in silence.
+    import torch
+
+    state = torch.load(posenet_weights, weights_only=True)
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] * float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    proc = _run(dev_root / "set10" / "0.png", "--json", "--posenet-weights", tmp_path / "nan.pth")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"nan.pth: PoseNet weights hold NaN or infinite values (1 tensor(s), e.g. {name})" in proc.stderr
+
+
 def test_bad_weights_file_is_one_line_exit_2(tmp_path, dev_root):
     junk = tmp_path / "junk.pth"
     junk.write_text("no")

@@ -60,7 +60,11 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     names = _output_names(images)
     if out_dir is not None:
         first: dict[str, Path] = {}
+        inputs = {Path(p).resolve() for p in images}
         for path, name in zip(images, names):
+            if (out_dir / name).resolve() in inputs:  # --force or not: it would be drawn over, then read
+                raise HumansegError(f"{path} would be drawn to {out_dir / name}, which is one of the images "
+                                    f"given; choose another --out")
             if name in first:  # e.g. a/set1/0.png and b/set1/0.png: the second would replace the first
                 raise HumansegError(f"{first[name]} and {path} would both write {out_dir / name}; "
                                     f"draw them into separate --out folders")

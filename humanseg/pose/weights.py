@@ -227,6 +227,10 @@ def check_state_dict(state, model_id: int, source: str) -> None:
                 else "does not fit"
             raise WeightsError(f"{source}: {what} ({key} is {list(state[key].shape)}, "
                                f"expected {list(tensor.shape)})")
+    broken = [k for k in expected if state[k].is_floating_point() and not torch.isfinite(state[k]).all()]
+    if broken:  # found nobody in every image, in silence
+        raise WeightsError(f"{source}: PoseNet weights hold NaN or infinite values ({len(broken)} tensor(s), "
+                           f"e.g. {broken[0]})")
 
 
 def load_state_dict(path: Path, model_id: int) -> dict[str, torch.Tensor]:
