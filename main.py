@@ -58,22 +58,18 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
     from humanseg.capture import open_capture
 
     log = _print_event if log_events else None
-    overlay = None
-    if not no_model:
+
+    def load_hooks():  # after the cheap checks: a bad --source is said before the model loads
         from humanseg.live_capture import load_overlay
 
-        overlay = load_overlay(weights, notify=lambda msg: click.echo(msg, err=True), log=log)
-    try:
-        result = open_capture(
-            bkg_seconds=bkg_seconds, sav_seconds=sav_seconds, source=source, images=images,
-            set_number=set_number, mirror=not no_mirror, dwell=dwell, use_pose=not no_pose,
-            posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale,
-            pose_threads=pose_threads, max_fps=max_fps, log=log,
-            on_frame=overlay.on_frame if overlay else None, on_saved=overlay.on_saved if overlay else None,
-        )
-    finally:
-        if overlay is not None:
-            overlay.close()
+        return load_overlay(weights, notify=lambda msg: click.echo(msg, err=True), log=log)
+
+    result = open_capture(
+        bkg_seconds=bkg_seconds, sav_seconds=sav_seconds, source=source, images=images,
+        set_number=set_number, mirror=not no_mirror, dwell=dwell, use_pose=not no_pose,
+        posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale,
+        pose_threads=pose_threads, max_fps=max_fps, log=log, load_hooks=None if no_model else load_hooks,
+    )
     if result.set_number is not None:
         click.echo(f"set {result.set_number}: {result.frames_saved} frames in {result.set_path}", err=True)
 

@@ -350,13 +350,18 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
                  pose_every: int = 0, pose_scale: float | None = None, pose_threads: int | None = 1,
                  max_fps: float = 0.0,
                  log: Callable[[dict], None] | None = None, window_name: str = "capture",
-                 on_frame: FrameHook | None = None, on_saved: SavedHook | None = None) -> CaptureContext:
-    """Check the inputs, open source, PoseNet and window, and run the capture loop (main.py's body)."""
+                 on_frame: FrameHook | None = None, on_saved: SavedHook | None = None,
+                 load_hooks: Callable[[], object | None] | None = None) -> CaptureContext:
+    """Check the inputs, open source, PoseNet and window, and run the capture loop (main.py's body).
+
+    load_hooks: loads an object with on_frame, on_saved and close (the live overlay), called once
+    the cheap checks passed and the source gave a frame, so a bad --source or no display is said at
+    once rather than after seconds of loading a model; closed when the loop ends."""
     from humanseg.display import require_display
     from humanseg.ui.buttons import default_layout
     from humanseg.ui.window import CvWindow
 
-    background, frames_saved = None, 0
+    background, frames_saved, hooks = None, 0, None
     store.check_root(images)  # a set folder as --images would nest new sets inside it
     # Found now, not when the first countdown ends in "save failed".
     store.refuse_unwritable(images, "--images", folder=True)
@@ -383,13 +388,22 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
             print(f"warning: --set {set_number}: bkg.png looks mirrored against the frames of --source {source} "
                   f"(they match it far better flipped), so new frames would not fit it: {fix}", file=sys.stderr)
         pose = load_pose(posenet_weights, pose_scale, pose_threads) if use_pose else None
+        hooks = load_hooks() if load_hooks is not None else None
+        if hooks is not None:
+            on_frame, on_saved = hooks.on_frame, hooks.on_saved
         window = CvWindow(window_name)
     except BaseException:
         src.release()
+        if hooks is not None:
+            hooks.close()
         raise
     controller = CaptureController(default_layout(w, h), bkg_seconds, sav_seconds, dwell,
                                    set_number=set_number, frames_saved=frames_saved)
     # pose_every 0: PoseNet in a worker thread on the newest frame, as often as it keeps up.
-    return run_capture(Peeked(src, first), window, controller, images, pose=pose, pose_every=pose_every,
-                       mirror=mirror, log=log, on_frame=on_frame, on_saved=on_saved,
-                       background=background, max_fps=max_fps, pose_async=pose_every == 0)
+    try:
+        return run_capture(Peeked(src, first), window, controller, images, pose=pose, pose_every=pose_every,
+                           mirror=mirror, log=log, on_frame=on_frame, on_saved=on_saved,
+                           background=background, max_fps=max_fps, pose_async=pose_every == 0)
+    finally:
+        if hooks is not None:
+            hooks.close()

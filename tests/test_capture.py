@@ -220,6 +220,11 @@ def test_no_camera_exits_2_with_one_line(xdisplay, tmp_path):
     out = run_main("--source", str(junk), "--images", str(tmp_path), "--no-pose", env={**os.environ, "DISPLAY": xdisplay})
     assert out.returncode == 2
     assert out.stderr.strip() == f"Error: --source {junk}: cannot open video file {junk}"
+    # The cheap checks come before the segmentation model loads (seconds): a bad --source is said
+    # first, not --weights' error after the wait.
+    out = run_main("--source", "7", "--images", str(tmp_path), "--no-pose", "--weights", str(junk),
+                   env={**os.environ, "DISPLAY": xdisplay})
+    assert out.returncode == 2 and out.stderr.strip() == "Error: --source 7: cannot open camera 7"
 
 
 @pytest.mark.gui

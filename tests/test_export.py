@@ -13,6 +13,8 @@ import torch
 from click.testing import CliRunner
 
 from humanseg import store
+from humanseg.errors import HumansegError
+from humanseg.export import export_onnx
 from humanseg.cli import main as cli
 from humanseg.model import SiameseSegNet, load_model, save_checkpoint
 from tests.conftest import ROOT
@@ -72,6 +74,8 @@ def test_export_errors_are_one_line(tmp_path):
     assert res.exit_code == 2 and "no.pt" in res.output and "Traceback" not in res.output
     res = runner.invoke(cli, ["export"])
     assert res.exit_code == 2 and "--onnx" in res.output
+    res = runner.invoke(cli, ["export", "--onnx", str(existing / "x.onnx")])  # a file where a folder should be
+    assert res.exit_code == 2 and res.output == f"Error: --onnx {existing / 'x.onnx'}: folder {existing} is a file, not a folder\n"
     # A capture's own file is never replaced by the model, --force or not.
     _, frame = store.save_background(tmp_path / "images", np.zeros((48, 64, 3), np.uint8))
     before = frame.read_bytes()
@@ -114,6 +118,10 @@ def test_export_names_a_read_only_folders_file(read_only_folder):
     # (naming NAME.tmp) replaced the one that said which file could not be written.
     runner = CliRunner()
     target = read_only_folder / "m.onnx"
+    with pytest.raises(HumansegError) as exc:
+        export_onnx(None, target)
+    assert str(target) in str(exc.value) and ".tmp" not in str(exc.value)
+    # The command finds the place before the model is loaded and traced.
     res = runner.invoke(cli, ["export", "--onnx", str(target)])
-    assert res.exit_code == 1 and res.output in (f"Error: --onnx {target}: Read-only file system\n",
-                                                 f"Error: --onnx {target}: Permission denied\n")
+    assert res.exit_code == 2 and res.output == (f"Error: --onnx {target}: cannot write in {read_only_folder} "
+                                                 f"(read-only, or no permission)\n"), res.output
