@@ -70,6 +70,16 @@ def test_close_needs_three_vertices_and_10px():
     assert len(ed.shapes) == 1 and len(ed.shapes[0].points) == 4
 
 
+def test_a_polygon_of_no_area_does_not_close():
+    # Three vertices on one line closed into a shape that drew nothing and that d could not pick.
+    ed = PolygonEditor()
+    clicks(ed, [(100, 100), (200, 200), (300, 300)])
+    assert not ed.close() and ed.refused_close == ed.version and ed.drawing
+    assert ed.press(102, 101) is None and ed.right_click(5, 5) is None and ed.drawing and not ed.shapes
+    clicks(ed, [(300, 100)])  # off the line: the next close works, and the refusal is past
+    assert ed.refused_close != ed.version and ed.close() and len(ed.shapes) == 1
+
+
 def test_right_click_closes_and_needs_three_vertices():
     ed = PolygonEditor()
     ed.press(10, 10)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -75,6 +76,17 @@ def test_click_polygon_accept_saves_mask_and_json(unlabeled, xdisplay, tmp_path)
         assert ready["title"] == f"set 3 \u2014 frame {first} (1 of {len(info.frames)})"
         # The window is the image, 1:1 (no toolbar or status bar).
         assert app.geometry() == (frame.shape[1], frame.shape[0]) == (ready["width"], ready["height"])
+        # Enter on a polygon that cannot close yet (two vertices) was ignored in silence: now the
+        # status line at the top says so, until the next edit.
+        for n, (x, y) in enumerate(SQUARE[:2], 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        before = cv2.imread(str(app.screenshot(tmp_path / "before.png")))[:20]
+        app.key_answered("Return", "not_closed", frame=first, open=2)
+        time.sleep(0.3)
+        said = cv2.imread(str(app.screenshot(tmp_path / "said.png")))[:20]
+        assert np.count_nonzero(np.any(said != before, axis=2)) > 200  # the hint's text
+        app.key_answered("z", "edit", action="undo", open=1)
+        app.key_answered("z", "edit", action="undo", open=0)
         for n, (x, y) in enumerate(SQUARE, 1):
             app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
         # Within 10 px of the first vertex: closes.

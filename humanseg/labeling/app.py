@@ -273,10 +273,13 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
     shown = None
     ready = False
     while True:
-        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg)
+        # A polygon that cannot close (1-2 vertices, or all on one line) is said, until the next edit.
+        hint = editor.refused_close == editor.version and editor.drawing
+        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint)
         if state != shown:
             status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if editor.hole_mode else ''}" \
-                     f"start: {source}  shapes: {len(editor.shapes)}"
+                     f"start: {source}  shapes: {len(editor.shapes)}" + \
+                     ("  -- this polygon cannot close: add vertices, or z / d" if hint else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
         key = read_key(15)
@@ -295,7 +298,8 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         hover = mouse.hover or (-1000, -1000)
         if key in KEY_ACCEPT:
             if editor.drawing and not editor.close():
-                continue  # an open polygon of 1–2 vertices: finish or undo it first
+                emit("not_closed", frame=k, open=len(editor.current))  # and said on the status line
+                continue
             # Show the final fill before saving, so what was saved is what was last seen.
             cv2.imshow(WINDOW, render(frame, editor, None, "", zoom=zoom))
             cv2.waitKey(1)

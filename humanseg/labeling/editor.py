@@ -50,6 +50,7 @@ class PolygonEditor:
         self._drag: tuple[int, int] | None = None
         self._drag_moved = False
         self._inserted = False  # the vertex held was inserted by this press
+        self.refused_close: int | None = None  # the version at which a close was refused
         self._mask_cache: tuple[int, tuple[int, int], np.ndarray] | None = None
 
     # ------------------------------------------------------------ state
@@ -201,8 +202,10 @@ class PolygonEditor:
         self._touch()
 
     def close(self) -> bool:
-        """Close the polygon being drawn (needs at least 3 vertices)."""
-        if len(self.current) < 3:
+        """Close the polygon being drawn (needs at least 3 vertices, not all on one line: a polygon
+        of no area draws nothing, and could not be picked to delete)."""
+        if len(self.current) < 3 or shape_geometry(self.current).area <= 0:
+            self.refused_close = self.version  # the view says why, until the next change
             return False
         self._snapshot()
         self.shapes.append(Shape(self.current, self.current_hole))
