@@ -407,7 +407,11 @@ class VideoOutput:
                                            self.fps, self.size)
             if not self._writer.isOpened():
                 self._writer = None
-                raise HumansegError(f"--output {self.path}: cannot write a video there", exit_code=1)
+                # The place was checked before the run: what remains is the encoder refusing the frames
+                # (mp4v takes nothing under 2x2).
+                raise HumansegError(f"--output {self.path}: the {FOURCC[self.path.suffix.lower()]} encoder "
+                                    f"refused {w}x{h} frames (try .avi)" if min(w, h) < 2 else
+                                    f"--output {self.path}: cannot write a video there", exit_code=1)
         if (w, h) != self.size:  # a view of another size (side by side) is fitted to the file's size
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self._writer.write(image)
@@ -737,19 +741,21 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         src.release()
         raise
     grabber = BackgroundGrabber(countdown, bkg_seconds) if (bkg is None or window is not None) else None
-    result = run_live(Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,
-                      max_frames=max_frames, masks_dir=masks, save_bkg=save_bkg or None,
-                      log=lambda r: click.echo(json.dumps(r)))
+    try:
+        result = run_live(Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,
+                          max_frames=max_frames, masks_dir=masks, save_bkg=save_bkg or None,
+                          log=lambda r: click.echo(json.dumps(r)))
+    except BaseException:
+        if made_masks:
+            _remove_if_empty(masks)  # the run made it, and failed before a mask went in
+        raise
     summary = {"event": "done", "frames": result.frames, "fps": round(result.fps, 1),
                "output": str(result.output) if result.output else None}
     if result.moved_frames:
         summary["moved_frames"] = result.moved_frames
     click.echo(json.dumps(summary))
     if made_masks and result.frames == 0:
-        try:
-            masks.rmdir()  # the run made it, and nothing went into it
-        except OSError:
-            pass  # something else put a file there meanwhile: leave it
+        _remove_if_empty(masks)  # the run made it, and nothing went into it
     if result.frames == 0 and (output or no_window):  # with a window: q quits early
         why = "no frame was segmented"
         if no_window and bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images
@@ -759,6 +765,13 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             what = f"--output {output}" if output else f"--save-masks {masks}"
             raise HumansegError(f"{what}: nothing written: {why}", exit_code=1)
         raise HumansegError(f"nothing segmented: {why}", exit_code=1)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # a mask, or something put there meanwhile: left as it is
 
 
 class _Flipped:

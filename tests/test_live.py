@@ -262,6 +262,20 @@ def write_clip(path, dev_root, frames: int):
     return path
 
 
+def test_frames_the_encoder_refuses_are_named_and_leave_no_folder(tmp_path):
+    # 1x1 frames: "cannot write a video there" blamed the place, and the masks folder made was left.
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    for k in range(2):
+        cv2.imwrite(str(tiny / f"{k}.png"), np.full((1, 1, 3), 40 * k, np.uint8))
+    res = run_cli("live", "--source", str(tiny), "--bkg", str(tiny / "0.png"), "--no-window",
+                  "--output", str(tmp_path / "t.mp4"), "--save-masks", str(tmp_path / "m"))
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines()[-1] == f"Error: --output {tmp_path / 't.mp4'}: the mp4v encoder " \
+                                                  f"refused 1x1 frames (try .avi)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
 def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_root, default_weights):
     clip = write_clip(tmp_path / "clip.avi", dev_root, 5)
     before = clip.read_bytes()
@@ -841,6 +855,12 @@ def test_video_output_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
     with pytest.raises(HumansegError, match="already exists"):
         VideoOutput(tmp_path / "v.mp4", 30.0)
+    # 1x1 frames: the encoder's refusal was blamed on the place ("cannot write a video there").
+    tiny = VideoOutput(tmp_path / "t.mp4", 30.0)
+    with pytest.raises(HumansegError, match=r"t.mp4: the mp4v encoder refused 1x1 frames \(try .avi\)$"):
+        tiny.write(np.zeros((1, 1, 3), np.uint8))
+    tiny.discard()
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
 
 def test_video_output_takes_a_long_name(tmp_path):
