@@ -46,6 +46,12 @@ def probability_module(model):
     return ProbabilityNet(model)
 
 
+def _check_folder(path: Path) -> None:
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise HumansegError(f"--onnx {path}: folder {path.parent} {what}")
+
+
 def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: tuple[int, int] = (320, 240)) -> Path:
     """Write the checkpoint's network as ONNX (inputs "frame", "background"; output "probability";
     batch, height and width dynamic) atomically to path; returns the path."""
@@ -59,9 +65,7 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
     frame = torch.rand(1, 3, h, w)
     bkg = torch.rand(1, 3, h, w)
     path = Path(path)
-    if not path.parent.is_dir():
-        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
-        raise HumansegError(f"--onnx {path}: folder {path.parent} {what}")
+    _check_folder(path)
     tmp = store.temporary_path(path, ".tmp")
     axes = {0: "batch", 2: "height", 3: "width"}
     try:
@@ -122,7 +126,7 @@ def export_command(onnx_path, weights, opset, force):
         raise HumansegError(f"--onnx {onnx_path} is the checkpoint being exported; write it to another file")
     if Path(onnx_path).exists() and not force:
         raise HumansegError(f"--onnx {onnx_path} already exists (pass --force to overwrite)")
-    if Path(onnx_path).parent.is_dir():  # found now, not after the model loaded and was traced
-        store.refuse_unwritable(onnx_path, "--onnx")
+    _check_folder(Path(onnx_path))  # found now, not after the model loaded
+    store.refuse_unwritable(onnx_path, "--onnx")
     out = export_onnx(weights, onnx_path, opset)
     click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")

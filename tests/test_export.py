@@ -76,6 +76,9 @@ def test_export_errors_are_one_line(tmp_path):
     assert res.exit_code == 2 and "--onnx" in res.output
     res = runner.invoke(cli, ["export", "--onnx", str(existing / "x.onnx")])  # a file where a folder should be
     assert res.exit_code == 2 and res.output == f"Error: --onnx {existing / 'x.onnx'}: folder {existing} is a file, not a folder\n"
+    # Said before the weights are read (loading and tracing the model takes seconds).
+    res = runner.invoke(cli, ["export", "--onnx", str(tmp_path / "no" / "x.onnx"), "--weights", str(existing)])
+    assert res.exit_code == 2 and res.output == f"Error: --onnx {tmp_path / 'no' / 'x.onnx'}: folder {tmp_path / 'no'} does not exist\n"
     # A capture's own file is never replaced by the model, --force or not.
     _, frame = store.save_background(tmp_path / "images", np.zeros((48, 64, 3), np.uint8))
     before = frame.read_bytes()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -68,6 +69,12 @@ def test_an_input_image_is_never_drawn_over(tmp_path, dev_root):
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert f"would be drawn to {tmp_path / 'p_pose.png'}, which is one of the images given" in proc.stderr
     assert (tmp_path / "p_pose.png").read_bytes() == (dev_root / "set3" / "0.png").read_bytes()
+    # Nor is a new setN folder made among capture sets (every tool would take it for a set).
+    (tmp_path / "images").mkdir()
+    shutil.copytree(dev_root / "set3", tmp_path / "images" / "set3")
+    proc = _run(tmp_path / "p.png", "--out", tmp_path / "images" / "set9", "--posenet-weights", tmp_path / "never.pth")
+    assert proc.returncode == 2 and "set9 would sit among the capture sets" in proc.stderr, proc.stderr
+    assert not (tmp_path / "images" / "set9").exists()
 
 
 def test_posenet_weights_holding_nan_are_refused(tmp_path, dev_root, posenet_weights):

@@ -59,6 +59,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
         _read(path)
     names = _output_names(images)
     if out_dir is not None:
+        store.refuse_new_set_folder(out_dir, "--out")  # one every tool would take for a capture set
         first: dict[str, Path] = {}
         inputs = {Path(p).resolve() for p in images}
         for path, name in zip(images, names):
