@@ -21,6 +21,10 @@ class StoreError(HumansegError):
     """Something wrong with the images/setN/ layout or one of its files."""
 
 
+class AlreadyExists(StoreError):
+    """A write that may not replace a file found the file there."""
+
+
 class WeightsError(HumansegError):
     """Weights missing, corrupt, or not fitting the model."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +173,7 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         for option, path in (("--montage", montage), ("--json", json_path)):
             where = Path(path).resolve() if path else None
             if where and where.parent.parent == Path(save_masks).resolve() and store.SET_RE.match(
-                    where.parent.name) and re.fullmatch(r"(0|[1-9]\d*)_mask\.png", where.name):
+                    where.parent.name) and store.MASK_RE.match(where.name):
                 raise HumansegError(f"{option} {path} is one of the masks --save-masks writes; "
                                     f"give it another name")
     for option, path, folder in (("--save-masks", save_masks, True), ("--montage", montage, False),

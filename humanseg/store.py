@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from humanseg.errors import HumansegError, StoreError
+from humanseg.errors import AlreadyExists, HumansegError, StoreError
 
 # Numbers as the tool writes them, without leading zeros: "set01" or "07.png" would be read as set 1 or
 # frame 7 and then looked up as set1/ or 7.png, which are other names (or none).
@@ -333,11 +333,11 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
         # link() fails if the target exists: the no-overwrite check and the write are one step.
         os.link(tmp, path)
     except FileExistsError:
-        raise StoreError(f"refusing to overwrite existing file: {path}") from None
+        raise AlreadyExists(f"refusing to overwrite existing file: {path}") from None
     except OSError:
         # Filesystems without hard links: fall back to check-then-rename.
         if os.path.lexists(path):
-            raise StoreError(f"refusing to overwrite existing file: {path}") from None
+            raise AlreadyExists(f"refusing to overwrite existing file: {path}") from None
         try:
             os.replace(tmp, path)
         except OSError as exc:

@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,11 +214,10 @@ RUN_OPTIONS = {"images": "--images (its labeled frames)", "backgrounds": "--back
 def labeled_frames(pairs: list[Pair]) -> list[list]:
     """Per --images root, in order: [set name, labeled frames] of each set. What the run learns from,
     whatever the folder is called now (a project moved, or copied to another machine)."""
-    per_root: dict[str, dict[str, int]] = {}
+    per_root: dict[str, Counter] = {}
     for p in pairs:
         root, name = p.set_key.rsplit(":", 1)
-        per_root.setdefault(root, {}).setdefault(name, 0)
-        per_root[root][name] += 1
+        per_root.setdefault(root, Counter())[name] += 1
     return [[[name, n] for name, n in sorted(sets.items(), key=lambda t: int(t[0][3:]))]
             for sets in per_root.values()]
 

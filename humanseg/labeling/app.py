@@ -12,7 +12,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.display import fit_zoom, read_key, require_display
-from humanseg.errors import HumansegError
+from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.labeling.editor import CLOSE_RADIUS, EDGE_RADIUS, GRAB_RADIUS, PolygonEditor
 from humanseg.labeling.geometry import mask_to_shapes, shapes_to_mask
 from humanseg.labeling.guess import EXISTING_EPSILON, Guesser
@@ -222,7 +222,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     written = True
                     break
                 except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost
-                    if isinstance(exc, HumansegError) and "refusing to overwrite" in str(exc):
+                    if isinstance(exc, AlreadyExists):
                         what = ("it was labeled meanwhile (by another labeler?), and that label is kept; "
                                 f"n to skip, q to quit, or --redo {k} later to edit it")
                     else:
