@@ -196,17 +196,26 @@ def test_predict_names_a_frame_that_looks_mirrored_against_the_background(dev_ro
     assert r.returncode == 0 and r.stderr == ""
 
 
-def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, random_weights):
+def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, default_weights):
+    # No --weights: the shipped model, on frames of a set it held out from training.
     out = tmp_path / "pred"
-    frames = [str(dev_root / "set2" / "0.png"), str(dev_root / "set2" / "1.png")]
-    args = ["predict", "--bkg", str(dev_root / "set2" / "bkg.png"), *frames, "--out", str(out),
-            "--weights", str(random_weights), "--overlay"]
+    frames = [str(dev_root / "set3" / "0.png"), str(dev_root / "set3" / "1.png")]
+    args = ["predict", "--bkg", str(dev_root / "set3" / "bkg.png"), *frames, "--out", str(out), "--overlay"]
     r = cli(*args)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [Path(x["mask"]).name for x in lines] == ["0_mask.png", "1_mask.png"]
-    mask = store.read_mask(out / "0_mask.png", (480, 640))
-    assert mask.dtype == np.uint8 and (out / "0_overlay.png").is_file()
+    for line, frame_path in zip(lines, frames, strict=True):
+        mask = store.read_mask(Path(line["mask"]), (480, 640))
+        truth = store.read_mask(Path(frame_path.replace(".png", "_mask.png")), (480, 640)) > 0
+        person = mask > 0
+        assert (person & truth).sum() / (person | truth).sum() > 0.9
+        assert line["person_fraction"] == round(float(person.mean()), 4)
+        # The overlay is the frame, half-darkened and pushed to green where the mask says person.
+        frame = cv2.imread(frame_path).astype(int)
+        overlay = cv2.imread(str(out / Path(frame_path).name.replace(".png", "_overlay.png"))).astype(int)
+        assert np.array_equal(overlay[~person], frame[~person])
+        assert np.array_equal(overlay[person], (frame[person] // 2 + (0, 127, 0)).clip(0, 255))
     r = cli(*args)
     assert r.returncode == 2 and "refusing to overwrite" in r.stderr
     r = cli("predict", "--bkg", str(tmp_path / "nope.png"), frames[0], "--out", str(out))
