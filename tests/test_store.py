@@ -45,7 +45,8 @@ def test_set_and_frame_numbering_with_gaps(tmp_path):
     assert [i.number for i in store.scan_root(root)] == [1, 2, 10, 11]
 
 
-def _claim(root, q):
+def _claim(root, barrier, q):
+    barrier.wait()  # all at once, so their listings of the folder are taken together
     q.put(store.create_set(root)[0])
 
 
@@ -53,8 +54,8 @@ def test_concurrent_set_creation_never_shares_a_number(tmp_path):
     root = tmp_path / "images"
     root.mkdir()
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_claim, args=(root, q)) for _ in range(4)]
+    q, barrier = ctx.Queue(), ctx.Barrier(4)
+    procs = [ctx.Process(target=_claim, args=(root, barrier, q)) for _ in range(4)]
     for p in procs:
         p.start()
     for p in procs:
@@ -62,6 +63,18 @@ def test_concurrent_set_creation_never_shares_a_number(tmp_path):
     got = sorted(q.get(timeout=5) for _ in procs)
     assert got == [1, 2, 3, 4]
     assert store.list_sets(root) == [1, 2, 3, 4]
+
+
+def test_a_set_listed_as_free_but_taken_meanwhile_is_not_shared(tmp_path, monkeypatch):
+    # Another process made set1 after this one listed the folder: the claim must not land in set1.
+    root = tmp_path / "images"
+    store.create_set(root)
+    (root / "set1" / "bkg.png").write_bytes(b"theirs")
+    stale = iter([1])
+    real = store.next_set_number
+    monkeypatch.setattr(store, "next_set_number", lambda r: next(stale, None) or real(r))
+    assert store.create_set(root) == (2, root / "set2")
+    assert (root / "set1" / "bkg.png").read_bytes() == b"theirs" and store.list_sets(root) == [1, 2]
 
 
 def test_save_background_and_frames_roundtrip(tmp_path):
