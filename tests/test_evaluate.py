@@ -73,8 +73,25 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     # The saved mask scores exactly what the table says for that frame's set.
     ious = [metrics.iou(store.read_mask(masks / "set8" / n), store.read_mask(root / "set8" / n)) for n in saved]
     assert np.mean(ious) == pytest.approx(report["model"]["sets"]["set8"]["iou"], abs=1e-4)
+    # The montage: one row per frame, worst IoU first, each frame | truth | prediction at 320 px wide.
     img = cv2.imread(str(montage))
-    assert img is not None and img.shape[1] == 3 * 320
+    assert img is not None and img.shape == (3 * 240, 3 * 320, 3)
+    worst_first = [n for _, n in sorted(zip(ious, saved, strict=True))]
+    for row, name in enumerate(worst_first):
+        tiles = [img[row * 240:(row + 1) * 240, c * 320:(c + 1) * 320] for c in range(3)]
+        frame = cv2.resize(cv2.imread(str(root / "set8" / name.replace("_mask", ""))), (320, 240))
+        truth, pred = (cv2.resize(store.read_mask(folder / "set8" / name), (320, 240)) for folder in (root, masks))
+        assert np.array_equal(tiles[0][30:], frame[30:])  # the scores are written across the top
+        assert np.array_equal(tiles[1], cv2.merge([truth] * 3)) and np.array_equal(tiles[2], cv2.merge([pred] * 3))
+    # model-raw is the network's own answer: the same model's masks before the clean-up drops specks.
+    raw = tmp_path / "raw"
+    r = cli("evaluate", "--images", str(root), "--weights", str(random_weights), "--method", "model-raw",
+            "--save-masks", str(raw), "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    for name in saved:
+        cleaned, plain = (store.read_mask(folder / "set8" / name) for folder in (masks, raw))
+        assert (cleaned != plain).sum() > 1000
+        assert cv2.connectedComponents(cleaned)[0] < cv2.connectedComponents(plain)[0]
     # A second run keeps the first one's results unless --force, and says so before evaluating.
     before = {p: p.read_bytes() for p in (out_json, montage, *(masks / "set8").iterdir())}
     for extra, text in (([], f"already holds masks of set 8 ({masks / 'set8' / '0_mask.png'}"),
