@@ -1,6 +1,7 @@
 """`python -m humanseg pose`: JSON lines, drawn images, and one-line errors."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -30,6 +31,16 @@ def test_json_lines(dev_root, posenet_weights):
     x, y, score = first["keypoints"]["nose"]
     assert 0 <= x < 640 and 0.5 < score <= 1
     assert len(first["palms"]) == 2 and all(len(p) == 2 for p in first["palms"])
+    # Points are (x, y) in the image's pixels: each lies near the reference model's for this frame
+    # (sides as an unordered pair, as the reference reads them off the mirrored image).
+    ref = json.loads((dev_root / "keypoints_reference.json").read_text())["frames"]["set10/0.png"]
+    for part in ("nose", "shoulder", "elbow", "wrist"):
+        names = [part] if part == "nose" else [f"left_{part}", f"right_{part}"]
+        for name in names:
+            r = ref["pose"][name]
+            assert min(math.dist((r["x"], r["y"]), first["keypoints"][n][:2]) for n in names) < 40, name
+    for r in ref["palms"]:
+        assert min(math.dist((r["x"], r["y"]), p) for p in first["palms"]) < 40
     assert second == {"image": str(nobody), "keypoints": {}, "palms": []}
 
 
