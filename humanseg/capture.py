@@ -249,11 +249,11 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                     seen_calls = calls
                     palms = steady(found)
             elif pose is not None and context.frame_index % every == 0:
-                t0 = time.perf_counter()
+                t0 = clock()
                 palms = steady(pose.palms(frame))
                 # Smoothed so one slow call does not flip the automatic mode back and forth.
-                pose_seconds = 0.8 * pose_seconds + 0.2 * (time.perf_counter() - t0) if pose_seconds else \
-                    time.perf_counter() - t0
+                took = clock() - t0
+                pose_seconds = 0.8 * pose_seconds + 0.2 * took if pose_seconds else took
 
             for event in controller.update(palms, clicks, keys):
                 if event.name == "capture":

@@ -47,14 +47,17 @@ class ListSource:
 
 
 class FakePose:
-    """Returns fixed palms and counts calls; sleeps `cost` seconds per call to look slow."""
+    """Returns fixed palms and counts calls; takes `cost` seconds per call to look slow: on the fake
+    clock when given one (the loop times pose with its clock), else really sleeping."""
 
-    def __init__(self, palms=(), cost=0.0):
-        self.palms_xy, self.cost, self.calls = list(palms), cost, 0
+    def __init__(self, palms=(), cost=0.0, clock=None):
+        self.palms_xy, self.cost, self.calls, self.clock = list(palms), cost, 0, clock
 
     def palms(self, frame):
         self.calls += 1
-        if self.cost:
+        if self.cost and self.clock is not None:
+            self.clock.now += self.cost
+        elif self.cost:
             time.sleep(self.cost)
         return [Palm(x, y, side, 1.0) for (x, y), side in zip(self.palms_xy, ("left", "right"))]
 
@@ -237,13 +240,14 @@ def test_palm_dot_is_red_on_screen(tmp_path, dev_root):
     assert r > 200 and g < 60 and b < 60
 
 
-@pytest.mark.parametrize("every,cost,expected", [(2, 0.0, 10), (1, 0.0, 20), (0, 0.0, 20), (0, 0.03, 10)])
+@pytest.mark.parametrize("every,cost,expected", [(2, 0.0, 10), (1, 0.0, 20), (0, 0.0, 20), (0, 0.019, 20),
+                                                 (0, 0.03, 10), (1, 0.03, 20)])
 def test_pose_cadence(tmp_path, dev_root, every, cost, expected):
     clock = Clock()
-    pose = FakePose(cost=cost)
+    pose = FakePose(cost=cost, clock=clock)
     run_capture(ListSource(frames(dev_root), clock, limit=20), ScriptWindow({}), controller(clock), tmp_path,
                 pose=pose, pose_every=every, clock=clock)
-    # Automatic mode with a slow pose (30 ms > 20 ms) falls back to every other frame.
+    # Automatic mode with a slow pose (30 ms > 20 ms) falls back to every other frame; 19 ms keeps up.
     assert pose.calls == expected
 
 
