@@ -217,14 +217,15 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
     earlier.mkdir()
     (earlier / "0_mask.png").write_bytes(b"kept")
     cases = [
-        (["--bkg", str(tmp_path / "missing.png")], "missing"),
+        (["--bkg", str(tmp_path / "missing.png")], f"--bkg background missing: {tmp_path / 'missing.png'}"),
         (["--bkg", str(bad)], "corrupt"),
         (["--bkg", str(small), "--save-masks", str(tmp_path / "m")], "is 120x100 but --source"),
         (["--bkg", str(folder / "bkg.png"), "--save-masks", str(labeled)], "is a capture set folder"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(existing)], "already exists"),
         (["--bkg", str(folder / "bkg.png"), "--save-masks", str(earlier)], "already holds masks (0_mask.png"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(tmp_path / "x.gif")], "unsupported video type"),
-        (["--bkg", str(folder / "bkg.png"), "--weights", str(tmp_path / "nope.pt")], "nope.pt"),
+        (["--bkg", str(folder / "bkg.png"), "--weights", str(tmp_path / "nope.pt")],
+         f"weights file not found: {tmp_path / 'nope.pt'}"),
         (["--bkg", str(folder / "bkg.png"), "--replace", str(bad)], "--replace image"),
     ]
     for extra, text in cases:
