@@ -134,7 +134,7 @@ def test_optimized_runner_matches_eager_network(dev_root, posenet_weights):
     tensor = fast.preprocess(frame)
     with torch.inference_mode():
         eager = [o[0].numpy() for o in fast.network(tensor)]
-    for a, b in zip(eager, fast.forward(tensor)):
+    for a, b in zip(eager, fast.forward(tensor), strict=True):
         assert a.shape == b.shape
         assert np.abs(a - b).max() <= 1e-3  # logits and pixel offsets
 
@@ -143,7 +143,7 @@ def test_optimized_runner_matches_eager_network(dev_root, posenet_weights):
     exact_net = copy.deepcopy(fast.network).double()
     with torch.inference_mode():
         exact = [o[0].numpy() for o in exact_net(tensor.double())]
-    for e, b in zip(exact, fast.forward(tensor)):
+    for e, b in zip(exact, fast.forward(tensor), strict=True):
         assert e.shape == b.shape
         assert np.abs(e - b).max() <= 1e-3
 
@@ -158,7 +158,7 @@ def test_torchscript_runner_matches_eager_network(dev_root, posenet_weights):
     traced = traced_for_cpu(est.network)
     tensor = est.preprocess(cv2.imread(str(dev_root / "set7" / "0.png")))
     with torch.inference_mode():
-        for a, b in zip(est.network(tensor), traced(tensor)):
+        for a, b in zip(est.network(tensor), traced(tensor), strict=True):
             assert a.shape == b.shape and (a - b).abs().max() <= 1e-3
 
 
@@ -174,7 +174,7 @@ def test_wide_frames_get_the_default_input_width_and_the_same_palms(dev_root, po
     big = cv2.resize(frame, (1920, 1440), interpolation=cv2.INTER_LINEAR)
     small, large = estimator.palms(frame), estimator.palms(big)
     assert small and len(small) == len(large)
-    for a, b in zip(small, large):  # the same palms, three times as far from the origin
+    for a, b in zip(small, large, strict=True):  # the same palms, three times as far from the origin
         assert abs(b.x / 3 - a.x) < 4 and abs(b.y / 3 - a.y) < 4
     estimator.scale = 0.5  # asked for explicitly: as asked
     assert estimator.input_size(1920, 1440) == (961, 721)
