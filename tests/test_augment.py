@@ -154,3 +154,44 @@ def test_every_kind_of_sample_keeps_its_label_on_the_person():
     # Pooled over the samples: 0.98-0.99 as built; the label shifted 3 px from its frame gives 0.94-0.96.
     assert inter / union > 0.97
     assert kinds == {"person", "empty"} and checked >= 30
+
+
+def test_photometric_is_a_per_channel_monotonic_camera_change():
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, 2).repeat(4, 0)  # 4x256, grey
+    assert np.array_equal(A.photometric(ramp, np.random.default_rng(0), strength=0.0), ramp)
+    means, casts = [], []
+    for seed in range(40):
+        out = A.photometric(ramp, np.random.default_rng(seed)).astype(int)
+        assert (np.diff(out, axis=1) >= 0).all()  # brighter stays brighter, in every channel
+        assert np.array_equal(out, A.photometric(ramp, np.random.default_rng(seed)))
+        means.append(out[:, 64:192].mean() / ramp[:, 64:192].mean())
+        casts.append(np.ptp(out[0, 128]))  # channels of one grey pixel apart: white balance
+    # Darker and brighter exposures both occur, within the camera-like range (at most about 1.6x).
+    assert min(means) < 0.85 and max(means) > 1.15 and 0.55 < min(means) and max(means) < 1.7
+    assert max(casts) >= 10 and min(casts) <= 6
+
+
+def test_camera_degradations_keep_the_picture_and_are_reproducible(pairs):
+    img = _person_pair(pairs).frame
+    sigmas = []
+    for s in range(10):
+        out = A.sensor_noise(img, np.random.default_rng(s), max_sigma=5.0)
+        diff = (out.astype(float) - img.astype(float)).reshape(-1, 3)
+        assert np.abs(diff.mean(0)).max() < 0.5 and diff.std(0).max() < 5.5  # zero mean, sigma up to 5
+        # Every channel gets its own noise, as a camera's sensor gives (not the blue channel alone).
+        if diff.any():  # (sigma under 0.5 adds none)
+            assert np.ptp(diff.std(0)) < 0.1 and np.abs(np.corrcoef(diff.T) - np.eye(3)).max() < 0.05
+        assert np.array_equal(out, A.sensor_noise(img, np.random.default_rng(s), max_sigma=5.0))
+        sigmas.append(diff.std())
+    assert sum(x > 1 for x in sigmas) >= 5
+    for fn in (A.jpeg, A.low_resolution, A.blur):
+        out = fn(img, np.random.default_rng(1))
+        mse = ((out.astype(float) - img.astype(float)) ** 2).mean()
+        assert out.shape == img.shape and 0.5 < mse < 200, fn.__name__  # changed, still the same picture
+    # Resolution loss and blur take away fine detail: less energy in the Laplacian.
+    detail = lambda x: cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()  # noqa: E731
+    for fn in (A.low_resolution, A.blur):
+        assert detail(fn(img, np.random.default_rng(1))) < 0.7 * detail(img), fn.__name__
+    for s in range(5):
+        a = A.camera_degrade(img, np.random.default_rng(s))
+        assert np.array_equal(a, A.camera_degrade(img, np.random.default_rng(s)))

@@ -53,7 +53,8 @@ def sensor_noise(img: np.ndarray, rng: np.random.Generator, max_sigma: float = 5
     # OpenCV's generator is ~10x faster than numpy's here; seeding it keeps samples reproducible.
     cv2.setRNGSeed(int(rng.integers(2**31 - 1)))
     noise = np.empty(img.shape, np.float32)
-    cv2.randn(noise, 0.0, float(sigma))
+    # One mean and sigma per channel: scalars would fill only the first (blue) channel of a 3-channel array.
+    cv2.randn(noise, (0.0,) * img.shape[2], (float(sigma),) * img.shape[2])
     return cv2.add(img, noise, dtype=cv2.CV_8U)
 
 
