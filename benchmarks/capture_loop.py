@@ -28,6 +28,7 @@ from humanseg.sources import ImageFolderSource  # noqa: E402
 from humanseg.ui.buttons import default_layout  # noqa: E402
 from humanseg.ui.controller import CaptureController  # noqa: E402
 from gui import start_xvfb  # noqa: E402
+from _common import count, run, threads  # noqa: E402  (benchmarks/, the script's own folder)
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -83,25 +84,29 @@ def report(name: str, fps: list[float], **extra) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=300, help="frames measured per mode")
-    parser.add_argument("--chunk", type=int, default=30, help="frames per FPS sample")
+    parser.add_argument("--frames", type=count, default=300, help="frames measured per mode")
+    parser.add_argument("--chunk", type=count, default=30, help="frames per FPS sample")
     parser.add_argument("--pose-every", type=int, default=0,
                         help="inline mode: pose on every Nth frame (0: every frame, every other one if slow)")
-    parser.add_argument("--pose-threads", type=int, default=1)
-    parser.add_argument("--weights", default=str(WEIGHTS))
+    parser.add_argument("--pose-threads", type=threads, default=1)
+    parser.add_argument("--posenet-weights", "--weights", dest="weights", default=str(WEIGHTS))
     args = parser.parse_args()
+    if args.chunk >= args.frames:
+        parser.error(f"--chunk {args.chunk} must be below --frames {args.frames} (FPS is measured per chunk)")
+    if args.pose_every < 0:
+        parser.error(f"--pose-every {args.pose_every} is not 0 (automatic) or a frame count")
+    pose = load_pose(args.weights, None, num_threads=args.pose_threads)  # bad weights: said before any timing
 
     try:
         xvfb, display = start_xvfb("1280x800x24")
-    except RuntimeError as exc:
-        sys.exit(str(exc))
+    except (RuntimeError, OSError) as exc:  # no Xvfb installed is a FileNotFoundError
+        sys.exit(f"Error: cannot start Xvfb: {exc}")
     os.environ["DISPLAY"] = display
     try:
         with tempfile.TemporaryDirectory() as tmp:
             source = write_source(Path(tmp))
             nopose = measure(source, None, args.frames, args.chunk, 10, 0)
             report("capture_fps_nopose", nopose, frames=args.frames, load_avg=round(os.getloadavg()[0], 2))
-            pose = load_pose(args.weights, None, num_threads=args.pose_threads)
             # main.py's default: PoseNet in a worker thread on the newest frame.
             counted = CountingPose(pose)
             start = time.perf_counter()
@@ -120,4 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -25,10 +25,12 @@ sys.path.insert(0, str(ROOT))
 import cv2  # noqa: E402
 
 from humanseg import store  # noqa: E402
-from humanseg.live import LiveSession, default_threads, run_live  # noqa: E402
+from humanseg.errors import HumansegError  # noqa: E402
+from humanseg.live import VIEWS, LiveSession, default_threads, run_live  # noqa: E402
 from humanseg.model import load_segmenter  # noqa: E402
 from humanseg.sources import open_source  # noqa: E402
 from robustness import far_person  # noqa: E402  (benchmarks/, the script's own folder)
+from _common import count, run, threads  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
@@ -36,21 +38,27 @@ DEV = ROOT.parent / "shared" / "data" / "dev"
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None)
-    ap.add_argument("--threads", type=int, default=None, help="model threads (default: cores - 1)")
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--threads", type=threads, default=None, help="model threads (default: cores - 1)")
+    ap.add_argument("--runs", type=count, default=5)
+    ap.add_argument("--frames", type=count, default=60)
     ap.add_argument("--views", default="tint,blur")
     ap.add_argument("--set", type=int, default=2, help="dev set whose frames and background are used")
     ap.add_argument("--far", action="store_true", help="the person at half size, further away")
     args = ap.parse_args()
-    threads = args.threads or default_threads()
+    views = args.views.split(",")
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:  # said before the first view is timed
+        ap.error(f"--views: unknown view {unknown[0]!r} (views: {', '.join(VIEWS)})")
+    model_threads = args.threads or default_threads()
     info = store.scan_set(DEV, args.set)
     bkg = store.read_background(info)
+    if not info.frames:
+        raise HumansegError(f"--set {args.set}: no frames in {info.path}")
 
     def as_shot(frame):
         return far_person(frame, bkg, frame[..., 0])[0] if args.far else frame
 
-    seg = load_segmenter(args.weights, num_threads=threads)
+    seg = load_segmenter(args.weights, num_threads=model_threads)
     seg.track = True  # the frames stand for a camera's, as live mode treats a camera or a video file
     with tempfile.TemporaryDirectory() as tmp:
         # A folder of real PNG frames, so reading costs what it costs from disk.
@@ -59,7 +67,7 @@ def main():
             cv2.imwrite(str(Path(tmp) / f"{i}.png"), as_shot(store.read_frame(info, k, bkg.shape)))
         if args.far:
             bkg = far_person(bkg, bkg, bkg[..., 0])[1]
-        for view in args.views.split(","):
+        for view in views:
             session = LiveSession(seg, view=view)
             session.set_background(bkg)
             run_live(open_source(tmp), session)  # warm-up run
@@ -70,9 +78,9 @@ def main():
                 rates.append(result.frames / (time.perf_counter() - t0))
             print(json.dumps({"name": "live_fps_far" if args.far else "live_fps", "view": view, "median": round(statistics.median(rates), 2),
                               "min": round(min(rates), 2), "max": round(max(rates), 2), "unit": "fps",
-                              "cores": os.cpu_count(), "threads": threads, "frame": "640x480",
+                              "cores": os.cpu_count(), "threads": model_threads, "frame": f"{bkg.shape[1]}x{bkg.shape[0]}",
                               "work_width": seg.work_width, "frames": args.frames}), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

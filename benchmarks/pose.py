@@ -4,7 +4,7 @@ Prints one JSON line per measurement: default scale (0.5, a 321x241 input) and f
 each with 1 and 2 torch threads; the default-scale 2-thread line is `pose_default`. The `_eager`
 lines run the plain PyTorch module instead of the optimized runner (ONNX Runtime when installed, else
 a frozen TorchScript/oneDNN copy), for comparison; "runner" names which one ran.
-Weights: ../shared/models/posenet/mobilenet_v1_050.pth (or --weights).
+Weights: ../shared/models/posenet/mobilenet_v1_050.pth (or --posenet-weights).
 
 On a machine whose cores are busy with other work, OpenMP's spinning threads make the 2-thread lines
 very slow; run with OMP_WAIT_POLICY=PASSIVE there (the policy is printed on each line).
@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from humanseg.pose.estimator import PoseEstimator  # noqa: E402
+from _common import count, run  # noqa: E402  (benchmarks/, the script's own folder)
 
 DEV_FRAME = ROOT.parent / "shared" / "data" / "dev" / "set10" / "0.png"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -48,15 +49,15 @@ def measure(estimator: PoseEstimator, frame: np.ndarray, threads: int, iteration
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=str(WEIGHTS))
-    parser.add_argument("--iterations", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--posenet-weights", "--weights", dest="weights", default=str(WEIGHTS))
+    parser.add_argument("--iterations", type=count, default=50)
+    parser.add_argument("--warmup", type=count, default=5)
     parser.add_argument("--no-eager", action="store_true", help="Skip the eager-module comparison lines.")
     args = parser.parse_args()
 
-    frame = cv2.imread(str(DEV_FRAME))
-    if frame is None:  # ../shared absent: a synthetic frame still times the same work
-        frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    frame, timed = cv2.imread(str(DEV_FRAME)), "set10/0.png"
+    if frame is None:  # ../shared absent: a synthetic frame still times the same work (and says so)
+        frame, timed = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8), "random noise"
     frame = cv2.resize(frame, (640, 480))
     runs = [("pose_default", 0.5, 2, True), ("pose_default_1thread", 0.5, 1, True),
             ("pose_full_2threads", 1.0, 2, True), ("pose_full_1thread", 1.0, 1, True)]
@@ -74,9 +75,9 @@ def main() -> None:
         print(json.dumps({"name": name, "median": round(statistics.median(times), 2), "min": round(min(times), 2),
                           "max": round(max(times), 2), "unit": "ms", "cores": os.cpu_count(),
                           "threads": threads, "input": list(estimator.input_size(640, 480)),
-                          "runner": type(estimator._runner).__name__,
+                          "runner": type(estimator._runner).__name__, "frame": timed,
                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

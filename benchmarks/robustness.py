@@ -20,8 +20,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from humanseg import metrics, store  # noqa: E402
-from humanseg.evaluate import AbsdiffPredictor  # noqa: E402
+from humanseg.errors import HumansegError  # noqa: E402
+from humanseg.evaluate import AbsdiffPredictor, parse_sets  # noqa: E402
 from humanseg.model import load_segmenter, read_checkpoint, resolve_weights  # noqa: E402
+from _common import run, threads, work_width  # noqa: E402  (benchmarks/, the script's own folder)
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
@@ -116,12 +118,22 @@ def main() -> None:
     parser.add_argument("--weights", default=None)
     parser.add_argument("--images", default=str(DEV))
     parser.add_argument("--sets", default=None, help="default: the sets the checkpoint held out")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work-width", type=int, default=None, help="network working width (default: the checkpoint's)")
+    parser.add_argument("--threads", type=threads, default=2)
+    parser.add_argument("--work-width", type=work_width, default=None,
+                        help="network working width (default: the checkpoint's)")
     args = parser.parse_args()
-    sets = args.sets or str(read_checkpoint(resolve_weights(args.weights))["extra"]["val_sets"])
-    numbers = [int(s) for s in sets.split(",")]
-    samples = held_out_samples(Path(args.images), numbers)
+    if not Path(args.images).is_dir():
+        raise HumansegError(f"images folder not found: {args.images}")
+    sets = args.sets
+    if sets is None:
+        held_out = (read_checkpoint(resolve_weights(args.weights)).get("extra") or {}).get("val_sets")
+        if not held_out or not all(x.strip().isdigit() for x in str(held_out).split(",")):  # None, or "0.2"
+            raise HumansegError(f"the checkpoint names no held-out sets (its --val-sets: {held_out}): give --sets, "
+                                f"e.g. --sets 3,7")
+        sets = str(held_out)
+    samples = held_out_samples(Path(args.images), parse_sets(sets))
+    if not samples:
+        raise HumansegError(f"no labeled frames in sets {sets} of {args.images}")
     model = load_segmenter(args.weights, work_width=args.work_width, num_threads=args.threads)
     predictors = {"model": model, "absdiff": AbsdiffPredictor()}
     for name, condition in CONDITIONS.items():
@@ -133,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -23,8 +23,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from humanseg import store  # noqa: E402
+from humanseg.errors import HumansegError  # noqa: E402
 from humanseg.evaluate import absdiff_mask  # noqa: E402
 from humanseg.model import load_segmenter  # noqa: E402
+from _common import count, run, threads, work_width  # noqa: E402  (benchmarks/, the script's own folder)
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
@@ -48,21 +50,24 @@ def report(name: str, times: list[float], **extra) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default=None)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=100)
-    ap.add_argument("--work-width", type=int, default=None)
+    ap.add_argument("--threads", type=threads, default=2)
+    ap.add_argument("--repeats", type=count, default=100)
+    ap.add_argument("--work-width", type=work_width, default=None)
     ap.add_argument("--set", type=int, default=2, help="dev set whose frame and background are used")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     info = store.scan_set(DEV, args.set)
     bkg = store.read_background(info)
+    if not info.labeled:
+        raise HumansegError(f"--set {args.set}: no labeled frame in {info.path}")
     frame = store.read_frame(info, info.labeled[0], bkg.shape)
+    size = f"{frame.shape[1]}x{frame.shape[0]}"
     seg_auto_backend = None
     for backend in ("auto", "torch"):
         seg = load_segmenter(args.weights, work_width=args.work_width, num_threads=args.threads, backend=backend)
         seg.set_background(bkg)
         suffix = "" if backend == "auto" else "_torch"
-        extra = {"threads": args.threads, "work_width": seg.work_width, "frame": "640x480",
+        extra = {"threads": args.threads, "work_width": seg.work_width, "frame": size,
                  "backend": seg.active_backend}
         if backend == "torch" and seg_auto_backend == "torch":
             break  # auto already was PyTorch (no onnxruntime)
@@ -74,8 +79,8 @@ def main():
             return seg.predict_mask(frame)
 
         report("segment" + suffix, measure(uncached, max(10, args.repeats // 5)), **extra)
-    report("absdiff", measure(lambda: absdiff_mask(frame, bkg), args.repeats), frame="640x480")
+    report("absdiff", measure(lambda: absdiff_mask(frame, bkg), args.repeats), frame=size)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

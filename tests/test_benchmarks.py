@@ -1,0 +1,75 @@
+"""The benchmark scripts: their JSON lines, and bad options or input said in one line before any timing.
+
+(What they measure is never asserted: speed belongs to the scripts, not to tests.)
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def bench(script, *args):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_segmentation_prints_one_json_line_per_measurement(dev_root, default_weights):
+    r = bench("segmentation.py", "--repeats", 3, "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["name"] for x in lines] == ["segment_cached_bkg", "segment", "segment_cached_bkg_torch",
+                                          "segment_torch", "absdiff"]
+    for x in lines:
+        assert x["unit"] == "ms" and 0 < x["min"] <= x["median"] <= x["max"] and x["frame"] == "640x480"
+    assert lines[0]["backend"] == "onnxruntime" and lines[2]["backend"] == "torch" and lines[0]["threads"] == 1
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("segmentation.py", ["--repeats", "0"], "segmentation.py: error: argument --repeats: 0 is not at least 1"),
+    ("segmentation.py", ["--threads", "0"],
+     "segmentation.py: error: argument --threads: 0 is not a thread count from 1 to 256"),
+    ("segmentation.py", ["--work-width", "5"],
+     "segmentation.py: error: argument --work-width: 5 is not a working width from 32 to 4096"),
+    ("pose.py", ["--iterations", "-5"], "pose.py: error: argument --iterations: -5 is not at least 1"),
+    ("live.py", ["--runs", "x"], "live.py: error: argument --runs: 'x' is not a whole number"),
+    ("live.py", ["--views", "tint,bogus"],
+     "live.py: error: --views: unknown view 'bogus' (views: tint, blur, replace, green, side)"),
+    ("capture_loop.py", ["--frames", "40", "--chunk", "50"],
+     "capture_loop.py: error: --chunk 50 must be below --frames 40 (FPS is measured per chunk)"),
+])
+def test_bad_options_are_usage_errors(script, args, message):
+    r = bench(script, *args)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.splitlines()[-1] == message
+
+
+def test_bad_input_is_one_line_before_any_timing(tmp_path, dev_root, default_weights):
+    missing = tmp_path / "nope.pt"
+    for script in ("segmentation.py", "live.py", "robustness.py"):
+        r = bench(script, "--weights", missing)
+        assert (r.returncode, r.stdout, r.stderr) == (2, "", f"Error: weights file not found: {missing}\n"), script
+    junk = tmp_path / "junk.pth"
+    junk.write_text("no")
+    r = bench("pose.py", "--posenet-weights", junk)
+    assert (r.returncode, r.stdout) == (2, "") and r.stderr == (
+        f"Error: {junk}: cannot load PoseNet weights (not a PyTorch weights file)\n")
+    r = bench("segmentation.py", "--set", 99)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith(
+        f"Error: set folder not found: {dev_root / 'set99'} (sets here: 1, 2, ")
+    r = bench("robustness.py", "--sets", "3,x")
+    assert (r.returncode, r.stderr) == (2, "Error: --sets must be set numbers like 3,7: 3,x\n")
+    # A set whose frames have no masks: no scores of nothing (NaN, which is not JSON), but one line.
+    (tmp_path / "images" / "set1").mkdir(parents=True)
+    for name in ("bkg.png", "0.png"):
+        shutil.copy(dev_root / "set2" / name, tmp_path / "images" / "set1" / name)
+    r = bench("robustness.py", "--images", tmp_path / "images", "--sets", 1)
+    assert (r.returncode, r.stdout) == (2, "") and r.stderr == (
+        f"Error: no labeled frames in sets 1 of {tmp_path / 'images'}\n")
+    r = bench("robustness.py", "--images", tmp_path / "none", "--sets", 1)
+    assert (r.returncode, r.stderr) == (2, f"Error: images folder not found: {tmp_path / 'none'}\n")
