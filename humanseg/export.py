@@ -66,9 +66,10 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
     bkg = torch.rand(1, 3, h, w)
     path = Path(path)
     _check_folder(path)
-    tmp = store.temporary_path(path, ".tmp")
     axes = {0: "batch", 2: "height", 3: "width"}
+    tmp = None
     try:
+        tmp = store.claim_temporary(path)  # its own new file: a NAME.tmp of the user's is never touched
         with torch.no_grad(), warnings.catch_warnings():
             # The network's shape checks are traced as constants; the wrapper's padding keeps sizes free.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -79,9 +80,10 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
             )
         _declare_one_channel(tmp)
         os.replace(tmp, path)
-    except Exception as exc:
-        store.remove_temporary(tmp)
-        if isinstance(exc, HumansegError):
+    except BaseException as exc:  # Ctrl-C or SIGTERM mid-export leaves no temporary file either
+        if tmp is not None:
+            store.remove_temporary(tmp)
+        if not isinstance(exc, Exception) or isinstance(exc, HumansegError):
             raise
         if isinstance(exc, OSError):  # a full disk names no file: say which one
             raise HumansegError(f"--onnx {path}: {exc.strerror or exc}", exit_code=1) from None

@@ -350,7 +350,7 @@ FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv"
 
 
 class VideoOutput:
-    """A video file written atomically: frames go to NAME.tmp.EXT, renamed to NAME.EXT on close.
+    """A video file written atomically: frames go to NAME.PID.RANDOM.tmp.EXT, renamed to NAME.EXT on close.
 
     Frames from a file or folder are written one for one. A camera's are written in real time
     (`write(image, at=seconds)`): the file's frame j shows the first frame taken within half a frame of
@@ -373,7 +373,7 @@ class VideoOutput:
         if not self.path.parent.is_dir():
             raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
         store.refuse_unwritable(self.path, "--output")  # before a camera session, not at its first frame
-        self.tmp = store.temporary_path(self.path, ".tmp", keep_suffix=True)
+        self.tmp: Path | None = None  # claimed with the first frame
         self.fps = fps
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -403,6 +403,11 @@ class VideoOutput:
         h, w = image.shape[:2]
         if self._writer is None:
             self.size = (w, h)
+            if self.tmp is None:
+                try:  # its own new file: a NAME.tmp.EXT of the user's is never touched
+                    self.tmp = store.claim_temporary(self.path, keep_suffix=True)
+                except OSError as exc:
+                    raise HumansegError(f"--output {self.path}: {exc.strerror or exc}", exit_code=1) from None
             self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
                                            self.fps, self.size)
             if not self._writer.isOpened():
@@ -420,6 +425,7 @@ class VideoOutput:
     def close(self) -> Path | None:
         """Finish the file and move it into place; None when no frame was written."""
         if self._writer is None:
+            self.discard()
             return None
         self._writer.release()
         self._writer = None
@@ -441,7 +447,8 @@ class VideoOutput:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        store.remove_temporary(self.tmp)
+        if self.tmp is not None:
+            store.remove_temporary(self.tmp)
 
 
 def draw_overlay(image: np.ndarray, view: str, fps: float, warning: str | None = None,

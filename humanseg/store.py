@@ -7,10 +7,12 @@ asked, and validation that names the file at fault.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import secrets
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -303,9 +305,21 @@ def remove_temporary(tmp: str | os.PathLike) -> None:
             warnings.warn(f"could not remove the temporary file {tmp}", stacklevel=2)
 
 
-def _tmp_path(path: Path) -> Path:
-    # The pid keeps concurrent writers of one name apart.
-    return temporary_path(path, f".{os.getpid()}.tmp")
+def claim_temporary(path: str | os.PathLike, keep_suffix: bool = False) -> Path:
+    """A new, empty temporary file for path's content (named as temporary_path says, with this
+    process's pid and a random part), created exclusively: never a file that was there before, so
+    removing it afterwards removes only this process's own. An OSError (a read-only folder) names path."""
+    path = Path(path)
+    for _ in range(100):
+        tmp = temporary_path(path, f".{os.getpid()}.{secrets.token_hex(3)}.tmp", keep_suffix)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    raise OSError(errno.EEXIST, "no free temporary name beside it", str(path))
 
 
 def _write_temporary(tmp: Path, data: bytes, path: Path) -> None:
@@ -347,7 +361,7 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
     """Write data to path via a temporary file; without overwrite, an existing path raises StoreError."""
     path = Path(path)
-    tmp = _tmp_path(path)
+    tmp = claim_temporary(path)
     try:
         _write_temporary(tmp, data, path)
         _put_in_place(tmp, path, overwrite)
@@ -366,11 +380,12 @@ def write_together(files: list[tuple[str | os.PathLike, bytes, bool]]) -> list[P
     a new file is removed, a replaced one is restored from a hard link to it kept until the end (a
     link needs no room on the disk; where there are none, from its bytes)."""
     staged = [(Path(path), data, overwrite) for path, data, overwrite in files]
-    temporaries = [_tmp_path(path) for path, _, _ in staged]
+    temporaries: list[Path] = []
     placed: list[tuple[Path, Path | bytes | None]] = []  # (path, what restores it; None: remove it)
     try:
-        for (path, data, _), tmp in zip(staged, temporaries):
-            _write_temporary(tmp, data, path)
+        for path, data, _ in staged:
+            temporaries.append(claim_temporary(path))
+            _write_temporary(temporaries[-1], data, path)
         for (path, _, overwrite), tmp in zip(staged, temporaries):
             old: Path | bytes | None = None
             if overwrite and os.path.lexists(path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -128,3 +129,29 @@ def test_export_names_a_read_only_folders_file(read_only_folder):
     res = runner.invoke(cli, ["export", "--onnx", str(target)])
     assert res.exit_code == 2 and res.output == (f"Error: --onnx {target}: cannot write in {read_only_folder} "
                                                  f"(read-only, or no permission)\n"), res.output
+
+
+def test_an_interrupted_export_leaves_no_temporary_file_and_never_touches_the_users(tmp_path):
+    import signal
+
+    out = tmp_path / "m.onnx"
+    mine = tmp_path / "m.onnx.tmp"  # a file of the user's, named as the temporary file once was
+    mine.write_bytes(b"mine")
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        proc = subprocess.Popen([sys.executable, "-m", "humanseg", "export", "--onnx", str(out)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while not list(tmp_path.glob("m.onnx.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(sig)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == code and len(stderr.strip().splitlines()) == 1, stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx.tmp"] and mine.read_bytes() == b"mine"
+    res = CliRunner().invoke(cli, ["export", "--onnx", str(out)])
+    assert res.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.tmp"]
+    assert mine.read_bytes() == b"mine"

@@ -395,13 +395,19 @@ def test_sigterm_keeps_the_recording_as_ctrl_c_does(tmp_path, dev_root):
     for i in range(3000):  # far longer than the test waits
         clip.write(frames[i % 4])
     clip.release()
-    rec, tmp = tmp_path / "rec.mp4", tmp_path / "rec.tmp.mp4"
+    rec = tmp_path / "rec.mp4"
+    mine = tmp_path / "rec.tmp.mp4"  # the user's own file of the old temporary name: never touched
+    mine.write_bytes(b"mine")
+
+    def temporary():
+        return next(tmp_path.glob("rec.*.tmp.mp4"), None)
+
     proc = subprocess.Popen([sys.executable, "-m", "humanseg", "live", "--source", str(tmp_path / "clip.avi"),
                              "--bkg", str(tmp_path / "bkg.png"), "--no-window", "--output", str(rec)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not (tmp.is_file() and tmp.stat().st_size > 20000) and proc.poll() is None \
+        while not ((tmp := temporary()) and tmp.stat().st_size > 20000) and proc.poll() is None \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.terminate()
@@ -411,7 +417,7 @@ def test_sigterm_keeps_the_recording_as_ctrl_c_does(tmp_path, dev_root):
             proc.kill()
             proc.wait()
     assert proc.returncode == 143 and stderr.strip() == "Error: terminated (SIGTERM)"
-    assert not tmp.exists()
+    assert temporary() is None and mine.read_bytes() == b"mine"
     recorded, _ = video_frames(rec)
     assert 1 <= len(recorded) < 3000 and recorded[0].shape == (240, 320, 3)
 
@@ -847,11 +853,15 @@ def test_live_records_a_slow_camera_in_real_time(dev_root, segmenter, tmp_path):
 
 def test_video_output_is_atomic(tmp_path):
     out = VideoOutput(tmp_path / "v.mp4", 30.0)
+    assert list(tmp_path.iterdir()) == []  # nothing made before the first frame
     out.write(np.zeros((48, 64, 3), np.uint8))
     out.write(np.zeros((48, 128, 3), np.uint8))  # another size is fitted to the file's
-    assert not (tmp_path / "v.mp4").exists() and (tmp_path / "v.tmp.mp4").exists()
+    (tmp,) = tmp_path.iterdir()
+    assert re.fullmatch(r"v\.\d+\.[0-9a-f]{6}\.tmp\.mp4", tmp.name) and tmp.stat().st_size > 0
     assert out.close() == tmp_path / "v.mp4"
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+    nothing = VideoOutput(tmp_path / "n.mp4", 30.0)
+    assert nothing.close() is None and [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
     frames, _ = video_frames(tmp_path / "v.mp4")
     assert len(frames) == 2 and frames[0].shape == (48, 64, 3)
     failed = VideoOutput(tmp_path / "w.mp4", 30.0)

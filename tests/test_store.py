@@ -497,3 +497,22 @@ def test_a_png_with_a_bad_checksum_only_in_an_ancillary_chunk_is_read(tmp_path, 
     capfd.readouterr()
     assert np.array_equal(store.decode_image(np.frombuffer(png, np.uint8)), _img())
     assert capfd.readouterr().err == ""  # libpng's "tEXt: CRC error" warning: the chunk is left out
+
+
+def test_temporary_files_are_new_files_never_a_users(tmp_path):
+    target = tmp_path / "0.png"
+    # Files named as temporary files are named (this process's pid): a writer must neither truncate
+    # nor remove them.
+    theirs = [tmp_path / f"0.png.{os.getpid()}.tmp", tmp_path / "0.png.tmp"]
+    for p in theirs:
+        p.write_bytes(b"theirs")
+    claimed = {store.claim_temporary(target) for _ in range(50)}
+    assert len(claimed) == 50 and not claimed & set(theirs)
+    assert all(p.parent == tmp_path and p.name.startswith(f"0.png.{os.getpid()}.") and p.stat().st_size == 0
+               for p in claimed)
+    for p in claimed:
+        p.unlink()
+    store.write_image(target, _img())
+    store.write_together([(tmp_path / "1.png", b"a", False), (tmp_path / "1.json", b"{}", False)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["0.png", "1.png", "1.json", *(p.name for p in theirs)])
+    assert all(p.read_bytes() == b"theirs" for p in theirs)
