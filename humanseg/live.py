@@ -670,9 +670,9 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         store.refuse_capture_folder(masks, "--save-masks")
         store.refuse_new_set_folder(masks, "--save-masks")  # one every tool would take for a set
         store.refuse_unwritable(masks, "--save-masks", folder=True)
-        earlier = sorted(masks.glob("*_mask.png")) if masks.is_dir() else []
+        earlier = _masks_in(masks)
         if earlier and not force:
-            raise HumansegError(f"--save-masks {masks} already holds masks ({earlier[0].name}, ...): "
+            raise HumansegError(f"--save-masks {masks} already holds masks ({min(earlier).name}, ...): "
                                 f"--force replaces them, or choose another folder")
 
     if save_bkg:
@@ -740,10 +740,6 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         made_masks = masks is not None and not masks.exists()
         if masks is not None:  # only once the source, its frame size and the window are fine
             masks.mkdir(parents=True, exist_ok=True)
-            # --force replaces an earlier run's masks: all of them, not only those of the same names
-            # (masks named after frames K leave others of another numbering beside the new ones).
-            for old in earlier:
-                old.unlink(missing_ok=True)
     except BaseException:
         src.release()
         raise
@@ -756,6 +752,9 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if made_masks:
             _remove_if_empty(masks)  # the run made it, and failed before a mask went in
         raise
+    finally:
+        if masks is not None and earlier:
+            _drop_earlier_masks(masks, earlier)
     summary = {"event": "done", "frames": result.frames, "fps": round(result.fps, 1),
                "output": str(result.output) if result.output else None}
     if result.moved_frames:
@@ -772,6 +771,34 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             what = f"--output {output}" if output else f"--save-masks {masks}"
             raise HumansegError(f"{what}: nothing written: {why}", exit_code=1)
         raise HumansegError(f"nothing segmented: {why}", exit_code=1)
+
+
+def _masks_in(folder: Path) -> dict[Path, os.stat_result]:
+    """The K_mask.png files in folder (the names --save-masks writes), with what they were."""
+    if not folder.is_dir():
+        return {}
+    return {p: p.stat() for p in folder.iterdir() if store.MASK_RE.match(p.name) and p.is_file()}
+
+
+def _drop_earlier_masks(folder: Path, earlier: dict[Path, os.stat_result]) -> None:
+    """--force: once this run has written a mask, the earlier run's masks it did not replace go too
+    (masks named after frames K of another numbering would stay beside the new ones). Nothing goes
+    before then (a run that fails or is stopped before its first mask keeps them all), and never a
+    file of another name."""
+    def unchanged(path: Path) -> bool:
+        was = earlier.get(path)
+        try:
+            now = path.stat()
+        except OSError:
+            return False
+        return was is not None and (now.st_ino, now.st_mtime_ns, now.st_size) == (
+            was.st_ino, was.st_mtime_ns, was.st_size)
+
+    if all(unchanged(p) for p in _masks_in(folder)):
+        return  # no mask of this run's
+    for path in earlier:
+        if unchanged(path):
+            path.unlink(missing_ok=True)
 
 
 def _remove_if_empty(folder: Path) -> None:

@@ -150,11 +150,21 @@ def test_raw_masks_equal_evaluate_masks(tmp_path, dev_root, segmenter, default_w
     (tmp_path / "m").mkdir()
     for k in range(4):  # an earlier run's, counted 0..3: --force replaces them all, not only 0_mask.png
         cv2.imwrite(str(tmp_path / "m" / f"{k}_mask.png"), np.full((H, W), 255, np.uint8))
+    (tmp_path / "m" / "portrait_mask.png").write_bytes(b"not a name live writes: kept")
+    # A run that stops before its first mask (no --bkg, and a folder too short to capture one) keeps them.
+    short = tmp_path / "short"
+    short.mkdir()
+    shutil.copy(folder / "0.png", short)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+    res = run_cli("live", "--source", str(short), "--no-window", "--weights", str(default_weights),
+                  "--save-masks", str(tmp_path / "m"), "--force")
+    assert res.exit_code == 1 and "nothing written" in res.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
     res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window", "--raw",
                   "--weights", str(default_weights), "--save-masks", str(tmp_path / "m"), "--force")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["0_mask.png", "10_mask.png", "11_mask.png",
-                                                                 "2_mask.png"]
+                                                                 "2_mask.png", "portrait_mask.png"]
     evaluated = evaluate_sets(tmp_path / "images", [3], segmenter, keep_masks=True)
     assert [r.index for r in evaluated] == [0, 2, 10, 11]
     for r in evaluated:
