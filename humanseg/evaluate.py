@@ -182,6 +182,14 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             store.refuse_unwritable(path, option, folder=folder)
     if montage and json_path and Path(montage).resolve() == Path(json_path).resolve():
         raise HumansegError(f"--montage and --json both name {montage}; give them two files")
+    if (montage or json_path) and set(methods) != {"absdiff"}:
+        from humanseg.model import resolve_weights
+
+        checkpoint = resolve_weights(weights).resolve()  # --weights, $HUMANSEG_WEIGHTS or the shipped model
+        for option, path in (("--montage", montage), ("--json", json_path)):
+            if path and Path(path).resolve() == checkpoint:  # --force or not
+                raise HumansegError(f"{option} {path} is the checkpoint being evaluated ({checkpoint}); "
+                                    f"give it another name")
     if not force:  # before the run: an earlier run's results are not replaced without a word
         for n in wanted or store.list_sets(root):
             earlier = sorted(store.set_path(save_masks, n).glob("*_mask.png")) if save_masks else []

@@ -368,7 +368,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     csv_path, png_path = out / "metrics.csv", out / "training.png"
 
     try:
-        held = [p.name for p in (last_path, best_path) if p.is_file()]
+        held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
         if held and not cfg.resume and not cfg.force:
             raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
                                 f"with --resume, start over with --force, or choose another --out")

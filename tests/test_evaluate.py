@@ -158,6 +158,23 @@ def test_evaluate_errors(tmp_path, random_weights, dev_root):
     assert r.stderr == f"Error: weights file unreadable or corrupt: {bad} (not a PyTorch weights file)\n"
 
 
+def test_a_report_never_replaces_the_checkpoint_it_evaluates(copy_set, tmp_path, random_weights, monkeypatch):
+    root = copy_set(8)
+    kept = random_weights.read_bytes()
+    for option in ("--json", "--montage"):
+        r = cli("evaluate", "--images", str(root), "--weights", str(random_weights), option, str(random_weights),
+                "--force")
+        assert r.returncode == 2 and r.stderr == (f"Error: {option} {random_weights} is the checkpoint being "
+                                                  f"evaluated ({random_weights}); give it another name\n")
+    assert random_weights.read_bytes() == kept
+    monkeypatch.setenv("HUMANSEG_WEIGHTS", str(random_weights))  # the one used without --weights
+    r = cli("evaluate", "--images", str(root), "--json", str(random_weights), "--force")
+    assert r.returncode == 2 and "is the checkpoint being evaluated" in r.stderr
+    assert random_weights.read_bytes() == kept
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--json", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr  # absdiff reads no checkpoint
+
+
 def test_a_set_asked_for_without_labels_is_named_not_left_out(copy_set):
     copy_set(2)
     root = copy_set(3, labels=False)

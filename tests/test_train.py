@@ -87,6 +87,14 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert f"--out {out} already holds a training run" in r.stderr and "--resume" in r.stderr
     assert {name: (out / name).read_bytes() for name in kept} == kept
+    # Nor a run whose checkpoints were moved away: its metrics.csv and training.png stay.
+    for name in ("metrics.csv", "training.png"):
+        plots = tmp_path / f"only-{name}"
+        plots.mkdir()
+        (plots / name).write_bytes((out / name).read_bytes())
+        r = run_training([*args, "--out", str(plots)])
+        assert r.returncode == 2 and f"--out {plots} already holds a training run ({name});" in r.stderr
+        assert [p.read_bytes() for p in plots.iterdir()] == [(out / name).read_bytes()]
     r = run_training([*args, "--out", str(out), "--force"])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 2
