@@ -350,6 +350,28 @@ def test_labelme_round_trip(tmp_path):
     assert [(s.points, s.hole) for s in back] == [(s.points, s.hole) for s in shapes]
 
 
+def test_labelme_rewrite_keeps_what_the_labeler_does_not_edit():
+    kept_poly = {"label": "torso", "points": [[10, 10], [90.004, 10], [50, 80]], "group_id": 2,
+                 "description": "d", "shape_type": "polygon", "flags": {"x": True}}
+    edited = {"label": "person", "points": [[200, 200], [300, 200], [250, 300]], "group_id": 7,
+              "description": "", "shape_type": "polygon", "flags": {}}
+    point = {"label": "nose", "points": [[5, 5]], "shape_type": "point"}
+    base = {"version": "4.5.6", "flags": {"ok": True}, "shapes": [kept_poly, point, edited], "imagePath": "old.png",
+            "imageData": "aGk=", "imageHeight": H, "imageWidth": W, "extra": 1}
+    shapes = [Shape([(10, 10), (90.0, 10), (50, 80)]),  # unchanged (to 2 decimals)
+              Shape([(200, 200), (320, 200), (250, 300)]),  # a vertex moved: the labeler's own
+              Shape([(150, 150), (180, 150), (170, 190)], hole=True)]  # new
+    doc = to_labelme(shapes, "4.png", H, W, base=base)
+    assert doc["shapes"][0] is kept_poly and doc["shapes"][3:] == [point]
+    assert doc["shapes"][1]["points"] == [[200, 200], [320, 200], [250, 300]] and doc["shapes"][1]["group_id"] is None
+    assert doc["shapes"][2]["label"] == "hole"
+    assert {k: doc[k] for k in ("version", "flags", "imageData", "extra", "imagePath")} == {
+        "version": "4.5.6", "flags": {"ok": True}, "imageData": "aGk=", "extra": 1, "imagePath": "4.png"}
+    assert [(s.points, s.hole) for s in from_labelme(doc)] == [
+        ([(10.0, 10.0), (90.004, 10.0), (50.0, 80.0)], False), *[(s.points, s.hole) for s in shapes[1:]]]
+    assert base["shapes"] == [kept_poly, point, edited]  # the document read is not changed in place
+
+
 def test_labelme_bad_file_names_it(tmp_path):
     from humanseg.errors import StoreError
 
@@ -374,8 +396,10 @@ def one_grey_frame(tmp_path):
 def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsys):
     info, frame = one_grey_frame(tmp_path)
     info.json_path(0).write_text("{not json")
-    assert initial_shapes(info, 0, frame, None) == ([], "none")
-    assert "0.json; ignoring it" in capsys.readouterr().err
+    # Not asked to redo the frame's label: the file is the user's, and saving would replace it.
+    assert initial_shapes(info, 0, frame, None) == (None, "kept")
+    assert (f"label file unreadable (JSONDecodeError): {info.json_path(0)}; frame 0 is passed over, as saving "
+            f"would replace that file: mend it or move it away to label this frame") in capsys.readouterr().err
     mask = np.zeros((H, W), np.uint8)
     mask[100:300, 100:300] = 255
     store.write_image(info.mask_path(0), mask)
@@ -389,9 +413,9 @@ def test_a_json_drawn_on_another_image_size_is_not_opened_on_this_frame(tmp_path
     info, frame = one_grey_frame(tmp_path)
     square = [Shape([(10.0, 10.0), (100.0, 10.0), (100.0, 100.0), (10.0, 100.0)])]
     store.write_json(info.json_path(0), to_labelme(square, "0.png", H // 2, W // 2))
-    assert initial_shapes(info, 0, frame, None) == ([], "none")
+    assert initial_shapes(info, 0, frame, None) == (None, "kept")
     assert (f"label file drawn on a {W // 2}x{H // 2} image, the frame is {W}x{H}: {info.json_path(0)}; "
-            f"ignoring it") in capsys.readouterr().err
+            f"frame 0 is passed over") in capsys.readouterr().err
     store.write_json(info.json_path(0), to_labelme(square, "0.png", H, W), overwrite=True)
     shapes, source = initial_shapes(info, 0, frame, None)
     assert source == "json" and [s.points for s in shapes] == [square[0].points]
@@ -424,15 +448,15 @@ def test_redo_of_a_broken_mask_starts_from_the_guess_and_saving_mends_it(tmp_pat
     assert iou(saved, frame[..., 0]) > 0.95 and np.count_nonzero(saved) == pytest.approx(200 * 200, rel=0.05)
 
 
-def test_a_json_with_nan_or_infinity_is_named_and_the_frame_opens_without_it(tmp_path, capsys):
+def test_a_json_with_nan_or_infinity_is_named_and_the_frame_passed_over(tmp_path, capsys):
     info, frame = one_grey_frame(tmp_path)
     for bad in ("NaN", "Infinity", "-Infinity"):
         info.json_path(0).write_text('{"shapes": [{"label": "person", "points": [[%s, 10], [100, 10], '
                                      '[100, 100]]}]}' % bad)
         with pytest.raises(HumansegError, match="not a finite number"):
             read_labelme(info.json_path(0))
-        assert initial_shapes(info, 0, frame, None) == ([], "none")  # GEOS raised on these before
-        assert "0.json; ignoring it" in capsys.readouterr().err
+        assert initial_shapes(info, 0, frame, None) == (None, "kept")  # GEOS raised on these before
+        assert "0.json; frame 0 is passed over" in capsys.readouterr().err
 
 
 def square_label():

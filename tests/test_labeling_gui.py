@@ -514,3 +514,44 @@ def test_frames_larger_than_the_screen_are_shown_scaled_and_saved_at_full_size(c
         assert max(abs(xs.min() - x0), abs(xs.max() - x1), abs(ys.min() - y0), abs(ys.max() - y1)) <= 1
         Path(saved["mask"]).unlink()
         Path(saved["json"]).unlink()
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_labelme_json_keeps_what_the_labeler_does_not_edit(unlabeled, xdisplay):
+    # K.json files from labelme, without masks: one with a polygon, a rectangle (a bag), flags and a
+    # group id; one drawn on a 1280x960 copy of its frame, which cannot be opened on this frame.
+    info = store.scan_set(unlabeled, 3)
+    first, other, third = info.frames[:3]
+    person = {"label": "person", "points": [[100.0, 100.0], [300.0, 120.0], [250.0, 400.0]], "group_id": 4,
+              "description": "left arm up", "shape_type": "polygon", "flags": {"occluded": True}}
+    bag = {"label": "bag", "points": [[400.0, 300.0], [450.0, 380.0]], "group_id": None, "description": "",
+           "shape_type": "rectangle", "flags": {}}
+    doc = {"version": "5.2.1", "flags": {"reviewed": True}, "shapes": [person, bag], "imagePath": f"{first}.png",
+           "imageData": None, "imageHeight": 480, "imageWidth": 640, "lineColor": [0, 255, 0, 128]}
+    store.write_json(info.json_path(first), doc)
+    big = {**doc, "imageHeight": 960, "imageWidth": 1280, "imagePath": f"{other}.png"}
+    store.write_json(info.json_path(other), big)
+    kept = info.json_path(other).read_bytes()
+    app, ready = start(unlabeled, xdisplay)
+    try:
+        assert ready["frame"] == first and ready["source"] == "json"
+        app.key("Return")  # accepted as it opened
+        app.wait_event("saved", frame=first, unchanged=True, written=True)
+        skipped = app.wait_event("skipped", frame=other)
+        assert skipped["reason"] == "kept json"
+        assert next_ready(app)["frame"] == third
+        app.key("q")
+        app.wait_event("summary")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    saved = json.loads(info.json_path(first).read_text())
+    assert saved["shapes"] == [person, bag] and saved["flags"] == {"reviewed": True}
+    assert saved["lineColor"] == [0, 255, 0, 128] and saved["version"] == "5.2.1"
+    assert np.array_equal(store.read_mask(info.mask_path(first)),
+                          shapes_to_mask([Shape([tuple(p) for p in person["points"]])], 480, 640))
+    assert info.json_path(other).read_bytes() == kept and not info.mask_path(other).exists()
+    assert (f"label file drawn on a 1280x960 image, the frame is 640x480: {info.json_path(other)}; frame {other} "
+            f"is passed over, as saving would replace that file: mend it or move it away to label this frame") in err

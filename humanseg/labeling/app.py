@@ -16,7 +16,7 @@ from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.labeling.editor import CLOSE_RADIUS, EDGE_RADIUS, GRAB_RADIUS, PolygonEditor
 from humanseg.labeling.geometry import mask_to_shapes, shapes_to_mask
 from humanseg.labeling.guess import EXISTING_EPSILON, Guesser
-from humanseg.labeling.labelme import read_labelme, to_labelme
+from humanseg.labeling.labelme import read_labelme_doc, to_labelme
 
 WINDOW = "humanseg label"
 KEY_ACCEPT = {10, 13, 32}
@@ -118,27 +118,37 @@ def _json_against_mask(info: store.SetInfo, k: int, shapes, shape: tuple[int, ..
 
 
 def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guesser | None):
-    """Shapes a frame opens with and where they came from: json, mask, pred, model, diff or none."""
+    """Shapes a frame opens with and where they came from: json, mask, pred, model, diff or none.
+    (None, "kept"): a K.json without its mask that cannot be opened on this frame (unreadable, or
+    drawn on an image of another size): the frame is passed over, as saving would replace that file."""
+    return initial_label(info, k, frame, guesser)[:2]
+
+
+def initial_label(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guesser | None):
+    """initial_shapes, and the K.json document the shapes came from (None when not from one)."""
     labeled = info.mask_path(k).is_file()
     if info.json_path(k).is_file():
         try:
-            shapes = read_labelme(info.json_path(k), frame.shape[:2])
+            shapes, doc = read_labelme_doc(info.json_path(k), frame.shape[:2])
             if labeled:  # the mask is the label: polygons that no longer draw it would replace it on save
                 _json_against_mask(info, k, shapes, frame.shape)
-            return shapes, "json"
+            return shapes, "json", doc
         except HumansegError as exc:
-            instead = "editing the mask's outline instead" if labeled else "ignoring it"
-            print(f"warning: {exc}; {instead}", file=sys.stderr)
+            if not labeled:  # not asked to redo this label: the file is the user's, and stays
+                print(f"warning: {exc}; frame {k} is passed over, as saving would replace that file: "
+                      f"mend it or move it away to label this frame", file=sys.stderr)
+                return None, "kept", None
+            print(f"warning: {exc}; editing the mask's outline instead", file=sys.stderr)
     if labeled:  # opened with --redo / --all
         try:
             mask = store.read_mask(info.mask_path(k), frame.shape)
-            return mask_to_shapes(mask, EXISTING_EPSILON), "mask"
+            return mask_to_shapes(mask, EXISTING_EPSILON), "mask", None
         except HumansegError as exc:  # a broken label is what --redo is there to mend
             print(f"warning: {exc}; starting from the guess instead (saving replaces it)", file=sys.stderr)
     if guesser is None:
-        return [], "none"
+        return [], "none", None
     guess = guesser.guess(frame, info.pred_path(k))
-    return guess.shapes(), guess.source
+    return guess.shapes(), guess.source, None
 
 
 @dataclass(frozen=True)
@@ -155,11 +165,12 @@ class Opened:
 
 
 def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int],
-               opened: Opened) -> tuple[Path, Path]:
+               opened: Opened, base: dict | None = None) -> tuple[Path, Path]:
     """Write K_mask.png and K.json together (both or neither); replaces only files there when the
-    frame was opened (with --redo / --all, or a K.json left without its mask)."""
+    frame was opened (with --redo / --all, or a K.json left without its mask). base: the K.json the
+    frame opened from, whose shapes and keys the labeler does not edit are kept (to_labelme)."""
     height, width = shape
-    doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width)
+    doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width, base=base)
     mask_path, json_path = store.write_together([
         (info.mask_path(k), store.encode_png(editor.mask(height, width)), opened.mask),
         (info.json_path(k), store.encode_json(doc), opened.json),
@@ -196,7 +207,11 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     try:
         for i, k, frame in readable_frames(info, ks, background.shape, summary, emit):
             opened = Opened.of(info, k)
-            shapes, source = initial_shapes(info, k, frame, guesser)
+            shapes, source, base = initial_label(info, k, frame, guesser)
+            if shapes is None:  # a K.json of the user's this frame cannot open, and saving would replace
+                summary.skipped += 1
+                emit("skipped", frame=k, reason="kept json")
+                continue
             if source == "diff" and guesser.model_problem and not noted:
                 noted = True
                 print(f"note: no model ({guesser.model_problem}); guessing by background "
@@ -218,7 +233,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     written = False
                     break
                 try:
-                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened)
+                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base)
                     written = True
                     break
                 except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost

@@ -16,27 +16,51 @@ from humanseg.labeling.geometry import HOLE, PERSON, Shape
 LABELME_VERSION = "5.4.1"
 
 
-def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int) -> dict:
-    """A labelme document for the shapes of one image (imageData left out: the PNG sits beside it)."""
-    return {
-        "version": LABELME_VERSION,
-        "flags": {},
-        "shapes": [
-            {
-                "label": HOLE if s.hole else PERSON,
-                "points": [[round(x, 2), round(y, 2)] for x, y in s.points],
-                "group_id": None,
-                "description": "",
-                "shape_type": "polygon",
-                "flags": {},
-            }
-            for s in shapes
-        ],
-        "imagePath": image_name,
-        "imageData": None,
-        "imageHeight": int(height),
-        "imageWidth": int(width),
-    }
+def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int, base: dict | None = None) -> dict:
+    """A labelme document for the shapes of one image (imageData left out: the PNG sits beside it).
+
+    base: the document being replaced (a K.json opened for editing). What the labeler does not edit
+    is kept as it was: its other keys (flags, imageData, ...), its shapes that are not polygons
+    (rectangles, points, ...; after the polygons, as they draw nothing), and each polygon whose points
+    the edit left unchanged, with its own label, group_id, description and flags."""
+    polygons = [
+        {
+            "label": HOLE if s.hole else PERSON,
+            "points": [[round(x, 2), round(y, 2)] for x, y in s.points],
+            "group_id": None,
+            "description": "",
+            "shape_type": "polygon",
+            "flags": {},
+        }
+        for s in shapes
+    ]
+    doc = {"version": LABELME_VERSION, "flags": {}, "shapes": polygons, "imagePath": image_name,
+           "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
+    if not isinstance(base, dict) or not isinstance(base.get("shapes"), list):
+        return doc
+    kept: dict = {}  # (hole, rounded points) -> the base's polygon
+    others = []
+    for item in base["shapes"]:
+        if isinstance(item, dict) and item.get("shape_type", "polygon") == "polygon":
+            key = _polygon_key(item)
+            if key is not None:
+                kept.setdefault(key, item)
+        else:
+            others.append(item)
+    merged = dict(base)
+    merged.update(shapes=[kept.pop(_polygon_key(p), p) for p in polygons] + others, imagePath=image_name,
+                  imageHeight=int(height), imageWidth=int(width))
+    for key in ("version", "flags", "imageData"):
+        merged.setdefault(key, doc[key])
+    return merged
+
+
+def _polygon_key(item: dict):
+    try:
+        points = tuple((round(float(x), 2), round(float(y), 2)) for x, y in item["points"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return item.get("label") == HOLE, points
 
 
 def from_labelme(doc: dict, source: str = "K.json") -> list[Shape]:
@@ -61,6 +85,11 @@ def from_labelme(doc: dict, source: str = "K.json") -> list[Shape]:
 def read_labelme(path: str | Path, size: tuple[int, int] | None = None) -> list[Shape]:
     """Shapes stored in a labelme JSON file; StoreError names the file if it cannot be read, or if
     it says it was drawn on an image of another (height, width) than `size`."""
+    return read_labelme_doc(path, size)[0]
+
+
+def read_labelme_doc(path: str | Path, size: tuple[int, int] | None = None) -> tuple[list[Shape], dict]:
+    """read_labelme's shapes and the whole document they came from."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
@@ -74,4 +103,4 @@ def read_labelme(path: str | Path, size: tuple[int, int] | None = None) -> list[
     if size is not None and drawn is not None and drawn != tuple(size):
         raise StoreError(f"label file drawn on a {drawn[1]}x{drawn[0]} image, the frame is "
                          f"{size[1]}x{size[0]}: {path}")
-    return shapes
+    return shapes, doc
