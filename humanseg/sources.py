@@ -59,7 +59,9 @@ class ImageFolderSource(FrameSource):
     """Images of a folder (natural order: 2.png before 10.png) or of a glob pattern.
 
     Only image files that are plain frames are taken (from a folder or a glob): a capture set's bkg.png,
-    masks and predictions, and files of other types, are skipped.
+    masks and predictions, and files of other types, are skipped; in a capture set's folder (one that
+    holds bkg.png) only its K.png frames are, so another image there (a pose drawing) neither passes
+    for a frame nor shifts the numbers of the frames' results.
     """
 
     def __init__(self, paths: list[str], loop: bool = False):
@@ -83,6 +85,15 @@ class ImageFolderSource(FrameSource):
         # Hidden files are passed over as a glob's * does (macOS leaves ._0.png copies on USB sticks).
         paths = [str(p) for p in found if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
                  and not p.stem.endswith(("_mask", "_pred")) and p.stem != "bkg" and p.is_file()]
+        in_sets = {folder for folder in {os.path.dirname(p) for p in paths}
+                   if os.path.isfile(os.path.join(folder or ".", store.BKG_NAME))}
+        strays = sorted((p for p in paths if os.path.dirname(p) in in_sets
+                         and not store.FRAME_RE.match(os.path.basename(p))), key=_natural_key)
+        if strays:
+            paths = [p for p in paths if p not in strays]
+            names = ", ".join(os.path.basename(p) for p in strays[:3]) + (", ..." if len(strays) > 3 else "")
+            warnings.warn(f"{spec}: {names} not read (in a capture set's folder only its K.png frames are "
+                          f"frames)", stacklevel=2)
         paths.sort(key=_natural_key)
         videos = sorted(p.name for p in found if p.suffix.lower() in VIDEO_EXTS)
         if not paths:

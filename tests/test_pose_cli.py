@@ -86,6 +86,21 @@ def test_an_input_image_is_never_drawn_over(tmp_path, dev_root):
     proc = _run(tmp_path / "p.png", "--out", tmp_path / "images" / "set9", "--posenet-weights", tmp_path / "never.pth")
     assert proc.returncode == 2 and "set9 would sit among the capture sets" in proc.stderr, proc.stderr
     assert not (tmp_path / "images" / "set9").exists()
+    # Nor are drawings put among a set's frames, where a folder source would take them for frames.
+    before = sorted(p.name for p in (tmp_path / "images" / "set3").iterdir())
+    proc = _run(tmp_path / "p.png", "--out", tmp_path / "images" / "set3", "--posenet-weights", tmp_path / "never.pth")
+    assert proc.returncode == 2 and proc.stderr == (
+        f"Error: --out {tmp_path / 'images' / 'set3'} is a capture set folder (it holds bkg.png or K.png frames): "
+        f"choose another folder for the drawings\n")
+    assert sorted(p.name for p in (tmp_path / "images" / "set3").iterdir()) == before
+
+
+def test_an_out_folder_that_cannot_be_written_is_found_first(tmp_path, dev_root, read_only_folder):
+    proc = _run(dev_root / "set3" / "0.png", "--out", read_only_folder / "drawn",
+                "--posenet-weights", tmp_path / "never-read.pth")
+    assert proc.returncode == 2 and proc.stderr == (
+        f"Error: --out {read_only_folder / 'drawn'}: cannot write in {read_only_folder} (read-only, or no "
+        f"permission)\n")
 
 
 def test_posenet_weights_holding_nan_are_refused(tmp_path, dev_root, posenet_weights):

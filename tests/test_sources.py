@@ -201,10 +201,23 @@ def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set
     assert got == source.frame_numbers == [0, 1, 2, 3]
     # Other names among them, or one name twice (a glob over two sets), and the frames are only counted.
     assert sources.ImageFolderSource.from_spec(str(root / "set*" / "*.png")).frame_numbers is None
+    # Another image in a capture set's folder (pose --out's drawing, say) is no frame of the set: it
+    # was read as one, and the masks of live --save-masks were then counted, each named one frame off.
     img = cv2.imread(str(root / "set3" / "0.png"))
-    cv2.imwrite(str(root / "set3" / "walk.png"), img)
-    source = sources.ImageFolderSource.from_spec(str(root / "set3"))
-    assert source.frame_numbers is None and source.read() is not None and source.last_number is None
+    cv2.imwrite(str(root / "set3" / "0_pose.png"), img)
+    for spec in (str(root / "set3"), str(root / "set3" / "*.png")):
+        with pytest.warns(UserWarning, match=r"set3(/\*.png)?: 0_pose.png not read \(in a capture set's folder "
+                                             r"only its K.png frames are frames\)"):
+            source = sources.ImageFolderSource.from_spec(spec)
+        assert source.frame_numbers == [0, 1, 2, 3] and len(source.paths) == 4
+    # In a folder of other pictures, other names make the frames only counted.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name in ("0.png", "1.png", "walk.png"):
+        cv2.imwrite(str(plain / name), img)
+    source = sources.ImageFolderSource.from_spec(str(plain))
+    assert source.frame_numbers is None and len(source.paths) == 3
+    assert source.read() is not None and source.last_number is None
 
 
 def test_videos_in_a_folder_source_are_said_not_read(tmp_path, dev_root):

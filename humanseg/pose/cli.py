@@ -60,6 +60,10 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     names = _output_names(images)
     if out_dir is not None:
         store.refuse_new_set_folder(out_dir, "--out")  # one every tool would take for a capture set
+        if store.is_capture_folder(out_dir):  # drawings among a set's frames pass for frames elsewhere
+            raise HumansegError(f"--out {out_dir} is a capture set folder (it holds bkg.png or K.png frames): "
+                                f"choose another folder for the drawings")
+        store.refuse_unwritable(out_dir, "--out", folder=True)  # found now, not at the first drawing
         first: dict[str, Path] = {}
         inputs = {Path(p).resolve() for p in images}
         for path, name in zip(images, names):
