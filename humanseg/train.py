@@ -155,7 +155,7 @@ def plot_history(rows: list[dict], path: Path) -> None:
         return int(x), int(y)
 
     cv2.rectangle(img, (pad, pad), (w - pad, h - pad), (0, 0, 0), 1)
-    losses = [(r["step"], r["loss"]) for r in rows if r.get("loss") not in (None, "")]
+    losses = [(r["step"], r["loss"]) for r in rows if r.get("loss") not in (None, "") and math.isfinite(r["loss"])]
     if losses:
         hi = max(v for _, v in losses)
         pts = np.array([xy(s, v, 0, hi) for s, v in losses], np.int32)
@@ -366,6 +366,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     csv_path, png_path = out / "metrics.csv", out / "training.png"
+    made_out = is_main and not os.path.lexists(out)
 
     try:
         held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
@@ -402,6 +403,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                     f"another --out)")
             if cfg.stop_at and cfg.stop_at <= start_step:
                 raise HumansegError(f"--stop-at {cfg.stop_at}: {last_path} is already at step {start_step}")
+            if start_step >= cfg.iterations:  # said before the run's header: one line
+                raise HumansegError(f"--resume: {last_path} is already at step {start_step} of "
+                                    f"{cfg.iterations}; ask for more iterations with -i")
             optimizer_state = ckpt.get("optimizer")
             best_iou = ckpt.get("extra", {}).get("best_iou", -1.0)
             history = read_history(csv_path, log) if is_main else []
@@ -438,9 +442,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise WeightsError(f"optimizer state in {last_path} does not fit the model") from None
 
         total = cfg.iterations
-        if start_step >= total:
-            raise HumansegError(f"--resume: {last_path} is already at step {start_step} of "
-                                f"{total}; ask for more iterations with -i")
         dataset = TrainingSet(train_pairs, rooms, size=cfg.size, length=total * cfg.batch * world,
                               seed=cfg.seed, work_width=cfg.work_width)
         sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
@@ -464,7 +465,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                    "run": run_settings(cfg, world, pairs, rooms)})
 
         interrupted = stopped_early = False
-        step = start_step
+        step = saved_step = start_step
         run_loss, run_iou, t0 = None, None, time.time()
         last_val: dict = {}
         row: dict | None = None
@@ -502,6 +503,21 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         inter = (pred & tgt).sum((1, 2, 3)).float()
                         batch_iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)).mean()
                     lv, iv = loss.item(), batch_iou.item()
+                    # A loss, weight or BatchNorm statistic gone to inf or NaN: what this step made
+                    # is not saved, and the last checkpoint stays as it was.
+                    why = f"the loss is {lv}" if not math.isfinite(lv) else next(
+                        (f"{name} is not finite" for name, t in itertools.chain(
+                            model.named_parameters(), model.named_buffers())
+                         if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+                    finite = torch.tensor([float(why is None)], device=device)
+                    if distributed:  # every rank stops at the same step (their weights are one)
+                        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+                    if not finite.item():
+                        kept = (f"{last_path} holds step {saved_step}" if saved_step else
+                                "no checkpoint was written")
+                        raise HumansegError(f"training diverged at step {step}: {why or 'on another rank'} "
+                                            f"({kept}); start again with a lower --lr (this run's: {lr:g})",
+                                            exit_code=1)
                     run_loss = lv if run_loss is None else 0.95 * run_loss + 0.05 * lv
                     run_iou = iv if run_iou is None else 0.95 * run_iou + 0.05 * iv
                     bar.update(1)
@@ -523,6 +539,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     history.append(row)
                 if is_main and (step % cfg.val_every == 0 or step == total):
                     checkpoint(step, last_val, last_path)
+                    saved_step = step
                     write_history(history, csv_path)
                     plot_history(history, png_path)
                 if step >= total:
@@ -570,6 +587,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise Terminated()  # reported as every command reports SIGTERM
             raise HumansegError("interrupted", exit_code=130)
         return {"step": step, "best_iou": best_iou, **last_val}
+    except BaseException:
+        if made_out:  # the run made it, and failed before anything went in: no empty folder left
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
     finally:
         if distributed and dist.is_initialized():
             dist.destroy_process_group()

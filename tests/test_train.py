@@ -119,6 +119,7 @@ def test_resume_is_exact(two_sets, tmp_path):
     r = run_training(["-i", "20", "--out", str(b), "--resume", *common])
     assert r.returncode == 2 and r.stderr == (f"Error: --resume: {b / 'last.pt'} is already at step 20 of 20; "
                                               f"ask for more iterations with -i\n")
+    assert r.stdout == ""  # the run's header ("training on ...") came before it
     r = run_training(["-i", "20", "--out", str(tmp_path / "c"), "--resume", *common])
     assert r.returncode == 2
     assert r.stderr == f"Error: --resume: no checkpoint to resume at {tmp_path / 'c' / 'last.pt'}\n"
@@ -565,3 +566,26 @@ def test_refine_kernel_converts_a_loaded_network_and_is_refused_on_resume(two_se
     r = run_training([*common, "--out", str(b), "--resume", "--refine-kernel", "3", "-i", "4"])
     assert r.returncode == 2 and "--refine-kernel applies to a new run" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_run_that_diverges_stops_in_one_line_and_keeps_its_last_good_checkpoint(two_sets, tmp_path):
+    # --lr 1e6 sends the weights to inf within a few steps: the run went on with NaN weights, saved
+    # them as last.pt, and then plotting training.png raised a traceback.
+    args = ["-b", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96", "--threads", "1",
+            "--val-every", "2", "--out", str(tmp_path / "a")]
+    assert run_training(["-i", "4", *args]).returncode == 0
+    good = (tmp_path / "a" / "last.pt").read_bytes()
+    r = run_training(["-i", "40", *args, "--resume", "--lr", "1e6"])
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    m = re.fullmatch(r"Error: training diverged at step (\d+): (the loss is (nan|inf)|[\w.]+ is not finite) "
+                     r"\((.*)\); start again with a lower --lr \(this run's: 1e\+06\)", line)
+    assert m, line
+    step, kept = int(m.group(1)), m.group(4)
+    model, ckpt = load_model(tmp_path / "a" / "last.pt")  # refused if it held NaN
+    assert kept == f"{tmp_path / 'a' / 'last.pt'} holds step {ckpt['step']}" and ckpt["step"] == (step - 1) // 2 * 2
+    assert ckpt["step"] > 4 or (tmp_path / "a" / "last.pt").read_bytes() == good
+    # Diverging before the first checkpoint leaves no --out folder behind.
+    r = run_training(["-i", "40", "-b", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96",
+                      "--threads", "1", "--lr", "1e6", "--out", str(tmp_path / "b")])
+    assert r.returncode == 1 and "(no checkpoint was written)" in r.stderr and not (tmp_path / "b").exists()
