@@ -60,6 +60,9 @@ SUBCOMMANDS = {
 
 # torch's thread count: 100000 crashed it (a segmentation fault), 1e11 overflowed.
 MAX_THREADS = 256
+# The network's working width (a checkpoint's work_width, --work-width): 0 gave empty masks, 100000 asked
+# for 90 GB.
+MIN_WORK_WIDTH, MAX_WORK_WIDTH = 32, 4096
 
 
 class Number(click.FloatRange):

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from humanseg import metrics, store
-from humanseg.cli import MAX_THREADS, images_option, reports_errors
+from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, images_option, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.sources import looks_mirrored
 
@@ -145,7 +145,8 @@ def parse_sets(value: str | None) -> list[int] | None:
 @click.option("--save-masks", type=click.Path(file_okay=False), help="Write predictions as OUT/setN/K_mask.png.")
 @click.option("--montage", type=click.Path(dir_okay=False), help="PNG of the worst frames (frame | truth | prediction).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
-@click.option("--work-width", type=click.IntRange(32), help="Network working width (default: the checkpoint's).")
+@click.option("--work-width", type=click.IntRange(MIN_WORK_WIDTH, MAX_WORK_WIDTH),
+              help="Network working width (default: the checkpoint's).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
 @click.option("--force", is_flag=True, help="Replace existing --save-masks masks, --montage and --json files.")
 @reports_errors

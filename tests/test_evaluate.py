@@ -143,6 +143,10 @@ def test_sets_are_set_numbers():
 
 
 def test_evaluate_errors(tmp_path, random_weights, dev_root):
+    # A width the network cannot run at: 100000 asked for 90 GB (a traceback), 20000 was killed for memory.
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--work-width", "100000")
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--work-width': 100000 is not in the range 32<=x<=4096.")
     r = cli("evaluate", "--images", str(tmp_path / "none"))
     assert r.returncode == 2 and "images folder not found" in r.stderr
     (tmp_path / "empty").mkdir()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from humanseg.cli import MAX_WORK_WIDTH, MIN_WORK_WIDTH
 from humanseg.errors import WeightsError, torch_load_failure
 from humanseg.model.network import NetConfig, SiameseSegNet
 from humanseg.store import write_bytes_atomic
@@ -40,9 +41,6 @@ def save_checkpoint(path: str | os.PathLike, model: SiameseSegNet, step: int = 0
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
-
-
-MIN_WORK_WIDTH, MAX_WORK_WIDTH = 32, 4096
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
