@@ -372,3 +372,14 @@ def test_predict_names_an_unreadable_frame_and_writes_nothing(dev_root, tmp_path
                 "--out", str(out), "--weights", str(random_weights))
         assert r.returncode == 2 and why in r.stderr and len(r.stderr.strip().splitlines()) == 1
         assert not out.exists()
+
+
+def test_an_output_name_too_long_for_the_file_system_is_found_before_the_model_loads(dev_root, tmp_path):
+    frame = tmp_path / ("f" * 248 + ".png")  # fits; its f..._mask.png (257 bytes) does not
+    frame.write_bytes((dev_root / "set2" / "0.png").read_bytes())
+    out = tmp_path / "pred"
+    r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), str(frame), "--out", str(out),
+            "--weights", str(tmp_path / "never-read.pt"))
+    assert r.returncode == 2 and r.stderr == (f"Error: {frame}: its output name {'f' * 40}... is longer than a "
+                                              f"file name may be (255 bytes); rename the frame\n")
+    assert not out.exists()

@@ -155,3 +155,12 @@ def test_unreadable_image_is_exit_2(tmp_path, posenet_weights):
     bad.write_bytes(b"not a png")
     proc = _run(bad, "--posenet-weights", posenet_weights)
     assert proc.returncode == 2 and "bad.png: not a readable image" in proc.stderr
+
+
+def test_a_drawing_name_too_long_for_the_file_system_is_found_first(tmp_path, dev_root):
+    image = tmp_path / ("p" * 248 + ".png")  # fits; its p..._pose.png (257 bytes) does not
+    image.write_bytes((dev_root / "set3" / "0.png").read_bytes())
+    proc = _run(image, "--out", tmp_path / "drawn", "--posenet-weights", tmp_path / "never-read.pth")
+    assert proc.returncode == 2 and proc.stderr == (f"Error: {image}: its drawing's name {'p' * 40}... is longer "
+                                                    f"than a file name may be (255 bytes); rename the image\n")
+    assert not (tmp_path / "drawn").exists()

@@ -67,6 +67,9 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
         first: dict[str, Path] = {}
         inputs = {Path(p).resolve() for p in images}
         for path, name in zip(images, names):
+            if len(name.encode()) > store.NAME_MAX:  # found at its write, after the weights loaded
+                raise HumansegError(f"{path}: its drawing's name {name[:40]}... is longer than a file name "
+                                    f"may be ({store.NAME_MAX} bytes); rename the image")
             if (out_dir / name).resolve() in inputs:  # --force or not: it would be drawn over, then read
                 raise HumansegError(f"{path} would be drawn to {out_dir / name}, which is one of the images "
                                     f"given; choose another --out")
