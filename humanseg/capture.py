@@ -386,7 +386,8 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
         if background is not None and looks_mirrored(cv2.flip(first, 1) if mirror else first, background):
             fix = "run with --no-mirror" if mirror else "run without --no-mirror"
             print(f"warning: --set {set_number}: bkg.png looks mirrored against the frames of --source {source} "
-                  f"(they match it far better flipped), so new frames would not fit it: {fix}", file=sys.stderr)
+                  f"(they match it far better flipped), so new frames would not fit it: {fix} (or, if the source shows "
+                  f"another room, continue that room's set)", file=sys.stderr)
         pose = load_pose(posenet_weights, pose_scale, pose_threads) if use_pose else None
         hooks = load_hooks() if load_hooks is not None else None
         if hooks is not None:

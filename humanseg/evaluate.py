@@ -285,7 +285,8 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     for path in frames:  # a bad frame in a batch stops it before any output is written (no --force to rerun)
         if looks_mirrored(_read_predict_frame(path, bkg), bkg):  # its mask would be wrong: say why
             click.echo(f"warning: {path} looks mirrored against --bkg {bkg_path} (they match far better "
-                       f"with one flipped), so its mask would be wrong: flip one of them", err=True)
+                       f"with one flipped), so its mask would be wrong: flip one of them (or, if they show two rooms, give "
+                       f"the frame's own background)", err=True)
     seg = load_segmenter(weights)
     seg.set_background(bkg)
     for path in frames:

@@ -723,7 +723,8 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if bkg is not None and looks_mirrored(first, bkg):  # every mask would be wrong: say why
             fix = "pass --no-mirror to take the frames as they come" if mirror else "pass --mirror to flip the frames"
             click.echo(f"warning: --bkg {bkg_path} looks mirrored against the frames of --source {source} "
-                       f"(they match it far better flipped), so the masks would be wrong: {fix}", err=True)
+                       f"(they match it far better flipped), so the masks would be wrong: {fix} (or, if the frames show "
+                       f"another room, give that room's background)", err=True)
         if video is not None:
             video.fps = src.fps
         session = LiveSession(segmenter, view, replacement, smooth=not raw, compensate=not raw)

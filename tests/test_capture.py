@@ -268,7 +268,8 @@ def test_continuing_a_set_checks_the_sources_frames_against_its_bkg(launch, xdis
         warned = [line for line in app.proc.stderr.read().splitlines() if line.startswith("warning")]
         if warning:
             assert warned == [f"warning: --set 3: bkg.png looks mirrored against the frames of --source {src} "
-                              f"(they match it far better flipped), so new frames would not fit it: {warning}"]
+                              f"(they match it far better flipped), so new frames would not fit it: {warning} (or, if "
+                              f"the source shows another room, continue that room's set)"]
         else:
             assert warned == []
     small = write_frames(tmp_path / "small", [np.zeros((240, 320, 3), np.uint8)])

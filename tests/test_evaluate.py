@@ -229,7 +229,8 @@ def test_predict_names_a_frame_that_looks_mirrored_against_the_background(dev_ro
     r = cli("predict", "--bkg", str(flipped), *frames, "--out", str(tmp_path / "a"), "--weights", str(random_weights))
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2  # said, and done as asked
     assert r.stderr.splitlines() == [f"warning: {f} looks mirrored against --bkg {flipped} (they match far better "
-                                     f"with one flipped), so its mask would be wrong: flip one of them" for f in frames]
+                                     f"with one flipped), so its mask would be wrong: flip one of them (or, if they show "
+                                     f"two rooms, give the frame's own background)" for f in frames]
     r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), *frames, "--out", str(tmp_path / "b"),
             "--weights", str(random_weights))
     assert r.returncode == 0 and r.stderr == ""

@@ -93,9 +93,10 @@ def test_mirror_flips_the_frames_a_cameras_by_default_and_a_mirrored_bkg_is_name
     warned, _ = masks("wrong", str(folder), "--bkg", str(flipped))
     assert warned == (f"warning: --bkg {flipped} looks mirrored against the frames of --source {folder} (they "
                       f"match it far better flipped), so the masks would be wrong: pass --mirror to flip the "
-                      f"frames\n")
+                      f"frames (or, if the frames show another room, give that room's background)\n")
     warned, _ = masks("wrong2", str(folder), "--bkg", str(folder / "bkg.png"), "--mirror")
-    assert warned.endswith("so the masks would be wrong: pass --no-mirror to take the frames as they come\n")
+    assert warned.endswith("so the masks would be wrong: pass --no-mirror to take the frames as they come (or, if "
+                           "the frames show another room, give that room's background)\n")
 
     class Camera(ListSource):
         is_camera = True
