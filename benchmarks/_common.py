@@ -9,9 +9,8 @@ import argparse
 import sys
 from typing import Callable
 
-from humanseg.cli import MAX_THREADS
+from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH
 from humanseg.errors import HumansegError
-from humanseg.model.checkpoint import MAX_WORK_WIDTH, MIN_WORK_WIDTH
 
 
 def _whole(text: str, low: int, high: int | None, what: str) -> int:
@@ -27,6 +26,11 @@ def _whole(text: str, low: int, high: int | None, what: str) -> int:
 def count(text: str) -> int:
     """Repeats, frames, runs: at least 1 (a median of nothing is no measurement)."""
     return _whole(text, 1, None, "at least 1")
+
+
+def at_least_0(text: str) -> int:
+    """Warm-up calls: none is a choice."""
+    return _whole(text, 0, None, "0 or more")
 
 
 def threads(text: str) -> int:

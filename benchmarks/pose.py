@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from humanseg.pose.estimator import PoseEstimator  # noqa: E402
-from _common import count, run  # noqa: E402  (benchmarks/, the script's own folder)
+from _common import at_least_0, count, run  # noqa: E402  (benchmarks/, the script's own folder)
 
 DEV_FRAME = ROOT.parent / "shared" / "data" / "dev" / "set10" / "0.png"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posenet-weights", "--weights", dest="weights", default=str(WEIGHTS))
     parser.add_argument("--iterations", type=count, default=50)
-    parser.add_argument("--warmup", type=count, default=5)
+    parser.add_argument("--warmup", type=at_least_0, default=5)
     parser.add_argument("--no-eager", action="store_true", help="Skip the eager-module comparison lines.")
     args = parser.parse_args()
 

@@ -127,11 +127,17 @@ def main() -> None:
     sets = args.sets
     if sets is None:
         held_out = (read_checkpoint(resolve_weights(args.weights)).get("extra") or {}).get("val_sets")
-        if not held_out or not all(x.strip().isdigit() for x in str(held_out).split(",")):  # None, or "0.2"
+        try:
+            numbers = parse_sets(str(held_out)) if held_out else None
+        except HumansegError:  # a fraction such as 0.2: which sets it held out depends on the data
+            numbers = None
+        if not numbers:
             raise HumansegError(f"the checkpoint names no held-out sets (its --val-sets: {held_out}): give --sets, "
                                 f"e.g. --sets 3,7")
         sets = str(held_out)
-    samples = held_out_samples(Path(args.images), parse_sets(sets))
+    else:
+        numbers = parse_sets(sets)
+    samples = held_out_samples(Path(args.images), numbers)
     if not samples:
         raise HumansegError(f"no labeled frames in sets {sets} of {args.images}")
     model = load_segmenter(args.weights, work_width=args.work_width, num_threads=args.threads)

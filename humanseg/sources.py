@@ -59,9 +59,9 @@ class ImageFolderSource(FrameSource):
     """Images of a folder (natural order: 2.png before 10.png) or of a glob pattern.
 
     Only image files that are plain frames are taken (from a folder or a glob): a capture set's bkg.png,
-    masks and predictions, and files of other types, are skipped; in a capture set's folder (one that
-    holds bkg.png) only its K.png frames are, so another image there (a pose drawing) neither passes
-    for a frame nor shifts the numbers of the frames' results.
+    masks and predictions, and files of other types, are skipped; where a capture set's frames (K.png
+    beside bkg.png) are taken, only they are taken from its folder, so another image there (a pose
+    drawing) neither passes for a frame nor shifts the numbers of the frames' results.
     """
 
     def __init__(self, paths: list[str], loop: bool = False):
@@ -85,8 +85,13 @@ class ImageFolderSource(FrameSource):
         # Hidden files are passed over as a glob's * does (macOS leaves ._0.png copies on USB sticks).
         paths = [str(p) for p in found if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
                  and not p.stem.endswith(("_mask", "_pred")) and p.stem != "bkg" and p.is_file()]
+        # A capture set's folder (bkg.png and K.png frames), whose frames are among those taken: the
+        # set is the source. (Other images asked for by name or pattern, or a folder of frames named
+        # otherwise that holds a bkg.png, are taken as they are.)
         in_sets = {folder for folder in {os.path.dirname(p) for p in paths}
-                   if os.path.isfile(os.path.join(folder or ".", store.BKG_NAME))}
+                   if os.path.isfile(os.path.join(folder or ".", store.BKG_NAME))
+                   and any(os.path.dirname(p) == folder and store.FRAME_RE.match(os.path.basename(p))
+                           for p in paths)}
         strays = sorted((p for p in paths if os.path.dirname(p) in in_sets
                          and not store.FRAME_RE.match(os.path.basename(p))), key=_natural_key)
         if strays:

@@ -313,7 +313,7 @@ def claim_temporary(path: str | os.PathLike, keep_suffix: bool = False) -> Path:
     for _ in range(100):
         tmp = temporary_path(path, f".{os.getpid()}.{secrets.token_hex(3)}.tmp", keep_suffix)
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # less the umask, as open() makes
             return tmp
         except FileExistsError:
             continue

@@ -505,10 +505,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     lv, iv = loss.item(), batch_iou.item()
                     # A loss, weight or BatchNorm statistic gone to inf or NaN: what this step made
                     # is not saved, and the last checkpoint stays as it was.
-                    why = f"the loss is {lv}" if not math.isfinite(lv) else next(
-                        (f"{name} is not finite" for name, t in itertools.chain(
-                            model.named_parameters(), model.named_buffers())
-                         if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+                    state = [(name, t) for name, t in itertools.chain(model.named_parameters(),
+                                                                      model.named_buffers()) if t.is_floating_point()]
+                    why = None
+                    if not math.isfinite(lv):
+                        why = f"the loss is {lv}"
+                    elif not bool(torch.stack([torch.isfinite(t).all() for _, t in state]).all()):  # one sync
+                        why = next(f"{name} is not finite" for name, t in state if not bool(torch.isfinite(t).all()))
                     finite = torch.tensor([float(why is None)], device=device)
                     if distributed:  # every rank stops at the same step (their weights are one)
                         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
@@ -537,11 +540,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         checkpoint(step, last_val, best_path)
                 if is_main and (step % 10 == 0 or "val_iou" in row or step == total):
                     history.append(row)
-                if is_main and (step % cfg.val_every == 0 or step == total):
-                    checkpoint(step, last_val, last_path)
-                    saved_step = step
-                    write_history(history, csv_path)
-                    plot_history(history, png_path)
+                if step % cfg.val_every == 0 or step == total:
+                    saved_step = step  # on every rank, for the divergence message
+                    if is_main:
+                        checkpoint(step, last_val, last_path)
+                        write_history(history, csv_path)
+                        plot_history(history, png_path)
                 if step >= total:
                     break
                 if cfg.stop_at and step >= cfg.stop_at:

@@ -62,6 +62,12 @@ def test_bad_input_is_one_line_before_any_timing(tmp_path, dev_root, default_wei
     r = bench("segmentation.py", "--set", 99)
     assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith(
         f"Error: set folder not found: {dev_root / 'set99'} (sets here: 1, 2, ")
+    from humanseg.model import SiameseSegNet, save_checkpoint
+
+    fraction = save_checkpoint(tmp_path / "frac.pt", SiameseSegNet().eval(), extra={"val_sets": "0.2"})
+    r = bench("robustness.py", "--weights", fraction)  # which sets 0.2 held out depends on the data
+    assert (r.returncode, r.stderr) == (2, "Error: the checkpoint names no held-out sets (its --val-sets: 0.2): "
+                                           "give --sets, e.g. --sets 3,7\n")
     r = bench("robustness.py", "--sets", "3,x")
     assert (r.returncode, r.stderr) == (2, "Error: --sets must be set numbers like 3,7: 3,x\n")
     # A set whose frames have no masks: no scores of nothing (NaN, which is not JSON), but one line.

@@ -150,7 +150,11 @@ def test_an_interrupted_export_leaves_no_temporary_file_and_never_touches_the_us
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        assert proc.returncode == code and len(stderr.strip().splitlines()) == 1, stderr
+        # The one line, and exit 128 + the signal's number. (A Ctrl-C that lands inside torch's tracer can
+        # leave CPython's "unhandled interrupt" flag set, and the interpreter then ends by the signal
+        # itself, which a shell reports as the same 130 / 143.)
+        assert proc.returncode in (code, -sig) and stderr.strip().splitlines() == [
+            "Error: interrupted" if sig == signal.SIGINT else "Error: terminated (SIGTERM)"], stderr
         assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx.tmp"] and mine.read_bytes() == b"mine"
     res = CliRunner().invoke(cli, ["export", "--onnx", str(out)])
     assert res.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.tmp"]

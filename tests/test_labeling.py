@@ -11,7 +11,7 @@ from shapely.geometry import Polygon
 
 from humanseg import store
 from humanseg.errors import HumansegError
-from humanseg.labeling.app import Opened, Summary, initial_shapes, readable_frames, save_label
+from humanseg.labeling.app import Opened, Summary, initial_label, initial_shapes, readable_frames, save_label
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
     Shape, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
@@ -370,6 +370,15 @@ def test_labelme_rewrite_keeps_what_the_labeler_does_not_edit():
     assert [(s.points, s.hole) for s in from_labelme(doc)] == [
         ([(10.0, 10.0), (90.004, 10.0), (50.0, 80.0)], False), *[(s.points, s.hole) for s in shapes[1:]]]
     assert base["shapes"] == [kept_poly, point, edited]  # the document read is not changed in place
+    # Two polygons of the same points keep their own fields each; one of 2 points (drawing nothing, not
+    # read) and one whose points carry a third value (read as x, y) are kept as they were.
+    twins = [{**kept_poly, "group_id": 1}, {**kept_poly, "group_id": 2}]
+    short = {"label": "person", "points": [[1, 1], [5, 5]], "shape_type": "polygon"}
+    xyz = {"label": "person", "points": [[200, 200, 0], [300, 200, 0], [250, 300, 0]], "group_id": 9,
+           "shape_type": "polygon"}
+    base = {"shapes": [*twins, short, xyz]}
+    doc = to_labelme(from_labelme(base), "4.png", H, W, base=base)
+    assert doc["shapes"] == [*twins, xyz, short]
 
 
 def test_labelme_bad_file_names_it(tmp_path):
@@ -739,6 +748,20 @@ def test_redo_opens_the_mask_when_it_was_changed_after_its_json(copy_set, capsys
     assert source == "mask" and iou(shapes_to_mask(shapes, *mask.shape), painted) > 0.99
     assert err.startswith(f"warning: {info.json_path(0)} does not match 0_mask.png (") and \
         "pixels apart: the mask was changed since, by another tool?); editing the mask's outline instead" in err
+    # Saved so, the json's polygons become the mask's outline, and what else it held stays.
+    doc = json.loads(info.json_path(0).read_text())
+    doc["shapes"].append({"label": "bag", "points": [[1, 1], [9, 9]], "shape_type": "rectangle"})
+    doc["flags"] = {"seen": True}
+    store.write_json(info.json_path(0), doc, overwrite=True)
+    shapes, source, base = initial_label(info, 0, frame, None)
+    capsys.readouterr()
+    assert source == "mask" and base == doc
+    save_label(info, 0, PolygonEditor(shapes), mask.shape, Opened.of(info, 0), base)
+    saved = json.loads(info.json_path(0).read_text())
+    assert saved["flags"] == {"seen": True} and saved["shapes"][-1] == doc["shapes"][-1]
+    written = read_labelme(info.json_path(0))
+    assert len(written) == len(shapes) and all(np.allclose(a.points, b.points, atol=0.006)  # json: 2 decimals
+                                               for a, b in zip(written, shapes))
     # A json with no polygons beside a person's mask, likewise; beside an empty mask it is right.
     store.write_json(info.json_path(0), to_labelme([], "0.png", *mask.shape), overwrite=True)
     assert opened()[1] == "mask"

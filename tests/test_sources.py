@@ -210,6 +210,9 @@ def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set
                                              r"only its K.png frames are frames\)"):
             source = sources.ImageFolderSource.from_spec(spec)
         assert source.frame_numbers == [0, 1, 2, 3] and len(source.paths) == 4
+    # Asked for by name, it is taken.
+    assert sources.ImageFolderSource.from_spec(str(root / "set3" / "*_pose.png")).paths == [
+        str(root / "set3" / "0_pose.png")]
     # In a folder of other pictures, other names make the frames only counted.
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -218,6 +221,14 @@ def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set
     source = sources.ImageFolderSource.from_spec(str(plain))
     assert source.frame_numbers is None and len(source.paths) == 3
     assert source.read() is not None and source.last_number is None
+    # Nor is a folder of frames named otherwise a capture set because a bkg.png was saved into it
+    # (live --save-bkg frames/bkg.png).
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for name in ("frame_001.png", "frame_002.png", "bkg.png"):
+        cv2.imwrite(str(shots / name), img)
+    assert sources.ImageFolderSource.from_spec(str(shots)).paths == [str(shots / "frame_001.png"),
+                                                                     str(shots / "frame_002.png")]
 
 
 def test_videos_in_a_folder_source_are_said_not_read(tmp_path, dev_root):

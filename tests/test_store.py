@@ -499,13 +499,20 @@ def test_a_png_with_a_bad_checksum_only_in_an_ancillary_chunk_is_read(tmp_path, 
     assert capfd.readouterr().err == ""  # libpng's "tEXt: CRC error" warning: the chunk is left out
 
 
-def test_temporary_files_are_new_files_never_a_users(tmp_path):
+def test_temporary_files_are_new_files_never_a_users(tmp_path, monkeypatch):
     target = tmp_path / "0.png"
     # Files named as temporary files are named (this process's pid): a writer must neither truncate
-    # nor remove them.
-    theirs = [tmp_path / f"0.png.{os.getpid()}.tmp", tmp_path / "0.png.tmp"]
+    # nor remove them. The random part is made to repeat a name that is taken: the claim moves on.
+    theirs = [tmp_path / f"0.png.{os.getpid()}.tmp", tmp_path / "0.png.tmp",
+              tmp_path / f"0.png.{os.getpid()}.aaaaaa.tmp"]
+    tokens = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
+    monkeypatch.setattr(store.secrets, "token_hex", lambda n: next(tokens))
     for p in theirs:
         p.write_bytes(b"theirs")
+    assert store.claim_temporary(target) == tmp_path / f"0.png.{os.getpid()}.bbbbbb.tmp"
+    assert (tmp_path / f"0.png.{os.getpid()}.bbbbbb.tmp").stat().st_size == 0
+    (tmp_path / f"0.png.{os.getpid()}.bbbbbb.tmp").unlink()
+    monkeypatch.undo()
     claimed = {store.claim_temporary(target) for _ in range(50)}
     assert len(claimed) == 50 and not claimed & set(theirs)
     assert all(p.parent == tmp_path and p.name.startswith(f"0.png.{os.getpid()}.") and p.stat().st_size == 0

@@ -125,11 +125,14 @@ def initial_shapes(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Gues
 
 
 def initial_label(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guesser | None):
-    """initial_shapes, and the K.json document the shapes came from (None when not from one)."""
+    """initial_shapes, and the K.json document being edited: the one the shapes came from, or a
+    readable one the mask's outline (or a guess) replaces under --redo / --all; None otherwise."""
     labeled = info.mask_path(k).is_file()
+    base = None  # a readable K.json that the mask's outline replaces still keeps its other shapes and keys
     if info.json_path(k).is_file():
         try:
             shapes, doc = read_labelme_doc(info.json_path(k), frame.shape[:2])
+            base = doc
             if labeled:  # the mask is the label: polygons that no longer draw it would replace it on save
                 _json_against_mask(info, k, shapes, frame.shape)
             return shapes, "json", doc
@@ -142,13 +145,13 @@ def initial_label(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guess
     if labeled:  # opened with --redo / --all
         try:
             mask = store.read_mask(info.mask_path(k), frame.shape)
-            return mask_to_shapes(mask, EXISTING_EPSILON), "mask", None
+            return mask_to_shapes(mask, EXISTING_EPSILON), "mask", base
         except HumansegError as exc:  # a broken label is what --redo is there to mend
             print(f"warning: {exc}; starting from the guess instead (saving replaces it)", file=sys.stderr)
     if guesser is None:
-        return [], "none", None
+        return [], "none", base
     guess = guesser.guess(frame, info.pred_path(k))
-    return guess.shapes(), guess.source, None
+    return guess.shapes(), guess.source, base
 
 
 @dataclass(frozen=True)

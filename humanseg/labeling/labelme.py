@@ -38,17 +38,17 @@ def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int, ba
            "imageData": None, "imageHeight": int(height), "imageWidth": int(width)}
     if not isinstance(base, dict) or not isinstance(base.get("shapes"), list):
         return doc
-    kept: dict = {}  # (hole, rounded points) -> the base's polygon
-    others = []
+    kept: dict = {}  # (hole, rounded points) -> the base's polygons of those points, in file order
+    others = []  # what draws nothing: other shape types, and polygons of fewer than 3 points
     for item in base["shapes"]:
-        if isinstance(item, dict) and item.get("shape_type", "polygon") == "polygon":
-            key = _polygon_key(item)
-            if key is not None:
-                kept.setdefault(key, item)
+        key = _polygon_key(item) if isinstance(item, dict) and item.get("shape_type", "polygon") == "polygon" \
+            else None
+        if key is not None and len(key[1]) >= 3:
+            kept.setdefault(key, []).append(item)
         else:
             others.append(item)
     merged = dict(base)
-    merged.update(shapes=[kept.pop(_polygon_key(p), p) for p in polygons] + others, imagePath=image_name,
+    merged.update(shapes=[_take(kept, p) for p in polygons] + others, imagePath=image_name,
                   imageHeight=int(height), imageWidth=int(width))
     for key in ("version", "flags", "imageData"):
         merged.setdefault(key, doc[key])
@@ -56,11 +56,18 @@ def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int, ba
 
 
 def _polygon_key(item: dict):
+    """(hole, points to 2 decimals) of a labelme polygon as from_labelme reads it, else None."""
     try:
-        points = tuple((round(float(x), 2), round(float(y), 2)) for x, y in item["points"])
-    except (KeyError, TypeError, ValueError):
+        points = tuple((round(float(p[0]), 2), round(float(p[1]), 2)) for p in item["points"])
+    except (KeyError, TypeError, ValueError, IndexError):
         return None
     return item.get("label") == HOLE, points
+
+
+def _take(kept: dict, polygon: dict) -> dict:
+    """The base's own polygon with the points of `polygon` (the first one left), else `polygon`."""
+    same = kept.get(_polygon_key(polygon))
+    return same.pop(0) if same else polygon
 
 
 def from_labelme(doc: dict, source: str = "K.json") -> list[Shape]:
