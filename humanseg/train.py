@@ -466,7 +466,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
         interrupted = stopped_early = False
         step = saved_step = start_step
-        run_loss, run_iou, t0 = None, None, time.time()
+        # metrics.csv's seconds go on from where a resumed run's rows end (they started again at 0).
+        earlier = history[-1].get("seconds") if history else None
+        run_loss, run_iou, t0 = None, None, time.time() - (earlier or 0.0)
         last_val: dict = {}
         row: dict | None = None
         bar = tqdm(total=total, initial=start_step, disable=not is_main, unit="it", dynamic_ncols=True)

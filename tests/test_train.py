@@ -114,7 +114,15 @@ def test_resume_is_exact(two_sets, tmp_path):
     assert run_training(["-i", "20", "--out", str(a), *common]).returncode == 0
     r = run_training(["-i", "20", "--stop-at", "10", "--out", str(b), *common])
     assert r.returncode == 0 and "stopped at step 10" in r.stdout
+    # metrics.csv's seconds go on across the pause: the first half is made to have taken 1000 s.
+    text = (b / "metrics.csv").read_text().splitlines()
+    head, (row,) = text[0].split(","), text[1:]
+    cells = row.split(",")
+    cells[head.index("seconds")] = "1000.0"
+    (b / "metrics.csv").write_text("\n".join([text[0], ",".join(cells)]) + "\n")
     assert run_training(["-i", "20", "--out", str(b), "--resume", *common]).returncode == 0
+    rows = [(int(row["step"]), float(row["seconds"])) for row in csv.DictReader(open(b / "metrics.csv"))]
+    assert [s for s, _ in rows] == [10, 20] and rows[0][1] == 1000.0 and rows[1][1] > 1000.0
     # A run that is done says so, rather than training nothing; nor is there anything to resume elsewhere.
     r = run_training(["-i", "20", "--out", str(b), "--resume", *common])
     assert r.returncode == 2 and r.stderr == (f"Error: --resume: {b / 'last.pt'} is already at step 20 of 20; "
