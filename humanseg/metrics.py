@@ -14,8 +14,16 @@ def _bool(mask: np.ndarray) -> np.ndarray:
     return np.asarray(mask) > 0
 
 
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     p, g = _bool(pred), _bool(truth)
+    if p.shape != g.shape:
+        raise ValueError(f"masks of different sizes: {p.shape} and {g.shape}")
+    return p, g
+
+
+def iou(pred: np.ndarray, truth: np.ndarray) -> float:
+    """|pred ∩ truth| / |pred ∪ truth|; 1 when both are empty."""
+    p, g = _pair(pred, truth)
     union = np.logical_or(p, g).sum()
     if union == 0:
         return 1.0
@@ -23,7 +31,8 @@ def iou(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    p, g = _bool(pred), _bool(truth)
+    """2 |pred ∩ truth| / (|pred| + |truth|); 1 when both are empty."""
+    p, g = _pair(pred, truth)
     total = p.sum() + g.sum()
     if total == 0:
         return 1.0
@@ -40,9 +49,12 @@ def boundary(mask: np.ndarray) -> np.ndarray:
 
 def boundary_f(pred: np.ndarray, truth: np.ndarray, tolerance: float = 3.0) -> float:
     """F-measure of boundary pixels matched within `tolerance` px (Euclidean) of the other boundary."""
-    bp, bg = boundary(pred), boundary(truth)
+    p, g = _pair(pred, truth)
+    bp, bg = boundary(p), boundary(g)
     if not bp.any() and not bg.any():
-        return 1.0
+        # No outline in either: each mask is empty or fills the frame (the image edge is no outline).
+        # Alike they agree; a full frame against an empty one is as wrong as a mask can be.
+        return 1.0 if p.any() == g.any() else 0.0
     if not bp.any() or not bg.any():
         return 0.0
     # Distance from every pixel to the nearest boundary pixel of the other mask.

@@ -21,10 +21,15 @@ def test_iou_and_dice_on_hand_made_masks():
 def test_empty_truth_scores_one_only_for_empty_prediction():
     empty = np.zeros((8, 8), np.uint8)
     some = square(8, 8, 2, 4, 2, 4)
+    full = np.full((8, 8), 255, np.uint8)  # no outline inside the frame either
     for fn in (metrics.iou, metrics.dice, metrics.boundary_f):
         assert fn(empty, empty) == 1.0
         assert fn(some, empty) == 0.0
         assert fn(empty, some) == 0.0
+        # A full-frame false positive on an empty frame (absdiff after the light changed) is all wrong.
+        assert fn(full, empty) == 0.0 and fn(empty, full) == 0.0 and fn(full, full) == 1.0
+        with pytest.raises(ValueError, match=r"masks of different sizes: \(8, 8\) and \(8, 10\)"):
+            fn(some, np.zeros((8, 10), np.uint8))
 
 
 def test_boundary_f_tolerance_of_three_pixels():
