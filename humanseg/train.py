@@ -394,7 +394,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if not last_path.is_file():
                 raise HumansegError(f"--resume: no checkpoint to resume at {last_path}")
             model, ckpt = load_model(last_path)
-            start_step = ckpt["step"]
+            start_step = ckpt.get("step", 0)
             differs = resume_mismatch(ckpt.get("extra", {}), run_settings(cfg, world, pairs, rooms),
                                       unasked=[k for k in ("init", "arch") if getattr(cfg, k) is None])
             if differs:
@@ -438,7 +438,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
         if optimizer_state:
             try:
                 optimizer.load_state_dict(optimizer_state)
-            except (ValueError, KeyError):
+                # Adam's running moments must have their parameter's shape (load_state_dict does not
+                # look: a damaged state failed at the first step, inside the optimizer).
+                for p in model.parameters():
+                    for moment in optimizer.state.get(p, {}).values():
+                        if isinstance(moment, torch.Tensor) and moment.dim() and moment.shape != p.shape:
+                            raise ValueError
+            except (ValueError, KeyError, TypeError, AttributeError):
                 raise WeightsError(f"optimizer state in {last_path} does not fit the model") from None
 
         total = cfg.iterations

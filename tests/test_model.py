@@ -197,7 +197,7 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_model(other)
     # A checkpoint of a wider network does not fit the config it claims.
     ckpt = torch.load(path, weights_only=True)
-    ckpt["config"] = NetConfig(widths=(16, 24, 48, 128)).to_dict()
+    ckpt["config"] = NetConfig(widths=(16, 24, 48, 128, 160)).to_dict()
     torch.save(ckpt, other)
     with pytest.raises(WeightsError, match="do not fit the model: .*wrong shape"):
         load_model(other)
@@ -621,3 +621,34 @@ def test_images_that_are_not_bgr_uint8_are_refused_in_one_line():
         with pytest.raises(HumansegError, match=rf"^frame must be a colour image, HxWx3 BGR uint8 \(got {got}\)$"):
             seg.predict_mask(image)
     assert seg.predict_mask(bkg[:, ::-1]).shape == (48, 64)  # a view (not contiguous) is fine
+
+
+def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
+    # Each was a traceback (a str version, -3 channels, a level that does not exist, a non-tensor), or
+    # loaded and failed later (2.5 iterations at the first frame), or loaded in silence and gave empty
+    # masks (an int64 copy of a float weight).
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "good.pt", SiameseSegNet().eval())
+    good = torch.load(path, weights_only=True)
+    cases = [
+        (lambda c: c.update(version="1"), r"has an invalid format version '1' \(a whole number\)"),
+        (lambda c: c.pop("version"), r"has an invalid format version None"),
+        (lambda c: c.update(step="x"), r"has an invalid step 'x'"),
+        (lambda c: c["config"].update(refine_width=-3),
+         r"invalid model config: refine_width must be a whole number from 1 to 4096, not -3"),
+        (lambda c: c["config"].update(decode_from=9), r"invalid model config: decode_from must be a level from 0 to 3"),
+        (lambda c: c["config"].update(exposure_iters=2.5), r"exposure_iters must be a whole number from 0 to 20, not 2.5"),
+        (lambda c: c["config"].update(widths="abc"), r"widths must be at least 2 whole numbers from 1 to 4096"),
+        (lambda c: c["config"].update(blocks=[1, 2, 3]),
+         r"blocks must be 5 \(one per level, as widths\) whole numbers from 1 to 4096, not \(1, 2, 3\)"),
+        (lambda c: c["state_dict"].update({"refine.out.weight": [1.0]}),
+         r"do not fit the model: 1 not of the model's type \(e.g. refine.out.weight: list, not torch.float32\)"),
+        (lambda c: c["state_dict"].update({k: v.long() for k, v in list(c["state_dict"].items())[:1]}),
+         r"1 not of the model's type \(e.g. \S+: torch.int64, not torch.float32\)"),
+    ]
+    for change, message in cases:
+        ckpt = {**good, "config": dict(good["config"]), "state_dict": dict(good["state_dict"])}
+        change(ckpt)
+        torch.save(ckpt, tmp_path / "bad.pt")
+        with pytest.raises(WeightsError, match=message):
+            load_model(tmp_path / "bad.pt")

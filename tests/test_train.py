@@ -597,3 +597,22 @@ def test_a_run_that_diverges_stops_in_one_line_and_keeps_its_last_good_checkpoin
     r = run_training(["-i", "40", "-b", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96",
                       "--threads", "1", "--lr", "1e6", "--out", str(tmp_path / "b")])
     assert r.returncode == 1 and "(no checkpoint was written)" in r.stderr and not (tmp_path / "b").exists()
+
+
+def test_a_damaged_optimizer_state_is_named_on_resume(two_sets, tmp_path):
+    # Adam's moments of another shape loaded without a word and failed at the first step, in a traceback.
+    out = tmp_path / "run"
+    common = ["-i", "4", "--images", str(two_sets), "--val-sets", "none", "--out", str(out), *SMALL]
+    assert run_training([*common, "--stop-at", "2"]).returncode == 0
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    moments = ckpt["optimizer"]["state"][0]
+    moments["exp_avg"] = torch.zeros(3, 3)
+    torch.save(ckpt, out / "last.pt")
+    r = run_training([*common, "--resume"])
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+        f"Error: optimizer state in {out / 'last.pt'} does not fit the model")
+    ckpt["step"] = "x"
+    torch.save(ckpt, out / "last.pt")
+    r = run_training([*common, "--resume"])
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+        f"Error: checkpoint {out / 'last.pt'} has an invalid step 'x' (a whole number, 0 or more)")

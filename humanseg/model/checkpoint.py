@@ -56,9 +56,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise WeightsError(f"weights file unreadable or corrupt: {path} ({torch_load_failure(path, exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise WeightsError(f"not a humanseg segmentation checkpoint: {path}")
-    if ckpt.get("version", 0) > VERSION:
+    version = ckpt.get("version")
+    if type(version) is not int or version < 0:
+        raise WeightsError(f"checkpoint {path} has an invalid format version {version!r} (a whole number)")
+    if version > VERSION:
         raise WeightsError(f"checkpoint {path} has format version {ckpt['version']}, newer than this "
                            f"humanseg understands ({VERSION})")
+    step = ckpt.get("step", 0)
+    if type(step) is not int or step < 0:
+        raise WeightsError(f"checkpoint {path} has an invalid step {step!r} (a whole number, 0 or more)")
     width = ckpt.get("work_width", 320)
     if not (type(width) is int and MIN_WORK_WIDTH <= width <= MAX_WORK_WIDTH):  # 0 gave empty masks
         raise WeightsError(f"checkpoint {path} has an invalid work_width {width!r} (the width in pixels the "
@@ -71,12 +77,19 @@ def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> SiameseSe
     try:
         config = NetConfig.from_dict(ckpt["config"])
         model = SiameseSegNet(config)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         raise WeightsError(f"checkpoint {path} has an invalid model config: {exc}") from None
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise WeightsError(f"checkpoint {path} has no state dict")
     own = model.state_dict()
+    odd = [k for k, v in state.items() if not isinstance(v, torch.Tensor)
+           or (k in own and v.dtype != own[k].dtype)]
+    if odd:  # an int64 copy of a float weight loaded without a word and gave empty masks
+        k = odd[0]
+        got = type(state[k]).__name__ if not isinstance(state[k], torch.Tensor) else str(state[k].dtype)
+        raise WeightsError(f"weights {path} do not fit the model: {len(odd)} not of the model's type (e.g. {k}: "
+                           f"{got}, not {own[k].dtype if k in own else 'a tensor'})")
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()

@@ -47,7 +47,30 @@ class NetConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
         d = {"decode_from": 0, **d}  # checkpoints from before decode_from decoded every level
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        config = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """ValueError naming the first field a network cannot be built or run from (a checkpoint's
+        config edited or damaged: -3 channels, a level that does not exist, 2.5 iterations)."""
+        def whole(value, low: int, high: int) -> bool:
+            return type(value) is int and low <= value <= high
+
+        levels = len(self.widths) if isinstance(self.widths, tuple) else 0
+        for name in ("widths", "blocks", "decoder_widths"):
+            value = getattr(self, name)
+            if not (isinstance(value, tuple) and 2 <= len(value) == levels and all(whole(v, 1, 4096) for v in value)):
+                count = "at least 2" if name == "widths" else f"{levels} (one per level, as widths)"
+                raise ValueError(f"{name} must be {count} whole numbers from 1 to 4096, not {value!r}")
+        checks = (("refine_width", whole(self.refine_width, 1, 4096), "a whole number from 1 to 4096"),
+                  ("refine_kernel", self.refine_kernel in (1, 3) and type(self.refine_kernel) is int, "1 or 3"),
+                  ("exposure_iters", whole(self.exposure_iters, 0, 20), "a whole number from 0 to 20"),
+                  ("decode_from", whole(self.decode_from, 0, levels - 2), f"a level from 0 to {levels - 2}"),
+                  ("encoder", self.encoder in ("own", "posenet050"), "'own' or 'posenet050'"))
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {what}, not {getattr(self, name)!r}")
 
 
 # Named configurations for training from scratch (`training.py --arch`). "large" spends its extra
