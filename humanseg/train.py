@@ -465,7 +465,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 replacing[0] = False
                 best_path.unlink(missing_ok=True)
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
-                            extra={"best_iou": best_iou, "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
+                            extra={"best_iou": best_iou, "metrics_step": val_step[0],  # the step metrics are of
+                                   "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images],
                                    "boundary": [cfg.boundary_width, cfg.boundary_gain],
                                    "run": run_settings(cfg, world, pairs, rooms)})
@@ -476,6 +477,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         earlier = history[-1].get("seconds") if history else None
         run_loss, run_iou, t0 = None, None, time.time() - (earlier or 0.0)
         last_val: dict = {}
+        val_step = [None]  # the step last_val was measured at (a checkpoint between validations keeps it)
         row: dict | None = None
         bar = tqdm(total=total, initial=start_step, disable=not is_main, unit="it", dynamic_ncols=True)
         net.train()
@@ -538,6 +540,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 if is_main and val_pairs and (step % cfg.val_every == 0 or step == total):
                     model.eval()
                     last_val = validate(model, val_pairs, cfg.work_width)
+                    val_step[0] = step
                     model.train()
                     row.update(val_iou=last_val["iou"], val_dice=last_val["dice"],
                                val_boundary_f=last_val["boundary_f"])

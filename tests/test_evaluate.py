@@ -57,6 +57,7 @@ def test_evaluate_matches_metrics_computed_by_hand(copy_set):
     assert summary["sets"]["set8"]["frames"] == len(info.labeled) == 3
 
 
+@pytest.mark.slow
 def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_weights):
     root = copy_set(8)
     out_json, masks, montage = tmp_path / "r.json", tmp_path / "masks", tmp_path / "worst.png"
@@ -236,6 +237,7 @@ def test_predict_names_a_frame_that_looks_mirrored_against_the_background(dev_ro
     assert r.returncode == 0 and r.stderr == ""
 
 
+@pytest.mark.slow
 def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, default_weights):
     # No --weights: the shipped model, on frames of a set it held out from training.
     out = tmp_path / "pred"

@@ -616,3 +616,15 @@ def test_a_damaged_optimizer_state_is_named_on_resume(two_sets, tmp_path):
     r = run_training([*common, "--resume"])
     assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
         f"Error: checkpoint {out / 'last.pt'} has an invalid step 'x' (a whole number, 0 or more)")
+
+
+def test_a_checkpoint_says_which_step_its_metrics_are_of(two_sets, tmp_path):
+    # last.pt at step 6 held step 4's validation scores, saying nothing of it.
+    out = tmp_path / "run"
+    r = run_training(["-i", "10", "--stop-at", "6", "--images", str(two_sets), "--val-sets", "8", "--out", str(out),
+                      "--size", "128x96", "-b", "2", "--val-every", "4", "--threads", "1", "--init", "scratch"])
+    assert r.returncode == 0, r.stderr
+    _, last = load_model(out / "last.pt")
+    _, best = load_model(out / "best.pt")
+    assert last["step"] == 6 and last["extra"]["metrics_step"] == 4 and set(last["metrics"]) >= {"iou", "boundary_f"}
+    assert best["step"] == 4 and best["extra"]["metrics_step"] == 4 and best["metrics"] == last["metrics"]
