@@ -29,7 +29,7 @@ test: venv xtools
 	$(PY) -m pytest $(ARGS)
 
 bench: venv xtools
-	for b in benchmarks/[!_]*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache

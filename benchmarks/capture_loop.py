@@ -8,7 +8,6 @@ made from ../shared/data/dev (written to a temporary folder, never into the repo
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -16,11 +15,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # gui.start_xvfb: the same Xvfb the GUI tests use
 
+import click  # noqa: E402
 import cv2  # noqa: E402
 
 from humanseg.capture import load_pose, run_capture  # noqa: E402
@@ -28,7 +29,7 @@ from humanseg.sources import ImageFolderSource  # noqa: E402
 from humanseg.ui.buttons import default_layout  # noqa: E402
 from humanseg.ui.controller import CaptureController  # noqa: E402
 from gui import start_xvfb  # noqa: E402
-from _common import count, run, threads  # noqa: E402  (benchmarks/, the script's own folder)
+from humanseg.cli import MAX_THREADS, reports_errors  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -82,19 +83,21 @@ def report(name: str, fps: list[float], **extra) -> None:
                       "max": round(max(fps), 1), "unit": "fps", "cores": os.cpu_count(), **extra}), flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=count, default=300, help="frames measured per mode")
-    parser.add_argument("--chunk", type=count, default=30, help="frames per FPS sample")
-    parser.add_argument("--pose-every", type=int, default=0,
-                        help="inline mode: pose on every Nth frame (0: every frame, every other one if slow)")
-    parser.add_argument("--pose-threads", type=threads, default=1)
-    parser.add_argument("--posenet-weights", "--weights", dest="weights", default=str(WEIGHTS))
-    args = parser.parse_args()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--frames", type=click.IntRange(1), default=300, show_default=True, help="Frames measured per mode.")
+@click.option("--chunk", type=click.IntRange(1), default=30, show_default=True, help="Frames per FPS sample.")
+@click.option("--pose-every", type=click.IntRange(0), default=0, show_default=True,
+              help="Inline mode: pose on every Nth frame (0: every frame, every other one if slow).")
+@click.option("--pose-threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
+              help="Threads for PoseNet (main.py's default).")
+@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=str(WEIGHTS),
+              show_default=True, help="PoseNet weights.")
+@reports_errors
+def main(**options) -> None:
+    args = SimpleNamespace(**options)  # the options by name
     if args.chunk >= args.frames:
-        parser.error(f"--chunk {args.chunk} must be below --frames {args.frames} (FPS is measured per chunk)")
-    if args.pose_every < 0:
-        parser.error(f"--pose-every {args.pose_every} is not 0 (automatic) or a frame count")
+        raise click.UsageError(f"--chunk {args.chunk} must be below --frames {args.frames} (FPS is measured "
+                               f"per chunk)")
     pose = load_pose(args.weights, None, num_threads=args.pose_threads)  # bad weights: said before any timing
 
     try:
@@ -125,4 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

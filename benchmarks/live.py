@@ -10,7 +10,6 @@ Usage: python benchmarks/live.py [--weights W] [--threads N] [--runs 5] [--frame
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -18,10 +17,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import click  # noqa: E402
 import cv2  # noqa: E402
 
 from humanseg import store  # noqa: E402
@@ -30,30 +31,32 @@ from humanseg.live import VIEWS, LiveSession, default_threads, run_live  # noqa:
 from humanseg.model import load_segmenter  # noqa: E402
 from humanseg.sources import open_source  # noqa: E402
 from robustness import far_person  # noqa: E402  (benchmarks/, the script's own folder)
-from _common import count, run, threads  # noqa: E402
+from humanseg.cli import MAX_THREADS, reports_errors  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default=None)
-    ap.add_argument("--threads", type=threads, default=None, help="model threads (default: cores - 1)")
-    ap.add_argument("--runs", type=count, default=5)
-    ap.add_argument("--frames", type=count, default=60)
-    ap.add_argument("--views", default="tint,blur")
-    ap.add_argument("--set", type=int, default=2, help="dev set whose frames and background are used")
-    ap.add_argument("--far", action="store_true", help="the person at half size, further away")
-    args = ap.parse_args()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="Model threads (default: cores - 1).")
+@click.option("--runs", type=click.IntRange(1), default=5, show_default=True, help="Timed runs per view.")
+@click.option("--frames", type=click.IntRange(1), default=60, show_default=True, help="Frames per run.")
+@click.option("--views", default="tint,blur", show_default=True, help=f"Views to time ({', '.join(VIEWS)}).")
+@click.option("--set", "set_number", type=int, default=2, show_default=True,
+              help="Dev set whose frames and background are used.")
+@click.option("--far", is_flag=True, help="The person at half size, further away.")
+@reports_errors
+def main(**options):
+    args = SimpleNamespace(**options)  # the options by name
     views = args.views.split(",")
     unknown = [v for v in views if v not in VIEWS]
     if unknown:  # said before the first view is timed
-        ap.error(f"--views: unknown view {unknown[0]!r} (views: {', '.join(VIEWS)})")
+        raise click.UsageError(f"--views: unknown view {unknown[0]!r} (views: {', '.join(VIEWS)})")
     model_threads = args.threads or default_threads()
-    info = store.scan_set(DEV, args.set)
+    info = store.scan_set(DEV, args.set_number)
     bkg = store.read_background(info)
     if not info.frames:
-        raise HumansegError(f"--set {args.set}: no frames in {info.path}")
+        raise HumansegError(f"--set {args.set_number}: no frames in {info.path}")
 
     def as_shot(frame):
         return far_person(frame, bkg, frame[..., 0])[0] if args.far else frame
@@ -83,4 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

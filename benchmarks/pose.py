@@ -12,23 +12,24 @@ very slow; run with OMP_WAIT_POLICY=PASSIVE there (the policy is printed on each
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import click  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from humanseg.pose.estimator import PoseEstimator  # noqa: E402
-from _common import at_least_0, count, run  # noqa: E402  (benchmarks/, the script's own folder)
+from humanseg.cli import reports_errors  # noqa: E402
 
 DEV_FRAME = ROOT.parent / "shared" / "data" / "dev" / "set10" / "0.png"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -47,13 +48,15 @@ def measure(estimator: PoseEstimator, frame: np.ndarray, threads: int, iteration
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--posenet-weights", "--weights", dest="weights", default=str(WEIGHTS))
-    parser.add_argument("--iterations", type=count, default=50)
-    parser.add_argument("--warmup", type=at_least_0, default=5)
-    parser.add_argument("--no-eager", action="store_true", help="Skip the eager-module comparison lines.")
-    args = parser.parse_args()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=str(WEIGHTS),
+              show_default=True, help="PoseNet weights.")
+@click.option("--iterations", type=click.IntRange(1), default=50, show_default=True, help="Timed calls per line.")
+@click.option("--warmup", type=click.IntRange(0), default=5, show_default=True, help="Untimed calls first.")
+@click.option("--no-eager", is_flag=True, help="Skip the eager-module comparison lines.")
+@reports_errors
+def main(**options) -> None:
+    args = SimpleNamespace(**options)  # the options by name
 
     frame, timed = cv2.imread(str(DEV_FRAME)), "set10/0.png"
     if frame is None:  # ../shared absent: a synthetic frame still times the same work (and says so)
@@ -80,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

@@ -8,14 +8,15 @@ Usage: python benchmarks/robustness.py [--weights W] [--sets 3,7] [--threads 2] 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import click  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -23,7 +24,7 @@ from humanseg import metrics, store  # noqa: E402
 from humanseg.errors import HumansegError  # noqa: E402
 from humanseg.evaluate import AbsdiffPredictor, parse_sets  # noqa: E402
 from humanseg.model import load_segmenter, read_checkpoint, resolve_weights  # noqa: E402
-from _common import run, threads, work_width  # noqa: E402  (benchmarks/, the script's own folder)
+from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, reports_errors  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
@@ -113,15 +114,17 @@ def held_out_samples(root: Path, sets: list[int]):
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=None)
-    parser.add_argument("--images", default=str(DEV))
-    parser.add_argument("--sets", default=None, help="default: the sets the checkpoint held out")
-    parser.add_argument("--threads", type=threads, default=2)
-    parser.add_argument("--work-width", type=work_width, default=None,
-                        help="network working width (default: the checkpoint's)")
-    args = parser.parse_args()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--images", type=click.Path(), default=str(DEV), show_default=True, help="Folder holding the sets.")
+@click.option("--sets", help="Sets to score, e.g. 3,7 (default: the sets the checkpoint held out).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,
+              help="Threads for the model.")
+@click.option("--work-width", type=click.IntRange(MIN_WORK_WIDTH, MAX_WORK_WIDTH),
+              help="Network working width (default: the checkpoint's).")
+@reports_errors
+def main(**options) -> None:
+    args = SimpleNamespace(**options)  # the options by name
     if not Path(args.images).is_dir():
         raise HumansegError(f"images folder not found: {args.images}")
     sets = args.sets
@@ -151,4 +154,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

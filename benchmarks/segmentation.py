@@ -9,24 +9,25 @@ Usage: python benchmarks/segmentation.py [--weights W] [--threads 2] [--repeats 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import click  # noqa: E402
 import torch  # noqa: E402
 
 from humanseg import store  # noqa: E402
 from humanseg.errors import HumansegError  # noqa: E402
 from humanseg.evaluate import absdiff_mask  # noqa: E402
 from humanseg.model import load_segmenter  # noqa: E402
-from _common import count, run, threads, work_width  # noqa: E402  (benchmarks/, the script's own folder)
+from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, reports_errors  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
@@ -47,19 +48,24 @@ def report(name: str, times: list[float], **extra) -> None:
                       "max": round(max(times), 3), "unit": "ms", "cores": os.cpu_count(), **extra}), flush=True)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default=None)
-    ap.add_argument("--threads", type=threads, default=2)
-    ap.add_argument("--repeats", type=count, default=100)
-    ap.add_argument("--work-width", type=work_width, default=None)
-    ap.add_argument("--set", type=int, default=2, help="dev set whose frame and background are used")
-    args = ap.parse_args()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,
+              help="Threads for the model.")
+@click.option("--repeats", type=click.IntRange(1), default=100, show_default=True,
+              help="Timed calls per measurement (after 5 untimed ones; `segment` a fifth as many, at least 10).")
+@click.option("--work-width", type=click.IntRange(MIN_WORK_WIDTH, MAX_WORK_WIDTH),
+              help="Network working width (default: the checkpoint's).")
+@click.option("--set", "set_number", type=int, default=2, show_default=True,
+              help="Dev set whose first labeled frame and background are used.")
+@reports_errors
+def main(**options):
+    args = SimpleNamespace(**options)  # the options by name
     torch.set_num_threads(args.threads)
-    info = store.scan_set(DEV, args.set)
+    info = store.scan_set(DEV, args.set_number)
     bkg = store.read_background(info)
     if not info.labeled:
-        raise HumansegError(f"--set {args.set}: no labeled frame in {info.path}")
+        raise HumansegError(f"--set {args.set_number}: no labeled frame in {info.path}")
     frame = store.read_frame(info, info.labeled[0], bkg.shape)
     size = f"{frame.shape[1]}x{frame.shape[0]}"
     seg_auto_backend = None
@@ -83,4 +89,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    main()

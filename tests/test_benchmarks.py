@@ -32,21 +32,33 @@ def test_segmentation_prints_one_json_line_per_measurement(dev_root, default_wei
 
 
 @pytest.mark.parametrize("script,args,message", [
-    ("segmentation.py", ["--repeats", "0"], "segmentation.py: error: argument --repeats: 0 is not at least 1"),
+    ("segmentation.py", ["--repeats", "0"], "Error: Invalid value for '--repeats': 0 is not in the range x>=1."),
     ("segmentation.py", ["--threads", "0"],
-     "segmentation.py: error: argument --threads: 0 is not a thread count from 1 to 256"),
+     "Error: Invalid value for '--threads': 0 is not in the range 1<=x<=256."),
     ("segmentation.py", ["--work-width", "5"],
-     "segmentation.py: error: argument --work-width: 5 is not a working width from 32 to 4096"),
-    ("pose.py", ["--iterations", "-5"], "pose.py: error: argument --iterations: -5 is not at least 1"),
-    ("live.py", ["--runs", "x"], "live.py: error: argument --runs: 'x' is not a whole number"),
+     "Error: Invalid value for '--work-width': 5 is not in the range 32<=x<=4096."),
+    ("pose.py", ["--iterations", "-5"], "Error: Invalid value for '--iterations': -5 is not in the range x>=1."),
+    ("live.py", ["--runs", "x"], "Error: Invalid value for '--runs': 'x' is not a valid integer range."),
     ("live.py", ["--views", "tint,bogus"],
-     "live.py: error: --views: unknown view 'bogus' (views: tint, blur, replace, green, side)"),
+     "Error: --views: unknown view 'bogus' (views: tint, blur, replace, green, side)"),
     ("capture_loop.py", ["--frames", "40", "--chunk", "50"],
-     "capture_loop.py: error: --chunk 50 must be below --frames 40 (FPS is measured per chunk)"),
+     "Error: --chunk 50 must be below --frames 40 (FPS is measured per chunk)"),
 ])
 def test_bad_options_are_usage_errors(script, args, message):
     r = bench(script, *args)
     assert r.returncode == 2 and r.stdout == "" and r.stderr.splitlines()[-1] == message
+    assert f"Try '{script} --help' for help." in r.stderr  # click, as every entry point
+
+
+@pytest.mark.parametrize("script", ["segmentation.py", "pose.py", "capture_loop.py", "live.py", "robustness.py"])
+def test_help_describes_every_option(script):
+    r = bench(script, "--help")
+    assert r.returncode == 0
+    options = [line.split()[0] for line in r.stdout.splitlines() if line.startswith("  --")]
+    assert options and "--help" in options
+    # Every option line has words after its name and type (its help), not the name alone.
+    described = [line for line in r.stdout.splitlines() if line.startswith("  --") and len(line.split()) > 2]
+    assert len(described) == len(options), r.stdout
 
 
 def test_bad_input_is_one_line_before_any_timing(tmp_path, dev_root, default_weights):
