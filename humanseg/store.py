@@ -361,12 +361,14 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
     """Write data to path via a temporary file; without overwrite, an existing path raises StoreError."""
     path = Path(path)
-    tmp = claim_temporary(path)
+    tmp = None
     try:
+        tmp = claim_temporary(path)
         _write_temporary(tmp, data, path)
         _put_in_place(tmp, path, overwrite)
     finally:
-        remove_temporary(tmp)
+        if tmp is not None:
+            remove_temporary(tmp)
     return path
 
 
