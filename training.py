@@ -18,24 +18,28 @@ def _size(ctx, param, value):
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-i", "--iterations", default=1000, show_default=True, type=click.IntRange(1),
               help="Training steps in all (a resumed run continues up to this step).")
-@click.option("-b", "--batch", default=2, show_default=True, type=click.IntRange(1), help="Batch size per process.")
+# Bounds: -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38
+# overflowed inside the optimizer.
+@click.option("-b", "--batch", default=2, show_default=True, type=click.IntRange(1, 1024),
+              help="Batch size per process.")
 @click.option("--images", "images", multiple=True, default=["images"], show_default=True,
               type=click.Path(file_okay=False), help="Image root with setN/ folders; repeat for several.")
 @click.option("--out", default="weights", show_default=True, type=click.Path(file_okay=False),
               help="Folder for last.pt, best.pt, metrics.csv, training.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")
 @click.option("--force", is_flag=True, help="Start a new run in an OUT that holds one (replaces its checkpoints).")
-@click.option("--lr", default=None, type=Number(min=0, min_open=True),
+@click.option("--lr", default=None, type=Number(min=0, min_open=True, max=10),
               help="Peak learning rate (default: 0.003 from scratch, 0.0005 when fine-tuning a model).")
 @click.option("--size", default="320x240", show_default=True, callback=_size,
               help="Training sample size WIDTHxHEIGHT: crops of frames scaled as the network sees them "
                    "(320 px wide, jittered; a larger crop scales them up to fill it).")
 @click.option("--val-sets", default="0.2", show_default=True,
               help="Held-out whole sets: numbers like 3,7, a fraction like 0.2, or 'none'.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where to train (auto: a GPU when there is one).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Initial weights and every sample follow from it.")
-@click.option("--workers", default=0, show_default=True, type=click.IntRange(0), help="Data loader processes.")
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64), help="Data loader processes.")
 @click.option("--init", "init", default=None,
               help="Starting weights: default (the shipped model; the default), scratch, or a checkpoint path.")
 @click.option("--arch", type=click.Choice(["base", "large", "pose"]), default=None,

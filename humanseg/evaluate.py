@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +199,7 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                 raise HumansegError(f"--save-masks {save_masks} already holds masks of set {n} "
                                     f"({earlier[0]}, ...): --force replaces them, or choose another folder")
         for option, path in (("--montage", montage), ("--json", json_path)):
-            if path and Path(path).exists():
+            if path and os.path.lexists(path):  # a link pointing nowhere too: it would be written through
                 raise HumansegError(f"{option} {path} already exists (--force replaces it)")
     report = {}
     for method in dict.fromkeys(methods):
@@ -251,7 +252,7 @@ def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bo
         first[stem] = path
         if not force:
             for suffix in ("_mask.png", "_overlay.png") if overlay else ("_mask.png",):
-                if (out / f"{stem}{suffix}").exists():
+                if os.path.lexists(out / f"{stem}{suffix}"):
                     raise HumansegError(f"refusing to overwrite existing file: {out / (stem + suffix)} "
                                         f"(--force replaces it)")
 

@@ -126,7 +126,7 @@ def export_command(onnx_path, weights, opset, force):
         source = None  # said by export_onnx, as every command says it
     if source is not None and Path(onnx_path).resolve() == source.resolve():  # --force or not
         raise HumansegError(f"--onnx {onnx_path} is the checkpoint being exported; write it to another file")
-    if Path(onnx_path).exists() and not force:
+    if os.path.lexists(onnx_path) and not force:  # a link pointing nowhere too
         raise HumansegError(f"--onnx {onnx_path} already exists (pass --force to overwrite)")
     _check_folder(Path(onnx_path))  # found now, not after the model loaded
     store.refuse_unwritable(onnx_path, "--onnx")

@@ -368,7 +368,7 @@ class VideoOutput:
         if ext not in FOURCC:
             raise HumansegError(f"--output {path}: unsupported video type {ext or '(none)'}; "
                                 f"use one of {', '.join(sorted(FOURCC))}")
-        if self.path.exists() and not force:
+        if os.path.lexists(self.path) and not force:  # a link pointing nowhere too
             raise HumansegError(f"--output {path} already exists (pass --force to overwrite)")
         if not self.path.parent.is_dir():
             raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
@@ -690,7 +690,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if any(Path(p).resolve() == save_bkg.resolve() for p in inputs):  # --force or not
             raise HumansegError(f"--save-bkg {save_bkg} is one of the images read (--source, --bkg or "
                                 f"--replace); save it to another file")
-        if save_bkg.exists() and not force:
+        if os.path.lexists(save_bkg) and not force:
             raise HumansegError(f"--save-bkg {save_bkg} already exists (pass --force to overwrite)")
         if not save_bkg.parent.is_dir():
             raise HumansegError(f"--save-bkg {save_bkg}: folder {save_bkg.parent} does not exist")

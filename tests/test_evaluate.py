@@ -386,3 +386,15 @@ def test_an_output_name_too_long_for_the_file_system_is_found_before_the_model_l
     assert r.returncode == 2 and r.stderr == (f"Error: {frame}: its output name {'f' * 40}... is longer than a "
                                               f"file name may be (255 bytes); rename the frame\n")
     assert not out.exists()
+
+
+def test_a_link_pointing_nowhere_counts_as_an_existing_output(copy_set, tmp_path):
+    # The existence check followed the link: the link was then replaced without --force.
+    root = copy_set(8)
+    link = tmp_path / "r.json"
+    link.symlink_to(tmp_path / "nowhere" / "t.json")
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--json", str(link))
+    assert r.returncode == 2 and r.stderr == f"Error: --json {link} already exists (--force replaces it)\n"
+    assert link.is_symlink()
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--json", str(link), "--force")
+    assert r.returncode == 0 and not link.is_symlink() and json.loads(link.read_text())["absdiff"]

@@ -368,6 +368,14 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
         r = run_training(["-i", "1", "--seed", seed, "--out", str(tmp_path / "s")])
         assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--seed'"), r.stderr
     assert not (tmp_path / "s").exists()
+    # -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38 overflowed.
+    for option, value, rule in (("'-b' / '--batch'", "100000", "1<=x<=1024"), ("'--workers'", "100000", "0<=x<=64"),
+                                ("'--lr'", "1e38", "0<x<=10")):
+        flag = "-b" if "batch" in option else option.strip("'")
+        r = run_training(["-i", "1", flag, value, "--out", str(tmp_path / "s")])
+        shown = "1e+38" if value == "1e38" else value
+        assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+            f"Error: Invalid value for {option}: {shown} is not in the range {rule}."), r.stderr
     for spec in ("", ","):  # named no set, and was taken for none
         r = run_training(["-i", "1", "--val-sets", spec])
         assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--val-sets': give set numbers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -78,7 +79,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
                                     f"draw them into separate --out folders")
             first[name] = path
         if not overwrite:
-            taken = [out_dir / n for n in names if (out_dir / n).exists()]
+            taken = [out_dir / n for n in names if os.path.lexists(out_dir / n)]
             if taken:
                 raise HumansegError(f"--out {out_dir}: {taken[0].name} exists (pass --force to replace it)")
     estimator = PoseEstimator.load(weights=posenet_weights, model_id=int(model_id),
