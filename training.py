@@ -66,6 +66,8 @@ def main(iterations, batch, images, out, resume, force, lr, size, val_sets, devi
     """Train the network on every labeled frame under --images, validating on held-out sets."""
     if not val_sets.strip(" ,"):  # "" or "," named no set: not taken for none
         raise click.BadParameter("give set numbers like 3,7, a fraction like 0.2, or none", param_hint="'--val-sets'")
+    if init is not None and not init.strip():  # "" (an unset shell variable) was taken for the default
+        raise click.BadParameter("give default, scratch or a checkpoint file", param_hint="'--init'")
     from humanseg.train import TrainConfig, train
 
     train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,

@@ -165,6 +165,10 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         store.refuse_capture_folder(save_masks, "--save-masks")  # nor one set (OUT/setN inside it)
         for n in store.list_sets(save_masks):
             store.refuse_capture_folder(store.set_path(save_masks, n), "--save-masks")
+        for n in wanted or store.list_sets(root):  # found now, not after the whole evaluation
+            there = store.set_path(save_masks, n)
+            if os.path.lexists(there) and not there.is_dir():
+                raise HumansegError(f"--save-masks {save_masks}: {there.name} there is not a folder; move it away")
     for option, path in (("--montage", montage), ("--json", json_path)):
         if path:  # never a set's bkg.png, K.png or K_mask.png, --force or not
             store.refuse_capture_file(path, option)

@@ -158,6 +158,9 @@ def test_evaluate_errors(tmp_path, random_weights, dev_root):
                                   f"{dev_root}") in r.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--weights", "")  # was the shipped model
+    assert r.returncode == 2 and r.stderr == ("Error: --weights is empty: name a checkpoint file, or leave the "
+                                              "option out for the shipped model\n")
     r = cli("evaluate", "--images", str(tmp_path / "empty"), "--weights", str(bad))
     assert r.returncode == 2
     assert r.stderr == f"Error: weights file unreadable or corrupt: {bad} (not a PyTorch weights file)\n"
@@ -386,6 +389,16 @@ def test_an_output_name_too_long_for_the_file_system_is_found_before_the_model_l
     assert r.returncode == 2 and r.stderr == (f"Error: {frame}: its output name {'f' * 40}... is longer than a "
                                               f"file name may be (255 bytes); rename the frame\n")
     assert not out.exists()
+
+
+def test_a_save_masks_set_folder_that_is_a_file_is_found_before_evaluating(copy_set, tmp_path):
+    root = copy_set(8)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "set8").write_text("not a folder")
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(tmp_path / "m"),
+            "--json", str(tmp_path / "r.json"))
+    assert r.returncode == 2 and r.stdout == "" and r.stderr == (
+        f"Error: --save-masks {tmp_path / 'm'}: set8 there is not a folder; move it away\n")
 
 
 def test_a_link_pointing_nowhere_counts_as_an_existing_output(copy_set, tmp_path):

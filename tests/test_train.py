@@ -376,6 +376,9 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
         shown = "1e+38" if value == "1e38" else value
         assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
             f"Error: Invalid value for {option}: {shown} is not in the range {rule}."), r.stderr
+    r = run_training(["-i", "1", "--init", "", "--out", str(tmp_path / "s")])  # was taken for the default
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--init': give default, scratch or a checkpoint file")
     for spec in ("", ","):  # named no set, and was taken for none
         r = run_training(["-i", "1", "--val-sets", spec])
         assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--val-sets': give set numbers")

@@ -118,6 +118,9 @@ def load_model(path: str | os.PathLike) -> tuple[SiameseSegNet, dict]:
 
 def resolve_weights(weights: str | os.PathLike | None) -> Path:
     """The explicit path, else $HUMANSEG_WEIGHTS, else the shipped default model."""
+    if weights is not None and not str(weights):  # --weights "" (an unset shell variable) is no choice made
+        raise WeightsError("--weights is empty: name a checkpoint file, or leave the option out for the "
+                           "shipped model")
     if weights:
         return Path(weights)
     env = os.environ.get("HUMANSEG_WEIGHTS")
