@@ -28,7 +28,7 @@ def _size(ctx, param, value):
               help="Folder for last.pt, best.pt, metrics.csv, training.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")
 @click.option("--force", is_flag=True, help="Start a new run in an OUT that holds one (replaces its checkpoints).")
-@click.option("--lr", default=None, type=Number(min=0, min_open=True, max=10),
+@click.option("--lr", default=None, type=Number(min=0, min_open=True, max=1e6),
               help="Peak learning rate (default: 0.003 from scratch, 0.0005 when fine-tuning a model).")
 @click.option("--size", default="320x240", show_default=True, callback=_size,
               help="Training sample size WIDTHxHEIGHT: crops of frames scaled as the network sees them "

@@ -67,7 +67,7 @@ def test_nan_and_inf_are_refused_where_a_number_is_asked_for():
     # ValueError deep in the labeler, and `--lr nan` was taken as a learning rate.
     for args, option, value in [(["main.py", "-b"], "'-b' / '--bkg-countdown'", "nan"),
                                 (["label_images.py", "-s", "1", "--zoom"], "'--zoom'", "nan"),
-                                (["training.py", "--lr"], "'--lr'", "inf"),
+                                (["training.py", "--lr"], "'--lr'", "nan"),  # (inf: above its range)
                                 (["-m", "humanseg", "live", "--countdown"], "'--countdown'", "-nan")]:
         r = run(*args, value)
         shown = value.lstrip("-")

@@ -370,7 +370,7 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
     assert not (tmp_path / "s").exists()
     # -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38 overflowed.
     for option, value, rule in (("'-b' / '--batch'", "100000", "1<=x<=1024"), ("'--workers'", "100000", "0<=x<=64"),
-                                ("'--lr'", "1e38", "0<x<=10")):
+                                ("'--lr'", "1e38", "0<x<=1000000.0")):
         flag = "-b" if "batch" in option else option.strip("'")
         r = run_training(["-i", "1", flag, value, "--out", str(tmp_path / "s")])
         shown = "1e+38" if value == "1e38" else value
