@@ -88,14 +88,13 @@ class ImageFolderSource(FrameSource):
         # A capture set's folder (bkg.png and K.png frames), whose frames are among those taken: the
         # set is the source. (Other images asked for by name or pattern, or a folder of frames named
         # otherwise that holds a bkg.png, are taken as they are.)
-        in_sets = {folder for folder in {os.path.dirname(p) for p in paths}
-                   if os.path.isfile(os.path.join(folder or ".", store.BKG_NAME))
-                   and any(os.path.dirname(p) == folder and store.FRAME_RE.match(os.path.basename(p))
-                           for p in paths)}
+        with_frames = {os.path.dirname(p) for p in paths if store.FRAME_RE.match(os.path.basename(p))}
+        in_sets = {folder for folder in with_frames if os.path.isfile(os.path.join(folder or ".", store.BKG_NAME))}
         strays = sorted((p for p in paths if os.path.dirname(p) in in_sets
                          and not store.FRAME_RE.match(os.path.basename(p))), key=_natural_key)
         if strays:
-            paths = [p for p in paths if p not in strays]
+            left_out = set(strays)
+            paths = [p for p in paths if p not in left_out]
             names = ", ".join(os.path.basename(p) for p in strays[:3]) + (", ..." if len(strays) > 3 else "")
             warnings.warn(f"{spec}: {names} not read (in a capture set's folder only its K.png frames are "
                           f"frames)", stacklevel=2)

@@ -491,6 +491,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
             stops.signum = int(flag.item()) or None
             return stops.signum is not None
 
+        # The tensors a diverging run fills with inf or NaN (updated in place: listed once, not per step).
+        state = [(name, t) for name, t in itertools.chain(model.named_parameters(), model.named_buffers())
+                 if t.is_floating_point()]
         stops.install()
         try:
             for frame, bkg, target in loader:
@@ -515,8 +518,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     lv, iv = loss.item(), batch_iou.item()
                     # A loss, weight or BatchNorm statistic gone to inf or NaN: what this step made
                     # is not saved, and the last checkpoint stays as it was.
-                    state = [(name, t) for name, t in itertools.chain(model.named_parameters(),
-                                                                      model.named_buffers()) if t.is_floating_point()]
                     why = None
                     if not math.isfinite(lv):
                         why = f"the loss is {lv}"
