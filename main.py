@@ -29,7 +29,7 @@ def _print_event(record: dict) -> None:
               help="Seconds a palm must stay inside a button to press it.")
 @click.option("--no-pose", is_flag=True, help="No PoseNet: press buttons with the mouse or keys b / s / q.")
 @click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
-              help="PoseNet weights (.pth); default: $HUMANSEG_POSENET_WEIGHTS or the cache.")
+              help="PoseNet weights (.pth); default: $HUMANSEG_POSENET_WEIGHTS, the cache, then download.")
 @click.option("--pose-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Run PoseNet on every Nth frame; 0: in a background thread on the newest frame, "
                    "as often as it keeps up (every frame on a fast machine).")
@@ -71,7 +71,8 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
         pose_threads=pose_threads, max_fps=max_fps, log=log, load_hooks=None if no_model else load_hooks,
     )
     if result.set_number is not None:
-        click.echo(f"set {result.set_number}: {result.frames_saved} frames in {result.set_path}", err=True)
+        n = result.frames_saved
+        click.echo(f"set {result.set_number}: {n} frame{'' if n == 1 else 's'} in {result.set_path}", err=True)
 
 
 if __name__ == "__main__":

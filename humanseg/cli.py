@@ -134,7 +134,7 @@ class LazyGroup(click.Group):
         return getattr(module, attr, None)
 
 
-@click.group(cls=LazyGroup)
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})  # subcommands inherit it
 @click.version_option(package_name=None, version=__import__("humanseg").__version__)
 def main():
     """humanseg: person segmentation with a background reference."""

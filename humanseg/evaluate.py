@@ -142,7 +142,8 @@ def parse_sets(value: str | None) -> list[int] | None:
 @click.option("--sets", help="Only these sets, e.g. 3,7 (default: every set with labels).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(METHODS), default=["model"],
               show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff); "
-              "model-raw: the network without the speck/pinhole clean-up.")
+              "model-raw: the network without the speck/pinhole clean-up and without the far person's "
+              "second pass.")
 @click.option("--save-masks", type=click.Path(file_okay=False), help="Write predictions as OUT/setN/K_mask.png.")
 @click.option("--montage", type=click.Path(dir_okay=False), help="PNG of the worst frames (frame | truth | prediction).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")

@@ -62,6 +62,17 @@ def test_a_bad_option_value_is_one_line(tmp_path):
                                              f"does not exist.\n"
 
 
+def test_every_command_takes_h_for_help():
+    # `python -m humanseg -h` and every subcommand's -h were "Error: No such option: -h", while the
+    # entry points took it.
+    for args in (["-m", "humanseg"], ["-m", "humanseg", "evaluate"], ["-m", "humanseg", "predict"],
+                 ["-m", "humanseg", "live"], ["-m", "humanseg", "export"], ["-m", "humanseg", "pose"],
+                 ["main.py"], ["label_images.py"], ["training.py"], ["-m", "humanseg.model.release"]):
+        short, long = run(*args, "-h"), run(*args, "--help")
+        assert (short.returncode, short.stderr) == (0, ""), args
+        assert short.stdout == long.stdout and "Usage:" in short.stdout and "-h, --help" in short.stdout, args
+
+
 def test_nan_and_inf_are_refused_where_a_number_is_asked_for():
     # A range check compares, and every comparison with nan is false: `--zoom nan` got through to a
     # ValueError deep in the labeler, and `--lr nan` was taken as a learning rate.

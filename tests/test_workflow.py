@@ -24,8 +24,9 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def capture(xdisplay, source, images, keys, *extra) -> list[dict]:
-    """main.py on an image folder: each key pressed once its countdown (0 s) has saved; the saved events."""
+def capture(xdisplay, source, images, keys, *extra) -> tuple[list[dict], str]:
+    """main.py on an image folder: each key pressed once its countdown (0 s) has saved; the saved events
+    and the summary it ends with."""
     app = GuiApp(["main.py", "--source", str(source), "--images", str(images), "--no-pose", "--no-model",
                   "-b", "0", "-s", "0", "--max-fps", "30", "--log-events", *extra], xdisplay)
     try:
@@ -37,9 +38,10 @@ def capture(xdisplay, source, images, keys, *extra) -> list[dict]:
             saved.append(app.wait_event("saved"))
         app.key("q")
         assert app.wait_exit() == 0
+        summary = app.proc.stderr.read().splitlines()[-1]
     finally:
         app.close()
-    return saved
+    return saved, summary
 
 
 @pytest.mark.gui
@@ -53,9 +55,11 @@ def test_capture_label_train_evaluate_and_live(xdisplay, tmp_path, dev_root):
         (folder / "0.png").write_bytes((dev_root / "set5" / name).read_bytes())
 
     # 1. Capture: Bkg in front of the empty room, then two frames of the person (a camera would move).
-    (bkg_saved,) = capture(xdisplay, room, images, ["b"])
+    (bkg_saved,), summary = capture(xdisplay, room, images, ["b"])
+    assert summary == f"set 1: 0 frames in {images / 'set1'}"
     assert bkg_saved["kind"] == "background" and bkg_saved["path"] == str(images / "set1" / "bkg.png")
-    frames = capture(xdisplay, person, images, ["s", "s"], "--set", "1")
+    frames, summary = capture(xdisplay, person, images, ["s", "s"], "--set", "1")
+    assert summary == f"set 1: 2 frames in {images / 'set1'}"
     assert [(e["set"], e["frame"]) for e in frames] == [(1, 0), (1, 1)]
     info = store.scan_set(images, 1)
     assert info.frames == [0, 1] and info.labeled == []
