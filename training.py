@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import MAX_THREADS, Number, as_a_tool, reports_errors
+from humanseg.cli import MAX_THREADS, Folder, Number, as_a_tool, reports_errors
 
 
 def _size(ctx, param, value):
@@ -23,7 +23,7 @@ def _size(ctx, param, value):
 @click.option("-b", "--batch", default=2, show_default=True, type=click.IntRange(1, 1024),
               help="Batch size per process.")
 @click.option("--images", "images", multiple=True, default=["images"], show_default=True,
-              type=click.Path(file_okay=False), help="Image root with setN/ folders; repeat for several.")
+              type=Folder(), help="Image root with setN/ folders; repeat for several.")
 @click.option("--out", default="weights", show_default=True, type=click.Path(file_okay=False),
               help="Folder for last.pt, best.pt, metrics.csv, training.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")

@@ -25,6 +25,7 @@ from humanseg.errors import HumansegError, StoreError
 from humanseg.pose.keypoints import Palm
 from humanseg.pose.palm import PalmSmoother
 from humanseg.ui import draw
+from humanseg.ui.buttons import default_layout
 from humanseg.ui.controller import CaptureController, Event
 
 # Above this many seconds per pose call, automatic mode runs pose on every other frame.
@@ -222,6 +223,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     started = clock()
     worker = BackgroundPose(pose) if pose is not None and pose_async else None
     smoother, seen_calls = PalmSmoother(), 0
+    laid_out_for = None  # the frame size the buttons are placed for: the first frame's, as given
 
     def steady(found) -> list[tuple[float, float]]:
         """A pose call's palms through the One-Euro filter (per arm, over the clock's time), so the dot
@@ -240,6 +242,13 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 break
             frame = cv2.flip(raw, 1) if mirror else raw
             context.frame_index += 1
+            if laid_out_for is None:
+                laid_out_for = frame.shape[:2]
+            elif frame.shape[:2] != laid_out_for:  # a source that changed size: buttons where they belong
+                laid_out_for = frame.shape[:2]
+                controller.relayout(default_layout(frame.shape[1], frame.shape[0]))
+                smoother.reset()
+                palms = []
 
             every = pose_every if pose_every > 0 else (2 if pose_seconds > POSE_SLOW_SECONDS else 1)
             if worker is not None:
@@ -358,11 +367,13 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
     the cheap checks passed and the source gave a frame, so a bad --source or no display is said at
     once rather than after seconds of loading a model; closed when the loop ends."""
     from humanseg.display import require_display
-    from humanseg.ui.buttons import default_layout
     from humanseg.ui.window import CvWindow
 
     background, frames_saved, hooks = None, 0, None
     store.check_root(images)  # a set folder as --images would nest new sets inside it
+    # images/set13 for --set 13: a new folder named like a set, among the sets, that every tool would
+    # take for a set without bkg.png (and the capture's sets nested inside it).
+    store.refuse_new_set_folder(images, "--images")
     # Found now, not when the first countdown ends in "save failed".
     store.refuse_unwritable(images, "--images", folder=True)
     if set_number is not None:

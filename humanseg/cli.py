@@ -78,6 +78,19 @@ class Number(click.FloatRange):
         return value
 
 
+class Folder(click.Path):
+    """click.Path for a folder that refuses an empty value: `--images ""` (an unset shell variable)
+    was taken for the current folder, and the capture tool made its sets there."""
+
+    def __init__(self, **kwargs):
+        super().__init__(file_okay=False, **kwargs)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value == "":
+            self.fail("empty; name a folder.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class UserError(click.ClickException):
     """A one-line error with the exit code the failure calls for."""
 
@@ -142,5 +155,5 @@ def main():
 
 images_option = click.option(
     "--images", "images", default="images", show_default=True,
-    type=click.Path(file_okay=False), help="Folder holding the setN/ capture folders.",
+    type=Folder(), help="Folder holding the setN/ capture folders.",
 )

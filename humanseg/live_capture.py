@@ -153,7 +153,9 @@ def load_overlay(weights: str | None, notify: Callable[[str], None],
         # One torch thread: the other core reads, draws and shows (PoseNet also keeps to one).
         segmenter = load_segmenter(weights, num_threads=1)
     except HumansegError as exc:
-        if weights:
+        if weights == "":  # an unset shell variable: refused, not taken for "no --weights"
+            raise
+        if weights is not None:
             raise HumansegError(f"--weights {weights}: {exc}") from None
         notify(f"live segmentation off: {exc}")
         return None

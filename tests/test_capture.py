@@ -197,6 +197,21 @@ def test_a_set_folder_as_images_is_refused_before_anything_opens(tmp_path, dev_r
     assert sorted(p.name for p in (root / "set3").iterdir()) == before
 
 
+def test_a_new_set_folder_or_nothing_as_images_is_refused_before_anything_opens(tmp_path, dev_root):
+    # `--images images/set13` (for `--set 13`) made images/set13/set1/bkg.png, and every tool reading
+    # images/ then stopped at a set13 without bkg.png; `--images ""` made its sets in the current folder.
+    root = tmp_path / "images"
+    shutil.copytree(dev_root / "set3", root / "set3")
+    env = {**os.environ, "DISPLAY": ""}
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(root / "set13"), "--no-pose", env=env)
+    assert (out.returncode, out.stderr) == (2, f"Error: --images {root / 'set13'}: set13 would sit among the capture "
+                                               f"sets of {root}, where every tool would take it for one; choose "
+                                               f"another place\n")
+    out = run_main("--source", str(dev_root / "set1"), "--images", "", "--no-pose", env=env)
+    assert (out.returncode, out.stderr) == (2, "Error: Invalid value for '--images': empty; name a folder.\n")
+    assert sorted(p.name for p in root.iterdir()) == ["set3"]
+
+
 def test_an_images_folder_that_cannot_be_written_is_refused_before_anything_opens(tmp_path, dev_root,
                                                                                  make_read_only):
     # Found at the start, not when the first countdown ends in "save failed".

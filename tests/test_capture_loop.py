@@ -195,6 +195,37 @@ def test_a_frame_of_another_size_than_the_background_is_not_saved(tmp_path, dev_
     assert ctx.frames_saved == 0 and sorted(p.name for p in (tmp_path / "set1").iterdir()) == ["bkg.png"]
 
 
+class ClickWindow(ScriptWindow):
+    """ScriptWindow that also clicks: clicks_at {frame shown: [(x, y), ...]} in frame pixels."""
+
+    def __init__(self, keys_at, clicks_at):
+        super().__init__(keys_at)
+        self.clicks_at = clicks_at
+
+    def poll(self, wait_ms=1):
+        return self.keys_at.get(len(self.shown) - 1, []), self.clicks_at.get(len(self.shown) - 1, [])
+
+
+def test_a_source_that_changes_size_gets_its_buttons_laid_out_again(tmp_path, dev_root):
+    # The buttons stayed where the first frame's size put them: on a smaller frame Ext and Sav lay
+    # outside it and Bkg elsewhere, so no click (or palm) could reach them.
+    big = frames(dev_root, 1)[0]
+    small = cv2.resize(big, (W // 2, H // 2))
+    clock = Clock()
+    source = ListSource([big] * 20 + [small] * 80, clock)
+    layout = {b.name: (b.x, b.y) for b in default_layout(W // 2, H // 2)}
+    window = ClickWindow({}, {30: [layout["bkg"]], 70: [layout["sav"]], 90: [layout["ext"]]})
+    events = []
+    c = controller(clock)
+    ctx = run_capture(source, window, c, tmp_path, clock=clock, log=events.append)
+    assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [
+        ("bkg", "mouse"), ("sav", "mouse"), ("ext", "mouse")]
+    assert [b.radius for b in c.buttons] == pytest.approx([0.06 * (W // 2)] * 3)
+    assert ctx.set_number == 1 and ctx.frames_saved == 0  # Sav's countdown was running when Ext came
+    assert cv2.imread(str(tmp_path / "set1" / "bkg.png")).shape == (H // 2, W // 2, 3)
+    assert window.shown[-1].shape == (H // 2, W // 2, 3)
+
+
 def test_palms_press_buttons_and_are_drawn(tmp_path, dev_root):
     clock = Clock()
     sav = default_layout(W, H)[1]

@@ -62,6 +62,13 @@ def test_a_bad_option_value_is_one_line(tmp_path):
                                              f"does not exist.\n"
 
 
+def test_an_empty_images_folder_is_refused_by_every_command_that_takes_one():
+    # `--images ""` (an unset shell variable) was the current folder.
+    for args in (["training.py", "-i", "1"], ["label_images.py", "-s", "1"], ["-m", "humanseg", "evaluate"]):
+        r = run(*args, "--images", "")
+        assert (r.returncode, r.stderr) == (2, "Error: Invalid value for '--images': empty; name a folder.\n"), args
+
+
 def test_every_command_takes_h_for_help():
     # `python -m humanseg -h` and every subcommand's -h were "Error: No such option: -h", while the
     # entry points took it.

@@ -1051,6 +1051,10 @@ def test_load_overlay_missing_default_notes_once_explicit_fails(tmp_path, monkey
     assert len(notes) == 1 and notes[0].startswith(f"live segmentation off: HUMANSEG_WEIGHTS={tmp_path / 'gone.pt'}:")
     with pytest.raises(HumansegError, match="--weights"):
         load_overlay(str(tmp_path / "nope.pt"), notify=notes.append)
+    # An empty --weights (an unset shell variable) is refused too; it was taken for "no model".
+    with pytest.raises(HumansegError, match=r"^--weights is empty: name a checkpoint file"):
+        load_overlay("", notify=notes.append)
+    assert len(notes) == 1
 
 
 def test_k_pred_is_never_written_for_backgrounds(tmp_path, dev_root, segmenter):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from humanseg.ui import draw
-from humanseg.ui.buttons import RELEASE_FACTOR, Button, DwellTracker, button_at, default_layout
+from humanseg.ui.buttons import RELEASE_FACTOR, RELEASE_SECONDS, Button, DwellTracker, button_at, default_layout
 from humanseg.ui.controller import NEED_BACKGROUND, CaptureController
 from humanseg.ui.countdown import Countdown
 
@@ -79,6 +79,24 @@ def test_a_resting_palm_presses_once_and_rearms_only_after_leaving():
     assert [e.name for e in events].count("pressed") == 1
     events = run_palm(c, clock, (320, 240), 0.2)  # leaves the button
     events += run_palm(c, clock, centre(c, "sav"), 0.5)  # comes back: second press cancels
+    assert names(events) == [("pressed", "sav"), ("countdown_cancelled", "sav")]
+
+
+def test_a_palm_missed_for_a_few_frames_has_not_left_the_button():
+    # A latched button re-armed the frame PoseNet missed the resting palm, so when it was found again
+    # it pressed a second time and cancelled its own countdown.
+    clock = FakeClock()
+    c = make(clock, set_number=1, sav_seconds=100)
+    sav, far = centre(c, "sav"), (100, 400)
+    events = run_palm(c, clock, sav, 1.0)
+    events += run_palm(c, clock, None, 0.1)  # no palm for 3 frames
+    events += run_palm(c, clock, sav, 1.0)
+    events += run_palm(c, clock, far, 0.1)  # only the other hand, far away, for 3 frames
+    events += run_palm(c, clock, sav, 1.0)
+    assert names(events) == [("pressed", "sav"), ("countdown_started", "sav")]
+    # Away longer than RELEASE_SECONDS, it has left: coming back presses again (and cancels).
+    assert RELEASE_SECONDS <= 0.2
+    events = run_palm(c, clock, None, 0.2) + run_palm(c, clock, sav, 0.5)
     assert names(events) == [("pressed", "sav"), ("countdown_cancelled", "sav")]
 
 

@@ -18,6 +18,9 @@ LABELS = {"ext": "Ext", "sav": "Sav", "bkg": "Bkg"}
 # A palm must leave to this multiple of the radius before the button re-arms: jitter at the edge
 # of the circle then never fires it twice.
 RELEASE_FACTOR = 1.3
+# ... and stay away this long (seconds): a palm PoseNet misses for a frame or a few (no palm at all,
+# or only the other hand) has not left, and must not press the button again when it is found.
+RELEASE_SECONDS = 0.15
 
 
 @dataclass(frozen=True)
@@ -57,18 +60,21 @@ class DwellTracker:
     """Per-button dwell timer with hysteresis: update() returns the names of buttons pressed now.
 
     States per button: armed -> dwelling (a palm inside the radius) -> fired once the palm stayed
-    `dwell` seconds within the release radius -> armed again only after every palm is beyond the
-    release radius. Times are seconds from any monotonic clock.
+    `dwell` seconds within the release radius -> armed again only after no palm has been within the
+    release radius for `release_seconds`. Times are seconds from any monotonic clock.
     """
 
-    def __init__(self, buttons: Sequence[Button], dwell: float = 0.3, release_factor: float = RELEASE_FACTOR):
+    def __init__(self, buttons: Sequence[Button], dwell: float = 0.3, release_factor: float = RELEASE_FACTOR,
+                 release_seconds: float = RELEASE_SECONDS):
         if dwell < 0:
             raise ValueError(f"dwell must be >= 0 seconds, got {dwell}")
         self.buttons = list(buttons)
         self.dwell = dwell
         self.release_factor = release_factor
+        self.release_seconds = release_seconds
         self.dwell_since: dict[str, float | None] = {b.name: None for b in self.buttons}
         self.latched: dict[str, bool] = {b.name: False for b in self.buttons}
+        self.near_at: dict[str, float] = {}  # a latched button: when a palm was last within release
 
     def progress(self, name: str, now: float) -> float:
         """Fraction 0..1 of the dwell done on a button (0 when no palm is dwelling)."""
@@ -85,7 +91,9 @@ class DwellTracker:
             inside = any(b.contains(x, y) for x, y in palms)
             near = inside or any(b.contains(x, y, self.release_factor) for x, y in palms)
             if self.latched[b.name]:
-                if not near:
+                if near:
+                    self.near_at[b.name] = now
+                elif now - self.near_at[b.name] >= self.release_seconds:
                     self.latched[b.name] = False
                     self.dwell_since[b.name] = None
                 continue
@@ -100,5 +108,6 @@ class DwellTracker:
                 continue
             if now - since >= self.dwell:
                 self.latched[b.name] = True
+                self.near_at[b.name] = now
                 fired.append(b.name)
         return fired

@@ -63,6 +63,12 @@ class CaptureController:
         self.message: Notice | None = None
         self.quit = False
 
+    def relayout(self, buttons: Sequence[Button]) -> None:
+        """Put the buttons where they belong on a frame of another size (a source that changed size):
+        the old places may lie outside it. Dwells and latches start afresh; a countdown goes on."""
+        self.buttons = list(buttons)
+        self.tracker = DwellTracker(self.buttons, self.tracker.dwell)
+
     # ------------------------------------------------------------------ input
 
     def update(self, palms: Iterable[tuple[float, float]] = (), clicks: Iterable[tuple[float, float]] = (),
