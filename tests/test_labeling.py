@@ -11,7 +11,7 @@ from shapely.geometry import Polygon
 
 from humanseg import store
 from humanseg.errors import HumansegError
-from humanseg.labeling.app import Opened, Summary, initial_label, initial_shapes, readable_frames, save_label
+from humanseg.labeling.app import DecisionKeys, Opened, Summary, initial_label, initial_shapes, readable_frames, save_label
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
     Shape, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
@@ -145,6 +145,35 @@ def test_hole_is_subtracted():
     mask = ed.mask(H, W)
     assert mask[200, 200] == 0 and mask[120, 120] == 255
     assert np.count_nonzero(mask) == 200 * 200 - 100 * 100
+
+
+def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
+    d = DecisionKeys(settle=0.5, repeat_gap=0.2)
+    assert not d.counts(10.3, shown_at=10.0)  # typed ahead: the frame was up 0.3 s
+    assert d.counts(10.6, shown_at=10.0)
+    # Held down on the next frame (up at 10.62): the first auto-repeat (after 0.66 s) counts once the
+    # frame has been seen, every later one (40 ms apart) is the same press.
+    assert [d.counts(11.28 + 0.04 * i, shown_at=10.62) for i in range(30)] == [True] + [False] * 29
+    assert not d.counts(12.8, shown_at=12.4)  # released, then pressed again too soon
+    assert d.counts(13.1, shown_at=12.4)
+
+
+def test_undo_takes_back_a_hole_switch_and_the_mode_shown_follows_the_polygon():
+    # h while drawing was not undoable, and z then left "HOLE mode" on the status line over a polygon
+    # that closed as a person.
+    ed = PolygonEditor()
+    clicks(ed, [(100, 100), (300, 100), (300, 300)])
+    ed.toggle_hole()
+    assert ed.hole_mode and ed.current_hole
+    assert ed.undo()  # takes back the switch, not a vertex
+    assert (ed.hole_mode, ed.current_hole, len(ed.current)) == (False, False, 3)
+    ed.toggle_hole()
+    clicks(ed, [(100, 300)])
+    assert ed.undo()  # the vertex; the polygon is still a hole
+    assert (ed.hole_mode, ed.current_hole, len(ed.current)) == (True, True, 3)
+    assert ed.undo()  # the switch
+    assert (ed.hole_mode, ed.current_hole) == (False, False)
+    assert ed.close() and [s.hole for s in ed.shapes] == [False]
 
 
 def test_shift_press_draws_hole_and_later_shapes_fill_it_again():
@@ -767,10 +796,12 @@ def test_redo_opens_the_mask_when_it_was_changed_after_its_json(copy_set, capsys
     assert opened()[1] == "mask"
     store.write_image(info.mask_path(0), np.zeros_like(mask), overwrite=True)
     assert opened()[:2] == ([], "json")
-    # An unreadable mask leaves the json (the better of the two) to open.
+    # An unreadable mask leaves the json (the better of the two) to open, and says so (accepting
+    # writes the mask anew: test_labeling_gui's test of --redo).
     store.write_json(info.json_path(0), to_labelme(outline, "0.png", *mask.shape), overwrite=True)
     info.mask_path(0).write_bytes(b"cut short")
-    assert opened()[1:] == ("json", "")
+    assert opened()[1:] == ("json", f"warning: mask unreadable or corrupt: {info.mask_path(0)}; editing 0.json's "
+                                    f"polygons, and accepting the frame writes the mask anew from them\n")
 
 
 def test_large_frames_are_shown_scaled_and_edited_in_frame_pixels():

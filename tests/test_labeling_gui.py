@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gui import ROOT, GuiApp
+from gui import ROOT, GuiApp, xdo
 from humanseg import store
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import Shape, shapes_to_mask
@@ -119,6 +119,30 @@ def test_click_polygon_accept_saves_mask_and_json(unlabeled, xdisplay, tmp_path)
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_held_enter_accepts_one_frame_not_the_set(unlabeled, xdisplay):
+    # Enter held down (its auto-repeat, 25 presses a second) accepted every frame of the set within a
+    # second, each on screen for a few milliseconds; the frames with no guess as empty masks.
+    info = store.scan_set(unlabeled, 3)
+    k0, k1 = info.frames[:2]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        assert ready["frame"] == k0
+        xdo(xdisplay, "key", "--window", app.wid, "--repeat", "25", "--delay", "40", "Return")
+        app.wait_event("saved", frame=k0)
+        assert next_ready(app)["frame"] == k1
+        time.sleep(0.5)  # presses still queued have been read by now
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    assert summary["saved"] == 1 and store.scan_set(unlabeled, 3).labeled == [k0]
+    ignored = [e for e in app.events() if e["event"] == "ignored"]
+    assert len(ignored) >= 20 and {e["frame"] for e in ignored} <= {k0, k1}
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, xdisplay):
     info = store.scan_set(unlabeled, 3)
     app, ready = start(unlabeled, xdisplay, "--no-guess")
@@ -204,7 +228,7 @@ def test_a_label_saved_meanwhile_is_kept_and_said(unlabeled, xdisplay):
     # Two people on one set both start at its first unlabeled frame: the second to accept wrote over
     # the first one's label.
     info = store.scan_set(unlabeled, 3)
-    k = info.frames[0]
+    k, k1, k2 = info.frames[:3]
     theirs = np.zeros((480, 640), np.uint8)
     theirs[100:200, 100:200] = 255
     app, ready = start(unlabeled, xdisplay)
@@ -214,13 +238,23 @@ def test_a_label_saved_meanwhile_is_kept_and_said(unlabeled, xdisplay):
         app.key("Return")
         failed = app.wait_event("save_failed", frame=k)
         assert "refusing to overwrite" in failed["reason"]
+        # The next frame is labeled by the other person too, before this walk reaches it: it opened
+        # from their K.json like a guess, and accepting it replaced their label.
+        store.write_image(info.mask_path(k1), theirs)
+        assert next_ready(app)["frame"] == k  # the same frame stays open
+        app.key("n")
+        assert app.wait_event("skipped", frame=k1)["reason"] == "labeled meanwhile"
+        assert next_ready(app)["frame"] == k2
         app.key("q")
         assert app.wait_exit() == 0
         err = app.proc.stderr.read()
     finally:
         app.close()
     assert "it was labeled meanwhile (by another labeler?), and that label is kept" in err
-    assert np.array_equal(store.read_mask(info.mask_path(k)), theirs) and not info.json_path(k).exists()
+    assert f"warning: frame {k1} was labeled meanwhile (by another labeler?); passed over, and its label kept " \
+           f"(--redo {k1} to edit it)\n" in err
+    for j in (k, k1):
+        assert np.array_equal(store.read_mask(info.mask_path(j)), theirs) and not info.json_path(j).exists()
 
 
 @pytest.mark.gui
@@ -280,6 +314,21 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     redrawn, opened = read_labelme(info.json_path(k), (480, 640)), ready_shapes(ready)
     assert [s.hole for s in redrawn] == [s.hole for s in opened] and len(opened) >= 1
     assert all(np.allclose(a.points, b.points, atol=0.006) for a, b in zip(redrawn, opened))  # json: 2 decimals
+    # A mask cut short beside a good K.json: said, and accepting writes it anew from the json's
+    # polygons (it was left broken, and accepted "unchanged" without a word).
+    info.mask_path(k).write_bytes(info.mask_path(k).read_bytes()[:500])
+    app, ready = start(root, xdisplay, "--redo", str(k))
+    try:
+        assert ready["source"] == "json"
+        app.key("Return")
+        app.wait_event("saved", frame=k, unchanged=True, written=True)
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert f"warning: mask unreadable or corrupt: {info.mask_path(k)}; editing {k}.json's polygons, and accepting " \
+           f"the frame writes the mask anew from them\n" in err
+    assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask(ready_shapes(ready), 480, 640))
 
 
 @pytest.mark.gui

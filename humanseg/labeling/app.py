@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,24 @@ WINDOW = "humanseg label"
 KEY_ACCEPT = {10, 13, 32}
 KEY_QUIT = {ord("q"), 27}
 KEY_UNDO = {ord("z"), 8}
+
+
+class DecisionKeys:
+    """Whether Enter / space / n (accept, skip: the keys that move to the next frame) count.
+
+    Not while the frame has been on screen less than `settle` seconds (keys typed ahead, or repeated,
+    while it loaded would accept a frame never looked at), and not as part of a run of presses less
+    than `repeat_gap` apart, counted across frames: a held key's auto-repeat (25-30 a second) accepts
+    one frame, not the whole set. Times are seconds of one monotonic clock."""
+
+    def __init__(self, settle: float = 0.5, repeat_gap: float = 0.2):
+        self.settle, self.repeat_gap = settle, repeat_gap
+        self.last = -math.inf
+
+    def counts(self, now: float, shown_at: float) -> bool:
+        held = now - self.last < self.repeat_gap
+        self.last = now
+        return not held and now - shown_at >= self.settle
 
 
 class EventLog:
@@ -105,11 +125,13 @@ JSON_MASK_TOLERANCE = 20
 
 
 def _json_against_mask(info: store.SetInfo, k: int, shapes, shape: tuple[int, ...]) -> None:
-    """HumansegError when an existing mask disagrees with K.json's polygons (an unreadable mask is left
-    to the json, the better of the two)."""
+    """HumansegError when an existing mask disagrees with K.json's polygons (an unreadable mask, or one
+    of another size, is left to the json, the better of the two: said, and written anew on accept)."""
     try:
         mask = store.read_mask(info.mask_path(k), shape)
-    except HumansegError:
+    except HumansegError as exc:
+        print(f"warning: {exc}; editing {info.json_path(k).name}'s polygons, and accepting the frame "
+              f"writes the mask anew from them", file=sys.stderr)
         return
     apart = pixels_apart(shapes, mask)
     if apart > max(JSON_MASK_TOLERANCE, 0.002 * np.count_nonzero(mask)):
@@ -167,6 +189,15 @@ class Opened:
         return cls(info.mask_path(k).is_file(), info.json_path(k).is_file())
 
 
+def mask_intact(info: store.SetInfo, k: int, shape: tuple[int, ...]) -> bool:
+    """K_mask.png can be read as a mask of the frame's size."""
+    try:
+        store.read_mask(info.mask_path(k), shape)
+        return True
+    except HumansegError:
+        return False
+
+
 def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int],
                opened: Opened, base: dict | None = None) -> tuple[Path, Path]:
     """Write K_mask.png and K.json together (both or neither); replaces only files there when the
@@ -207,9 +238,18 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
 
     cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     noted = False
+    decisions = DecisionKeys()
     try:
         for i, k, frame in readable_frames(info, ks, background.shape, summary, emit):
             opened = Opened.of(info, k)
+            if opened.mask and redo is None and not all_frames:
+                # Unlabeled when the walk began: another labeler has labeled it since. Opened, its
+                # label would look like a guess, and accepting it would replace that label.
+                print(f"warning: frame {k} was labeled meanwhile (by another labeler?); passed over, and "
+                      f"its label kept (--redo {k} to edit it)", file=sys.stderr)
+                summary.skipped += 1
+                emit("skipped", frame=k, reason="labeled meanwhile")
+                continue
             shapes, source, base = initial_label(info, k, frame, guesser)
             if shapes is None:  # a K.json of the user's this frame cannot open, and saving would replace
                 summary.skipped += 1
@@ -225,13 +265,15 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
             editor = PolygonEditor(shapes, close_radius=CLOSE_RADIUS / z, grab_radius=GRAB_RADIUS / z,
                                    edge_radius=EDGE_RADIUS / z)
             while True:
-                outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k, z)
+                outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k, z, decisions)
                 if not isinstance(outcome, PolygonEditor):
                     break
-                if opened.mask and (source == "json" or source == "mask" and not opened.json) and not editor.changed:
+                if (opened.mask and (source == "json" or source == "mask" and not opened.json) and not editor.changed
+                        and mask_intact(info, k, frame.shape)):
                     # The label opened as it is, accepted as it is: its files are left alone (its
                     # outline redrawn would move up to ~100 pixels of a mask made by another tool). A
-                    # K.json passed over (unreadable, or no longer the mask's) is written anew instead.
+                    # K.json passed over (unreadable, or no longer the mask's), or a mask that cannot be
+                    # read beside a good K.json, is written anew instead.
                     mask_path, json_path = info.mask_path(k), info.json_path(k) if opened.json else None
                     written = False
                     break
@@ -274,8 +316,10 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
 
 
 def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int,
-                zoom: float = 1.0):
-    """Edit one frame until accept (returns the editor), skip ("skip") or quit (None)."""
+                zoom: float = 1.0, decisions: DecisionKeys | None = None):
+    """Edit one frame until accept (returns the editor), skip ("skip") or quit (None). The "ready"
+    event comes once accept and skip count (decisions.settle seconds after the frame is shown)."""
+    decisions = decisions or DecisionKeys()
     from humanseg.labeling.view import MouseAdapter, display_size, render
 
     height, width = frame.shape[:2]
@@ -289,6 +333,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
     cv2.setWindowTitle(WINDOW, title)
     show_bkg = False
     shown = None
+    shown_at = None
     ready = False
     while True:
         # A polygon that cannot close (1-2 vertices, or all on one line) is said, until the next edit.
@@ -301,7 +346,9 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
         key = read_key(15)
-        if not ready:
+        now = time.monotonic()
+        shown_at = now if shown_at is None else shown_at
+        if not ready and now - shown_at >= decisions.settle:
             ready = True
             shown_w, shown_h = display_size(width, height, zoom)
             emit("ready", window=WINDOW, title=title, frame=k, width=width, height=height, zoom=round(zoom, 4),
@@ -314,6 +361,9 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         if key == -1:
             continue
         hover = mouse.hover or (-1000, -1000)
+        if (key in KEY_ACCEPT or key == ord("n")) and not decisions.counts(now, shown_at):
+            emit("ignored", frame=k, key=key)  # held down, or pressed before the frame was seen
+            continue
         if key in KEY_ACCEPT:
             if editor.drawing and not editor.close():
                 emit("not_closed", frame=k, open=len(editor.current))  # and said on the status line

@@ -270,6 +270,7 @@ class PolygonEditor:
         """Switch hole mode; the polygon being drawn switches with it. Returns the new mode."""
         self.hole_mode = not self.hole_mode
         if self.drawing:
+            self._snapshot()  # undone by z like any other change of the polygon being drawn
             self.current_hole = self.hole_mode
             self._touch()
         return self.hole_mode
@@ -288,5 +289,7 @@ class PolygonEditor:
             self.current, self.current_hole = list(last.points), last.hole
         else:
             return False
+        if self.current:  # the mode shown is the polygon's being drawn
+            self.hole_mode = self.current_hole
         self._touch()
         return True
