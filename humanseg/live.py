@@ -190,6 +190,17 @@ class DriftMonitor:
         return self.state
 
 
+def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """image scaled to cover width x height without distortion (its aspect ratio kept), the overhang
+    cropped evenly from both sides: a wide photo behind a 4:3 frame is not squashed."""
+    h, w = image.shape[:2]
+    scale = max(width / w, height / h)
+    sw, sh = max(width, round(w * scale)), max(height, round(h * scale))
+    grown = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x, y = (sw - width) // 2, (sh - height) // 2
+    return np.ascontiguousarray(grown[y:y + height, x:x + width])
+
+
 def fast_blur(image: np.ndarray, strength: int = 4) -> np.ndarray:
     """A strong blur cheaply: shrink by `strength`, Gaussian blur, grow back."""
     h, w = image.shape[:2]
@@ -223,7 +234,7 @@ class Compositor:
             return np.full_like(frame, (0, 255, 0))
         if (w, h) not in self._sized:
             src = self.replacement if self.replacement is not None else default_replacement(w, h)
-            self._sized[(w, h)] = cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA)
+            self._sized[(w, h)] = cover(src, w, h)
         return self._sized[(w, h)]
 
     def compose(self, view: str, frame: np.ndarray, prob: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -738,7 +749,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             from humanseg.ui.window import CvWindow
 
             window = CvWindow("live")
-        made_masks = masks is not None and not masks.exists()
+        made_masks = _missing_folders(masks) if masks is not None else []  # deepest first
         if masks is not None:  # only once the source, its frame size and the window are fine
             masks.mkdir(parents=True, exist_ok=True)
     except BaseException:
@@ -750,8 +761,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
                           max_frames=max_frames, masks_dir=masks, save_bkg=save_bkg or None,
                           log=lambda r: click.echo(json.dumps(r)))
     except BaseException:
-        if made_masks:
-            _remove_if_empty(masks)  # the run made it, and failed before a mask went in
+        _remove_if_empty(made_masks)  # the run made them, and failed before a mask went in
         raise
     finally:
         if masks is not None and earlier:
@@ -761,8 +771,8 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     if result.moved_frames:
         summary["moved_frames"] = result.moved_frames
     click.echo(json.dumps(summary))
-    if made_masks and result.frames == 0:
-        _remove_if_empty(masks)  # the run made it, and nothing went into it
+    if result.frames == 0:
+        _remove_if_empty(made_masks)  # the run made them, and nothing went into them
     if result.frames == 0 and (output or no_window):  # with a window: q quits early
         why = "no frame was segmented"
         if no_window and bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images
@@ -802,11 +812,24 @@ def _drop_earlier_masks(folder: Path, earlier: dict[Path, os.stat_result]) -> No
             path.unlink(missing_ok=True)
 
 
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass  # a mask, or something put there meanwhile: left as it is
+def _missing_folders(folder: Path) -> list[Path]:
+    """folder and those of its parents that do not exist yet (mkdir(parents=True) would make them),
+    deepest first."""
+    missing = []
+    for place in (folder, *folder.parents):
+        if os.path.lexists(place):
+            break
+        missing.append(place)
+    return missing
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a run made, deepest first, while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # a mask, or something put there meanwhile: left as it is, with the folders above it
 
 
 class _Flipped:

@@ -154,6 +154,10 @@ class CameraStopped(HumansegError):
     exit_code = 1
 
 
+# Frames a video file may fall short of the count it states before that is said (some state an estimate).
+COUNT_SLACK = 2
+
+
 class VideoSource(FrameSource):
     """A camera (int index) or a video file, through cv2.VideoCapture.
 
@@ -222,6 +226,12 @@ class VideoSource(FrameSource):
             which = f"frame {first}" if last == first else f"frames {first}-{last}"
             warnings.warn(f"video file {self.spec}: {which} (counted from 1) could not be decoded (damaged?); "
                           f"skipped", stacklevel=2)
+        elif total - first + 1 > COUNT_SLACK:
+            # Damage that runs to the end (a file cut short): an end, but not a quiet one, or a
+            # recording would come out half as long with nothing said. (A few frames of slack: some
+            # files state an estimated count.)
+            warnings.warn(f"video file {self.spec}: frames {first}-{total} (counted from 1) could not be decoded "
+                          f"(cut short, or damaged?); it ends after frame {first - 1}", stacklevel=2)
         return ok, frame
 
     def release(self):

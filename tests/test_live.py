@@ -203,8 +203,9 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
                   "--weights", str(default_weights), "--max-frames", "2")
     assert res.exit_code == 0 and json.loads(res.output.splitlines()[-1])["frames"] == 2, res.output
     # A source too short for the 1 s of frames averaged: it says so, and leaves no empty folder; with
-    # nothing to write as well (a run that ended in silence, exit 0).
-    for out in (["--save-masks", str(tmp_path / "m2")], ["--output", str(tmp_path / "m2.mp4")], []):
+    # nothing to write as well (a run that ended in silence, exit 0). The folders made for the masks go
+    # again, every one (the two above the last stayed).
+    for out in (["--save-masks", str(tmp_path / "m2" / "a" / "b")], ["--output", str(tmp_path / "m2.mp4")], []):
         res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", *out,
                       "--weights", str(default_weights))
         what = f"{out[0]} {out[1]}: nothing written" if out else "nothing segmented"
@@ -564,6 +565,27 @@ def test_views_composite_person_over_each_backdrop():
     assert default.shape == frame.shape
     with pytest.raises(HumansegError):
         comp.compose("sepia", frame, prob, mask)
+
+
+def test_a_replacement_of_another_shape_is_scaled_to_cover_not_squashed():
+    # A 4:1 picture was stretched to the frame's 4:3: a round thing in it came out three times as tall
+    # as wide.
+    wide = np.zeros((100, 400, 3), np.uint8)
+    cv2.circle(wide, (200, 50), 40, (255, 255, 255), -1)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    prob = np.zeros((480, 640), np.float32)
+    out = Compositor(wide).compose("replace", frame, prob, np.zeros((480, 640), np.uint8))
+    ys, xs = np.nonzero(out[:, :, 0] > 127)
+    height, width = np.ptp(ys) + 1, np.ptp(xs) + 1
+    # 81 px across, scaled by 480 / 100 both ways.
+    assert out.shape == (480, 640, 3) and abs(height - width) <= 4 and height == pytest.approx(81 * 4.8, abs=3)
+    # Centred (the circle sits half a pixel off the picture's centre: 2.4 px here).
+    assert abs((ys.min() + ys.max()) / 2 - 239.5) <= 4 and abs((xs.min() + xs.max()) / 2 - 319.5) <= 4
+    # A portrait one: scaled by 640 / 100 both ways, so the circle (518 px) overhangs top and bottom.
+    tall = np.ascontiguousarray(np.transpose(wide, (1, 0, 2)))
+    out = Compositor(tall).compose("replace", frame, prob, np.zeros((480, 640), np.uint8))
+    ys, xs = np.nonzero(out[:, :, 0] > 127)
+    assert np.ptp(xs) + 1 == pytest.approx(81 * 6.4, abs=3) and (ys.min(), ys.max()) == (0, 479)
 
 
 # -- background capture ---------------------------------------------------------------------------

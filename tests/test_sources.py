@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import cv2
@@ -102,6 +103,29 @@ def test_a_video_file_damaged_in_the_middle_goes_on_after_the_damage(tmp_path, m
         frames = list(source)
     first, last = map(int, re.search(r"frames (\d+)-(\d+)", str(caught[0].message)).groups())
     assert 1 < first <= last < 150 and len(frames) == 150 - (last - first + 1)
+
+
+def test_a_video_file_cut_short_says_so_at_its_end(tmp_path, monkeypatch):
+    # It ended as if it were over: a recording cut in half gave half the frames, exit 0, not a word.
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
+    for k in range(60):
+        frame = np.full((240, 320, 3), 80, np.uint8)
+        cv2.circle(frame, (20 + 4 * k, 120), 30, (0, 0, 255), -1)
+        writer.write(frame)
+    writer.release()
+    whole = clip.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # whole: no warning
+        assert len(list(sources.open_source(str(clip)))) == 60
+    clip.write_bytes(whole[:len(whole) // 2])
+    source = sources.open_source(str(clip))
+    with pytest.warns(UserWarning, match=rf"^video file {clip}: frames (\d+)-60 \(counted from 1\) could not be "
+                                         rf"decoded \(cut short, or damaged\?\); it ends after frame (\d+)$") as caught:
+        frames = list(source)
+    first, last = map(int, re.search(r"frames (\d+)-60 .* after frame (\d+)$", str(caught[0].message)).groups())
+    assert 10 < len(frames) == first - 1 == last < 50
 
 
 def write_clip(path, images):
