@@ -145,7 +145,11 @@ def why_no_labels(root: str | os.PathLike) -> str:
 def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> SetInfo:
     """Describe set `number` under root; raises StoreError if the folder or its bkg.png is missing."""
     path = set_path(root, number)
-    if not path.is_dir():
+    try:
+        found = path.is_dir()
+    except OSError:  # a number too long for a file name (--set 1000...0): no such set, not exit 1
+        found = False
+    if not found:
         check_root(root)
         available = list_sets(root)
         hint = (f" (sets here: {', '.join(map(str, available))})" if available

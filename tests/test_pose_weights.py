@@ -212,6 +212,9 @@ def test_missing_explicit_file(isolated_env):
     with pytest.raises(WeightsError, match=r"--posenet-weights .*nope.pth: no such file") as err:
         W.resolve_weights(isolated_env / "nope.pth", 50)
     assert err.value.exit_code == 2
+    # Empty (an unset shell variable) was the current folder: "--posenet-weights .: no such file".
+    with pytest.raises(WeightsError, match=r"^--posenet-weights is empty: name a weights file \(.pth\)"):
+        W.resolve_weights("", 50)
 
 
 def test_missing_env_file(isolated_env, monkeypatch):

@@ -182,6 +182,9 @@ def test_validation_errors_name_the_file(tmp_path):
     (root / "set5").mkdir(parents=True)
     with pytest.raises(StoreError, match="background missing: .*set5/bkg.png"):
         store.scan_set(root, 5)
+    # A number too long for a file name was "File name too long" (an OSError, exit 1).
+    with pytest.raises(StoreError, match=r"set folder not found: .*set9{300} \(sets here: 5\)$"):
+        store.scan_set(root, int("9" * 300))
     s = root / "set5"
     cv2.imwrite(str(s / "bkg.png"), _img())
     (s / "0.png").write_bytes(b"not a png at all")
