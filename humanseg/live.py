@@ -194,11 +194,13 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """image scaled to cover width x height without distortion (its aspect ratio kept), the overhang
     cropped evenly from both sides: a wide photo behind a 4:3 frame is not squashed."""
     h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    sw, sh = max(width, round(w * scale)), max(height, round(h * scale))
-    grown = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    x, y = (sw - width) // 2, (sh - height) // 2
-    return np.ascontiguousarray(grown[y:y + height, x:x + width])
+    # The middle part of the frame's shape first, then one resize (a 2x3000 strip scaled whole first
+    # would be 720000 pixels wide).
+    cw, ch = min(w, max(1, round(h * width / height))), min(h, max(1, round(w * height / width)))
+    x, y = (w - cw) // 2, (h - ch) // 2
+    part = image[y:y + ch, x:x + cw]
+    shrink = cw > width or ch > height
+    return cv2.resize(part, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def fast_blur(image: np.ndarray, strength: int = 4) -> np.ndarray:
@@ -819,7 +821,8 @@ def _missing_folders(folder: Path) -> list[Path]:
     for place in (folder, *folder.parents):
         if os.path.lexists(place):
             break
-        missing.append(place)
+        if place.name not in ("", ".", ".."):  # out/.. is a folder made, or there, under another name
+            missing.append(place)
     return missing
 
 

@@ -41,6 +41,7 @@ def test_segmentation_prints_one_json_line_per_measurement(dev_root, default_wei
     ("live.py", ["--runs", "x"], "Error: Invalid value for '--runs': 'x' is not a valid integer range."),
     ("live.py", ["--views", "tint,bogus"],
      "Error: --views: unknown view 'bogus' (views: tint, blur, replace, green, side)"),
+    ("robustness.py", ["--images", ""], "Error: Invalid value for '--images': empty; name a folder."),
     ("capture_loop.py", ["--frames", "40", "--chunk", "50"],
      "Error: --chunk 50 must be below --frames 40 (FPS is measured per chunk)"),
 ])

@@ -148,17 +148,21 @@ def test_hole_is_subtracted():
 
 
 def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
-    d = DecisionKeys(settle=0.5, repeat_gap=0.2)
+    d = DecisionKeys(settle=0.5, repeat_gap=0.2, repeat_delay=0.8)
     assert not d.counts(10.3, shown_at=10.0)  # typed ahead: the frame was up 0.3 s
     assert d.counts(10.6, shown_at=10.0)
-    # Held down on the next frame (up at 10.62): the first auto-repeat (after 0.66 s) counts once the
-    # frame has been seen, every later one (40 ms apart) is the same press.
-    assert [d.counts(11.28 + 0.04 * i, shown_at=10.62) for i in range(30)] == [True] + [False] * 29
-    assert not d.counts(12.8, shown_at=12.4)  # released, then pressed again too soon
+    # Held down: the next frame is up at 10.62, the auto-repeat starts 0.66 s after the press (X's
+    # default), then comes every 40 ms: the same press, however long the next frame has been up.
+    assert not any(d.counts(11.26 + 0.04 * i, shown_at=10.62) for i in range(30))
+    # Released after 12.42, pressed again: too soon for the frame up at 12.4, then once it was seen.
+    assert not d.counts(12.8, shown_at=12.4)
     assert d.counts(13.1, shown_at=12.4)
+    # Two presses on purpose 0.7 s apart, the second frame seen for 0.6 s: the second is taken for the
+    # first's auto-repeat, and the status line asks for another press.
+    assert not d.counts(13.8, shown_at=13.2) and d.counts(14.2, shown_at=13.2)
 
 
-def test_undo_takes_back_a_hole_switch_and_the_mode_shown_follows_the_polygon():
+def test_undo_takes_back_a_hole_switch_and_restores_the_mode():
     # h while drawing was not undoable, and z then left "HOLE mode" on the status line over a polygon
     # that closed as a person.
     ed = PolygonEditor()
@@ -174,6 +178,15 @@ def test_undo_takes_back_a_hole_switch_and_the_mode_shown_follows_the_polygon():
     assert ed.undo()  # the switch
     assert (ed.hole_mode, ed.current_hole) == (False, False)
     assert ed.close() and [s.hole for s in ed.shapes] == [False]
+    # A hole drawn with Shift (hole mode off), a vertex undone: the mode stays off, and the next
+    # polygon drawn is a person, not another hole.
+    ed = PolygonEditor()
+    draw(ed, SQUARE)
+    clicks(ed, [(150, 150), (250, 150), (250, 250), (150, 250)], hole=True)
+    assert ed.undo() and ed.current_hole and not ed.hole_mode
+    assert ed.close()
+    draw(ed, [(400, 350), (500, 350), (500, 420)])
+    assert [s.hole for s in ed.shapes] == [False, True, False] and not ed.hole_mode
 
 
 def test_shift_press_draws_hole_and_later_shapes_fill_it_again():

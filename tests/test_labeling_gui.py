@@ -127,7 +127,12 @@ def test_a_held_enter_accepts_one_frame_not_the_set(unlabeled, xdisplay):
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         assert ready["frame"] == k0
-        xdo(xdisplay, "key", "--window", app.wid, "--repeat", "25", "--delay", "40", "Return")
+        # Held as a hand holds it: the X server repeats it after its delay (660 ms), 25 times a second
+        # (sent through XTEST to the focused window: a key sent to a named window does not repeat).
+        xdo(xdisplay, "windowfocus", "--sync", app.wid)
+        xdo(xdisplay, "keydown", "Return")
+        time.sleep(2.0)
+        xdo(xdisplay, "keyup", "Return")
         app.wait_event("saved", frame=k0)
         assert next_ready(app)["frame"] == k1
         time.sleep(0.5)  # presses still queued have been read by now

@@ -29,19 +29,24 @@ KEY_UNDO = {ord("z"), 8}
 class DecisionKeys:
     """Whether Enter / space / n (accept, skip: the keys that move to the next frame) count.
 
-    Not while the frame has been on screen less than `settle` seconds (keys typed ahead, or repeated,
-    while it loaded would accept a frame never looked at), and not as part of a run of presses less
-    than `repeat_gap` apart, counted across frames: a held key's auto-repeat (25-30 a second) accepts
-    one frame, not the whole set. Times are seconds of one monotonic clock."""
+    Not while the frame has been on screen less than `settle` seconds (keys typed ahead while it
+    loaded would accept a frame never looked at), and not while a key seems held down, across frames:
+    a held key repeats after a delay (660 ms in X's default, 500-600 ms on most desktops), then 25-30
+    times a second, so a press within `repeat_delay` of the last one that counted, or less than
+    `repeat_gap` after any, is the same press. A held Enter accepts one frame, not the set. Times are
+    seconds of one monotonic clock."""
 
-    def __init__(self, settle: float = 0.5, repeat_gap: float = 0.2):
-        self.settle, self.repeat_gap = settle, repeat_gap
-        self.last = -math.inf
+    def __init__(self, settle: float = 0.5, repeat_gap: float = 0.2, repeat_delay: float = 0.8):
+        self.settle, self.repeat_gap, self.repeat_delay = settle, repeat_gap, repeat_delay
+        self.last = self.last_counted = -math.inf
 
     def counts(self, now: float, shown_at: float) -> bool:
-        held = now - self.last < self.repeat_gap
+        held = now - self.last < self.repeat_gap or now - self.last_counted < self.repeat_delay
         self.last = now
-        return not held and now - shown_at >= self.settle
+        if held or now - shown_at < self.settle:
+            return False
+        self.last_counted = now
+        return True
 
 
 class EventLog:
@@ -333,16 +338,20 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
     cv2.setWindowTitle(WINDOW, title)
     show_bkg = False
     shown = None
-    shown_at = None
+    shown_at = ignored_at = None
     ready = False
     while True:
         # A polygon that cannot close (1-2 vertices, or all on one line) is said, until the next edit.
         hint = editor.refused_close == editor.version and editor.drawing
-        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint)
+        # An Enter / space / n that did not count is said for a second, so a second press follows.
+        waited = ignored_at is not None and time.monotonic() - ignored_at < 1.0
+        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint, waited)
         if state != shown:
-            status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if editor.hole_mode else ''}" \
+            hole = editor.current_hole if editor.drawing else editor.hole_mode  # a Shift-click draws one too
+            status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if hole else ''}" \
                      f"start: {source}  shapes: {len(editor.shapes)}" + \
-                     ("  -- this polygon cannot close: add vertices, or z / d" if hint else "")
+                     ("  -- this polygon cannot close: add vertices, or z / d" if hint else "") + \
+                     ("  -- key held or too soon: press it again" if waited else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
         key = read_key(15)
@@ -363,6 +372,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         hover = mouse.hover or (-1000, -1000)
         if (key in KEY_ACCEPT or key == ord("n")) and not decisions.counts(now, shown_at):
             emit("ignored", frame=k, key=key)  # held down, or pressed before the frame was seen
+            ignored_at = now
             continue
         if key in KEY_ACCEPT:
             if editor.drawing and not editor.close():

@@ -46,7 +46,8 @@ class PolygonEditor:
         self.edge_radius = edge_radius
         self.vertices_edited = 0
         self.version = 0  # bumped on every change; views cache their rendering on it
-        self._history: list[tuple[list[Shape], list[tuple[float, float]], bool]] = []
+        # (shapes, polygon being drawn, whether it is a hole, hole mode) before each change
+        self._history: list[tuple[list[Shape], list[tuple[float, float]], bool, bool]] = []
         self._drag: tuple[int, int] | None = None
         self._drag_moved = False
         self._inserted = False  # the vertex held was inserted by this press
@@ -87,7 +88,7 @@ class PolygonEditor:
         # edit may delete it or renumber its shape's vertices, and a held index would then move
         # another vertex, or none: an IndexError on every later mouse move).
         self._end_drag()
-        self._history.append(([s.copy() for s in self.shapes], list(self.current), self.current_hole))
+        self._history.append(([s.copy() for s in self.shapes], list(self.current), self.current_hole, self.hole_mode))
 
     def _touch(self) -> None:
         self.version += 1
@@ -268,9 +269,10 @@ class PolygonEditor:
 
     def toggle_hole(self) -> bool:
         """Switch hole mode; the polygon being drawn switches with it. Returns the new mode."""
-        self.hole_mode = not self.hole_mode
         if self.drawing:
             self._snapshot()  # undone by z like any other change of the polygon being drawn
+        self.hole_mode = not self.hole_mode
+        if self.drawing:
             self.current_hole = self.hole_mode
             self._touch()
         return self.hole_mode
@@ -280,8 +282,8 @@ class PolygonEditor:
         with no history left, reopens the last closed shape. Returns False when nothing is left."""
         self._drag = None
         if self._history:
-            shapes, current, hole = self._history.pop()
-            self.shapes, self.current, self.current_hole = shapes, current, hole
+            shapes, current, hole, mode = self._history.pop()
+            self.shapes, self.current, self.current_hole, self.hole_mode = shapes, current, hole, mode
         elif self.current:
             self.current.pop()
         elif self.shapes:
@@ -289,7 +291,5 @@ class PolygonEditor:
             self.current, self.current_hole = list(last.points), last.hole
         else:
             return False
-        if self.current:  # the mode shown is the polygon's being drawn
-            self.hole_mode = self.current_hole
         self._touch()
         return True

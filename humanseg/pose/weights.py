@@ -176,8 +176,7 @@ def resolve_weights(weights: str | os.PathLike | None, model_id: int, download: 
         raise WeightsError(f"PoseNet model id must be one of {', '.join(map(str, MODEL_IDS))}, got {model_id}")
     if weights is not None:
         if str(weights) == "":  # an unset shell variable: Path("") is the current folder
-            raise WeightsError("--posenet-weights is empty: name a weights file (.pth), or leave the option out "
-                               "for $HUMANSEG_POSENET_WEIGHTS, the cache, then download")
+            raise WeightsError("--posenet-weights is empty: name a weights file (.pth)")
         path = Path(weights)
         if not path.is_file():
             raise WeightsError(f"--posenet-weights {path}: no such file")
