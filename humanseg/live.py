@@ -196,9 +196,11 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = image.shape[:2]
     # The middle part of the frame's shape first, then one resize (a 2x3000 strip scaled whole first
     # would be 720000 pixels wide).
-    cw, ch = min(w, max(1, round(h * width / height))), min(h, max(1, round(w * height / width)))
-    x, y = (w - cw) // 2, (h - ch) // 2
-    part = image[y:y + ch, x:x + cw]
+    # Cut evenly from both sides (a centred picture stays centred), keeping at least a pixel.
+    x = min((w - 1) // 2, max(0, round((w - h * width / height) / 2)))
+    y = min((h - 1) // 2, max(0, round((h - w * height / width) / 2)))
+    part = image[y:h - y, x:w - x]
+    ch, cw = part.shape[:2]
     shrink = cw > width or ch > height
     return cv2.resize(part, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
