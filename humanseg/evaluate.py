@@ -242,7 +242,7 @@ def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bo
     for path in frames:
         for suffix in ("_mask.png", "_overlay.png") if overlay else ("_mask.png",):
             target = out / f"{Path(path).stem}{suffix}"
-            if len(target.name.encode()) > store.NAME_MAX:  # found at its write, after the model loaded
+            if len(os.fsencode(target.name)) > store.NAME_MAX:  # found at its write, after the model loaded
                 raise HumansegError(f"{path}: its output name {target.name[:40]}... is longer than a file name "
                                     f"may be ({store.NAME_MAX} bytes); rename the frame")
             if target.resolve() in inputs:

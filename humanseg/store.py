@@ -290,10 +290,12 @@ def temporary_path(path: str | os.PathLike, tail: str, keep_suffix: bool = False
     path = Path(path)
     base, suffix = (path.stem, path.suffix) if keep_suffix else (path.name, "")
     end = tail + suffix
-    room = NAME_MAX - len(end.encode())
-    if len(base.encode()) > room:
-        digest = "~" + hashlib.sha1(path.name.encode()).hexdigest()[:8]
-        base = base.encode()[:room - len(digest)].decode(errors="ignore") + digest
+    # os.fsencode: a name that is not UTF-8 (bad\xff.png) holds surrogates, which .encode() refuses.
+    room = NAME_MAX - len(os.fsencode(end))
+    if len(os.fsencode(base)) > room:
+        digest = "~" + hashlib.sha1(os.fsencode(path.name)).hexdigest()[:8]
+        # (a character cut in two leaves its first bytes as trailing surrogates: dropped)
+        base = re.sub("[\udc80-\udcff]+$", "", os.fsdecode(os.fsencode(base)[:room - len(digest)])) + digest
     return path.with_name(base + end)
 
 
@@ -554,7 +556,8 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
 def check_bgr(image, what: str) -> None:
     """HumansegError unless image is what every tool reads: an HxWx3 BGR uint8 array (for callers of the
     library, whose float, 16-bit or grey arrays failed deep in OpenCV or gave silently wrong answers)."""
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+    if (not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8
+            or image.size == 0):  # 0x0 divided by zero in PoseNet's input size
         got = (f"{image.dtype} {'x'.join(map(str, image.shape))}" if isinstance(image, np.ndarray)
                else type(image).__name__)
         raise HumansegError(f"{what} must be a colour image, HxWx3 BGR uint8 (got {got})")

@@ -69,6 +69,9 @@ def test_two_images_with_one_output_name_are_refused(tmp_path, dev_root):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert f"{a} and {b} would both write {out / 'set3_0_pose.png'}" in proc.stderr
     assert not out.exists()
+    proc = _run(a, a.parent / ".." / "set3" / "0.png", "--out", out, "--posenet-weights", tmp_path / "never-read.pth")
+    assert (proc.returncode, proc.stderr) == (2, f"Error: {a} and {a.parent / '..' / 'set3' / '0.png'} are the same "
+                                                 f"image; give it once\n")
 
 
 def test_an_input_image_is_never_drawn_over(tmp_path, dev_root):
@@ -155,6 +158,25 @@ def test_unreadable_image_is_exit_2(tmp_path, posenet_weights):
     bad.write_bytes(b"not a png")
     proc = _run(bad, "--posenet-weights", posenet_weights)
     assert proc.returncode == 2 and "bad.png: not a readable image" in proc.stderr
+
+
+@pytest.mark.slow
+def test_an_image_named_in_bytes_that_are_not_utf8_is_drawn(tmp_path, dev_root, posenet_weights):
+    # "bad\xff.png" (a name from another system's encoding) was a 27-line UnicodeEncodeError.
+    image = os.fsdecode(bytes(tmp_path) + b"/bad\xff.png")
+    shutil.copy(dev_root / "set3" / "0.png", image)
+    proc = subprocess.run([sys.executable, "-m", "humanseg", "pose", image, "--out", str(tmp_path / "drawn"),
+                           "--posenet-weights", str(posenet_weights)], cwd=ROOT, capture_output=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert os.listdir(bytes(tmp_path / "drawn")) == [b"bad\xff_pose.png"]
+    assert b"bad\xff_pose.png" in proc.stdout + proc.stderr  # named as it is
+
+
+def test_an_empty_out_is_refused(tmp_path, dev_root):
+    # `--out ""` (an unset shell variable) drew into the current folder.
+    proc = _run(dev_root / "set3" / "0.png", "--out", "", "--posenet-weights", tmp_path / "never-read.pth")
+    assert (proc.returncode, proc.stderr) == (2, "Error: Invalid value for '--out': empty; name a folder.\n")
 
 
 def test_a_drawing_name_too_long_for_the_file_system_is_found_first(tmp_path, dev_root):

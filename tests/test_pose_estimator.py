@@ -187,7 +187,8 @@ def test_frames_that_are_not_bgr_uint8_are_refused_in_one_line(posenet_weights):
 
     est = PoseEstimator.load(posenet_weights)
     frame = np.full((48, 64, 3), 100, np.uint8)
+    # An empty one (0x0) was a ZeroDivisionError, 0x5 an OpenCV error.
     for got, image in {"float32 48x64x3": frame.astype(np.float32) / 255, "uint8 48x64": frame[..., 0],
-                       "NoneType": None}.items():
+                       "NoneType": None, "uint8 0x0x3": frame[:0, :0], "uint8 0x5x3": frame[:0, :5]}.items():
         with pytest.raises(HumansegError, match=rf"^frame must be a colour image, HxWx3 BGR uint8 \(got {got}\)$"):
             est.palms(image)

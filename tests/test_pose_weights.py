@@ -160,6 +160,18 @@ def test_download_converts_caches_and_loads(isolated_env, local_server, monkeypa
     torch.testing.assert_close(net.heatmap.bias, state["heatmap.bias"])
 
 
+def test_a_raw_variable_file_starting_like_gzip_is_taken_as_it_came(isolated_env, local_server, monkeypatch):
+    # A first weight of 0.0314 (bytes 1f 8b 00 3d) made the file look gzipped: "Not a gzipped file".
+    root, url = local_server
+    state = _random_state()
+    state["heatmap.bias"][0] = float(np.frombuffer(b"\x1f\x8b\x00\x3d", "<f4")[0])
+    _write_checkpoint(root / "mobilenet_v1_050", state)
+    assert (root / "mobilenet_v1_050" / "MobilenetV1_heatmap_2_biases").read_bytes()[:4] == b"\x1f\x8b\x00\x3d"
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    loaded = W.load_state_dict(W.resolve_weights(None, 50, show_progress=False), 50)
+    torch.testing.assert_close(loaded["heatmap.bias"], state["heatmap.bias"], rtol=0, atol=0)
+
+
 def test_download_of_a_short_variable_file_is_an_error(isolated_env, local_server, monkeypatch):
     root, url = local_server
     _write_checkpoint(root / "mobilenet_v1_050", _random_state(), truncate="MobilenetV1/offset_2/weights")
@@ -167,6 +179,21 @@ def test_download_of_a_short_variable_file_is_an_error(isolated_env, local_serve
     with pytest.raises(WeightsError, match=r"offset_2_weights: \d+ bytes, expected") as err:
         W.resolve_weights(None, 50, show_progress=False)
     assert "\n" not in str(err.value)
+    assert not W.cached_path(50).exists()
+
+
+@pytest.mark.parametrize("shape", [["a"], [-17], 5, [2.5]])
+def test_a_manifest_with_impossible_shapes_is_one_line(isolated_env, local_server, monkeypatch, shape):
+    # A shape of strings was a numpy traceback; a negative one "68 bytes, expected -68".
+    root, url = local_server
+    _write_checkpoint(root / "mobilenet_v1_050", _random_state())
+    manifest = json.loads((root / "mobilenet_v1_050" / "manifest.json").read_text())
+    manifest["MobilenetV1/heatmap_2/biases"]["shape"] = shape
+    (root / "mobilenet_v1_050" / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    with pytest.raises(WeightsError, match=r"^http://.*/mobilenet_v1_050/manifest.json: not a TF.js checkpoint "
+                                           r"manifest$"):
+        W.resolve_weights(None, 50, show_progress=False)
     assert not W.cached_path(50).exists()
 
 

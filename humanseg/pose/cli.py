@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from humanseg import store
-from humanseg.cli import Number, reports_errors
+from humanseg.cli import Folder, Number, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.pose.mobilenet import MODEL_IDS
 
@@ -30,7 +30,7 @@ def _read(path: Path):
 
 @click.command("pose")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out_dir", type=Folder(path_type=Path), default=None,
               help="Write <image>_pose.png with skeleton and palms into this folder.")
 @click.option("--force", "--overwrite", "overwrite", is_flag=True, help="Replace existing files in --out.")
 @click.option("--json", "as_json", is_flag=True,
@@ -54,6 +54,11 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     from humanseg.pose.estimator import PoseEstimator
 
     images = list(images)
+    given: dict[Path, Path] = {}
+    for path in images:  # twice: "a.png and a.png would both write o/_a_pose.png"
+        if Path(path).resolve() in given:
+            raise HumansegError(f"{given[Path(path).resolve()]} and {path} are the same image; give it once")
+        given[Path(path).resolve()] = path
     # Every image is decoded once before anything is written, so a bad one in a batch stops the run
     # before the others are drawn (a rerun after fixing it would otherwise need --force).
     for path in images:
@@ -68,7 +73,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
         first: dict[str, Path] = {}
         inputs = {Path(p).resolve() for p in images}
         for path, name in zip(images, names):
-            if len(name.encode()) > store.NAME_MAX:  # found at its write, after the weights loaded
+            if len(os.fsencode(name)) > store.NAME_MAX:  # found at its write, after the weights loaded
                 raise HumansegError(f"{path}: its drawing's name {name[:40]}... is longer than a file name "
                                     f"may be ({store.NAME_MAX} bytes); rename the image")
             if (out_dir / name).resolve() in inputs:  # --force or not: it would be drawn over, then read

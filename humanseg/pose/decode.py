@@ -82,6 +82,7 @@ def _follow_edge(source: np.ndarray, target: int, edge: int, displacements: np.n
         cy, cx = _cell(point, output_stride, h, w)
         point = np.array([cy * output_stride + offsets[target, cy, cx],
                           cx * output_stride + offsets[target + NUM_KEYPOINTS, cy, cx]], dtype=np.float64)
+    cy, cx = _cell(point, output_stride, h, w)  # the score where the point ended, not where it came from
     return point, float(scores[target, cy, cx])
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# PoseNet's 17 keypoints in the order of its heatmap channels; "left" is the image's left side on a
-# mirrored webcam frame, not the person's.
+# PoseNet's 17 keypoints in the order of its heatmap channels. "left" is the person's left as in an
+# ordinary photo of someone facing the camera: the keypoint on the image's right, mirrored or not.
 KEYPOINT_NAMES = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",

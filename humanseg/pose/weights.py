@@ -13,6 +13,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -107,9 +108,13 @@ def _read_url(url: str, progress=None) -> bytes:
             if progress is not None:
                 progress.update(len(chunk))
     data = b"".join(chunks)
-    # Google's bucket has served these files gzip-encoded without saying so.
+    # Google's bucket has served these files gzip-encoded without saying so. Raw float32 data can start
+    # with gzip's two magic bytes too (0.0314 does): what does not decompress is taken as it came.
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            pass
     return data
 
 
@@ -124,7 +129,9 @@ def download_tfjs_checkpoint(model_id: int, url: str | None = None,
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise _missing_error(model_id, f"download of {folder}manifest.json failed: {_reason(exc)}") from None
     if not isinstance(manifest, dict) or not all(
-            isinstance(v, dict) and "filename" in v and "shape" in v for v in manifest.values()):
+            isinstance(v, dict) and isinstance(v.get("filename"), str) and isinstance(v.get("shape"), list)
+            and all(type(s) is int and 0 <= s <= 1 << 20 for s in v["shape"]) for v in manifest.values()):
+        # (a shape of strings was a numpy traceback; a negative one "68 bytes, expected -68")
         raise WeightsError(f"{folder}manifest.json: not a TF.js checkpoint manifest", exit_code=1)
     wanted = {name: spec for name, spec in manifest.items() if _tfjs_to_torch_name(name)}
     total = sum(4 * int(np.prod(spec["shape"])) for spec in wanted.values())
