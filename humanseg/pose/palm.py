@@ -57,7 +57,9 @@ class _OneEuro:
 
 class PalmSmoother:
     """Smooths palms per side over time (timestamps in seconds, passed in by the caller); a side that
-    is missing longer than `forget_after` seconds starts afresh, so a new hand does not glide in."""
+    is missing longer than `forget_after` seconds starts afresh, so a new hand does not glide in.
+    One filter per side: for one person's palms (the capture tool decodes one pose); two people's left
+    palms would be smoothed into each other."""
 
     def __init__(self, min_cutoff: float = 1.5, beta: float = 0.02, d_cutoff: float = 1.0,
                  forget_after: float = 0.5):
