@@ -54,6 +54,20 @@ def accept_then_quit(app, k):
     return saved, summary, app.proc.stderr.read()
 
 
+def redo_and_accept(root, xdisplay, k, source, **saved):
+    """--redo K, check it opened from `source`, accept with Enter and wait for its "saved" (with the
+    given fields): (the ready event, stderr)."""
+    app, ready = start(root, xdisplay, "--redo", str(k))
+    try:
+        assert ready["source"] == source
+        app.key("Return")
+        app.wait_event("saved", frame=k, **saved)
+        assert app.wait_exit() == 0
+        return ready, app.proc.stderr.read()
+    finally:
+        app.close()
+
+
 def ready_shapes(ready) -> list[Shape]:
     return [Shape([tuple(p) for p in pts], hole) for pts, hole in zip(ready["polygons"], ready["holes"])]
 
@@ -308,29 +322,14 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     # Beside an unreadable K.json (passed over, the mask's outline opened), accepting writes the
     # label anew, so the broken json does not stay to be warned about at every --redo.
     info.json_path(k).write_text("{not json")
-    app, ready = start(root, xdisplay, "--redo", str(k))
-    try:
-        assert ready["source"] == "mask"
-        app.key("Return")
-        app.wait_event("saved", frame=k, unchanged=True, written=True)
-        assert app.wait_exit() == 0
-    finally:
-        app.close()
+    ready, _ = redo_and_accept(root, xdisplay, k, "mask", unchanged=True, written=True)
     redrawn, opened = read_labelme(info.json_path(k), (480, 640)), ready_shapes(ready)
     assert [s.hole for s in redrawn] == [s.hole for s in opened] and len(opened) >= 1
     assert all(np.allclose(a.points, b.points, atol=0.006) for a, b in zip(redrawn, opened))  # json: 2 decimals
     # A mask cut short beside a good K.json: said, and accepting writes it anew from the json's
     # polygons (it was left broken, and accepted "unchanged" without a word).
     info.mask_path(k).write_bytes(info.mask_path(k).read_bytes()[:500])
-    app, ready = start(root, xdisplay, "--redo", str(k))
-    try:
-        assert ready["source"] == "json"
-        app.key("Return")
-        app.wait_event("saved", frame=k, unchanged=True, written=True)
-        assert app.wait_exit() == 0
-        err = app.proc.stderr.read()
-    finally:
-        app.close()
+    ready, err = redo_and_accept(root, xdisplay, k, "json", unchanged=True, written=True)
     assert f"warning: mask unreadable or corrupt: {info.mask_path(k)}; editing {k}.json's polygons, and accepting " \
            f"the frame writes the mask anew from them\n" in err
     assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask(ready_shapes(ready), 480, 640))

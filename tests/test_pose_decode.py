@@ -55,13 +55,20 @@ def test_estimator_maps_single_peak_back_to_frame_pixel(monkeypatch):
     assert 139 < kp.x < 141 and 322 < kp.y < 324
 
 
-def test_multi_pose_follows_displacements_and_refines_with_offsets():
+def _nose_towards_eye():
+    """Maps with a nose root at cell (5, 6) whose forward displacement to the left eye lands near
+    cell (7, 5): (scores, offsets, fwd, bwd, nose, eye)."""
     heat, offsets, fwd, bwd = _empty_maps()
     scores = 1 / (1 + np.exp(-heat))
     nose, eye = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["left_eye"]
     scores[nose, 5, 6] = 0.9
     edge = POSE_EDGES.index((nose, eye))
-    fwd[edge, 5, 6], fwd[edge + 16, 5, 6] = 33.0, -15.0  # lands near cell (7, 5)
+    fwd[edge, 5, 6], fwd[edge + 16, 5, 6] = 33.0, -15.0
+    return scores, offsets, fwd, bwd, nose, eye
+
+
+def test_multi_pose_follows_displacements_and_refines_with_offsets():
+    scores, offsets, fwd, bwd, nose, eye = _nose_towards_eye()
     scores[eye, 7, 5] = 0.8
     offsets[eye, 7, 5], offsets[eye + 17, 7, 5] = 1.5, 2.5
     (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5)
@@ -72,12 +79,7 @@ def test_multi_pose_follows_displacements_and_refines_with_offsets():
 
 def test_a_keypoint_reached_along_an_edge_takes_the_score_where_it_ends():
     # The score was read at the cell the last refinement started from, not the one the point ended in.
-    heat, offsets, fwd, bwd = _empty_maps()
-    scores = 1 / (1 + np.exp(-heat))
-    nose, eye = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["left_eye"]
-    scores[nose, 5, 6] = 0.9
-    edge = POSE_EDGES.index((nose, eye))
-    fwd[edge, 5, 6], fwd[edge + 16, 5, 6] = 33.0, -15.0  # lands near cell (7, 5)
+    scores, offsets, fwd, bwd, nose, eye = _nose_towards_eye()
     offsets[eye, 7, 5] = offsets[eye, 8, 5] = 10.0  # each refinement moves it on: (7,5) -> (8,5) -> (9,5)
     scores[eye, 7, 5], scores[eye, 8, 5], scores[eye, 9, 5] = 0.6, 0.65, 0.7
     (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5, refine_steps=2)
