@@ -194,9 +194,9 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """image scaled to cover width x height without distortion (its aspect ratio kept), the overhang
     cropped evenly from both sides: a wide photo behind a 4:3 frame is not squashed."""
     h, w = image.shape[:2]
-    # The middle part of the frame's shape first, then one resize (a 2x3000 strip scaled whole first
-    # would be 720000 pixels wide).
-    # Cut evenly from both sides (a centred picture stays centred), keeping at least a pixel.
+    # The middle part of the frame's shape first, cut evenly from both sides (a centred picture stays
+    # centred; at least a pixel is kept), then one resize: a 2x3000 strip scaled whole first would be
+    # 720000 pixels wide.
     x = min((w - 1) // 2, max(0, round((w - h * width / height) / 2)))
     y = min((h - 1) // 2, max(0, round((h - w * height / width) / 2)))
     part = image[y:h - y, x:w - x]
