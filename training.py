@@ -24,7 +24,7 @@ def _size(ctx, param, value):
               help="Batch size per process.")
 @click.option("--images", "images", multiple=True, default=["images"], show_default=True,
               type=Folder(), help="Image root with setN/ folders; repeat for several.")
-@click.option("--out", default="weights", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="weights", show_default=True, type=Folder(),
               help="Folder for last.pt, best.pt, metrics.csv, training.png.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt at its step, with its optimizer state.")
 @click.option("--force", is_flag=True, help="Start a new run in an OUT that holds one (replaces its checkpoints).")

@@ -80,15 +80,28 @@ class Number(click.FloatRange):
 
 class Folder(click.Path):
     """click.Path for a folder that refuses an empty value: `--images ""` (an unset shell variable)
-    was taken for the current folder, and the capture tool made its sets there."""
+    was taken for the current folder, and the capture tool made its sets there; an empty output
+    folder wrote into the current one."""
+
+    what = "folder"
 
     def __init__(self, **kwargs):
-        super().__init__(file_okay=False, **kwargs)
+        super().__init__(**{"file_okay": False, **kwargs})
 
     def convert(self, value, param, ctx):
         if isinstance(value, str) and value == "":
-            self.fail("empty; name a folder.", param, ctx)
+            self.fail(f"empty; name a {self.what}.", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class File(Folder):
+    """click.Path for a file that refuses an empty value: `--json ""` or `--output ""` wrote nothing
+    without a word, `--onnx ""` failed in an odd message."""
+
+    what = "file"
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"file_okay": True, "dir_okay": False, **kwargs})
 
 
 class UserError(click.ClickException):

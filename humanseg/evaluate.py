@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from humanseg import metrics, store
-from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, images_option, reports_errors
+from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, File, Folder, images_option, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.sources import looks_mirrored
 
@@ -144,9 +144,9 @@ def parse_sets(value: str | None) -> list[int] | None:
               show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff); "
               "model-raw: the network without the speck/pinhole clean-up and without the far person's "
               "second pass.")
-@click.option("--save-masks", type=click.Path(file_okay=False), help="Write predictions as OUT/setN/K_mask.png.")
-@click.option("--montage", type=click.Path(dir_okay=False), help="PNG of the worst frames (frame | truth | prediction).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the summary as JSON.")
+@click.option("--save-masks", type=Folder(), help="Write predictions as OUT/setN/K_mask.png.")
+@click.option("--montage", type=File(), help="PNG of the worst frames (frame | truth | prediction).")
+@click.option("--json", "json_path", type=File(), help="Write the summary as JSON.")
 @click.option("--work-width", type=click.IntRange(MIN_WORK_WIDTH, MAX_WORK_WIDTH),
               help="Network working width (default: the checkpoint's).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="CPU threads for torch.")
@@ -273,7 +273,7 @@ def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
 @click.command("predict")
 @click.option("--bkg", "bkg_path", required=True, type=click.Path(dir_okay=False), help="Background image.")
 @click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", "out_dir", required=True, type=Folder(), help="Output folder.")
 @click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
 @click.option("--overlay", is_flag=True, help="Also write NAME_overlay.png (mask tinted over the frame).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")

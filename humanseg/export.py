@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from humanseg import store
-from humanseg.cli import reports_errors
+from humanseg.cli import File, reports_errors
 from humanseg.errors import HumansegError
 
 
@@ -104,7 +104,7 @@ def _declare_one_channel(path: Path) -> None:
 
 
 @click.command("export")
-@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--onnx", "onnx_path", required=True, type=File(),
               help="Where to write the ONNX model.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint (default: the shipped model).")
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset version.")

@@ -25,7 +25,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
-from humanseg.cli import MAX_THREADS, Number, reports_errors
+from humanseg.cli import MAX_THREADS, File, Folder, Number, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.signals import signals_held
 
@@ -643,13 +643,13 @@ def default_threads() -> int:
                    "green: green screen; side: frame | mask. Key v cycles.")
 @click.option("--replace", "replace_path", type=click.Path(dir_okay=False),
               help="Image shown behind the person in the replace view (default: a gradient).")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the composited video (.mp4, .avi).")
+@click.option("--output", type=File(), help="Write the composited video (.mp4, .avi).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output, --save-masks masks or --save-bkg.")
-@click.option("--save-masks", "masks_dir", type=click.Path(file_okay=False),
+@click.option("--save-masks", "masks_dir", type=Folder(),
               help="Also write each frame's mask as DIR/N_mask.png (N: K for frames named K.png, as a "
                    "capture set's; else counting from 0).")
 @click.option("--no-window", is_flag=True, help="Headless: no window (use with --output or --save-masks).")
-@click.option("--save-bkg", "save_bkg", type=click.Path(dir_okay=False),
+@click.option("--save-bkg", "save_bkg", type=File(),
               help="Write each background captured (no --bkg, or key b) to this .png, for a later --bkg.")
 @click.option("--countdown", type=Number(min=0), default=3, show_default=True,
               help="Seconds to step out of view before the background is captured (b or no --bkg).")

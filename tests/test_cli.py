@@ -69,6 +69,23 @@ def test_an_empty_images_folder_is_refused_by_every_command_that_takes_one():
         assert (r.returncode, r.stderr) == (2, "Error: Invalid value for '--images': empty; name a folder.\n"), args
 
 
+def test_an_empty_output_name_is_refused_by_every_command(dev_root):
+    # An unset shell variable: `--json ""`, `--save-masks ""`, `live --output ""` wrote nothing without a
+    # word, `predict --out ""` wrote into the current folder, `export --onnx ""` failed in an odd message.
+    bkg, frame = dev_root / "set3" / "bkg.png", dev_root / "set3" / "0.png"
+    live = ["-m", "humanseg", "live", "--source", dev_root / "set3", "--no-window"]
+    for args, option, what in [
+            (["-m", "humanseg", "evaluate", "--images", dev_root], "--json", "file"),
+            (["-m", "humanseg", "evaluate", "--images", dev_root], "--montage", "file"),
+            (["-m", "humanseg", "evaluate", "--images", dev_root], "--save-masks", "folder"),
+            (["-m", "humanseg", "predict", "--bkg", bkg, frame], "--out", "folder"),
+            (live, "--output", "file"), (live, "--save-masks", "folder"), (live, "--save-bkg", "file"),
+            (["-m", "humanseg", "export"], "--onnx", "file"), (["training.py", "-i", "1"], "--out", "folder")]:
+        r = run(*args, option, "")
+        assert (r.returncode, r.stdout, r.stderr) == (
+            2, "", f"Error: Invalid value for '{option}': empty; name a {what}.\n"), (args, option)
+
+
 def test_every_command_takes_h_for_help():
     # `python -m humanseg -h` and every subcommand's -h were "Error: No such option: -h", while the
     # entry points took it.
