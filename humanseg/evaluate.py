@@ -271,7 +271,7 @@ def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
 
 
 @click.command("predict")
-@click.option("--bkg", "bkg_path", required=True, type=click.Path(dir_okay=False), help="Background image.")
+@click.option("--bkg", "bkg_path", required=True, type=File(), help="Background image.")
 @click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=Folder(), help="Output folder.")
 @click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")

@@ -635,13 +635,13 @@ def default_threads() -> int:
 @click.command("live")
 @click.option("--source", default="0", show_default=True,
               help="Camera index, video file, or image folder / glob pattern.")
-@click.option("--bkg", "bkg_path", type=click.Path(dir_okay=False),
+@click.option("--bkg", "bkg_path", type=File(),
               help="Background image; without it one is captured from the source after a countdown.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint (default: the shipped model).")
 @click.option("--view", type=click.Choice(VIEWS), default="tint", show_default=True,
               help="tint: mask over the frame; blur: background blurred; replace: --replace image behind; "
                    "green: green screen; side: frame | mask. Key v cycles.")
-@click.option("--replace", "replace_path", type=click.Path(dir_okay=False),
+@click.option("--replace", "replace_path", type=File(),
               help="Image shown behind the person in the replace view (default: a gradient).")
 @click.option("--output", type=File(), help="Write the composited video (.mp4, .avi).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --output, --save-masks masks or --save-bkg.")

@@ -69,7 +69,7 @@ def test_an_empty_images_folder_is_refused_by_every_command_that_takes_one():
         assert (r.returncode, r.stderr) == (2, "Error: Invalid value for '--images': empty; name a folder.\n"), args
 
 
-def test_an_empty_output_name_is_refused_by_every_command(dev_root):
+def test_an_empty_file_or_folder_name_is_refused_by_every_command(dev_root):
     # An unset shell variable: `--json ""`, `--save-masks ""`, `live --output ""` wrote nothing without a
     # word, `predict --out ""` wrote into the current folder, `export --onnx ""` failed in an odd message.
     bkg, frame = dev_root / "set3" / "bkg.png", dev_root / "set3" / "0.png"
@@ -80,6 +80,8 @@ def test_an_empty_output_name_is_refused_by_every_command(dev_root):
             (["-m", "humanseg", "evaluate", "--images", dev_root], "--save-masks", "folder"),
             (["-m", "humanseg", "predict", "--bkg", bkg, frame], "--out", "folder"),
             (live, "--output", "file"), (live, "--save-masks", "folder"), (live, "--save-bkg", "file"),
+            (live, "--bkg", "file"), (live, "--replace", "file"),  # (no background, a gradient: without a word)
+            (["-m", "humanseg", "predict", frame, "--out", "never-made"], "--bkg", "file"),
             (["-m", "humanseg", "export"], "--onnx", "file"), (["training.py", "-i", "1"], "--out", "folder")]:
         r = run(*args, option, "")
         assert (r.returncode, r.stdout, r.stderr) == (
