@@ -759,6 +759,9 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     except BaseException:
         src.release()
         raise
+    if no_window and not (output or masks_dir or save_bkg):  # a run to time, or a forgotten option
+        click.echo("warning: --no-window without --output, --save-masks or --save-bkg: every frame is "
+                   "segmented, and nothing is shown or kept", err=True)
     grabber = BackgroundGrabber(countdown, bkg_seconds) if (bkg is None or window is not None) else None
     try:
         result = run_live(Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,

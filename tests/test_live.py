@@ -205,13 +205,18 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
     # A source too short for the 1 s of frames averaged: it says so, and leaves no empty folder; with
     # nothing to write as well (a run that ended in silence, exit 0). The folders made for the masks go
     # again, every one (the ones above the last stayed), by whatever path they were named.
-    for out in (["--save-masks", str(tmp_path / "m2" / "x" / ".." / "a" / "b")], ["--output", str(tmp_path / "m2.mp4")], []):
+    masks = tmp_path / "m2" / "x" / ".." / "a" / "b"
+    for out in (["--save-masks", str(masks)], ["--output", str(tmp_path / "m2.mp4")], []):
         res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", *out,
                       "--weights", str(default_weights))
         what = f"{out[0]} {out[1]}: nothing written" if out else "nothing segmented"
         assert res.exit_code == 1 and res.output.splitlines()[-1] == (
             f"Error: {what}: --source {src} ended before a background was captured (the --countdown, then "
             f"--bkg-seconds of frames); pass --bkg")
+        # Headless with nothing to keep is said at the start (it ran and kept nothing without a word).
+        warned = ("warning: --no-window without --output, --save-masks or --save-bkg: every frame is segmented, "
+                  "and nothing is shown or kept")
+        assert (res.output.splitlines()[0] == warned) == (not out), res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "src"]
 
 
