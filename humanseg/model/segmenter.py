@@ -87,14 +87,14 @@ class OrtRunner:
 
 
 def working_size(width: int, height: int, work_width: int) -> tuple[int, int]:
-    """The (w, h) the network runs at, aspect kept: work_width wide. A narrower frame is upscaled (a
-    person in a 160x120 frame is then the size the network learned), but not to more than 4/3 of
-    work_width tall, so a tall, narrow strip is not blown up to thousands of rows."""
-    scale = work_width / width
-    if scale > 1:
-        scale = max(1.0, min(scale, work_width * 4 / 3 / height))
-    w = max(1, round(width * scale))
-    return w, max(1, round(height * w / width))
+    """The (w, h) the network runs at, aspect kept: the frame scaled to fit a work_width x 3/4
+    work_width box (320x240), up or down. A 4:3 or wider frame is work_width wide, a 160x120 one
+    upscaled (its person is then the size the network learned); a portrait or square frame is 3/4
+    work_width tall, as a 4:3 frame is: at work_width wide its person was up to 2.4 times the size
+    learned (480x640 frames scored mIoU 0.974 against 0.981 fitted), and a tall, narrow strip is not
+    blown up to thousands of rows."""
+    scale = min(work_width / width, work_width * 3 / 4 / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 # A person shorter than ZOOM_BELOW x the work width at the working scale (144 of a 320x240 frame's 240
@@ -128,6 +128,7 @@ class Segmenter:
             model = fuse_batchnorm(model).to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         self.work_width = int(work_width)
+        self.exact = False  # True: frames are segmented at the size given (the zoom crops' segmenter)
         self.clean = bool(clean)
         self.zoom = self.clean if zoom is None else bool(zoom)
         self.cache = None
@@ -147,6 +148,8 @@ class Segmenter:
             self.cache = None
 
     def _resized(self, img: np.ndarray) -> np.ndarray:
+        if self.exact:  # a far person's crop, already at the scale it is to be segmented at
+            return img
         h, w = img.shape[:2]
         size = working_size(w, h, self.work_width)
         if (w, h) != size:
@@ -304,6 +307,7 @@ class Segmenter:
         if self._zoomed is None:
             sub = copy.copy(self)  # the same model (and ONNX Runtime session), its own background
             sub.zoom, sub.track, sub._zoomed, sub.bkg_image = False, False, None, None
+            sub.exact = True
             if self._ort is not None:
                 sub._ort = copy.copy(self._ort)
                 sub._ort.frame_buf = np.zeros((1, 3, 0, 0), np.float32)
