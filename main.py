@@ -34,8 +34,8 @@ def _print_event(record: dict) -> None:
               help="Run PoseNet on every Nth frame; 0: in a background thread on the newest frame, "
                    "as often as it keeps up (every frame on a fast machine).")
 @click.option("--pose-scale", type=Number(0.05, 2.0), default=None,
-              help="PoseNet input size as a fraction of the frame (default: 0.5, and for frames wider than "
-                   "640 px an input about 320 px wide).")
+              help="PoseNet input size as a fraction of the frame (default: the frame fitted to about 320x240, "
+                   "0.5 for 640x480).")
 @click.option("--pose-threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
               help="CPU threads for PoseNet; one leaves a core for reading, drawing and showing.")
 @click.option("--max-fps", type=Number(min=0), default=0, show_default=True,

@@ -38,8 +38,8 @@ def _read(path: Path):
 @click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
               help="PoseNet state dict (.pth); default: $HUMANSEG_POSENET_WEIGHTS, the cache, then download.")
 @click.option("--pose-scale", type=Number(0.05, 2.0), default=None,
-              help="Network input size as a fraction of the image size  [default: 0.5, and for images "
-                   "wider than 640 px an input about 320 px wide]")
+              help="Network input size as a fraction of the image size  [default: the image fitted to "
+                   "about 320x240, 0.5 for 640x480]")
 @click.option("--model-id", type=click.Choice([str(m) for m in MODEL_IDS]), default="50", show_default=True,
               help="MobileNetV1 depth multiplier x 100 (101 is Google's 1.01 checkpoint).")
 @click.option("--output-stride", type=click.Choice(["8", "16"]), default="16", show_default=True,
