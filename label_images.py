@@ -17,8 +17,9 @@ from humanseg.cli import Number, as_a_tool, images_option, reports_errors
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Model checkpoint for the starting guess (default: the shipped model, if any).")
 @click.option("--zoom", type=Number(0.1, 4.0), default=None, metavar="F",
-              help="Show frames at this scale (default: 1, or less for frames larger than 1280x720, so the "
-                   "window fits a laptop's screen). Masks are saved at the frame's own size.")
+              help="Show frames at this scale (default: 1; less for frames larger than 1280x720, so the "
+                   "window fits a laptop's screen; 2 to 4 for frames smaller than 640x480, so they can be "
+                   "drawn on). Masks are saved at the frame's own size.")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout (for tests).")
 @reports_errors
 def main(set_number, images, redo, all_frames, no_guess, weights, zoom, log_events):

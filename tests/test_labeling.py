@@ -159,6 +159,7 @@ def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
     assert d.counts(13.1, shown_at=12.4)
     # Two presses on purpose 0.7 s apart, the second frame seen for 0.6 s: the second is taken for the
     # first's auto-repeat, and the status line asks for another press.
+    assert not d.ready(13.8, shown_at=13.2) and d.ready(13.95, shown_at=13.2)  # (the "ready" event: then)
     assert not d.counts(13.8, shown_at=13.2) and d.counts(14.2, shown_at=13.2)
 
 
@@ -822,6 +823,12 @@ def test_large_frames_are_shown_scaled_and_edited_in_frame_pixels():
 
     assert fit_zoom(640, 480) == 1.0 and fit_zoom(1280, 720) == 1.0
     assert fit_zoom(1920, 1080) == pytest.approx(2 / 3) and fit_zoom(1280, 960) == 0.75
+    # The labeler's: a small frame enlarged by a whole factor, up to 640x480 (at 160x120 its outline
+    # could hardly be drawn, nor its help bar read); others as above.
+    assert fit_zoom(160, 120, enlarge=True) == 4.0 and fit_zoom(320, 240, enlarge=True) == 2.0
+    assert fit_zoom(97, 73, enlarge=True) == 4.0 and fit_zoom(400, 300, enlarge=True) == 1.0  # (--zoom's most)
+    assert fit_zoom(640, 480, enlarge=True) == 1.0 and fit_zoom(1920, 1080, enlarge=True) == pytest.approx(2 / 3)
+    assert fit_zoom(160, 120) == 1.0  # the capture and live windows: 1
     for zoom in (1.0, 0.75, 0.5, 2.0):
         back = to_display([to_image(100, 37, zoom)], zoom)[0]
         assert back == pytest.approx((100, 37))

@@ -534,21 +534,27 @@ def test_every_editing_key_works_in_the_window(unlabeled, xdisplay, tmp_path):
     assert store.scan_set(unlabeled, 3).labeled == [k0]  # the skipped and the quit frame have no mask
 
 
-@pytest.mark.gui
-@pytest.mark.slow
-def test_frames_larger_than_the_screen_are_shown_scaled_and_saved_at_full_size(copy_set, xdisplay):
-    # A 1280x960 frame 1:1 does not fit a laptop's screen: it is shown at 0.75 (960x720), clicks are
-    # mapped back to the frame's pixels, and the mask is saved at 1280x960.
+def resized_set(copy_set, size):
+    """An images root with a copy of dev set3, unlabeled, its frames and background resized to size."""
     root = copy_set(3, labels=False)
     info = store.scan_set(root, 3)
     for path in [info.bkg_path] + [info.frame_path(k) for k in info.frames]:
-        big = cv2.resize(cv2.imread(str(path)), (1280, 960), interpolation=cv2.INTER_LINEAR)
-        store.write_image(path, big, overwrite=True)
-    for extra, zoom in (([], 0.75), (["--zoom", "0.5"], 0.5)):
+        image = cv2.imread(str(path))
+        shrink = size[0] < image.shape[1]
+        store.write_image(path, cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
+                          overwrite=True)
+    return root
+
+
+def label_square_at(root, xdisplay, size, cases):
+    """For each (extra options, zoom expected): the window at that zoom, SQUARE clicked in window
+    pixels, and the mask saved at the frame's size with the square's corners mapped back."""
+    width, height = size
+    for extra, zoom in cases:
         app, ready = start(root, xdisplay, "--no-guess", *extra)
         try:
-            assert (ready["width"], ready["height"], ready["zoom"]) == (1280, 960, zoom)
-            assert app.geometry() == (round(1280 * zoom), round(960 * zoom))
+            assert (ready["width"], ready["height"], ready["zoom"]) == (width, height, zoom)
+            assert app.geometry() == (round(width * zoom), round(height * zoom))
             for n, (x, y) in enumerate(SQUARE, 1):
                 app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
             # Within 10 screen px of the first vertex (13 or 20 frame px): closes.
@@ -560,13 +566,30 @@ def test_frames_larger_than_the_screen_are_shown_scaled_and_saved_at_full_size(c
         finally:
             app.close()
         mask = store.read_mask(saved["mask"])
-        assert mask.shape == (960, 1280)
+        assert mask.shape == (height, width)
         ys, xs = np.nonzero(mask)
         # The square's corners in frame pixels (a display pixel's centre, scaled back).
         (x0, y0), (x1, y1) = [[(c + 0.5) / zoom - 0.5 for c in corner] for corner in (SQUARE[0], SQUARE[2])]
         assert max(abs(xs.min() - x0), abs(xs.max() - x1), abs(ys.min() - y0), abs(ys.max() - y1)) <= 1
         Path(saved["mask"]).unlink()
         Path(saved["json"]).unlink()
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_frames_larger_than_the_screen_are_shown_scaled_and_saved_at_full_size(copy_set, xdisplay):
+    # A 1280x960 frame 1:1 does not fit a laptop's screen: it is shown at 0.75 (960x720), clicks are
+    # mapped back to the frame's pixels, and the mask is saved at 1280x960.
+    root = resized_set(copy_set, (1280, 960))
+    label_square_at(root, xdisplay, (1280, 960), [([], 0.75), (["--zoom", "0.5"], 0.5)])
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_small_frames_are_shown_enlarged_and_saved_at_their_size(copy_set, xdisplay):
+    # A 160x120 camera's frame was a 160x120 window: an outline hard to draw, a help bar unreadable.
+    root = resized_set(copy_set, (160, 120))
+    label_square_at(root, xdisplay, (160, 120), [([], 4.0)])
 
 
 @pytest.mark.gui

@@ -40,6 +40,10 @@ class DecisionKeys:
         self.settle, self.repeat_gap, self.repeat_delay = settle, repeat_gap, repeat_delay
         self.last = self.last_counted = -math.inf
 
+    def ready(self, now: float, shown_at: float) -> bool:
+        """A press now would count (unless it follows another within repeat_gap)."""
+        return now - shown_at >= self.settle and now - self.last_counted >= self.repeat_delay
+
     def counts(self, now: float, shown_at: float) -> bool:
         held = now - self.last < self.repeat_gap or now - self.last_counted < self.repeat_delay
         self.last = now
@@ -265,7 +269,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 print(f"note: no model ({guesser.model_problem}); guessing by background "
                       f"differencing", file=sys.stderr)
             title = f"set {set_number} \u2014 frame {k} ({i} of {len(ks)})"
-            z = zoom or fit_zoom(frame.shape[1], frame.shape[0])
+            z = zoom or fit_zoom(frame.shape[1], frame.shape[0], enlarge=True)
             # Grabbing and closing distances are the same on screen whatever the scale.
             editor = PolygonEditor(shapes, close_radius=CLOSE_RADIUS / z, grab_radius=GRAB_RADIUS / z,
                                    edge_radius=EDGE_RADIUS / z)
@@ -323,7 +327,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
 def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int,
                 zoom: float = 1.0, decisions: DecisionKeys | None = None):
     """Edit one frame until accept (returns the editor), skip ("skip") or quit (None). The "ready"
-    event comes once accept and skip count (decisions.settle seconds after the frame is shown)."""
+    event comes once accept and skip would count (DecisionKeys.ready)."""
     decisions = decisions or DecisionKeys()
     from humanseg.labeling.view import MouseAdapter, display_size, render
 
@@ -357,7 +361,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         key = read_key(15)
         now = time.monotonic()
         shown_at = now if shown_at is None else shown_at
-        if not ready and now - shown_at >= decisions.settle:
+        if not ready and decisions.ready(now, shown_at):
             ready = True
             shown_w, shown_h = display_size(width, height, zoom)
             emit("ready", window=WINDOW, title=title, frame=k, width=width, height=height, zoom=round(zoom, 4),
