@@ -158,14 +158,30 @@ class TrainingSet(Dataset):
             room_out = A.warp(room, m, size)
             bkg = A.warp(room, A.compose(self._camera_nudge(rng), m), size)
             # The person gets their own placement: smaller/larger, anywhere along the bottom or free.
-            pm = self._base_affine(person.frame.shape, rng, person_scale=rng.uniform(0.45, 1.05))
-            if rng.random() < 0.6:
+            # A person their frame's bottom edge cuts off (24 of the 40 dev people) keeps that cut at or
+            # below the sample's bottom edge: placed higher, they floated, cut straight. One cut at the
+            # top keeps that cut at or above the sample's top (else they came out headless), and one cut
+            # at both is not shrunk (the sample's height then holds no more than theirs).
+            # (within 3 px: outlines clicked at the frame's edge end a pixel or two inside it)
+            ys = np.nonzero(person.mask.max(1))[0]
+            cut, top_cut = bool(ys.max() >= person.mask.shape[0] - 3), bool(ys.min() <= 2)
+            shrink = rng.uniform(0.45, 1.05)
+            pm = self._base_affine(person.frame.shape, rng, person_scale=1.0 if cut and top_cut else shrink)
+            if rng.random() < 0.6 or cut:
                 # Keep the person's lowest pixel near the bottom edge as real captures have it.
-                ys = np.nonzero(person.mask.max(1))[0]
                 bottom = (pm[1, 1] * ys.max() + pm[1, 2])
-                pm[1, 2] += size[1] - bottom + rng.uniform(-0.05, 0.2) * size[1]
+                lift = rng.uniform(-0.05, 0.2)
+                if cut and top_cut:  # both cuts out of view: the bottom anywhere from the edge down to
+                    span = pm[1, 1] * (ys.max() - ys.min())  # where the top cut meets the top edge
+                    pm[1, 2] += size[1] - bottom + max(0.0, span - size[1]) * (lift + 0.05) / 0.25
+                else:
+                    pm[1, 2] += size[1] - bottom + (max(lift, 0.0) if cut else lift) * size[1]
+            if top_cut and not cut:
+                pm[1, 2] -= max(0.0, pm[1, 1] * ys.min() + pm[1, 2])
             pf = A.photometric(A.warp(person.frame, pm, size), rng, 0.5)
-            soft = A.warp(person.mask, pm, size).astype(np.float32) / 255
+            # Nothing beyond the picture they came from is person: its replicated edge rows were pasted
+            # as streaks of "person" below a person cut off by the frame, or above one cut at the top.
+            soft = A.warp(person.mask, pm, size, border=0).astype(np.float32) / 255
             # A one-pixel feather hides the polygon's hard cut without blurring the label.
             alpha = cv2.GaussianBlur(soft, (3, 3), 0.7)[..., None]
             frame = np.clip(room_out * (1 - alpha) + pf * alpha + 0.5, 0, 255).astype(np.uint8)
