@@ -32,7 +32,7 @@ def _size(ctx, param, value):
               help="Peak learning rate (default: 0.003 from scratch, 0.0005 when fine-tuning a model).")
 @click.option("--size", default="320x240", show_default=True, callback=_size,
               help="Training sample size WIDTHxHEIGHT: crops of frames scaled as the network sees them "
-                   "(320 px wide, jittered; a larger crop scales them up to fill it).")
+                   "(fitted to 320x240, jittered; a larger crop, or a portrait frame, is scaled up to fill it).")
 @click.option("--val-sets", default="0.2", show_default=True,
               help="Held-out whole sets: numbers like 3,7, a fraction like 0.2, or 'none'.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),

@@ -114,8 +114,8 @@ def export_command(onnx_path, weights, opset, force):
     """Export the network: inputs frame and background (N,3,H,W float BGR in 0..1, any H and W),
     output the person probability (N,1,H,W).
 
-    The shipped Segmenter runs it at 320 px wide (frames resized with INTER_AREA, the output
-    resized back); do the same for the same masks.
+    The shipped Segmenter runs it on frames fitted to 320x240 (humanseg.model.working_size; resized
+    with INTER_AREA, the output resized back); do the same for the same masks.
     """
     store.refuse_capture_file(onnx_path, "--onnx")  # e.g. images/set3/0.png, --force or not
     from humanseg.model.checkpoint import resolve_weights

@@ -607,10 +607,11 @@ def test_dev_masks_as_guesses_keep_shape_with_few_vertices(dev_root):
 
 def test_guesses_keep_as_many_vertices_and_their_shape_at_any_frame_size(dev_root):
     # In pixels fixed for 640x480: a 1920x1440 guess kept 6 times the vertices (median 426), and at
-    # 160x120 the gaps between arm and body were dropped as noise (IoU down to 0.95).
+    # 160x120 the gaps between arm and body were dropped as noise (IoU down to 0.95); at 320x240 a
+    # tolerance under 3/4 px kept the pixel staircase (123 vertices).
     from humanseg.labeling.guess import Guess
 
-    for size in ((1920, 1440), (160, 120)):
+    for size in ((1920, 1440), (320, 240), (160, 120)):
         counts = []
         for mask in list(dev_masks(dev_root))[::4]:
             if not mask.any():
@@ -619,7 +620,7 @@ def test_guesses_keep_as_many_vertices_and_their_shape_at_any_frame_size(dev_roo
             grown = np.where(grown > 127, 255, 0).astype(np.uint8)
             shapes = Guess(grown, "pred").shapes()
             counts.append(sum(len(s.points) for s in shapes))
-            assert iou(grown, shapes_to_mask(shapes, size[1], size[0])) >= 0.98, size
+            assert iou(grown, shapes_to_mask(shapes, size[1], size[0])) >= 0.975, size
         assert counts and np.median(counts) <= 100, (size, counts)
 
 

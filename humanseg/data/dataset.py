@@ -119,13 +119,16 @@ class TrainingSet(Dataset):
     def __len__(self):
         return self.length
 
-    def _base_affine(self, src_shape, rng, person_scale=1.0):
-        """Scale the source as inference would (to work_width) with jitter, random crop offset, flip."""
+    def _base_affine(self, src_shape, rng, person_scale=1.0, fill=True):
+        """Scale the source as inference would (to fit work_width x 3/4 of it) with jitter, random crop
+        offset, flip. fill: never smaller than the crop (replicated borders would be a pattern real
+        frames lack), which scales a portrait frame up past inference (480x640 into 320x240: 1.8x);
+        a pasted person needs no filling (the room fills the sample) and keeps the inference scale."""
         h, w = src_shape[:2]
         ow, oh = self.size
-        # Never smaller than the crop: replicated borders would be a pattern real frames lack.
         inference = working_size(w, h, self.work_width)[0] / w
-        s = max(inference * rng.uniform(0.8, 1.3), ow / w, oh / h) * person_scale
+        s = inference * rng.uniform(0.8, 1.3)
+        s = (max(s, ow / w, oh / h) if fill else s) * person_scale
         tx = rng.uniform(min(0, ow - w * s), max(0, ow - w * s))
         ty = rng.uniform(min(0, oh - h * s), max(0, oh - h * s))
         m = A.affine(s, 0, tx, ty)
@@ -158,7 +161,7 @@ class TrainingSet(Dataset):
             room_out = A.warp(room, m, size)
             bkg = A.warp(room, A.compose(self._camera_nudge(rng), m), size)
             # The person gets their own placement: smaller/larger, anywhere along the bottom or free.
-            # A person their frame's bottom edge cuts off (24 of the 40 dev people) keeps that cut at or
+            # A person their frame's bottom edge cuts off (34 of the 40 dev people) keeps that cut at or
             # below the sample's bottom edge: placed higher, they floated, cut straight. One cut at the
             # top keeps that cut at or above the sample's top (else they came out headless), and one cut
             # at both is not shrunk (the sample's height then holds no more than theirs).
@@ -166,13 +169,14 @@ class TrainingSet(Dataset):
             ys = np.nonzero(person.mask.max(1))[0]
             cut, top_cut = bool(ys.max() >= person.mask.shape[0] - 3), bool(ys.min() <= 2)
             shrink = rng.uniform(0.45, 1.05)
-            pm = self._base_affine(person.frame.shape, rng, person_scale=1.0 if cut and top_cut else shrink)
+            both = cut and top_cut  # not shrunk, and as large as the sample's height at least
+            pm = self._base_affine(person.frame.shape, rng, person_scale=1.0 if both else shrink, fill=both)
             if rng.random() < 0.6 or cut:
                 # Keep the person's lowest pixel near the bottom edge as real captures have it.
                 bottom = (pm[1, 1] * ys.max() + pm[1, 2])
                 lift = rng.uniform(-0.05, 0.2)
                 if cut and top_cut:  # both cuts out of view: the bottom anywhere from the edge down to
-                    span = pm[1, 1] * (ys.max() - ys.min())  # where the top cut meets the top edge
+                    span = pm[1, 1] * (ys.max() - ys.min() + 3)  # where the top cut meets the top edge
                     pm[1, 2] += size[1] - bottom + max(0.0, span - size[1]) * (lift + 0.05) / 0.25
                 else:
                     pm[1, 2] += size[1] - bottom + (max(lift, 0.0) if cut else lift) * size[1]

@@ -43,8 +43,8 @@ class Guess:
 
     def shapes(self) -> list[Shape]:
         s = float(np.sqrt(self.mask.shape[0] * self.mask.shape[1] / (640 * 480)))
-        # (never finer than half a pixel: at 160x120 nearly every pixel corner would stay a vertex)
-        return mask_to_shapes(self.mask, GUESS_EPSILON * max(s, 0.5), GUESS_MIN_AREA * s * s)
+        # (never finer than 3/4 of a pixel: finer, the outline keeps its pixel staircase as vertices)
+        return mask_to_shapes(self.mask, GUESS_EPSILON * max(s, 0.75), GUESS_MIN_AREA * s * s)
 
 
 class Guesser:

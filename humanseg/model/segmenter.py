@@ -272,7 +272,9 @@ class Segmenter:
         g = ZOOM_GRID
         x0, y0 = max(0, int((x - margin) // g) * g), max(0, int((y - margin) // g) * g)
         x1, y1 = min(W, int(-(-(x + w + margin) // g)) * g), min(H, int(-(-(y + h + margin) // g)) * g)
-        budget = ZOOM_AREA * small_shape[0] * small_shape[1]
+        # The crop's pixels: as many as the frame has at work_width wide (no more than 4/3 of it tall),
+        # not its working size's: a portrait frame, fitted by its height, would get 43% of them.
+        budget = ZOOM_AREA * self.work_width * min(self.work_width * H / W, self.work_width * 4 / 3)
         if (x1 - x0) * (y1 - y0) * scale * scale > budget:
             scale = math.sqrt(budget / ((x1 - x0) * (y1 - y0)))
         if scale < ZOOM_GAIN * scale_now:

@@ -55,7 +55,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
 
     images = list(images)
     given: dict[Path, Path] = {}
-    for path in images:  # twice: "a.png and a.png would both write o/_a_pose.png"
+    for path in images if out_dir is not None else []:  # twice: "a.png and a.png would both write o/_a_pose.png"
         if Path(path).resolve() in given:
             raise HumansegError(f"{given[Path(path).resolve()]} and {path} are the same image; give it once")
         given[Path(path).resolve()] = path
