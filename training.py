@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import MAX_THREADS, Folder, Number, as_a_tool, reports_errors
+from humanseg.cli import CONTEXT, MAX_THREADS, Folder, Number, as_a_tool, reports_errors
 
 
 def _size(ctx, param, value):
@@ -15,7 +15,7 @@ def _size(ctx, param, value):
     return w, h
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT)
 @click.option("-i", "--iterations", default=1000, show_default=True, type=click.IntRange(1),
               help="Training steps in all (a resumed run continues up to this step).")
 # Bounds: -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38

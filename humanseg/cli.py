@@ -48,6 +48,10 @@ def as_a_tool() -> None:
     click.UsageError.show = _show_usage_error
 
 
+# Every command, entry point and benchmark takes -h as well as --help (subcommands inherit the group's).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
 # name -> "module:attribute"; importing lazily keeps `--help` fast and torch out of light commands.
 SUBCOMMANDS = {
     "pose": "humanseg.pose.cli:pose_command",
@@ -160,7 +164,7 @@ class LazyGroup(click.Group):
         return getattr(module, attr, None)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})  # subcommands inherit it
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.version_option(package_name=None, version=__import__("humanseg").__version__)
 def main():
     """humanseg: person segmentation with a background reference."""

@@ -103,6 +103,8 @@ class TrainingSet(Dataset):
             raise HumansegError("no labeled frames to train on")
         self.pairs = pairs
         self.people = [p for p in pairs if p.mask.max() > 0]
+        # Each person's first and last labelled rows (found once, not per sample).
+        self.person_rows = [(int(ys[0]), int(ys[-1])) for ys in (np.flatnonzero(p.mask.max(1)) for p in self.people)]
         # Unique backgrounds of the training sets plus the extra rooms.
         seen = {}
         for p in pairs:
@@ -155,7 +157,8 @@ class TrainingSet(Dataset):
             bkg = A.warp(room, A.compose(self._camera_nudge(rng), m), size)
             mask = np.zeros(size[::-1], np.uint8)
         elif r < self.p_empty + self.p_composite:
-            person = self.people[rng.integers(len(self.people))]
+            k = rng.integers(len(self.people))
+            person, (top, low) = self.people[k], self.person_rows[k]
             room = self.rooms[rng.integers(len(self.rooms))]
             m = self._base_affine(room.shape, rng)
             room_out = A.warp(room, m, size)
@@ -166,22 +169,21 @@ class TrainingSet(Dataset):
             # top keeps that cut at or above the sample's top (else they came out headless), and one cut
             # at both is not shrunk (the sample's height then holds no more than theirs).
             # (within 3 px: outlines clicked at the frame's edge end a pixel or two inside it)
-            ys = np.nonzero(person.mask.max(1))[0]
-            cut, top_cut = bool(ys.max() >= person.mask.shape[0] - 3), bool(ys.min() <= 2)
+            cut, top_cut = low >= person.mask.shape[0] - 3, top <= 2
             shrink = rng.uniform(0.45, 1.05)
             both = cut and top_cut  # not shrunk, and as large as the sample's height at least
             pm = self._base_affine(person.frame.shape, rng, person_scale=1.0 if both else shrink, fill=both)
             if rng.random() < 0.6 or cut:
                 # Keep the person's lowest pixel near the bottom edge as real captures have it.
-                bottom = (pm[1, 1] * ys.max() + pm[1, 2])
+                bottom = (pm[1, 1] * low + pm[1, 2])
                 lift = rng.uniform(-0.05, 0.2)
                 if cut and top_cut:  # both cuts out of view: the bottom anywhere from the edge down to
-                    span = pm[1, 1] * (ys.max() - ys.min() + 3)  # where the top cut meets the top edge
+                    span = pm[1, 1] * (low - top + 3)  # where the top cut meets the top edge
                     pm[1, 2] += size[1] - bottom + max(0.0, span - size[1]) * (lift + 0.05) / 0.25
                 else:
                     pm[1, 2] += size[1] - bottom + (max(lift, 0.0) if cut else lift) * size[1]
             if top_cut and not cut:
-                pm[1, 2] -= max(0.0, pm[1, 1] * ys.min() + pm[1, 2])
+                pm[1, 2] -= max(0.0, pm[1, 1] * top + pm[1, 2])
             pf = A.photometric(A.warp(person.frame, pm, size), rng, 0.5)
             # Nothing beyond the picture they came from is person: its replicated edge rows were pasted
             # as streaks of "person" below a person cut off by the frame, or above one cut at the top.

@@ -4,10 +4,10 @@ optimizer state (a third of the size), as shipped in humanseg/weights/default.pt
 import click
 
 from humanseg import store
-from humanseg.cli import as_a_tool, reports_errors
+from humanseg.cli import CONTEXT, as_a_tool, reports_errors
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=CONTEXT)
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
 @click.argument("recipe", required=False)

@@ -54,11 +54,6 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
     from humanseg.pose.estimator import PoseEstimator
 
     images = list(images)
-    given: dict[Path, Path] = {}
-    for path in images if out_dir is not None else []:  # twice: "a.png and a.png would both write o/_a_pose.png"
-        if Path(path).resolve() in given:
-            raise HumansegError(f"{given[Path(path).resolve()]} and {path} are the same image; give it once")
-        given[Path(path).resolve()] = path
     # Every image is decoded once before anything is written, so a bad one in a batch stops the run
     # before the others are drawn (a rerun after fixing it would otherwise need --force).
     for path in images:
@@ -71,7 +66,11 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
                                 f"choose another folder for the drawings")
         store.refuse_unwritable(out_dir, "--out", folder=True)  # found now, not at the first drawing
         first: dict[str, Path] = {}
-        inputs = {Path(p).resolve() for p in images}
+        inputs: dict[Path, Path] = {}  # resolved -> as given
+        for path in images:  # twice: "a.png and a.png would both write o/_a_pose.png"
+            if Path(path).resolve() in inputs:
+                raise HumansegError(f"{inputs[Path(path).resolve()]} and {path} are the same image; give it once")
+            inputs[Path(path).resolve()] = path
         for path, name in zip(images, names):
             if len(os.fsencode(name)) > store.NAME_MAX:  # found at its write, after the weights loaded
                 raise HumansegError(f"{path}: its drawing's name {name[:40]}... is longer than a file name "
