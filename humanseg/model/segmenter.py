@@ -298,7 +298,6 @@ class Segmenter:
         size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         sub = self._zoom_segmenter()
-        sub.work_width = size[0]
         if self._zoom_key != key:
             sub.set_background(cv2.resize(self.bkg_image[y0:y1, x0:x1], size, interpolation=interpolation))
             self._zoom_key = key
