@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
+from humanseg.display import on_screen, to_display
 from humanseg.sources import Peeked, looks_mirrored, open_source_quietly
 from humanseg.errors import HumansegError, StoreError
 from humanseg.pose.keypoints import Palm
@@ -33,7 +34,7 @@ POSE_SLOW_SECONDS = 0.02
 
 
 class Window(Protocol):
-    def show(self, image: np.ndarray) -> None: ...
+    def show(self, image: np.ndarray, scale: float = 1.0) -> None: ...
     def poll(self, wait_ms: int = 1) -> tuple[list[int], list[tuple[int, int]]]: ...
     def is_open(self) -> bool: ...
     def close(self) -> None: ...
@@ -181,21 +182,24 @@ def status_text(context: CaptureContext, fps: float) -> str:
 
 
 def render(frame: np.ndarray, controller: CaptureController, palms, context: CaptureContext,
-           fps: float) -> np.ndarray:
-    """The screen for one frame: a copy of frame with buttons, palms, countdown and text drawn."""
-    canvas = frame.copy()
-    for button in controller.buttons:
+           fps: float) -> tuple[np.ndarray, float]:
+    """The screen for one frame and its scale: a copy of frame (a small one enlarged, see
+    display.on_screen) with buttons, palms, countdown and text drawn."""
+    canvas, zoom = on_screen(frame)
+    buttons = [replace(b, x=(b.x + 0.5) * zoom - 0.5, y=(b.y + 0.5) * zoom - 0.5, radius=b.radius * zoom)
+               for b in controller.buttons]
+    for button in buttons:
         draw.draw_button(canvas, button, active=controller.active == button.name,
                          progress=controller.dwell_progress(button.name))
-    radius = max(4, int(controller.buttons[0].radius / 4)) if controller.buttons else 6
-    draw.draw_palms(canvas, palms, radius)
+    radius = max(4, int(buttons[0].radius / 4)) if buttons else 6
+    draw.draw_palms(canvas, to_display(palms, zoom), radius)
     shown = controller.countdown_shown()
     if shown is not None:
         what = "background in" if controller.active == "bkg" else "frame in"
         draw.draw_countdown(canvas, shown, f"{what} {shown} s - press again to cancel")
     draw.draw_notices(canvas, controller.notices())
     draw.draw_status(canvas, status_text(context, fps))
-    return canvas
+    return canvas, zoom
 
 
 def run_capture(source, window: Window, controller: CaptureController, images_root: str | os.PathLike,
@@ -278,7 +282,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 if out is not None:
                     shown = out
             fps = fps_meter.tick(clock())
-            window.show(render(shown, controller, palms, context, fps))
+            window.show(*render(shown, controller, palms, context, fps))
             if context.frame_index == 0:
                 h, w = frame.shape[:2]
                 emit({"event": "ready", "width": w, "height": h, "time": round(clock() - started, 3)})

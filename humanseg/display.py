@@ -65,6 +65,19 @@ def fit_zoom(width: int, height: int, enlarge: bool = False) -> float:
     return min(1.0, FIT_WIDTH / width, FIT_HEIGHT / height)
 
 
+def on_screen(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """A copy of image to draw a window's overlay on, with its scale: a small frame enlarged by
+    fit_zoom's whole factor (a 160x120 camera's 4 times), so the text drawn on it can be read and its
+    buttons hit; any other at its own size (a window shrinks one too large for the screen itself)."""
+    h, w = image.shape[:2]
+    zoom = fit_zoom(w, h, enlarge=True)
+    if zoom <= 1.0:
+        return image.copy(), 1.0
+    import cv2
+
+    return cv2.resize(image, display_size(w, h, zoom), interpolation=cv2.INTER_LINEAR), zoom
+
+
 def display_size(width: int, height: int, zoom: float) -> tuple[int, int]:
     return max(1, round(width * zoom)), max(1, round(height * zoom))
 

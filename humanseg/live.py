@@ -471,11 +471,13 @@ class VideoOutput:
 
 
 def draw_overlay(image: np.ndarray, view: str, fps: float, warning: str | None = None,
-                 countdown: float | None = None, grabbing: bool = False) -> np.ndarray:
-    """The on-screen extras (never in the recorded video): view, FPS, warnings, countdown."""
+                 countdown: float | None = None, grabbing: bool = False) -> tuple[np.ndarray, float]:
+    """The on-screen extras (never in the recorded video): view, FPS, warnings, countdown; drawn on
+    a copy of image (a small one enlarged, see display.on_screen), returned with its scale."""
+    from humanseg.display import on_screen
     from humanseg.ui import draw
 
-    canvas = image.copy()
+    canvas, zoom = on_screen(image)
     if grabbing:
         if countdown and countdown > 0:
             draw.draw_countdown(canvas, int(np.ceil(countdown)), "background: step out of view")
@@ -484,7 +486,7 @@ def draw_overlay(image: np.ndarray, view: str, fps: float, warning: str | None =
     elif warning:
         draw.draw_notices(canvas, [warning])
     draw.draw_status(canvas, f"{VIEW_NAMES.get(view, view)} (v) | b: new background | q: quit | {fps:.1f} fps")
-    return canvas
+    return canvas, zoom
 
 
 MOVED_WARNING = "background no longer matches (camera moved?) - press b to re-capture"
@@ -549,7 +551,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         moved = live.drift is not None and live.drift.moved
         result.moved_frames += int(moved)
         if window is not None:
-            window.show(draw_overlay(live.image, session.view, result.fps, MOVED_WARNING if moved else None))
+            window.show(*draw_overlay(live.image, session.view, result.fps, MOVED_WARNING if moved else None))
             return handle_keys()
         return True
 
@@ -598,7 +600,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                     result.backgrounds += 1
                     emit({"event": "background", "state": "captured", **saved_background(bkg)})
                 elif window is not None and keep_going:
-                    window.show(draw_overlay(frame, session.view, result.fps,
+                    window.show(*draw_overlay(frame, session.view, result.fps,
                                              countdown=grabber.seconds_left(now()), grabbing=True))
                     keep_going = handle_keys()
                 continue

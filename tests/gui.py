@@ -233,14 +233,15 @@ class GuiApp:
 
 
 class ScriptWindow:
-    """A stand-in for the OpenCV window in loop tests: keeps every shown image; poll() returns
-    the keys scripted for the frame just shown."""
+    """A stand-in for the OpenCV window in loop tests: keeps every shown image (and the scale it was
+    drawn at); poll() returns the keys scripted for the frame just shown."""
 
     def __init__(self, keys_at: dict[int, list[int]]):
-        self.keys_at, self.shown, self.closed = keys_at, [], False
+        self.keys_at, self.shown, self.scales, self.closed = keys_at, [], [], False
 
-    def show(self, image):
+    def show(self, image, scale=1.0):
         self.shown.append(image)
+        self.scales.append(scale)
 
     def poll(self, wait_ms=1):
         return self.keys_at.get(len(self.shown) - 1, []), []

@@ -318,6 +318,27 @@ def test_a_camera_larger_than_the_screen_is_shown_scaled_and_clicks_map_back(lau
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_small_camera_is_shown_enlarged_and_clicks_map_back(launch, tmp_path, dev_root):
+    # A 160x120 camera's window was 160x120, its text unreadable: it is shown 4 times as large.
+    small = cv2.resize(cv2.imread(str(dev_root / "set3" / "bkg.png")), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+    src = write_frames(tmp_path / "src", [small])
+    images = tmp_path / "images"
+    app = launch("--source", str(src), "--images", str(images), "--no-pose", "--no-model", "-b", "0")
+    ready = app.wait_event("ready")
+    assert (ready["width"], ready["height"]) == (W // 4, H // 4)
+    app.find_window("capture", size=(W, H))
+    bkg = {b.name: b for b in default_layout(W // 4, H // 4)}["bkg"]
+    shown = (round((bkg.x + 0.5) * 4 - 0.5), round((bkg.y + 0.5) * 4 - 0.5))
+    pressed = app.click_answered(*shown, "pressed", by="mouse")
+    assert pressed["button"] == "bkg"
+    saved = app.wait_event("saved", kind="background", timeout=20)
+    app.key("q")
+    assert app.wait_exit() == 0
+    assert same_image(Path(saved["path"]), cv2.flip(small, 1))  # saved at the camera's own size
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_a_palm_presses_sav_on_a_camera_three_times_larger(launch, tmp_path, dev_root, posenet_weights):
     # 1920x1440 frames: PoseNet gets the input width it gets at 640x480, the window shows them at half
     # size, and the palm over Sav still presses it.

@@ -223,7 +223,35 @@ def test_a_source_that_changes_size_gets_its_buttons_laid_out_again(tmp_path, de
     assert [b.radius for b in c.buttons] == pytest.approx([0.06 * (W // 2)] * 3)
     assert ctx.set_number == 1 and ctx.frames_saved == 0  # Sav's countdown was running when Ext came
     assert cv2.imread(str(tmp_path / "set1" / "bkg.png")).shape == (H // 2, W // 2, 3)
-    assert window.shown[-1].shape == (H // 2, W // 2, 3)
+    # The half-size frames are shown twice as large (their text readable); clicks came in frame pixels.
+    assert window.shown[0].shape == (H, W, 3) and window.scales[0] == 1.0
+    assert window.shown[-1].shape == (H, W, 3) and window.scales[-1] == 2.0
+
+
+def test_a_small_camera_is_shown_enlarged_with_readable_text(tmp_path, dev_root):
+    # A 160x120 camera's frames were drawn on at their own size: the status line 3 pixels high, the
+    # buttons' labels a smudge. They are drawn on the frame enlarged 4 times instead.
+    small = cv2.resize(frames(dev_root, 1)[0], (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+    clock = Clock()
+    window = ScriptWindow({})
+    buttons = default_layout(W // 4, H // 4)  # as capture lays them out for the first frame
+    run_capture(ListSource([small], clock, limit=3), window, CaptureController(buttons, clock=clock), tmp_path,
+                clock=clock)
+    shown = window.shown[-1]
+    assert shown.shape == (H, W, 3) and window.scales[-1] == 4.0
+    # The picture is the mirrored frame enlarged (away from buttons and text) ...
+    enlarged = cv2.resize(cv2.flip(small, 1), (W, H), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(shown[60:200, 200:440].astype(int) - enlarged[60:200, 200:440]).max() <= 1
+    # ... and the status line is drawn at the window's size: its white strokes span many rows.
+    text = (shown[H - 40:, : W // 2] >= 200).all(axis=2) & (enlarged[H - 40:, : W // 2] < 150).any(axis=2)
+    rows = np.flatnonzero(text.sum(axis=1) >= 3)
+    assert rows.size and rows.max() - rows.min() >= 8
+    # The Bkg button is drawn where a click on it lands: at 4 times its frame position.
+    bkg = buttons[2]
+    x, y = round((bkg.x + 0.5) * 4 - 0.5), round((bkg.y + 0.5) * 4 - 0.5)
+    b, g, r = shown[y - 30, x].astype(int)  # inside the disc, above its label: blue blended in
+    b0, g0, r0 = enlarged[y - 30, x].astype(int)
+    assert b - b0 > 40 and r0 - r > 20
 
 
 def test_palms_press_buttons_and_are_drawn(tmp_path, dev_root):

@@ -663,6 +663,25 @@ def test_loop_keys_cycle_views_recapture_and_quit(dev_root, segmenter, tmp_path)
     assert len(frames_out) == result.frames and len(window.shown) == result.frames + 8
 
 
+def test_a_small_camera_is_shown_enlarged_and_recorded_at_its_size(dev_root, segmenter, tmp_path):
+    # A 160x120 camera's window had its status line drawn 3 pixels high: it is drawn on the frame
+    # enlarged 4 times, while the recording keeps the camera's own size.
+    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+             for name in ("bkg.png", "0.png")]
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(small[0])
+    window = ScriptWindow({})
+    result = run_live(ListSource(small[1:], limit=3), session, window, VideoOutput(tmp_path / "o.avi", 30.0),
+                      media_clock=True)
+    assert result.frames == 3 and window.scales == [4.0] * 3
+    assert all(shown.shape == (H, W, 3) for shown in window.shown)
+    frames_out, _ = video_frames(result.output)
+    assert [f.shape for f in frames_out] == [(H // 4, W // 4, 3)] * 3
+    # What is shown is the recorded (tinted) frame enlarged, text aside.
+    enlarged = cv2.resize(frames_out[-1], (W, H), interpolation=cv2.INTER_LINEAR).astype(int)
+    assert np.abs(window.shown[-1][40:400].astype(int) - enlarged[40:400]).mean() < 4
+
+
 @pytest.mark.slow
 def test_camera_moved_warning_is_drawn(dev_root, segmenter):
     bkg = read(dev_root, 3, "bkg.png")

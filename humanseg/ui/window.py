@@ -8,9 +8,10 @@ from humanseg.display import display_size, fit_zoom, read_key, require_display, 
 
 
 class CvWindow:
-    """A HighGUI window sized to the image (no Qt toolbar), clicks in image pixels. An image larger
+    """A HighGUI window sized to the image (no Qt toolbar), clicks in frame pixels. An image larger
     than display.FIT_WIDTH x FIT_HEIGHT is shown scaled down to fit (a 1920x1080 camera's frames would
-    not fit a laptop's screen 1:1), and clicks are mapped back to the image's pixels."""
+    not fit a laptop's screen 1:1), and clicks are mapped back to the frame's pixels (through the
+    enlargement of a small frame too, given to show())."""
 
     def __init__(self, name: str = "capture"):
         require_display()  # Qt aborts the whole process on a missing display; fail with a line instead
@@ -31,11 +32,14 @@ class CvWindow:
                 x, y = min(w - 1, max(0, round(fx))), min(h - 1, max(0, round(fy)))
             self._clicks.append((x, y))
 
-    def show(self, image) -> None:
+    def show(self, image, scale: float = 1.0) -> None:
+        """Show image: a frame drawn at `scale` times its size (display.on_screen's enlargement), so
+        clicks are reported in the frame's own pixels."""
         h, w = image.shape[:2]
-        self._size, self.zoom = (w, h), fit_zoom(w, h)
-        if self.zoom < 1.0:
-            image = cv2.resize(image, display_size(w, h, self.zoom), interpolation=cv2.INTER_AREA)
+        fit = fit_zoom(w, h)
+        self._size, self.zoom = (max(1, round(w / scale)), max(1, round(h / scale))), scale * fit
+        if fit < 1.0:
+            image = cv2.resize(image, display_size(w, h, fit), interpolation=cv2.INTER_AREA)
         cv2.imshow(self.name, image)
 
     def poll(self, wait_ms: int = 1) -> tuple[list[int], list[tuple[int, int]]]:
