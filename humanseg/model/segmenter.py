@@ -246,9 +246,12 @@ class Segmenter:
 
     def _small_person(self, small: np.ndarray) -> tuple[int, int, int, int] | None:
         """The box (x, y, w, h, working pixels) around what the working-scale logits call person, when
-        it is short enough to be worth a second, closer look; None otherwise."""
+        it is short enough to be worth a second, closer look; None otherwise. A person the frame's top
+        or bottom edge cuts off is not taken for a far one: their height in view says nothing of their
+        size (a near person in a portrait frame, cut at the waist, was zoomed on as a whole body and
+        lost half the torso: mask IoU 0.81 against 0.98)."""
         x, y, w, h = cv2.boundingRect((small > 0).astype(np.uint8))
-        if w == 0 or h >= ZOOM_BELOW * self.work_width:
+        if w == 0 or h >= ZOOM_BELOW * self.work_width or y == 0 or y + h >= small.shape[0]:
             return None
         return x, y, w, h
 
