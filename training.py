@@ -12,7 +12,13 @@ def _size(ctx, param, value):
         raise click.BadParameter("use WIDTHxHEIGHT, e.g. 320x240") from None
     if w < 32 or h < 32 or w % 16 or h % 16:
         raise click.BadParameter("width and height must be multiples of 16, at least 32")
+    if w > MAX_SIZE or h > MAX_SIZE:  # 3840x2160 (a 4K camera's size) ran the machine out of memory
+        raise click.BadParameter(f"at most {MAX_SIZE}x{MAX_SIZE}: samples are frames fitted to 320x240, "
+                                 f"so a larger crop only scales them up")
     return w, h
+
+
+MAX_SIZE = 1280
 
 
 @click.command(context_settings=CONTEXT)

@@ -48,3 +48,15 @@ def torch_load_failure(path, exc: Exception) -> str:
     if head[:1] == b"\x80" and objects:  # an old-style (pickle) PyTorch file
         return "holds Python objects, not only tensors"
     return "not a PyTorch weights file"
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """True for a failed allocation: numpy's MemoryError; PyTorch's "can't allocate memory" on CPU
+    and its OutOfMemoryError on a GPU (RuntimeErrors); a data loader worker's MemoryError, or the
+    shared memory its batch could not be mapped into, as the RuntimeError the loader raises."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        words in text for words in ("can't allocate memory", "out of memory", "Unable to allocate",
+                                    "Cannot allocate memory"))

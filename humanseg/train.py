@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from humanseg import metrics, store
 from humanseg.data.dataset import Pair, TrainingSet, load_pairs, load_rooms, split_sets
-from humanseg.errors import HumansegError, WeightsError
+from humanseg.errors import HumansegError, WeightsError, out_of_memory
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
@@ -569,8 +569,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     break
         except KeyboardInterrupt:
             interrupted = True
-        except RuntimeError:
-            if stops.signum is None:
+        except (RuntimeError, MemoryError) as exc:
+            if stops.signum is None and out_of_memory(exc):
+                kept = f"{last_path} holds step {saved_step}" if saved_step else "no checkpoint was written"
+                raise HumansegError(f"out of memory at step {step + 1} with -b {cfg.batch} at --size "
+                                    f"{cfg.size[0]}x{cfg.size[1]} on {device} ({kept}); use a smaller -b or "
+                                    f"--size", exit_code=1) from None
+            if stops.signum is None or not isinstance(exc, RuntimeError):
                 raise
             interrupted = True  # a SIGTERM to the whole process group also ended the loader's workers
         finally:

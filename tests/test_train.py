@@ -275,6 +275,29 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_the_same_step(two_sets, tmp_p
     assert digests["0"] == weights_digest(out / "last.pt")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
+    # Batches too large for the memory there is ended in PyTorch's "can't allocate memory" traceback
+    # (or, with a loader worker, "unable to mmap ... Cannot allocate memory").
+    import resource
+
+    limit = 4 * 2**30  # address space: enough to start, not for 64 samples of 1280x960
+
+    out = tmp_path / "w"
+    r = subprocess.run([sys.executable, "training.py", "-i", "2", "-b", "64", "--size", "1280x960", "--images",
+                        str(two_sets), "--out", str(out), "--val-sets", "none", "--workers", workers,
+                        "--threads", "1", "--init", "scratch"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"},
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        "Error: out of memory at step 1 with -b 64 at --size 1280x960 on cpu (no checkpoint was written); "
+        "use a smaller -b or --size")
+    assert not out.exists()
+
+
 def test_no_labeled_frames_is_a_clear_error(tmp_path):
     root = tmp_path / "images"
     (root / "set1").mkdir(parents=True)
@@ -364,6 +387,10 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_training(two_set
 def test_bad_options_are_usage_errors(tmp_path, two_sets):
     r = run_training(["--size", "100x50"])
     assert r.returncode == 2 and "multiples of 16" in r.stderr
+    # A 4K camera's size ran the machine out of memory; samples are frames fitted to 320x240 anyway.
+    r = run_training(["--size", "3840x2160", "--images", str(two_sets), "--out", str(tmp_path / "s")])
+    assert r.returncode == 2 and "Error: Invalid value for '--size': at most 1280x1280" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
     for seed in ("-5", str(2**70)):  # tracebacks deep in numpy / torch
         r = run_training(["-i", "1", "--seed", seed, "--out", str(tmp_path / "s")])
         assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--seed'"), r.stderr
