@@ -52,8 +52,8 @@ def torch_load_failure(path, exc: Exception) -> str:
 
 def out_of_memory(exc: BaseException) -> bool:
     """True for a failed allocation: numpy's MemoryError; PyTorch's "can't allocate memory" on CPU
-    and its OutOfMemoryError on a GPU (RuntimeErrors); a data loader worker's MemoryError, or the
-    shared memory its batch could not be mapped into, as the RuntimeError the loader raises."""
+    and its OutOfMemoryError on a GPU (RuntimeErrors); a data loader worker's MemoryError, or a
+    machine out of memory mapping the worker's batch, as the RuntimeError the loader raises."""
     if isinstance(exc, MemoryError):
         return True
     text = str(exc)

@@ -340,6 +340,26 @@ def lr_at(step: int, total: int, base: float) -> float:
 
 # ---------------------------------------------------------------- the job
 
+def memory_failure(exc: BaseException, cfg: TrainConfig, device, step: int, in_step: bool) -> str | None:
+    """The one line for a run that ran out of memory (with "{kept}" for what the checkpoints hold),
+    or None for any other failure. step: steps done; in_step: the failure came loading or training
+    on the next batch (else validating or saving after step)."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and ("shared memory" in text or "Bus error" in text):
+        return (f"the data loader's shared memory (/dev/shm) ran out at step {step + 1} ({{kept}}); use "
+                f"--workers 0, or give /dev/shm more room")
+    if isinstance(exc, RuntimeError) and "is killed by signal: Killed" in text:
+        return (f"a data loader worker was killed at step {step + 1}, most likely out of memory ({{kept}}); "
+                f"use a smaller -b or --size, or --workers 0")
+    if not out_of_memory(exc):
+        return None
+    if in_step:
+        return (f"out of memory at step {step + 1} with -b {cfg.batch} at --size {cfg.size[0]}x{cfg.size[1]} "
+                f"on {device} ({{kept}}); use a smaller -b or --size")
+    return (f"out of memory validating or saving after step {step} on {device} ({{kept}}); validation runs "
+            f"each held-out frame whole: hold out fewer sets, or sets with smaller frames (--val-sets)")
+
+
 def _worker_leaves_signals_to_trainer(worker_id: int) -> None:
     """Data loader processes leave Ctrl-C to the training process, which stops them once it has saved
     (they would otherwise die under a batch it is still waiting for). SIGTERM gets its default back
@@ -495,6 +515,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         state = [(name, t) for name, t in itertools.chain(model.named_parameters(), model.named_buffers())
                  if t.is_floating_point()]
         stops.install()
+        in_step = True  # a batch being loaded or trained on (not validation or checkpoints)
         try:
             for frame, bkg, target in loader:
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
@@ -538,6 +559,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     bar.set_postfix(loss=f"{run_loss:.3f}", iou=f"{run_iou:.3f}")
                     row = {"step": step, "loss": run_loss, "train_iou": run_iou,
                            "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.time() - t0, 1)}
+                in_step = False
                 if is_main and val_pairs and (step % cfg.val_every == 0 or step == total):
                     model.eval()
                     last_val = validate(model, val_pairs, cfg.work_width)
@@ -558,6 +580,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         checkpoint(step, last_val, last_path)
                         write_history(history, csv_path)
                         plot_history(history, png_path)
+                in_step = True
                 if step >= total:
                     break
                 if cfg.stop_at and step >= cfg.stop_at:
@@ -570,11 +593,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
         except KeyboardInterrupt:
             interrupted = True
         except (RuntimeError, MemoryError) as exc:
-            if stops.signum is None and out_of_memory(exc):
+            why = memory_failure(exc, cfg, device, step, in_step) if stops.signum is None else None
+            if why:
                 kept = f"{last_path} holds step {saved_step}" if saved_step else "no checkpoint was written"
-                raise HumansegError(f"out of memory at step {step + 1} with -b {cfg.batch} at --size "
-                                    f"{cfg.size[0]}x{cfg.size[1]} on {device} ({kept}); use a smaller -b or "
-                                    f"--size", exit_code=1) from None
+                raise HumansegError(why.format(kept=kept), exit_code=1) from None
             if stops.signum is None or not isinstance(exc, RuntimeError):
                 raise
             interrupted = True  # a SIGTERM to the whole process group also ended the loader's workers

@@ -298,6 +298,51 @@ def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
     assert not out.exists()
 
 
+@pytest.mark.slow
+def test_a_loader_worker_killed_is_one_line(two_sets, tmp_path):
+    # The system's out-of-memory killer may pick a data loader worker rather than the trainer: the
+    # trainer then ended in the loader's traceback ("DataLoader worker (pid N) is killed by signal").
+    out = tmp_path / "w"
+    proc = start_in_own_group([sys.executable, "training.py", "-i", "5000", "--val-every", "1", "--images",
+                               str(two_sets), "--out", str(out), "--val-sets", "none", *SMALL[:4], "--threads",
+                               "1", "--init", "scratch", "--workers", "1"], out)
+    try:
+        children = [int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        assert children, "no loader worker found"
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr[-2000:]
+    line = stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"Error: a data loader worker was killed at step (\d+), most likely out of memory "
+                        rf"\({re.escape(str(out / 'last.pt'))} holds step (\d+)\); use a smaller -b or --size, "
+                        rf"or --workers 0", line), line
+    assert load_model(out / "last.pt")[1]["step"] >= 1
+
+
+def test_out_of_memory_validating_is_told_apart_from_a_step(two_sets, tmp_path, monkeypatch):
+    # Validation runs whole frames, one at a time: running out of memory there said "at step 3 ...
+    # use a smaller -b or --size" after step 2, advice that does not help.
+    import humanseg.train as train_module
+
+    def validate(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(train_module, "validate", validate)
+    out = tmp_path / "w"
+    with pytest.raises(HumansegError) as err:
+        train_module.train(train_module.TrainConfig(
+            images=[str(two_sets)], iterations=4, batch=1, out=str(out), size=(128, 96), val_sets="8",
+            val_every=2, init="scratch"), log=lambda *a, **k: None)
+    assert err.value.exit_code == 1 and str(err.value) == (
+        "out of memory validating or saving after step 2 on cpu (no checkpoint was written); validation runs "
+        "each held-out frame whole: hold out fewer sets, or sets with smaller frames (--val-sets)")
+
+
 def test_no_labeled_frames_is_a_clear_error(tmp_path):
     root = tmp_path / "images"
     (root / "set1").mkdir(parents=True)
