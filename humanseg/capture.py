@@ -249,6 +249,10 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             if laid_out_for is None:
                 laid_out_for = frame.shape[:2]
             elif frame.shape[:2] != laid_out_for:  # a source that changed size: buttons where they belong
+                (old_h, old_w), (h, w) = laid_out_for, frame.shape[:2]
+                # Clicks on the frame shown last are in its pixels: onto the new frame, where the same
+                # button now is (a click made just before the change was lost).
+                clicks = [((x + 0.5) * w / old_w - 0.5, (y + 0.5) * h / old_h - 0.5) for x, y in clicks]
                 laid_out_for = frame.shape[:2]
                 controller.relayout(default_layout(frame.shape[1], frame.shape[0]))
                 smoother.reset()

@@ -49,17 +49,18 @@ def require_display() -> None:
 FIT_WIDTH, FIT_HEIGHT = 1280, 720
 
 
-# The labeler enlarges a frame smaller than this by a whole factor up to ENLARGE_MAX (a 160x120 one 4
-# times), so that its outline can be drawn and its help bar read.
+# The windows enlarge a frame smaller than this (turned for a portrait frame: 480x640) by a whole factor
+# up to ENLARGE_MAX (a 160x120 one 4 times), so that its text can be read and its outline drawn.
 ENLARGE_BELOW, ENLARGE_MAX = (640, 480), 4
 
 
 def fit_zoom(width: int, height: int, enlarge: bool = False) -> float:
     """The display scale of a width x height image: 1, or less for one larger than FIT_WIDTH x
     FIT_HEIGHT; with enlarge, the largest whole factor (if any) keeping a smaller one within
-    ENLARGE_BELOW."""
+    ENLARGE_BELOW, or within it turned for a portrait image (a 240x320 one twice)."""
     if enlarge:
-        factor = min(ENLARGE_MAX, ENLARGE_BELOW[0] // max(1, width), ENLARGE_BELOW[1] // max(1, height))
+        box_w, box_h = ENLARGE_BELOW if width >= height else ENLARGE_BELOW[::-1]
+        factor = min(ENLARGE_MAX, box_w // max(1, width), box_h // max(1, height))
         if factor > 1:
             return float(factor)
     return min(1.0, FIT_WIDTH / width, FIT_HEIGHT / height)

@@ -228,6 +228,29 @@ def test_a_source_that_changes_size_gets_its_buttons_laid_out_again(tmp_path, de
     assert window.shown[-1].shape == (H, W, 3) and window.scales[-1] == 2.0
 
 
+def test_a_click_on_the_last_frame_before_a_size_change_presses_its_button(tmp_path, dev_root):
+    # The click, in the pixels of the frame shown, was applied on the next frame, whose buttons were
+    # already laid out for the new size: it hit nothing.
+    big = frames(dev_root, 1)[0]
+    small = cv2.resize(big, (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+    clock = Clock()
+    bkg = {b.name: b for b in default_layout(W, H)}["bkg"]
+    window = ClickWindow({}, {9: [(round(bkg.x + 0.6 * bkg.radius), round(bkg.y))]})
+    events = []
+    run_capture(ListSource([big] * 10 + [small] * 5, clock, limit=15), window, controller(clock), tmp_path,
+                clock=clock, log=events.append)
+    assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("bkg", "mouse")]
+
+
+def test_a_portrait_camera_is_shown_enlarged(tmp_path, dev_root):
+    portrait = cv2.resize(frames(dev_root, 1)[0][:, 140:500], (240, 320), interpolation=cv2.INTER_AREA)
+    clock = Clock()
+    window = ScriptWindow({})
+    run_capture(ListSource([portrait], clock, limit=2), window,
+                CaptureController(default_layout(240, 320), clock=clock), tmp_path, clock=clock)
+    assert window.shown[-1].shape == (640, 480, 3) and window.scales[-1] == 2.0
+
+
 def test_a_small_camera_is_shown_enlarged_with_readable_text(tmp_path, dev_root):
     # A 160x120 camera's frames were drawn on at their own size: the status line 3 pixels high, the
     # buttons' labels a smudge. They are drawn on the frame enlarged 4 times instead.

@@ -847,7 +847,10 @@ def test_large_frames_are_shown_scaled_and_edited_in_frame_pixels():
     assert fit_zoom(160, 120, enlarge=True) == 4.0 and fit_zoom(320, 240, enlarge=True) == 2.0
     assert fit_zoom(97, 73, enlarge=True) == 4.0 and fit_zoom(400, 300, enlarge=True) == 1.0  # (--zoom's most)
     assert fit_zoom(640, 480, enlarge=True) == 1.0 and fit_zoom(1920, 1080, enlarge=True) == pytest.approx(2 / 3)
-    assert fit_zoom(160, 120) == 1.0  # the capture and live windows: 1
+    # A portrait frame within 480x640 (a 240x320 one was shown as it is, its labels unreadable).
+    assert fit_zoom(240, 320, enlarge=True) == 2.0 and fit_zoom(120, 160, enlarge=True) == 4.0
+    assert fit_zoom(480, 640, enlarge=True) == 1.0 and fit_zoom(120, 120, enlarge=True) == 4.0
+    assert fit_zoom(160, 120) == 1.0  # unless asked to enlarge: 1
     for zoom in (1.0, 0.75, 0.5, 2.0):
         back = to_display([to_image(100, 37, zoom)], zoom)[0]
         assert back == pytest.approx((100, 37))
