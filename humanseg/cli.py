@@ -170,7 +170,16 @@ def main():
     """humanseg: person segmentation with a background reference."""
 
 
+def _one_images_root(ctx, param, value):
+    # Given twice, the last one given won without a word: `evaluate --images a --images b` scored b's
+    # sets alone (training.py, which pools several roots, has its own --images).
+    if len(value) > 1:
+        raise click.BadParameter(f"given {len(value)} times ({', '.join(value)}); this command reads one "
+                                 f"folder of sets (training.py pools several)")
+    return value[0]
+
+
 images_option = click.option(
-    "--images", "images", default="images", show_default=True,
+    "--images", "images", default=["images"], show_default=True, multiple=True, callback=_one_images_root,
     type=Folder(), help="Folder holding the setN/ capture folders.",
 )

@@ -66,12 +66,15 @@ def fit_zoom(width: int, height: int, enlarge: bool = False) -> float:
     return min(1.0, FIT_WIDTH / width, FIT_HEIGHT / height)
 
 
-def on_screen(image: np.ndarray) -> tuple[np.ndarray, float]:
+def on_screen(image: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, float]:
     """A copy of image to draw a window's overlay on, with its scale: a small frame enlarged by
     fit_zoom's whole factor (a 160x120 camera's 4 times), so the text drawn on it can be read and its
-    buttons hit; any other at its own size (a window shrinks one too large for the screen itself)."""
+    buttons hit; any other at its own size (a window shrinks one too large for the screen itself).
+    frame_shape: the camera frame's, when image is made of more than one (live mode's side-by-side
+    view), so it is enlarged as much as the frame alone."""
     h, w = image.shape[:2]
-    zoom = fit_zoom(w, h, enlarge=True)
+    fh, fw = (h, w) if frame_shape is None else frame_shape[:2]
+    zoom = fit_zoom(fw, fh, enlarge=True)
     if zoom <= 1.0:
         return image.copy(), 1.0
     import cv2

@@ -485,13 +485,15 @@ class VideoOutput:
 
 
 def draw_overlay(image: np.ndarray, view: str, fps: float, warning: str | None = None,
-                 countdown: float | None = None, grabbing: bool = False) -> tuple[np.ndarray, float]:
+                 countdown: float | None = None, grabbing: bool = False,
+                 frame_shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, float]:
     """The on-screen extras (never in the recorded video): view, FPS, warnings, countdown; drawn on
-    a copy of image (a small one enlarged, see display.on_screen), returned with its scale."""
+    a copy of image (a small camera's enlarged, see display.on_screen; frame_shape: the camera
+    frame's, when image is the side-by-side view), returned with its scale."""
     from humanseg.display import on_screen
     from humanseg.ui import draw
 
-    canvas, zoom = on_screen(image)
+    canvas, zoom = on_screen(image, frame_shape)
     if grabbing:
         if countdown and countdown > 0:
             draw.draw_countdown(canvas, int(np.ceil(countdown)), "background: step out of view")
@@ -565,7 +567,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         moved = live.drift is not None and live.drift.moved
         result.moved_frames += int(moved)
         if window is not None:
-            window.show(*draw_overlay(live.image, session.view, result.fps, MOVED_WARNING if moved else None))
+            window.show(*draw_overlay(live.image, session.view, result.fps, MOVED_WARNING if moved else None,
+                                      frame_shape=frame.shape))
             return handle_keys()
         return True
 
@@ -578,7 +581,10 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             return {"not_saved": f"--save-bkg {save_bkg}: {getattr(e, 'strerror', None) or e}"}
 
     def handle_keys() -> bool:
-        keys, _ = window.poll(1)
+        wait = 1
+        if media_clock:  # a file or folder in a window plays at its frame rate, not as fast as it is read
+            wait = max(1, int(min(1.0, started + read_count / fps_rate - clock()) * 1000))
+        keys, _ = window.poll(wait)
         for key in keys:
             if key in (ord("q"), 27):
                 emit({"event": "quit", "by": "key"})

@@ -69,6 +69,17 @@ def test_an_empty_images_folder_is_refused_by_every_command_that_takes_one():
         assert (r.returncode, r.stderr) == (2, "Error: Invalid value for '--images': empty; name a folder.\n"), args
 
 
+def test_images_given_twice_is_refused_where_one_folder_is_read(dev_root, tmp_path):
+    # The last one given won without a word: `evaluate --images a --images b` scored b's sets alone.
+    other = tmp_path / "other"
+    shutil.copytree(dev_root / "set3", other / "set3")
+    for args in (["main.py"], ["label_images.py", "-s", "3"], ["-m", "humanseg", "evaluate"]):
+        r = run(*args, "--images", dev_root, "--images", other)
+        assert r.returncode == 2 and r.stderr == (
+            f"Error: Invalid value for '--images': given 2 times ({dev_root}, {other}); this command reads one "
+            f"folder of sets (training.py pools several)\n"), args
+
+
 def test_an_empty_file_or_folder_name_is_refused_by_every_command(dev_root):
     # An unset shell variable: `--json ""`, `--save-masks ""`, `live --output ""` wrote nothing without a
     # word, `predict --out ""` wrote into the current folder, `export --onnx ""` failed in an odd message.

@@ -473,6 +473,10 @@ def test_nothing_to_label_is_not_an_error(copy_set):
     root = copy_set(3)  # every frame has a mask
     result = run_cli("-s", "3", "--images", str(root), env={"DISPLAY": ""})
     assert result.returncode == 0 and "already have a mask" in result.stdout
+    # With the event log, stdout holds its JSON lines alone (a line of prose among them broke a reader).
+    result = run_cli("-s", "3", "--images", str(root), "--log-events", env={"DISPLAY": ""})
+    assert result.returncode == 0 and "already have a mask" in result.stderr
+    assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["summary"]
 
 
 def test_redo_and_all_together_is_usage_error(copy_set):

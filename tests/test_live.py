@@ -705,6 +705,34 @@ def test_a_small_camera_is_shown_enlarged_and_recorded_at_its_size(dev_root, seg
     assert np.abs(window.shown[-1][40:400].astype(int) - enlarged[40:400]).mean() < 4
 
 
+def test_a_small_cameras_side_by_side_view_is_enlarged_as_much(dev_root, segmenter):
+    # The side view is twice as wide: enlarged by its own size, a 160x120 camera's got 2x, not 4x,
+    # and its window shrank when v reached it.
+    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+             for name in ("bkg.png", "0.png")]
+    session = LiveSession(segmenter, view="side")
+    session.set_background(small[0])
+    window = ScriptWindow({})
+    run_live(ListSource(small[1:], limit=2), session, window)
+    assert window.scales == [4.0] * 2 and window.shown[-1].shape == (H, 2 * W, 3)
+
+
+def test_a_file_in_a_window_plays_at_its_frame_rate(dev_root, segmenter):
+    # A 30 fps clip in a window ran at 55-100 fps, its 3 s countdown over in under a second.
+    class PacedWindow(ScriptWindow):
+        def poll(self, wait_ms=1):
+            time.sleep(wait_ms / 1000)  # as cv2.waitKey waits when no key comes
+            return super().poll(wait_ms)
+
+    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+             for name in ("bkg.png", "0.png")]
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(small[0])
+    started = time.monotonic()
+    result = run_live(ListSource(small[1:], limit=30), session, PacedWindow({}), media_clock=True)
+    assert result.frames == 30 and time.monotonic() - started >= 0.9 * 29 / 30
+
+
 @pytest.mark.slow
 def test_camera_moved_warning_is_drawn(dev_root, segmenter):
     bkg = read(dev_root, 3, "bkg.png")

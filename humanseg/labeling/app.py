@@ -230,9 +230,10 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     ks = frames_to_label(info, redo, all_frames)
     summary = Summary(set_number, to_label=len(ks))
     emit = EventLog(log_events)
+    said = sys.stderr if log_events else sys.stdout  # with the event log, stdout holds JSON lines alone
     if not ks:
         print(f"set {set_number}: all {len(info.frames)} frame(s) already have a mask "
-              f"(use --redo K or --all to edit them)")
+              f"(use --redo K or --all to edit them)", file=said)
         emit("summary", **summary.__dict__)
         return summary
     # Found now, not when the first polygon drawn cannot be saved.
@@ -316,7 +317,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     finally:
         cv2.destroyAllWindows()
         cv2.waitKey(1)
-    print(summary.line())
+    print(summary.line(), file=said)
     emit("summary", **summary.__dict__)
     if summary.unreadable == len(ks):  # a bkg.png of another size, say: nothing could be labeled
         raise HumansegError(f"set {set_number}: none of the {len(ks)} frame(s) to label could be opened "
