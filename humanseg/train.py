@@ -444,7 +444,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
         if is_main:
             out.mkdir(parents=True, exist_ok=True)
-            val_names = sorted({p.set_key.rsplit(":", 1)[1] for p in val_pairs})
+            # Named with their folder when sets come from several --images (each may have a set1).
+            several = len({p.set_key.rsplit(":", 1)[0] for p in train_pairs + val_pairs}) > 1
+            val_names = sorted({os.path.join(*p.set_key.rsplit(":", 1)) if several else p.set_key.rsplit(":", 1)[1]
+                                for p in val_pairs})
             log(f"training on {len(train_pairs)} frames ({len({p.set_key for p in train_pairs})} sets) "
                 f"+ {len(rooms)} extra rooms; validating on {len(val_pairs)} frames "
                 f"({', '.join(val_names) or 'none'}); model {count_parameters(model):,} parameters; "

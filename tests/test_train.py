@@ -484,6 +484,19 @@ def test_the_same_images_folder_twice_is_refused(dev_root, tmp_path, monkeypatch
     assert f"--images {dev_root} is given twice" in r.stderr and not (tmp_path / "w").exists()
 
 
+def test_held_out_sets_of_several_folders_are_named_with_their_folder(dev_root, tmp_path):
+    # "validating on 4 frames (set3)" did not say which folder's set3 (each root may have one).
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(dev_root / "set3", a / "set3")
+    shutil.copytree(dev_root / "set8", b / "set3")
+    shutil.copytree(dev_root / "set2", b / "set2")
+    r = run_training(["-i", "1", "--images", str(a), "--images", str(b), "--val-sets", "3", "--out",
+                      str(tmp_path / "w"), *SMALL])
+    assert r.returncode == 0, r.stderr
+    frames = len(list((a / "set3").glob("*_mask.png"))) + len(list((b / "set3").glob("*_mask.png")))
+    assert f"validating on {frames} frames ({a / 'set3'}, {b / 'set3'})" in r.stdout
+
+
 def test_the_same_backgrounds_folder_twice_is_refused(two_sets, tmp_path):
     # Its rooms would be drawn twice as often as the command says.
     from humanseg.data.dataset import load_rooms
