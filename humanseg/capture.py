@@ -26,7 +26,7 @@ from humanseg.errors import HumansegError, StoreError
 from humanseg.pose.keypoints import Palm
 from humanseg.pose.palm import PalmSmoother
 from humanseg.ui import draw
-from humanseg.ui.buttons import default_layout
+from humanseg.ui.buttons import Button, button_at, default_layout
 from humanseg.ui.controller import CaptureController, Event
 
 # Above this many seconds per pose call, automatic mode runs pose on every other frame.
@@ -202,6 +202,22 @@ def render(frame: np.ndarray, controller: CaptureController, palms, context: Cap
     return canvas, zoom
 
 
+def carried_click(click: tuple[float, float], old_buttons: Sequence[Button], new_buttons: Sequence[Button],
+                  old_shape: tuple[int, ...], new_shape: tuple[int, ...]) -> tuple[float, float]:
+    """A click made on a frame of old_shape (h, w), moved onto one of new_shape: on a button, to the
+    same place on that button in the new layout (a button stays round, so scaling across and down
+    apart moved a click near a button's edge off it when the frame turned portrait); elsewhere, in
+    proportion to the frame."""
+    x, y = click
+    hit = button_at(old_buttons, x, y)
+    now = next((b for b in new_buttons if hit is not None and b.name == hit.name), None)
+    if now is not None:
+        k = now.radius / hit.radius
+        return now.x + (x - hit.x) * k, now.y + (y - hit.y) * k
+    (old_h, old_w), (h, w) = old_shape[:2], new_shape[:2]
+    return (x + 0.5) * w / old_w - 0.5, (y + 0.5) * h / old_h - 0.5
+
+
 def run_capture(source, window: Window, controller: CaptureController, images_root: str | os.PathLike,
                 pose: PalmFinder | None = None, pose_every: int = 0, mirror: bool = True,
                 clock: Callable[[], float] = time.monotonic, log: Callable[[dict], None] | None = None,
@@ -249,12 +265,11 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             if laid_out_for is None:
                 laid_out_for = frame.shape[:2]
             elif frame.shape[:2] != laid_out_for:  # a source that changed size: buttons where they belong
-                (old_h, old_w), (h, w) = laid_out_for, frame.shape[:2]
-                # Clicks on the frame shown last are in its pixels: onto the new frame, where the same
-                # button now is (a click made just before the change was lost).
-                clicks = [((x + 0.5) * w / old_w - 0.5, (y + 0.5) * h / old_h - 0.5) for x, y in clicks]
-                laid_out_for = frame.shape[:2]
+                old_buttons, old_shape, laid_out_for = controller.buttons, laid_out_for, frame.shape[:2]
                 controller.relayout(default_layout(frame.shape[1], frame.shape[0]))
+                # Clicks on the frame shown last are in its pixels (a click made just before the change
+                # was lost): onto the new frame.
+                clicks = [carried_click(c, old_buttons, controller.buttons, old_shape, laid_out_for) for c in clicks]
                 smoother.reset()
                 palms = []
 

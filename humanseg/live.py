@@ -541,7 +541,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment")
     pending = None  # (frame, future of its raw probability)
     read_count = submitted = 0
-    started = clock()
+    started = paced_from = clock()  # paced_from: when a file shown in a window would have started playing
 
     def now() -> float:
         return read_count / fps_rate if media_clock else clock() - started
@@ -581,10 +581,16 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             return {"not_saved": f"--save-bkg {save_bkg}: {getattr(e, 'strerror', None) or e}"}
 
     def handle_keys() -> bool:
-        wait = 1
+        nonlocal paced_from
+        keys, _ = window.poll(1)
         if media_clock:  # a file or folder in a window plays at its frame rate, not as fast as it is read
-            wait = max(1, int(min(1.0, started + read_count / fps_rate - clock()) * 1000))
-        keys, _ = window.poll(wait)
+            due = paced_from + read_count / fps_rate
+            if due < clock():  # behind (a slow model or view): go on from now, not race to catch up
+                paced_from += clock() - due
+            # Waited in slices, so a key or the window's close button answers at once.
+            while not keys and due > clock() and window.is_open():
+                more, _ = window.poll(max(1, int(min(0.05, due - clock()) * 1000)))
+                keys = keys + more
         for key in keys:
             if key in (ord("q"), 27):
                 emit({"event": "quit", "by": "key"})

@@ -242,6 +242,21 @@ def test_a_click_on_the_last_frame_before_a_size_change_presses_its_button(tmp_p
     assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("bkg", "mouse")]
 
 
+def test_a_click_near_a_buttons_edge_before_the_frame_turns_portrait_presses_it(tmp_path, dev_root):
+    # Scaled across and down apart, a click inside Bkg's circle near its edge landed outside the new
+    # (round) circle when the frame turned from 640x480 to 480x640.
+    big = frames(dev_root, 1)[0]
+    portrait = cv2.resize(big[:, 140:500], (H, W), interpolation=cv2.INTER_LINEAR)
+    bkg = {b.name: b for b in default_layout(W, H)}["bkg"]
+    for dx, dy in ((0.8, -0.5), (0.0, -0.8), (-0.6, 0.6)):
+        clock = Clock()
+        window = ClickWindow({}, {9: [(bkg.x + dx * bkg.radius, bkg.y + dy * bkg.radius)]})
+        events = []
+        run_capture(ListSource([big] * 10 + [portrait] * 5, clock, limit=15), window, controller(clock),
+                    tmp_path / f"{dx}{dy}", clock=clock, log=events.append)
+        assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("bkg", "mouse")], (dx, dy)
+
+
 def test_a_portrait_camera_is_shown_enlarged(tmp_path, dev_root):
     portrait = cv2.resize(frames(dev_root, 1)[0][:, 140:500], (240, 320), interpolation=cv2.INTER_AREA)
     clock = Clock()

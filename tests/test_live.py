@@ -731,6 +731,43 @@ def test_a_file_in_a_window_plays_at_its_frame_rate(dev_root, segmenter):
     started = time.monotonic()
     result = run_live(ListSource(small[1:], limit=30), session, PacedWindow({}), media_clock=True)
     assert result.frames == 30 and time.monotonic() - started >= 0.9 * 29 / 30
+    # A clip of under one frame a second: each frame waited at most a second.
+    slow_clip = ListSource(small[1:], limit=1)
+    slow_clip.fps = 0.5
+    started = time.monotonic()
+    run_live(slow_clip, session, PacedWindow({}), media_clock=True)
+    assert time.monotonic() - started >= 1.8
+
+
+def test_a_file_in_a_window_that_fell_behind_does_not_race_to_catch_up(dev_root, segmenter):
+    # Shown frame n was due at start + n / fps: after a slow stretch (a model slower than the clip)
+    # frames were shown without a wait until the lag was made up, and a background countdown pressed
+    # then (its frames skip the model) was over in a fraction of its time.
+    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+             for name in ("bkg.png", "0.png")]
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(small[0])
+    fast = session.segment
+
+    def slow(frame, correction):
+        time.sleep(0.07)  # half the clip's pace
+        return fast(frame, correction)
+
+    session.segment = slow
+
+    class PacedWindow(ScriptWindow):
+        def poll(self, wait_ms=1):
+            time.sleep(wait_ms / 1000)
+            return super().poll(wait_ms)
+
+    events = []
+    stamp = time.monotonic
+    run_live(ListSource(small[1:], limit=20 + 18 + 6 + 3), session, PacedWindow({19: [ord("b")]}),
+             grabber=BackgroundGrabber(countdown=0.6, seconds=0.2), media_clock=True,
+             log=lambda e: events.append((stamp(), e)))
+    start = next(t for t, e in events if e.get("state") == "countdown")
+    end = next(t for t, e in events if e.get("state") == "captured")
+    assert end - start >= 0.7  # 0.8 s of the clip
 
 
 @pytest.mark.slow
