@@ -76,11 +76,22 @@ class StopSignals:
         so the model, its BatchNorm statistics and the optimizer's state are all of one step when
         last.pt is saved. Stopping at once stays quick where it matters: in validation, or while
         the data loader is waited for."""
+        # PyTorch's data loader raises from a SIGCHLD handler when a worker dies (a SIGTERM to the whole
+        # process group ends it too): raised mid-step, the step's counter had moved on without its
+        # metrics, and last.pt could hold half a step. Held until the step's end, like a second signal.
+        child = signal.getsignal(signal.SIGCHLD) if hasattr(signal, "SIGCHLD") and _main_thread() else None
+        ended: list = []
+        if callable(child):
+            signal.signal(signal.SIGCHLD, lambda signum, frame: ended.append(frame))
         self._in_step = True
         try:
             yield
         finally:
             self._in_step = False
+            if callable(child):
+                signal.signal(signal.SIGCHLD, child)
+        if ended:
+            child(signal.SIGCHLD, ended[-1])
         if self._held is not None:
             raise Terminated() if self._held == signal.SIGTERM else KeyboardInterrupt()
 
