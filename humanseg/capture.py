@@ -186,8 +186,8 @@ def render(frame: np.ndarray, controller: CaptureController, palms, context: Cap
     """The screen for one frame and its scale: a copy of frame (a small one enlarged, see
     display.on_screen) with buttons, palms, countdown and text drawn."""
     canvas, zoom = on_screen(frame)
-    buttons = [replace(b, x=(b.x + 0.5) * zoom - 0.5, y=(b.y + 0.5) * zoom - 0.5, radius=b.radius * zoom)
-               for b in controller.buttons]
+    centres = to_display([(b.x, b.y) for b in controller.buttons], zoom)
+    buttons = [replace(b, x=x, y=y, radius=b.radius * zoom) for b, (x, y) in zip(controller.buttons, centres)]
     for button in buttons:
         draw.draw_button(canvas, button, active=controller.active == button.name,
                          progress=controller.dwell_progress(button.name))

@@ -584,9 +584,9 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         nonlocal paced_from
         keys, _ = window.poll(1)
         if media_clock:  # a file or folder in a window plays at its frame rate, not as fast as it is read
-            due = paced_from + read_count / fps_rate
-            if due < clock():  # behind (a slow model or view): go on from now, not race to catch up
-                paced_from += clock() - due
+            due, at = paced_from + read_count / fps_rate, clock()
+            if due < at:  # behind (a slow model or view): go on from now, not race to catch up
+                paced_from += at - due
             # Waited in slices, so a key or the window's close button answers at once.
             while not keys and due > clock() and window.is_open():
                 more, _ = window.poll(max(1, int(min(0.05, due - clock()) * 1000)))

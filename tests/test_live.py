@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from gui import ROOT, ScriptWindow
+from shapes import person_centre, portrait
 from humanseg import sources, store
 from humanseg.capture import Saved, run_capture
 from humanseg.cli import main as cli
@@ -43,6 +44,20 @@ def segmenter(default_weights):
 
 def read(dev_root, set_number, name):
     return cv2.imread(str(dev_root / f"set{set_number}" / name))
+
+
+def quarter_size(dev_root):
+    """Set 3's bkg.png and 0.png as a 160x120 camera gives them."""
+    return [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
+            for name in ("bkg.png", "0.png")]
+
+
+class PacedWindow(ScriptWindow):
+    """A ScriptWindow whose poll waits as cv2.waitKey does when no key comes."""
+
+    def poll(self, wait_ms=1):
+        time.sleep(wait_ms / 1000)
+        return super().poll(wait_ms)
 
 
 def iou(a, b):
@@ -549,14 +564,11 @@ def test_a_person_filling_a_portrait_frame_is_not_a_moved_camera(dev_root):
     for info in store.scan_root(dev_root):
         bkg = store.read_background(info)
         truths = {k: store.read_mask(info.mask_path(k), bkg.shape) for k in info.labeled}
-        x = int(np.clip(np.mean([np.nonzero(m)[1].mean() for m in truths.values() if m.any()]) - 135, 0, 640 - 270))
-
-        def portrait(image, interpolation=cv2.INTER_LINEAR):
-            return cv2.resize(image[:, x:x + 270], (720, 1280), interpolation=interpolation)
-
-        room = portrait(bkg)
+        x = int(np.clip(person_centre(truths.values()) - 135, 0, 640 - 270))
+        room = portrait(bkg, x, 270, (720, 1280))
         for k, truth in truths.items():
-            frame, mask = portrait(store.read_frame(info, k)), portrait(truth, cv2.INTER_NEAREST)
+            frame = portrait(store.read_frame(info, k), x, 270, (720, 1280))
+            mask = portrait(truth, x, 270, (720, 1280), cv2.INTER_NEAREST)
             monitor, flipped = DriftMonitor(room), DriftMonitor(cv2.flip(room, 1))
             still += any(monitor.update(frame, mask).moved for _ in range(15))
             turned += [flipped.update(frame, mask) for _ in range(12)][-1].moved
@@ -689,8 +701,7 @@ def test_loop_keys_cycle_views_recapture_and_quit(dev_root, segmenter, tmp_path)
 def test_a_small_camera_is_shown_enlarged_and_recorded_at_its_size(dev_root, segmenter, tmp_path):
     # A 160x120 camera's window had its status line drawn 3 pixels high: it is drawn on the frame
     # enlarged 4 times, while the recording keeps the camera's own size.
-    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
-             for name in ("bkg.png", "0.png")]
+    small = quarter_size(dev_root)
     session = LiveSession(segmenter, view="tint")
     session.set_background(small[0])
     window = ScriptWindow({})
@@ -708,8 +719,7 @@ def test_a_small_camera_is_shown_enlarged_and_recorded_at_its_size(dev_root, seg
 def test_a_small_cameras_side_by_side_view_is_enlarged_as_much(dev_root, segmenter):
     # The side view is twice as wide: enlarged by its own size, a 160x120 camera's got 2x, not 4x,
     # and its window shrank when v reached it.
-    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
-             for name in ("bkg.png", "0.png")]
+    small = quarter_size(dev_root)
     session = LiveSession(segmenter, view="side")
     session.set_background(small[0])
     window = ScriptWindow({})
@@ -719,13 +729,7 @@ def test_a_small_cameras_side_by_side_view_is_enlarged_as_much(dev_root, segment
 
 def test_a_file_in_a_window_plays_at_its_frame_rate(dev_root, segmenter):
     # A 30 fps clip in a window ran at 55-100 fps, its 3 s countdown over in under a second.
-    class PacedWindow(ScriptWindow):
-        def poll(self, wait_ms=1):
-            time.sleep(wait_ms / 1000)  # as cv2.waitKey waits when no key comes
-            return super().poll(wait_ms)
-
-    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
-             for name in ("bkg.png", "0.png")]
+    small = quarter_size(dev_root)
     session = LiveSession(segmenter, view="tint")
     session.set_background(small[0])
     started = time.monotonic()
@@ -743,8 +747,7 @@ def test_a_file_in_a_window_that_fell_behind_does_not_race_to_catch_up(dev_root,
     # Shown frame n was due at start + n / fps: after a slow stretch (a model slower than the clip)
     # frames were shown without a wait until the lag was made up, and a background countdown pressed
     # then (its frames skip the model) was over in a fraction of its time.
-    small = [cv2.resize(read(dev_root, 3, name), (W // 4, H // 4), interpolation=cv2.INTER_AREA)
-             for name in ("bkg.png", "0.png")]
+    small = quarter_size(dev_root)
     session = LiveSession(segmenter, view="tint")
     session.set_background(small[0])
     fast = session.segment
@@ -754,12 +757,6 @@ def test_a_file_in_a_window_that_fell_behind_does_not_race_to_catch_up(dev_root,
         return fast(frame, correction)
 
     session.segment = slow
-
-    class PacedWindow(ScriptWindow):
-        def poll(self, wait_ms=1):
-            time.sleep(wait_ms / 1000)
-            return super().poll(wait_ms)
-
     events = []
     stamp = time.monotonic
     run_live(ListSource(small[1:], limit=20 + 18 + 6 + 3), session, PacedWindow({19: [ord("b")]}),

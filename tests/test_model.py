@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from humanseg import store
+from shapes import portrait
 from humanseg.errors import HumansegError, WeightsError
 from humanseg.model import (NetConfig, Segmenter, SiameseSegNet, count_parameters, load_model,
                             save_checkpoint, working_size)
@@ -316,14 +317,10 @@ def test_the_shipped_model_segments_portrait_frames(dev_root):
         if not truth.any():
             continue  # the empty room: no person to centre on
         x = int(np.clip(np.nonzero(truth.any(axis=0))[0].mean() - 180, 0, 640 - 360))
-
-        def portrait(image, interpolation=cv2.INTER_LINEAR):
-            return cv2.resize(image[:, x:x + 360], (480, 640), interpolation=interpolation)
-
-        seg.set_background(portrait(bkg))
-        mask = seg.predict_mask(portrait(frame))
+        seg.set_background(portrait(bkg, x, 360, (480, 640)))
+        mask = seg.predict_mask(portrait(frame, x, 360, (480, 640)))
         assert mask.shape == (640, 480)
-        scores.append(metrics.iou(mask, portrait(truth, cv2.INTER_NEAREST)))
+        scores.append(metrics.iou(mask, portrait(truth, x, 360, (480, 640), cv2.INTER_NEAREST)))
     assert len(scores) == 6 and np.mean(scores) >= 0.96, scores
 
 
@@ -341,15 +338,11 @@ def test_a_near_person_cut_off_by_a_portrait_frame_is_not_taken_for_a_far_one(de
     bkg = store.read_background(info)
     truth = store.read_mask(info.mask_path(2), bkg.shape)
     x = 152  # the 3:4 crop around the set's mean person centre (x = 333)
-
-    def portrait(image, interpolation=cv2.INTER_LINEAR):
-        return cv2.resize(image[:, x:x + 360], (480, 640), interpolation=interpolation)
-
     seg = load_segmenter(num_threads=1)
-    seg.set_background(portrait(bkg))
-    mask = seg.predict_mask(portrait(store.read_frame(info, 2, bkg.shape)))
+    seg.set_background(portrait(bkg, x, 360, (480, 640)))
+    mask = seg.predict_mask(portrait(store.read_frame(info, 2, bkg.shape), x, 360, (480, 640)))
     assert seg._zoom_key is None
-    assert metrics.iou(mask, portrait(truth, cv2.INTER_NEAREST)) >= 0.95
+    assert metrics.iou(mask, portrait(truth, x, 360, (480, 640), cv2.INTER_NEAREST)) >= 0.95
 
 
 def far_away(frame, bkg, mask):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from humanseg import sources, store
+from shapes import person_centre, portrait
 from humanseg.errors import HumansegError
 from humanseg.sources import VideoSource, looks_mirrored
 
@@ -206,16 +207,11 @@ def test_a_mirrored_background_is_told_on_portrait_frames(dev_root):
     # warning told the user to pass --mirror, making every mask wrong) and missed two mirrored frames.
     for info in store.scan_root(dev_root):
         bkg = store.read_background(info)
-        centres = [np.nonzero(m)[1].mean() for m in (store.read_mask(info.mask_path(k), bkg.shape)
-                                                     for k in info.labeled) if m.any()]
-        x = int(np.clip(np.mean(centres) - 180, 0, 640 - 360))
-
-        def portrait(image):
-            return cv2.resize(image[:, x:x + 360], (480, 640), interpolation=cv2.INTER_LINEAR)
-
-        room = portrait(bkg)
+        masks = [store.read_mask(info.mask_path(k), bkg.shape) for k in info.labeled]
+        x = int(np.clip(person_centre(masks) - 180, 0, 640 - 360))
+        room = portrait(bkg, x, 360, (480, 640))
         for k in info.frames:
-            frame = portrait(store.read_frame(info, k))
+            frame = portrait(store.read_frame(info, k), x, 360, (480, 640))
             assert not looks_mirrored(frame, room), (info.number, k)
             assert looks_mirrored(cv2.flip(frame, 1), room), (info.number, k)
 
