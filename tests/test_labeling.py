@@ -636,6 +636,16 @@ def test_mask_with_hole_and_thin_parts_round_trips():
     assert iou(mask, shapes_to_mask(shapes, H, W)) >= 0.99
 
 
+def test_region_inside_a_thin_rings_hole_larger_than_the_ring_round_trips():
+    # A thin ring around a filled disc that does not touch it: the disc has the larger area, and
+    # when it came first the ring's hole (drawn after it) erased it: 76,932 labeled px opened as 6,399.
+    mask = np.zeros((H, W), np.uint8)
+    cv2.circle(mask, (W // 2, H // 2), 200, 255, 6)
+    cv2.circle(mask, (W // 2, H // 2), 150, 255, -1)
+    for eps in (0.0, GUESS_EPSILON):
+        assert iou(mask, shapes_to_mask(mask_to_shapes(mask, eps), H, W)) >= 0.98
+
+
 def test_guess_drops_tiny_blobs_and_holes():
     mask = np.zeros((H, W), np.uint8)
     mask[100:300, 100:300] = 255

@@ -158,9 +158,14 @@ def _ring_geometry(points: np.ndarray) -> BaseGeometry:
 
 
 def geometry_to_shapes(geom: BaseGeometry) -> list[Shape]:
-    """Shapes for a geometry: each polygon's outline then its holes, largest polygon first."""
+    """Shapes for a geometry: each polygon's outline then its holes, the largest outline first.
+
+    Ordered by the area inside the outline, holes included: a polygon lying in another's hole then
+    always comes after that hole (which erases what was drawn before it), even when it has more area
+    than the thin ring around it.
+    """
     polys = sorted((p for p in getattr(polygonal(geom), "geoms", [polygonal(geom)]) if not p.is_empty),
-                   key=lambda p: p.area, reverse=True)
+                   key=lambda p: shapely.geometry.Polygon(p.exterior).area, reverse=True)
     shapes = []
     for poly in polys:
         poly = shapely.geometry.polygon.orient(poly)
