@@ -35,15 +35,16 @@ def as_a_tool() -> None:
     """Process-wide settings for a command-line tool, so that its output on bad input is its one line;
     each entry point (python -m humanseg, main.py, label_images.py, training.py, model.release) calls
     this first, and importing the package as a library changes none of it.
-     - OpenCV's own log lines ("[ WARN:0@1.9] ... PNG input buffer is incomplete" before our "Error:
-       frame unreadable or corrupt: ...") are held back; setting OPENCV_LOG_LEVEL shows them again.
+     - OpenCV's own log lines ("[ WARN:0@1.9] ... PNG input buffer is incomplete", or "[ERROR:0@0.04]
+       ... Unexpected end of input stream" for a cut BMP, before our "Error: frame unreadable or
+       corrupt: ...") are held back; setting OPENCV_LOG_LEVEL shows them again.
      - Our warnings (a 0/1 mask, a damaged video) are one line, "warning: ...", not Python's
        "FILE:LINE: UserWarning: ..." followed by the source line.
      - A bad option value ("Directory 'x' does not exist") is one line, "Error: ...", exit 2, as our
        own errors are, rather than click's usage, a "Try --help" hint and then the error."""
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    if "cv2" in sys.modules and os.environ["OPENCV_LOG_LEVEL"] == "ERROR":  # imported already
-        sys.modules["cv2"].setLogLevel(2)  # errors only
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")  # its error-level lines too: a truncated BMP
+    if "cv2" in sys.modules and os.environ["OPENCV_LOG_LEVEL"] == "FATAL":  # imported already
+        sys.modules["cv2"].setLogLevel(1)  # fatal only
     warnings.formatwarning = _format_warning
     click.UsageError.show = _show_usage_error
 

@@ -31,6 +31,17 @@ def test_a_truncated_png_is_named_in_one_line_without_opencvs_log(tmp_path, dev_
         assert r.returncode == 2 and r.stderr == f"Error: frame unreadable or corrupt: {cut}\n"
 
 
+def test_a_truncated_image_of_another_format_named_png_is_named_in_one_line(tmp_path, dev_root):
+    # A BMP cut short and named .png: OpenCV's decoder logged "[ERROR:0@0.04] global loadsave.cpp:1085
+    # imdecode_ ... Unexpected end of input stream" (an error-level line) before the tool's own line.
+    frame = cv2.imread(str(dev_root / "set3" / "1.png"))
+    ok, data = cv2.imencode(".bmp", frame)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data.tobytes()[:data.size // 2])
+    r = run("-m", "humanseg", "predict", "--bkg", dev_root / "set3" / "bkg.png", cut, "--out", tmp_path / "out")
+    assert r.returncode == 2 and r.stderr == f"Error: frame unreadable or corrupt: {cut}\n"
+
+
 def test_damaged_pngs_are_named_in_one_line_by_every_tool_that_reads_images(tmp_path, dev_root):
     # libpng printed "libpng error: bad adaptive filter value" (damaged data) or "Read Error" (cut
     # short) before the tool's line: for a set's frame, a --backgrounds room, and `pose`'s image.
