@@ -536,7 +536,9 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
     """cv2.imdecode of a file's bytes; None for an empty file or a corrupt one (a PNG is checked
     first, `_png_checked`). With the default flags the image is BGR uint8: a 16-bit image holding
     values up to 255 (8-bit data saved in 16 bits) keeps those values, where OpenCV would keep the
-    top 8 bits and make it black; a 16-bit image using its range is scaled down as OpenCV does."""
+    top 8 bits and make it black; one holding 10-, 12- or 14-bit values is scaled from the fewest of
+    those bits that hold its brightest value; a 16-bit image using its range is scaled down as OpenCV
+    does."""
     if not data.size:
         return None
     if data[:8].tobytes() == PNG_SIGNATURE:
@@ -548,8 +550,13 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.dtype == np.uint8:
         return image
-    if image.dtype == np.uint16 and image.max() <= 255:
-        return image.astype(np.uint8)
+    if image.dtype == np.uint16:
+        top = int(image.max())
+        if top <= 255:
+            return image.astype(np.uint8)
+        bits = next(b for b in (10, 12, 14, 16) if top < 1 << b)
+        if bits < 16:  # a 10/12/14-bit camera's values: OpenCV's top 8 bits would be 0..3, 0..15, 0..63
+            return cv2.convertScaleAbs(image, alpha=1 / (1 << (bits - 8)))
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
