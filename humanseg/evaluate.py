@@ -114,7 +114,7 @@ def worst_montage(root, results: list[FrameResult], count: int = 6, width: int =
         info = store.scan_set(root, r.set_number)
         frame = store.read_frame(info, r.index)
         truth = store.read_mask(info.mask_path(r.index), frame.shape)
-        h = round(frame.shape[0] * width / frame.shape[1])
+        h = max(1, round(frame.shape[0] * width / frame.shape[1]))  # 0 rows for a frame 700x1
         tiles = [cv2.resize(x if x.ndim == 3 else cv2.cvtColor(x, cv2.COLOR_GRAY2BGR), (width, h))
                  for x in (frame, truth, r.pred)]
         cv2.putText(tiles[0], f"set{r.set_number}/{r.index}.png  IoU {r.scores['iou']:.3f}  "
@@ -170,6 +170,10 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             there = store.set_path(save_masks, n)
             if os.path.lexists(there) and not there.is_dir():
                 raise HumansegError(f"--save-masks {save_masks}: {there.name} there is not a folder; move it away")
+            for name in (sorted(there.glob("*_mask.png")) if there.is_dir() else []):
+                if name.is_dir():  # with --force, found at its write after the masks before it
+                    raise HumansegError(f"--save-masks {save_masks}: {name} is a folder, where a mask is "
+                                        f"written; move it away")
     for option, path in (("--montage", montage), ("--json", json_path)):
         if path:  # never a set's bkg.png, K.png or K_mask.png, --force or not
             store.refuse_capture_file(path, option)
@@ -245,6 +249,9 @@ def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bo
             if len(os.fsencode(target.name)) > store.NAME_MAX:  # found at its write, after the model loaded
                 raise HumansegError(f"{path}: its output name {target.name[:40]}... is longer than a file name "
                                     f"may be ({store.NAME_MAX} bytes); rename the frame")
+            if target.is_dir():  # --force or not: found at its write, after the masks before it
+                raise HumansegError(f"{path} would write {target}, which is a folder; move it away "
+                                    f"or choose another --out")
             if target.resolve() in inputs:
                 raise HumansegError(f"{path} would write {target}, which is one of the images given; "
                                     f"choose another --out")

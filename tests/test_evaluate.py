@@ -411,3 +411,44 @@ def test_a_link_pointing_nowhere_counts_as_an_existing_output(copy_set, tmp_path
     assert link.is_symlink()
     r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--json", str(link), "--force")
     assert r.returncode == 0 and not link.is_symlink() and json.loads(link.read_text())["absdiff"]
+
+
+def test_montage_of_frames_far_wider_than_tall(tmp_path):
+    # A 700x1 frame scaled to the montage's 320 px width had 0 rows: cv2.resize raised, a traceback.
+    from humanseg.evaluate import worst_montage
+
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    bkg = rng.integers(0, 100, (1, 700, 3), dtype=np.uint8)
+    store.save_background(root, bkg)
+    frame = bkg.copy()
+    frame[0, 100:300] = 250
+    store.save_frame(root, 1, frame)
+    truth = np.zeros((1, 700), np.uint8)
+    truth[0, 100:300] = 255
+    store.write_image(root / "set1" / "0_mask.png", truth)
+    results = evaluate_sets(root, [1], AbsdiffPredictor(), keep_masks=True)
+    montage = worst_montage(root, results)
+    assert montage.shape == (1, 960, 3)
+
+
+def test_an_output_name_taken_by_a_folder_is_found_before_anything_is_written(copy_set, dev_root, tmp_path,
+                                                                              random_weights):
+    # With --force, predict wrote 0_mask.png, then failed at 1_mask.png ("Is a directory"); evaluate
+    # --save-masks --force likewise after the whole evaluation.
+    bkg = str(dev_root / "set2" / "bkg.png")
+    frames = [str(dev_root / "set2" / "0.png"), str(dev_root / "set2" / "1.png")]
+    out = tmp_path / "pred"
+    (out / "1_mask.png").mkdir(parents=True)
+    for force in ([], ["--force"]):
+        r = cli("predict", "--bkg", bkg, *frames, "--out", str(out), "--weights", str(random_weights), *force)
+        assert r.returncode == 2 and r.stderr == (f"Error: {frames[1]} would write {out / '1_mask.png'}, which is "
+                                                  f"a folder; move it away or choose another --out\n")
+        assert [p.name for p in out.iterdir()] == ["1_mask.png"]
+    root = copy_set(8)
+    masks = tmp_path / "m"
+    (masks / "set8" / "1_mask.png").mkdir(parents=True)
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(masks), "--force")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr == (
+        f"Error: --save-masks {masks}: {masks / 'set8' / '1_mask.png'} is a folder, where a mask is written; "
+        f"move it away\n")
