@@ -75,6 +75,9 @@ def test_export_errors_are_one_line(tmp_path):
     assert res.exit_code == 2 and res.output == f"Error: weights file not found: {tmp_path / 'no.pt'}\n"
     res = runner.invoke(cli, ["export"])
     assert res.exit_code == 2 and "--onnx" in res.output
+    # 21 was taken, and this torch's exporter printed its multi-line warning that it writes up to 20.
+    res = runner.invoke(cli, ["export", "--onnx", str(tmp_path / "x.onnx"), "--opset", "21"])
+    assert res.exit_code == 2 and "'--opset': 21 is not in the range 13<=x<=20" in res.output
     res = runner.invoke(cli, ["export", "--onnx", str(existing / "x.onnx")])  # a file where a folder should be
     assert res.exit_code == 2 and res.output == f"Error: --onnx {existing / 'x.onnx'}: folder {existing} is a file, not a folder\n"
     # Said before the weights are read (loading and tracing the model takes seconds).

@@ -612,6 +612,10 @@ def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
     r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(tmp_path / "missing.pt"), str(dst)],
                        cwd=root, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "missing.pt" in r.stderr and "Traceback" not in r.stderr
+    for args, name in (([str(src), ""], "DST"), (["", str(dst)], "SRC")):  # "" (an unset variable): a
+        r = subprocess.run([sys.executable, "-m", "humanseg.model.release", *args],  # traceback, or "." named
+                           cwd=root, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr == f"Error: Invalid value for '{name}': empty; name a file.\n"
     # DST is replaced when it exists (the recipe rewrites default.pt), but never a capture's file.
     import numpy as np
 

@@ -4,12 +4,12 @@ optimizer state (a third of the size), as shipped in humanseg/weights/default.pt
 import click
 
 from humanseg import store
-from humanseg.cli import CONTEXT, as_a_tool, reports_errors
+from humanseg.cli import CONTEXT, File, as_a_tool, reports_errors
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("src", type=click.Path(dir_okay=False))
-@click.argument("dst", type=click.Path(dir_okay=False))
+@click.argument("src", type=File())  # refuses "": read as the current folder, written as an empty name
+@click.argument("dst", type=File())
 @click.argument("recipe", required=False)
 @reports_errors
 def main(src, dst, recipe):
