@@ -55,6 +55,12 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
     Once a background exists the model's mask is tinted over the frame, and each saved K.png gets
     the model's guess as K_pred.png (for the labeler; never K_mask.png).
     """
+    given = click.get_current_context().get_parameter_source
+    if no_model and weights is not None:  # left unused without a word (a missing file too)
+        raise click.UsageError("use either --no-model or --weights (the model's overlay and K_pred.png), not both")
+    for name in ("posenet_weights", "pose_every", "pose_scale", "pose_threads") if no_pose else ():
+        if given(name) is not click.core.ParameterSource.DEFAULT:
+            raise click.UsageError(f"use either --no-pose or --{name.replace('_', '-')} (a PoseNet setting), not both")
     from humanseg.capture import open_capture
 
     log = _print_event if log_events else None

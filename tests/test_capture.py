@@ -225,6 +225,22 @@ def test_an_images_folder_that_cannot_be_written_is_refused_before_anything_open
         assert out.stderr == f"Error: --images {images}: cannot write {place} (read-only, or no permission)\n"
 
 
+def test_options_that_would_go_unused_are_refused(tmp_path, dev_root):
+    # --no-model --weights missing.pt (or --no-pose --posenet-weights ...) started without a word.
+    env = {**os.environ, "DISPLAY": ""}
+    for args, message in (
+            (["--no-model", "--weights", str(tmp_path / "no.pt")],
+             "use either --no-model or --weights (the model's overlay and K_pred.png), not both"),
+            (["--no-pose", "--posenet-weights", str(tmp_path / "no.pth")],
+             "use either --no-pose or --posenet-weights (a PoseNet setting), not both"),
+            (["--no-pose", "--pose-every", "1"], "use either --no-pose or --pose-every (a PoseNet setting), not both"),
+            (["--no-pose", "--pose-threads", "1"],
+             "use either --no-pose or --pose-threads (a PoseNet setting), not both")):
+        out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), *args, env=env)
+        assert (out.returncode, out.stderr) == (2, f"Error: {message}\n"), args
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.gui
 def test_no_camera_exits_2_with_one_line(xdisplay, tmp_path):
     out = run_main("--source", "7", "--images", str(tmp_path), "--no-pose", env={**os.environ, "DISPLAY": xdisplay})
