@@ -308,9 +308,20 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             keys, clicks = window.poll(1)
             if max_fps > 0:
                 # Paced by waiting in the window, not in time.sleep: at a slow pace (--max-fps 0.01,
-                # 100 s a frame) keys, clicks and its close button still answer at once.
+                # 100 s a frame) keys, clicks and its close button still answer at once, a countdown's
+                # number is redrawn as it changes, and one that ends takes the next frame then, not
+                # a whole pace later (at --max-fps 0.1, -b 1 saved after 10 s).
+                digit = controller.countdown_shown()
                 while not (keys or clicks) and window.is_open():
-                    spare = 1.0 / max_fps - (clock() - tick)
+                    now = clock()
+                    spare = 1.0 / max_fps - (now - tick)
+                    if controller.countdown is not None:
+                        if controller.countdown.done(now):
+                            break
+                        spare = min(spare, controller.countdown.remaining(now))
+                        if controller.countdown_shown() != digit:
+                            digit = controller.countdown_shown()
+                            window.show(*render(shown, controller, palms, context, fps))
                     if spare <= 0:
                         break
                     more_keys, more_clicks = window.poll(max(1, int(min(50.0, spare * 1000))))

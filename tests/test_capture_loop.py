@@ -156,6 +156,33 @@ def test_a_slow_pace_still_answers_keys_at_once(tmp_path, dev_root, monkeypatch)
     assert source.reads == 4  # frames come at 30 fps, slower than the pace: no wait
 
 
+def test_a_countdown_ends_on_time_at_a_slow_pace(tmp_path, dev_root):
+    # At --max-fps 0.1 with -b 1 the background was saved 10 s after b, the next paced frame, with the
+    # countdown's 1 frozen on screen meanwhile.
+    clock = Clock()
+
+    ctrl = CaptureController(default_layout(W, H), bkg_seconds=2.5, sav_seconds=1, clock=clock)
+
+    class Window(ScriptWindow):
+        digits = []
+
+        def show(self, image, scale=1.0):
+            super().show(image, scale)
+            self.digits.append(ctrl.countdown_shown())
+
+        def poll(self, wait_ms=1):
+            clock.now += wait_ms / 1000
+            return ([ord("b")] if len(self.shown) == 1 and clock.now < 0.1 else []), []
+
+    source, events, window = ListSource(frames(dev_root), clock, limit=3), [], Window({})
+    run_capture(source, window, ctrl, tmp_path, clock=clock, log=events.append, max_fps=0.1)
+    started = next(e["time"] for e in events if e["event"] == "countdown_started")
+    saved = next(e for e in events if e["event"] == "saved")
+    assert saved["kind"] == "background" and 2.5 <= saved["time"] - started < 2.6
+    # The number shown went 3, 2, 1 while waiting for the next frame, each drawn once.
+    assert window.digits[:4] == [None, 3, 2, 1]
+
+
 def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monkeypatch):
     # The disk is full for the first Bkg: the screen says so, no half-made set is left, capture goes on.
     real_fsync, failures = os.fsync, []
