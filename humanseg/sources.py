@@ -16,7 +16,7 @@ import numpy as np
 from humanseg import store
 from humanseg.errors import HumansegError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
 MAX_CAMERA_INDEX = 2**31 - 1
 MAX_FPS = 1000.0  # a file reporting more has a broken header: taken as 30, as one reporting none

@@ -271,7 +271,8 @@ def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) 
     while not os.path.lexists(there) and there != there.parent:
         there = there.parent
     if not there.is_dir():
-        raise StoreError(f"{what} {path}: {there} is a file, not a folder")
+        kind = "a link to nothing" if there.is_symlink() and not there.exists() else "a file"
+        raise StoreError(f"{what} {path}: {there} is {kind}, not a folder")
     if not os.access(there, os.W_OK | os.X_OK):
         place = "there" if there == Path(os.path.abspath(path)) else f"in {there}"
         raise StoreError(f"{what} {path}: cannot write {place} (read-only, or no permission)")

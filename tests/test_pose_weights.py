@@ -248,6 +248,11 @@ def test_missing_env_file(isolated_env, monkeypatch):
     monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", str(isolated_env / "gone.pth"))
     with pytest.raises(WeightsError, match=r"HUMANSEG_POSENET_WEIGHTS=.*gone.pth: no such file"):
         W.resolve_weights(None, 50)
+    monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", str(isolated_env))  # was "no such file" too
+    with pytest.raises(WeightsError, match=r"^HUMANSEG_POSENET_WEIGHTS=.*: a folder, not a weights file \(.pth\)$"):
+        W.resolve_weights(None, 50)
+    with pytest.raises(WeightsError, match=r"^--posenet-weights .*: a folder, not a weights file \(.pth\)$"):
+        W.resolve_weights(isolated_env, 50)
 
 
 def test_wrong_model_id(posenet_weights):

@@ -82,6 +82,16 @@ def test_a_glob_takes_frames_only_as_a_folder_does(copy_set):
     assert sources.open_source(str(folder / "bkg.png")).paths == [str(folder / "bkg.png")]  # named: taken
 
 
+def test_a_folder_of_tiff_frames_is_a_source(tmp_path, dev_root):
+    # "no images found in source" for a folder of .tif frames, though one .tif named alone was read.
+    frame = cv2.imread(str(dev_root / "set3" / "1.png"))
+    for k, ext in enumerate((".tif", ".tiff")):
+        cv2.imwrite(str(tmp_path / f"{k}{ext}"), frame)
+    source = sources.open_source(str(tmp_path))
+    assert source.paths == [str(tmp_path / "0.tif"), str(tmp_path / "1.tiff")]
+    assert np.array_equal(source.read(), frame)
+
+
 def test_a_video_file_damaged_in_the_middle_goes_on_after_the_damage(tmp_path, monkeypatch):
     # Frames that stop decoding were taken for the end of the file: the 70 good frames after a damaged
     # stretch were dropped without a word.

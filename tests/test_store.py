@@ -336,6 +336,9 @@ def test_a_place_that_cannot_be_written_is_refused_up_front(tmp_path, read_only_
     store.refuse_unwritable(tmp_path / "out", "--save-masks", folder=True)
     with pytest.raises(StoreError, match=r"^--json .*/notes.txt/a.json: .*/notes.txt is a file, not a folder$"):
         store.refuse_unwritable(afile / "a.json", "--json")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # was "is a file"
+    with pytest.raises(StoreError, match=r"^--images .*/gone: .*/gone is a link to nothing, not a folder$"):
+        store.refuse_unwritable(tmp_path / "gone", "--images", folder=True)
     with pytest.raises(StoreError, match=r"^--save-masks .*/read-only/m/set3: cannot write in .*/read-only "
                                          r"\(read-only, or no permission\)$"):
         store.refuse_unwritable(read_only_folder / "m" / "set3", "--save-masks", folder=True)

@@ -176,6 +176,10 @@ def save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
 
 # --- lookup and checking ----------------------------------------------------------------------
 
+def _not_a_file(path: Path) -> str:
+    return "a folder, not a weights file (.pth)" if path.is_dir() else "no such file"
+
+
 def resolve_weights(weights: str | os.PathLike | None, model_id: int, download: bool = True,
                     show_progress: bool = True) -> Path:
     """Path of usable weights for a model id, downloading into the cache when nothing local exists."""
@@ -186,12 +190,12 @@ def resolve_weights(weights: str | os.PathLike | None, model_id: int, download: 
             raise WeightsError("--posenet-weights is empty: name a weights file (.pth)")
         path = Path(weights)
         if not path.is_file():
-            raise WeightsError(f"--posenet-weights {path}: no such file")
+            raise WeightsError(f"--posenet-weights {path}: {_not_a_file(path)}")
         return path
     if os.environ.get(WEIGHTS_ENV):
         path = Path(os.environ[WEIGHTS_ENV])
         if not path.is_file():
-            raise WeightsError(f"{WEIGHTS_ENV}={path}: no such file")
+            raise WeightsError(f"{WEIGHTS_ENV}={path}: {_not_a_file(path)}")
         return path
     path = cached_path(model_id)
     if path.is_file():
