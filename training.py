@@ -59,7 +59,7 @@ MAX_SIZE = 1280
 @click.option("--stop-at", default=None, type=click.IntRange(1),
               help="Pause after this step (saves last.pt; continue later with --resume).")
 # Defaults as train.BOUNDARY_WIDTH / BOUNDARY_GAIN (not imported: --help would wait for torch).
-@click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0),
+@click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0, 32),
               help="Boundary term of the loss: pixels within this many px of the true outline ...")
 @click.option("--boundary-gain", default=2.0, show_default=True, type=Number(0),
               help="... weigh 1 + this much in the cross-entropy (0: no boundary term).")
@@ -74,6 +74,9 @@ def main(iterations, batch, images, out, resume, force, lr, size, val_sets, devi
         raise click.BadParameter("give set numbers like 3,7, a fraction like 0.2, or none", param_hint="'--val-sets'")
     if init is not None and not init.strip():  # "" (an unset shell variable) was taken for the default
         raise click.BadParameter("give default, scratch or a checkpoint file", param_hint="'--init'")
+    if batch == 1 and size == (32, 32):  # the deepest features are then one value per channel
+        raise click.UsageError("-b 1 needs a --size larger than 32x32 (its deepest features would be 1x1, "
+                               "one value per channel, which batch normalization cannot train on)")
     from humanseg.train import TrainConfig, train
 
     train(TrainConfig(images=list(images), iterations=iterations, batch=batch, out=out, resume=resume,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
@@ -97,17 +97,23 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, boundary_width
 
 # ---------------------------------------------------------------- helpers
 
-class SkipSampler(Sampler):
-    """Yields a sampler's indices from position `start` on (resuming mid-run)."""
+class RunSampler(DistributedSampler):
+    """DistributedSampler's order (no shuffling: the samples themselves are drawn at random from their
+    index), from this rank's position `start` on (resuming mid-run), without building its list: that
+    list holds iterations x batch x processes indices, and `-i 100000000000` ran out of memory
+    before step 1."""
 
-    def __init__(self, sampler, start: int):
-        self.sampler, self.start = sampler, start
+    def __init__(self, dataset, num_replicas: int, rank: int, start: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        if self.total_size != len(dataset):  # DistributedSampler would pad with repeats; never here
+            raise ValueError(f"{len(dataset)} samples do not divide among {num_replicas} processes")
+        self.start = start
 
     def __iter__(self):
-        return itertools.islice(iter(self.sampler), self.start, None)
+        return iter(range(self.rank + self.start * self.num_replicas, self.total_size, self.num_replicas))
 
     def __len__(self):
-        return max(0, len(self.sampler) - self.start)
+        return max(0, self.num_samples - self.start)
 
 
 def pick_device(name: str) -> torch.device:
@@ -195,6 +201,8 @@ def read_history(path: Path, log=print) -> list[dict]:
         for r in csv.DictReader(fh):
             try:
                 row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k is not None}
+                if not all(math.isfinite(v) for v in row.values() if v is not None):
+                    raise ValueError  # inf as a step was an OverflowError; nan broke the plot after a step
                 row["step"] = int(row["step"])
             except (TypeError, ValueError, KeyError):
                 bad += 1
@@ -279,6 +287,36 @@ def resume_mismatch(extra: dict, now: dict, unasked=()) -> str | None:
             return (f"the run was started with {RUN_OPTIONS[key]} {_shown(key, then)}, this one asks for "
                     f"{_shown(key, value)}")
     return None
+
+
+def resume_record(ckpt: dict, path: Path) -> dict:
+    """What --resume reads from last.pt besides the weights, checked (a hand-edited or damaged file
+    failed in a traceback, some only at the first validation, after training steps): its run record
+    `extra` (best_iou, lr, metrics_step), its metrics and its optimizer state."""
+    extra = ckpt.get("extra")
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        raise WeightsError(f"--resume: {path} has a damaged run record (extra is a {type(extra).__name__})")
+
+    def number(value, ok) -> bool:
+        return type(value) in (int, float) and math.isfinite(value) and ok(value)
+
+    for key, ok, what in (("best_iou", lambda v: -1 <= v <= 1, "a number from -1 to 1"),
+                          ("lr", lambda v: v > 0, "a positive number")):
+        if extra.get(key) is not None and not number(extra[key], ok):
+            raise WeightsError(f"--resume: {path} has an invalid {key} {extra[key]!r} in its run record ({what})")
+    at = extra.get("metrics_step")
+    if at is not None and (type(at) is not int or at < 0):
+        raise WeightsError(f"--resume: {path} has an invalid metrics_step {at!r} in its run record")
+    metrics = ckpt.get("metrics") or {}
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) and type(v) in (int, float)
+                                                for k, v in metrics.items()):
+        raise WeightsError(f"--resume: {path} has damaged metrics")
+    if not isinstance(ckpt.get("optimizer"), dict):  # a released checkpoint, such as the shipped one
+        raise WeightsError(f"--resume: {path} holds no optimizer state, so the run cannot go on exactly "
+                           f"(a released checkpoint?); start a new run from it with --init {path}")
+    return {"extra": extra, "metrics": dict(metrics)}
 
 
 def initial_model(init: str, arch: str | None = None) -> tuple[SiameseSegNet, str]:
@@ -398,6 +436,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise HumansegError(f"--out {out} is a capture set folder; choose another folder")
             store.refuse_new_set_folder(out, "--out")
             store.refuse_unwritable(out, "--out", folder=True)
+            for folder in cfg.backgrounds or []:  # training.png would be a room of the next run
+                if Path(folder).resolve() == out.resolve():
+                    raise HumansegError(f"--out {out} is a --backgrounds folder, whose every image is taken "
+                                        f"for an empty room; choose another --out")
             for path in (last_path, best_path, csv_path, png_path):
                 if os.path.lexists(path) and not path.is_file():
                     raise HumansegError(f"--out {out}: {path.name} there is not a file; move it away")
@@ -415,7 +457,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise HumansegError(f"--resume: no checkpoint to resume at {last_path}")
             model, ckpt = load_model(last_path)
             start_step = ckpt.get("step", 0)
-            differs = resume_mismatch(ckpt.get("extra", {}), run_settings(cfg, world, pairs, rooms),
+            record = resume_record(ckpt, last_path)
+            differs = resume_mismatch(record["extra"], run_settings(cfg, world, pairs, rooms),
                                       unasked=[k for k in ("init", "arch") if getattr(cfg, k) is None])
             if differs:
                 raise HumansegError(f"--resume: {differs} ({last_path}); give the run's options again "
@@ -427,11 +470,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise HumansegError(f"--resume: {last_path} is already at step {start_step} of "
                                     f"{cfg.iterations}; ask for more iterations with -i")
             optimizer_state = ckpt.get("optimizer")
-            best_iou = ckpt.get("extra", {}).get("best_iou", -1.0)
+            best_iou = record["extra"].get("best_iou", -1.0)
+            if val_pairs and best_iou > -1 and not best_path.is_file():  # last.pt copied on its own
+                log(f"warning: --resume: {best_path} is missing; the best of the validations from now on "
+                    f"is written there")
+                best_iou = -1.0
             history = read_history(csv_path, log) if is_main else []
             history = [r for r in history if r["step"] <= start_step]
             origin = f"resumed {last_path} at step {start_step}"
-            lr = cfg.lr or ckpt.get("extra", {}).get("lr")
+            lr = cfg.lr or record["extra"].get("lr")
         else:
             model, origin = initial_model(cfg.init or "default", cfg.arch)
             if cfg.refine_kernel is not None and cfg.refine_kernel != model.config.refine_kernel:
@@ -473,8 +520,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         total = cfg.iterations
         dataset = TrainingSet(train_pairs, rooms, size=cfg.size, length=total * cfg.batch * world,
                               seed=cfg.seed, work_width=cfg.work_width)
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)
-        loader = DataLoader(dataset, batch_size=cfg.batch, sampler=SkipSampler(sampler, start_step * cfg.batch),
+        sampler = RunSampler(dataset, num_replicas=world, rank=rank, start=start_step * cfg.batch)
+        loader = DataLoader(dataset, batch_size=cfg.batch, sampler=sampler,
                             num_workers=cfg.workers, drop_last=True,
                             persistent_workers=cfg.workers > 0, worker_init_fn=_worker_leaves_signals_to_trainer)
 
@@ -501,6 +548,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
         run_loss, run_iou, t0 = None, None, time.time() - (earlier or 0.0)
         last_val: dict = {}
         val_step = [None]  # the step last_val was measured at (a checkpoint between validations keeps it)
+        if cfg.resume:  # the running loss / IoU and the last validation go on as they were (they started
+            last = history[-1] if history and history[-1]["step"] == start_step else {}  # afresh: a spike
+            run_loss, run_iou = last.get("loss"), last.get("train_iou")
+            last_val, val_step[0] = record["metrics"], record["extra"].get("metrics_step")
         row: dict | None = None
         bar = tqdm(total=total, initial=start_step, disable=not is_main, unit="it", dynamic_ncols=True)
         net.train()

@@ -73,6 +73,24 @@ def test_validation_holds_out_whole_sets(pairs):
     assert len({p.set_key for p in t3}) == 1 and len({p.set_key for p in v3}) == 1
 
 
+def test_a_fractions_held_out_sets_do_not_depend_on_how_the_roots_are_written(pairs):
+    # Keys sorted as "<root as typed>:setN" strings: the same two folders given as a relative and an
+    # absolute path (or moved, which --resume allows) held out another set.
+    names = {f"set{n}" for n in (1, 2, 3, 4)}
+    first = [p for p in pairs if p.set_key.rsplit(":", 1)[1] in names]
+
+    def rooted(a, b):  # sets 1, 2 under root a, sets 3, 4 under root b
+        return [Pair(f"{a if int(p.set_key.rsplit(':set', 1)[1]) < 3 else b}:{p.set_key.rsplit(':', 1)[1]}",
+                     p.frame, p.background, p.mask) for p in first]
+
+    def held(a, b, seed):  # (first root or second, set name) of each held-out frame
+        return sorted((p.set_key.rsplit(":", 1)[0] == b, p.set_key.rsplit(":", 1)[1])
+                      for p in split_sets(rooted(a, b), "0.25", seed)[1])
+
+    for seed in range(6):
+        assert held("/data/mv/a", "/data/mv/b", seed) == held("a", "/data/mv/b", seed) == held("/z", "/y/b", seed)
+
+
 def test_val_sets_are_set_numbers_or_a_fraction(pairs):
     for spec in ("-1", "+3", "3,x", "3,-7"):  # int() would take -1 and +3 and then find no such set
         with pytest.raises(HumansegError, match=r"--val-sets must be set numbers like 3,7 or a fraction"):

@@ -135,6 +135,9 @@ def test_resume_is_exact(two_sets, tmp_path):
     sb = load_model(b / "last.pt")[0].state_dict()
     for k in sa:
         assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5), k
+    # The running loss and IoU go on as they were (they started afresh: a spike at the resumed steps).
+    for key in ("loss", "train_iou"):
+        assert float(history(b)[-1][key]) == pytest.approx(float(history(a)[-1][key]), rel=1e-4), key
 
 
 @pytest.mark.slow
@@ -176,6 +179,37 @@ def test_resume_refuses_a_run_asked_for_with_other_settings(two_sets, tmp_path):
     r = run_training(["-i", "4", "--resume", "--val-sets", " 8,", "--val-every", "2", "--arch", "base", *common])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 4
+
+
+def test_the_run_sampler_is_distributed_samplers_order_without_its_list():
+    # DistributedSampler built a list of iterations x batch x processes indices before step 1:
+    # -i 100000000000 ran out of memory, told as "use a smaller -b or --size".
+    import itertools
+    import tracemalloc
+
+    from torch.utils.data.distributed import DistributedSampler
+
+    from humanseg.train import RunSampler
+
+    class Sized:
+        def __init__(self, n):
+            self.n = n
+
+        def __len__(self):
+            return self.n
+
+    for world in (1, 2, 3):
+        for start in (0, 5, 24):
+            for rank in range(world):
+                data = Sized(24 * world)
+                theirs = list(itertools.islice(DistributedSampler(data, world, rank, shuffle=False), start, None))
+                ours = RunSampler(data, world, rank, start)
+                assert list(ours) == theirs and len(ours) == len(theirs), (world, start, rank)
+    tracemalloc.start()
+    huge = RunSampler(Sized(2 * 10**11), 2, 1, 3)
+    assert next(iter(huge)) == 7 and len(huge) == 10**11 - 3
+    assert tracemalloc.get_traced_memory()[1] < 1_000_000
+    tracemalloc.stop()
 
 
 def test_a_second_signal_waits_for_the_step_to_end():
@@ -230,11 +264,13 @@ def test_a_damaged_history_is_read_without_its_bad_rows(tmp_path):
     from humanseg.train import read_history
 
     path = tmp_path / "metrics.csv"
-    path.write_text("step,loss,train_iou,val_iou\n10,0.5,0.8,\nabc,1,,\n20,0.4,0.85,0.9\n30,x\n")
+    # inf as a step was an OverflowError; a nan val_iou broke training.png after the next steps.
+    path.write_text("step,loss,train_iou,val_iou\n10,0.5,0.8,\nabc,1,,\n20,0.4,0.85,0.9\n30,x\ninf,1,1,\n"
+                    "40,0.3,0.9,nan\n50,0.3,0.9,-inf\n")
     said = []
     rows = read_history(path, said.append)
     assert [(r["step"], r["loss"], r["val_iou"]) for r in rows] == [(10, 0.5, None), (20, 0.4, 0.9)]
-    assert said == [f"warning: {path}: 2 row(s) could not be read; left out of the history"]
+    assert said == [f"warning: {path}: 5 row(s) could not be read; left out of the history"]
 
 
 @pytest.mark.slow
@@ -473,6 +509,22 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
         shown = "1e+38" if value == "1e38" else value
         assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
             f"Error: Invalid value for {option}: {shown} is not in the range {rule}."), r.stderr
+    # -b 1 at 32x32: batch normalization of 1x1 features, a traceback; a boundary width of 99999999999
+    # overflowed in max_pool2d.
+    r = run_training(["-i", "1", "-b", "1", "--size", "32x32", "--out", str(tmp_path / "s")])
+    assert r.returncode == 2 and r.stderr == ("Error: -b 1 needs a --size larger than 32x32 (its deepest features "
+                                              "would be 1x1, one value per channel, which batch normalization "
+                                              "cannot train on)\n")
+    r = run_training(["-i", "1", "--boundary-width", "99999999999", "--out", str(tmp_path / "s")])
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("Error: Invalid value for '--boundary-width'")
+    # --out as a --backgrounds folder: its training.png became a room of the next run.
+    rooms = tmp_path / "rooms"
+    rooms.mkdir()
+    shutil.copy(two_sets / "set2" / "bkg.png", rooms / "room.png")
+    r = run_training(["-i", "1", "--images", str(two_sets), "--backgrounds", str(rooms), "--out", str(rooms)])
+    assert r.returncode == 2 and r.stderr == (f"Error: --out {rooms} is a --backgrounds folder, whose every image "
+                                              f"is taken for an empty room; choose another --out\n")
+    assert sorted(p.name for p in rooms.iterdir()) == ["room.png"]
     r = run_training(["-i", "1", "--init", "", "--out", str(tmp_path / "s")])  # was taken for the default
     assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
         "Error: Invalid value for '--init': give default, scratch or a checkpoint file")
@@ -737,6 +789,23 @@ def test_a_damaged_optimizer_state_is_named_on_resume(two_sets, tmp_path):
     r = run_training([*common, "--resume"])
     assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
         f"Error: checkpoint {out / 'last.pt'} has an invalid step 'x' (a whole number, 0 or more)")
+    # The run record and metrics, read by --resume (tracebacks, some after training steps), and a
+    # checkpoint without optimizer state (resumed with a fresh one, without a word).
+    assert run_training([*common, "--stop-at", "2", "--force"]).returncode == 0
+    good = torch.load(out / "last.pt", weights_only=True)
+    for damage, said in (
+            (lambda c: c.update(extra="x"), "has a damaged run record (extra is a str)"),
+            (lambda c: c["extra"].update(best_iou="x"), "has an invalid best_iou 'x' in its run record "
+                                                        "(a number from -1 to 1)"),
+            (lambda c: c["extra"].update(lr=float("nan")), "has an invalid lr nan in its run record (a positive number)"),
+            (lambda c: c.update(metrics={"iou": "x"}), "has damaged metrics"),
+            (lambda c: c.update(optimizer=None), "holds no optimizer state, so the run cannot go on exactly (a "
+                                                 f"released checkpoint?); start a new run from it with --init {out / 'last.pt'}")):
+        ckpt = {**good, "extra": dict(good["extra"])}
+        damage(ckpt)
+        torch.save(ckpt, out / "last.pt")
+        r = run_training([*common, "--resume"])
+        assert (r.returncode, r.stderr) == (2, f"Error: --resume: {out / 'last.pt'} {said}\n")
 
 
 def test_a_checkpoint_says_which_step_its_metrics_are_of(two_sets, tmp_path):
@@ -749,3 +818,18 @@ def test_a_checkpoint_says_which_step_its_metrics_are_of(two_sets, tmp_path):
     _, best = load_model(out / "best.pt")
     assert last["step"] == 6 and last["extra"]["metrics_step"] == 4 and set(last["metrics"]) >= {"iou", "boundary_f"}
     assert best["step"] == 4 and best["extra"]["metrics_step"] == 4 and best["metrics"] == last["metrics"]
+    # Paused at 5 and resumed to 6: the same (a resumed last.pt held no metrics, metrics_step None).
+    again = tmp_path / "again"
+    common = ["-i", "10", "--images", str(two_sets), "--val-sets", "8", "--out", str(again), "--size", "128x96",
+              "-b", "2", "--val-every", "4", "--threads", "1", "--init", "scratch"]
+    assert run_training([*common, "--stop-at", "5"]).returncode == 0
+    # best.pt gone (last.pt copied on its own): said, and the next validation writes it (the run's
+    # "done" line named a best.pt that was never written).
+    (again / "best.pt").unlink()
+    r = run_training([*common, "--stop-at", "6", "--resume"])
+    assert r.returncode == 0, r.stderr
+    assert f"warning: --resume: {again / 'best.pt'} is missing" in r.stdout and not (again / "best.pt").exists()
+    _, resumed = load_model(again / "last.pt")
+    assert resumed["step"] == 6 and resumed["extra"]["metrics_step"] == 4 and resumed["metrics"] == last["metrics"]
+    assert run_training([*common, "--stop-at", "8", "--resume"]).returncode == 0
+    assert load_model(again / "best.pt")[1]["step"] == 8

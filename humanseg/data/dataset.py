@@ -221,8 +221,15 @@ class TrainingSet(Dataset):
 
 
 def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
-    """Hold out whole sets: val_spec is '3,7' (set numbers), a fraction '0.2', or None/'' (none)."""
-    keys = sorted({p.set_key for p in pairs})
+    """Hold out whole sets: val_spec is '3,7' (set numbers), a fraction '0.2', or None/'' (none).
+
+    A fraction's draw follows the seed, the order of the --images roots and their sets' names, not
+    how a root's path is written: keys sorted as 'root:setN' strings held out other sets when the
+    same folder was given as a relative path, or moved (and --resume, which allows that, then
+    trained on a set it had held out)."""
+    roots = list(dict.fromkeys(p.set_key.rsplit(":", 1)[0] for p in pairs))  # in --images order
+    keys = sorted({p.set_key for p in pairs},
+                  key=lambda k: (roots.index(k.rsplit(":", 1)[0]), k.rsplit(":", 1)[1]))
     if not val_spec:
         return pairs, []
     try:
