@@ -372,7 +372,8 @@ class LiveSession:
             prob, mask = self.filter.update(frame, raw)
         else:
             prob, mask = raw, np.where(raw > 0.5, 255, 0).astype(np.uint8)
-        drift = self.drift.update(frame, mask) if (self.drift is not None and self.compensate) else None
+        # Tracked with --raw too (only its correction is then not applied): the camera-moved check.
+        drift = self.drift.update(frame, mask) if self.drift is not None else None
         return LiveFrame(raw, prob, mask, self.compositor.compose(self.view, frame, prob, mask), drift)
 
     def process(self, frame: np.ndarray) -> LiveFrame:
@@ -380,6 +381,9 @@ class LiveSession:
 
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
+# OpenCV 4.11's MJPG writer corrupts memory on some frames narrower than this (5x4, 4x4, 2x8, ...: 54
+# sizes up to 48x48, all under 8 px wide): the process aborted, leaving its temporary file.
+MJPG_MIN_WIDTH = 8
 
 
 class VideoOutput:
@@ -432,24 +436,35 @@ class VideoOutput:
             self._write(image)
         self._held = image.copy()  # the caller may reuse its buffer
 
-    def _write(self, image: np.ndarray) -> None:
+    def open_for(self, image: np.ndarray) -> None:
+        """Open the file for frames of image's size (its first write does it too): the encoder refusing
+        them is said before the frame's mask is written."""
         h, w = image.shape[:2]
         if self._writer is None:
+            fourcc = FOURCC[self.path.suffix.lower()]
+            if fourcc == "MJPG" and w < MJPG_MIN_WIDTH:  # before a file is made: the process aborted
+                other = "; record them as .mp4" if min(w, h) >= 2 else ", and mp4v takes nothing under 2x2"
+                raise HumansegError(f"--output {self.path}: OpenCV's MJPG encoder fails on frames narrower than "
+                                    f"{MJPG_MIN_WIDTH} px ({w}x{h}){other}", exit_code=1)
             self.size = (w, h)
             if self.tmp is None:
                 try:  # its own new file: a NAME.tmp.EXT of the user's is never touched
                     self.tmp = store.claim_temporary(self.path, keep_suffix=True)
                 except OSError as exc:
                     raise HumansegError(f"--output {self.path}: {exc.strerror or exc}", exit_code=1) from None
-            self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()]),
-                                           self.fps, self.size)
+            self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
             if not self._writer.isOpened():
                 self._writer = None
                 # The place was checked before the run: what remains is the encoder refusing the frames
                 # (mp4v takes nothing under 2x2).
-                raise HumansegError(f"--output {self.path}: the {FOURCC[self.path.suffix.lower()]} encoder "
-                                    f"refused {w}x{h} frames (try .avi)" if min(w, h) < 2 else
-                                    f"--output {self.path}: cannot write a video there", exit_code=1)
+                other = "try .avi" if w >= MJPG_MIN_WIDTH else f"nor does .avi take frames under {MJPG_MIN_WIDTH} px wide"
+                raise HumansegError(f"--output {self.path}: the {fourcc} encoder refused {w}x{h} frames ({other})"
+                                    if min(w, h) < 2 else f"--output {self.path}: cannot write a video there",
+                                    exit_code=1)
+
+    def _write(self, image: np.ndarray) -> None:
+        h, w = image.shape[:2]
+        self.open_for(image)
         if (w, h) != self.size:  # a view of another size (side by side) is fitted to the file's size
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self._writer.write(image)
@@ -457,7 +472,7 @@ class VideoOutput:
 
     def close(self) -> Path | None:
         """Finish the file and move it into place; None when no frame was written."""
-        if self._writer is None:
+        if self._writer is None or self.frames == 0:  # (opened for a frame whose mask then failed)
             self.discard()
             return None
         self._writer.release()
@@ -518,6 +533,13 @@ class LiveResult:
     masks: list = field(default_factory=list)
 
 
+class MaskNotWritten(HumansegError):
+    """A --save-masks mask could not be written: the run ends, keeping what it recorded so far (a
+    camera's session cannot be made again; the recording was deleted with the mask's failure)."""
+
+    exit_code = 1
+
+
 def run_live(source, session: LiveSession, window=None, output: VideoOutput | None = None,
              grabber: BackgroundGrabber | None = None, clock: Callable[[], float] = time.monotonic,
              media_clock: bool = False, max_frames: int | None = None, masks_dir: Path | None = None,
@@ -555,13 +577,21 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         pending = None
         live = session.finish(frame, future.result())
         # A frame's video frame and mask are written both or neither: a Ctrl-C between them left the
-        # video a frame longer than the masks.
+        # video a frame longer than the masks. The mask goes first: one that cannot be written (a
+        # full disk) ends the run with the recording kept, as long as the masks.
         with signals_held() if output is not None and masks_dir is not None else nullcontext():
-            if output is not None:  # a camera's frames in real time, a file's one for one
-                output.write(live.image, at=None if media_clock else taken)
+            if output is not None:
+                output.open_for(live.image)  # an encoder refusing the frames: no mask written before
             if masks_dir is not None:
                 k = result.frames if number is None else number  # a capture set's frame K: K_mask.png
-                store.write_image(masks_dir / store.mask_name(k), live.mask, overwrite=True)
+                path = masks_dir / store.mask_name(k)
+                try:
+                    store.write_image(path, live.mask, overwrite=True)
+                except OSError as exc:
+                    kept = f"; the recording so far is kept: {output.path}" if output is not None and output.frames else ""
+                    raise MaskNotWritten(f"{path}: {exc.strerror or exc}{kept}") from None
+            if output is not None:  # a camera's frames in real time, a file's one for one
+                output.write(live.image, at=None if media_clock else taken)
         result.frames += 1
         result.fps = meter.tick(clock())
         moved = live.drift is not None and live.drift.moved
@@ -640,8 +670,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             pending = (frame, future, taken, getattr(source, "last_number", None))
         if keep_going:
             finish_pending()
-    except (KeyboardInterrupt, CameraStopped):
-        raise  # Ctrl-C, or a camera unplugged, keeps what was recorded so far
+    except (KeyboardInterrupt, CameraStopped, MaskNotWritten):
+        raise  # Ctrl-C, a camera unplugged, or a full disk for the masks keeps what was recorded so far
     except BaseException:
         keep_output = False  # a real failure leaves no half-written file behind
         raise
@@ -737,6 +767,10 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if any(Path(p).resolve() == save_bkg.resolve() for p in inputs):  # --force or not
             raise HumansegError(f"--save-bkg {save_bkg} is one of the images read (--source, --bkg or "
                                 f"--replace); save it to another file")
+        if (masks is not None and save_bkg.resolve().parent == masks.resolve()
+                and store.MASK_RE.match(save_bkg.name)):  # --force or not: a mask would replace it
+            raise HumansegError(f"--save-bkg {save_bkg} is a name --save-masks writes its masks under; "
+                                f"give it another name")
         if os.path.lexists(save_bkg) and not force:
             raise HumansegError(f"--save-bkg {save_bkg} already exists (pass --force to overwrite)")
         if not save_bkg.parent.is_dir():

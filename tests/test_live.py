@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -305,8 +306,26 @@ def test_frames_the_encoder_refuses_are_named_and_leave_no_folder(tmp_path):
                   "--output", str(tmp_path / "t.mp4"), "--save-masks", str(tmp_path / "m"))
     assert res.exit_code == 1, res.output
     assert res.output.strip().splitlines()[-1] == f"Error: --output {tmp_path / 't.mp4'}: the mp4v encoder " \
-                                                  f"refused 1x1 frames (try .avi)"
+                                                  f"refused 1x1 frames (nor does .avi take frames under 8 px wide)"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+    # OpenCV's MJPG writer aborted the process on 5x4 frames ("free(): invalid next size"), leaving
+    # its temporary file; 8x1 frames it takes.
+    for size, said in (((5, 4), "(5x4); record them as .mp4"), ((1, 1), "(1x1), and mp4v takes nothing under 2x2")):
+        for k in range(2):
+            cv2.imwrite(str(tiny / f"{k}.png"), np.full((size[1], size[0], 3), 40 * k, np.uint8))
+        res = run_cli("live", "--source", str(tiny), "--bkg", str(tiny / "0.png"), "--no-window",
+                      "--output", str(tmp_path / "t.avi"))
+        assert res.exit_code == 1 and res.output.strip().splitlines()[-1] == (
+            f"Error: --output {tmp_path / 't.avi'}: OpenCV's MJPG encoder fails on frames narrower than 8 px {said}")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+    for k in range(2):
+        cv2.imwrite(str(tiny / f"{k}.png"), np.full((1, 8, 3), 40 * k, np.uint8))
+    res = run_cli("live", "--source", str(tiny), "--bkg", str(tiny / "0.png"), "--no-window",
+                  "--output", str(tmp_path / "t.mp4"))
+    assert res.exit_code == 1 and res.output.strip().splitlines()[-1].endswith("refused 8x1 frames (try .avi)")
+    res = run_cli("live", "--source", str(tiny), "--bkg", str(tiny / "0.png"), "--no-window",
+                  "--output", str(tmp_path / "t.avi"))
+    assert res.exit_code == 0 and len(video_frames(tmp_path / "t.avi")[0]) == 2
 
 
 def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_root, default_weights):
@@ -318,6 +337,15 @@ def test_the_source_video_as_output_is_refused_even_with_force(tmp_path, dev_roo
         assert res.exit_code == 2, res.output
         assert f"--output {spelling} is the --source video" in res.output and "Traceback" not in res.output
     assert clip.read_bytes() == before  # not replaced by the two frames segmented from it
+
+
+def test_save_bkg_named_as_one_of_the_masks_is_refused(tmp_path, dev_root):
+    # --save-masks m --save-bkg m/0_mask.png: the background was saved, then replaced by frame 0's mask.
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--no-window", "--save-masks", str(tmp_path / "m"),
+                  "--save-bkg", str(tmp_path / "m" / "0_mask.png"), "--force")
+    assert res.exit_code == 2 and res.output == (f"Error: --save-bkg {tmp_path / 'm' / '0_mask.png'} is a name "
+                                                 f"--save-masks writes its masks under; give it another name\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_outputs_never_replace_inputs_nor_make_a_set_folder(tmp_path, dev_root, copy_set):
@@ -780,6 +808,10 @@ def test_camera_moved_warning_is_drawn(dev_root, segmenter):
     band = slice(124, 144)
     assert window.shown[-1][band].mean() < window.shown[0][band].mean() - 20
     assert abs(window.shown[-6][band].mean() - window.shown[0][band].mean()) < 5
+    # --raw (no filter, no exposure correction) turned the check off too, without a word.
+    raw = LiveSession(segmenter, view="tint", smooth=False, compensate=False)
+    raw.set_background(bkg)
+    assert run_live(ListSource([turned], limit=14), raw, ScriptWindow({})).moved_frames == 14 - 9
 
 
 class DyingCamera(ListSource):
@@ -858,6 +890,34 @@ def test_a_ctrl_c_while_a_frame_is_written_keeps_its_mask_with_it(dev_root, segm
     with pytest.raises(KeyboardInterrupt):
         run_live(source, session, None, InterruptedAtTheThird(tmp_path / "o.avi", 30.0), media_clock=True,
                  masks_dir=tmp_path / "m")
+    assert len(video_frames(tmp_path / "o.avi")[0]) == 3
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["0_mask.png", "1_mask.png", "2_mask.png"]
+
+
+def test_a_mask_that_cannot_be_written_keeps_the_recording_as_long_as_the_masks(dev_root, segmenter, tmp_path,
+                                                                                monkeypatch):
+    # --save-masks on a full disk: the run ended and the recording (a camera's, made once) was deleted.
+    import errno
+
+    from humanseg import live as live_module
+
+    real = store.write_image
+
+    def full_at_the_fourth(path, image, overwrite=False):
+        if Path(path).name == "3_mask.png":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, image, overwrite)
+
+    monkeypatch.setattr(live_module.store, "write_image", full_at_the_fourth)
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(read(dev_root, 3, "bkg.png"))
+    source = ListSource([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=10)
+    (tmp_path / "m").mkdir()
+    with pytest.raises(live_module.MaskNotWritten) as failed:
+        run_live(source, session, None, VideoOutput(tmp_path / "o.avi", 30.0), media_clock=True,
+                 masks_dir=tmp_path / "m")
+    assert str(failed.value) == (f"{tmp_path / 'm' / '3_mask.png'}: No space left on device; the recording so "
+                                 f"far is kept: {tmp_path / 'o.avi'}") and failed.value.exit_code == 1
     assert len(video_frames(tmp_path / "o.avi")[0]) == 3
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["0_mask.png", "1_mask.png", "2_mask.png"]
 
@@ -1025,8 +1085,8 @@ def test_video_output_is_atomic(tmp_path):
         VideoOutput(tmp_path / "v.mp4", 30.0)
     # 1x1 frames: the encoder's refusal was blamed on the place ("cannot write a video there").
     tiny = VideoOutput(tmp_path / "t.mp4", 30.0)
-    with pytest.raises(HumansegError, match=r"t.mp4: the mp4v encoder refused 1x1 frames \(try .avi\)$"):
-        tiny.write(np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(HumansegError, match=r"t.mp4: the mp4v encoder refused 8x1 frames \(try .avi\)$"):
+        tiny.write(np.zeros((1, 8, 3), np.uint8))
     tiny.discard()
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
