@@ -537,9 +537,10 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
     """cv2.imdecode of a file's bytes; None for an empty file or a corrupt one (a PNG is checked
     first, `_png_checked`). With the default flags the image is BGR uint8: a 16-bit image holding
     values up to 255 (8-bit data saved in 16 bits) keeps those values, where OpenCV would keep the
-    top 8 bits and make it black; one holding 10-, 12- or 14-bit values is scaled from the fewest of
-    those bits that hold its brightest value; a 16-bit image using its range is scaled down as OpenCV
-    does."""
+    top 8 bits and make it black; one whose values stay under 4096 (a 10- or 12-bit camera's) is read
+    as 12-bit data, where OpenCV would leave it near black (a scale per image, from its brightest
+    value, read one camera's background and frames at brightnesses up to 4 times apart); a 16-bit
+    image using more of its range is scaled down as OpenCV does."""
     if not data.size:
         return None
     if data[:8].tobytes() == PNG_SIGNATURE:
@@ -555,10 +556,9 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
         top = int(image.max())
         if top <= 255:
             return image.astype(np.uint8)
-        bits = next(b for b in (10, 12, 14, 16) if top < 1 << b)
-        if bits < 16:  # a 10/12/14-bit camera's values: OpenCV's top 8 bits would be 0..3, 0..15, 0..63
-            return cv2.convertScaleAbs(image, alpha=1 / (1 << (bits - 8)))
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if top < 4096:  # a 10- or 12-bit camera's values: OpenCV's top 8 bits would be 0..3 or 0..15
+            return cv2.convertScaleAbs(image, alpha=1 / 16)  # one scale for both: a camera's frames
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)                  # and background read alike
 
 
 def check_bgr(image, what: str) -> None:
