@@ -170,7 +170,8 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             there = store.set_path(save_masks, n)
             if os.path.lexists(there) and not there.is_dir():
                 raise HumansegError(f"--save-masks {save_masks}: {there.name} there is not a folder; move it away")
-            for name in (sorted(there.glob("*_mask.png")) if there.is_dir() else []):
+            for k in store.scan_set(root, n).labeled if there.is_dir() else []:
+                name = there / store.mask_name(k)
                 if name.is_dir():  # with --force, found at its write after the masks before it
                     raise HumansegError(f"--save-masks {save_masks}: {name} is a folder, where a mask is "
                                         f"written; move it away")

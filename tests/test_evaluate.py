@@ -448,7 +448,12 @@ def test_an_output_name_taken_by_a_folder_is_found_before_anything_is_written(co
     root = copy_set(8)
     masks = tmp_path / "m"
     (masks / "set8" / "1_mask.png").mkdir(parents=True)
+    (masks / "set8" / "notes_mask.png").mkdir()  # never written: no reason to refuse
+    (masks / "set8" / "99_mask.png").mkdir()
     r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(masks), "--force")
     assert r.returncode == 2 and r.stdout == "" and r.stderr == (
         f"Error: --save-masks {masks}: {masks / 'set8' / '1_mask.png'} is a folder, where a mask is written; "
         f"move it away\n")
+    (masks / "set8" / "1_mask.png").rmdir()
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(masks), "--force")
+    assert r.returncode == 0, r.stderr
