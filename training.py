@@ -59,7 +59,7 @@ MAX_SIZE = 1280
 @click.option("--stop-at", default=None, type=click.IntRange(1),
               help="Pause after this step (saves last.pt; continue later with --resume).")
 # Defaults as train.BOUNDARY_WIDTH / BOUNDARY_GAIN (not imported: --help would wait for torch).
-@click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0, 32),
+@click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0, 100),
               help="Boundary term of the loss: pixels within this many px of the true outline ...")
 @click.option("--boundary-gain", default=2.0, show_default=True, type=Number(0),
               help="... weigh 1 + this much in the cross-entropy (0: no boundary term).")

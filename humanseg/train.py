@@ -216,7 +216,8 @@ def read_history(path: Path, log=print) -> list[dict]:
 # A resumed run goes on exactly only with the samples, held-out sets and loss it started with.
 RUN_OPTIONS = {"images": "--images (its labeled frames)", "backgrounds": "--backgrounds", "val_sets": "--val-sets",
                "seed": "--seed", "size": "--size", "batch": "-b", "processes": "processes (torchrun)",
-               "boundary": "--boundary-width / --boundary-gain", "init": "--init", "arch": "--arch"}
+               "boundary": "--boundary-width / --boundary-gain", "init": "--init", "arch": "--arch",
+               "held_out": "held-out sets (--val-sets)"}
 
 
 def labeled_frames(pairs: list[Pair]) -> list[list]:
@@ -242,14 +243,23 @@ def _val_spec(spec):
     return sorted({int(x) for x in spec.split(",") if x.strip().isdigit()})
 
 
-def run_settings(cfg: TrainConfig, world: int, pairs: list[Pair], rooms: list) -> dict:
+def held_out_sets(pairs: list[Pair], val_pairs: list[Pair]) -> list[list]:
+    """The held-out sets as [--images position, set name]: what the run validates on, whatever the
+    folders are called now (a run of an earlier humanseg drew a fraction's sets in another order)."""
+    roots = list(dict.fromkeys(p.set_key.rsplit(":", 1)[0] for p in pairs))
+    return sorted([roots.index(root), name] for root, name in {tuple(p.set_key.rsplit(":", 1)) for p in val_pairs})
+
+
+def run_settings(cfg: TrainConfig, world: int, pairs: list[Pair], rooms: list,
+                 val_pairs: list[Pair] = ()) -> dict:
     """What a run's samples, split and loss follow from (stored in its checkpoints as extra["run"])."""
     init = cfg.init or "default"
     return {"images": labeled_frames(pairs), "backgrounds": len(rooms), "val_sets": _val_spec(cfg.val_sets),
             "seed": cfg.seed, "size": list(cfg.size), "batch": cfg.batch, "processes": world,
             "boundary": [cfg.boundary_width, float(cfg.boundary_gain)],
             "init": init if init in ("default", "scratch") else str(Path(init).resolve()),
-            "arch": cfg.arch or ("base" if init == "scratch" else None)}
+            "arch": cfg.arch or ("base" if init == "scratch" else None),
+            "held_out": held_out_sets(pairs, list(val_pairs))}  # last: the options it follows from first
 
 
 def _shown(key: str, value) -> str:
@@ -259,6 +269,9 @@ def _shown(key: str, value) -> str:
         return "; ".join(", ".join(f"{name} ({n})" for name, n in sets) for sets in value) or "none"
     if key == "backgrounds":
         return f"({value} room images)"
+    if key == "held_out":
+        several = any(root for root, _ in value)  # sets of a second --images folder: said which
+        return ", ".join(f"{name} of --images #{root + 1}" if several else name for root, name in value) or "none"
     if key == "size":
         return "x".join(map(str, value))
     if key == "boundary":
@@ -458,7 +471,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             model, ckpt = load_model(last_path)
             start_step = ckpt.get("step", 0)
             record = resume_record(ckpt, last_path)
-            differs = resume_mismatch(record["extra"], run_settings(cfg, world, pairs, rooms),
+            differs = resume_mismatch(record["extra"], run_settings(cfg, world, pairs, rooms, val_pairs),
                                       unasked=[k for k in ("init", "arch") if getattr(cfg, k) is None])
             if differs:
                 raise HumansegError(f"--resume: {differs} ({last_path}); give the run's options again "
@@ -470,10 +483,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise HumansegError(f"--resume: {last_path} is already at step {start_step} of "
                                     f"{cfg.iterations}; ask for more iterations with -i")
             optimizer_state = ckpt.get("optimizer")
-            best_iou = record["extra"].get("best_iou", -1.0)
+            best_iou = record["extra"].get("best_iou")
+            best_iou = -1.0 if best_iou is None else best_iou
             if val_pairs and best_iou > -1 and not best_path.is_file():  # last.pt copied on its own
-                log(f"warning: --resume: {best_path} is missing; the best of the validations from now on "
-                    f"is written there")
+                if is_main:
+                    log(f"warning: --resume: {best_path} is missing; the best of the validations from now "
+                        f"on is written there")
                 best_iou = -1.0
             history = read_history(csv_path, log) if is_main else []
             history = [r for r in history if r["step"] <= start_step]
@@ -539,7 +554,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                    "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images],
                                    "boundary": [cfg.boundary_width, cfg.boundary_gain],
-                                   "run": run_settings(cfg, world, pairs, rooms)})
+                                   "run": run_settings(cfg, world, pairs, rooms, val_pairs)})
 
         interrupted = stopped_early = False
         step = saved_step = start_step

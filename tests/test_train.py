@@ -212,6 +212,19 @@ def test_the_run_sampler_is_distributed_samplers_order_without_its_list():
     tracemalloc.stop()
 
 
+def test_resume_compares_the_held_out_sets_themselves():
+    # A run of an earlier humanseg drew a fraction's sets in another order: resumed, it trained on the
+    # sets it had held out, every option given alike. The sets held out are now in the run record.
+    from humanseg.train import resume_mismatch
+
+    saved = {"run": {"val_sets": 0.34, "held_out": [[0, "set1"], [0, "set2"]]}}
+    now = {"val_sets": 0.34, "held_out": [[1, "set4"], [1, "set5"]]}
+    assert resume_mismatch(saved, now) == ("the run was started with held-out sets (--val-sets) set1, set2, this "
+                                           "one asks for set4 of --images #2, set5 of --images #2")
+    assert resume_mismatch(saved, {**now, "held_out": [[0, "set1"], [0, "set2"]]}) is None
+    assert resume_mismatch({"run": {"val_sets": 0.34}}, now) is None  # recorded before: not compared
+
+
 def test_a_second_signal_waits_for_the_step_to_end():
     # A second Ctrl-C raised in the middle of a step: last.pt then held the step before with the
     # BatchNorm statistics (or half the optimizer's update) of the one interrupted.
@@ -806,6 +819,10 @@ def test_a_damaged_optimizer_state_is_named_on_resume(two_sets, tmp_path):
         torch.save(ckpt, out / "last.pt")
         r = run_training([*common, "--resume"])
         assert (r.returncode, r.stderr) == (2, f"Error: --resume: {out / 'last.pt'} {said}\n")
+    # No best_iou recorded (None) is no validation yet: it was compared with a number, a traceback.
+    torch.save({**good, "extra": {**good["extra"], "best_iou": None}}, out / "last.pt")
+    r = run_training([*common, "--resume", "--stop-at", "3"])
+    assert r.returncode == 0, r.stderr
 
 
 def test_a_checkpoint_says_which_step_its_metrics_are_of(two_sets, tmp_path):
