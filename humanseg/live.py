@@ -381,9 +381,10 @@ class LiveSession:
 
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
-# OpenCV 4.11's MJPG writer corrupts memory on some frames narrower than this (5x4, 4x4, 2x8, ...: 54
-# sizes up to 48x48, all under 8 px wide): the process aborted, leaving its temporary file.
-MJPG_MIN_WIDTH = 8
+# OpenCV 4.11's MJPG writer corrupts memory on some frames smaller than this on a side (5x4, 4x4,
+# 2x8, 9x1, ...: 45 sizes up to 40x40, each under 8 px wide or 1 px tall, some only with varied
+# content): the process aborted, leaving its temporary file.
+MJPG_MIN_SIDE = 8
 
 
 class VideoOutput:
@@ -442,10 +443,10 @@ class VideoOutput:
         h, w = image.shape[:2]
         if self._writer is None:
             fourcc = FOURCC[self.path.suffix.lower()]
-            if fourcc == "MJPG" and w < MJPG_MIN_WIDTH:  # before a file is made: the process aborted
-                other = "; record them as .mp4" if min(w, h) >= 2 else ", and mp4v takes nothing under 2x2"
-                raise HumansegError(f"--output {self.path}: OpenCV's MJPG encoder fails on frames narrower than "
-                                    f"{MJPG_MIN_WIDTH} px ({w}x{h}){other}", exit_code=1)
+            if fourcc == "MJPG" and min(w, h) < MJPG_MIN_SIDE:  # before a file is made: the process aborted
+                other = "; record them as .mp4" if min(w, h) >= 2 else " (nor does mp4v take frames under 2x2)"
+                raise HumansegError(f"--output {self.path}: OpenCV's MJPG encoder fails on frames under "
+                                    f"{MJPG_MIN_SIDE}x{MJPG_MIN_SIDE} ({w}x{h}){other}", exit_code=1)
             self.size = (w, h)
             if self.tmp is None:
                 try:  # its own new file: a NAME.tmp.EXT of the user's is never touched
@@ -457,10 +458,9 @@ class VideoOutput:
                 self._writer = None
                 # The place was checked before the run: what remains is the encoder refusing the frames
                 # (mp4v takes nothing under 2x2).
-                other = "try .avi" if w >= MJPG_MIN_WIDTH else f"nor does .avi take frames under {MJPG_MIN_WIDTH} px wide"
-                raise HumansegError(f"--output {self.path}: the {fourcc} encoder refused {w}x{h} frames ({other})"
-                                    if min(w, h) < 2 else f"--output {self.path}: cannot write a video there",
-                                    exit_code=1)
+                raise HumansegError(f"--output {self.path}: the {fourcc} encoder refused {w}x{h} frames (no "
+                                    f"video type here records frames under 2x2)" if min(w, h) < 2 else
+                                    f"--output {self.path}: cannot write a video there", exit_code=1)
 
     def _write(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]
