@@ -311,17 +311,25 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 # 100 s a frame) keys, clicks and its close button still answer at once, a countdown's
                 # number is redrawn as it changes, and one that ends takes the next frame then, not
                 # a whole pace later (at --max-fps 0.1, -b 1 saved after 10 s).
+                # The hook is asked again for the frame on screen: the live overlay's mask of it
+                # comes after it is first drawn (the frame before's was shown for the whole pace).
                 digit = controller.countdown_shown()
                 while not (keys or clicks) and window.is_open():
                     now = clock()
                     spare = 1.0 / max_fps - (now - tick)
+                    redraw = False
+                    if on_frame is not None:
+                        out = on_frame(frame, context)
+                        if out is not None and out is not shown:
+                            shown, redraw = out, True
                     if controller.countdown is not None:
                         if controller.countdown.done(now):
                             break
                         spare = min(spare, controller.countdown.remaining(now))
                         if controller.countdown_shown() != digit:
-                            digit = controller.countdown_shown()
-                            window.show(*render(shown, controller, palms, context, fps))
+                            digit, redraw = controller.countdown_shown(), True
+                    if redraw:
+                        window.show(*render(shown, controller, palms, context, fps))
                     if spare <= 0:
                         break
                     more_keys, more_clicks = window.poll(max(1, int(min(50.0, spare * 1000))))
@@ -360,20 +368,22 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
 NO_POSE_HINT = "or run with --no-pose (mouse and keys)"
 
 
-def load_pose(weights: str | None, scale: float | None, num_threads: int | None = None) -> PalmFinder:
+def load_pose(weights: str | None, scale: float | None, num_threads: int | None = None,
+              no_pose: bool = True) -> PalmFinder:
     """PoseEstimator with the given weights and torch CPU threads; missing weights raise a one-line
-    HumansegError (exit 2)."""
+    HumansegError (exit 2), suggesting --no-pose where the command has it (no_pose)."""
+    tail = f"; {NO_POSE_HINT}" if no_pose else ""
     try:
         from humanseg.pose import PoseEstimator
     except ImportError as exc:
-        raise HumansegError(f"PoseNet is not available ({exc}); run with --no-pose to use mouse and keys") from None
+        raise HumansegError(f"PoseNet is not available ({exc}){tail}") from None
     from humanseg.errors import WeightsError, WeightsNotFound
 
     try:
         return PoseEstimator.load(weights=weights, scale=scale, num_threads=num_threads)
     except WeightsError as exc:
-        hint = NO_POSE_HINT if isinstance(exc, WeightsNotFound) else _weights_hint()
-        raise HumansegError(f"{exc}; {hint}", exit_code=2) from None
+        hint = tail if isinstance(exc, WeightsNotFound) else f"; {_weights_hint()}{tail}"
+        raise HumansegError(f"{exc}{hint}", exit_code=2) from None
 
 
 def _weights_hint() -> str:
@@ -384,7 +394,7 @@ def _weights_hint() -> str:
         where = f"put mobilenet_v1_050.pth in {cache_dir()}"
     except Exception:  # the hint must never hide the real error
         where = "put mobilenet_v1_050.pth in the PoseNet cache"
-    return f"to get weights, {where} or pass --posenet-weights PATH; {NO_POSE_HINT}"
+    return f"to get weights, {where} or pass --posenet-weights PATH"
 
 
 def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str = "0",

@@ -41,6 +41,8 @@ class LiveOverlay:
         self._model_bkg: np.ndarray | None = None
         self._stop = False
         self._thread = None
+        self._given: np.ndarray | None = None  # the frame last handed to on_frame
+        self._drawn: tuple | None = None       # (frame, mask, tinted image) last returned
         if threaded:
             self._thread = threading.Thread(target=self._work, name="live-overlay", daemon=True)
             self._thread.start()
@@ -99,17 +101,21 @@ class LiveOverlay:
         background = ctx.background
         if self.failed is not None or background is None or background.shape != frame.shape:
             return None
-        if self._thread is not None:
-            with self._lock:
-                self._job = (frame, background)
-            self._wake.set()
-        else:
-            self.step(frame, background)
+        if frame is not self._given:  # asked again for the frame on screen (a slow pace): its mask
+            self._given = frame         # may have come since; it is not segmented twice
+            if self._thread is not None:
+                with self._lock:
+                    self._job = (frame, background)
+                self._wake.set()
+            else:
+                self.step(frame, background)
         with self._lock:
             mask, mask_bkg = self._mask, self._mask_bkg
         if mask is None or mask_bkg is not background or mask.shape != frame.shape[:2]:
             return None  # nothing yet for this background
-        return self.compositor.compose("tint", frame, mask, mask)
+        if self._drawn is None or self._drawn[0] is not frame or self._drawn[1] is not mask:
+            self._drawn = (frame, mask, self.compositor.compose("tint", frame, mask, mask))
+        return self._drawn[2]  # the same image while nothing changed
 
     def on_saved(self, saved, frame: np.ndarray, ctx) -> None:
         """After Sav: write the model's own mask (not smoothed) as K_pred.png beside K.png."""

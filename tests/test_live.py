@@ -1192,6 +1192,45 @@ def test_capture_overlay_and_k_pred_on_sav(tmp_path, dev_root, segmenter):
     assert (shown[..., 1] - frame[..., 1])[person].mean() > 20
 
 
+def test_a_slow_paced_capture_tints_each_frame_with_its_own_mask(tmp_path):
+    # At --max-fps 1 the overlay showed the frame before's mask for the whole second: the model's mask
+    # of the frame on screen came after it was drawn, and nothing drew it.
+    dark, bright = np.full((H, W, 3), 60, np.uint8), np.full((H, W, 3), 190, np.uint8)
+
+    class Halves:  # the left half is the person in the dark frame, the right half in the bright one
+        calls = 0
+
+        def set_background(self, bkg):
+            pass
+
+        def predict(self, frame):
+            time.sleep(0.1)
+            self.calls += 1
+            prob = np.zeros(frame.shape[:2], np.float32)
+            if frame.mean() < 128:
+                prob[:, : W // 2] = 1
+            else:
+                prob[:, W // 2:] = 1
+            return prob
+
+    class RealTimeWindow(ScriptWindow):
+        def poll(self, wait_ms=1):
+            time.sleep(wait_ms / 1000)
+            return [], []
+
+    model, window = Halves(), RealTimeWindow({})
+    overlay = LiveOverlay(model)  # threaded, like main.py
+    controller = CaptureController(default_layout(W, H), clock=time.monotonic, set_number=1, frames_saved=0)
+    run_capture(ListSource([dark, bright], limit=2), window, controller, tmp_path, mirror=False,
+                background=np.zeros((H, W, 3), np.uint8), max_fps=1.0, on_frame=overlay.on_frame)
+    overlay.close()
+    assert model.calls == 2  # each frame segmented once, however often the hook was asked
+    last = window.shown[-1].astype(int)  # the bright frame, as last drawn
+    rows = slice(280, 400)  # below the buttons, above the status line
+    tinted = 190 - last[rows, :, 2]  # the tint takes red and blue down
+    assert tinted[:, W // 2 + 20:].mean() > 40 and abs(tinted[:, : W // 2 - 20]).mean() < 2
+
+
 def test_overlay_failure_is_said_once_and_capture_goes_on(tmp_path, dev_root):
     class Broken:
         def set_background(self, bkg):
