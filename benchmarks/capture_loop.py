@@ -98,7 +98,8 @@ def main(**options) -> None:
     if args.chunk >= args.frames:
         raise click.UsageError(f"--chunk {args.chunk} must be below --frames {args.frames} (FPS is measured "
                                f"per chunk)")
-    pose = load_pose(args.weights, None, num_threads=args.pose_threads)  # bad weights: said before any timing
+    # Bad weights are said before any timing (without main.py's --no-pose hint: no such option here).
+    pose = load_pose(args.weights, None, num_threads=args.pose_threads, no_pose=False)
 
     try:
         xvfb, display = start_xvfb("1280x800x24")

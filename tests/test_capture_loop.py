@@ -472,3 +472,17 @@ def test_an_unplugged_camera_ends_capture_with_its_error_and_keeps_the_set(tmp_p
         run_capture(source, window, controller(clock), tmp_path, clock=clock)
     assert source.released and window.closed
     assert store.scan_set(tmp_path, 1).bkg_path.is_file()
+
+
+def test_pose_weights_errors_suggest_no_pose_only_where_there_is_one(tmp_path):
+    # benchmarks/capture_loop.py said "or run with --no-pose", an option it does not have.
+    from humanseg.capture import load_pose
+    from humanseg.errors import HumansegError
+
+    missing = tmp_path / "none.pth"
+    for no_pose in (True, False):
+        with pytest.raises(HumansegError) as err:
+            load_pose(str(missing), None, no_pose=no_pose)
+        assert err.value.exit_code == 2 and str(err.value).startswith(f"--posenet-weights {missing}: no such file; "
+                                                                       f"to get weights, put mobilenet_v1_050.pth in ")
+        assert str(err.value).endswith("or run with --no-pose (mouse and keys)") is no_pose

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
@@ -186,3 +187,13 @@ def test_a_drawing_name_too_long_for_the_file_system_is_found_first(tmp_path, de
     assert proc.returncode == 2 and proc.stderr == (f"Error: {image}: its drawing's name {'p' * 40}... is longer "
                                                     f"than a file name may be (255 bytes); rename the image\n")
     assert not (tmp_path / "drawn").exists()
+
+
+def test_drawings_of_two_images_of_one_name_are_told_apart_by_folder(tmp_path, monkeypatch):
+    # An image in the current folder had no folder name to go by: "_0_pose.png".
+    from humanseg.pose.cli import _output_names
+
+    (tmp_path / "shots").mkdir()
+    monkeypatch.chdir(tmp_path / "shots")
+    assert _output_names([Path("0.png"), Path("pt/0.png"), Path("1.png")]) == [
+        "shots_0_pose.png", "pt_0_pose.png", "1_pose.png"]
