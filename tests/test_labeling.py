@@ -772,6 +772,17 @@ def test_guesser_uses_model_when_no_pred_and_loads_it_once():
     assert g.guess(bkg.copy(), pred_path=None).source == "model"
 
 
+def test_named_weights_guess_frames_that_have_a_k_pred(tmp_path):
+    # label_images.py --weights W (a model trained since the capture) left W unused for every frame
+    # the capture tool had saved a K_pred.png for.
+    bkg = np.zeros((H, W, 3), np.uint8)
+    store.write_image(tmp_path / "0_pred.png", np.zeros((H, W), np.uint8))
+    named = Guesser(bkg, weights="w.pt", load=lambda weights=None: FakeSegmenter())
+    assert named.guess(bkg.copy(), tmp_path / "0_pred.png").source == "model"
+    default = Guesser(bkg, load=lambda weights=None: FakeSegmenter())
+    assert default.guess(bkg.copy(), tmp_path / "0_pred.png").source == "pred"
+
+
 def test_guesser_falls_back_when_model_fails():
     from humanseg.errors import WeightsError
 

@@ -81,10 +81,11 @@ class Guesser:
             raise HumansegError(problem if str(self.weights) in problem else f"--weights {self.weights}: {problem}")
 
     def guess(self, frame: np.ndarray, pred_path: Path | None = None) -> Guess:
-        """The guess for one BGR frame; pred_path (K_pred.png) wins when it exists and fits."""
+        """The guess for one BGR frame; pred_path (K_pred.png) wins when it exists and fits, unless
+        weights were named (--weights: that model was asked for, say one trained since the capture)."""
         from humanseg.store import read_mask
 
-        if pred_path is not None and pred_path.is_file():
+        if pred_path is not None and pred_path.is_file() and self.weights is None:
             try:
                 return Guess(read_mask(pred_path, frame.shape), "pred")
             except HumansegError as exc:  # only a guess: say so and guess another way
