@@ -782,6 +782,15 @@ def test_named_weights_guess_frames_that_have_a_k_pred(tmp_path):
     default = Guesser(bkg, load=lambda weights=None: FakeSegmenter())
     assert default.guess(bkg.copy(), tmp_path / "0_pred.png").source == "pred"
 
+    class Failing(FakeSegmenter):
+        def predict_mask(self, frame):
+            raise RuntimeError("out of memory")
+
+    # The named model failing on a frame: K_pred.png before differencing.
+    failing = Guesser(bkg, weights="w.pt", load=lambda weights=None: Failing())
+    assert failing.guess(bkg.copy(), tmp_path / "0_pred.png").source == "pred"
+    assert failing.guess(bkg.copy(), tmp_path / "1_pred.png").source == "diff"
+
 
 def test_guesser_falls_back_when_model_fails():
     from humanseg.errors import WeightsError

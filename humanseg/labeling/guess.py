@@ -81,15 +81,28 @@ class Guesser:
             raise HumansegError(problem if str(self.weights) in problem else f"--weights {self.weights}: {problem}")
 
     def guess(self, frame: np.ndarray, pred_path: Path | None = None) -> Guess:
-        """The guess for one BGR frame; pred_path (K_pred.png) wins when it exists and fits, unless
-        weights were named (--weights: that model was asked for, say one trained since the capture)."""
+        """The guess for one BGR frame: pred_path (K_pred.png) when it exists and fits, else the model;
+        with weights named (--weights: that model was asked for, say one trained since the capture)
+        the model first, then K_pred.png; background differencing last."""
+        order = (self._model_guess, self._pred_guess) if self.weights is not None else (
+            self._pred_guess, self._model_guess)
+        for way in order:
+            guess = way(frame, pred_path)
+            if guess is not None:
+                return guess
+        return Guess(background_difference(frame, self.background), "diff")
+
+    def _pred_guess(self, frame: np.ndarray, pred_path: Path | None) -> Guess | None:
         from humanseg.store import read_mask
 
-        if pred_path is not None and pred_path.is_file() and self.weights is None:
+        if pred_path is not None and pred_path.is_file():
             try:
                 return Guess(read_mask(pred_path, frame.shape), "pred")
             except HumansegError as exc:  # only a guess: say so and guess another way
                 print(f"warning: {exc}; guessing without it", file=sys.stderr)
+        return None
+
+    def _model_guess(self, frame: np.ndarray, pred_path: Path | None = None) -> Guess | None:
         seg = self._model()
         if seg is not None:
             try:
@@ -99,4 +112,4 @@ class Guesser:
             except Exception as exc:  # noqa: BLE001 - a failing guess must not end the labeling session
                 self.model_problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
                 self._segmenter = None
-        return Guess(background_difference(frame, self.background), "diff")
+        return None
