@@ -193,7 +193,7 @@ def test_drawings_of_two_images_of_one_name_are_told_apart_by_folder(tmp_path, m
     # An image in the current folder had no folder name to go by: "_0_pose.png".
     from humanseg.pose.cli import _output_names
 
-    (tmp_path / "shots").mkdir()
-    monkeypatch.chdir(tmp_path / "shots")
-    assert _output_names([Path("0.png"), Path("pt/0.png"), Path("1.png")]) == [
-        "shots_0_pose.png", "pt_0_pose.png", "1_pose.png"]
+    (tmp_path / "shots" / "day").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "shots" / "day")
+    assert _output_names([Path("0.png"), Path("pt/0.png"), Path("../0.png"), Path("1.png")]) == [
+        "day_0_pose.png", "pt_0_pose.png", "shots_0_pose.png", "1_pose.png"]

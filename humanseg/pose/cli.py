@@ -17,8 +17,11 @@ from humanseg.pose.mobilenet import MODEL_IDS
 def _output_names(images: list[Path]) -> list[str]:
     """`<stem>_pose.png`, prefixed with the parent folder's name where two inputs share a stem."""
     stems = [p.stem for p in images]
-    return [f"{p.parent.name or p.resolve().parent.name}_{p.stem}_pose.png" if stems.count(p.stem) > 1
-            else f"{p.stem}_pose.png" for p in images]  # (an image in the current folder: its name)
+    def folder(p: Path) -> str:  # "" (the current folder) and ".." by their names
+        return p.parent.name if p.parent.name not in ("", "..") else p.resolve().parent.name
+
+    return [f"{folder(p)}_{p.stem}_pose.png" if stems.count(p.stem) > 1 else f"{p.stem}_pose.png"
+            for p in images]
 
 
 def _read(path: Path):
