@@ -381,9 +381,9 @@ class LiveSession:
 
 
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
-# OpenCV 4.11's MJPG writer corrupts memory on some frames smaller than this on a side (5x4, 4x4,
-# 2x8, 9x1, ...: 45 sizes up to 40x40, each under 8 px wide or 1 px tall, some only with varied
-# content): the process aborted, leaving its temporary file.
+# OpenCV 4.11's MJPG writer corrupts memory on some small frames (5x4, 4x4, 2x8, 9x1, ...: 45 sizes up
+# to 40x40, each under 8 px wide or 1 px tall, some only with varied content): the process aborted,
+# leaving its temporary file. Frames under 8 px on either side are refused, a margin over what was seen.
 MJPG_MIN_SIDE = 8
 
 

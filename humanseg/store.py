@@ -539,8 +539,9 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
     values up to 255 (8-bit data saved in 16 bits) keeps those values, where OpenCV would keep the
     top 8 bits and make it black; one whose values stay under 4096 (a 10- or 12-bit camera's) is read
     as 12-bit data, where OpenCV would leave it near black (a scale per image, from its brightest
-    value, read one camera's background and frames at brightnesses up to 4 times apart); a 16-bit
-    image using more of its range is scaled down as OpenCV does."""
+    value, read one camera's background and frames at brightnesses up to 4 times apart; a 12-bit
+    frame dark enough to stay under 256 is still taken for 8-bit data); a 16-bit image using more of
+    its range is scaled down as OpenCV does."""
     if not data.size:
         return None
     if data[:8].tobytes() == PNG_SIGNATURE:
