@@ -27,7 +27,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from humanseg import metrics, store
-from humanseg.data.dataset import Pair, TrainingSet, load_pairs, load_rooms, split_sets
+from humanseg.data.dataset import Pair, TrainingSet, load_pairs, load_rooms, set_places, split_sets
 from humanseg.errors import HumansegError, WeightsError, out_of_memory
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
@@ -246,8 +246,8 @@ def _val_spec(spec):
 def held_out_sets(pairs: list[Pair], val_pairs: list[Pair]) -> list[list]:
     """The held-out sets as [--images position, set name]: what the run validates on, whatever the
     folders are called now (a run of an earlier humanseg drew a fraction's sets in another order)."""
-    roots = list(dict.fromkeys(p.set_key.rsplit(":", 1)[0] for p in pairs))
-    return sorted([roots.index(root), name] for root, name in {tuple(p.set_key.rsplit(":", 1)) for p in val_pairs})
+    places = set_places(pairs)
+    return sorted(list(places[key]) for key in {p.set_key for p in val_pairs})
 
 
 def run_settings(cfg: TrainConfig, world: int, pairs: list[Pair], rooms: list,

@@ -35,6 +35,17 @@ class Pair:
     mask: np.ndarray
 
 
+def set_places(pairs: list[Pair]) -> dict[str, tuple[int, str]]:
+    """Each set key's (position of its root among the --images roots, set name): the set's place in
+    the run, however the root's path is written."""
+    roots: dict[str, int] = {}
+    places = {}
+    for p in pairs:
+        root, name = p.set_key.rsplit(":", 1)
+        places[p.set_key] = (roots.setdefault(root, len(roots)), name)
+    return places
+
+
 def distinct_folders(folders: list[str | os.PathLike], option: str) -> list[Path]:
     """The folders as paths; one given twice, under any spelling, is an error: what it holds would
     count twice."""
@@ -227,9 +238,8 @@ def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[
     how a root's path is written: keys sorted as 'root:setN' strings held out other sets when the
     same folder was given as a relative path, or moved (and --resume, which allows that, then
     trained on a set it had held out)."""
-    roots = list(dict.fromkeys(p.set_key.rsplit(":", 1)[0] for p in pairs))  # in --images order
-    keys = sorted({p.set_key for p in pairs},
-                  key=lambda k: (roots.index(k.rsplit(":", 1)[0]), k.rsplit(":", 1)[1]))
+    places = set_places(pairs)
+    keys = sorted(places, key=places.__getitem__)
     if not val_spec:
         return pairs, []
     try:
