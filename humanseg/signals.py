@@ -57,6 +57,21 @@ def signals_held():
         raise Terminated() if came[-1] == signal.SIGTERM else KeyboardInterrupt()
 
 
+@contextmanager
+def child_ends_ignored():
+    """After the data loader is done with: a worker's end is no error any more. PyTorch's SIGCHLD
+    handler stays installed and raised from wherever the main thread was when a worker, ended by the
+    SIGTERM sent to the whole process group, was reaped: in the middle of saving last.pt."""
+    if not (hasattr(signal, "SIGCHLD") and _main_thread()):
+        yield
+        return
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
 class StopSignals:
     """Ctrl-C (SIGINT) or SIGTERM while training: the step in progress finishes, then training stops
     with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second

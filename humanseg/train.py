@@ -32,7 +32,7 @@ from humanseg.errors import HumansegError, WeightsError, out_of_memory
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
-from humanseg.signals import StopSignals, Terminated
+from humanseg.signals import StopSignals, Terminated, child_ends_ignored
 
 
 # The loss's boundary term: cross-entropy weight 1 + GAIN within WIDTH px of the true outline.
@@ -395,7 +395,7 @@ def memory_failure(exc: BaseException, cfg: TrainConfig, device, step: int, in_s
     """The one line for a run that ran out of memory (with "{kept}" for what the checkpoints hold),
     or None for any other failure. step: steps done; in_step: the failure came loading or training
     on the next batch (else validating or saving after step)."""
-    text = str(exc)
+    text = f"{exc} {exc.__cause__ or ''}"  # "worker exited unexpectedly", from "killed by signal: Killed"
     if isinstance(exc, RuntimeError) and ("shared memory" in text or "Bus error" in text):
         return (f"the data loader's shared memory (/dev/shm) ran out at step {step + 1} ({{kept}}); use "
                 f"--workers 0, or give /dev/shm more room")
@@ -673,27 +673,28 @@ def train(cfg: TrainConfig, log=print) -> dict:
             stops.restore()
             bar.close()
 
-        if (is_main and (interrupted or stopped_early) and row is not None and row["step"] == step
-                and (not history or history[-1]["step"] != step)):
-            history.append(row)  # metrics.csv ends at the step last.pt holds
-        if distributed:
-            # DDP keeps parameters in step; buffers (BN statistics) are made equal here too.
-            for buf in model.buffers():
-                dist.broadcast(buf, 0)
-            log(f"rank {rank} weights {state_digest(model)}")
-        if is_main:
-            if not val_pairs:
-                checkpoint(step, last_val, best_path)
-            checkpoint(step, last_val, last_path)
-            write_history(history, csv_path)
-            plot_history(history, png_path)
-            if interrupted or stopped_early:
-                log(f"{'interrupted' if interrupted else 'stopped'} at step {step}: saved {last_path} "
-                    f"(continue with --resume)")
-            else:
-                log(f"done: {step} steps; last {last_path}, best {best_path} (val mIoU "
-                    f"{best_iou:.4f})" if val_pairs else
-                    f"done: {step} steps; last {last_path}, best {best_path} (no validation: the last step's)")
+        with child_ends_ignored():  # the loop is over: a worker ending now (a SIGTERM) is no failure
+            if (is_main and (interrupted or stopped_early) and row is not None and row["step"] == step
+                    and (not history or history[-1]["step"] != step)):
+                history.append(row)  # metrics.csv ends at the step last.pt holds
+            if distributed:
+                # DDP keeps parameters in step; buffers (BN statistics) are made equal here too.
+                for buf in model.buffers():
+                    dist.broadcast(buf, 0)
+                log(f"rank {rank} weights {state_digest(model)}")
+            if is_main:
+                if not val_pairs:
+                    checkpoint(step, last_val, best_path)
+                checkpoint(step, last_val, last_path)
+                write_history(history, csv_path)
+                plot_history(history, png_path)
+                if interrupted or stopped_early:
+                    log(f"{'interrupted' if interrupted else 'stopped'} at step {step}: saved {last_path} "
+                        f"(continue with --resume)")
+                else:
+                    log(f"done: {step} steps; last {last_path}, best {best_path} (val mIoU "
+                        f"{best_iou:.4f})" if val_pairs else
+                        f"done: {step} steps; last {last_path}, best {best_path} (no validation: the last step's)")
         if interrupted:
             if stops.signum == signal.SIGTERM:
                 raise Terminated()  # reported as every command reports SIGTERM

@@ -225,6 +225,34 @@ def test_resume_compares_the_held_out_sets_themselves():
     assert resume_mismatch({"run": {"val_sets": 0.34}}, now) is None  # recorded before: not compared
 
 
+def test_a_worker_ending_after_the_loop_is_no_failure_and_a_killed_one_is_named_through_the_chain():
+    # Both seen once each in a full run: SIGTERM to the process group ended the loader's worker, and
+    # PyTorch's SIGCHLD handler raised in the middle of saving last.pt (exit 1 and a traceback); a
+    # worker killed for memory came as "exited unexpectedly", caused by "killed by signal: Killed".
+    from humanseg.signals import child_ends_ignored
+    from humanseg.train import TrainConfig, memory_failure
+
+    def torch_handler(signum, frame):
+        raise RuntimeError("DataLoader worker (pid 1602) is killed by signal: Terminated.")
+
+    before = signal.signal(signal.SIGCHLD, torch_handler)
+    try:
+        with child_ends_ignored():
+            os.kill(os.getpid(), signal.SIGCHLD)
+            time.sleep(0.01)
+        assert signal.getsignal(signal.SIGCHLD) is torch_handler
+    finally:
+        signal.signal(signal.SIGCHLD, before)
+    try:
+        try:
+            raise RuntimeError("DataLoader worker (pid 1572) is killed by signal: Killed. ")
+        except RuntimeError as killed:
+            raise RuntimeError("DataLoader worker (pid(s) 1572) exited unexpectedly") from killed
+    except RuntimeError as exc:
+        said = memory_failure(exc, TrainConfig(images=[]), "cpu", 0, True)
+    assert said and said.startswith("a data loader worker was killed at step 1, most likely out of memory")
+
+
 def test_a_second_signal_waits_for_the_step_to_end():
     # A second Ctrl-C raised in the middle of a step: last.pt then held the step before with the
     # BatchNorm statistics (or half the optimizer's update) of the one interrupted.
