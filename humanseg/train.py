@@ -395,15 +395,17 @@ def memory_failure(exc: BaseException, cfg: TrainConfig, device, step: int, in_s
     """The one line for a run that ran out of memory (with "{kept}" for what the checkpoints hold),
     or None for any other failure. step: steps done; in_step: the failure came loading or training
     on the next batch (else validating or saving after step)."""
-    text = f"{exc} {exc.__cause__ or ''}"  # "worker exited unexpectedly", from "killed by signal: Killed"
+    text = str(exc)
+    killed = (f"a data loader worker was killed at step {step + 1}, most likely out of memory ({{kept}}); "
+              f"use a smaller -b or --size, or --workers 0")
     if isinstance(exc, RuntimeError) and ("shared memory" in text or "Bus error" in text):
         return (f"the data loader's shared memory (/dev/shm) ran out at step {step + 1} ({{kept}}); use "
                 f"--workers 0, or give /dev/shm more room")
     if isinstance(exc, RuntimeError) and "is killed by signal: Killed" in text:
-        return (f"a data loader worker was killed at step {step + 1}, most likely out of memory ({{kept}}); "
-                f"use a smaller -b or --size, or --workers 0")
+        return killed
     if not out_of_memory(exc):
-        return None
+        # "worker exited unexpectedly", from PyTorch's SIGCHLD handler's "killed by signal: Killed"
+        return killed if "is killed by signal: Killed" in str(exc.__cause__ or "") else None
     if in_step:
         return (f"out of memory at step {step + 1} with -b {cfg.batch} at --size {cfg.size[0]}x{cfg.size[1]} "
                 f"on {device} ({{kept}}); use a smaller -b or --size")

@@ -394,9 +394,12 @@ def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
                        env={**os.environ, "OMP_NUM_THREADS": "1"},
                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert r.stderr.strip().splitlines()[-1] == (
-        "Error: out of memory at step 1 with -b 64 at --size 1280x960 on cpu (no checkpoint was written); "
-        "use a smaller -b or --size")
+    said = ["Error: out of memory at step 1 with -b 64 at --size 1280x960 on cpu (no checkpoint was written); "
+            "use a smaller -b or --size"]
+    if workers == "1":  # now and then the worker is killed before its allocation fails: said as such
+        said.append("Error: a data loader worker was killed at step 1, most likely out of memory (no checkpoint "
+                    "was written); use a smaller -b or --size, or --workers 0")
+    assert r.stderr.strip().splitlines()[-1] in said
     assert not out.exists()
 
 
