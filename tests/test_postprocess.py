@@ -102,3 +102,25 @@ def test_a_lone_speck_in_an_empty_room_is_dropped():
     m[100:104, 200:205] = True        # 20 px, the only blob: under 0.05% of the frame
     out = clean_logits(logits_of(m))
     assert not (out > 0).any()
+
+
+def test_a_ring_shaped_speck_is_dropped_not_filled_in():
+    """A speck with a hole of its own goes as a whole: its hole is not a pinhole of the person."""
+    m = person()
+    m[10:17, 250:257] = True          # a 7x7 outline: 24 px, a speck ...
+    m[11:16, 251:256] = False         # ... around a 25 px hole (under 1% of the body)
+    out = clean_logits(logits_of(m)) > 0
+    assert np.array_equal(out, person())
+
+
+def test_a_thin_ring_around_the_person_goes_and_the_person_stays():
+    """Dropping a speck flips only its own pixels, never a blob that lies inside its hole."""
+    m = np.zeros((240, 320), bool)
+    m[5:235, 60:260] = True           # a near person, 46000 px
+    ring = np.zeros_like(m)
+    ring[2:238, 57:263] = True
+    ring[3:237, 58:262] = False       # a 1 px closed outline 2 px around them: 880 px, under 2%
+    z = logits_of(m | ring)
+    out = clean_logits(z)
+    assert np.array_equal(out > 0, m)
+    assert np.allclose(np.abs(out), np.abs(z))

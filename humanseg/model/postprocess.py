@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# A blob is dropped when smaller than both of these (fractions of the frame / of the largest blob).
+# A blob is dropped when smaller than either of these (fractions of the frame / of the largest blob).
 MIN_BLOB_OF_FRAME = 0.0005
 MIN_BLOB_OF_LARGEST = 0.02
 # An enclosed hole (not touching the border) is filled when smaller than this share of the largest blob.
@@ -27,11 +27,16 @@ def above(z: np.ndarray, threshold: float) -> np.ndarray:
     return cv2.compare(z, float(threshold), cv2.CMP_GT)
 
 
-def _set_sign(z: np.ndarray, contour: np.ndarray, positive: bool) -> None:
-    """Make z positive (or negative) inside a filled contour, in place, keeping magnitudes."""
+def _set_sign(z: np.ndarray, contour: np.ndarray, positive: bool, holes=()) -> None:
+    """Make z positive (or negative) inside a filled contour, in place, keeping magnitudes; the
+    inside of `holes` (contours traced through the rim of the blob around them) is left alone, so
+    whatever lies in a dropped blob's hole (a person inside a thin ring) keeps its sign."""
     x, y, w, h = cv2.boundingRect(contour)
     fill = np.zeros((h, w), np.uint8)
     cv2.drawContours(fill, [contour], 0, 1, cv2.FILLED, offset=(-x, -y))
+    for hole in holes:
+        cv2.drawContours(fill, [hole], 0, 0, cv2.FILLED, offset=(-x, -y))
+        cv2.drawContours(fill, [hole], 0, 1, 1, offset=(-x, -y))  # the rim is the blob's own
     sub = z[y:y + h, x:x + w]
     sel = fill.astype(bool)
     sub[sel] = np.abs(sub[sel]) if positive else -np.abs(sub[sel])
@@ -63,12 +68,13 @@ def clean_logits(z: np.ndarray) -> np.ndarray:
     np.subtract.at(blob, parent[~outer], area[~outer])  # a blob's own pixels exclude its holes
     largest = blob[outer].max()
     specks = np.flatnonzero(outer & (blob < max(MIN_BLOB_OF_FRAME * mask.size, MIN_BLOB_OF_LARGEST * largest)))
-    holes = np.flatnonzero(~outer & (area < MAX_HOLE_OF_LARGEST * largest))
+    # A dropped speck's holes stay as they are (a ring-shaped speck is not filled in).
+    holes = np.flatnonzero(~outer & (area < MAX_HOLE_OF_LARGEST * largest) & ~np.isin(parent, specks))
     if not len(specks) and not len(holes):
         return z
     out = z.copy()
-    for i in specks:  # a speck's fill also covers its own holes, negative already
-        _set_sign(out, contours[i], positive=False)
+    for i in specks:
+        _set_sign(out, contours[i], positive=False, holes=[contours[j] for j in np.flatnonzero(parent == i)])
     for i in holes:   # a hole's fill covers its rim of person pixels, positive already
         _set_sign(out, contours[i], positive=True)
     return out
