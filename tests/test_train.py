@@ -485,6 +485,12 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     assert r.returncode == 2 and f"--backgrounds image unreadable or corrupt: {rooms / 'broken.jpg'}" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w" / "last.pt").exists()
+    # A capture set's folder is no room: its frames show the person (and a held-out set would leak in).
+    args[-1] = str(two_sets / "set8")
+    r = run_training(args)
+    assert r.returncode == 2 and f"--backgrounds {two_sets / 'set8'} is a capture set folder" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w" / "last.pt").exists()
 
 
 @pytest.mark.slow

@@ -87,6 +87,9 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
         return []
     if not Path(folder).is_dir():
         raise HumansegError(f"--backgrounds folder not found: {folder}")
+    if store.is_capture_folder(folder):  # its frames show the person, its masks are not rooms
+        raise HumansegError(f"--backgrounds {folder} is a capture set folder (it holds bkg.png or K.png "
+                            f"frames); give a folder of empty rooms (its sets are read with --images)")
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and not p.name.startswith("."):  # not ._x.png
