@@ -529,6 +529,7 @@ class LiveResult:
     fps: float = 0.0
     output: Path | None = None
     backgrounds: int = 0
+    bkg_saved: bool = False  # a background went to --save-bkg
     moved_frames: int = 0
     masks: list = field(default_factory=list)
 
@@ -606,7 +607,9 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         if save_bkg is None:
             return {}
         try:
-            return {"saved": str(store.write_image(save_bkg, bkg, overwrite=True))}
+            saved = str(store.write_image(save_bkg, bkg, overwrite=True))
+            result.bkg_saved = True
+            return {"saved": saved}
         except (OSError, HumansegError) as e:  # the session (and its recording) goes on without it
             return {"not_saved": f"--save-bkg {save_bkg}: {getattr(e, 'strerror', None) or e}"}
 
@@ -846,6 +849,8 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     click.echo(json.dumps(summary))
     if result.frames == 0:
         _remove_if_empty(made_masks)  # the run made them, and nothing went into them
+    if result.frames == 0 and no_window and save_bkg and result.bkg_saved and not output and masks is None:
+        return  # the background was all that was asked to be kept, and it was
     if result.frames == 0 and (output or no_window):  # with a window: q quits early
         why = "no frame was segmented"
         if no_window and bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images

@@ -940,6 +940,21 @@ def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_se
     reused = run_cli("live", "--source", str(folder), "--no-window", "--bkg", str(room), "--max-frames", "1",
                      "--weights", str(default_weights))
     assert reused.exit_code == 0, reused.output
+    # A clip of the empty room, only to keep its background: no frame is left to segment, and that
+    # is no failure (it said "nothing segmented" and exited 1 with the room saved).
+    only = tmp_path / "only"
+    only.mkdir()
+    for k in range(4):  # at 30 frames per second: the fourth ends the 0.1 s of background
+        shutil.copy(folder / "bkg.png", only / f"{k}.png")
+    res = run_cli("live", "--source", str(only), "--no-window", "--countdown", "0", "--bkg-seconds", "0.1",
+                  "--weights", str(default_weights), "--save-bkg", str(tmp_path / "only.png"))
+    assert res.exit_code == 0 and '"frames": 0' in res.output, res.output
+    assert np.array_equal(cv2.imread(str(tmp_path / "only.png")), read(dev_root, 3, "bkg.png"))
+    res = run_cli("live", "--source", str(only), "--no-window", "--countdown", "0", "--bkg-seconds", "0.1",
+                  "--weights", str(default_weights), "--save-bkg", str(tmp_path / "o2.png"), "--output",
+                  str(tmp_path / "o2.avi"))
+    assert res.exit_code == 1 and res.output.endswith(f"Error: --output {tmp_path / 'o2.avi'}: nothing written: "
+                                                      f"no frame was segmented\n"), res.output
 
     def refused(*more):
         res = run_cli("live", "--source", str(folder), "--no-window", "--weights", str(default_weights), *more)
