@@ -24,8 +24,10 @@ VIDEOS_NOT_READ = "videos are not read from a folder or pattern: give one as --s
 
 
 def _natural_key(path: str):
-    # [0-9], not \d or isdigit(): "1²2.png" has a digit int() does not take.
-    return [int(t) if t.isascii() and t.isdigit() else t for t in re.split(r"([0-9]+)", os.path.basename(path))]
+    # The whole path, so a pattern over several folders keeps each folder's frames together (set3/*
+    # then set4/*, not alternating); the path itself breaks ties (1.png and 01.png) as the same
+    # order every time. [0-9], not \d or isdigit(): "1²2.png" has a digit int() does not take.
+    return [int(t) if t.isascii() and t.isdigit() else t for t in re.split(r"([0-9]+)", path)], path
 
 
 class FrameSource:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -250,7 +251,10 @@ def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set
         got.append(source.last_number)
     assert got == source.frame_numbers == [0, 1, 2, 3]
     # Other names among them, or one name twice (a glob over two sets), and the frames are only counted.
-    assert sources.ImageFolderSource.from_spec(str(root / "set*" / "*.png")).frame_numbers is None
+    both = sources.ImageFolderSource.from_spec(str(root / "set*" / "*.png"))
+    assert both.frame_numbers is None
+    # Each folder's frames together, in natural order (they alternated: set3/0, set4/0, set3/1, ...).
+    assert [os.path.relpath(p, root) for p in both.paths] == [f"set{n}/{k}.png" for n in (3, 4) for k in range(4)]
     # Another image in a capture set's folder (pose --out's drawing, say) is no frame of the set: it
     # was read as one, and the masks of live --save-masks were then counted, each named one frame off.
     img = cv2.imread(str(root / "set3" / "0.png"))
