@@ -19,6 +19,7 @@ from humanseg.errors import HumansegError
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
 MAX_CAMERA_INDEX = 2**31 - 1
+MAX_UNDECODED = 100_000  # failed reads in a row (about 0.2 s at a file's end) before it is taken to end
 MAX_FPS = 1000.0  # a file reporting more has a broken header: taken as 30, as one reporting none
 VIDEOS_NOT_READ = "videos are not read from a folder or pattern: give one as --source"
 
@@ -220,7 +221,9 @@ class VideoSource(FrameSource):
         if ok:
             return ok, frame
         first, total = self._tried, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        while not ok and self._tried < total:  # each failed read moves past one frame
+        # Each failed read moves past one frame; a header's count is trusted for MAX_UNDECODED frames
+        # more at most (one claiming 2**31 frames spun for an hour at the file's end).
+        while not ok and self._tried < min(total, first + MAX_UNDECODED):
             ok, frame = self.cap.read()
             self._tried += 1
         if ok:
@@ -231,9 +234,10 @@ class VideoSource(FrameSource):
         elif total - first + 1 > COUNT_SLACK:
             # Damage that runs to the end (a file cut short): an end, but not a quiet one, or a
             # recording would come out half as long with nothing said. (A few frames of slack: some
-            # files state an estimated count.)
-            warnings.warn(f"video file {self.spec}: frames {first}-{total} (counted from 1) could not be decoded "
-                          f"(cut short, or damaged?); it ends after frame {first - 1}", stacklevel=2)
+            # files state an estimated count.) How many, not which: AVI and MKV readers pass over a
+            # damaged stretch in the middle without a failed read, so the missing frames may lie there.
+            warnings.warn(f"video file {self.spec}: {total - first + 1} of its {total} frames could not be "
+                          f"decoded (cut short, or damaged?); it ends after {first - 1} frames", stacklevel=2)
         return ok, frame
 
     def release(self):

@@ -133,11 +133,71 @@ def test_a_video_file_cut_short_says_so_at_its_end(tmp_path, monkeypatch):
         assert len(list(sources.open_source(str(clip)))) == 60
     clip.write_bytes(whole[:len(whole) // 2])
     source = sources.open_source(str(clip))
-    with pytest.warns(UserWarning, match=rf"^video file {clip}: frames (\d+)-60 \(counted from 1\) could not be "
-                                         rf"decoded \(cut short, or damaged\?\); it ends after frame (\d+)$") as caught:
+    with pytest.warns(UserWarning, match=rf"^video file {clip}: (\d+) of its 60 frames could not be "
+                                         rf"decoded \(cut short, or damaged\?\); it ends after (\d+) frames$") as caught:
         frames = list(source)
-    first, last = map(int, re.search(r"frames (\d+)-60 .* after frame (\d+)$", str(caught[0].message)).groups())
-    assert 10 < len(frames) == first - 1 == last < 50
+    missing, read = map(int, re.search(r"(\d+) of its 60 .* after (\d+) frames$", str(caught[0].message)).groups())
+    assert 10 < len(frames) == read == 60 - missing < 50
+
+
+def test_an_avi_damaged_in_the_middle_says_how_many_frames_it_lost(tmp_path, monkeypatch):
+    # FFmpeg's AVI reader passes over a damaged stretch without a failed read: the frames lost there
+    # were reported as "frames 121-150 ... it ends after frame 120", the wrong frames.
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
+    rng = np.random.default_rng(0)
+    for k in range(150):
+        frame = np.full((240, 320, 3), 80, np.uint8)
+        cv2.circle(frame, (20 + 2 * k, 120), 30, (0, 0, 255), -1)
+        writer.write(np.clip(frame + rng.integers(0, 20, frame.shape), 0, 255).astype(np.uint8))
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    n = len(data)
+    data[n // 3:n // 3 + n // 5] = bytes(n // 5)
+    clip.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"(\d+) of its 150 frames could not be decoded \(cut short, or "
+                                         r"damaged\?\); it ends after (\d+) frames$") as caught:
+        frames = list(sources.open_source(str(clip)))
+    missing, read = map(int, re.search(r"(\d+) of its 150 .* after (\d+) frames$", str(caught[0].message)).groups())
+    assert 0 < missing < 150 and len(frames) == read == 150 - missing
+    # The frames after the damaged stretch were read (the ball is near the right edge in the last one).
+    red = np.nonzero(((frames[-1][..., 2] > 150) & (frames[-1][..., 1] < 120)).any(axis=0))[0]
+    assert red.mean() > 20 + 2 * 140
+
+
+def test_a_video_header_claiming_billions_of_frames_ends_with_its_frames(tmp_path, monkeypatch):
+    # Every frame past the real ones was tried: 2**31 failed reads, an hour spinning at the file's end.
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for k in range(5):
+        writer.write(np.full((48, 64, 3), 40 * k, np.uint8))
+    writer.release()
+    data = bytearray(clip.read_bytes())
+    for tag, at in ((b"avih", 24), (b"strh", 40)):  # total frames (main header), length (stream header)
+        i = data.find(tag)
+        data[i + at:i + at + 4] = (2**31 - 1).to_bytes(4, "little")
+    clip.write_bytes(bytes(data))
+    source = sources.open_source(str(clip))
+    assert source.cap.get(cv2.CAP_PROP_FRAME_COUNT) == 2**31 - 1
+
+    class Counted:  # the capture, counting its reads
+        def __init__(self, cap):
+            self.cap, self.reads = cap, 0
+
+        def read(self):
+            self.reads += 1
+            return self.cap.read()
+
+        def __getattr__(self, name):
+            return getattr(self.cap, name)
+
+    source.cap = counted = Counted(source.cap)
+    monkeypatch.setattr(sources, "MAX_UNDECODED", 1000)  # (100000 by default: a fifth of a second)
+    with pytest.warns(UserWarning, match=rf"{2**31 - 6} of its {2**31 - 1} frames could not be decoded"):
+        frames = list(source)
+    assert len(frames) == 5 and counted.reads == 5 + 1 + 1000
 
 
 def write_clip(path, images):
