@@ -385,6 +385,7 @@ FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv"
 # to 40x40, each under 8 px wide or 1 px tall, some only with varied content): the process aborted,
 # leaving its temporary file. Frames under 8 px on either side are refused, a margin over what was seen.
 MJPG_MIN_SIDE = 8
+MIN_VIDEO_FPS = 1.0  # what OpenCV's MJPG writer takes at least
 
 
 class VideoOutput:
@@ -416,6 +417,16 @@ class VideoOutput:
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self._writer = None
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    @fps.setter
+    def fps(self, value: float) -> None:
+        # OpenCV's MJPG writer refuses under 1, mp4v under about 0.002 (a header saying 0.001 fps made
+        # --output "cannot write a video there"); a slower time-lapse's file plays faster.
+        self._fps = max(float(value), MIN_VIDEO_FPS)
         self._last_at: float | None = None
         self._elapsed = 0.0  # seconds of video the timed frames so far stand for
         self._held: np.ndarray | None = None  # the last timed frame, shown until the next one

@@ -1021,6 +1021,23 @@ def grey_levels(path):
     return [int(round(f.mean())) for f in video_frames(path)[0]]
 
 
+@pytest.mark.parametrize("ext", [".avi", ".mp4"])
+def test_a_source_saying_a_thousandth_of_a_frame_per_second_is_still_recorded(tmp_path, ext):
+    # A header's 0.001 fps went to OpenCV's writer, which refused it: "--output ...: cannot write a
+    # video there", blaming the folder. The file's rate is 1 at least.
+    out = VideoOutput(tmp_path / f"o{ext}", 0.001)
+    frames = [np.full((48, 64, 3), 60 * k, np.uint8) for k in range(3)]
+    for frame in frames:
+        out.write(frame)
+    assert out.close() == tmp_path / f"o{ext}"
+    got, _ = video_frames(tmp_path / f"o{ext}")
+    cap = cv2.VideoCapture(str(tmp_path / f"o{ext}"))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert len(got) == 3 and fps == pytest.approx(1.0)
+    assert np.allclose([f.mean() for f in got], [0, 60, 120], atol=5)  # (mp4v is lossy)
+
+
 def test_a_camera_recording_plays_in_real_time(tmp_path):
     # A camera's frames were written one for one at its nominal rate: where the model kept up with half
     # of it, the video played twice as fast as it was filmed. Timed frames are now repeated or skipped.
