@@ -412,6 +412,7 @@ class VideoOutput:
         if not self.path.parent.is_dir():
             raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
         store.refuse_unwritable(self.path, "--output")  # before a camera session, not at its first frame
+        store.refuse_non_utf8_video_name(self.path, "--output")
         self.tmp: Path | None = None  # claimed with the first frame
         self.fps = fps
         self.size: tuple[int, int] | None = None

@@ -177,6 +177,8 @@ class VideoSource(FrameSource):
         self.spec = spec
         self.is_camera = isinstance(spec, int)
         self.loop = loop and not self.is_camera
+        if not self.is_camera:
+            store.refuse_non_utf8_video_name(spec, "video file")
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
             what = f"camera {spec}" if self.is_camera else f"video file {spec}"
@@ -277,7 +279,7 @@ def open_source_quietly(spec: str, loop: bool = False) -> FrameSource:
     try:
         return open_source(spec, loop=loop)
     except HumansegError as exc:
-        raise HumansegError(f"--source {spec}: {exc}") from None
+        raise HumansegError(f"--source {store.shown_path(spec)}: {exc}") from None
     finally:
         cv2.setLogLevel(level)
 

@@ -261,6 +261,23 @@ def refuse_capture_file(path: str | os.PathLike, what: str) -> None:
                          f"write it somewhere else")
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """path as text to print: bytes that are not UTF-8 as \\xff escapes (not lone surrogates)."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def refuse_non_utf8_video_name(path: str | os.PathLike, what: str) -> None:
+    """StoreError if path (made absolute) is not valid UTF-8: OpenCV's VideoCapture and VideoWriter
+    crash the process (a segmentation fault) on such a name, where images are read and written by
+    Python's own file calls."""
+    full = os.path.abspath(os.fspath(path))
+    try:
+        full.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StoreError(f"{what} {shown_path(path)}: OpenCV cannot open a video whose path is not valid UTF-8; "
+                         f"rename it (or its folder)") from None
+
+
 def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) -> None:
     """StoreError unless path (a file, or with folder a folder) could be written: its nearest existing
     folder must be one this process may write in. Checked before a tool starts, so that a read-only

@@ -397,6 +397,26 @@ def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.avi"]  # no rec.tmp, no truncated rec
 
 
+def test_a_video_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path, dev_root):
+    # OpenCV's VideoCapture and VideoWriter take such a name (bytes Python decodes as surrogates) down
+    # with the process: a segmentation fault, exit 139, and --output's temporary file left behind.
+    folder = os.fsencode(tmp_path)
+    clip = os.fsdecode(folder + b"/clip\xff.avi")
+    os.rename(write_clip(tmp_path / "ok.avi", dev_root, 2), clip)  # (OpenCV cannot write it under that name)
+    bkg = str(dev_root / "set3" / "bkg.png")
+    r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", clip, "--bkg", bkg, "--no-window"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    shown = f"{tmp_path}/clip\\xff.avi"
+    assert r.returncode == 2 and r.stderr == (f"Error: --source {shown}: video file {shown}: OpenCV cannot open a "
+                                              f"video whose path is not valid UTF-8; rename it (or its folder)\n")
+    out = os.fsdecode(folder + b"/out\xff.mp4")
+    r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", str(dev_root / "set3"), "--bkg", bkg,
+                        "--no-window", "--output", out], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr == (f"Error: --output {tmp_path}/out\\xff.mp4: OpenCV cannot open a "
+                                              f"video whose path is not valid UTF-8; rename it (or its folder)\n")
+    assert sorted(os.listdir(folder)) == [b"clip\xff.avi"]  # no temporary file left
+
+
 def test_an_image_of_another_size_in_a_folder_source_is_named(tmp_path, dev_root, default_weights,
                                                                segmenter):
     folder = tmp_path / "frames"
