@@ -519,11 +519,17 @@ def save_frame(root: str | os.PathLike, number: int, image: np.ndarray) -> tuple
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+# The ancillary chunks that change what OpenCV decodes: transparency (a mask's alpha) and orientation.
+PNG_CHUNKS_USED = (b"tRNS", b"eXIf")
+
+
 def _png_checked(data: np.ndarray) -> np.ndarray | None:
     """The PNG's bytes when every chunk is whole up to IEND and the critical ones (IHDR, PLTE, IDAT;
-    those libpng stops at) match their checksums, else None; an ancillary chunk (text, gamma, ...)
-    with a wrong checksum is left out, as libpng would ignore it after printing a warning. A PNG cut
-    short (a copy or download cut off) or with damaged data is then named without handing it to the
+    those libpng stops at) match their checksums, else None. Other ancillary chunks than
+    PNG_CHUNKS_USED (colour profiles, gamma, text, ...; OpenCV applies none of them) are left out, as
+    is one with a wrong checksum: libpng checks them and prints a warning for every read of a file
+    with an odd one ("iCCP: known incorrect sRGB profile", common in edited images). A PNG cut short
+    (a copy or download cut off) or with damaged data is then named without handing it to the
     decoder, whose libpng prints its own line ("PNG input buffer is incomplete", "bad adaptive filter
     value") past any log setting. zlib's CRC costs about 0.3 ms for a 640x480 frame's 500 kB."""
     buf = memoryview(data)
@@ -534,9 +540,12 @@ def _png_checked(data: np.ndarray) -> np.ndarray | None:
         stop = at + 8 + length
         if stop + 4 > end:
             return None
+        ancillary = buf[at + 4] & 0x20  # a lower-case first letter
         if zlib.crc32(buf[at + 4:stop]) != int.from_bytes(buf[stop:stop + 4], "big"):
-            if not buf[at + 4] & 0x20:  # critical: an upper-case first letter
+            if not ancillary:
                 return None
+            dropped.append((at, stop + 4))
+        elif ancillary and buf[at + 4:at + 8] not in PNG_CHUNKS_USED:
             dropped.append((at, stop + 4))
         if buf[at + 4:at + 8] == b"IEND":  # (anything after it is left alone)
             if not dropped:
@@ -566,8 +575,8 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
         if data is None:
             return None
     if flags != cv2.IMREAD_COLOR:
-        return cv2.imdecode(data, flags)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+        return _imdecode(data, flags)
+    image = _imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.dtype == np.uint8:
         return image
     if image.dtype == np.uint16:
@@ -576,7 +585,16 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
             return image.astype(np.uint8)
         if top < 4096:  # a 10- or 12-bit camera's values: OpenCV's top 8 bits would be 0..3 or 0..15
             return cv2.convertScaleAbs(image, alpha=1 / 16)  # one scale for both: a camera's frames
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)                  # and background read alike
+    return _imdecode(data, cv2.IMREAD_COLOR)                     # and background read alike
+
+
+def _imdecode(data: np.ndarray, flags: int) -> np.ndarray | None:
+    """cv2.imdecode, None where OpenCV raises: a header stating more than 2**30 pixels (a JPEG whose
+    size bytes are damaged, a PNG claiming 40000x30000 in 118 bytes) is an assertion error there."""
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error:
+        return None
 
 
 def check_bgr(image, what: str) -> None:

@@ -1,6 +1,7 @@
 import errno
 import multiprocessing as mp
 import os
+import re
 import zlib
 
 import click
@@ -524,6 +525,52 @@ def test_a_png_with_a_bad_checksum_only_in_an_ancillary_chunk_is_read(tmp_path, 
     capfd.readouterr()
     assert np.array_equal(store.decode_image(np.frombuffer(png, np.uint8)), _img())
     assert capfd.readouterr().err == ""  # libpng's "tEXt: CRC error" warning: the chunk is left out
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def test_a_png_with_odd_colour_chunks_is_read_without_libpngs_warnings(tmp_path, capfd):
+    # Whole chunks libpng finds odd (an invalid sRGB intent, zero chromaticities, a bad sBIT) printed
+    # "libpng warning: ..." on every read of the file: 12 lines for a 6-frame folder in live mode.
+    image = _img()
+    good = store.encode_png(image)
+    odd = (png_chunk(b"sRGB", bytes([9])) + png_chunk(b"cHRM", bytes(32)) + png_chunk(b"sBIT", bytes(3))
+           + png_chunk(b"gAMA", (10000).to_bytes(4, "big")))
+    capfd.readouterr()
+    assert np.array_equal(store.decode_image(np.frombuffer(good[:33] + odd + good[33:], np.uint8)), image)
+    assert capfd.readouterr().err == ""
+    # Transparency is kept: a palette mask's transparent entry still reads as background.
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1:3, 2:5] = 1
+    rows = b"".join(b"\0" + bytes(r) for r in mask)
+    png = (store.PNG_SIGNATURE + png_chunk(b"IHDR", (6).to_bytes(4, "big") + (4).to_bytes(4, "big") + b"\x08\x03\0\0\0")
+           + png_chunk(b"PLTE", b"\xff\xff\xff" * 2) + png_chunk(b"tRNS", b"\x00\xff") + odd
+           + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
+    (tmp_path / "0_mask.png").write_bytes(png)
+    assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), mask * 255)
+    assert capfd.readouterr().err == ""
+
+
+def test_an_image_claiming_billions_of_pixels_is_unreadable_not_a_traceback(tmp_path):
+    # OpenCV raises (an assertion on CV_IO_MAX_IMAGE_PIXELS) where it returns None for other damage:
+    # every command ended in a traceback. A PNG claiming 40000x30000 in 118 bytes, and a JPEG whose
+    # size bytes were damaged.
+    png = (store.PNG_SIGNATURE + png_chunk(b"IHDR", (40000).to_bytes(4, "big") + (30000).to_bytes(4, "big")
+                                           + b"\x08\0\0\0\0")
+           + png_chunk(b"IDAT", zlib.compress(b"\0" * 40001)) + png_chunk(b"IEND", b""))
+    ok, jpeg = cv2.imencode(".jpg", _img())
+    jpeg = bytearray(jpeg.tobytes())
+    at = jpeg.find(b"\xff\xc0")
+    jpeg[at + 5:at + 9] = (60000).to_bytes(2, "big") * 2
+    for name, data in (("0.png", png), ("1.png", bytes(jpeg))):
+        (tmp_path / name).write_bytes(data)
+        assert store.decode_file(tmp_path / name) is None
+        with pytest.raises(StoreError, match=re.escape(f"unreadable or corrupt: {tmp_path / name}")):
+            store.read_image(tmp_path / name, "frame")
+    with pytest.raises(StoreError, match=re.escape(f"{tmp_path / '0.png'}")):
+        store.read_mask(tmp_path / "0.png")
 
 
 def test_temporary_files_are_new_files_never_a_users(tmp_path, monkeypatch):
