@@ -657,14 +657,17 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
         mask = colour
     if mask.dtype != np.uint8:
         # 16 bit: values up to 255 are 8-bit data saved in 16 bits (read as such, below); 0 and one
-        # other value (0/65535, 0/1000) is person where not 0; otherwise person is above half the range.
+        # other value (0/65535, 0/1000) is person where not 0; other values are scaled to 8 bits as
+        # frames are (under 4096: 12-bit data) and binarized below, with its warning (soft edges were
+        # cut at half of 65535 without a word, and a 12-bit mask came out empty).
         values = np.unique(mask)
         if values[-1] <= 255:
             mask = mask.astype(np.uint8)
         elif len(values) <= 2 and values[0] == 0:
             mask = (mask > 0).astype(np.uint8) * 255
         else:
-            mask = (mask > np.iinfo(mask.dtype).max // 2).astype(np.uint8) * 255
+            scale = 16 if values[-1] < 4096 else 257
+            mask = np.minimum(np.rint(mask / scale), 255).astype(np.uint8)
     if shape is not None and mask.shape[:2] != tuple(shape[:2]):
         raise StoreError(
             f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its frame "
