@@ -118,7 +118,7 @@ def passed_over(folder: str | os.PathLike, sets: bool, within: str = "") -> str:
     for a message that says nothing was found; "" when there is none. within: the folder's name as
     the names' prefix ("set3/")."""
     folder = Path(folder)
-    near = re.compile(r"^set\d+$" if sets else r"^\d+\.png$", re.IGNORECASE)
+    near = re.compile(r"^\s*set\d+\s*$" if sets else r"^\s*\d+\.png\s*$", re.IGNORECASE)  # ( 1.png too)
     exact = SET_RE if sets else FRAME_RE
     try:
         names = sorted(p.name for p in folder.iterdir() if near.match(p.name) and not exact.match(p.name))
@@ -126,7 +126,8 @@ def passed_over(folder: str | os.PathLike, sets: bool, within: str = "") -> str:
         return ""
     if not names:
         return ""
-    shown = ", ".join(within + n for n in names[:3]) + (", ..." if len(names) > 3 else "")
+    shown = ", ".join(repr(within + n) if n != n.strip() else within + n for n in names[:3]) + (
+        ", ..." if len(names) > 3 else "")
     layout = "set1, set2, ..." if sets else "0.png, 1.png, ..."
     return f" ({shown} passed over: the layout's names are {layout})"
 
@@ -165,7 +166,7 @@ def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> 
 
 
 MASK_RE = re.compile(r"^(0|[1-9]\d*)_mask\.png$")
-NEAR_MASK_RE = re.compile(r"^\d+_mask\.png$", re.IGNORECASE)
+NEAR_MASK_RE = re.compile(r"^\s*\d+_mask\.png\s*$", re.IGNORECASE)
 _warned_stray: set[str] = set()
 
 

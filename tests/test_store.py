@@ -526,6 +526,13 @@ def test_names_near_the_layouts_are_named_when_nothing_is_found(tmp_path):
     (root / "set1").mkdir()
     store.write_image(root / "set1" / "0.png", _img())
     assert store.passed_over(root / "set1", sets=False) == "" and store.passed_over(tmp_path / "none", True) == ""
+    # A name with a space around it (" 1.png", "set2 ") was passed over without a word.
+    (root / "set1" / " 1.png").write_bytes(b"")
+    (tmp_path / "other" / "set2 ").mkdir(parents=True)
+    assert store.passed_over(root / "set1", sets=False) == " (' 1.png' passed over: the layout's names are 0.png, " \
+                                                           "1.png, ...)"
+    assert store.passed_over(tmp_path / "other", sets=True) == " ('set2 ' passed over: the layout's names are " \
+                                                               "set1, set2, ...)"
 
 
 def test_a_png_with_a_bad_checksum_only_in_an_ancillary_chunk_is_read(tmp_path, capfd):
