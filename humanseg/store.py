@@ -157,6 +157,8 @@ def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> 
                 else passed_over(root, sets=True) or " (no sets here)")
         raise StoreError(f"set folder not found: {path}{hint}")
     if require_bkg and not (path / BKG_NAME).is_file():
+        if os.path.lexists(path / BKG_NAME):  # a folder so named, a link to nothing
+            raise StoreError(f"background is not a file: {path / BKG_NAME}")
         raise StoreError(f"background missing: {path / BKG_NAME}")
     names = os.listdir(path)  # one listing for the frames, their labels and the labels left out
     frames = _frames_in(names)

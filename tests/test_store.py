@@ -183,6 +183,10 @@ def test_validation_errors_name_the_file(tmp_path):
     (root / "set5").mkdir(parents=True)
     with pytest.raises(StoreError, match="background missing: .*set5/bkg.png"):
         store.scan_set(root, 5)
+    (root / "set5" / "bkg.png").mkdir()  # there, but no image: not "missing"
+    with pytest.raises(StoreError, match="background is not a file: .*set5/bkg.png$"):
+        store.scan_set(root, 5)
+    (root / "set5" / "bkg.png").rmdir()
     # A number too long for a file name was "File name too long" (an OSError, exit 1).
     with pytest.raises(StoreError, match=r"set folder not found: .*set9{300} \(sets here: 5\)$"):
         store.scan_set(root, int("9" * 300))
