@@ -891,23 +891,28 @@ def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmen
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
-def test_a_ctrl_c_while_a_frame_is_written_keeps_its_mask_with_it(dev_root, segmenter, tmp_path):
-    # A Ctrl-C between a frame's video write and its mask write kept a video one frame longer than the
-    # masks beside it.
+def test_a_ctrl_c_while_a_frame_is_written_keeps_its_mask_with_it(dev_root, segmenter, tmp_path, monkeypatch):
+    # A Ctrl-C between a frame's mask write and its video write (the mask goes first) kept one mask
+    # more than the video's frames.
     import signal
 
-    class InterruptedAtTheThird(VideoOutput):
-        def write(self, image, at=None):
-            super().write(image, at)
-            if self.frames == 3:
-                os.kill(os.getpid(), signal.SIGINT)
+    from humanseg import live as live_module
 
+    real = store.write_image
+
+    def interrupted_after_the_third_mask(path, image, overwrite=False):
+        written = real(path, image, overwrite)
+        if Path(path).name == "2_mask.png":
+            os.kill(os.getpid(), signal.SIGINT)  # before the frame goes into the video
+        return written
+
+    monkeypatch.setattr(live_module.store, "write_image", interrupted_after_the_third_mask)
     session = LiveSession(segmenter, view="tint")
     session.set_background(read(dev_root, 3, "bkg.png"))
     source = ListSource([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=10)
     (tmp_path / "m").mkdir()  # (live_command makes it)
     with pytest.raises(KeyboardInterrupt):
-        run_live(source, session, None, InterruptedAtTheThird(tmp_path / "o.avi", 30.0), media_clock=True,
+        run_live(source, session, None, VideoOutput(tmp_path / "o.avi", 30.0), media_clock=True,
                  masks_dir=tmp_path / "m")
     assert len(video_frames(tmp_path / "o.avi")[0]) == 3
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["0_mask.png", "1_mask.png", "2_mask.png"]
