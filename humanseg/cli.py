@@ -119,12 +119,13 @@ class UserError(click.ClickException):
 
 @contextlib.contextmanager
 def interrupts_in_one_line():
-    """Ctrl-C and SIGTERM (a `kill` cleans up as Ctrl-C does) inside: one line, exit 130 / 143."""
+    """Ctrl-C, SIGTERM and SIGHUP (a `kill`, a closed terminal clean up as Ctrl-C does) inside: one
+    line, exit 130 / 143 / 129."""
     try:
         with sigterm_as_interrupt():
             yield
-    except Terminated:
-        raise UserError("terminated (SIGTERM)", 128 + signal.SIGTERM) from None
+    except Terminated as exc:
+        raise UserError(f"terminated ({signal.Signals(exc.signum).name})", 128 + exc.signum) from None
     except KeyboardInterrupt:
         raise UserError("interrupted", 130) from None
 

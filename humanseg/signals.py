@@ -1,4 +1,5 @@
-"""Stopping on request: SIGTERM handled as Ctrl-C is, and training's stop-after-this-step signals."""
+"""Stopping on request: SIGTERM and SIGHUP handled as Ctrl-C is, and training's stop-after-this-step
+signals."""
 
 from __future__ import annotations
 
@@ -8,9 +9,24 @@ import threading
 from contextlib import contextmanager
 
 
+# Asked to stop by another than the user's Ctrl-C: `kill`, a job scheduler (SIGTERM); the terminal
+# closed or an ssh connection dropped (SIGHUP, which ended a recording and a checkpoint's write
+# half-way, with no clean-up; left alone where ignored, as under nohup).
+STOPS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a `kill`, a job scheduler, a closing session), raised where Ctrl-C's KeyboardInterrupt
-    would be, so the same clean-up runs: temporary files removed, a recording kept, windows closed."""
+    """SIGTERM or SIGHUP, raised where Ctrl-C's KeyboardInterrupt would be, so the same clean-up
+    runs: temporary files removed, a recording kept, windows closed. signum: which."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = signum
+
+
+def raise_for(signum: int):
+    """The exception a stop signal is raised as: Terminated, or KeyboardInterrupt for Ctrl-C."""
+    raise Terminated(signum) if signum in STOPS else KeyboardInterrupt()
 
 
 def _main_thread() -> bool:
@@ -19,33 +35,35 @@ def _main_thread() -> bool:
 
 @contextmanager
 def sigterm_as_interrupt():
-    """Within the block, SIGTERM raises Terminated (unless it was ignored, or this is not the main
-    thread, where signal handlers cannot be set)."""
-    if not _main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    """Within the block, SIGTERM and SIGHUP raise Terminated (each unless it was ignored, or this is
+    not the main thread, where signal handlers cannot be set)."""
+    if not _main_thread():
         yield
         return
 
     def handle(signum, frame):
-        raise Terminated()
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, handle)
+    previous = {sig: signal.signal(sig, handle) for sig in STOPS if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
 def signals_held():
-    """Within the block (a clean-up that must finish: closing a recording), Ctrl-C and SIGTERM are held
-    back; one that came is raised after the block, as KeyboardInterrupt or Terminated. A second Ctrl-C
-    while a recording was being closed aborted the process and left only its temporary file."""
+    """Within the block (a clean-up that must finish: closing a recording), Ctrl-C, SIGTERM and SIGHUP
+    are held back; one that came is raised after the block, as KeyboardInterrupt or Terminated. A
+    second Ctrl-C while a recording was being closed aborted the process and left only its temporary
+    file."""
     if not _main_thread():
         yield
         return
     came: list[int] = []
     previous = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, *STOPS):
         if signal.getsignal(sig) is not signal.SIG_IGN:
             previous[sig] = signal.signal(sig, lambda signum, frame: came.append(signum))
     try:
@@ -54,7 +72,7 @@ def signals_held():
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if came:
-        raise Terminated() if came[-1] == signal.SIGTERM else KeyboardInterrupt()
+        raise_for(came[-1])
 
 
 @contextmanager
@@ -73,7 +91,7 @@ def child_ends_ignored():
 
 
 class StopSignals:
-    """Ctrl-C (SIGINT) or SIGTERM while training: the step in progress finishes, then training stops
+    """Ctrl-C (SIGINT), SIGTERM or SIGHUP while training: the step in progress finishes, then training stops
     with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second
     signal stops at once, except under torchrun, whose agent repeats the signal to every rank: there the
     ranks must stop together. SIGINT is left alone where it was ignored (a job started in the background)."""
@@ -108,11 +126,11 @@ class StopSignals:
         if ended:
             child(signal.SIGCHLD, ended[-1])
         if self._held is not None:
-            raise Terminated() if self._held == signal.SIGTERM else KeyboardInterrupt()
+            raise_for(self._held)
 
     def install(self) -> None:
         if _main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, *STOPS):
                 if signal.getsignal(sig) is not signal.SIG_IGN:
                     self._previous[sig] = signal.signal(sig, self._handle)
 
@@ -122,7 +140,7 @@ class StopSignals:
                 if self._in_step:
                     self._held = signum  # asked twice: stop once this step is whole
                     return
-                raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+                raise_for(signum)
             return
         self.signum = signum
         again = " (send it again to stop at once)" if self.twice_stops_at_once else ""

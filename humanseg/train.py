@@ -32,7 +32,7 @@ from humanseg.errors import HumansegError, WeightsError, out_of_memory
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
-from humanseg.signals import StopSignals, Terminated, child_ends_ignored
+from humanseg.signals import STOPS, StopSignals, Terminated, child_ends_ignored
 
 
 # The loss's boundary term: cross-entropy weight 1 + GAIN within WIDTH px of the true outline.
@@ -416,9 +416,12 @@ def memory_failure(exc: BaseException, cfg: TrainConfig, device, step: int, in_s
 def _worker_leaves_signals_to_trainer(worker_id: int) -> None:
     """Data loader processes leave Ctrl-C to the training process, which stops them once it has saved
     (they would otherwise die under a batch it is still waiting for). SIGTERM gets its default back
-    (the handler the command installed comes with the fork): the loader stops its workers with it."""
+    (the handler the command installed comes with the fork): the loader stops its workers with it.
+    SIGHUP (a closed terminal, sent to the whole process group) is left to the trainer as Ctrl-C is."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def train(cfg: TrainConfig, log=print) -> dict:
@@ -698,8 +701,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                         f"{best_iou:.4f})" if val_pairs else
                         f"done: {step} steps; last {last_path}, best {best_path} (no validation: the last step's)")
         if interrupted:
-            if stops.signum == signal.SIGTERM:
-                raise Terminated()  # reported as every command reports SIGTERM
+            if stops.signum in STOPS:
+                raise Terminated(stops.signum)  # reported as every command reports SIGTERM / SIGHUP
             raise HumansegError("interrupted", exit_code=130)
         return {"step": step, "best_iou": best_iou, **last_val}
     except BaseException:

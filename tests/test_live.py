@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -465,7 +466,10 @@ def test_broken_video_source_is_our_one_line_only(tmp_path, dev_root):
 
 
 @pytest.mark.slow
-def test_sigterm_keeps_the_recording_as_ctrl_c_does(tmp_path, dev_root):
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_keeps_the_recording_as_ctrl_c_does(tmp_path, dev_root, sig):
+    # SIGHUP (the terminal closed, an ssh connection dropped) ended the process at once: exit 129, no
+    # line, and only the temporary file of the recording, unplayable.
     # A `kill` mid-recording: the frames so far are kept as rec.mp4, no rec.tmp.mp4 is left behind.
     bkg = cv2.resize(read(dev_root, 2, "bkg.png"), (320, 240), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(tmp_path / "bkg.png"), bkg)
@@ -489,13 +493,13 @@ def test_sigterm_keeps_the_recording_as_ctrl_c_does(tmp_path, dev_root):
         while not ((tmp := temporary()) and tmp.stat().st_size > 20000) and proc.poll() is None \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
-        proc.terminate()
+        proc.send_signal(getattr(signal, sig))
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 143 and stderr.strip() == "Error: terminated (SIGTERM)"
+    assert proc.returncode == 128 + getattr(signal, sig) and stderr.strip() == f"Error: terminated ({sig})"
     assert temporary() is None and mine.read_bytes() == b"mine"
     recorded, _ = video_frames(rec)
     assert 1 <= len(recorded) < 3000 and recorded[0].shape == (240, 320, 3)

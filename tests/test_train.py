@@ -495,7 +495,8 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "Error: interrupted"),
-                                             (signal.SIGTERM, 143, "Error: terminated (SIGTERM)")])
+                                             (signal.SIGTERM, 143, "Error: terminated (SIGTERM)"),
+                                             (signal.SIGHUP, 129, "Error: terminated (SIGHUP)")])
 def test_ctrl_c_or_sigterm_saves_the_step_and_resume_goes_on(two_sets, tmp_path, sig, code, line):
     # The signal goes to the whole process group, as Ctrl-C in a terminal does: the loader's worker too.
     out = tmp_path / "w"
