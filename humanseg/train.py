@@ -551,15 +551,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
         replacing = [is_main and cfg.force and not cfg.resume]
 
         def checkpoint(step, metrics_now, path):
-            if replacing[0]:
-                replacing[0] = False
-                best_path.unlink(missing_ok=True)
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
                             extra={"best_iou": best_iou, "metrics_step": val_step[0],  # the step metrics are of
                                    "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images],
                                    "boundary": [cfg.boundary_width, cfg.boundary_gain],
                                    "run": run_settings(cfg, world, pairs, rooms, val_pairs)})
+            if replacing[0]:  # once this run's first checkpoint is written (a failed one kept it: a full disk)
+                replacing[0] = False
+                if path != best_path:
+                    best_path.unlink(missing_ok=True)
 
         interrupted = stopped_early = False
         step = saved_step = start_step

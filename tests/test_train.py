@@ -99,7 +99,22 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 2
     # The replaced run's best.pt goes too: beside a new run stopped before validating, it passed for
-    # that run's best.
+    # that run's best. But only once the new run has written a checkpoint: one whose first save failed
+    # (a full disk, here a file size limit) deleted it first, leaving neither run's best.
+    assert (out / "best.pt").is_file()
+    best = (out / "best.pt").read_bytes()
+
+    def small_disk():
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    r = subprocess.run([sys.executable, "training.py", "-i", "20", "--stop-at", "1", "--images", str(two_sets),
+                        "--out", str(out), "--val-sets", "8", "--force", *SMALL], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=small_disk)
+    assert r.returncode == 1 and "File too large" in r.stderr, r.stderr
+    assert (out / "best.pt").read_bytes() == best
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "training.png"]
     r = run_training(["-i", "20", "--stop-at", "1", "--images", str(two_sets), "--out", str(out),
                       "--val-sets", "8", "--force", *SMALL])
     assert r.returncode == 0, r.stderr
