@@ -11,6 +11,7 @@ import click
 from humanseg import store
 from humanseg.cli import File, reports_errors
 from humanseg.errors import HumansegError
+from humanseg.signals import signals_held
 
 
 def probability_module(model):
@@ -69,7 +70,8 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
     axes = {0: "batch", 2: "height", 3: "width"}
     tmp = None
     try:
-        tmp = store.claim_temporary(path)  # its own new file: a NAME.tmp of the user's is never touched
+        with signals_held():  # (a Ctrl-C between the file's making and tmp naming it left the file)
+            tmp = store.claim_temporary(path)  # its own new file: a NAME.tmp of the user's is never touched
         with torch.no_grad(), warnings.catch_warnings():
             # The network's shape checks are traced as constants; the wrapper's padding keeps sizes free.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)

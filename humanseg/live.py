@@ -462,7 +462,8 @@ class VideoOutput:
             self.size = (w, h)
             if self.tmp is None:
                 try:  # its own new file: a NAME.tmp.EXT of the user's is never touched
-                    self.tmp = store.claim_temporary(self.path, keep_suffix=True)
+                    with signals_held():  # (known to discard() once it exists)
+                        self.tmp = store.claim_temporary(self.path, keep_suffix=True)
                 except OSError as exc:
                     raise HumansegError(f"--output {self.path}: {exc.strerror or exc}", exit_code=1) from None
             self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)

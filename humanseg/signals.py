@@ -52,13 +52,19 @@ def sigterm_as_interrupt():
             signal.signal(sig, handler)
 
 
+_holding = [0]  # signals_held blocks the main thread is in
+
+
 @contextmanager
 def signals_held():
-    """Within the block (a clean-up that must finish: closing a recording), Ctrl-C, SIGTERM and SIGHUP
-    are held back; one that came is raised after the block, as KeyboardInterrupt or Terminated. A
-    second Ctrl-C while a recording was being closed aborted the process and left only its temporary
-    file."""
-    if not _main_thread():
+    """Within the block (work that must finish or not start: closing a recording, claiming and writing
+    a file, making a set folder and its bkg.png), Ctrl-C, SIGTERM and SIGHUP are held back; one that
+    came is handed after the block to the handler that was there, as if it came then (Ctrl-C's
+    KeyboardInterrupt, a command's Terminated, training's stop after this step). A second Ctrl-C while
+    a recording was being closed aborted the process and left only its temporary file; one between
+    a temporary file's creation and its being known to the code that removes it left the file. A
+    block within a block leaves the holding to the outer one."""
+    if not _main_thread() or _holding[0]:
         yield
         return
     came: list[int] = []
@@ -66,13 +72,19 @@ def signals_held():
     for sig in (signal.SIGINT, *STOPS):
         if signal.getsignal(sig) is not signal.SIG_IGN:
             previous[sig] = signal.signal(sig, lambda signum, frame: came.append(signum))
+    _holding[0] += 1
     try:
         yield
     finally:
+        _holding[0] -= 1
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if came:
-        raise_for(came[-1])
+        handler = previous.get(came[-1])
+        if callable(handler):
+            handler(came[-1], None)
+        else:  # the default action: ended as the signal would have ended it, with the clean-up above
+            raise_for(came[-1])
 
 
 @contextmanager

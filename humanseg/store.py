@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from humanseg.errors import AlreadyExists, HumansegError, StoreError
+from humanseg.signals import signals_held
 
 # Numbers as the tool writes them, without leading zeros: "set01" or "07.png" would be read as set 1 or
 # frame 7 and then looked up as set1/ or 7.png, which are other names (or none).
@@ -389,13 +390,14 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = F
     """Write data to path via a temporary file; without overwrite, an existing path raises StoreError."""
     path = Path(path)
     tmp = None
-    try:
-        tmp = claim_temporary(path)
-        _write_temporary(tmp, data, path)
-        _put_in_place(tmp, path, overwrite)
-    finally:
-        if tmp is not None:
-            remove_temporary(tmp)
+    with signals_held():  # a Ctrl-C as the temporary file is made, before tmp names it, left the file
+        try:
+            tmp = claim_temporary(path)
+            _write_temporary(tmp, data, path)
+            _put_in_place(tmp, path, overwrite)
+        finally:
+            if tmp is not None:
+                remove_temporary(tmp)
     return path
 
 
@@ -407,7 +409,13 @@ def write_together(files: list[tuple[str | os.PathLike, bytes, bool]]) -> list[P
     is replaced. Then they are moved into place in order; if one cannot be (a folder where the file
     should be, a file that appeared meanwhile, an interrupt), those already in place are taken back:
     a new file is removed, a replaced one is restored from a hard link to it kept until the end (a
-    link needs no room on the disk; where there are none, from its bytes)."""
+    link needs no room on the disk; where there are none, from its bytes). A Ctrl-C waits for the
+    end (an interrupt as a temporary file was made, before the list held it, left the file)."""
+    with signals_held():
+        return _write_together(files)
+
+
+def _write_together(files: list[tuple[str | os.PathLike, bytes, bool]]) -> list[Path]:
     staged = [(Path(path), data, overwrite) for path, data, overwrite in files]
     temporaries: list[Path] = []
     placed: list[tuple[Path, Path | bytes | None]] = []  # (path, what restores it; None: remove it)
@@ -491,15 +499,16 @@ def save_background(root: str | os.PathLike, image: np.ndarray) -> tuple[int, Pa
     """Create a new set and save image as its bkg.png; returns (set number, bkg path). If the write
     fails (disk full, say) the new folder is removed again: a set without bkg.png stops training and
     the labeler."""
-    number, path = create_set(root)
-    try:
-        return number, write_image(path / BKG_NAME, image)
-    except BaseException:
+    with signals_held():  # a Ctrl-C just after the mkdir left a set folder without bkg.png
+        number, path = create_set(root)
         try:
-            path.rmdir()  # only while empty: never takes anything else with it
-        except OSError:
-            pass
-        raise
+            return number, write_image(path / BKG_NAME, image)
+        except BaseException:
+            try:
+                path.rmdir()  # only while empty: never takes anything else with it
+            except OSError:
+                pass
+            raise
 
 
 def save_frame(root: str | os.PathLike, number: int, image: np.ndarray) -> tuple[int, Path]:

@@ -620,3 +620,62 @@ def test_temporary_files_are_new_files_never_a_users(tmp_path, monkeypatch):
     store.write_together([(tmp_path / "1.png", b"a", False), (tmp_path / "1.json", b"{}", False)])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["0.png", "1.png", "1.json", *(p.name for p in theirs)])
     assert all(p.read_bytes() == b"theirs" for p in theirs)
+
+
+def test_a_ctrl_c_as_a_file_or_a_set_is_made_leaves_no_temporary_file_and_no_empty_set(tmp_path, monkeypatch):
+    # Ctrl-C between a temporary file's creation and its name reaching the code that removes it left
+    # the file (bkg.png.PID.RANDOM.tmp); one just after a set folder's mkdir left a set without bkg.png,
+    # which training and the labeler then refuse. The save finishes, then the interrupt is raised.
+    import signal
+
+    real_claim, real_create = store.claim_temporary, store.create_set
+
+    def claim_then_ctrl_c(path, keep_suffix=False):
+        tmp = real_claim(path, keep_suffix)
+        os.kill(os.getpid(), signal.SIGINT)
+        return tmp
+
+    monkeypatch.setattr(store, "claim_temporary", claim_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_image(tmp_path / "a.png", _img())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    assert np.array_equal(cv2.imread(str(tmp_path / "a.png")), _img())
+    with pytest.raises(KeyboardInterrupt):
+        store.write_together([(tmp_path / "0_mask.png", b"mask", False), (tmp_path / "0.json", b"{}", False)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.json", "0_mask.png", "a.png"]
+    monkeypatch.setattr(store, "claim_temporary", real_claim)
+
+    def create_then_ctrl_c(root):
+        made = real_create(root)
+        os.kill(os.getpid(), signal.SIGINT)
+        return made
+
+    monkeypatch.setattr(store, "create_set", create_then_ctrl_c)
+    root = tmp_path / "images"
+    with pytest.raises(KeyboardInterrupt):
+        store.save_background(root, _img())
+    assert sorted(p.name for p in (root / "set1").iterdir()) == ["bkg.png"]
+
+
+def test_signals_held_hand_the_signal_to_the_handler_that_was_there():
+    # Training's first Ctrl-C asks to stop after the step: held over a checkpoint's write, it must
+    # reach that handler (not raise KeyboardInterrupt); a block within a block holds until the outer end.
+    import signal
+
+    from humanseg.signals import StopSignals, signals_held
+
+    stops = StopSignals()
+    stops.install()
+    try:
+        with signals_held():
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+            assert stops.signum is None  # still held
+        assert stops.signum == signal.SIGINT
+    finally:
+        stops.restore()
+    with pytest.raises(KeyboardInterrupt):  # Python's own handler: KeyboardInterrupt, after the block
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            done = True
+    assert done
