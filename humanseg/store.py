@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import stat
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -282,11 +283,24 @@ def refuse_non_utf8_video_name(path: str | os.PathLike, what: str) -> None:
                          f"rename it (or its folder)") from None
 
 
+def refuse_special_file(path: str | os.PathLike, what: str) -> None:
+    """StoreError if path is there and is neither a file, a folder nor a link: a device or a pipe
+    (--force replaced /dev/null with a JSON report, as root, and a named pipe with a file)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        raise StoreError(f"{what} {path} is not a regular file (a device or a pipe); name a file".lstrip())
+
+
 def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) -> None:
     """StoreError unless path (a file, or with folder a folder) could be written: its nearest existing
     folder must be one this process may write in. Checked before a tool starts, so that a read-only
     place fails then rather than at the first save (after a countdown, a drawn polygon, a long run)."""
     path = Path(path)
+    if not folder:
+        refuse_special_file(path, what)
     there = path if folder else path.parent
     there = Path(os.path.abspath(there))
     while not os.path.lexists(there) and there != there.parent:
@@ -366,6 +380,7 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
     """Move a written temporary file to path; without overwrite, an existing path raises StoreError.
     An OSError names path, not the temporary file (`last.pt.1234.tmp: Is a directory`)."""
     if overwrite:
+        refuse_special_file(path, "")
         try:
             os.replace(tmp, path)
         except OSError as exc:

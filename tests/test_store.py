@@ -2,6 +2,7 @@ import errno
 import multiprocessing as mp
 import os
 import re
+import stat
 import zlib
 
 import click
@@ -679,3 +680,19 @@ def test_signals_held_hand_the_signal_to_the_handler_that_was_there():
             os.kill(os.getpid(), signal.SIGINT)
             done = True
     assert done
+
+
+def test_a_device_or_a_pipe_is_never_replaced_by_a_file(tmp_path):
+    # --force (or release's DST, without it) replaced /dev/null with a JSON report when run as root,
+    # and a named pipe with a regular file.
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(StoreError, match=re.escape(f"--json {pipe} is not a regular file (a device or a pipe); "
+                                                   f"name a file")):
+        store.refuse_unwritable(pipe, "--json")
+    with pytest.raises(StoreError, match=re.escape(f"{pipe} is not a regular file")):
+        store.write_bytes_atomic(pipe, b"{}", overwrite=True)
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and sorted(os.listdir(tmp_path)) == ["pipe"]
+    store.refuse_unwritable(tmp_path / "new.json", "--json")  # files, folders and links are fine
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    store.refuse_unwritable(tmp_path / "link", "--json")

@@ -18,6 +18,7 @@ def main(src, dst, recipe):
     from humanseg.model.checkpoint import release_checkpoint
 
     store.refuse_capture_file(dst, "DST")
+    store.refuse_unwritable(dst, "DST")  # (a device, as /dev/null, was replaced by the checkpoint)
     out = release_checkpoint(src, dst, recipe or "")
     click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
 
