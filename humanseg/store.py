@@ -637,6 +637,8 @@ def check_bgr(image, what: str) -> None:
 def decode_file(path: str | os.PathLike) -> np.ndarray | None:
     """A BGR uint8 image from a file (`decode_image`); None when it cannot be read (gone, a folder, not
     ours to read) or decoded."""
+    if not os.path.isfile(path):  # a named pipe: reading it waited for a writer, for ever
+        return None
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError:

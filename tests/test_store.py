@@ -693,6 +693,7 @@ def test_a_device_or_a_pipe_is_never_replaced_by_a_file(tmp_path):
     with pytest.raises(StoreError, match=re.escape(f"{pipe} is not a regular file")):
         store.write_bytes_atomic(pipe, b"{}", overwrite=True)
     assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and sorted(os.listdir(tmp_path)) == ["pipe"]
+    assert store.decode_file(pipe) is None  # read as an image, it waited for a writer for ever
     store.refuse_unwritable(tmp_path / "new.json", "--json")  # files, folders and links are fine
     (tmp_path / "link").symlink_to(tmp_path / "nowhere")
     store.refuse_unwritable(tmp_path / "link", "--json")
