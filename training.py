@@ -19,13 +19,15 @@ def _size(ctx, param, value):
 
 
 MAX_SIZE = 1280
+MAX_ITERATIONS = 10**9
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("-i", "--iterations", default=1000, show_default=True, type=click.IntRange(1),
+@click.option("-i", "--iterations", default=1000, show_default=True, type=click.IntRange(1, MAX_ITERATIONS),
               help="Training steps in all (a resumed run continues up to this step).")
 # Bounds: -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38
-# overflowed inside the optimizer.
+# overflowed inside the optimizer, -i 10**20 (x -b over 2**63 samples) overflowed in the sampler,
+# --boundary-gain 1e39 (float32's range) made the loss nan.
 @click.option("-b", "--batch", default=2, show_default=True, type=click.IntRange(1, 1024),
               help="Batch size per process.")
 @click.option("--images", "images", multiple=True, default=["images"], show_default=True,
@@ -61,7 +63,7 @@ MAX_SIZE = 1280
 # Defaults as train.BOUNDARY_WIDTH / BOUNDARY_GAIN (not imported: --help would wait for torch).
 @click.option("--boundary-width", default=5, show_default=True, type=click.IntRange(0, 100),
               help="Boundary term of the loss: pixels within this many px of the true outline ...")
-@click.option("--boundary-gain", default=2.0, show_default=True, type=Number(0),
+@click.option("--boundary-gain", default=2.0, show_default=True, type=Number(0, 1000),
               help="... weigh 1 + this much in the cross-entropy (0: no boundary term).")
 @click.option("--refine-kernel", type=click.Choice(["1", "3"]), default=None,
               help="Kernel of the refine step's first convolution (default: the starting network's; "

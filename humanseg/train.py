@@ -424,11 +424,30 @@ def _worker_leaves_signals_to_trainer(worker_id: int) -> None:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
+def _launch_env() -> tuple[int, int]:
+    """(processes, this one's rank) from torchrun's WORLD_SIZE and RANK (1, 0 when unset); a value
+    that is not one (WORLD_SIZE=abc, 0, RANK 2 of 2) is named in one line, not a ValueError's
+    traceback from int() or from the process group."""
+    def number(name: str, default: str) -> int:
+        value = os.environ.get(name, default).strip()
+        if not (value.isascii() and value.isdigit()):
+            raise HumansegError(f"{name}={os.environ.get(name)!r} is not a whole number (torchrun sets it; "
+                                f"unset it to train in one process)")
+        return int(value)
+
+    world, rank = number("WORLD_SIZE", "1"), number("RANK", "0")
+    if world < 1 or rank >= world:
+        raise HumansegError(f"WORLD_SIZE={world} with RANK={rank}: a run needs at least one process, and a "
+                            f"rank below their number (torchrun sets both; unset them to train in one process)")
+    if world > 1:
+        number("LOCAL_RANK", "0")
+    return world, rank
+
+
 def train(cfg: TrainConfig, log=print) -> dict:
     """Run training; returns the final metrics dict. Writes last.pt, best.pt, metrics.csv, training.png."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = int(os.environ.get("RANK", "0"))
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world, rank = _launch_env()
+    distributed = world > 1
     device = pick_device(cfg.device)
     if distributed:
         backend = "nccl" if device.type == "cuda" else "gloo"

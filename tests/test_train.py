@@ -567,12 +567,15 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
         r = run_training(["-i", "1", "--seed", seed, "--out", str(tmp_path / "s")])
         assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--seed'"), r.stderr
     assert not (tmp_path / "s").exists()
-    # -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38 overflowed.
+    # -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38 overflowed,
+    # -i 10**20 overflowed in the sampler (a traceback), --boundary-gain 1e39 made the loss nan.
     for option, value, rule in (("'-b' / '--batch'", "100000", "1<=x<=1024"), ("'--workers'", "100000", "0<=x<=64"),
-                                ("'--lr'", "1e38", "0<x<=1000000.0")):
-        flag = "-b" if "batch" in option else option.strip("'")
+                                ("'--lr'", "1e38", "0<x<=1000000.0"),
+                                ("'-i' / '--iterations'", str(10**20), "1<=x<=1000000000"),
+                                ("'--boundary-gain'", "1e39", "0<=x<=1000")):
+        flag = {"'-b' / '--batch'": "-b", "'-i' / '--iterations'": "-i"}.get(option, option.strip("'"))
         r = run_training(["-i", "1", flag, value, "--out", str(tmp_path / "s")])
-        shown = "1e+38" if value == "1e38" else value
+        shown = {"1e38": "1e+38", "1e39": "1e+39"}.get(value, value)
         assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
             f"Error: Invalid value for {option}: {shown} is not in the range {rule}."), r.stderr
     # -b 1 at 32x32: batch normalization of 1x1 features, a traceback; a boundary width of 99999999999
@@ -609,6 +612,14 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
     assert store_sets(two_sets) == [2, 8]
     r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
     assert r.returncode == 2 and "images folder not found" in r.stderr
+    # torchrun's variables set by hand, wrongly: a ValueError's traceback from int() or the process group.
+    for world, rank, line in (("abc", "0", "WORLD_SIZE='abc' is not a whole number"),
+                              ("0", "0", "WORLD_SIZE=0 with RANK=0: a run needs at least one process"),
+                              ("2", "-1", "RANK='-1' is not a whole number")):
+        r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "s")],
+                         env={"WORLD_SIZE": world, "RANK": rank})
+        assert r.returncode == 2 and r.stderr.startswith(f"Error: {line}") and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not (tmp_path / "s").exists()
     if not torch.cuda.is_available():
         r = run_training(["-i", "1", "--images", str(two_sets), "--device", "cuda", "--out", str(tmp_path / "w")])
         assert r.returncode == 2 and r.stderr == "Error: --device cuda: no CUDA device is available\n"
