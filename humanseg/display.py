@@ -27,13 +27,23 @@ def display_problem() -> str | None:
         xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
         xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
         xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
-        conn = xcb.xcb_connect(None, None)
+        xcb.xcb_get_setup.restype = ctypes.c_void_p
+        xcb.xcb_get_setup.argtypes = [ctypes.c_void_p]
+        xcb.xcb_setup_roots_length.argtypes = [ctypes.c_void_p]
+        screen = ctypes.c_int(0)
+        conn = xcb.xcb_connect(None, ctypes.byref(screen))
         err = xcb.xcb_connection_has_error(conn)
+        # A server that is there but has no such screen (:0.5 of a one-screen server): Qt aborted.
+        # libxcb 1.12 and later fail the connection when given screenp; older ones are checked here.
+        screens = None if err else xcb.xcb_setup_roots_length(xcb.xcb_get_setup(conn))
         xcb.xcb_disconnect(conn)
-    except OSError:
+    except (OSError, AttributeError):
         return None
     if err:
         return f"cannot connect to display {display!r}; this command needs a window"
+    if screens is not None and not 0 <= screen.value < screens:
+        return (f"display {display!r} has no screen {screen.value} (its server has {screens}); this command "
+                f"needs a window")
     return None
 
 

@@ -185,6 +185,15 @@ def test_no_display_exits_2_with_one_line(display, tmp_path, dev_root):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_display_without_the_screen_asked_for_exits_2_with_one_line(tmp_path, dev_root, xdisplay):
+    # A running server asked for a screen it does not have (:N.5): Qt aborted, exit 134 and six lines.
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), "--no-pose", "--no-model",
+                   env={**os.environ, "DISPLAY": f"{xdisplay}.5"})
+    assert out.returncode == 2 and out.stderr.strip() == (f"Error: cannot connect to display '{xdisplay}.5'; this "
+                                                          f"command needs a window"), out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_set_folder_as_images_is_refused_before_anything_opens(tmp_path, dev_root):
     # New sets would otherwise be made inside it (set3/set1/bkg.png), where no tool finds them.
     root = tmp_path / "images"
