@@ -16,7 +16,7 @@ from humanseg.cli import CONTEXT, Number, as_a_tool, images_option, reports_erro
               help="Start unlabeled frames empty instead of from K_pred.png / the model / differencing.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Model checkpoint for the starting guess, of every frame (default: the capture tool's "
-                   "K_pred.png where there is one, else the shipped model).")
+                   "K_pred.png where there is one, else $HUMANSEG_WEIGHTS or the shipped model).")
 @click.option("--zoom", type=Number(0.1, 4.0), default=None, metavar="F",
               help="Show frames at this scale (default: 1; less for frames larger than 1280x720, so the "
                    "window fits a laptop's screen; 2 to 4 for frames smaller than 640x480, so they can be "

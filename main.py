@@ -43,7 +43,8 @@ def _print_event(record: dict) -> None:
 @click.option("--no-model", is_flag=True,
               help="No live segmentation overlay after Bkg and no K_pred.png beside saved frames.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Segmentation checkpoint for the overlay and K_pred.png (default: the shipped model).")
+              help="Segmentation checkpoint for the overlay and K_pred.png (default: $HUMANSEG_WEIGHTS, "
+                   "else the shipped model).")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout.")
 @reports_errors
 def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell, no_pose, posenet_weights,
@@ -58,8 +59,8 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
     given = click.get_current_context().get_parameter_source
     if no_model and weights is not None:  # left unused without a word (a missing file too)
         raise click.UsageError("use either --no-model or --weights (the model's overlay and K_pred.png), not both")
-    for name in ("posenet_weights", "pose_every", "pose_scale", "pose_threads") if no_pose else ():
-        if given(name) is not click.core.ParameterSource.DEFAULT:
+    for name in ("posenet_weights", "pose_every", "pose_scale", "pose_threads", "dwell") if no_pose else ():
+        if given(name) is not click.core.ParameterSource.DEFAULT:  # (--dwell: how long a palm presses)
             raise click.UsageError(f"use either --no-pose or --{name.replace('_', '-')} (a PoseNet setting), not both")
     from humanseg.capture import open_capture
 

@@ -76,6 +76,9 @@ def main(iterations, batch, images, out, resume, force, lr, size, val_sets, devi
         raise click.BadParameter("give set numbers like 3,7, a fraction like 0.2, or none", param_hint="'--val-sets'")
     if init is not None and not init.strip():  # "" (an unset shell variable) was taken for the default
         raise click.BadParameter("give default, scratch or a checkpoint file", param_hint="'--init'")
+    if resume and force:  # --force (a new run) was left unused: --resume went on with the old one
+        raise click.UsageError("use either --resume (continue the run in --out) or --force (start a new one "
+                               "there), not both")
     if batch == 1 and size == (32, 32):  # the deepest features are then one value per channel
         raise click.UsageError("-b 1 needs a --size larger than 32x32 (its deepest features would be 1x1, "
                                "one value per channel, which batch normalization cannot train on)")

@@ -37,7 +37,7 @@ DEV = ROOT.parent / "shared" / "data" / "dev"
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT)
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="Model threads (default: cores - 1).")
 @click.option("--runs", type=click.IntRange(1), default=5, show_default=True, help="Timed runs per view.")
 @click.option("--frames", type=click.IntRange(1), default=60, show_default=True, help="Frames per run.")

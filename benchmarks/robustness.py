@@ -115,7 +115,7 @@ def held_out_samples(root: Path, sets: list[int]):
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT)
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--images", type=Folder(), default=str(DEV), show_default=True, help="Folder holding the sets.")
 @click.option("--sets", help="Sets to score, e.g. 3,7 (default: the sets the checkpoint held out).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,

@@ -49,7 +49,7 @@ def report(name: str, times: list[float], **extra) -> None:
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT)
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,
               help="Threads for the model.")
 @click.option("--repeats", type=click.IntRange(1), default=100, show_default=True,

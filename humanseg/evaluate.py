@@ -138,7 +138,7 @@ def parse_sets(value: str | None) -> list[int] | None:
 
 @click.command("evaluate")
 @images_option
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--sets", help="Only these sets, e.g. 3,7 (default: every set with labels).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(METHODS), default=["model"],
               show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff); "
@@ -154,6 +154,11 @@ def parse_sets(value: str | None) -> list[int] | None:
 @reports_errors
 def evaluate_command(images, weights, sets, methods, save_masks, montage, json_path, work_width, threads, force):
     """Score predictions against the labeled masks: mIoU, Dice, boundary F (3 px), ms per frame."""
+    if set(methods) == {"absdiff"}:  # left unused without a word (a missing --weights file too)
+        for option, value in (("--weights", weights), ("--work-width", work_width), ("--threads", threads)):
+            if value is not None:
+                raise click.UsageError(f"{option} is for --method model / model-raw; --method absdiff alone "
+                                       f"uses no model")
     root = Path(images)
     if not root.is_dir():
         raise HumansegError(f"images folder not found: {root}")
@@ -282,7 +287,7 @@ def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
 @click.option("--bkg", "bkg_path", required=True, type=File(), help="Background image.")
 @click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=Folder(), help="Output folder.")
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: the shipped model).")
+@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--overlay", is_flag=True, help="Also write NAME_overlay.png (mask tinted over the frame).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @reports_errors

@@ -108,7 +108,8 @@ def _declare_one_channel(path: Path) -> None:
 @click.command("export")
 @click.option("--onnx", "onnx_path", required=True, type=File(),
               help="Where to write the ONNX model.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint (default: the shipped model).")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--opset", type=click.IntRange(13, 20), default=17, show_default=True,
               help="ONNX opset version (13-20: what this PyTorch's exporter writes).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")

@@ -715,7 +715,8 @@ def default_threads() -> int:
               help="Camera index, video file, or image folder / glob pattern.")
 @click.option("--bkg", "bkg_path", type=File(),
               help="Background image; without it one is captured from the source after a countdown.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Checkpoint (default: the shipped model).")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--view", type=click.Choice(VIEWS), default="tint", show_default=True,
               help="tint: mask over the frame; blur: background blurred; replace: --replace image behind; "
                    "green: green screen; side: frame | mask. Key v cycles.")

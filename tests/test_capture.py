@@ -244,7 +244,8 @@ def test_options_that_would_go_unused_are_refused(tmp_path, dev_root):
              "use either --no-pose or --posenet-weights (a PoseNet setting), not both"),
             (["--no-pose", "--pose-every", "1"], "use either --no-pose or --pose-every (a PoseNet setting), not both"),
             (["--no-pose", "--pose-threads", "1"],
-             "use either --no-pose or --pose-threads (a PoseNet setting), not both")):
+             "use either --no-pose or --pose-threads (a PoseNet setting), not both"),
+            (["--no-pose", "--dwell", "9"], "use either --no-pose or --dwell (a PoseNet setting), not both")):
         out = run_main("--source", str(dev_root / "set1"), "--images", str(tmp_path), *args, env=env)
         assert (out.returncode, out.stderr) == (2, f"Error: {message}\n"), args
     assert list(tmp_path.iterdir()) == []

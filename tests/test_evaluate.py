@@ -110,6 +110,14 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     assert set(json.loads(out_json.read_text())) == {"absdiff"}
 
 
+def test_model_options_with_absdiff_alone_are_refused(dev_root, tmp_path):
+    # --method absdiff --weights missing.pt scored the baseline without a word about the weights.
+    for args in (["--weights", str(tmp_path / "no.pt")], ["--work-width", "320"], ["--threads", "1"]):
+        r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--method", "absdiff", *args)
+        assert r.returncode == 2 and r.stderr == (f"Error: {args[0]} is for --method model / model-raw; --method "
+                                                  f"absdiff alone uses no model\n"), r.stderr
+
+
 def test_a_set_named_twice_is_scored_once(dev_root):
     r = cli("evaluate", "--images", str(dev_root), "--sets", "3,set3,3", "--method", "absdiff")
     assert r.returncode == 0, r.stderr

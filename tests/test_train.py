@@ -594,6 +594,9 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
     assert r.returncode == 2 and r.stderr == (f"Error: --out {rooms} is a --backgrounds folder, whose every image "
                                               f"is taken for an empty room; choose another --out\n")
     assert sorted(p.name for p in rooms.iterdir()) == ["room.png"]
+    r = run_training(["-i", "1", "--resume", "--force", "--out", str(tmp_path / "s")])  # --force went unused
+    assert r.returncode == 2 and r.stderr == ("Error: use either --resume (continue the run in --out) or --force "
+                                              "(start a new one there), not both\n")
     r = run_training(["-i", "1", "--init", "", "--out", str(tmp_path / "s")])  # was taken for the default
     assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
         "Error: Invalid value for '--init': give default, scratch or a checkpoint file")
