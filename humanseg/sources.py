@@ -261,6 +261,10 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
         if Path(spec).suffix.lower() in IMAGE_EXTS:
             return ImageFolderSource([spec], loop=loop)
         return VideoSource(spec, loop=loop)
+    if not spec.strip():  # an unset shell variable
+        raise HumansegError("source is empty: give a camera index, a video file or an image folder")
+    if os.path.exists(spec):  # a device or a named pipe
+        raise HumansegError(f"source is not a file or a folder: {spec}")
     raise HumansegError(f"source not found: {spec}")
 
 

@@ -1,3 +1,4 @@
+import os
 import re
 
 import cv2
@@ -180,6 +181,9 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_model(tmp_path / "missing.pt")
     with pytest.raises(WeightsError, match="weights path is a folder, not a checkpoint file"):
         load_model(tmp_path)
+    os.mkfifo(tmp_path / "pipe.pt")  # was "not found"
+    with pytest.raises(WeightsError, match=f"weights path is not a file: {tmp_path / 'pipe.pt'}"):
+        load_model(tmp_path / "pipe.pt")
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(WeightsError, match=r"unreadable or corrupt: .*truncated.pt \(a truncated PyTorch archive\)"):

@@ -377,3 +377,15 @@ def test_a_video_reporting_an_impossible_frame_rate_is_taken_as_30(tmp_path, dev
     for reported, taken in ((90000.0, 30.0), (0.0, 30.0), (240.0, 240.0)):
         source.cap = Reporting(reported)
         assert source.fps == taken, reported
+
+
+def test_an_empty_source_or_a_pipe_is_said_for_what_it_is(tmp_path):
+    # Both were "source not found" (an empty one as "source not found: " naming nothing).
+    with pytest.raises(HumansegError, match=r"^source is empty: give a camera index, a video file or an image "
+                                            r"folder$"):
+        sources.open_source("")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(HumansegError, match=re.escape(f"source is not a file or a folder: {tmp_path / 'pipe'}")):
+        sources.open_source(str(tmp_path / "pipe"))
+    with pytest.raises(HumansegError, match=re.escape(f"source not found: {tmp_path / 'none'}")):
+        sources.open_source(str(tmp_path / "none"))

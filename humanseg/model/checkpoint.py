@@ -49,7 +49,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if path.is_dir():
         raise WeightsError(f"weights path is a folder, not a checkpoint file: {path}")
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        there = path.exists()  # a device or a named pipe
+        raise WeightsError(f"weights path is not a file: {path}" if there else f"weights file not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
