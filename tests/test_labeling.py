@@ -114,12 +114,15 @@ def test_undo_removes_vertex_then_reopens_polygon():
     assert not ed.undo()
 
 
-def test_undo_without_history_reopens_last_initial_shape():
+def test_undo_without_history_leaves_the_opened_shapes_alone():
+    # It reopened the opened label's last polygon and took vertices off it: z on a guess changed the
+    # label saved by the next Enter, with no edit counted.
     ed = PolygonEditor([Shape(list(SQUARE))])
-    assert ed.undo()
-    assert not ed.shapes and len(ed.current) == 4
-    ed.undo()
-    assert len(ed.current) == 3
+    assert not ed.undo()
+    assert [s.points for s in ed.shapes] == [[(float(x), float(y)) for x, y in SQUARE]] and not ed.current
+    assert not ed.changed and ed.vertices_edited == 0
+    ed.delete_vertex(0, 0)
+    assert ed.undo() and not ed.changed and not ed.undo()
 
 
 def test_restart_returns_to_initial_and_clear_empties():
@@ -252,7 +255,24 @@ def test_grab_without_move_changes_nothing():
     assert ed.press(100, 100) == "grab"
     assert ed.release(100, 100) is None
     assert not ed.changed and ed.vertices_edited == 0
-    assert ed.undo() and ed.drawing  # no history: undo reopens, nothing was pushed by the grab
+    assert not ed.undo() and not ed.drawing  # nothing was pushed by the grab
+    # A click beside a vertex (within the grab radius), or a press that trembles by a pixel or two,
+    # moved the vertex to the pointer: a changed label from a click.
+    assert ed.press(104, 104) == "grab"
+    ed.move(105, 103)
+    assert ed.release(105, 103) is None
+    assert not ed.changed and ed.shapes[0].points[0] == (100.0, 100.0)
+    assert ed.press(104, 104) == "grab"
+    ed.move(110, 110)  # a drag, once past half the grab radius: the vertex follows the pointer
+    assert ed.release(111, 109) == "moved" and ed.shapes[0].points[0] == (111.0, 109.0)
+
+
+def test_a_double_click_adds_one_vertex():
+    ed = PolygonEditor()
+    assert ed.press(10, 10) == "start"
+    assert ed.press(50, 10) == "add"
+    assert ed.press(50, 10) is None  # the double click's second press
+    assert ed.current == [(10.0, 10.0), (50.0, 10.0)]
 
 
 def test_press_on_edge_inserts_vertex_and_drags_it():
@@ -894,3 +914,18 @@ def test_large_frames_are_shown_scaled_and_edited_in_frame_pixels():
     shown = render(frame, editor, hover=(100.0, 150.0), zoom=0.5)
     assert shown.shape == (100, 150, 3)
     assert render(frame, editor).shape == (200, 300, 3)
+
+
+def test_a_drag_that_flattens_a_polygon_is_taken_back():
+    # A triangle's vertex dragged onto the line of the other two: a polygon of no area went to K.json
+    # (and an empty mask), where close() refuses one.
+    tri = [(100.0, 200.0), (300.0, 200.0), (200.0, 350.0)]
+    ed = PolygonEditor([Shape(list(tri))])
+    assert ed.press(200, 350) == "grab"
+    ed.move(200, 260)
+    assert ed.release(200, 200) is None
+    assert ed.shapes[0].points == tri and not ed.changed and ed.refused_move == ed.version
+    assert ed.vertices_edited == 0 and not ed.undo()  # nothing to undo: the move never happened
+    assert ed.press(200, 350) == "grab"
+    ed.move(200, 300)
+    assert ed.release(200, 300) == "moved" and ed.shapes[0].points[2] == (200.0, 300.0)

@@ -348,14 +348,16 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
     while True:
         # A polygon that cannot close (1-2 vertices, or all on one line) is said, until the next edit.
         hint = editor.refused_close == editor.version and editor.drawing
+        flat = editor.refused_move == editor.version
         # An Enter / space / n that did not count is said for a second, so a second press follows.
         waited = ignored_at is not None and time.monotonic() - ignored_at < 1.0
-        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint, waited)
+        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint, waited, flat)
         if state != shown:
             hole = editor.current_hole if editor.drawing else editor.hole_mode  # a Shift-click draws one too
             status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if hole else ''}" \
                      f"start: {source}  shapes: {len(editor.shapes)}" + \
                      ("  -- this polygon cannot close: add vertices, or z / d" if hint else "") + \
+                     ("  -- that move left a polygon of no area: taken back" if flat else "") + \
                      ("  -- key held or too soon: press it again" if waited else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state

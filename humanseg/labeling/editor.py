@@ -50,8 +50,10 @@ class PolygonEditor:
         self._history: list[tuple[list[Shape], list[tuple[float, float]], bool, bool]] = []
         self._drag: tuple[int, int] | None = None
         self._drag_moved = False
+        self._pressed_at: tuple[float, float] | None = None  # where a grab's press was
         self._inserted = False  # the vertex held was inserted by this press
         self.refused_close: int | None = None  # the version at which a close was refused
+        self.refused_move: int | None = None  # the version at which a flattening drag was taken back
         self._mask_cache: tuple[int, tuple[int, int], np.ndarray] | None = None
 
     # ------------------------------------------------------------ state
@@ -134,12 +136,15 @@ class PolygonEditor:
         if self.drawing:
             if len(self.current) >= 3 and _dist((x, y), self.current[0]) <= self.close_radius:
                 return "close" if self.close() else None
+            if (float(x), float(y)) == self.current[-1]:  # a double click's second press: no vertex twice
+                return None
             self.add_vertex(x, y)
             return "add"
         hit = self.vertex_at(x, y)
         if hit is not None:
             self._snapshot()
             self._drag, self._drag_moved, self._inserted = hit, False, False
+            self._pressed_at = (float(x), float(y))
             return "grab"
         edge = self.edge_at(x, y)
         if edge is not None:
@@ -157,6 +162,9 @@ class PolygonEditor:
         if self._drag is None:
             return False
         si, vi = self._drag
+        if (not self._drag_moved and self._pressed_at is not None
+                and _dist((x, y), self._pressed_at) <= self.grab_radius / 2):
+            return False  # a click on a vertex, or a hand's tremor, is no drag: it moved the vertex to the pointer
         if self.shapes[si].points[vi] == (float(x), float(y)):
             return False
         self.shapes[si].points[vi] = (float(x), float(y))
@@ -176,9 +184,17 @@ class PolygonEditor:
         no undo step; nothing was held)."""
         if self._drag is None:
             return None
-        moved, self._drag = self._drag_moved, None
+        (si, _), moved = self._drag, self._drag_moved
+        self._drag, self._pressed_at = None, None
         if not moved:
             self._history.pop()
+            return None
+        if shape_geometry(self.shapes[si].points).area <= 0:
+            # Dragged onto a line with the others (or onto a neighbour of a triangle): a polygon of no
+            # area was saved to K.json, drawing nothing. Taken back, as close() refuses one.
+            self.shapes = self._history.pop()[0]
+            self._touch()
+            self.refused_move = self.version
             return None
         if not self._inserted:
             self.vertices_edited += 1
@@ -278,18 +294,14 @@ class PolygonEditor:
         return self.hole_mode
 
     def undo(self) -> bool:
-        """Undo the last change (a vertex, a close — which reopens the polygon — a drag, a delete);
-        with no history left, reopens the last closed shape. Returns False when nothing is left."""
+        """Undo the last change (a vertex, a close — which reopens the polygon — a drag, a delete).
+        Returns False when there is none: the shapes the frame opened with stay as they are (with no
+        history, undo reopened the last of them and took its vertices away one by one, a label
+        changed by what was meant as "undo", and counted as no edit)."""
         self._drag = None
-        if self._history:
-            shapes, current, hole, mode = self._history.pop()
-            self.shapes, self.current, self.current_hole, self.hole_mode = shapes, current, hole, mode
-        elif self.current:
-            self.current.pop()
-        elif self.shapes:
-            last = self.shapes.pop()
-            self.current, self.current_hole = list(last.points), last.hole
-        else:
+        if not self._history:
             return False
+        shapes, current, hole, mode = self._history.pop()
+        self.shapes, self.current, self.current_hole, self.hole_mode = shapes, current, hole, mode
         self._touch()
         return True
