@@ -232,15 +232,16 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             for r in results:
                 out_dir = Path(save_masks) / f"set{r.set_number}"
                 out_dir.mkdir(parents=True, exist_ok=True)
-                store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=True)
+                # Without --force, never over a file that appeared since the check before the run.
+                store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=force)
             click.echo(f"masks written under {save_masks}")
         if keep and montage:
             Path(montage).parent.mkdir(parents=True, exist_ok=True)
-            store.write_image(montage, worst_montage(root, results), overwrite=True)
+            store.write_image(montage, worst_montage(root, results), overwrite=force)
             click.echo(f"worst frames: {montage}")
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        store.write_json(json_path, report, overwrite=True)
+        store.write_json(json_path, report, overwrite=force)
 
 
 def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bool) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from humanseg import store
 from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
 from humanseg.cli import MAX_THREADS, File, Folder, Number, reports_errors
-from humanseg.errors import HumansegError
+from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.signals import signals_held
 
 VIEWS = ("tint", "blur", "replace", "green", "side")
@@ -412,6 +412,7 @@ class VideoOutput:
         if not self.path.parent.is_dir():
             raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
         store.refuse_unwritable(self.path, "--output")  # before a camera session, not at its first frame
+        self.force = force
         store.refuse_non_utf8_video_name(self.path, "--output")
         self.tmp: Path | None = None  # claimed with the first frame
         self.fps = fps
@@ -501,7 +502,17 @@ class VideoOutput:
             store.remove_temporary(self.tmp)
             raise HumansegError(f"--output {self.path}: the video could not be written completely "
                                 f"(disk full?); nothing was kept", exit_code=1)
-        os.replace(self.tmp, self.path)
+        if self.force:
+            os.replace(self.tmp, self.path)
+            self.tmp = None
+            return self.path
+        try:  # without --force, never over a file that appeared during the run (another run's recording)
+            store.write_in_place(self.tmp, self.path)
+        except AlreadyExists:
+            kept, self.tmp = self.tmp, None  # (discard() must not take it)
+            raise HumansegError(f"--output {self.path} appeared during the run (another program?) and is left "
+                                f"as it is; this recording is kept as {kept}", exit_code=1) from None
+        self.tmp = None
         return self.path
 
     def discard(self) -> None:

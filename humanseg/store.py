@@ -401,6 +401,14 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
+def write_in_place(tmp: Path, path: Path) -> None:
+    """Move a finished temporary file to path, which must not exist (AlreadyExists if it does, the
+    temporary file then left as it is); without hard links, checked then moved."""
+    _put_in_place(tmp, path, overwrite=False)
+    if os.path.lexists(tmp):  # linked: the temporary name goes
+        remove_temporary(tmp)
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
     """Write data to path via a temporary file; without overwrite, an existing path raises StoreError."""
     path = Path(path)

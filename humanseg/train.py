@@ -424,6 +424,23 @@ def _worker_leaves_signals_to_trainer(worker_id: int) -> None:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
+def _lock_folder(out: Path) -> int | None:
+    """An exclusive lock on the --out folder (its file descriptor), or HumansegError when another
+    training run holds it. None where file locks are not to be had (no fcntl: Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise HumansegError(f"--out {out} is in use by another training run; wait for it to end, or choose "
+                            f"another --out") from None
+    return fd
+
+
 def _launch_env() -> tuple[int, int]:
     """(processes, this one's rank) from torchrun's WORLD_SIZE and RANK (1, 0 when unset); a value
     that is not one (WORLD_SIZE=abc, 0, RANK 2 of 2) is named in one line, not a ValueError's
@@ -462,6 +479,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     last_path, best_path = out / "last.pt", out / "best.pt"
     csv_path, png_path = out / "metrics.csv", out / "training.png"
     made_out = is_main and not os.path.lexists(out)
+    lock = None
 
     try:
         held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
@@ -480,6 +498,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for path in (last_path, best_path, csv_path, png_path):
                 if os.path.lexists(path) and not path.is_file():
                     raise HumansegError(f"--out {out}: {path.name} there is not a file; move it away")
+            # One run at a time in a folder: a second run with the same --out, started before the first
+            # wrote anything, passed the check above, and the one that ended last replaced the other's
+            # finished checkpoints without a word. Held until this process ends.
+            out.mkdir(parents=True, exist_ok=True)
+            lock = _lock_folder(out)
+            held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
+            if held and not cfg.resume and not cfg.force:  # a run that ended between the check and the lock
+                raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
+                                    f"with --resume, start over with --force, or choose another --out")
         pairs = load_pairs(cfg.images)  # every root must hold labeled frames
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = load_rooms(cfg.backgrounds)
@@ -733,5 +760,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 pass
         raise
     finally:
+        if lock is not None:
+            os.close(lock)
         if distributed and dist.is_initialized():
             dist.destroy_process_group()

@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -465,3 +466,27 @@ def test_an_output_name_taken_by_a_folder_is_found_before_anything_is_written(co
     (masks / "set8" / "1_mask.png").rmdir()
     r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(masks), "--force")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_report_that_appears_during_the_run_is_not_replaced_without_force(dev_root, tmp_path, monkeypatch):
+    # --json was checked before the run and written with overwrite: a report another run wrote
+    # meanwhile under that name was replaced without a word.
+    from click.testing import CliRunner
+
+    from humanseg import evaluate
+
+    report = tmp_path / "r.json"
+    real = evaluate.summarize
+
+    def another_run_writes_it(results):
+        report.write_text('{"theirs": 1}')
+        return real(results)
+
+    monkeypatch.setattr(evaluate, "summarize", another_run_writes_it)
+    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
+                                                         "absdiff", "--json", str(report)])
+    assert res.exit_code == 2 and f"refusing to overwrite existing file: {report}" in res.output
+    assert report.read_text() == '{"theirs": 1}' and sorted(os.listdir(tmp_path)) == ["r.json"]
+    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
+                                                         "absdiff", "--json", str(report), "--force"])
+    assert res.exit_code == 0 and '"absdiff"' in report.read_text()

@@ -1050,6 +1050,31 @@ def grey_levels(path):
     return [int(round(f.mean())) for f in video_frames(path)[0]]
 
 
+def test_an_output_that_appears_during_the_run_is_not_replaced_without_force(tmp_path):
+    # The --output check is made before the run; a second run that finished meanwhile under the same
+    # name had its recording replaced when this one closed (exit 0 both).
+    frames = [np.full((48, 64, 3), 60 * k, np.uint8) for k in range(3)]
+    out = VideoOutput(tmp_path / "o.avi", 30.0)
+    for frame in frames:
+        out.write(frame)
+    (tmp_path / "o.avi").write_bytes(b"another run's")
+    with pytest.raises(HumansegError, match=r"--output .*o\.avi appeared during the run \(another program\?\) and "
+                                            r"is left as it is; this recording is kept as .*o\.\d+\.\w+\.tmp\.avi$"):
+        out.close()
+    out.discard()  # (as the run's clean-up does): the recording stays
+    assert (tmp_path / "o.avi").read_bytes() == b"another run's"
+    kept = [p for p in tmp_path.iterdir() if p.name != "o.avi"]
+    assert len(kept) == 1 and len(video_frames(kept[0])[0]) == 3
+    forced = VideoOutput(tmp_path / "o.avi", 30.0, force=True)
+    for frame in frames:
+        forced.write(frame)
+    assert forced.close() == tmp_path / "o.avi" and len(video_frames(tmp_path / "o.avi")[0]) == 3
+    plain = VideoOutput(tmp_path / "p.avi", 30.0)
+    plain.write(frames[0])
+    assert plain.close() == tmp_path / "p.avi"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["o.avi", "p.avi", kept[0].name])
+
+
 @pytest.mark.parametrize("ext", [".avi", ".mp4"])
 def test_a_source_saying_a_thousandth_of_a_frame_per_second_is_still_recorded(tmp_path, ext):
     # A header's 0.001 fps went to OpenCV's writer, which refused it: "--output ...: cannot write a

@@ -615,6 +615,20 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
     assert store_sets(two_sets) == [2, 8]
     r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
     assert r.returncode == 2 and "images folder not found" in r.stderr
+    # Another run training into the same --out (here: its lock held by this test): the one that ended
+    # last replaced the other's finished checkpoints.
+    import fcntl
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    fd = os.open(busy, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(busy)])
+    finally:
+        os.close(fd)
+    assert r.returncode == 2 and r.stderr == (f"Error: --out {busy} is in use by another training run; wait for it "
+                                              f"to end, or choose another --out\n")
+    assert list(busy.iterdir()) == []
     # torchrun's variables set by hand, wrongly: a ValueError's traceback from int() or the process group.
     for world, rank, line in (("abc", "0", "WORLD_SIZE='abc' is not a whole number"),
                               ("0", "0", "WORLD_SIZE=0 with RANK=0: a run needs at least one process"),

@@ -99,7 +99,7 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
         poses = estimator.estimate(frame)
         palms = estimator.palms_from_poses(poses, w, h)
         if out_dir is not None:
-            store.write_image(out_dir / name, draw_poses(frame, poses, palms), overwrite=True)
+            store.write_image(out_dir / name, draw_poses(frame, poses, palms), overwrite=overwrite)
         if as_json:
             keypoints = {} if not poses else {
                 k: [round(kp.x, 1), round(kp.y, 1), round(kp.score, 3)] for k, kp in poses[0].keypoints.items()}
