@@ -311,8 +311,8 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 # 100 s a frame) keys, clicks and its close button still answer at once, a countdown's
                 # number is redrawn as it changes, and one that ends takes the next frame then, not
                 # a whole pace later (at --max-fps 0.1, -b 1 saved after 10 s).
-                # The hook is asked again for the frame on screen: the live overlay's mask of it
-                # comes after it is first drawn (the frame before's was shown for the whole pace).
+                # The hook and the pose worker are asked again for the frame on screen: the live
+                # overlay's mask of it and its palms come after it is first drawn.
                 digit = controller.countdown_shown()
                 while not (keys or clicks) and window.is_open():
                     now = clock()
@@ -322,6 +322,10 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                         out = on_frame(frame, context)
                         if out is not None and out is not shown:
                             shown, redraw = out, True
+                    if worker is not None:  # PoseNet's answer for the frame on screen: its palms drawn
+                        calls, found = worker.latest()  # now (the frame before's were, for the whole pace)
+                        if calls != seen_calls:
+                            seen_calls, palms, redraw = calls, steady(found), True
                     if controller.countdown is not None:
                         if controller.countdown.done(now):
                             break

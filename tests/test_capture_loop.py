@@ -486,3 +486,43 @@ def test_pose_weights_errors_suggest_no_pose_only_where_there_is_one(tmp_path):
         assert err.value.exit_code == 2 and str(err.value).startswith(f"--posenet-weights {missing}: no such file; "
                                                                        f"to get weights, put mobilenet_v1_050.pth in ")
         assert str(err.value).endswith("or run with --no-pose (mouse and keys)") is no_pose
+
+
+def test_a_slow_pace_draws_the_palms_of_the_frame_on_screen(tmp_path, monkeypatch):
+    # With --max-fps and PoseNet in its worker, the palms of a frame came after it was drawn and were
+    # shown only with the next frame: for the whole pace, the dots of the frame before.
+    from humanseg import capture
+
+    class PoseOfTheFrame:
+        """A palm at x = the frame's grey level: whose palm is drawn says which frame it came from."""
+
+        def palms(self, frame):
+            time.sleep(0.05)
+            return [Palm(float(frame[0, 0, 0]), 100.0, "left", 1.0)]
+
+    drawn = []  # (frame shown, palms drawn with it)
+
+    def render(frame, controller, palms, context, fps):
+        drawn.append((int(frame[0, 0, 0]), [round(x) for x, _ in palms]))
+        return frame, 1.0
+
+    monkeypatch.setattr(capture, "render", render)
+    clock = Clock()
+
+    class Window(ScriptWindow):
+        def poll(self, wait_ms=1):
+            time.sleep(wait_ms / 1000)  # real time, for the worker to answer
+            clock.now += wait_ms / 1000
+            return [], []
+
+    shots = [np.full((H, W, 3), level, np.uint8) for level in (40, 120, 200)]
+    run_capture(ListSource(shots, clock, limit=3), Window({}), controller(clock), tmp_path, clock=clock,
+                pose=PoseOfTheFrame(), pose_async=True, max_fps=2.0)
+    # The last drawing of each frame (before the next is read) shows its own palm (One-Euro smoothing
+    # moves a dot at most a little toward the frame before's).
+    last = {}
+    for level, xs in drawn:
+        last[level] = xs
+    assert set(last) == {40, 120, 200}
+    for level, xs in last.items():
+        assert len(xs) == 1 and abs(xs[0] - level) < 20, (level, xs)
