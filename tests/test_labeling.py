@@ -929,3 +929,19 @@ def test_a_drag_that_flattens_a_polygon_is_taken_back():
     assert ed.press(200, 350) == "grab"
     ed.move(200, 300)
     assert ed.release(200, 300) == "moved" and ed.shapes[0].points[2] == (200.0, 300.0)
+
+
+def test_the_help_bar_wraps_rather_than_shrinking_to_an_unreadable_line():
+    # At --zoom 0.5 (a 320x240 window) the help was shrunk to one line about 4 px tall.
+    import cv2
+
+    from humanseg.labeling.view import draw_help
+
+    text = "click: add/drag  right: close/del pt  h: hole  z: undo  r: restart  c: clear  d: del poly  b: bkg"
+    canvas = np.full((240, 320, 3), 128, np.uint8)
+    draw_help(canvas, text)
+    dark = np.flatnonzero((canvas == 128).all(axis=2).sum(axis=1) < 320 * 0.5)  # the darkened rows
+    assert dark.min() < 240 - 2 * 14 and dark.max() == 239  # two lines or more, at the bottom
+    white = np.flatnonzero((canvas.max(axis=2) > 200).any(axis=1))
+    (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    assert white.size and th >= 8 and white.min() >= dark.min()

@@ -295,3 +295,18 @@ def test_buttons_are_semi_transparent_and_turn_green_when_active():
     active = image[edge].astype(int)
     assert active[1] > 130 and active[0] < 100 and active[2] < 100
     assert (image[0:10, 0:10] == 100).all()  # nothing drawn outside the button
+
+
+def test_a_long_notice_is_shortened_in_the_middle_not_shrunk_out_of_sight():
+    # "saved PATH" of a deeply nested --images was drawn about 6 px tall across the frame.
+    import cv2
+
+    path = "/home/me/captures/of/an/afternoon/with/a/rather/deeply/nested/folder/images/set1/bkg.png"
+    text = draw.shortened(f"saved {path}", 0.9 * 320, 1)
+    assert text.startswith("saved ...") and text.endswith("/set1/bkg.png")
+    assert cv2.getTextSize(text, draw.FONT, draw.MIN_TEXT_SCALE, 1)[0][0] <= 0.9 * 320
+    assert draw.shortened("saved set1/bkg.png", 0.9 * 640, 1) == "saved set1/bkg.png"
+    image = np.zeros((240, 320, 3), np.uint8)
+    draw.draw_notices(image, [f"saved {path}"])
+    rows = np.flatnonzero((image.max(axis=2) > 200).any(axis=1))
+    assert rows.size and rows.max() - rows.min() + 1 >= 8  # drawn at a readable height

@@ -24,18 +24,33 @@ def _pts(points, zoom: float = 1.0) -> np.ndarray:
 
 
 def draw_help(canvas: np.ndarray, text: str, bottom: bool = True) -> None:
-    """A one-line dark bar with text, drawn in place at the bottom (or top) of canvas."""
+    """A dark bar with text, drawn in place at the bottom (or top) of canvas: one line where it fits,
+    else wrapped at its spaces into as many as it needs (shrunk to one line, it was 4 px tall and
+    unreadable in a 320x240 window)."""
     h, w = canvas.shape[:2]
     scale = 0.4
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    if tw > w - 8:
-        scale *= (w - 8) / tw  # shrink to fit one line on narrow frames
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    bar = th + base + 6
+    lines: list[str] = []
+    gap = "  " if "  " in text else " "  # items ("z: undo") are kept whole
+    for word in text.split(gap):
+        joined = f"{lines[-1]}{gap}{word}" if lines else word
+        if lines and cv2.getTextSize(joined, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= w - 8:
+            lines[-1] = joined
+        else:
+            lines.append(word)
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if (th + base + 3) * len(lines) > h / 3:  # a tiny window: one line, shrunk, rather than a bar over it all
+        lines = [text]
+    widest = max(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for line in lines)
+    if widest > w - 8:  # wider than the frame: that much smaller
+        scale *= (w - 8) / widest
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    step = th + base + 3
+    bar = min(h, step * len(lines) + 3)
     y0 = h - bar if bottom else 0
     canvas[y0:y0 + bar] = (canvas[y0:y0 + bar] * 0.35).astype(np.uint8)
-    cv2.putText(canvas, text, (4, y0 + bar - base - 3), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    for i, line in enumerate(lines):
+        cv2.putText(canvas, line, (4, y0 + (i + 1) * step - base), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[float, float] | None = None,

@@ -60,14 +60,37 @@ def draw_palms(image: np.ndarray, palms: Iterable[tuple[float, float]], radius: 
         cv2.circle(image, (int(round(x)), int(round(y))), radius, (255, 255, 255), 1, cv2.LINE_AA)
 
 
+# The smallest font scale text is drawn at (about 8 px tall): a longer text is shortened instead.
+MIN_TEXT_SCALE = 0.35
+
+
+def shortened(text: str, width: float, thickness: int, scale: float = MIN_TEXT_SCALE) -> str:
+    """text, or with its middle replaced by "..." (its first word and its end kept: "saved
+    .../set1/bkg.png") so that it is at most `width` pixels wide at `scale`."""
+    def fits(candidate: str) -> bool:
+        return cv2.getTextSize(candidate, FONT, scale, thickness)[0][0] <= width
+
+    if fits(text):
+        return text
+    head = text.split(" ", 1)[0] + " " if " " in text else ""
+    tail = text[len(head):]
+    for cut in range(1, len(tail) + 1):
+        candidate = f"{head}...{tail[cut:]}"
+        if fits(candidate):
+            return candidate
+    return head.strip() if fits(head.strip()) else "..."
+
+
 def draw_band_text(image: np.ndarray, text: str, centre_y: int, height: int, colour=(255, 255, 255)) -> None:
-    """Text centred in a darkened horizontal band of `height` pixels around centre_y."""
+    """Text centred in a darkened horizontal band of `height` pixels around centre_y; one too long
+    to read at MIN_TEXT_SCALE across the frame (a saved file's long path) is shortened in the middle."""
     h, w = image.shape[:2]
     y0 = max(0, centre_y - height // 2)
     y1 = min(h, y0 + height)
     band = image[y0:y1]
     band //= 2  # darken in place: cheap and keeps the picture visible underneath
     thickness = max(1, height // 14)
+    text = shortened(text, 0.9 * w, thickness, min(MIN_TEXT_SCALE, height * 0.6 / 22))
     scale = min(text_scale(text, 0.9 * w, thickness), height * 0.6 / 22)
     (tw, th), _ = cv2.getTextSize(text, FONT, scale, thickness)
     put_text(image, text, ((w - tw) // 2, (y0 + y1 + th) // 2), scale, colour, thickness)
