@@ -176,9 +176,11 @@ def save_capture(kind: str, frame: np.ndarray, context: CaptureContext) -> Saved
 
 
 def status_text(context: CaptureContext, fps: float) -> str:
+    rate = f"{fps:.0f}" if fps >= 10 or fps == 0 else f"{fps:.1f}"  # (a slow --max-fps read 0 fps)
     if context.set_number is None:
-        return f"no set yet: press Bkg | {fps:.0f} fps"
-    return f"set {context.set_number} | {context.frames_saved} frames | {fps:.0f} fps"
+        return f"no set yet: press Bkg | {rate} fps"
+    saved = context.frames_saved
+    return f"set {context.set_number} | {saved} frame{'' if saved == 1 else 's'} | {rate} fps"
 
 
 def render(frame: np.ndarray, controller: CaptureController, palms, context: CaptureContext,

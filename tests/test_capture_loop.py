@@ -526,3 +526,13 @@ def test_a_slow_pace_draws_the_palms_of_the_frame_on_screen(tmp_path, monkeypatc
     assert set(last) == {40, 120, 200}
     for level, xs in last.items():
         assert len(xs) == 1 and abs(xs[0] - level) < 20, (level, xs)
+
+
+def test_the_status_line_counts_frames_and_a_slow_rate():
+    from humanseg.capture import CaptureContext, status_text
+
+    ctx = CaptureContext(images_root=".", set_number=3, frames_saved=1)
+    assert status_text(ctx, 29.6) == "set 3 | 1 frame | 30 fps"  # "1 frames"
+    ctx.frames_saved = 2
+    assert status_text(ctx, 0.5) == "set 3 | 2 frames | 0.5 fps"  # "0 fps" at --max-fps 0.5
+    assert status_text(CaptureContext(images_root="."), 0.0) == "no set yet: press Bkg | 0 fps"
