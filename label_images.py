@@ -2,10 +2,10 @@
 
 import click
 
-from humanseg.cli import CONTEXT, Number, as_a_tool, images_option, reports_errors
+from humanseg.cli import CONTEXT, Command, Number, as_a_tool, images_option, reports_errors
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT, cls=Command)
 @click.option("-s", "--set", "set_number", type=int, required=True, metavar="N",
               help="Set to label (images/setN).")
 @images_option

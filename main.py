@@ -7,14 +7,14 @@ import sys
 
 import click
 
-from humanseg.cli import CONTEXT, MAX_THREADS, Number, as_a_tool, images_option, reports_errors
+from humanseg.cli import CONTEXT, MAX_THREADS, Command, Number, as_a_tool, images_option, reports_errors
 
 
 def _print_event(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT, cls=Command)
 @click.option("-b", "--bkg-countdown", "bkg_seconds", type=Number(min=0), default=5, show_default=True,
               help="Seconds counted down before the background is saved.")
 @click.option("-s", "--sav-countdown", "sav_seconds", type=Number(min=0), default=2, show_default=True,

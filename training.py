@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import CONTEXT, MAX_THREADS, Folder, Number, as_a_tool, reports_errors
+from humanseg.cli import CONTEXT, MAX_THREADS, Command, Folder, Number, as_a_tool, reports_errors
 
 
 def _size(ctx, param, value):
@@ -22,7 +22,7 @@ MAX_SIZE = 1280
 MAX_ITERATIONS = 10**9
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT, cls=Command)
 @click.option("-i", "--iterations", default=1000, show_default=True, type=click.IntRange(1, MAX_ITERATIONS),
               help="Training steps in all (a resumed run continues up to this step).")
 # Bounds: -b 100000 ran the machine out of memory, --workers 100000 forked until killed, --lr 1e38

@@ -29,7 +29,7 @@ from humanseg.sources import ImageFolderSource  # noqa: E402
 from humanseg.ui.buttons import default_layout  # noqa: E402
 from humanseg.ui.controller import CaptureController  # noqa: E402
 from gui import start_xvfb  # noqa: E402
-from humanseg.cli import CONTEXT, MAX_THREADS, as_a_tool, reports_errors  # noqa: E402
+from humanseg.cli import CONTEXT, MAX_THREADS, Command, as_a_tool, reports_errors  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -83,7 +83,7 @@ def report(name: str, fps: list[float], **extra) -> None:
                       "max": round(max(fps), 1), "unit": "fps", "cores": os.cpu_count(), **extra}), flush=True)
 
 
-@click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT)
+@click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
 @click.option("--frames", type=click.IntRange(1), default=300, show_default=True, help="Frames measured per mode.")
 @click.option("--chunk", type=click.IntRange(1), default=30, show_default=True, help="Frames per FPS sample.")
 @click.option("--pose-every", type=click.IntRange(0), default=0, show_default=True,

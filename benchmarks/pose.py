@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from humanseg.pose.estimator import PoseEstimator  # noqa: E402
-from humanseg.cli import CONTEXT, as_a_tool, reports_errors  # noqa: E402
+from humanseg.cli import CONTEXT, Command, as_a_tool, reports_errors  # noqa: E402
 
 DEV_FRAME = ROOT.parent / "shared" / "data" / "dev" / "set10" / "0.png"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -48,7 +48,7 @@ def measure(estimator: PoseEstimator, frame: np.ndarray, threads: int, iteration
     return times
 
 
-@click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT)
+@click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
 @click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=str(WEIGHTS),
               show_default=True, help="PoseNet weights.")
 @click.option("--iterations", type=click.IntRange(1), default=50, show_default=True, help="Timed calls per line.")

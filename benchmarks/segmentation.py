@@ -27,7 +27,9 @@ from humanseg import store  # noqa: E402
 from humanseg.errors import HumansegError  # noqa: E402
 from humanseg.evaluate import absdiff_mask  # noqa: E402
 from humanseg.model import load_segmenter  # noqa: E402
-from humanseg.cli import CONTEXT, MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, as_a_tool, reports_errors  # noqa: E402
+from humanseg.cli import (  # noqa: E402
+    CONTEXT, MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, as_a_tool, reports_errors,
+)
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
@@ -48,7 +50,7 @@ def report(name: str, times: list[float], **extra) -> None:
                       "max": round(max(times), 3), "unit": "ms", "cores": os.cpu_count(), **extra}), flush=True)
 
 
-@click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT)
+@click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
 @click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,
               help="Threads for the model.")

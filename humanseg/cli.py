@@ -53,6 +53,31 @@ def as_a_tool() -> None:
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
+def _given_as(option: click.Option, token: str) -> bool:
+    """Whether a command-line token gives this option (--set 3, --set=3, -s 3 or -s3)."""
+    for name in option.opts:
+        if token == name or (name.startswith("--") and token.startswith(name + "=")):
+            return True
+        if len(name) == 2 and not token.startswith("--") and token.startswith(name):
+            return True
+    return False
+
+
+class Command(click.Command):
+    """click.Command that refuses an option of one value given twice: the last one won without a
+    word (`label_images.py -s 2 -s 1` labeled set 1, `predict --out a --out b` wrote to b only)."""
+
+    def parse_args(self, ctx, args):
+        once = [p for p in self.params if isinstance(p, click.Option) and not p.multiple and not p.count
+                and not p.is_flag]
+        tokens = args[:args.index("--")] if "--" in args else args
+        for option in once:
+            given = [t for t in tokens if _given_as(option, t)]
+            if len(given) > 1:
+                raise click.UsageError(f"{option.opts[-1]} given {len(given)} times; give it once", ctx)
+        return super().parse_args(ctx, args)
+
+
 # name -> "module:attribute"; importing lazily keeps `--help` fast and torch out of light commands.
 SUBCOMMANDS = {
     "pose": "humanseg.pose.cli:pose_command",

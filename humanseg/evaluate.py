@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 
 from humanseg import metrics, store
-from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, File, Folder, images_option, reports_errors
+from humanseg.cli import (
+    MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, images_option, reports_errors,
+)
 from humanseg.errors import HumansegError
 from humanseg.sources import looks_mirrored
 
@@ -136,7 +138,7 @@ def parse_sets(value: str | None) -> list[int] | None:
     return list(dict.fromkeys(int(x) for x in items))
 
 
-@click.command("evaluate")
+@click.command("evaluate", cls=Command)
 @images_option
 @click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--sets", help="Only these sets, e.g. 3,7 (default: every set with labels).")
@@ -284,7 +286,7 @@ def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
     return frame
 
 
-@click.command("predict")
+@click.command("predict", cls=Command)
 @click.option("--bkg", "bkg_path", required=True, type=File(), help="Background image.")
 @click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=Folder(), help="Output folder.")

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from humanseg import store
-from humanseg.cli import File, reports_errors
+from humanseg.cli import Command, File, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.signals import signals_held
 
@@ -105,7 +105,7 @@ def _declare_one_channel(path: Path) -> None:
         onnx.save(graph, str(path))
 
 
-@click.command("export")
+@click.command("export", cls=Command)
 @click.option("--onnx", "onnx_path", required=True, type=File(),
               help="Where to write the ONNX model.")
 @click.option("--weights", type=click.Path(dir_okay=False),

@@ -25,7 +25,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
-from humanseg.cli import MAX_THREADS, File, Folder, Number, reports_errors
+from humanseg.cli import MAX_THREADS, Command, File, Folder, Number, reports_errors
 from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.signals import signals_held
 
@@ -721,7 +721,7 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-@click.command("live")
+@click.command("live", cls=Command)
 @click.option("--source", default="0", show_default=True,
               help="Camera index, video file, or image folder / glob pattern.")
 @click.option("--bkg", "bkg_path", type=File(),

@@ -91,6 +91,22 @@ def test_images_given_twice_is_refused_where_one_folder_is_read(dev_root, tmp_pa
             f"folder of sets (training.py pools several)\n"), args
 
 
+def test_an_option_of_one_value_given_twice_is_refused():
+    # The last one won without a word: `label_images.py -s 2 -s 1` labeled set 1, `main.py --set 1
+    # --set 2` went on with set 2, `predict --out a --out b` wrote to b.
+    for args, shown in ((["label_images.py", "-s", "2", "-s", "1"], "--set"),
+                        (["label_images.py", "--set=2", "-s1"], "--set"),
+                        (["main.py", "--set", "1", "--set", "2"], "--set"),
+                        (["-m", "humanseg", "predict", "--out", "a", "--out", "b", "--bkg", "x", "y"], "--out"),
+                        (["training.py", "-b", "2", "--batch", "4"], "--batch")):
+        r = run(*args)
+        assert r.returncode == 2 and r.stderr == f"Error: {shown} given 2 times; give it once\n", (args, r.stderr)
+    # Options that take several are still taken so: training.py's --images, evaluate's --method.
+    result = CliRunner().invoke(cli.main, ["evaluate", "--method", "absdiff", "--method", "absdiff", "--images",
+                                           "/nonexistent"])
+    assert "given 2 times" not in result.output
+
+
 def test_an_empty_file_or_folder_name_is_refused_by_every_command(dev_root):
     # An unset shell variable: `--json ""`, `--save-masks ""`, `live --output ""` wrote nothing without a
     # word, `predict --out ""` wrote into the current folder, `export --onnx ""` failed in an odd message.

@@ -4,10 +4,10 @@ optimizer state (a third of the size), as shipped in humanseg/weights/default.pt
 import click
 
 from humanseg import store
-from humanseg.cli import CONTEXT, File, as_a_tool, reports_errors
+from humanseg.cli import CONTEXT, Command, File, as_a_tool, reports_errors
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(context_settings=CONTEXT, cls=Command)
 @click.argument("src", type=File())  # refuses "": read as the current folder, written as an empty name
 @click.argument("dst", type=File())
 @click.argument("recipe", required=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from humanseg import store
-from humanseg.cli import Folder, Number, reports_errors
+from humanseg.cli import Command, Folder, Number, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.pose.mobilenet import MODEL_IDS
 
@@ -31,7 +31,7 @@ def _read(path: Path):
     return frame
 
 
-@click.command("pose")
+@click.command("pose", cls=Command)
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=Folder(path_type=Path), default=None,
               help="Write <image>_pose.png with skeleton and palms into this folder.")
