@@ -96,11 +96,12 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
         assert cv2.connectedComponents(cleaned)[0] < cv2.connectedComponents(plain)[0]
     # A second run keeps the first one's results unless --force, and says so before evaluating.
     before = {p: p.read_bytes() for p in (out_json, montage, *(masks / "set8").iterdir())}
-    for extra, text in (([], f"already holds masks of set 8 ({masks / 'set8' / '0_mask.png'}"),
-                        (["--save-masks", str(tmp_path / "m2")], f"--montage {montage} already exists"),
-                        (["--save-masks", str(tmp_path / "m2"), "--montage", str(tmp_path / "w2.png")],
+    for given, text in (({}, f"already holds masks of set 8 ({masks / 'set8' / '0_mask.png'}"),
+                        ({"--save-masks": tmp_path / "m2"}, f"--montage {montage} already exists"),
+                        ({"--save-masks": tmp_path / "m2", "--montage": tmp_path / "w2.png"},
                          f"--json {out_json} already exists")):
-        args = ["--save-masks", str(masks), "--montage", str(montage), "--json", str(out_json), *extra]
+        options = {"--save-masks": masks, "--montage": montage, "--json": out_json, **given}
+        args = [str(x) for pair in options.items() for x in pair]
         r = cli("evaluate", "--images", str(root), "--method", "absdiff", *args)
         assert r.returncode == 2 and text in r.stderr and "--force" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and not r.stdout
