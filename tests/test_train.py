@@ -170,7 +170,9 @@ def test_resume_refuses_a_run_asked_for_with_other_settings(two_sets, tmp_path):
                          (["--val-sets", "8", "--seed", "3"], "--seed 0, this one asks for 3"),
                          (["--val-sets", "8", "-b", "1"], "-b 2, this one asks for 1"),
                          (["--val-sets", "8", "--init", "default"], "--init scratch, this one asks for default")]:
-        r = run_training(["-i", "4", "--resume", *common, *change])
+        at = common.index("-b")  # (given once: the change's -b instead of the run's)
+        given = common[:at] + common[at + 2:] if "-b" in change else common
+        r = run_training(["-i", "4", "--resume", *given, *change])
         assert r.returncode == 2 and r.stderr == (f"Error: --resume: the run was started with {said} "
                                                   f"({out / 'last.pt'}); give the run's options again to "
                                                   f"continue it, or start a new run from it (--init "
@@ -574,7 +576,7 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
                                 ("'-i' / '--iterations'", str(10**20), "1<=x<=1000000000"),
                                 ("'--boundary-gain'", "1e39", "0<=x<=1000")):
         flag = {"'-b' / '--batch'": "-b", "'-i' / '--iterations'": "-i"}.get(option, option.strip("'"))
-        r = run_training(["-i", "1", flag, value, "--out", str(tmp_path / "s")])
+        r = run_training(["-i" if flag != "-i" else "-b", "1", flag, value, "--out", str(tmp_path / "s")])
         shown = {"1e38": "1e+38", "1e39": "1e+39"}.get(value, value)
         assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
             f"Error: Invalid value for {option}: {shown} is not in the range {rule}."), r.stderr
@@ -838,7 +840,7 @@ def test_refine_kernel_converts_a_loaded_network_and_is_refused_on_resume(two_se
     assert "refine kernel now 1" in r.stdout
     model = load_model(b / "last.pt")[0]
     assert model.config.refine_kernel == 1 and model.refine.inp.kernel_size == (1, 1)
-    r = run_training([*common, "--out", str(b), "--resume", "--refine-kernel", "3", "-i", "4"])
+    r = run_training(["-i", "4", *common[2:], "--out", str(b), "--resume", "--refine-kernel", "3"])
     assert r.returncode == 2 and "--refine-kernel applies to a new run" in r.stderr
     assert "Traceback" not in r.stderr
 
