@@ -945,3 +945,25 @@ def test_the_help_bar_wraps_rather_than_shrinking_to_an_unreadable_line():
     white = np.flatnonzero((canvas.max(axis=2) > 200).any(axis=1))
     (_, th), _ = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
     assert white.size and th >= 8 and white.min() >= dark.min()
+
+
+def test_a_double_click_that_moved_a_pixel_adds_one_vertex():
+    # Qt reports a double click's second press as LBUTTONDBLCLK then LBUTTONDOWN at its place (seen
+    # under Xvfb): with the hand moved 2 px between the clicks, two vertices were added side by side.
+    import cv2
+
+    ed = PolygonEditor()
+    seen = []
+    mouse = MouseAdapter(ed, seen.append)
+    mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
+    mouse(cv2.EVENT_LBUTTONDOWN, 150, 250, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, 150, 250, 0)
+    mouse(cv2.EVENT_LBUTTONDBLCLK, 152, 251, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONDOWN, 152, 251, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, 152, 251, 0)
+    assert seen == ["start", "add"] and ed.current == [(100.0, 100.0), (150.0, 250.0)]
+    # A click elsewhere after it counts (a backend that sends the double click after the press).
+    mouse(cv2.EVENT_LBUTTONDBLCLK, 150, 250, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONDOWN, 300, 120, cv2.EVENT_FLAG_LBUTTON)
+    assert seen == ["start", "add", "add"] and ed.current[-1] == (300.0, 120.0)

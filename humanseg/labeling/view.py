@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 
@@ -100,8 +102,20 @@ class MouseAdapter:
         self.size = size  # (width, height) of the frame: positions are kept on it (see __call__)
         self.hover: tuple[float, float] | None = None
         self.on_change = on_change or (lambda action: None)
+        self._double_click: tuple[int, int, float] | None = None  # where and when Qt said "double click"
 
     def __call__(self, event: int, x: int, y: int, flags: int, param=None) -> None:
+        if event == cv2.EVENT_LBUTTONDBLCLK:
+            self._double_click = (x, y, time.monotonic())
+            return
+        if event == cv2.EVENT_LBUTTONDOWN and self._double_click is not None:
+            # Qt sends a double click's second press as LBUTTONDBLCLK, then LBUTTONDOWN at its place: that
+            # press added a second vertex beside the first (the hand moves a pixel or two between the two
+            # clicks), or grabbed the vertex the first click had just closed on.
+            dx, dy, at = self._double_click
+            self._double_click = None
+            if (dx, dy) == (x, y) and time.monotonic() - at < 0.5:
+                return
         x, y = to_image(x, y, self.zoom)
         if self.size is not None:
             # While a button is held the window reports the pointer beyond its edges too: a vertex
@@ -121,6 +135,5 @@ class MouseAdapter:
             action = ed.release(x, y)
         elif event == cv2.EVENT_RBUTTONDOWN:
             action = ed.right_click(x, y)
-        # LBUTTONDBLCLK is ignored on purpose: Qt sends LBUTTONDOWN for the second click as well.
         if action:
             self.on_change(action)
