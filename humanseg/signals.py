@@ -24,6 +24,24 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def quiet_hung_up_terminal(signum: int) -> None:
+    """On SIGHUP, point stdout and stderr at /dev/null where they lead nowhere any more (a terminal
+    that has gone with its window or ssh connection; a 0-byte write to it fails): the log lines after
+    the stop and the one-line error failed with "Input/output error", exit 1, not 129."""
+    if signum != getattr(signal, "SIGHUP", None):
+        return
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")  # (isatty() says False for a terminal that has gone)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, fd)
+                os.close(null)
+            except OSError:
+                pass
+
+
 def raise_for(signum: int):
     """The exception a stop signal is raised as: Terminated, or KeyboardInterrupt for Ctrl-C."""
     raise Terminated(signum) if signum in STOPS else KeyboardInterrupt()
@@ -42,6 +60,7 @@ def sigterm_as_interrupt():
         return
 
     def handle(signum, frame):
+        quiet_hung_up_terminal(signum)
         raise Terminated(signum)
 
     previous = {sig: signal.signal(sig, handle) for sig in STOPS if signal.getsignal(sig) is not signal.SIG_IGN}
@@ -79,12 +98,15 @@ def signals_held():
         _holding[0] -= 1
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if came:
-        handler = previous.get(came[-1])
-        if callable(handler):
-            handler(came[-1], None)
-        else:  # the default action: ended as the signal would have ended it, with the clean-up above
-            raise_for(came[-1])
+        # Handed on whether the block ended or raised (a failed save that is caught and gone on from,
+        # a loader worker's end raised by PyTorch's SIGCHLD handler): one dropped with the block's
+        # error was lost, and training took the worker's end for a failure of its own.
+        if came:
+            handler = previous.get(came[-1])
+            if callable(handler):
+                handler(came[-1], None)
+            else:  # the default action: ended as the signal would have ended it, with the clean-up above
+                raise_for(came[-1])
 
 
 @contextmanager
@@ -147,6 +169,7 @@ class StopSignals:
                     self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
+        quiet_hung_up_terminal(signum)
         if self.signum is not None:
             if self.twice_stops_at_once:
                 if self._in_step:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from humanseg import store
 from humanseg.cli import reports_errors
 from humanseg.errors import StoreError
+from tests.conftest import ROOT
 
 
 def _img(h=48, w=64, value=100):
@@ -680,6 +681,38 @@ def test_signals_held_hand_the_signal_to_the_handler_that_was_there():
             os.kill(os.getpid(), signal.SIGINT)
             done = True
     assert done
+    # A block that raises hands the signal on too (a save that failed and is gone on from, a loader
+    # worker's end raised mid-write): it was dropped with the block's error.
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise OSError(28, "No space left on device")
+    stops = StopSignals()
+    stops.install()
+    try:
+        with pytest.raises(RuntimeError):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+        assert stops.signum == signal.SIGTERM  # training then stops at this step, as asked
+    finally:
+        stops.restore()
+
+
+def test_a_hangup_points_output_that_leads_nowhere_at_dev_null():
+    # SIGHUP from a closed terminal: the lines written after the stop failed with "Input/output
+    # error", and the run exited 1 rather than 129.
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    os.close(master)  # the terminal has gone
+    code = ("import signal, sys; from humanseg.signals import quiet_hung_up_terminal; "
+            "quiet_hung_up_terminal(signal.SIGHUP); print('after the hangup'); sys.stdout.flush()")
+    r = subprocess.run([sys.executable, "-c", code], stdout=slave, stderr=subprocess.PIPE, cwd=ROOT, timeout=60)
+    os.close(slave)
+    assert r.returncode == 0, r.stderr
 
 
 def test_a_device_or_a_pipe_is_never_replaced_by_a_file(tmp_path):
