@@ -420,8 +420,33 @@ def _worker_leaves_signals_to_trainer(worker_id: int) -> None:
     SIGHUP (a closed terminal, sent to the whole process group) is left to the trainer as Ctrl-C is."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for fd in _locks:  # (a worker outliving a killed trainer kept --out locked)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def _make_folders(out: Path) -> list[Path]:
+    """Make out and its missing parents; returns those this process made, deepest first (one another
+    run made meanwhile is not this run's to remove)."""
+    missing = []
+    while not os.path.lexists(out):
+        missing.append(out)
+        out = out.parent
+    made = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+            made.append(folder)
+        except FileExistsError:
+            pass
+    return made[::-1]
+
+
+_locks: list[int] = []  # --out locks held by this process: data loader workers close their copies
 
 
 def _lock_folder(out: Path) -> int | None:
@@ -438,6 +463,7 @@ def _lock_folder(out: Path) -> int | None:
         os.close(fd)
         raise HumansegError(f"--out {out} is in use by another training run; wait for it to end, or choose "
                             f"another --out") from None
+    _locks.append(fd)
     return fd
 
 
@@ -478,7 +504,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     csv_path, png_path = out / "metrics.csv", out / "training.png"
-    made_out = is_main and not os.path.lexists(out)
+    made_out: list[Path] = []  # the folders this run made for --out, deepest first
     lock = None
 
     try:
@@ -498,15 +524,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for path in (last_path, best_path, csv_path, png_path):
                 if os.path.lexists(path) and not path.is_file():
                     raise HumansegError(f"--out {out}: {path.name} there is not a file; move it away")
-            # One run at a time in a folder: a second run with the same --out, started before the first
-            # wrote anything, passed the check above, and the one that ended last replaced the other's
-            # finished checkpoints without a word. Held until this process ends.
-            out.mkdir(parents=True, exist_ok=True)
-            lock = _lock_folder(out)
-            held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
-            if held and not cfg.resume and not cfg.force:  # a run that ended between the check and the lock
-                raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
-                                    f"with --resume, start over with --force, or choose another --out")
         pairs = load_pairs(cfg.images)  # every root must hold labeled frames
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = load_rooms(cfg.backgrounds)
@@ -556,7 +573,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
         model.to(device)
 
         if is_main:
-            out.mkdir(parents=True, exist_ok=True)
+            # One run at a time in a folder: a second run with the same --out, started before the first
+            # wrote anything, passed the check above, and the one that ended last replaced the other's
+            # finished checkpoints without a word. Held until this process ends.
+            made_out = _make_folders(out)
+            lock = _lock_folder(out)
+            held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
+            if held and not cfg.resume and not cfg.force:  # a run that ended between the check and the lock
+                raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
+                                    f"with --resume, start over with --force, or choose another --out")
             # Named with their folder when sets come from several --images (each may have a set1).
             several = len({p.set_key.rsplit(":", 1)[0] for p in train_pairs + val_pairs}) > 1
             val_names = sorted({os.path.join(*p.set_key.rsplit(":", 1)) if several else p.set_key.rsplit(":", 1)[1]
@@ -753,14 +778,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise HumansegError("interrupted", exit_code=130)
         return {"step": step, "best_iou": best_iou, **last_val}
     except BaseException:
-        if made_out:  # the run made it, and failed before anything went in: no empty folder left
+        for folder in made_out:  # the run made them, and failed before anything went in: none left empty
             try:
-                out.rmdir()
+                folder.rmdir()
             except OSError:
-                pass
+                break
         raise
     finally:
         if lock is not None:
+            _locks.remove(lock)
             os.close(lock)
         if distributed and dist.is_initialized():
             dist.destroy_process_group()

@@ -470,9 +470,23 @@ def test_no_labeled_frames_is_a_clear_error(tmp_path):
     (root / "set1").mkdir(parents=True)
     cv2.imwrite(str(root / "set1" / "bkg.png"), np.zeros((48, 64, 3), np.uint8))
     cv2.imwrite(str(root / "set1" / "0.png"), np.zeros((48, 64, 3), np.uint8))
-    r = run_training(["-i", "1", "--images", str(root), "--out", str(tmp_path / "w")])
+    r = run_training(["-i", "1", "--images", str(root), "--out", str(tmp_path / "a" / "b" / "w")])
     assert r.returncode == 2
     assert "no labeled frames found" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "a").exists()  # no --out folder, nor its parents, made for a run refused
+
+
+def test_out_folders_made_are_the_runs_own():
+    # The run that lost the --out lock removed the folder the winner had just made (both had found it
+    # missing), and the winner's checkpoints then had nowhere to go.
+    import tempfile
+
+    from humanseg.train import _make_folders
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "a" / "b" / "w"
+        assert _make_folders(out) == [out, out.parent, out.parent.parent] and out.is_dir()
+        assert _make_folders(out) == []  # there already: another run's, not this one's to remove
 
 
 def test_set_without_bkg_and_mismatched_sizes_are_named(tmp_path):
