@@ -522,6 +522,14 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     assert r.returncode == 2 and f"--backgrounds {two_sets / 'set8'} is a capture set folder" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w" / "last.pt").exists()
+    # Rooms numbered as a video's frames are (1.png, 2.png), with no bkg.png or labels: rooms.
+    from humanseg.data.dataset import load_backgrounds
+
+    numbered = tmp_path / "numbered"
+    numbered.mkdir()
+    for k in (1, 2):
+        shutil.copy(dev_root / "set2" / "bkg.png", numbered / f"{k}.png")
+    assert len(load_backgrounds(numbered)) == 2
 
 
 @pytest.mark.slow

@@ -87,9 +87,13 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
         return []
     if not Path(folder).is_dir():
         raise HumansegError(f"--backgrounds folder not found: {folder}")
-    if store.is_capture_folder(folder):  # its frames show the person, its masks are not rooms
-        raise HumansegError(f"--backgrounds {folder} is a capture set folder (it holds bkg.png or K.png "
-                            f"frames); give a folder of empty rooms (its sets are read with --images)")
+    # A capture set's folder: its frames show the person, its masks are no rooms. (Rooms numbered 1.png,
+    # 2.png, ... as a video's frames are named, without bkg.png or masks beside them, are rooms.)
+    names = os.listdir(folder)
+    if (store.BKG_NAME in names and store.list_frames(folder)) or any(store.MASK_RE.match(n) for n in names):
+        raise HumansegError(f"--backgrounds {folder} is a capture set folder (it holds bkg.png with K.png "
+                            f"frames, or K_mask.png labels); give a folder of empty rooms (its sets are read "
+                            f"with --images)")
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.suffix.lower() in {".png", ".jpg", ".jpeg"} and not p.name.startswith("."):  # not ._x.png
