@@ -65,20 +65,28 @@ MIN_TEXT_SCALE = 0.35
 
 
 def shortened(text: str, width: float, thickness: int, scale: float = MIN_TEXT_SCALE) -> str:
-    """text, or with its middle replaced by "..." (its first word and its end kept: "saved
-    .../set1/bkg.png") so that it is at most `width` pixels wide at `scale`."""
+    """text, or shortened to be at most `width` pixels wide at `scale`: its longest path (a word with a
+    "/") loses its start ("saved .../set1/bkg.png", "save failed: [Errno 28] No space left on device:
+    '.../set1/7.png'"), so what the text says stays; failing that, its end goes ("...")."""
     def fits(candidate: str) -> bool:
         return cv2.getTextSize(candidate, FONT, scale, thickness)[0][0] <= width
 
     if fits(text):
         return text
-    head = text.split(" ", 1)[0] + " " if " " in text else ""
-    tail = text[len(head):]
-    for cut in range(1, len(tail) + 1):
-        candidate = f"{head}...{tail[cut:]}"
-        if fits(candidate):
-            return candidate
-    return head.strip() if fits(head.strip()) else "..."
+    words = text.split(" ")
+    paths = [i for i, word in enumerate(words) if "/" in word]
+    if paths:
+        at = max(paths, key=lambda i: len(words[i]))
+        path = words[at]
+        for cut in range(1, len(path)):
+            candidate = " ".join(words[:at] + ["..." + path[cut:]] + words[at + 1:])
+            if fits(candidate):
+                return candidate
+        words[at] = "..."
+    text = " ".join(words)
+    while text and not fits(text + "..."):
+        text = text[:-1]
+    return text + "..."
 
 
 def draw_band_text(image: np.ndarray, text: str, centre_y: int, height: int, colour=(255, 255, 255)) -> None:
