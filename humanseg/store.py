@@ -272,12 +272,11 @@ def shown_path(path: str | os.PathLike) -> str:
 
 
 def refuse_non_utf8_video_name(path: str | os.PathLike, what: str) -> None:
-    """StoreError if path (made absolute) is not valid UTF-8: OpenCV's VideoCapture and VideoWriter
+    """StoreError if path, as OpenCV is given it, is not valid UTF-8: its VideoCapture and VideoWriter
     crash the process (a segmentation fault) on such a name, where images are read and written by
-    Python's own file calls."""
-    full = os.path.abspath(os.fspath(path))
+    Python's own file calls. (A relative name is given as it is: the folder it is in may have any name.)"""
     try:
-        full.encode("utf-8")
+        os.fspath(path).encode("utf-8")
     except UnicodeEncodeError:
         raise StoreError(f"{what} {shown_path(path)}: OpenCV cannot open a video whose path is not valid UTF-8; "
                          f"rename it (or its folder)") from None

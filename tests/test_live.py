@@ -416,6 +416,16 @@ def test_a_video_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path, dev_root
     assert r.returncode == 2 and r.stderr == (f"Error: --output {tmp_path}/out\\xff.mp4: OpenCV cannot open a "
                                               f"video whose path is not valid UTF-8; rename it (or its folder)\n")
     assert sorted(os.listdir(folder)) == [b"clip\xff.avi"]  # no temporary file left
+    # A plain relative name inside such a folder is what OpenCV is given: it opens it (it was refused).
+    inside = folder + b"/caf\xe9"
+    os.mkdir(inside)
+    os.rename(write_clip(tmp_path / "ok.avi", dev_root, 2), os.fsdecode(inside + b"/clip.avi"))
+    r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", "clip.avi", "--bkg", bkg, "--no-window",
+                        "--max-frames", "2", "--output", "out.avi"], cwd=inside, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    os.rename(inside + b"/out.avi", tmp_path / "out.avi")  # (read back from a name OpenCV takes)
+    assert len(video_frames(tmp_path / "out.avi")[0]) == 2
 
 
 def test_an_image_of_another_size_in_a_folder_source_is_named(tmp_path, dev_root, default_weights,
