@@ -75,6 +75,11 @@ class Command(click.Command):
             given = [t for t in tokens if _given_as(option, t)]
             if len(given) > 1:
                 raise click.UsageError(f"{option.opts[-1]} given {len(given)} times; give it once", ctx)
+        for option in self.params:  # --mirror --no-mirror: the last won
+            if isinstance(option, click.Option) and option.secondary_opts:
+                on, off = (any(t in names for t in tokens) for names in (option.opts, option.secondary_opts))
+                if on and off:
+                    raise click.UsageError(f"give {option.opts[-1]} or {option.secondary_opts[-1]}, not both", ctx)
         return super().parse_args(ctx, args)
 
 

@@ -101,6 +101,8 @@ def test_an_option_of_one_value_given_twice_is_refused():
                         (["training.py", "-b", "2", "--batch", "4"], "--batch")):
         r = run(*args)
         assert r.returncode == 2 and r.stderr == f"Error: {shown} given 2 times; give it once\n", (args, r.stderr)
+    r = run("-m", "humanseg", "live", "--mirror", "--no-mirror", "--source", "x")  # the last won
+    assert r.returncode == 2 and r.stderr == "Error: give --mirror or --no-mirror, not both\n"
     # Options that take several are still taken so: training.py's --images, evaluate's --method.
     result = CliRunner().invoke(cli.main, ["evaluate", "--method", "absdiff", "--method", "absdiff", "--images",
                                            "/nonexistent"])
