@@ -255,6 +255,16 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     def report(event: Event) -> None:
         emit({**event.as_dict(), "time": round(clock() - started, 3)})
 
+    def act(frame: np.ndarray, keys: list[int], clicks: list[tuple[int, int]]) -> None:
+        """The controller's answer to this input (and to the clock: a countdown's end), on this frame."""
+        for event in controller.update(palms, clicks, keys):
+            if event.name == "capture":
+                report(event)
+                event = _save(event.fields["kind"], frame, controller, context, on_saved)
+                if event.name == "saved":
+                    event.fields.update(source_position(source), source_frame=context.frame_index)
+            report(event)
+
     try:
         while True:
             tick = clock()
@@ -289,13 +299,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 took = clock() - t0
                 pose_seconds = 0.8 * pose_seconds + 0.2 * took if pose_seconds else took
 
-            for event in controller.update(palms, clicks, keys):
-                if event.name == "capture":
-                    report(event)
-                    event = _save(event.fields["kind"], frame, controller, context, on_saved)
-                    if event.name == "saved":
-                        event.fields.update(source_position(source), source_frame=context.frame_index)
-                report(event)
+            act(frame, keys, clicks)
 
             shown = frame
             if on_frame is not None:
@@ -310,16 +314,23 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             keys, clicks = window.poll(1)
             if max_fps > 0:
                 # Paced by waiting in the window, not in time.sleep: at a slow pace (--max-fps 0.01,
-                # 100 s a frame) keys, clicks and its close button still answer at once, a countdown's
-                # number is redrawn as it changes, and one that ends takes the next frame then, not
-                # a whole pace later (at --max-fps 0.1, -b 1 saved after 10 s).
+                # 100 s a frame) keys, clicks and its close button still answer at once, on the frame
+                # on screen (they went to the next frame, read at once: Bkg with -b 0 saved a frame
+                # never shown, any stray key skipped a frame, and q left the window up for a whole
+                # pace); a countdown's number is redrawn as it changes, and one that ends saves the
+                # frame on screen then, not a whole pace later (at --max-fps 0.1, -b 1 saved after 10 s).
                 # The hook and the pose worker are asked again for the frame on screen: the live
                 # overlay's mask of it and its palms come after it is first drawn.
                 digit = controller.countdown_shown()
-                while not (keys or clicks) and window.is_open():
+                while window.is_open():
                     now = clock()
-                    spare = 1.0 / max_fps - (now - tick)
                     redraw = False
+                    if keys or clicks or (controller.countdown is not None and controller.countdown.done(now)):
+                        act(frame, keys, clicks)
+                        keys, clicks, redraw = [], [], True
+                        if controller.quit:
+                            break
+                    spare = 1.0 / max_fps - (now - tick)
                     if on_frame is not None:
                         out = on_frame(frame, context)
                         if out is not None and out is not shown:
@@ -329,8 +340,6 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                         if calls != seen_calls:
                             seen_calls, palms, redraw = calls, steady(found), True
                     if controller.countdown is not None:
-                        if controller.countdown.done(now):
-                            break
                         spare = min(spare, controller.countdown.remaining(now))
                         if controller.countdown_shown() != digit:
                             digit, redraw = controller.countdown_shown(), True

@@ -136,8 +136,9 @@ def test_a_slow_pace_still_answers_keys_at_once(tmp_path, dev_root, monkeypatch)
     for fps in (0.01, 1e-300, 1e-307):  # 1e-307: a wait of 1e310 ms, past float's range
         clock.now, source, events = 0.0, ListSource(frames(dev_root), clock), []
         run_capture(source, Window({}), controller(clock), tmp_path, clock=clock, log=events.append, max_fps=fps)
-        # q pressed 3 s into the first 100 s (or 1e300 s) wait: handled with the next frame.
-        assert source.reads == 2 and 3 < clock.now < 3.2
+        # q pressed 3 s into the first 100 s (or 1e300 s) wait: handled then, on the frame on screen
+        # (no frame more is read: it was, and shown for a whole pace before the window closed).
+        assert source.reads == 1 and 3 < clock.now < 3.2
         assert [e["event"] for e in events][-2:] == ["pressed", "quit"]
 
     class Closed(Window):  # closed with its button 3 s into the wait; a later imshow would reopen it
@@ -536,3 +537,28 @@ def test_the_status_line_counts_frames_and_a_slow_rate():
     ctx.frames_saved = 2
     assert status_text(ctx, 0.5) == "set 3 | 2 frames | 0.5 fps"  # "0 fps" at --max-fps 0.5
     assert status_text(CaptureContext(images_root="."), 0.0) == "no set yet: press Bkg | 0 fps"
+
+
+def test_at_a_slow_pace_bkg_saves_the_frame_on_screen(tmp_path, dev_root):
+    # Bkg with -b 0 at --max-fps 0.2: the key ended the wait, the next frame was read and saved (a
+    # frame never shown: the person, where the empty room was on screen); a stray key skipped a frame.
+    clock = Clock()
+    room, person = cv2.imread(str(dev_root / "set5" / "bkg.png")), cv2.imread(str(dev_root / "set5" / "0.png"))
+
+    class Window(ScriptWindow):
+        def poll(self, wait_ms=1):
+            clock.now += wait_ms / 1000
+            at = clock.now
+            if 2.0 <= at < 2.0 + wait_ms / 1000:
+                return [ord("x")], []  # a key that does nothing
+            if 3.0 <= at < 3.0 + wait_ms / 1000:
+                return [ord("b")], []
+            return ([ord("q")] if at > 12 else []), []
+
+    ctrl = CaptureController(default_layout(W, H), bkg_seconds=0, sav_seconds=1, clock=clock)
+    source, events = ListSource([room, person], clock, limit=10), []
+    run_capture(source, Window({}), ctrl, tmp_path, clock=clock, log=events.append, max_fps=0.2)
+    saved = next(e for e in events if e["event"] == "saved")
+    assert saved["kind"] == "background" and saved["source_frame"] == 0 and saved["time"] < 3.1
+    assert np.array_equal(cv2.imread(str(tmp_path / "set1" / "bkg.png")), cv2.flip(room, 1))
+    assert source.reads == 3  # frames at 0, 5 and 10 s: the keys skipped none
