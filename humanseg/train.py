@@ -166,6 +166,8 @@ def plot_history(rows: list[dict], path: Path) -> None:
         hi = max(v for _, v in losses)
         pts = np.array([xy(s, v, 0, hi) for s, v in losses], np.int32)
         cv2.polylines(img, [pts], False, (200, 80, 0), 1, cv2.LINE_AA)
+        if len(pts) == 1:  # a run under 10 steps has one row: a line of one point draws nothing
+            cv2.circle(img, tuple(int(c) for c in pts[0]), 3, (200, 80, 0), -1)
         cv2.putText(img, f"loss (0..{hi:.2f})", (pad, pad - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                     (200, 80, 0), 1, cv2.LINE_AA)
     vals = [(r["step"], r["val_iou"]) for r in rows if r.get("val_iou") not in (None, "")]

@@ -955,3 +955,14 @@ def test_a_checkpoint_says_which_step_its_metrics_are_of(two_sets, tmp_path):
     assert resumed["step"] == 6 and resumed["extra"]["metrics_step"] == 4 and resumed["metrics"] == last["metrics"]
     assert run_training([*common, "--stop-at", "8", "--resume"]).returncode == 0
     assert load_model(again / "best.pt")[1]["step"] == 8
+
+
+def test_the_plot_of_a_run_of_one_row_shows_its_loss(tmp_path):
+    # A run under 10 steps writes one metrics row: the loss was drawn as a line of one point, nothing.
+    from humanseg.train import plot_history
+
+    plot_history([{"step": 4, "loss": 0.8, "train_iou": 0.5}], tmp_path / "training.png")
+    img = cv2.imread(str(tmp_path / "training.png"))
+    loss_colour = (np.abs(img.astype(int) - (200, 80, 0)).sum(axis=2) < 60)
+    loss_colour[:40] = False  # (the legend's text above the frame)
+    assert loss_colour.sum() >= 9
