@@ -17,6 +17,7 @@ from humanseg.cli import (
     MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, images_option, reports_errors,
 )
 from humanseg.errors import HumansegError
+from humanseg.ui.draw import put_text
 from humanseg.sources import looks_mirrored
 
 METHODS = ("model", "model-raw", "absdiff")
@@ -119,9 +120,9 @@ def worst_montage(root, results: list[FrameResult], count: int = 6, width: int =
         h = max(1, round(frame.shape[0] * width / frame.shape[1]))  # 0 rows for a frame 700x1
         tiles = [cv2.resize(x if x.ndim == 3 else cv2.cvtColor(x, cv2.COLOR_GRAY2BGR), (width, h))
                  for x in (frame, truth, r.pred)]
-        cv2.putText(tiles[0], f"set{r.set_number}/{r.index}.png  IoU {r.scores['iou']:.3f}  "
-                    f"bF {r.scores['boundary_f']:.3f}", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 255, 255), 1, cv2.LINE_AA)
+        # Outlined (thin yellow text alone all but vanished on a pale wall).
+        put_text(tiles[0], f"set{r.set_number}/{r.index}.png  IoU {r.scores['iou']:.3f}  "
+                 f"bF {r.scores['boundary_f']:.3f}", (6, 18), 0.45, (0, 255, 255), thickness=1)
         rows.append(np.hstack(tiles))
     if not rows:
         return np.zeros((10, 3 * width, 3), np.uint8)

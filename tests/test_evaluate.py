@@ -491,3 +491,18 @@ def test_a_report_that_appears_during_the_run_is_not_replaced_without_force(dev_
     res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
                                                          "absdiff", "--json", str(report), "--force"])
     assert res.exit_code == 0 and '"absdiff"' in report.read_text()
+
+
+def test_the_montage_caption_is_outlined_to_read_on_a_pale_wall(copy_set):
+    # Thin yellow text alone all but vanished on the dev rooms' light walls.
+    from humanseg.evaluate import FrameResult, worst_montage
+
+    root = copy_set(8)
+    frame = cv2.imread(str(root / "set8" / "0.png"))
+    cv2.imwrite(str(root / "set8" / "0.png"), np.full_like(frame, 255))  # a white wall behind the caption
+    pred = np.zeros(frame.shape[:2], np.uint8)
+    result = FrameResult(8, 0, {"iou": 0.5, "dice": 0.6, "boundary_f": 0.4}, 1.0, pred)
+    caption = worst_montage(root, [result])[4:24, 4:250]
+    dark = (caption.max(axis=2) < 80).sum()
+    yellow = ((caption[..., 0] < 100) & (caption[..., 1] > 200) & (caption[..., 2] > 200)).sum()
+    assert dark > 100 and yellow > 50
