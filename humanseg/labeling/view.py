@@ -17,7 +17,7 @@ HOLE_LINE = (40, 40, 240)
 DRAW_LINE = (0, 220, 255)
 HOLE_DRAW_LINE = (220, 60, 220)
 SHIFT = 2  # fractional bits for sub-pixel vertex positions in cv2 drawing calls
-HELP = ("click: add/drag  right: close/del pt  h: hole  z: undo  r: restart  c: clear  "
+HELP = ("click: add/drag  right: close/del pt  h: hole on/off  z: undo  r: restart  c: clear  "
         "d: del poly  b: bkg  Enter: save  n: skip  q: quit")
 
 
