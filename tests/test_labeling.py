@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import cv2
 import numpy as np
@@ -453,6 +454,18 @@ def test_labelme_bad_file_names_it(tmp_path):
         read_labelme(path)
     with pytest.raises(StoreError, match="shapes"):
         from_labelme({"version": "5"}, "x.json")
+    # Hand edits gone wrong: an integer of 400 digits (OverflowError), a point at 1e308 (shapely's
+    # error later), an infinite image size (a traceback that ended the session).
+    square = [[200, 100], [440, 100], [440, 400]]
+    for points, said in (([[10 ** 400, 1], *square[1:]], "shape 0 has malformed points: x.json"),
+                         ([[-1e308, 100], *square[1:]], "shape 0 has a point over 1e+06 px away: x.json")):
+        with pytest.raises(StoreError, match=re.escape(said)):
+            from_labelme({"shapes": [{"label": "person", "points": points}]}, "x.json")
+    path.write_text('{"shapes": [], "imageHeight": Infinity, "imageWidth": 640}')
+    assert read_labelme(path, (480, 640)) == []  # no size it could be drawn on: taken as this frame's
+    # labelme reads a shape_type of null as a polygon: it was dropped, and accepting saved an empty mask.
+    assert [s.points for s in from_labelme({"shapes": [{"label": "person", "points": square, "shape_type": None}]})] \
+        == [[(200.0, 100.0), (440.0, 100.0), (440.0, 400.0)]]
 
 
 def one_grey_frame(tmp_path):

@@ -288,7 +288,18 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     written = False
                     break
                 try:
-                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base)
+                    if (opened.mask and opened.json and source == "mask" and not editor.changed
+                            and mask_intact(info, k, frame.shape)):
+                        # The mask opened as it is (its K.json passed over: unreadable, another label's,
+                        # drawn on another size), accepted as it is: the mask is the label, and its bytes
+                        # stay (redrawn from its outline, a repaint lost up to ~100 pixels); only a K.json
+                        # of its outline is written anew.
+                        height, width = frame.shape[:2]
+                        doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width, base=base)
+                        mask_path = info.mask_path(k)
+                        json_path = store.write_bytes_atomic(info.json_path(k), store.encode_json(doc), overwrite=True)
+                    else:
+                        mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base)
                     written = True
                     break
                 except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost

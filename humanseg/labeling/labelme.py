@@ -14,6 +14,9 @@ from humanseg.errors import StoreError
 from humanseg.labeling.geometry import HOLE, PERSON, Shape
 
 LABELME_VERSION = "5.4.1"
+# A point further than this from the image is a hand edit gone wrong (shapely failed on 1e308, the
+# drawing overflowed from 5e8).
+MAX_COORDINATE = 1e6
 
 
 def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int, base: dict | None = None) -> dict:
@@ -41,8 +44,7 @@ def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int, ba
     kept: dict = {}  # (hole, rounded points) -> the base's polygons of those points, in file order
     others = []  # what draws nothing: other shape types, and polygons of fewer than 3 points
     for item in base["shapes"]:
-        key = _polygon_key(item) if isinstance(item, dict) and item.get("shape_type", "polygon") == "polygon" \
-            else None
+        key = _polygon_key(item) if isinstance(item, dict) and _shape_type(item) == "polygon" else None
         if key is not None and len(key[1]) >= 3:
             kept.setdefault(key, []).append(item)
         else:
@@ -55,11 +57,16 @@ def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int, ba
     return merged
 
 
+def _shape_type(item: dict) -> str:
+    """A shape's type as labelme reads it: missing or null is a polygon."""
+    return item.get("shape_type") or "polygon"
+
+
 def _polygon_key(item: dict):
     """(hole, points to 2 decimals) of a labelme polygon as from_labelme reads it, else None."""
     try:
         points = tuple((round(float(p[0]), 2), round(float(p[1]), 2)) for p in item["points"])
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
         return None
     return item.get("label") == HOLE, points
 
@@ -76,14 +83,16 @@ def from_labelme(doc: dict, source: str = "K.json") -> list[Shape]:
         raise StoreError(f"not a labelme file (no 'shapes' list): {source}")
     shapes = []
     for i, item in enumerate(doc["shapes"]):
-        if not isinstance(item, dict) or item.get("shape_type", "polygon") != "polygon":
+        if not isinstance(item, dict) or _shape_type(item) != "polygon":
             continue
         try:
             points = [(float(p[0]), float(p[1])) for p in item["points"]]
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # (a 400-digit integer)
             raise StoreError(f"shape {i} has malformed points: {source}") from None
         if not all(math.isfinite(c) for p in points for c in p):  # json.loads reads NaN and Infinity
             raise StoreError(f"shape {i} has a point that is not a finite number: {source}")
+        if not all(abs(c) <= MAX_COORDINATE for p in points for c in p):  # shapely failed on 1e308
+            raise StoreError(f"shape {i} has a point over {MAX_COORDINATE:.0e} px away: {source}")
         if len(points) >= 3:
             shapes.append(Shape(points, hole=item.get("label") == HOLE))
     return shapes
@@ -105,7 +114,7 @@ def read_labelme_doc(path: str | Path, size: tuple[int, int] | None = None) -> t
     shapes = from_labelme(doc, str(path))
     try:
         drawn = (int(doc["imageHeight"]), int(doc["imageWidth"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # (Infinity, 1e999: a traceback)
         drawn = None  # no size recorded: taken as drawn on this frame
     if size is not None and drawn is not None and drawn != tuple(size):
         raise StoreError(f"label file drawn on a {drawn[1]}x{drawn[0]} image, the frame is "
