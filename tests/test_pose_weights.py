@@ -197,6 +197,21 @@ def test_a_manifest_with_impossible_shapes_is_one_line(isolated_env, local_serve
     assert not W.cached_path(50).exists()
 
 
+@pytest.mark.parametrize("shape", [[4], [1 << 20] * 4])
+def test_a_manifest_whose_kernel_cannot_be_one_is_one_line(isolated_env, local_server, monkeypatch, shape):
+    # A kernel of rank 1 was a numpy "axes don't match" traceback; sides of 2**20 overflowed np.prod to 0,
+    # so an empty file passed the size check and reshape raised.
+    root, url = local_server
+    _write_checkpoint(root / "mobilenet_v1_050", _random_state())
+    manifest = json.loads((root / "mobilenet_v1_050" / "manifest.json").read_text())
+    manifest["MobilenetV1/Conv2d_1_pointwise/weights"]["shape"] = shape
+    (root / "mobilenet_v1_050" / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    with pytest.raises(WeightsError, match=r"manifest.json: not a PoseNet MobileNetV1 checkpoint"):
+        W.resolve_weights(None, 50, show_progress=False)
+    assert not W.cached_path(50).exists()
+
+
 def test_download_of_a_missing_model_says_where_to_put_the_file(isolated_env, local_server, monkeypatch):
     _, url = local_server  # serves nothing for mobilenet_v1_075
     monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
@@ -292,3 +307,49 @@ def test_state_dict_of_another_network(tmp_path):
 def test_unknown_model_id(isolated_env):
     with pytest.raises(WeightsError, match="model id must be one of 50, 75, 100, 101"):
         W.resolve_weights(None, 60)
+
+
+def test_weights_of_another_kind_of_tensor_are_refused(tmp_path, posenet_weights):
+    # An integer copy loaded silently (found nobody, exit 0); a float8, sparse or quantized tensor
+    # was a traceback.
+    state = torch.load(posenet_weights, weights_only=True)
+    key = "heatmap.bias"
+    kinds = {"int64": lambda t: t.to(torch.int64), "bool": lambda t: t.to(torch.bool),
+             "sparse": lambda t: t.to_sparse()}
+    if hasattr(torch, "float8_e4m3fn"):
+        kinds["float8"] = lambda t: t.to(torch.float8_e4m3fn)
+    for name, make in kinds.items():
+        bad = dict(state, **{key: make(state[key])})
+        torch.save(bad, tmp_path / f"{name}.pth")
+        with pytest.raises(WeightsError, match=rf"{name}\.pth: heatmap\.bias is a \w+ tensor .*not dense float "
+                                               rf"weights"):
+            W.load_state_dict(tmp_path / f"{name}.pth", 50)
+
+
+def test_a_weights_file_with_flipped_bytes_is_refused(tmp_path, posenet_weights):
+    # torch.load does not check the archive's checksums: 400 flipped bytes inside a tensor loaded,
+    # and moved the palms in silence.
+    data = bytearray(posenet_weights.read_bytes())
+    for i in range(1_000_000, 1_000_400):
+        data[i] ^= 0xFF
+    (tmp_path / "flipped.pth").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"flipped\.pth: cannot load PoseNet weights \(a damaged PyTorch "
+                                           r"archive: .* fails its checksum\)"):
+        W.load_state_dict(tmp_path / "flipped.pth", 50)
+
+
+def test_cache_variables_that_are_relative_or_start_with_a_tilde(monkeypatch, tmp_path):
+    # XDG_CACHE_HOME=relx made ./relx/humanseg/... in the current folder (the spec says ignore it);
+    # HUMANSEG_CACHE='~/hc' made a folder named "~".
+    monkeypatch.delenv("HUMANSEG_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relx")
+    assert W.cache_dir() == tmp_path / ".cache" / "humanseg" / "posenet"
+    monkeypatch.setenv("HUMANSEG_CACHE", "~/hc")
+    assert W.cache_dir() == tmp_path / "hc" / "posenet"
+
+
+def test_a_url_that_is_not_one_is_one_line(isolated_env):
+    # http.client.InvalidURL is no URLError: a traceback in pose, main.py and training.py.
+    with pytest.raises(WeightsError, match=r"download of http://a b/mobilenet_v1_050/manifest\.json failed"):
+        W.download_tfjs_checkpoint(50, url="http://a b/", show_progress=False)

@@ -8,8 +8,10 @@ float32 file per variable) converted to a state dict and written atomically to t
 from __future__ import annotations
 
 import gzip
+import http.client
 import io
 import json
+import math
 import os
 import urllib.error
 import urllib.request
@@ -34,9 +36,11 @@ _CHUNK = 1 << 16
 def cache_dir() -> Path:
     """Folder holding cached weights: $HUMANSEG_CACHE/posenet, else $XDG_CACHE_HOME/humanseg/posenet,
     else ~/.cache/humanseg/posenet."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "posenet"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    if os.environ.get(CACHE_ENV):  # ~ expanded (quoted, it made a folder named "~" here)
+        return Path(os.environ[CACHE_ENV]).expanduser() / "posenet"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):  # a relative one is to be ignored (XDG base directory spec)
+        base = str(Path.home() / ".cache")
     return Path(base) / "humanseg" / "posenet"
 
 
@@ -126,7 +130,7 @@ def download_tfjs_checkpoint(model_id: int, url: str | None = None,
     folder = (url or base_url()) + checkpoint_name(model_id) + "/"
     try:
         manifest = json.loads(_read_url(folder + "manifest.json"))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:  # (InvalidURL)
         raise _missing_error(model_id, f"download of {folder}manifest.json failed: {_reason(exc)}") from None
     if not isinstance(manifest, dict) or not all(
             isinstance(v, dict) and isinstance(v.get("filename"), str) and isinstance(v.get("shape"), list)
@@ -134,6 +138,12 @@ def download_tfjs_checkpoint(model_id: int, url: str | None = None,
         # (a shape of strings was a numpy traceback; a negative one "68 bytes, expected -68")
         raise WeightsError(f"{folder}manifest.json: not a TF.js checkpoint manifest", exit_code=1)
     wanted = {name: spec for name, spec in manifest.items() if _tfjs_to_torch_name(name)}
+    if not all(math.prod(spec["shape"]) <= 1 << 24 and (len(spec["shape"]) == 4 or _tfjs_to_torch_name(name)[1]
+                                                         not in ("conv", "depthwise"))
+               for name, spec in wanted.items()):
+        # (a kernel of another rank was a numpy traceback; np.prod of huge sides overflowed to 0)
+        raise WeightsError(f"{folder}manifest.json: not a PoseNet MobileNetV1 checkpoint (a kernel is not "
+                           f"4-dimensional, or too large)", exit_code=1)
     total = sum(4 * int(np.prod(spec["shape"])) for spec in wanted.values())
     variables = {}
     with tqdm(total=total, unit="B", unit_scale=True, desc=f"PoseNet {checkpoint_name(model_id)}",
@@ -142,7 +152,7 @@ def download_tfjs_checkpoint(model_id: int, url: str | None = None,
             file_url = folder + str(spec["filename"])
             try:
                 data = _read_url(file_url, bar)
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
                 raise _missing_error(model_id, f"download of {file_url} failed: {_reason(exc)}") from None
             shape = tuple(int(s) for s in spec["shape"])
             if len(data) != 4 * int(np.prod(shape)):
@@ -234,6 +244,13 @@ def check_state_dict(state, model_id: int, source: str) -> None:
         raise WeightsError(f"{source}: not a PoseNet MobileNetV1 model {model_id} state dict ({detail}, "
                            f"{len(missing)} missing, {len(unexpected)} unexpected{hint})")
     for key, tensor in expected.items():
+        value = state[key]
+        # An integer, bool or complex copy loaded silently and found nobody; a float8, sparse, meta or
+        # quantized one was a traceback. Weights are dense float tensors.
+        if (value.layout != torch.strided or value.is_meta or value.is_quantized
+                or value.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64)):
+            raise WeightsError(f"{source}: {key} is a {str(value.dtype).removeprefix('torch.')} tensor "
+                               f"({value.layout}), not dense float weights")
         if tuple(state[key].shape) != tuple(tensor.shape):
             found = _model_id_of(state)
             what = f"holds model {found} weights, not model {model_id}" if found and found != model_id \
@@ -252,10 +269,27 @@ def load_state_dict(path: Path, model_id: int) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files; say what it means
         raise WeightsError(f"{path}: cannot load PoseNet weights ({torch_load_failure(path, exc)})") from None
+    damaged = _damaged_member(path)
+    if damaged:  # torch.load does not check the archive's checksums: flipped bytes loaded, in silence
+        raise WeightsError(f"{path}: cannot load PoseNet weights (a damaged PyTorch archive: {damaged} fails "
+                           f"its checksum)")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     check_state_dict(state, model_id, source=str(path))
     return state
+
+
+def _damaged_member(path: Path) -> str | None:
+    """The first member of a zip checkpoint whose CRC fails, else None (not a zip: None)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None
+    except Exception:  # zipfile raises others on damaged headers (struct.error, ...): damaged
+        return "its directory"
 
 
 def load_network(weights: str | os.PathLike | None = None, model_id: int = 50, output_stride: int = 16,
