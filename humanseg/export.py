@@ -119,7 +119,8 @@ def export_command(onnx_path, weights, opset, force):
     output the person probability (N,1,H,W).
 
     The shipped Segmenter runs it on frames fitted to 320x240 (humanseg.model.working_size; resized
-    with INTER_AREA, the output resized back); do the same for the same masks.
+    with INTER_AREA), cleans up the logits log(p / (1 - p)) clipped to +-30, and resizes those back;
+    do the same for the same masks (see the README's "ONNX export").
     """
     store.refuse_capture_file(onnx_path, "--onnx")  # e.g. images/set3/0.png, --force or not
     from humanseg.model.checkpoint import resolve_weights

@@ -55,6 +55,19 @@ def test_the_segmenter_takes_frames_down_to_one_pixel(dev_root, backend):
         assert set(np.unique(mask)) <= {0, 255} and np.array_equal(mask > 0, prob > 0.5)
 
 
+def test_a_mask_threshold_outside_0_to_1_is_refused(dev_root):
+    # 1.0 was a ZeroDivisionError; 1.5 and nan gave an empty mask without a word.
+    from humanseg.model import load_segmenter
+
+    seg = load_segmenter(num_threads=1)
+    bkg, frame = (cv2.imread(str(dev_root / "set3" / name)) for name in ("bkg.png", "0.png"))
+    seg.set_background(bkg)
+    for bad in (0.0, 1.0, 1.5, float("nan")):
+        with pytest.raises(HumansegError, match="threshold must be between 0 and 1"):
+            seg.predict_mask(frame, bad)
+    assert np.array_equal(seg.predict_mask(frame, 0.5) > 0, seg.predict(frame) > 0.5)
+
+
 def test_inputs_are_padded_to_the_training_crop_step_only():
     """Sizes training crops come in (multiples of 16, e.g. the 320x240 working size) run unpadded;
     others are padded to the next multiple of 16, and the coarsest level may be odd-sized."""

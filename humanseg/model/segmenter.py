@@ -324,7 +324,9 @@ class Segmenter:
         return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
 
     def predict_mask(self, frame: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-        """Person mask HxW uint8 (255 person, 0 background)."""
+        """Person mask HxW uint8 (255 person, 0 background) where the probability is over threshold."""
+        if not 0 < threshold < 1:  # (1.0 divided by zero; 1.5 and nan gave an empty mask in silence)
+            raise HumansegError(f"threshold must be between 0 and 1, not those: {threshold}")
         z = self.logits(frame)
         cut = float(np.log(threshold / (1 - threshold)))
         return above(z, cut)
