@@ -93,12 +93,10 @@ def test_a_folder_of_tiff_frames_is_a_source(tmp_path, dev_root):
     assert np.array_equal(source.read(), frame)
 
 
-def test_a_video_file_damaged_in_the_middle_goes_on_after_the_damage(tmp_path, monkeypatch):
-    # Frames that stop decoding were taken for the end of the file: the 70 good frames after a damaged
-    # stretch were dropped without a word.
-    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    clip = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (320, 240))
+def damaged_in_the_middle(clip, fourcc: str):
+    """A 150-frame clip of a ball moving right (2 px a frame), a fifth of the file zeroed a third of
+    the way in."""
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*fourcc), 30.0, (320, 240))
     rng = np.random.default_rng(0)
     for k in range(150):
         frame = np.full((240, 320, 3), 80, np.uint8)
@@ -107,8 +105,16 @@ def test_a_video_file_damaged_in_the_middle_goes_on_after_the_damage(tmp_path, m
     writer.release()
     data = bytearray(clip.read_bytes())
     n = len(data)
-    data[n // 3:n // 3 + n // 5] = bytes(n // 5)  # a fifth of the file zeroed, a third of the way in
+    data[n // 3:n // 3 + n // 5] = bytes(n // 5)
     clip.write_bytes(bytes(data))
+    return clip
+
+
+def test_a_video_file_damaged_in_the_middle_goes_on_after_the_damage(tmp_path, monkeypatch):
+    # Frames that stop decoding were taken for the end of the file: the 70 good frames after a damaged
+    # stretch were dropped without a word.
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    clip = damaged_in_the_middle(tmp_path / "clip.mp4", "mp4v")
     source = sources.open_source(str(clip))
     with pytest.warns(UserWarning, match=rf"^video file {clip}: frames (\d+)-(\d+) \(counted from 1\) could "
                                          rf"not be decoded \(damaged\?\); skipped$") as caught:
@@ -133,8 +139,8 @@ def test_a_video_file_cut_short_says_so_at_its_end(tmp_path, monkeypatch):
         assert len(list(sources.open_source(str(clip)))) == 60
     clip.write_bytes(whole[:len(whole) // 2])
     source = sources.open_source(str(clip))
-    with pytest.warns(UserWarning, match=rf"^video file {clip}: (\d+) of its 60 frames could not be "
-                                         rf"decoded \(cut short, or damaged\?\); it ends after (\d+) frames$") as caught:
+    said = rf"^video file {clip}: (\d+) of its 60 frames could not be decoded \(cut short, or damaged\?\); it ends after"
+    with pytest.warns(UserWarning, match=said + r" (\d+) frames$") as caught:
         frames = list(source)
     missing, read = map(int, re.search(r"(\d+) of its 60 .* after (\d+) frames$", str(caught[0].message)).groups())
     assert 10 < len(frames) == read == 60 - missing < 50
@@ -144,18 +150,7 @@ def test_an_avi_damaged_in_the_middle_says_how_many_frames_it_lost(tmp_path, mon
     # FFmpeg's AVI reader passes over a damaged stretch without a failed read: the frames lost there
     # were reported as "frames 121-150 ... it ends after frame 120", the wrong frames.
     monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
-    rng = np.random.default_rng(0)
-    for k in range(150):
-        frame = np.full((240, 320, 3), 80, np.uint8)
-        cv2.circle(frame, (20 + 2 * k, 120), 30, (0, 0, 255), -1)
-        writer.write(np.clip(frame + rng.integers(0, 20, frame.shape), 0, 255).astype(np.uint8))
-    writer.release()
-    data = bytearray(clip.read_bytes())
-    n = len(data)
-    data[n // 3:n // 3 + n // 5] = bytes(n // 5)
-    clip.write_bytes(bytes(data))
+    clip = damaged_in_the_middle(tmp_path / "clip.avi", "MJPG")
     with pytest.warns(UserWarning, match=r"(\d+) of its 150 frames could not be decoded \(cut short, or "
                                          r"damaged\?\); it ends after (\d+) frames$") as caught:
         frames = list(sources.open_source(str(clip)))
