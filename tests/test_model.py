@@ -190,6 +190,7 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     for k, v in m.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k])
 
+    assert not loaded.training  # for inference: in training mode BatchNorm used the batch's statistics
     with pytest.raises(WeightsError, match="weights file not found"):
         load_model(tmp_path / "missing.pt")
     with pytest.raises(WeightsError, match="weights path is a folder, not a checkpoint file"):

@@ -113,8 +113,11 @@ def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> SiameseSe
 
 
 def load_model(path: str | os.PathLike) -> tuple[SiameseSegNet, dict]:
+    """The checkpoint's network, in eval mode (for inference: in training mode its BatchNorm used each
+    batch's statistics, a mask 6000 pixels off for a library caller; training sets its own mode), and
+    the checkpoint dict."""
     ckpt = read_checkpoint(path)
-    return build_model(ckpt, path), ckpt
+    return build_model(ckpt, path).eval(), ckpt
 
 
 def resolve_weights(weights: str | os.PathLike | None) -> Path:
