@@ -502,12 +502,8 @@ class VideoOutput:
             store.remove_temporary(self.tmp)
             raise HumansegError(f"--output {self.path}: the video could not be written completely "
                                 f"(disk full?); nothing was kept", exit_code=1)
-        if self.force:
-            os.replace(self.tmp, self.path)
-            self.tmp = None
-            return self.path
         try:  # without --force, never over a file that appeared during the run (another run's recording)
-            store.write_in_place(self.tmp, self.path)
+            store.write_in_place(self.tmp, self.path, overwrite=self.force)
         except AlreadyExists:
             kept, self.tmp = self.tmp, None  # (discard() must not take it)
             raise HumansegError(f"--output {self.path} appeared during the run (another program?) and is left "

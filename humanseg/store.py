@@ -400,10 +400,10 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
 
 
-def write_in_place(tmp: Path, path: Path) -> None:
-    """Move a finished temporary file to path, which must not exist (AlreadyExists if it does, the
-    temporary file then left as it is); without hard links, checked then moved."""
-    _put_in_place(tmp, path, overwrite=False)
+def write_in_place(tmp: Path, path: Path, overwrite: bool = False) -> None:
+    """Move a finished temporary file to path; without overwrite path must not exist (AlreadyExists
+    if it does, the temporary file then left as it is)."""
+    _put_in_place(tmp, path, overwrite)
     if os.path.lexists(tmp):  # linked: the temporary name goes
         remove_temporary(tmp)
 

@@ -208,12 +208,15 @@ def mask_intact(info: store.SetInfo, k: int, shape: tuple[int, ...]) -> bool:
 
 
 def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int],
-               opened: Opened, base: dict | None = None) -> tuple[Path, Path]:
+               opened: Opened, base: dict | None = None, keep_mask: bool = False) -> tuple[Path, Path]:
     """Write K_mask.png and K.json together (both or neither); replaces only files there when the
     frame was opened (with --redo / --all, or a K.json left without its mask). base: the K.json the
-    frame opened from, whose shapes and keys the labeler does not edit are kept (to_labelme)."""
+    frame opened from, whose shapes and keys the labeler does not edit are kept (to_labelme).
+    keep_mask: the mask there is the label as it is; only K.json is written (from its outline)."""
     height, width = shape
     doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width, base=base)
+    if keep_mask:
+        return info.mask_path(k), store.write_bytes_atomic(info.json_path(k), store.encode_json(doc), opened.json)
     mask_path, json_path = store.write_together([
         (info.mask_path(k), store.encode_png(editor.mask(height, width)), opened.mask),
         (info.json_path(k), store.encode_json(doc), opened.json),
@@ -288,18 +291,12 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     written = False
                     break
                 try:
-                    if (opened.mask and opened.json and source == "mask" and not editor.changed
-                            and mask_intact(info, k, frame.shape)):
-                        # The mask opened as it is (its K.json passed over: unreadable, another label's,
-                        # drawn on another size), accepted as it is: the mask is the label, and its bytes
-                        # stay (redrawn from its outline, a repaint lost up to ~100 pixels); only a K.json
-                        # of its outline is written anew.
-                        height, width = frame.shape[:2]
-                        doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width, base=base)
-                        mask_path = info.mask_path(k)
-                        json_path = store.write_bytes_atomic(info.json_path(k), store.encode_json(doc), overwrite=True)
-                    else:
-                        mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base)
+                    # The mask opened as it is (its K.json passed over: unreadable, another label's, drawn
+                    # on another size), accepted as it is: the mask is the label, and its bytes stay
+                    # (redrawn from its outline, a repaint lost up to ~100 pixels); only K.json is new.
+                    keep_mask = (opened.mask and opened.json and source == "mask" and not editor.changed
+                                 and mask_intact(info, k, frame.shape))
+                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base, keep_mask)
                     written = True
                     break
                 except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost
