@@ -141,9 +141,11 @@ class BackgroundPose:
             return self.calls, self._palms
 
     def close(self) -> None:
+        """Stop the thread, waiting for a pose call in flight to end: one left running in ONNX Runtime
+        or torch while the interpreter exits can abort the process (exit 134)."""
         self._stop = True
         self._wake.set()
-        self._thread.join(timeout=5)
+        self._thread.join()
 
 
 class FpsMeter:
@@ -245,11 +247,14 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     started = clock()
     worker = BackgroundPose(pose) if pose is not None and pose_async else None
     smoother, seen_calls = PalmSmoother(), 0
+    answers = 0  # pose answers so far (palms is the last): the controller counts missed ones, not frames
     laid_out_for = None  # the frame size the buttons are placed for: the first frame's, as given
 
     def steady(found) -> list[tuple[float, float]]:
         """A pose call's palms through the One-Euro filter (per arm, over the clock's time), so the dot
         does not jitter with PoseNet's pixel noise."""
+        nonlocal answers
+        answers += 1
         return [(p.x, p.y) for p in smoother.update(list(found), clock())]
 
     def report(event: Event) -> None:
@@ -257,7 +262,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
 
     def act(frame: np.ndarray, keys: list[int], clicks: list[tuple[int, int]]) -> None:
         """The controller's answer to this input (and to the clock: a countdown's end), on this frame."""
-        for event in controller.update(palms, clicks, keys):
+        for event in controller.update(palms, clicks, keys, answer=answers):
             if event.name == "capture":
                 report(event)
                 event = _save(event.fields["kind"], frame, controller, context, on_saved)
@@ -357,10 +362,11 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
             if max_frames is not None and context.frame_index + 1 >= max_frames:
                 break
     finally:
+        # The window first: a pose call in flight (seconds on a huge frame) is waited for behind it.
+        window.close()
+        source.release()
         if worker is not None:
             worker.close()
-        source.release()
-        window.close()
     return context
 
 

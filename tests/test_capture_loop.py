@@ -347,7 +347,7 @@ def test_palms_are_steadied_over_time_and_still_press(tmp_path, dev_root):
 
     c = controller(clock, set_number=3)
     used, update = [], c.update
-    c.update = lambda palms, clicks, keys: used.append(list(palms)) or update(palms, clicks, keys)
+    c.update = lambda palms, clicks, keys, answer=None: used.append(list(palms)) or update(palms, clicks, keys, answer)
     events = []
     run_capture(ListSource(frames(dev_root), clock, limit=40), ScriptWindow({}), c, tmp_path,
                 pose=JitteryPose(), clock=clock, log=events.append)
@@ -374,6 +374,47 @@ def test_pose_cadence(tmp_path, dev_root, every, cost, expected):
                 pose=pose, pose_every=every, clock=clock)
     # Automatic mode with a slow pose (30 ms > 20 ms) falls back to every other frame; 19 ms keeps up.
     assert pose.calls == expected
+
+
+def test_a_resting_palm_missed_by_two_pose_calls_presses_once(tmp_path, dev_root):
+    # Pose on every third frame (10 answers a second) misses the palm resting on Sav twice in a row:
+    # 0.2 s without it was taken for a hand that left, and it pressed Sav again, cancelling.
+    clock = Clock()
+    sav = default_layout(W, H)[1]
+
+    class Missing(FakePose):
+        def palms(self, frame):
+            found = super().palms(frame)
+            return [] if self.calls % 10 in (4, 5) else found
+
+    events = []
+    run_capture(ListSource(frames(dev_root), clock, limit=150), ScriptWindow({}),
+                CaptureController(default_layout(W, H), sav_seconds=100, clock=clock, set_number=3), tmp_path,
+                pose=Missing([(sav.x, sav.y)]),
+                pose_every=3, clock=clock, log=events.append)
+    assert [(e["event"], e.get("button")) for e in events if e["event"] not in ("quit", "ready")] == [
+        ("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_quitting_closes_the_window_before_waiting_for_a_pose_call(tmp_path, dev_root):
+    # The worker was joined (up to 5 s) before the window closed: after q the window stayed up while
+    # a slow pose call (seconds on a huge frame) ran on.
+    clock = Clock()
+    window = ScriptWindow({5: [ord("q")]})
+    seen = []
+
+    class Slow:
+        def palms(self, frame):
+            if not seen:
+                deadline = time.monotonic() + 3
+                while not window.closed and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                seen.append(window.closed)
+            return []
+
+    run_capture(SlowListSource(frames(dev_root), clock, limit=100), window, controller(clock), tmp_path,
+                pose=Slow(), clock=clock, pose_async=True)
+    assert seen == [True] and window.closed
 
 
 def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):

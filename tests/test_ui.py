@@ -100,6 +100,56 @@ def test_a_palm_missed_for_a_few_frames_has_not_left_the_button():
     assert names(events) == [("pressed", "sav"), ("countdown_cancelled", "sav")]
 
 
+def test_a_resting_palm_missed_by_slow_pose_answers_presses_once():
+    # The release was measured in seconds only: at 12 pose answers a second two missed answers
+    # (0.17 s) re-armed Sav, and one slow call that found nothing (0.7 s, its empty answer fed with
+    # every frame meanwhile) did too: the resting hand cancelled its own countdown.
+    clock = FakeClock()
+    c = make(clock, set_number=1, sav_seconds=100)
+    sav = centre(c, "sav")
+    events, answer = [], 0
+    for second in range(3):
+        for k in range(12):  # 12 answers a second; answers 5 and 6 of each second miss the palm
+            answer += 1
+            clock.advance(1 / 12)
+            events += c.update([] if k in (5, 6) else [sav], answer=answer)
+    answer += 1
+    for _ in range(14):  # one slow answer with no palm, shown for 0.7 s of 20 fps frames
+        clock.advance(1 / 20)
+        events += c.update([], answer=answer)
+    for _ in range(12):
+        answer += 1
+        clock.advance(1 / 12)
+        events += c.update([sav], answer=answer)
+    assert names(events) == [("pressed", "sav"), ("countdown_started", "sav")]
+    # A hand that left for four slow answers (5 a second) has left: coming back presses again.
+    for _ in range(4):
+        answer += 1
+        clock.advance(1 / 5)
+        events = c.update([], answer=answer)
+        assert events == []
+    events = []
+    for _ in range(3):
+        answer += 1
+        clock.advance(1 / 5)
+        events += c.update([sav], answer=answer)
+    assert names(events) == [("pressed", "sav"), ("countdown_cancelled", "sav")]
+
+
+def test_a_resting_palm_does_not_press_again_when_the_frame_changes_size():
+    # relayout made a fresh tracker: the palm on Sav when the source changed size pressed it again
+    # and cancelled the countdown it had started.
+    clock = FakeClock()
+    c = make(clock, set_number=1, sav_seconds=100)
+    events = run_palm(c, clock, centre(c, "sav"), 1.0)
+    c.relayout(default_layout(320, 240))
+    events += run_palm(c, clock, centre(c, "sav"), 1.0)
+    assert names(events) == [("pressed", "sav"), ("countdown_started", "sav")]
+    assert c.active == "sav"
+    events = run_palm(c, clock, None, 0.3) + run_palm(c, clock, centre(c, "sav"), 0.5)
+    assert names(events) == [("pressed", "sav"), ("countdown_cancelled", "sav")]
+
+
 def test_palm_jitter_at_the_button_edge_does_not_fire_twice():
     clock = FakeClock()
     c = make(clock, set_number=1, sav_seconds=100)

@@ -65,18 +65,22 @@ class CaptureController:
 
     def relayout(self, buttons: Sequence[Button]) -> None:
         """Put the buttons where they belong on a frame of another size (a source that changed size):
-        the old places may lie outside it. Dwells and latches start afresh; a countdown goes on."""
+        the old places may lie outside it. Dwells start afresh; a button a palm has pressed stays pressed
+        until the palm leaves its new place (it pressed it again, cancelling its own countdown); a
+        countdown goes on."""
         self.buttons = list(buttons)
-        self.tracker = DwellTracker(self.buttons, self.tracker.dwell)
+        old, self.tracker = self.tracker, DwellTracker(self.buttons, self.tracker.dwell)
+        self.tracker.carry_latches(old)
 
     # ------------------------------------------------------------------ input
 
     def update(self, palms: Iterable[tuple[float, float]] = (), clicks: Iterable[tuple[float, float]] = (),
-               keys: Iterable[int] = ()) -> list[Event]:
-        """Feed one frame's palm positions and clicks (frame pixels) and key codes; returns Events."""
+               keys: Iterable[int] = (), answer: int | None = None) -> list[Event]:
+        """Feed one frame's palm positions and clicks (frame pixels) and key codes; returns Events.
+        answer: which pose answer the palms are (DwellTracker.update); None: a new one every call."""
         now = self.clock()
         events: list[Event] = []
-        presses = [(name, "palm") for name in self.tracker.update(palms, now)]
+        presses = [(name, "palm") for name in self.tracker.update(palms, now, answer)]
         for x, y in clicks:
             hit = button_at(self.buttons, x, y)
             if hit is not None:
