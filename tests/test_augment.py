@@ -209,6 +209,42 @@ def test_a_pasted_person_cut_by_their_frame_is_neither_streaked_nor_floating():
                 assert same <= 3, same  # (a row or two alike where it is scaled up, not a streak)
 
 
+def test_a_pasted_person_cut_at_a_side_of_their_frame_keeps_that_cut_out_of_view():
+    # Only the bottom and top cuts were kept out of view: a person cut off by the left or right edge of
+    # their frame was pasted anywhere across the room, half a face ending in a straight line.
+    room = _grey_room(5, 480, 640)
+    rooms = [_grey_room(6, 480, 640), _grey_room(7, 480, 640)]
+    for cols in (slice(0, 110), slice(530, 640), slice(260, 380)):  # cut at the left, the right, neither
+        mask = np.zeros(room.shape[:2], np.uint8)
+        mask[150:400, cols] = 255
+        frame = room.copy()
+        frame[mask > 0] = (30, 30, 220)
+        ds = TrainingSet([Pair("root:set1", frame, room, mask)], rooms, size=(160, 120), length=60, seed=4,
+                         p_composite=1.0, p_empty=0.0, p_camouflage=0.0, work_width=160)
+        labels = [label for label in (ds.sample(i)[2] > 127 for i in range(len(ds))) if label.any()]
+        assert len(labels) >= 45
+        at_side = [label[:, 0].any() or label[:, -1].any() for label in labels]
+        if cols.start == 260:  # (not pinned to a side: most stand clear of both)
+            assert sum(at_side) < len(labels) / 2
+        else:  # both sides turn up (flips)
+            assert all(at_side)
+            assert any(label[:, 0].any() for label in labels) and any(label[:, -1].any() for label in labels)
+
+
+def test_frames_of_another_shape_than_the_crop_keep_their_scale_jitter():
+    # The "fill the crop" clamp won every draw for a 16:9 frame in a 4:3 crop: one scale for every sample.
+    ds = TrainingSet([Pair("root:set1", np.zeros((720, 1280, 3), np.uint8), np.zeros((720, 1280, 3), np.uint8),
+                           np.zeros((720, 1280), np.uint8))], [], size=(320, 240))
+    rng = np.random.default_rng(0)
+    scales = np.array([abs(ds._base_affine((720, 1280), rng)[0, 0]) for _ in range(300)])
+    assert scales.min() >= 240 / 720 - 1e-9 and scales.max() > 1.25 * 240 / 720
+    assert len(np.unique(scales.round(4))) > 100
+    # A 4:3 frame: the same draws as before (about the inference scale, 0.5 for 640x480 at 320).
+    rng = np.random.default_rng(0)
+    scales = np.array([ds._base_affine((480, 640), rng)[0, 0] for _ in range(300)])
+    assert abs(scales).min() == pytest.approx(0.5) and abs(scales).max() <= 0.65 + 1e-9
+
+
 def test_photometric_is_a_per_channel_monotonic_camera_change():
     ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, 2).repeat(4, 0)  # 4x256, grey
     assert np.array_equal(A.photometric(ramp, np.random.default_rng(0), strength=0.0), ramp)

@@ -123,6 +123,7 @@ class TrainingSet(Dataset):
         self.people = [p for p in pairs if p.mask.max() > 0]
         # Each person's first and last labelled rows (found once, not per sample).
         self.person_rows = [(int(ys[0]), int(ys[-1])) for ys in (np.flatnonzero(p.mask.max(1)) for p in self.people)]
+        self.person_cols = [(int(xs[0]), int(xs[-1])) for xs in (np.flatnonzero(p.mask.max(0)) for p in self.people)]
         # Unique backgrounds of the training sets plus the extra rooms.
         seen = {}
         for p in pairs:
@@ -147,8 +148,11 @@ class TrainingSet(Dataset):
         h, w = src_shape[:2]
         ow, oh = self.size
         inference = working_size(w, h, self.work_width)[0] / w
-        s = inference * rng.uniform(0.8, 1.3)
-        s = (max(s, ow / w, oh / h) if fill else s) * person_scale
+        least = max(ow / w, oh / h) if fill else 0.0
+        # Jittered about the inference scale, or about the least that fills the crop where that is
+        # more (a 16:9 frame in a 4:3 crop): clamped to it alone, every sample had that one scale.
+        s = max(inference, least) * rng.uniform(0.8, 1.3)
+        s = max(s, least) * person_scale
         tx = rng.uniform(min(0, ow - w * s), max(0, ow - w * s))
         ty = rng.uniform(min(0, oh - h * s), max(0, oh - h * s))
         m = A.affine(s, 0, tx, ty)
@@ -202,6 +206,17 @@ class TrainingSet(Dataset):
                     pm[1, 2] += size[1] - bottom + (max(lift, 0.0) if cut else lift) * size[1]
             if top_cut and not cut:
                 pm[1, 2] -= max(0.0, pm[1, 1] * top + pm[1, 2])
+            # A person cut off at one side of their frame keeps that cut at or beyond the sample's side
+            # (placed anywhere across, 2 of the 40 dev people showed half a face ending in a straight
+            # line mid-room). pm has no rotation: x' = pm[0, 0] x + pm[0, 2], pm[0, 0] < 0 when flipped.
+            left, right = self.person_cols[k]
+            left_cut, right_cut = left <= 2, right >= person.mask.shape[1] - 3
+            if left_cut != right_cut:
+                edge_x = pm[0, 2] + pm[0, 0] * (0 if left_cut else person.mask.shape[1] - 1)
+                if (pm[0, 0] > 0) == left_cut:  # the person lies right of the cut: it goes to the left
+                    pm[0, 2] -= max(0.0, edge_x)
+                else:
+                    pm[0, 2] += max(0.0, size[0] - 1 - edge_x)
             pf = A.photometric(A.warp(person.frame, pm, size), rng, 0.5)
             # Nothing beyond the picture they came from is person: its replicated edge rows were pasted
             # as streaks of "person" below a person cut off by the frame, or above one cut at the top.
