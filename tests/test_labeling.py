@@ -345,6 +345,75 @@ def test_vertices_edited_counts_effort():
     assert ed.release(205, 330) == "moved" and ed.vertices_edited == 7
 
 
+def test_an_edit_taken_back_is_not_counted_as_effort():
+    # z and r left the count as it was: a guess cleared with c then z back, saved unchanged, was
+    # "70 vertices edited".
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    assert ed.clear() and ed.vertices_edited == 4
+    assert ed.undo() and ed.vertices_edited == 0 and not ed.changed
+    clicks(ed, [(400, 400), (450, 400)])
+    assert ed.vertices_edited == 2 and ed.undo() and ed.vertices_edited == 1
+    ed.restart()
+    assert ed.vertices_edited == 0 and not ed.changed
+
+
+def test_undoing_a_close_leaves_hole_mode_as_the_user_last_set_it():
+    # Each undo step restored the hole mode of its time: h pressed off after drawing a hole, two z's
+    # (the hole's close, then its last vertex) switched it back on, and the next polygon was a hole.
+    ed = PolygonEditor()
+    draw(ed, SQUARE)
+    ed.toggle_hole()
+    draw(ed, [(150, 150), (250, 150), (250, 250)])
+    assert not ed.toggle_hole()
+    assert ed.undo() and ed.current_hole and not ed.hole_mode  # the hole reopened, still a hole
+    assert ed.undo() and len(ed.current) == 2 and not ed.hole_mode
+    clicks(ed, [(250, 250)])
+    assert ed.close()
+    draw(ed, [(400, 350), (500, 350), (500, 420)])
+    assert [s.hole for s in ed.shapes] == [False, True, False]
+
+
+def test_k_json_draws_exactly_the_mask_saved_with_it(tmp_path):
+    # The json held points rounded to 2 decimals while the mask came from the unrounded ones: clicks at
+    # zoom 3 (33.666... px) or a guess's outline drew other pixels when the json was opened again.
+    info, _ = one_grey_frame(tmp_path)
+    rng = np.random.default_rng(5)
+    editor = PolygonEditor()
+    mouse = MouseAdapter(editor, size=(W, H), zoom=3.0)
+    for _ in range(3):
+        points = rng.integers(0, 3 * min(W, H), size=(7, 2))
+        for x, y in points:
+            mouse(cv2.EVENT_LBUTTONDOWN, int(x), int(y), cv2.EVENT_FLAG_LBUTTON)
+            mouse(cv2.EVENT_LBUTTONUP, int(x), int(y), 0)
+        mouse(cv2.EVENT_RBUTTONDOWN, 0, 0, 0)
+    guess = np.zeros((H, W), np.uint8)
+    cv2.ellipse(guess, (500, 300), (90, 140), 30, 0, 360, 255, -1)
+    editor.shapes += mask_to_shapes(guess, GUESS_EPSILON)
+    assert len(editor.shapes) >= 4
+    mask_path, json_path = save_label(info, 0, editor, (H, W), Opened(mask=False, json=False))
+    saved = store.read_mask(mask_path)
+    assert np.array_equal(shapes_to_mask(read_labelme(json_path, (H, W)), H, W), saved)
+    assert np.array_equal(saved, editor.mask(H, W))  # and the tint shown
+
+
+def test_a_click_on_the_outermost_pixels_puts_the_vertex_on_the_frames_edge():
+    # A click lands on a pixel's centre, and a pixel is in the mask when its centre is inside: corners
+    # clicked on the last row and column left both out (a person cut off by the bottom of the frame got
+    # a background stripe under them); at zoom 4 the same clicks reached past the edge.
+    for zoom in (1.0, 4.0, 0.5):
+        editor = PolygonEditor()
+        mouse = MouseAdapter(editor, size=(W, H), zoom=zoom)
+        sw, sh = int(W * zoom), int(H * zoom)
+        for x, y in ((0, 0), (sw - 1, 0), (sw - 1, sh - 1), (0, sh - 1)):
+            mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
+            mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
+        mouse(cv2.EVENT_RBUTTONDOWN, 0, 0, 0)
+        assert editor.mask(H, W).min() == 255, zoom
+    editor = PolygonEditor()  # one pixel in: a vertex there, as clicked
+    MouseAdapter(editor, size=(W, H))(cv2.EVENT_LBUTTONDOWN, 1, H - 2, cv2.EVENT_FLAG_LBUTTON)
+    assert editor.current == [(1.0, H - 2.0)]
+
+
 # ------------------------------------------------------------ mouse adapter and rendering
 
 def test_mouse_adapter_ignores_double_click_event_and_reports_changes():
@@ -677,6 +746,18 @@ def test_region_inside_a_thin_rings_hole_larger_than_the_ring_round_trips():
     cv2.circle(mask, (W // 2, H // 2), 150, 255, -1)
     for eps in (0.0, GUESS_EPSILON):
         assert iou(mask, shapes_to_mask(mask_to_shapes(mask, eps), H, W)) >= 0.98
+
+
+def test_one_pixel_walls_and_rings_round_trip():
+    # A hole's outline was subtracted before the half-pixel growing: a 1 px wall between a hole and the
+    # outside went with it (the hole opened out), and a 1 px ring vanished.
+    wall = np.zeros((80, 80), np.uint8)
+    wall[10:51, 10:51] = 255
+    wall[11:30, 15:30] = 0
+    square_ring = cv2.rectangle(np.zeros((80, 80), np.uint8), (10, 10), (49, 49), 255, 1)
+    round_ring = cv2.circle(np.zeros((80, 80), np.uint8), (40, 40), 20, 255, 1)
+    for mask in (wall, square_ring, round_ring):
+        assert np.array_equal(shapes_to_mask(mask_to_shapes(mask), 80, 80), mask)
 
 
 def test_guess_drops_tiny_blobs_and_holes():

@@ -17,6 +17,12 @@ GRAB_RADIUS = 7.0  # px: a press this close to a vertex grabs it
 EDGE_RADIUS = 5.0  # px: a press this close to an edge inserts a vertex there
 
 
+def _point(x: float, y: float) -> tuple[float, float]:
+    """A vertex as stored: to 2 decimals, as K.json holds it (a click at zoom 3 is 33.666... px), so
+    the json's polygons draw exactly the mask saved with them and the tint on screen."""
+    return round(float(x), 2), round(float(y), 2)
+
+
 def _dist(a, b) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
@@ -46,8 +52,10 @@ class PolygonEditor:
         self.edge_radius = edge_radius
         self.vertices_edited = 0
         self.version = 0  # bumped on every change; views cache their rendering on it
-        # (shapes, polygon being drawn, whether it is a hole, hole mode) before each change
-        self._history: list[tuple[list[Shape], list[tuple[float, float]], bool, bool]] = []
+        # (shapes, polygon being drawn, whether it is a hole, hole mode, vertices edited) before each
+        # change; the mode only where the change was `h` (else undo turned hole mode back on after the
+        # user had switched it off, and the next polygon came out a hole)
+        self._history: list[tuple[list[Shape], list[tuple[float, float]], bool, bool | None, int]] = []
         self._drag: tuple[int, int] | None = None
         self._drag_moved = False
         self._pressed_at: tuple[float, float] | None = None  # where a grab's press was
@@ -85,12 +93,13 @@ class PolygonEditor:
             self._mask_cache = (self.version, key, rasterize(self.geometry(), height, width))
         return self._mask_cache[2]
 
-    def _snapshot(self) -> None:
+    def _snapshot(self, mode: bool = False) -> None:
         # Every change but a drag's own moves starts here: a vertex still held is let go first (the
         # edit may delete it or renumber its shape's vertices, and a held index would then move
         # another vertex, or none: an IndexError on every later mouse move).
         self._end_drag()
-        self._history.append(([s.copy() for s in self.shapes], list(self.current), self.current_hole, self.hole_mode))
+        self._history.append(([s.copy() for s in self.shapes], list(self.current), self.current_hole,
+                              self.hole_mode if mode else None, self.vertices_edited))
 
     def _touch(self) -> None:
         self.version += 1
@@ -136,7 +145,7 @@ class PolygonEditor:
         if self.drawing:
             if len(self.current) >= 3 and _dist((x, y), self.current[0]) <= self.close_radius:
                 return "close" if self.close() else None
-            if (float(x), float(y)) == self.current[-1]:  # a double click's second press: no vertex twice
+            if _point(x, y) == self.current[-1]:  # a double click's second press: no vertex twice
                 return None
             self.add_vertex(x, y)
             return "add"
@@ -165,9 +174,9 @@ class PolygonEditor:
         if (not self._drag_moved and self._pressed_at is not None
                 and _dist((x, y), self._pressed_at) <= self.grab_radius / 2):
             return False  # a click on a vertex, or a hand's tremor, is no drag: it moved the vertex to the pointer
-        if self.shapes[si].points[vi] == (float(x), float(y)):
+        if self.shapes[si].points[vi] == _point(x, y):
             return False
-        self.shapes[si].points[vi] = (float(x), float(y))
+        self.shapes[si].points[vi] = _point(x, y)
         self._drag_moved = True
         self._touch()
         return True
@@ -214,7 +223,7 @@ class PolygonEditor:
 
     def add_vertex(self, x: float, y: float) -> None:
         self._snapshot()
-        self.current.append((float(x), float(y)))
+        self.current.append(_point(x, y))
         self.vertices_edited += 1
         self._touch()
 
@@ -233,7 +242,7 @@ class PolygonEditor:
     def insert_vertex(self, si: int, ei: int, point: tuple[float, float]) -> None:
         """Insert a vertex after vertex ei of shape si (on the edge ei → ei+1)."""
         self._snapshot()
-        self.shapes[si].points.insert(ei + 1, (float(point[0]), float(point[1])))
+        self.shapes[si].points.insert(ei + 1, _point(*point))
         self.vertices_edited += 1
         self._touch()
 
@@ -277,16 +286,17 @@ class PolygonEditor:
         return True
 
     def restart(self) -> None:
-        """Back to the shapes the frame opened with (undoable)."""
+        """Back to the shapes the frame opened with (undoable), and to no vertices edited."""
         self._snapshot()
         self.shapes = [s.copy() for s in self.initial]
         self.current, self.current_hole = [], False
+        self.vertices_edited = 0
         self._touch()
 
     def toggle_hole(self) -> bool:
         """Switch hole mode; the polygon being drawn switches with it. Returns the new mode."""
         if self.drawing:
-            self._snapshot()  # undone by z like any other change of the polygon being drawn
+            self._snapshot(mode=True)  # undone by z like any other change of the polygon being drawn
         self.hole_mode = not self.hole_mode
         if self.drawing:
             self.current_hole = self.hole_mode
@@ -301,7 +311,9 @@ class PolygonEditor:
         self._drag = None
         if not self._history:
             return False
-        shapes, current, hole, mode = self._history.pop()
-        self.shapes, self.current, self.current_hole, self.hole_mode = shapes, current, hole, mode
+        shapes, current, hole, mode, edited = self._history.pop()
+        self.shapes, self.current, self.current_hole, self.vertices_edited = shapes, current, hole, edited
+        if mode is not None:
+            self.hole_mode = mode
         self._touch()
         return True

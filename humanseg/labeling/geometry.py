@@ -126,21 +126,24 @@ def mask_to_geometry(mask: np.ndarray, epsilon: float = 0.0, min_area: float = 0
             c = cv2.approxPolyDP(c, epsilon, True)
         return c.reshape(-1, 2).astype(np.float64)
 
+    # Contours run through the centres of the border pixels: an outline is grown by half a pixel to
+    # their edges (which also gives 1 px wide lines and single pixels their area back), and a hole's,
+    # which runs through the foreground pixels around it, shrunk by as much to its own. Each on its
+    # own: a hole subtracted before the growing took a 1 px wall between it and the outside (or a
+    # 1 px ring whole) with it.
     parts = []
     for i, (_, _, child, parent) in enumerate(hierarchy):
         if parent >= 0:
             continue
-        part = _ring_geometry(ring(i))
+        part = polygonal(_ring_geometry(ring(i)).buffer(0.5, join_style="mitre", cap_style="square",
+                                                        mitre_limit=2.0))
         j = child
         while j >= 0:
-            # A hole's contour runs through the foreground pixels around it, like an outline does.
-            part = part.difference(polygonal(_ring_geometry(ring(j))))
+            hole = polygonal(_ring_geometry(ring(j))).buffer(-0.5, join_style="mitre", mitre_limit=2.0)
+            part = part.difference(polygonal(hole))
             j = hierarchy[j][0]
         parts.append(part)
-    geom = shapely.union_all(parts) if parts else Polygon()
-    # Contours run through the centres of the border pixels; grow by half a pixel to their edges
-    # (this also gives 1 px wide lines and single pixels their area back, and shrinks holes to theirs).
-    geom = polygonal(geom.buffer(0.5, join_style="mitre", cap_style="square", mitre_limit=2.0))
+    geom = polygonal(shapely.union_all(parts)) if parts else Polygon()
     if min_area > 0:
         kept = [Polygon(p.exterior, [r for r in p.interiors if Polygon(r).area >= min_area])
                 for p in getattr(geom, "geoms", [geom]) if p.area >= min_area]
@@ -169,8 +172,9 @@ def geometry_to_shapes(geom: BaseGeometry) -> list[Shape]:
     shapes = []
     for poly in polys:
         poly = shapely.geometry.polygon.orient(poly)
-        shapes.append(Shape([(float(x), float(y)) for x, y in poly.exterior.coords[:-1]]))
-        shapes.extend(Shape([(float(x), float(y)) for x, y in r.coords[:-1]], hole=True)
+        # To 2 decimals, as the editor stores a vertex and K.json holds it.
+        shapes.append(Shape([(round(float(x), 2), round(float(y), 2)) for x, y in poly.exterior.coords[:-1]]))
+        shapes.extend(Shape([(round(float(x), 2), round(float(y), 2)) for x, y in r.coords[:-1]], hole=True)
                       for r in poly.interiors)
     return shapes
 

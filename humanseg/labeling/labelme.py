@@ -29,7 +29,9 @@ def to_labelme(shapes: list[Shape], image_name: str, height: int, width: int, ba
     polygons = [
         {
             "label": HOLE if s.hole else PERSON,
-            "points": [[round(x, 2), round(y, 2)] for x, y in s.points],
+            # As they are (the editor's own to 2 decimals, an opened file's as it had them): rounded
+            # here, they drew other pixels than the mask saved with them.
+            "points": [[float(x), float(y)] for x, y in s.points],
             "group_id": None,
             "description": "",
             "shape_type": "polygon",

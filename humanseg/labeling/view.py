@@ -92,6 +92,12 @@ def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[float, float] 
     return canvas
 
 
+def _to_edge(v: float, size: int, zoom: float) -> float:
+    """A frame coordinate within half a screen pixel of the frame's edge (or beyond it) put on it."""
+    near = 0.5 / zoom - 0.5
+    return -0.5 if v <= near else size - 0.5 if v >= size - 1 - near else v
+
+
 class MouseAdapter:
     """Translates cv2 mouse callbacks into editor gestures; `on_change(action)` hears every change."""
 
@@ -120,9 +126,11 @@ class MouseAdapter:
         if self.size is not None:
             # While a button is held the window reports the pointer beyond its edges too: a vertex
             # dragged there would be saved off the frame, where it can be neither seen nor grabbed.
-            # Pixel centres are at integers, so the frame's outer edge is at -0.5 and size - 0.5.
+            # Pixel centres are at integers, so the frame's outer edge is at -0.5 and size - 0.5; a
+            # click on the outermost pixels shown goes to that edge, or the last row or column was left
+            # out of the mask (a pixel is in when its centre is inside: 639 is not inside x < 639).
             w, h = self.size
-            x, y = min(max(x, -0.5), w - 0.5), min(max(y, -0.5), h - 0.5)
+            x, y = _to_edge(x, w, self.zoom), _to_edge(y, h, self.zoom)
         self.hover = (x, y)
         ed = self.editor
         action = None
