@@ -19,7 +19,7 @@ from typing import Callable, Protocol, Sequence
 import cv2
 import numpy as np
 
-from humanseg import store
+from humanseg import errors, store
 from humanseg.display import on_screen, to_display
 from humanseg.sources import Peeked, looks_mirrored, open_source_quietly
 from humanseg.errors import HumansegError, StoreError
@@ -376,7 +376,7 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
     try:
         saved = save_capture(kind, frame, context)
     except (HumansegError, OSError) as exc:
-        return controller.failed(f"save failed: {exc}")
+        return controller.failed(f"save failed: {errors.reason(exc)}")
     event = controller.saved(saved.kind, str(saved.path), saved.set_number, saved.frame_number)
     context.set_number, context.frames_saved = controller.set_number, controller.frames_saved
     if kind == "background":

@@ -33,6 +33,14 @@ class WeightsNotFound(WeightsError):
     """No weights where they are looked for; the message already says where to put them."""
 
 
+def reason(exc: BaseException) -> str:
+    """An error in the tool's words: "PATH: what went wrong" for an OSError that names its file
+    (Python's own reads "[Errno 28] No space left on device: 'PATH'"), else its message."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
+
+
 def torch_load_failure(path, exc: Exception) -> str:
     """Why torch.load(path, weights_only=True) failed, in a few words a user can act on."""
     try:

@@ -201,7 +201,8 @@ class VideoSource(FrameSource):
             ok, frame = self._read() if self.cap.isOpened() else (False, None)
             if not ok and self._frames:  # it played before: moved, deleted or damaged since
                 raise HumansegError(f"video file {self.spec} could no longer be read (moved, deleted or "
-                                    f"changed while playing?)")
+                                    f"changed while playing?)", exit_code=1)  # (a runtime failure, as a
+                # camera that stops: the file was good when the session started)
         if ok:
             self._frames += 1
         if ok or not self.is_camera:

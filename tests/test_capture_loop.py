@@ -201,7 +201,8 @@ def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monke
     ctx = run_capture(ListSource(frames(dev_root), clock), window, controller(clock), tmp_path,
                       clock=clock, log=events.append)
     messages = [e["text"] for e in events if e["event"] == "message"]
-    assert len(messages) == 1 and messages[0].startswith("save failed") and "No space" in messages[0]
+    # In the tool's words, "PATH: reason" (was Python's "[Errno 28] No space left on device: 'PATH'").
+    assert messages == [f"save failed: {tmp_path / 'set1' / 'bkg.png'}: No space left on device"]
     saves = [e for e in events if e["event"] == "saved"]
     assert [(e["kind"], e["path"]) for e in saves] == [("background", str(tmp_path / "set1" / "bkg.png"))]
     assert ctx.set_number == 1 and store.list_sets(tmp_path) == [1]

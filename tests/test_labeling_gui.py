@@ -479,6 +479,9 @@ def test_nothing_to_label_is_not_an_error(copy_set):
     result = run_cli("-s", "3", "--images", str(root), "--log-events", env={"DISPLAY": ""})
     assert result.returncode == 0 and "already have a mask" in result.stderr
     assert [json.loads(line)["event"] for line in result.stdout.splitlines()] == ["summary"]
+    # ... but a --weights that names no usable file is still refused, as with frames to label.
+    result = run_cli("-s", "3", "--images", str(root), "--weights", str(root / "nope.pt"), env={"DISPLAY": ""})
+    assert result.returncode == 2 and result.stderr == f"Error: weights file not found: {root / 'nope.pt'}\n"
 
 
 def test_redo_and_all_together_is_usage_error(copy_set):

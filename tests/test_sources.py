@@ -234,8 +234,9 @@ def test_a_looping_video_that_goes_away_is_an_error_not_an_end(tmp_path, dev_roo
     assert looped.read() is not None
     clip.unlink()
     assert looped.read() is not None  # the open file plays to its end
-    with pytest.raises(HumansegError, match=rf"^video file {re.escape(str(clip))} could no longer be read"):
+    with pytest.raises(HumansegError, match=rf"^video file {re.escape(str(clip))} could no longer be read") as err:
         looped.read()
+    assert err.value.exit_code == 1  # a runtime failure, as a camera that stops (was 2, bad input)
 
 
 def test_camera_numbers_and_frame_names_with_other_digits(tmp_path, dev_root, monkeypatch):

@@ -357,8 +357,8 @@ def test_a_long_notice_is_shortened_in_the_middle_not_shrunk_out_of_sight():
     assert cv2.getTextSize(text, draw.FONT, draw.MIN_TEXT_SCALE, 1)[0][0] <= 0.9 * 320
     assert draw.shortened("saved set1/bkg.png", 0.9 * 640, 1) == "saved set1/bkg.png"
     # A failure keeps what it says: only the path loses its start ("save ...ome/me/..." read as a save).
-    failed = draw.shortened(f"save failed: [Errno 28] No space left on device: '{path}'", 0.9 * 640, 1)
-    assert failed.startswith("save failed: [Errno 28] No space left on device: ...") and failed.endswith("bkg.png'")
+    failed = draw.shortened(f"save failed: {path}: No space left on device", 0.9 * 640, 1)
+    assert failed.startswith("save failed: ...") and failed.endswith("bkg.png: No space left on device")
     assert draw.shortened("x" * 400, 100, 1).endswith("...")
     image = np.zeros((240, 320, 3), np.uint8)
     draw.draw_notices(image, [f"saved {path}"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from humanseg import store
+from humanseg import errors, store
 from humanseg.display import fit_zoom, read_key, require_display
 from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.labeling.editor import CLOSE_RADIUS, EDGE_RADIUS, GRAB_RADIUS, PolygonEditor
@@ -235,6 +235,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     emit = EventLog(log_events)
     said = sys.stderr if log_events else sys.stdout  # with the event log, stdout holds JSON lines alone
     if not ks:
+        if use_guess and weights is not None:  # named, it is checked with nothing to label too
+            Guesser(None, weights=weights).require_model()
         print(f"set {set_number}: all {len(info.frames)} frame(s) already have a mask "
               f"(use --redo K or --all to edit them)", file=said)
         emit("summary", **summary.__dict__)
@@ -305,8 +307,9 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                                 f"n to skip, q to quit, or --redo {k} later to edit it")
                     else:
                         what = "accept again to retry, n to skip, q to quit"
-                    print(f"warning: save failed: {exc}; frame {k} stays open: {what}", file=sys.stderr)
-                    emit("save_failed", frame=k, reason=str(exc))
+                    print(f"warning: save failed: {errors.reason(exc)}; frame {k} stays open: {what}",
+                          file=sys.stderr)
+                    emit("save_failed", frame=k, reason=errors.reason(exc))
             if outcome is None:
                 summary.quit = True
                 emit("quit", frame=k)

@@ -50,7 +50,7 @@ class Guess:
 class Guesser:
     """Best available guess per frame; the model is loaded once, on first need, and only if present."""
 
-    def __init__(self, background: np.ndarray, use_model: bool = True, weights: str | None = None,
+    def __init__(self, background: np.ndarray | None, use_model: bool = True, weights: str | None = None,
                  load=None):
         self.background = background
         self.use_model = use_model
@@ -66,7 +66,8 @@ class Guesser:
                 if load is None:
                     from humanseg.model import load_segmenter as load
                 seg = load(weights=self.weights)
-                seg.set_background(self.background)
+                if self.background is not None:  # (None: only checking that the weights load)
+                    seg.set_background(self.background)
                 self._segmenter = seg
             except Exception as exc:  # noqa: BLE001 - the model is optional; any failure means fall back
                 # No usable model: fall back to differencing and say why once.

@@ -66,8 +66,8 @@ MIN_TEXT_SCALE = 0.35
 
 def shortened(text: str, width: float, thickness: int, scale: float = MIN_TEXT_SCALE) -> str:
     """text, or shortened to be at most `width` pixels wide at `scale`: its longest path (a word with a
-    "/") loses its start ("saved .../set1/bkg.png", "save failed: [Errno 28] No space left on device:
-    '.../set1/7.png'"), so what the text says stays; failing that, its end goes ("...")."""
+    "/") loses its start ("saved .../set1/bkg.png", "save failed: .../set1/7.png: No space left on
+    device"), so what the text says stays; failing that, its end goes ("...")."""
     def fits(candidate: str) -> bool:
         return cv2.getTextSize(candidate, FONT, scale, thickness)[0][0] <= width
 
