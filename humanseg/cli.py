@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import importlib
@@ -160,6 +161,12 @@ def interrupts_in_one_line():
         raise UserError("interrupted", 130) from None
 
 
+def _ignore_interrupts() -> None:
+    """At exit, after the command's own one line: a Ctrl-C as torch's exit hooks ran printed a
+    traceback ("Exception ignored in atexit callback ... KeyboardInterrupt") under it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def reports_errors(fn):
     """Turn HumansegError (and Ctrl-C, SIGTERM) into one line on stderr and a non-zero exit."""
 
@@ -173,6 +180,11 @@ def reports_errors(fn):
         except OSError as exc:  # a folder we cannot write, a full disk: one line, not a traceback
             where = f"{exc.filename}: " if exc.filename else ""
             raise UserError(f"{where}{exc.strerror or exc}", 1) from None
+        finally:
+            # Exit hooks run last registered first: this one, registered after the command imported
+            # torch (and registered again each time, so it stays the last), runs before torch's.
+            atexit.unregister(_ignore_interrupts)
+            atexit.register(_ignore_interrupts)
 
     return wrapper
 

@@ -550,8 +550,16 @@ class LiveResult:
     output: Path | None = None
     backgrounds: int = 0
     bkg_saved: bool = False  # a background went to --save-bkg
+    bkg_not_saved: str | None = None  # why the last one did not
     moved_frames: int = 0
     masks: list = field(default_factory=list)
+
+
+def _not_written(exc: BaseException) -> str:
+    """Why an output of the run could not be written, in a few words."""
+    if isinstance(exc, AlreadyExists):
+        return "it appeared during the run (another program's?): not replaced without --force"
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 class MaskNotWritten(HumansegError):
@@ -564,7 +572,8 @@ class MaskNotWritten(HumansegError):
 def run_live(source, session: LiveSession, window=None, output: VideoOutput | None = None,
              grabber: BackgroundGrabber | None = None, clock: Callable[[], float] = time.monotonic,
              media_clock: bool = False, max_frames: int | None = None, masks_dir: Path | None = None,
-             log: Callable[[dict], None] | None = None, save_bkg: Path | None = None) -> LiveResult:
+             log: Callable[[dict], None] | None = None, save_bkg: Path | None = None,
+             force: bool = False, until_background: bool = False) -> LiveResult:
     """Read, segment, composite, show and record until the source ends, q/Esc, or max_frames.
 
     The model runs in a worker thread one frame ahead of compositing (frames stay in order, none is
@@ -574,12 +583,16 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
     `clock`'s, and `output` is kept in real time (`VideoOutput.write`). Releases the source and
     window; closes (or discards) the output. save_bkg: each background captured is written there
     (replacing the one before); a write that fails is reported as an event and the session goes on.
+    force: masks and save_bkg may replace files that appeared during the run (never without: this
+    run's own are replaced). until_background: stop once a background is captured (all a headless
+    run with only --save-bkg keeps).
     """
     from humanseg.capture import FpsMeter
 
     emit = log or (lambda record: None)
     fps_rate = float(getattr(source, "fps", 30.0) or 30.0)
     result = LiveResult()
+    own = store.OwnFiles(overwrite=force)
     meter = FpsMeter()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment")
     pending = None  # (frame, future of its raw probability)
@@ -607,10 +620,10 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                 k = result.frames if number is None else number  # a capture set's frame K: K_mask.png
                 path = masks_dir / store.mask_name(k)
                 try:
-                    store.write_image(path, live.mask, overwrite=True)
-                except OSError as exc:
+                    own.write_image(path, live.mask)
+                except (OSError, HumansegError) as exc:
                     kept = f"; the recording so far is kept: {output.path}" if output is not None and output.frames else ""
-                    raise MaskNotWritten(f"{path}: {exc.strerror or exc}{kept}") from None
+                    raise MaskNotWritten(f"{path}: {_not_written(exc)}{kept}") from None
             if output is not None:  # a camera's frames in real time, a file's one for one
                 output.write(live.image, at=None if media_clock else taken)
         result.frames += 1
@@ -627,11 +640,12 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         if save_bkg is None:
             return {}
         try:
-            saved = str(store.write_image(save_bkg, bkg, overwrite=True))
-            result.bkg_saved = True
+            saved = str(own.write_image(save_bkg, bkg))
+            result.bkg_saved, result.bkg_not_saved = True, None
             return {"saved": saved}
         except (OSError, HumansegError) as e:  # the session (and its recording) goes on without it
-            return {"not_saved": f"--save-bkg {save_bkg}: {getattr(e, 'strerror', None) or e}"}
+            result.bkg_not_saved = f"--save-bkg {save_bkg}: {_not_written(e)}"
+            return {"not_saved": result.bkg_not_saved}
 
     def handle_keys() -> bool:
         nonlocal paced_from
@@ -678,6 +692,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                     session.set_background(bkg)
                     result.backgrounds += 1
                     emit({"event": "background", "state": "captured", **saved_background(bkg)})
+                    if until_background:
+                        break
                 elif window is not None and keep_going:
                     window.show(*draw_overlay(frame, session.view, result.fps,
                                              countdown=grabber.seconds_left(now()), grabbing=True))
@@ -856,7 +872,9 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     try:
         result = run_live(Peeked(src, first), session, window, video, grabber, media_clock=not is_camera,
                           max_frames=max_frames, masks_dir=masks, save_bkg=save_bkg or None,
-                          log=lambda r: click.echo(json.dumps(r)))
+                          log=lambda r: click.echo(json.dumps(r)), force=force,
+                          # headless with --save-bkg alone: the rest of the source is segmented for nothing
+                          until_background=no_window and bool(save_bkg) and not output and masks is None)
     except BaseException:
         _remove_if_empty(made_masks)  # the run made them, and failed before a mask went in
         raise
@@ -870,6 +888,10 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     click.echo(json.dumps(summary))
     if result.frames == 0:
         _remove_if_empty(made_masks)  # the run made them, and nothing went into them
+    if no_window and save_bkg and result.backgrounds and not result.bkg_saved:
+        # In a window the session goes on (and says so on screen); headless, a lost background is
+        # a failure the exit status must show (it was exit 0, the reason in a JSON line alone).
+        raise HumansegError(f"{result.bkg_not_saved}; the background was not saved", exit_code=1)
     if result.frames == 0 and no_window and save_bkg and result.bkg_saved and not output and masks is None:
         return  # the background was all that was asked to be kept, and it was
     if result.frames == 0 and (output or no_window):  # with a window: q quits early

@@ -493,6 +493,33 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     return write_bytes_atomic(path, encode_png(image), overwrite=overwrite)
 
 
+class OwnFiles:
+    """Writes of a run that may write a path again (a re-captured background, a looped frame's mask):
+    it replaces a file it wrote itself, but one that appeared there since (another program's) only
+    with overwrite (--force); AlreadyExists then. Without this, either every write replaced whatever
+    was there, or a second write of the run's own file was refused."""
+
+    def __init__(self, overwrite: bool = False):
+        self.overwrite = overwrite
+        self._written: dict[Path, tuple] = {}  # path -> what it was when this run wrote it
+
+    @staticmethod
+    def _identity(path: Path):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def write_image(self, path: str | os.PathLike, image: np.ndarray) -> Path:
+        path = Path(path)
+        found = self._identity(path)
+        ours = found is not None and self._written.get(path) == found
+        write_image(path, image, overwrite=self.overwrite or ours)
+        self._written[path] = self._identity(path)
+        return path
+
+
 def encode_json(obj) -> bytes:
     return (json.dumps(obj, indent=2) + "\n").encode()
 

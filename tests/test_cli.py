@@ -172,3 +172,20 @@ def test_ctrl_c_while_a_command_is_imported_is_one_line(monkeypatch):
     monkeypatch.setattr(cli.importlib, "import_module", interrupted)
     res = CliRunner().invoke(cli.main, ["pose", "x.png"])
     assert res.exit_code == 130 and res.output == "Error: interrupted\n"
+
+
+def test_a_ctrl_c_while_the_process_exits_prints_no_traceback():
+    # A second Ctrl-C just after a command's "Error: interrupted" landed in torch's exit hooks:
+    # "Exception ignored in atexit callback ... KeyboardInterrupt" under the one line.
+    script = (
+        "import atexit, os, signal, time\n"
+        "def late():\n"  # registered before the command ran, so it runs after its hook, as torch's does
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.2)\n"
+        "    print('exit hooks done')\n"
+        "atexit.register(late)\n"
+        "from humanseg.cli import reports_errors\n"
+        "reports_errors(lambda: None)()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "exit hooks done\n", "")

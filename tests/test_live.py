@@ -1056,6 +1056,79 @@ def test_a_background_that_cannot_be_saved_does_not_end_the_session(dev_root, se
         f"--save-bkg {read_only_folder / 'room.png'}: ")
 
 
+def test_masks_and_a_background_that_appear_during_the_run_are_not_replaced_without_force(dev_root, segmenter,
+                                                                                          tmp_path):
+    # --save-bkg and --save-masks were checked at the start only, then written with overwrite: another
+    # program's file that appeared under one of their names meanwhile was replaced without --force.
+    from humanseg import live as live_module
+
+    theirs = b"another program's"
+
+    class Appearing(ListSource):
+        def read(self):
+            if self.reads == 2:  # after the first background was saved
+                (tmp_path / "room.png").write_bytes(theirs)
+            if self.reads == 6:  # every mask name not written yet
+                for k in range(10):
+                    if not (tmp_path / "m" / f"{k}_mask.png").exists():
+                        (tmp_path / "m" / f"{k}_mask.png").write_bytes(theirs)
+            return super().read()
+
+    (tmp_path / "m").mkdir()
+    session = LiveSession(segmenter, view="tint")
+    events = []
+    window = ScriptWindow({0: [ord("b")]})  # a second background, written where theirs now is
+    with pytest.raises(live_module.MaskNotWritten) as failed:
+        run_live(Appearing([read(dev_root, 3, "bkg.png")], limit=12), session, window, None,
+                 BackgroundGrabber(countdown=0, seconds=0), media_clock=True, log=events.append,
+                 save_bkg=tmp_path / "room.png", masks_dir=tmp_path / "m")
+    refused = Path(str(failed.value).split(": ")[0])
+    assert str(failed.value) == (f"{refused}: it appeared during the run (another program's?): not replaced "
+                                 f"without --force") and refused.parent == tmp_path / "m"
+    assert refused.read_bytes() == theirs
+    assert (tmp_path / "room.png").read_bytes() == theirs
+    saves = [e for e in events if e.get("state") == "captured"]
+    assert saves[0] == {"event": "background", "state": "captured", "saved": str(tmp_path / "room.png")}
+    assert saves[-1]["not_saved"] == (f"--save-bkg {tmp_path / 'room.png'}: it appeared during the run (another "
+                                      f"program's?): not replaced without --force")
+    # The run's own files it writes again (a background re-captured with b); --force replaces theirs.
+    session = LiveSession(segmenter, view="tint")
+    events = []
+    run_live(ListSource([read(dev_root, 3, "bkg.png")], limit=8), session, ScriptWindow({1: [ord("b")]}), None,
+             BackgroundGrabber(countdown=0, seconds=0), media_clock=True, log=events.append,
+             save_bkg=tmp_path / "own.png")
+    assert [e.get("saved") for e in events if e.get("state") == "captured"] == [str(tmp_path / "own.png")] * 2
+    run_live(ListSource([read(dev_root, 3, "bkg.png")], limit=3), LiveSession(segmenter, view="tint"), None, None,
+             BackgroundGrabber(countdown=0, seconds=0), media_clock=True, save_bkg=tmp_path / "room.png", force=True)
+    assert (tmp_path / "room.png").read_bytes() != theirs
+
+
+def test_headless_with_only_save_bkg_stops_at_the_background_and_fails_when_it_is_not_saved(
+        tmp_path, dev_root, default_weights, monkeypatch):
+    # The background's write failing (its folder removed meanwhile) was a JSON line alone, exit 0, and
+    # the rest of the source was segmented for nothing.
+    import errno
+
+    from humanseg import live as live_module
+
+    args = ["live", "--source", str(dev_root / "set3"), "--no-window", "--countdown", "0", "--bkg-seconds", "0",
+            "--weights", str(default_weights), "--save-bkg"]
+    res = run_cli(*args, str(tmp_path / "room.png"))
+    assert res.exit_code == 0 and json.loads(res.output.splitlines()[-1])["frames"] == 0, res.output
+    real = store.write_image
+
+    def gone(path, image, overwrite=False):
+        if Path(path).name == "lost.png":
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+        return real(path, image, overwrite)
+
+    monkeypatch.setattr(live_module.store, "write_image", gone)
+    res = run_cli(*args, str(tmp_path / "lost.png"))
+    assert res.exit_code == 1 and json.loads(res.output.splitlines()[-2])["frames"] == 0, res.output
+    assert res.output.splitlines()[-1] == (f"Error: --save-bkg {tmp_path / 'lost.png'}: No such file or directory; "
+                                           f"the background was not saved")
+
+
 def grey_levels(path):
     return [int(round(f.mean())) for f in video_frames(path)[0]]
 
