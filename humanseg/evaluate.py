@@ -196,6 +196,10 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                     where.parent.name) and store.MASK_RE.match(where.name):
                 raise HumansegError(f"{option} {path} is one of the masks --save-masks writes; "
                                     f"give it another name")
+            if where and where.parent == Path(save_masks).resolve() and store.SET_RE.match(where.name):
+                # found after the whole run, as "refusing to overwrite" the folder it had just made
+                raise HumansegError(f"{option} {path} is a folder --save-masks writes masks into; "
+                                    f"give it another name")
     for option, path, folder in (("--save-masks", save_masks, True), ("--montage", montage, False),
                                  ("--json", json_path, False)):
         if path:  # written after the run: a place that cannot take them fails now, not then

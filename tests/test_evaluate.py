@@ -367,6 +367,13 @@ def test_an_output_is_never_one_of_the_inputs_or_of_the_masks_written(dev_root, 
         r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(tmp_path / "sm"),
                 option, str(target), "--force")
         assert r.returncode == 2 and f"{option} {target} is one of the masks --save-masks writes" in r.stderr
+        # ... or the set folder the masks go into (found after the whole run, said as "refusing to
+        # overwrite existing file" of the folder it had just made, or "Is a directory" with --force)
+        for force in ((), ("--force",)):
+            r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(tmp_path / "sm"),
+                    option, str(tmp_path / "sm" / "set2"), *force)
+            assert r.returncode == 2 and r.stderr == (f"Error: {option} {tmp_path / 'sm' / 'set2'} is a folder "
+                                                      f"--save-masks writes masks into; give it another name\n")
     assert not (tmp_path / "sm").exists()
 
 
