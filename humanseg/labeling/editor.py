@@ -10,17 +10,11 @@ import math
 
 import numpy as np
 
-from humanseg.labeling.geometry import Shape, shape_geometry, shapes_geometry, rasterize
+from humanseg.labeling.geometry import Shape, rasterize, shape_geometry, shapes_geometry, vertex
 
 CLOSE_RADIUS = 10.0  # px: a click this close to the first vertex closes the polygon
 GRAB_RADIUS = 7.0  # px: a press this close to a vertex grabs it
 EDGE_RADIUS = 5.0  # px: a press this close to an edge inserts a vertex there
-
-
-def _point(x: float, y: float) -> tuple[float, float]:
-    """A vertex as stored: to 2 decimals, as K.json holds it (a click at zoom 3 is 33.666... px), so
-    the json's polygons draw exactly the mask saved with them and the tint on screen."""
-    return round(float(x), 2), round(float(y), 2)
 
 
 def _dist(a, b) -> float:
@@ -145,7 +139,7 @@ class PolygonEditor:
         if self.drawing:
             if len(self.current) >= 3 and _dist((x, y), self.current[0]) <= self.close_radius:
                 return "close" if self.close() else None
-            if _point(x, y) == self.current[-1]:  # a double click's second press: no vertex twice
+            if vertex(x, y) == self.current[-1]:  # a double click's second press: no vertex twice
                 return None
             self.add_vertex(x, y)
             return "add"
@@ -174,9 +168,9 @@ class PolygonEditor:
         if (not self._drag_moved and self._pressed_at is not None
                 and _dist((x, y), self._pressed_at) <= self.grab_radius / 2):
             return False  # a click on a vertex, or a hand's tremor, is no drag: it moved the vertex to the pointer
-        if self.shapes[si].points[vi] == _point(x, y):
+        if self.shapes[si].points[vi] == vertex(x, y):
             return False
-        self.shapes[si].points[vi] = _point(x, y)
+        self.shapes[si].points[vi] = vertex(x, y)
         self._drag_moved = True
         self._touch()
         return True
@@ -223,7 +217,7 @@ class PolygonEditor:
 
     def add_vertex(self, x: float, y: float) -> None:
         self._snapshot()
-        self.current.append(_point(x, y))
+        self.current.append(vertex(x, y))
         self.vertices_edited += 1
         self._touch()
 
@@ -242,7 +236,7 @@ class PolygonEditor:
     def insert_vertex(self, si: int, ei: int, point: tuple[float, float]) -> None:
         """Insert a vertex after vertex ei of shape si (on the edge ei → ei+1)."""
         self._snapshot()
-        self.shapes[si].points.insert(ei + 1, _point(*point))
+        self.shapes[si].points.insert(ei + 1, vertex(*point))
         self.vertices_edited += 1
         self._touch()
 

@@ -18,6 +18,13 @@ PERSON = "person"
 HOLE = "hole"
 
 
+def vertex(x: float, y: float) -> tuple[float, float]:
+    """A vertex as shapes keep it: to 2 decimals, as K.json holds it (a click at zoom 3 is 33.666...
+    px, an outline's corner an irrational offset), so the json's polygons draw exactly the mask saved
+    with them and the tint on screen."""
+    return round(float(x), 2), round(float(y), 2)
+
+
 @dataclass
 class Shape:
     """One closed polygon: vertices [(x, y), ...] in image pixels; a hole is subtracted."""
@@ -172,10 +179,8 @@ def geometry_to_shapes(geom: BaseGeometry) -> list[Shape]:
     shapes = []
     for poly in polys:
         poly = shapely.geometry.polygon.orient(poly)
-        # To 2 decimals, as the editor stores a vertex and K.json holds it.
-        shapes.append(Shape([(round(float(x), 2), round(float(y), 2)) for x, y in poly.exterior.coords[:-1]]))
-        shapes.extend(Shape([(round(float(x), 2), round(float(y), 2)) for x, y in r.coords[:-1]], hole=True)
-                      for r in poly.interiors)
+        shapes.append(Shape([vertex(x, y) for x, y in poly.exterior.coords[:-1]]))
+        shapes.extend(Shape([vertex(x, y) for x, y in r.coords[:-1]], hole=True) for r in poly.interiors)
     return shapes
 
 
