@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import codecs
 import contextlib
 import functools
 import importlib
@@ -32,6 +33,19 @@ def _show_usage_error(self, file=None):
     click.echo(f"Error: {self.format_message()}", err=True, file=file)
 
 
+def _names_as_they_are(exc: UnicodeError):
+    """Encoding errors of stdout/stderr: a file name's undecodable bytes (surrogates) as those bytes,
+    anything else the encoding lacks backslash-escaped."""
+    if isinstance(exc, UnicodeEncodeError):
+        bad = exc.object[exc.start:exc.end]
+        if all("\udc80" <= c <= "\udcff" for c in bad):
+            return bytes(ord(c) - 0xDC00 for c in bad), exc.end
+    return codecs.backslashreplace_errors(exc)
+
+
+_NAMES_AS_THEY_ARE = "humanseg.names_as_they_are"
+
+
 def as_a_tool() -> None:
     """Process-wide settings for a command-line tool, so that its output on bad input is its one line;
     each entry point (python -m humanseg, main.py, label_images.py, training.py, model.release) calls
@@ -42,12 +56,19 @@ def as_a_tool() -> None:
      - Our warnings (a 0/1 mask, a damaged video) are one line, "warning: ...", not Python's
        "FILE:LINE: UserWarning: ..." followed by the source line.
      - A bad option value ("Directory 'x' does not exist") is one line, "Error: ...", exit 2, as our
-       own errors are, rather than click's usage, a "Try --help" hint and then the error."""
+       own errors are, rather than click's usage, a "Try --help" hint and then the error.
+     - A file name that is not valid UTF-8 (bytes Python keeps as surrogates) is printed as it is, its
+       own bytes, where a UTF-8 desktop locale's strict stdout raised UnicodeEncodeError (the C locale's
+       kept them); any other character the terminal's encoding lacks is escaped (\\u2014)."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")  # its error-level lines too: a truncated BMP
     if "cv2" in sys.modules and os.environ["OPENCV_LOG_LEVEL"] == "FATAL":  # imported already
         sys.modules["cv2"].setLogLevel(1)  # fatal only
     warnings.formatwarning = _format_warning
     click.UsageError.show = _show_usage_error
+    codecs.register_error(_NAMES_AS_THEY_ARE, _names_as_they_are)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # (not a test's capturing stand-in)
+            stream.reconfigure(errors=_NAMES_AS_THEY_ARE)
 
 
 # Every command, entry point and benchmark takes -h as well as --help (subcommands inherit the group's).
