@@ -58,6 +58,18 @@ def torch_load_failure(path, exc: Exception) -> str:
     return "not a PyTorch weights file"
 
 
+def damaged_zip_member(path) -> str | None:
+    """The first member of a zip checkpoint (PyTorch's format) whose CRC fails, else None (not a zip:
+    None). torch.load does not check them: flipped bytes load, in silence, as other weights."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None
+    except Exception:  # zipfile raises others on damaged headers (struct.error, ...): damaged
+        return "its directory"
+
+
 def out_of_memory(exc: BaseException) -> bool:
     """True for a failed allocation: numpy's MemoryError; PyTorch's "can't allocate memory" on CPU
     and its OutOfMemoryError on a GPU (RuntimeErrors); a data loader worker's MemoryError, or a

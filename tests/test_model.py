@@ -202,6 +202,16 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     bad.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(WeightsError, match=r"unreadable or corrupt: .*truncated.pt \(a truncated PyTorch archive\)"):
         load_model(bad)
+    # A flipped byte inside a tensor loaded in silence (torch.load does not check the checksums) and
+    # segmented a little differently.
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data/0") + 200  # inside the first tensor's bytes, past its local header
+    data[at] ^= 0xFF
+    flipped = tmp_path / "flipped.pt"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"unreadable or corrupt: .*flipped.pt \(a damaged PyTorch archive: "
+                                           r".* fails its checksum\)"):
+        load_model(flipped)
     text = tmp_path / "notes.pt"
     text.write_text("not weights\n")
     with pytest.raises(WeightsError, match=r"notes.pt \(not a PyTorch weights file\)"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from humanseg.cli import MAX_WORK_WIDTH, MIN_WORK_WIDTH
-from humanseg.errors import WeightsError, torch_load_failure
+from humanseg.errors import WeightsError, damaged_zip_member, torch_load_failure
 from humanseg.model.network import NetConfig, SiameseSegNet
 from humanseg.store import write_bytes_atomic
 
@@ -55,6 +55,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
         raise WeightsError(f"weights file unreadable or corrupt: {path} ({torch_load_failure(path, exc)})") from None
+    damaged = damaged_zip_member(path)
+    if damaged:  # (a flipped byte in default.pt loaded, and segmented a little differently, in silence)
+        raise WeightsError(f"weights file unreadable or corrupt: {path} (a damaged PyTorch archive: {damaged} "
+                           f"fails its checksum)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise WeightsError(f"not a humanseg segmentation checkpoint: {path}")
     version = ckpt.get("version")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from humanseg.errors import WeightsError, WeightsNotFound, torch_load_failure
+from humanseg.errors import WeightsError, WeightsNotFound, damaged_zip_member, torch_load_failure
 from humanseg.pose.mobilenet import MODEL_IDS, PoseNetMobileNetV1, checkpoint_name
 from humanseg.store import write_bytes_atomic
 
@@ -269,7 +269,7 @@ def load_state_dict(path: Path, model_id: int) -> dict[str, torch.Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files; say what it means
         raise WeightsError(f"{path}: cannot load PoseNet weights ({torch_load_failure(path, exc)})") from None
-    damaged = _damaged_member(path)
+    damaged = damaged_zip_member(path)
     if damaged:  # torch.load does not check the archive's checksums: flipped bytes loaded, in silence
         raise WeightsError(f"{path}: cannot load PoseNet weights (a damaged PyTorch archive: {damaged} fails "
                            f"its checksum)")
@@ -277,19 +277,6 @@ def load_state_dict(path: Path, model_id: int) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     check_state_dict(state, model_id, source=str(path))
     return state
-
-
-def _damaged_member(path: Path) -> str | None:
-    """The first member of a zip checkpoint whose CRC fails, else None (not a zip: None)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
-        return None
-    except Exception:  # zipfile raises others on damaged headers (struct.error, ...): damaged
-        return "its directory"
 
 
 def load_network(weights: str | os.PathLike | None = None, model_id: int = 50, output_stride: int = 16,
