@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from humanseg.errors import HumansegError
+from humanseg.errors import HumansegError, out_of_memory
 from humanseg.signals import Terminated, sigterm_as_interrupt
 
 _PACKAGE = str(Path(__file__).resolve().parent)
@@ -201,6 +201,11 @@ def reports_errors(fn):
         except OSError as exc:  # a folder we cannot write, a full disk: one line, not a traceback
             where = f"{exc.filename}: " if exc.filename else ""
             raise UserError(f"{where}{exc.strerror or exc}", 1) from None
+        except Exception as exc:
+            if not out_of_memory(exc):
+                raise
+            # A huge frame (6400x4800) on a small machine: numpy's MemoryError, OpenCV's error.
+            raise UserError("out of memory (an image too large for this machine's memory?)", 1) from None
         finally:
             # Exit hooks run last registered first: this one, registered after the command imported
             # torch (and registered again each time, so it stays the last), runs before torch's.

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from humanseg.errors import AlreadyExists, HumansegError, StoreError
+from humanseg.errors import AlreadyExists, HumansegError, StoreError, out_of_memory
 from humanseg.signals import signals_held
 
 # Numbers as the tool writes them, without leading zeros: "set01" or "07.png" would be read as set 1 or
@@ -654,7 +654,9 @@ def _imdecode(data: np.ndarray, flags: int) -> np.ndarray | None:
     size bytes are damaged, a PNG claiming 40000x30000 in 118 bytes) is an assertion error there."""
     try:
         return cv2.imdecode(data, flags)
-    except cv2.error:
+    except cv2.error as exc:
+        if out_of_memory(exc):  # a good file too large for this machine: not "corrupt"
+            raise MemoryError(f"{exc}".strip().splitlines()[-1]) from None
         return None
 
 

@@ -730,3 +730,27 @@ def test_a_device_or_a_pipe_is_never_replaced_by_a_file(tmp_path):
     store.refuse_unwritable(tmp_path / "new.json", "--json")  # files, folders and links are fine
     (tmp_path / "link").symlink_to(tmp_path / "nowhere")
     store.refuse_unwritable(tmp_path / "link", "--json")
+
+
+def test_out_of_memory_is_one_line_not_corrupt_nor_a_traceback(tmp_path, monkeypatch):
+    # A good 6400x4800 frame on a machine short of memory: OpenCV's decoder raised "Insufficient
+    # memory", taken for a corrupt file (exit 2); the same error elsewhere (a resize) was a traceback.
+    path = tmp_path / "big.png"
+    path.write_bytes(store.encode_png(np.zeros((8, 8, 3), np.uint8)))
+
+    def short_of_memory(data, flags):
+        raise cv2.error("OpenCV(4.11.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate "
+                        "92160000 bytes in function 'OutOfMemoryError'\n")
+
+    monkeypatch.setattr(store.cv2, "imdecode", short_of_memory)
+    with pytest.raises(MemoryError):
+        store.read_image(path)
+
+    @click.command()
+    @reports_errors
+    def command():
+        cv2.resize(np.zeros((10, 10), np.uint8), (1000000, 1000000))  # a terabyte
+
+    result = CliRunner().invoke(command, [])
+    assert (result.exit_code, result.output) == (1, "Error: out of memory (an image too large for this "
+                                                    "machine's memory?)\n")
