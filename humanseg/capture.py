@@ -392,7 +392,8 @@ NO_POSE_HINT = "or run with --no-pose (mouse and keys)"
 def load_pose(weights: str | None, scale: float | None, num_threads: int | None = None,
               no_pose: bool = True) -> PalmFinder:
     """PoseEstimator with the given weights and torch CPU threads; missing weights raise a one-line
-    HumansegError (exit 2), suggesting --no-pose where the command has it (no_pose)."""
+    HumansegError (exit 2; 1 where a download or the cache failed at run time), suggesting --no-pose
+    where the command has it (no_pose)."""
     tail = f"; {NO_POSE_HINT}" if no_pose else ""
     try:
         from humanseg.pose import PoseEstimator
@@ -404,7 +405,7 @@ def load_pose(weights: str | None, scale: float | None, num_threads: int | None 
         return PoseEstimator.load(weights=weights, scale=scale, num_threads=num_threads)
     except WeightsError as exc:
         hint = tail if isinstance(exc, WeightsNotFound) else f"; {_weights_hint()}{tail}"
-        raise HumansegError(f"{exc}{hint}", exit_code=2) from None
+        raise HumansegError(f"{exc}{hint}", exit_code=exc.exit_code) from None
 
 
 def _weights_hint() -> str:

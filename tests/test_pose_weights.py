@@ -208,7 +208,7 @@ def test_download_of_a_missing_model_says_where_to_put_the_file(isolated_env, lo
     msg = str(err.value)
     assert "mobilenet_v1_075.pth" in msg and str(isolated_env / "cache" / "posenet") in msg
     assert "--posenet-weights" in msg and "404" in msg and "\n" not in msg
-    assert err.value.exit_code == 1
+    assert err.value.exit_code == 2  # a missing input, as main.py and training.py said (pose said 1)
 
 
 def test_offline_says_where_to_put_the_file(isolated_env):

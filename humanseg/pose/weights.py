@@ -171,7 +171,7 @@ def _reason(exc: Exception) -> str:
 def _missing_error(model_id: int, why: str) -> WeightsNotFound:
     error = WeightsNotFound(
         f"no PoseNet weights for model {model_id}: put {checkpoint_name(model_id)}.pth in {cache_dir()} "
-        f"or pass --posenet-weights PATH ({why})", exit_code=1)
+        f"or pass --posenet-weights PATH ({why})")  # exit 2, a missing input, in every command
     error.why = why  # for a command without --posenet-weights to say it its own way
     return error
 
