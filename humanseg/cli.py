@@ -224,14 +224,9 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            with interrupts_in_one_line():  # importing torch takes seconds: Ctrl-C then is one line too
-                module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("humanseg"):
-                return None  # not built yet
-            raise
-        return getattr(module, attr, None)
+        with interrupts_in_one_line():  # importing torch takes seconds: Ctrl-C then is one line too
+            module = importlib.import_module(module_name)
+        return getattr(module, attr)
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT)

@@ -9,9 +9,9 @@ from typing import Callable, Iterable, Sequence
 from humanseg.ui.buttons import Button, DwellTracker, button_at
 from humanseg.ui.countdown import Countdown
 
-# Key codes (display.read_key's) of the keyboard shortcuts; Esc quits like q.
-KEY_BUTTONS = {ord("b"): "bkg", ord("B"): "bkg", ord("s"): "sav", ord("S"): "sav",
-               ord("q"): "ext", ord("Q"): "ext", 27: "ext"}
+# Key codes (display.read_key's, which gives letters in lower case) of the keyboard shortcuts; Esc
+# quits like q.
+KEY_BUTTONS = {ord("b"): "bkg", ord("s"): "sav", ord("q"): "ext", 27: "ext"}
 
 NEED_BACKGROUND = "capture a background first"
 FLASH_SECONDS = 2.0
