@@ -196,7 +196,9 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                     where.parent.name) and store.MASK_RE.match(where.name):
                 raise HumansegError(f"{option} {path} is one of the masks --save-masks writes; "
                                     f"give it another name")
-            if where and where.parent == Path(save_masks).resolve() and store.SET_RE.match(where.name):
+            named = store.SET_RE.match(where.name) if where else None
+            if named and where.parent == Path(save_masks).resolve() and int(named[1]) in (
+                    wanted or store.list_sets(root)):  # (a set not evaluated gets no folder there)
                 # found after the whole run, as "refusing to overwrite" the folder it had just made
                 raise HumansegError(f"{option} {path} is a folder --save-masks writes masks into; "
                                     f"give it another name")

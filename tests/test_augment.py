@@ -214,7 +214,9 @@ def test_a_pasted_person_cut_at_a_side_of_their_frame_keeps_that_cut_out_of_view
     # their frame was pasted anywhere across the room, half a face ending in a straight line.
     room = _grey_room(5, 480, 640)
     rooms = [_grey_room(6, 480, 640), _grey_room(7, 480, 640)]
-    for cols in (slice(0, 110), slice(530, 640), slice(260, 380)):  # cut at the left, the right, neither
+    # (cut at the left, the right, neither; the outlines of real cut people often end a pixel or two
+    # short of the edge: 2-3 px in, the cut sat a column inside the sample)
+    for cols in (slice(0, 110), slice(530, 640), slice(2, 110), slice(530, 638), slice(260, 380)):
         mask = np.zeros(room.shape[:2], np.uint8)
         mask[150:400, cols] = 255
         frame = room.copy()

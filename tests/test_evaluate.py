@@ -374,6 +374,11 @@ def test_an_output_is_never_one_of_the_inputs_or_of_the_masks_written(dev_root, 
                     option, str(tmp_path / "sm" / "set2"), *force)
             assert r.returncode == 2 and r.stderr == (f"Error: {option} {tmp_path / 'sm' / 'set2'} is a folder "
                                                       f"--save-masks writes masks into; give it another name\n")
+        # A set that is not evaluated gets no folder there: that name is free.
+        free = tmp_path / f"free{option}"
+        r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(free),
+                option, str(free / "set9"))
+        assert r.returncode == 0 and (free / "set9").is_file(), r.stderr
     assert not (tmp_path / "sm").exists()
 
 

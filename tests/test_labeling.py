@@ -400,15 +400,22 @@ def test_a_click_on_the_outermost_pixels_puts_the_vertex_on_the_frames_edge():
     # A click lands on a pixel's centre, and a pixel is in the mask when its centre is inside: corners
     # clicked on the last row and column left both out (a person cut off by the bottom of the frame got
     # a background stripe under them); at zoom 4 the same clicks reached past the edge.
-    for zoom in (1.0, 4.0, 0.5):
+    # (Zooms that are not binary fractions, and frames shown at a size rounded down, as a 1640x1232
+    # frame fitted to 958x720: decided in frame coordinates, float rounding left the edge out.)
+    from humanseg.display import display_size, fit_zoom
+
+    for w, h, zoom in ((W, H, 1.0), (W, H, 4.0), (W, H, 0.5), (W, H, 1.5), (W, H, 0.75), (1640, 1232, None),
+                       (1366, 768, None), (3264, 2448, None), (161, 121, 3.0)):
+        zoom = fit_zoom(w, h) if zoom is None else zoom
         editor = PolygonEditor()
-        mouse = MouseAdapter(editor, size=(W, H), zoom=zoom)
-        sw, sh = int(W * zoom), int(H * zoom)
+        mouse = MouseAdapter(editor, size=(w, h), zoom=zoom)
+        sw, sh = display_size(w, h, zoom)
         for x, y in ((0, 0), (sw - 1, 0), (sw - 1, sh - 1), (0, sh - 1)):
             mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
             mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
         mouse(cv2.EVENT_RBUTTONDOWN, 0, 0, 0)
-        assert editor.mask(H, W).min() == 255, zoom
+        assert editor.shapes[0].points == [(-0.5, -0.5), (w - 0.5, -0.5), (w - 0.5, h - 0.5), (-0.5, h - 0.5)], (w, zoom)
+        assert editor.mask(h, w).min() == 255, (w, zoom)
     editor = PolygonEditor()  # one pixel in: a vertex there, as clicked
     MouseAdapter(editor, size=(W, H))(cv2.EVENT_LBUTTONDOWN, 1, H - 2, cv2.EVENT_FLAG_LBUTTON)
     assert editor.current == [(1.0, H - 2.0)]

@@ -211,12 +211,12 @@ class TrainingSet(Dataset):
             # line mid-room). pm has no rotation: x' = pm[0, 0] x + pm[0, 2], pm[0, 0] < 0 when flipped.
             left, right = self.person_cols[k]
             left_cut, right_cut = left <= 2, right >= person.mask.shape[1] - 3
-            if left_cut != right_cut:
-                edge_x = pm[0, 2] + pm[0, 0] * (0 if left_cut else person.mask.shape[1] - 1)
+            if left_cut != right_cut:  # the outermost labelled column goes a column past the side, as
+                edge_x = pm[0, 2] + pm[0, 0] * (left if left_cut else right)  # the lowest row does below
                 if (pm[0, 0] > 0) == left_cut:  # the person lies right of the cut: it goes to the left
-                    pm[0, 2] -= max(0.0, edge_x)
+                    pm[0, 2] -= max(0.0, edge_x + 1)
                 else:
-                    pm[0, 2] += max(0.0, size[0] - 1 - edge_x)
+                    pm[0, 2] += max(0.0, size[0] - edge_x)
             pf = A.photometric(A.warp(person.frame, pm, size), rng, 0.5)
             # Nothing beyond the picture they came from is person: its replicated edge rows were pasted
             # as streaks of "person" below a person cut off by the frame, or above one cut at the top.

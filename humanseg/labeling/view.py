@@ -92,10 +92,16 @@ def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[float, float] 
     return canvas
 
 
-def _to_edge(v: float, size: int, zoom: float) -> float:
-    """A frame coordinate within half a screen pixel of the frame's edge (or beyond it) put on it."""
-    near = 0.5 / zoom - 0.5
-    return -0.5 if v <= near else size - 0.5 if v >= size - 1 - near else v
+def _to_edge(screen: int, v: float, size: int, shown: int) -> float:
+    """Frame coordinate v of window position `screen` (along an axis the frame spans `size` pixels of,
+    shown as `shown`) on the frame's edge where the position is on the outermost pixel shown or beyond
+    it (decided on the screen's whole pixels: in frame coordinates it was an equality that float
+    rounding, or a shown size rounded down, decided against the edge), else kept on the frame."""
+    if screen <= 0:
+        return -0.5
+    if screen >= shown - 1:
+        return size - 0.5
+    return min(max(v, -0.5), size - 0.5)
 
 
 class MouseAdapter:
@@ -122,6 +128,7 @@ class MouseAdapter:
             self._double_click = None
             if (dx, dy) == (x, y) and time.monotonic() - at < 0.5:
                 return
+        sx, sy = x, y
         x, y = to_image(x, y, self.zoom)
         if self.size is not None:
             # While a button is held the window reports the pointer beyond its edges too: a vertex
@@ -130,7 +137,8 @@ class MouseAdapter:
             # click on the outermost pixels shown goes to that edge, or the last row or column was left
             # out of the mask (a pixel is in when its centre is inside: 639 is not inside x < 639).
             w, h = self.size
-            x, y = _to_edge(x, w, self.zoom), _to_edge(y, h, self.zoom)
+            shown_w, shown_h = display_size(w, h, self.zoom)
+            x, y = _to_edge(sx, x, w, shown_w), _to_edge(sy, y, h, shown_h)
         self.hover = (x, y)
         ed = self.editor
         action = None
