@@ -424,7 +424,7 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
                  dwell: float = 0.3, use_pose: bool = True, posenet_weights: str | None = None,
                  pose_every: int = 0, pose_scale: float | None = None, pose_threads: int | None = 1,
                  max_fps: float = 0.0,
-                 log: Callable[[dict], None] | None = None, window_name: str = "capture",
+                 log: Callable[[dict], None] | None = None,
                  on_frame: FrameHook | None = None, on_saved: SavedHook | None = None,
                  load_hooks: Callable[[], object | None] | None = None) -> CaptureContext:
     """Check the inputs, open source, PoseNet and window, and run the capture loop (main.py's body).
@@ -469,7 +469,7 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
         hooks = load_hooks() if load_hooks is not None else None
         if hooks is not None:
             on_frame, on_saved = hooks.on_frame, hooks.on_saved
-        window = CvWindow(window_name)
+        window = CvWindow("capture")
     except BaseException:
         src.release()
         if hooks is not None:

@@ -53,7 +53,7 @@ def _check_folder(path: Path) -> None:
         raise HumansegError(f"--onnx {path}: folder {path.parent} {what}")
 
 
-def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: tuple[int, int] = (320, 240)) -> Path:
+def export_onnx(weights, path: str | os.PathLike, opset: int = 17) -> Path:
     """Write the checkpoint's network as ONNX (inputs "frame", "background"; output "probability";
     batch, height and width dynamic) atomically to path; returns the path."""
     import torch
@@ -62,7 +62,7 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, sample_size: 
 
     model, _ = load_model(resolve_weights(weights))
     wrapped = probability_module(model)
-    w, h = sample_size
+    w, h = 320, 240  # a sample for tracing (height and width are dynamic)
     frame = torch.rand(1, 3, h, w)
     bkg = torch.rand(1, 3, h, w)
     path = Path(path)

@@ -145,7 +145,7 @@ def why_no_labels(root: str | os.PathLike) -> str:
     return hint
 
 
-def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> SetInfo:
+def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
     """Describe set `number` under root; raises StoreError if the folder or its bkg.png is missing."""
     path = set_path(root, number)
     try:
@@ -158,7 +158,7 @@ def scan_set(root: str | os.PathLike, number: int, require_bkg: bool = True) -> 
         hint = (f" (sets here: {', '.join(map(str, available))})" if available
                 else passed_over(root, sets=True) or " (no sets here)")
         raise StoreError(f"set folder not found: {path}{hint}")
-    if require_bkg and not (path / BKG_NAME).is_file():
+    if not (path / BKG_NAME).is_file():
         if os.path.lexists(path / BKG_NAME):  # a folder so named, a link to nothing
             raise StoreError(f"background is not a file: {path / BKG_NAME}")
         raise StoreError(f"background missing: {path / BKG_NAME}")

@@ -25,11 +25,10 @@ def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a3 @ b3)[:2]
 
 
-def warp(image: np.ndarray, m: np.ndarray, size: tuple[int, int], nearest: bool = False,
-         border: int | None = None) -> np.ndarray:
+def warp(image: np.ndarray, m: np.ndarray, size: tuple[int, int], border: int | None = None) -> np.ndarray:
     """Warp into an output of size (w, h); borders replicate (a real camera never shows black), or
     take the value `border` (a pasted person's mask: nothing outside the picture they came from)."""
-    flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    flags = cv2.INTER_LINEAR
     if border is not None:
         return cv2.warpAffine(image, m, size, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
     return cv2.warpAffine(image, m, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)

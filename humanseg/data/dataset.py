@@ -57,15 +57,14 @@ def distinct_folders(folders: list[str | os.PathLike], option: str) -> list[Path
     return list(seen.values())
 
 
-def load_pairs(roots: list[str | os.PathLike], sets: dict[str, list[int]] | None = None) -> list[Pair]:
+def load_pairs(roots: list[str | os.PathLike]) -> list[Pair]:
     """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'."""
     pairs = []
     for root in distinct_folders(roots, "--images"):
         if not root.is_dir():
             raise HumansegError(f"images folder not found: {root}")
-        numbers = sets.get(str(root)) if sets else None
         before = len(pairs)
-        for s in store.load_labeled(root, numbers):
+        for s in store.load_labeled(root):
             pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
         if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
             store.check_root(root)

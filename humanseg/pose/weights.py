@@ -190,8 +190,7 @@ def _not_a_file(path: Path) -> str:
     return "a folder, not a weights file (.pth)" if path.is_dir() else "no such file"
 
 
-def resolve_weights(weights: str | os.PathLike | None, model_id: int, download: bool = True,
-                    show_progress: bool = True) -> Path:
+def resolve_weights(weights: str | os.PathLike | None, model_id: int, show_progress: bool = True) -> Path:
     """Path of usable weights for a model id, downloading into the cache when nothing local exists."""
     if model_id not in MODEL_IDS:
         raise WeightsError(f"PoseNet model id must be one of {', '.join(map(str, MODEL_IDS))}, got {model_id}")
@@ -210,8 +209,6 @@ def resolve_weights(weights: str | os.PathLike | None, model_id: int, download: 
     path = cached_path(model_id)
     if path.is_file():
         return path
-    if not download:
-        raise _missing_error(model_id, "downloading is off")
     state = download_tfjs_checkpoint(model_id, show_progress=show_progress)
     check_state_dict(state, model_id, source=f"{base_url()}{checkpoint_name(model_id)}/")
     try:
