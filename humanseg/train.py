@@ -240,7 +240,7 @@ def labeled_frames(pairs: list[Pair]) -> list[list]:
 
 
 def _val_spec(spec):
-    """--val-sets as split_sets reads it: "3, 7" and "7,3" are [3, 7]; ".2" and "0.2" are 0.2."""
+    """--val-sets as split_sets reads it: "3, 7", "7,3" and "set3,set7" are [3, 7]; ".2" and "0.2" are 0.2."""
     if spec is None or not isinstance(spec, str):
         return spec
     if "." in spec:
@@ -248,7 +248,7 @@ def _val_spec(spec):
             return float(spec)
         except ValueError:
             return spec
-    return sorted({int(x) for x in spec.split(",") if x.strip().isdigit()})
+    return sorted({int(x) for x in (y.strip().removeprefix("set") for y in spec.split(",")) if x.isdigit()})
 
 
 def held_out_sets(pairs: list[Pair], val_pairs: list[Pair]) -> list[list]:

@@ -104,6 +104,8 @@ def test_val_sets_are_set_numbers_or_a_fraction(pairs):
     with pytest.raises(HumansegError, match=r"^--val-sets holds out every set; nothing left to train on$"):
         split_sets(pairs, every)
     assert {p.set_key.rsplit(":", 1)[1] for p in split_sets(pairs, " 3 ,7,")[1]} == {"set3", "set7"}
+    # As evaluate --sets reads them, set names too (training refused "set3,set7").
+    assert {p.set_key.rsplit(":", 1)[1] for p in split_sets(pairs, "set3,set7")[1]} == {"set3", "set7"}
 
 
 def test_val_sets_hold_out_that_set_of_every_root(tmp_path, dev_root):
