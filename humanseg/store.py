@@ -116,11 +116,11 @@ def _frames_in(names: list[str]) -> list[int]:
 
 
 def passed_over(folder: str | os.PathLike, sets: bool, within: str = "") -> str:
-    """A hint naming what looks like the layout's names but is not (set01, Set3; 07.png, 1.PNG),
+    """A hint naming what looks like the layout's names but is not (set01, Set3; 07.png, 1.PNG, 0.jpg),
     for a message that says nothing was found; "" when there is none. within: the folder's name as
     the names' prefix ("set3/")."""
     folder = Path(folder)
-    near = re.compile(r"^\s*set\d+\s*$" if sets else r"^\s*\d+\.png\s*$", re.IGNORECASE)  # ( 1.png too)
+    near = re.compile(r"^\s*set\d+\s*$" if sets else rf"^\s*\d+\.({_NEAR_EXTS})\s*$", re.IGNORECASE)  # ( 1.png too)
     exact = SET_RE if sets else FRAME_RE
     try:
         names = sorted(p.name for p in folder.iterdir() if near.match(p.name) and not exact.match(p.name))
@@ -161,7 +161,9 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
     if not (path / BKG_NAME).is_file():
         if os.path.lexists(path / BKG_NAME):  # a folder so named, a link to nothing
             raise StoreError(f"background is not a file: {path / BKG_NAME}")
-        raise StoreError(f"background missing: {path / BKG_NAME}")
+        other = sorted(n for n in os.listdir(path) if re.fullmatch(rf"\s*bkg\.({_NEAR_EXTS})\s*", n, re.IGNORECASE))
+        hint = f" ({other[0]} passed over: the background is {BKG_NAME}, lossless)" if other else ""
+        raise StoreError(f"background missing: {path / BKG_NAME}{hint}")
     names = os.listdir(path)  # one listing for the frames, their labels and the labels left out
     frames = _frames_in(names)
     labeled = [k for k in frames if (path / mask_name(k)).is_file()]
@@ -169,6 +171,8 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
     return SetInfo(number=number, path=path, frames=frames, labeled=labeled)
 
 
+# Image names near the layout's that are passed over (a camera app's JPEGs), named where nothing is found.
+_NEAR_EXTS = "png|jpe?g|bmp|webp|tiff?"
 MASK_RE = re.compile(r"^(0|[1-9]\d*)_mask\.png$")
 NEAR_MASK_RE = re.compile(r"^\s*\d+_mask\.png\s*$", re.IGNORECASE)
 _warned_stray: set[str] = set()

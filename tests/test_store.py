@@ -539,6 +539,17 @@ def test_names_near_the_layouts_are_named_when_nothing_is_found(tmp_path):
                                                            "1.png, ...)"
     assert store.passed_over(tmp_path / "other", sets=True) == " ('set2 ' passed over: the layout's names are " \
                                                                "set1, set2, ...)"
+    # A camera app's JPEGs (0.jpg, and bkg.jpg for the background) were passed over without a word:
+    # "no labeled frames found ... (label some with label_images.py)" for a set with labels.
+    jpegs = root / "set7"
+    jpegs.mkdir()
+    for name in ("0.jpg", "1.JPEG", "0_mask.png", "bkg.jpg"):
+        (jpegs / name).write_bytes(b"")
+    assert store.passed_over(jpegs, sets=False) == " (0.jpg, 1.JPEG passed over: the layout's names are 0.png, " \
+                                                   "1.png, ...)"
+    with pytest.raises(StoreError, match=r"^background missing: .*set7/bkg\.png \(bkg\.jpg passed over: the "
+                                         r"background is bkg\.png, lossless\)$"):
+        store.scan_set(root, 7)
 
 
 def test_a_png_with_a_bad_checksum_only_in_an_ancillary_chunk_is_read(tmp_path, capfd):
