@@ -66,8 +66,8 @@ def as_a_tool() -> None:
     warnings.formatwarning = _format_warning
     click.UsageError.show = _show_usage_error
     codecs.register_error(_NAMES_AS_THEY_ARE, _names_as_they_are)
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):  # (not a test's capturing stand-in)
+    for stream in (sys.__stdout__, sys.__stderr__):  # the process's own (not a test's capturing stand-in)
+        if stream is not None:
             stream.reconfigure(errors=_NAMES_AS_THEY_ARE)
 
 

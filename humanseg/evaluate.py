@@ -139,6 +139,12 @@ def parse_sets(value: str | None) -> list[int] | None:
     return list(dict.fromkeys(int(x) for x in items))
 
 
+def _labeled_sets(root: Path) -> list[int]:
+    """The sets under root with a mask, which evaluate scores (and --save-masks gets folders for)."""
+    return [n for n in store.list_sets(root)
+            if any(store.MASK_RE.match(name) for name in os.listdir(store.set_path(root, n)))]
+
+
 @click.command("evaluate", cls=Command)
 @images_option
 @click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
@@ -198,7 +204,7 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                                     f"give it another name")
             named = store.SET_RE.match(where.name) if where else None
             if named and where.parent == Path(save_masks).resolve() and int(named[1]) in (
-                    wanted or store.list_sets(root)):  # (a set not evaluated gets no folder there)
+                    wanted or _labeled_sets(root)):  # (a set not evaluated gets no folder there)
                 # found after the whole run, as "refusing to overwrite" the folder it had just made
                 raise HumansegError(f"{option} {path} is a folder --save-masks writes masks into; "
                                     f"give it another name")

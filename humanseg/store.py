@@ -162,7 +162,11 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         if os.path.lexists(path / BKG_NAME):  # a folder so named, a link to nothing
             raise StoreError(f"background is not a file: {path / BKG_NAME}")
         other = sorted(n for n in os.listdir(path) if re.fullmatch(rf"\s*bkg\.({_NEAR_EXTS})\s*", n, re.IGNORECASE))
-        hint = f" ({other[0]} passed over: the background is {BKG_NAME}, lossless)" if other else ""
+        hint = ""
+        if other:  # a JPEG (not the layout's, and lossy), BKG.PNG, ' bkg.png'
+            shown = repr(other[0]) if other[0] != other[0].strip() else other[0]
+            lossy = "" if other[0].strip().lower().endswith(".png") else ", lossless"
+            hint = f" ({shown} passed over: the background is {BKG_NAME}{lossy})"
         raise StoreError(f"background missing: {path / BKG_NAME}{hint}")
     names = os.listdir(path)  # one listing for the frames, their labels and the labels left out
     frames = _frames_in(names)
@@ -674,16 +678,32 @@ def check_bgr(image, what: str) -> None:
         raise HumansegError(f"{what} must be a colour image, HxWx3 BGR uint8 (got {got})")
 
 
-def decode_file(path: str | os.PathLike) -> np.ndarray | None:
+class ImageTooLarge(StoreError):
+    """An image that decoding ran out of memory on: one too large for this machine, or a header
+    damaged to claim a huge size. A runtime failure (exit 1), named; the labeler passes it over."""
+
+    exit_code = 1
+
+
+def _decoded(data: np.ndarray, path, what: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """decode_image, its running out of memory said as ImageTooLarge naming the file."""
+    try:
+        return decode_image(data, flags)
+    except MemoryError:
+        raise ImageTooLarge(f"{what} too large to decode in this machine's memory (or its header is "
+                            f"damaged): {path}") from None
+
+
+def decode_file(path: str | os.PathLike, what: str = "image") -> np.ndarray | None:
     """A BGR uint8 image from a file (`decode_image`); None when it cannot be read (gone, a folder, not
-    ours to read) or decoded."""
+    ours to read) or decoded; ImageTooLarge when memory ran out decoding it."""
     if not os.path.isfile(path):  # a named pipe: reading it waited for a writer, for ever
         return None
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError:
         return None
-    return decode_image(data)
+    return _decoded(data, path, what)
 
 
 def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
@@ -692,7 +712,7 @@ def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     if not path.is_file():
         raise StoreError(f"{what} {'is not a file' if path.exists() else 'missing'}: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = decode_image(data)
+    image = _decoded(data, path, what)
     if image is None:
         raise StoreError(f"{what} unreadable or corrupt: {path}")
     return image
@@ -709,7 +729,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     if not path.is_file():
         raise StoreError(f"mask missing: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    mask = decode_image(data, cv2.IMREAD_UNCHANGED)
+    mask = _decoded(data, path, "mask", cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise StoreError(f"mask unreadable or corrupt: {path}")
     if mask.ndim == 3:

@@ -198,26 +198,28 @@ def read_history(path: Path, log=print) -> list[dict]:
     warning: the run goes on, its checkpoint holds what matters."""
     if not path.is_file():
         return []
-    out, bad, broken = [], 0, None
+    out, bad = [], 0
     with open(path, newline="", errors="replace") as fh:
-        try:
-            for r in csv.DictReader(fh):
-                try:
-                    row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k is not None}
-                    if not all(math.isfinite(v) for v in row.values() if v is not None):
-                        raise ValueError  # inf as a step was an OverflowError; nan broke the plot after a step
-                    row["step"] = int(row["step"])
-                except (TypeError, ValueError, KeyError):
-                    bad += 1
-                    continue
-                out.append(row)
-        except csv.Error as exc:  # a field over csv's size limit (128 kB of junk): a traceback
-            broken = exc
+        rows = csv.DictReader(fh)
+        while True:
+            try:
+                r = next(rows)
+            except StopIteration:
+                break
+            except csv.Error:  # a field over csv's size limit (128 kB of junk): the reader goes on after it
+                bad += 1
+                continue
+            try:
+                row = {k: (float(v) if v not in ("", None) else None) for k, v in r.items() if k is not None}
+                if not all(math.isfinite(v) for v in row.values() if v is not None):
+                    raise ValueError  # inf as a step was an OverflowError; nan broke the plot after a step
+                row["step"] = int(row["step"])
+            except (TypeError, ValueError, KeyError):
+                bad += 1
+                continue
+            out.append(row)
     if bad:
         log(f"warning: {path}: {bad} row(s) could not be read; left out of the history")
-    if broken is not None:
-        log(f"warning: {path}: unreadable after its first {len(out) + bad} row(s) ({broken}); the rest is "
-            f"left out of the history")
     return out
 
 

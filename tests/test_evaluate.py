@@ -374,7 +374,10 @@ def test_an_output_is_never_one_of_the_inputs_or_of_the_masks_written(dev_root, 
                     option, str(tmp_path / "sm" / "set2"), *force)
             assert r.returncode == 2 and r.stderr == (f"Error: {option} {tmp_path / 'sm' / 'set2'} is a folder "
                                                       f"--save-masks writes masks into; give it another name\n")
-        # A set that is not evaluated gets no folder there: that name is free.
+        # A set that is not evaluated (not asked for, or with no labels) gets no folder there: that name is free.
+        (root / "set9").mkdir(exist_ok=True)
+        shutil.copy(root / "set2" / "bkg.png", root / "set9" / "bkg.png")
+        shutil.copy(root / "set2" / "0.png", root / "set9" / "0.png")
         free = tmp_path / f"free{option}"
         r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(free),
                 option, str(free / "set9"))

@@ -754,8 +754,12 @@ def test_out_of_memory_is_one_line_not_corrupt_nor_a_traceback(tmp_path, monkeyp
                         "92160000 bytes in function 'OutOfMemoryError'\n")
 
     monkeypatch.setattr(store.cv2, "imdecode", short_of_memory)
-    with pytest.raises(MemoryError):
-        store.read_image(path)
+    with pytest.raises(store.ImageTooLarge, match=rf"^frame too large to decode in this machine's memory \(or its "
+                                                  rf"header is damaged\): {re.escape(str(path))}$") as err:
+        store.read_image(path, "frame")
+    assert err.value.exit_code == 1
+    with pytest.raises(store.ImageTooLarge, match=r"^mask too large"):
+        store.read_mask(path)
 
     @click.command()
     @reports_errors
