@@ -30,20 +30,29 @@ from humanseg.ui.buttons import default_layout  # noqa: E402
 from humanseg.ui.controller import CaptureController  # noqa: E402
 from gui import start_xvfb  # noqa: E402
 from humanseg.cli import CONTEXT, MAX_THREADS, Command, as_a_tool, reports_errors  # noqa: E402
+from humanseg.errors import HumansegError  # noqa: E402
+from pose import default_weights  # noqa: E402  (benchmarks/pose.py: the same weights)
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
-WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
+FRAMES = ["set10/0.png", "set10/1.png", "set10/2.png", "set4/0.png", "set4/1.png", "set7/0.png", "set7/2.png",
+          "set8/0.png"]  # with people, some with hands up
 
 
-def write_source(folder: Path) -> Path:
-    """Eight 640x480 dev frames with people (some with hands up) as PNGs in folder."""
-    names = ["set10/0.png", "set10/1.png", "set10/2.png", "set4/0.png", "set4/1.png", "set7/0.png",
-             "set7/2.png", "set8/0.png"]
-    for i, name in enumerate(names):
+def dev_frames() -> list:
+    """The eight dev frames the loop shows, at 640x480; one missing is an error (exit 2) said first."""
+    frames = []
+    for name in FRAMES:
         frame = cv2.imread(str(DEV / name))
         if frame is None:
-            sys.exit(f"missing dev frame: {DEV / name}")
-        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(frame, (640, 480)))
+            raise HumansegError(f"missing dev frame: {DEV / name} (this benchmark shows ../shared/data/dev frames)")
+        frames.append(cv2.resize(frame, (640, 480)))
+    return frames
+
+
+def write_source(folder: Path, frames: list) -> Path:
+    """The frames as PNGs 0.png, 1.png, ... in folder."""
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i}.png"), frame)
     return folder
 
 
@@ -90,16 +99,18 @@ def report(name: str, fps: list[float], **extra) -> None:
               help="Inline mode: pose on every Nth frame (0: every frame, every other one if slow).")
 @click.option("--pose-threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
               help="Threads for PoseNet (main.py's default).")
-@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=str(WEIGHTS),
-              show_default=True, help="PoseNet weights.")
+@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=None,
+              help="PoseNet weights (default: $HUMANSEG_POSENET_WEIGHTS if set, else ../shared's "
+                   "mobilenet_v1_050.pth where it exists, else main.py's lookup: the cache, a download).")
 @reports_errors
 def main(**options) -> None:
     args = SimpleNamespace(**options)  # the options by name
     if args.chunk >= args.frames:
         raise click.UsageError(f"--chunk {args.chunk} must be below --frames {args.frames} (FPS is measured "
                                f"per chunk)")
+    frames = dev_frames()
     # Bad weights are said before any timing (without main.py's --no-pose hint: no such option here).
-    pose = load_pose(args.weights, None, num_threads=args.pose_threads, no_pose=False)
+    pose = load_pose(default_weights(args.weights), None, num_threads=args.pose_threads, no_pose=False)
 
     try:
         xvfb, display = start_xvfb("1280x800x24")
@@ -108,7 +119,7 @@ def main(**options) -> None:
     os.environ["DISPLAY"] = display
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            source = write_source(Path(tmp))
+            source = write_source(Path(tmp), frames)
             nopose = measure(source, None, args.frames, args.chunk, 10, 0)
             report("capture_fps_nopose", nopose, frames=args.frames, load_avg=round(os.getloadavg()[0], 2))
             # main.py's default: PoseNet in a worker thread on the newest frame.

@@ -4,7 +4,8 @@ Prints one JSON line per measurement: default scale (0.5, a 321x241 input) and f
 each with 1 and 2 torch threads; the default-scale 2-thread line is `pose_default`. The `_eager`
 lines run the plain PyTorch module instead of the optimized runner (ONNX Runtime when installed, else
 a frozen TorchScript/oneDNN copy), for comparison; "runner" names which one ran.
-Weights: ../shared/models/posenet/mobilenet_v1_050.pth (or --posenet-weights).
+Weights: --posenet-weights, $HUMANSEG_POSENET_WEIGHTS, ../shared/models/posenet/mobilenet_v1_050.pth, or the
+cache (a download), in that order.
 
 On a machine whose cores are busy with other work, OpenMP's spinning threads make the 2-thread lines
 very slow; run with OMP_WAIT_POLICY=PASSIVE there (the policy is printed on each line).
@@ -35,6 +36,14 @@ DEV_FRAME = ROOT.parent / "shared" / "data" / "dev" / "set10" / "0.png"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
 
 
+def default_weights(given: str | None) -> str | None:
+    """--posenet-weights, else $HUMANSEG_POSENET_WEIGHTS (None: the lookup reads it), else ../shared's
+    file where it exists, else None (the cache, a download: main.py's lookup)."""
+    if given is not None or os.environ.get("HUMANSEG_POSENET_WEIGHTS"):
+        return given
+    return str(WEIGHTS) if WEIGHTS.is_file() else None
+
+
 def measure(estimator: PoseEstimator, frame: np.ndarray, threads: int, iterations: int, warmup: int) -> list[float]:
     """Per-call times in ms of estimator.estimate(frame) with `threads` torch threads."""
     torch.set_num_threads(threads)
@@ -49,8 +58,9 @@ def measure(estimator: PoseEstimator, frame: np.ndarray, threads: int, iteration
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
-@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=str(WEIGHTS),
-              show_default=True, help="PoseNet weights.")
+@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=None,
+              help="PoseNet weights (default: $HUMANSEG_POSENET_WEIGHTS if set, else ../shared's "
+                   "mobilenet_v1_050.pth where it exists, else main.py's lookup: the cache, a download).")
 @click.option("--iterations", type=click.IntRange(1), default=50, show_default=True, help="Timed calls per line.")
 @click.option("--warmup", type=click.IntRange(0), default=5, show_default=True, help="Untimed calls first.")
 @click.option("--no-eager", is_flag=True, help="Skip the eager-module comparison lines.")
@@ -71,7 +81,7 @@ def main(**options) -> None:
         key = (optimize, threads)  # ONNX Runtime fixes its thread count when the session is made
         if key not in estimators:
             torch.set_num_threads(threads)
-            estimators[key] = PoseEstimator.load(args.weights, optimize=optimize, show_progress=False)
+            estimators[key] = PoseEstimator.load(default_weights(args.weights), optimize=optimize, show_progress=False)
         estimator = estimators[key]
         estimator.scale = scale
         times = measure(estimator, frame, threads, args.iterations, args.warmup)

@@ -91,3 +91,27 @@ def test_bad_input_is_one_line_before_any_timing(tmp_path, dev_root, default_wei
         f"Error: no labeled frames in sets 1 of {tmp_path / 'images'}\n")
     r = bench("robustness.py", "--images", tmp_path / "none", "--sets", 1)
     assert (r.returncode, r.stderr) == (2, f"Error: images folder not found: {tmp_path / 'none'}\n")
+
+
+def test_the_capture_benchmark_says_a_missing_frame_first_and_finds_weights_as_main_py_does(
+        tmp_path, monkeypatch):
+    # A missing dev frame was "missing dev frame: ..." with exit 1, after PoseNet loaded and Xvfb
+    # started; and its fixed ../shared default ignored $HUMANSEG_POSENET_WEIGHTS (and the cache its
+    # own hint then suggested).
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    import capture_loop
+    import pose as pose_benchmark
+
+    from humanseg.errors import HumansegError
+
+    monkeypatch.setattr(capture_loop, "DEV", tmp_path)
+    with pytest.raises(HumansegError, match=rf"^missing dev frame: {tmp_path}/set10/0\.png \(this benchmark") as err:
+        capture_loop.dev_frames()
+    assert err.value.exit_code == 2
+    monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", str(tmp_path / "mine.pth"))
+    assert pose_benchmark.default_weights(None) is None  # the lookup reads the variable
+    assert pose_benchmark.default_weights("given.pth") == "given.pth"
+    monkeypatch.delenv("HUMANSEG_POSENET_WEIGHTS")
+    monkeypatch.setattr(pose_benchmark, "WEIGHTS", tmp_path / "absent.pth")
+    assert pose_benchmark.default_weights(None) is None  # the cache, a download
