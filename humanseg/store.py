@@ -501,6 +501,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = Fa
     return write_bytes_atomic(path, encode_png(image), overwrite=overwrite)
 
 
+def file_identity(path: str | os.PathLike) -> tuple | None:
+    """Which file is at path now (device, inode, size, modification time), None when there is none: a
+    file replaced (written anew, deleted and made again) has another."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class OwnFiles:
     """Writes of a run that may write a path again (a re-captured background, a looped frame's mask):
     it replaces a file it wrote itself, but one that appeared there since (another program's) only
@@ -511,20 +521,12 @@ class OwnFiles:
         self.overwrite = overwrite
         self._written: dict[Path, tuple] = {}  # path -> what it was when this run wrote it
 
-    @staticmethod
-    def _identity(path: Path):
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
     def write_image(self, path: str | os.PathLike, image: np.ndarray) -> Path:
         path = Path(path)
-        found = self._identity(path)
+        found = file_identity(path)
         ours = found is not None and self._written.get(path) == found
         write_image(path, image, overwrite=self.overwrite or ours)
-        self._written[path] = self._identity(path)
+        self._written[path] = file_identity(path)
         return path
 
 

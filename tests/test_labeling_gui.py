@@ -278,6 +278,39 @@ def test_a_label_saved_meanwhile_is_kept_and_said(unlabeled, xdisplay):
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_frame_replaced_while_labeled_is_not_labeled_with_the_old_picture(unlabeled, xdisplay, dev_root):
+    # The frame was checked once, when it opened: deleted and captured again under its freed number (a
+    # new set1, or the set's highest frame), the label drawn on the old picture was saved beside the
+    # new one, without a word. And frames captured meanwhile were left unlabeled without a word.
+    info = store.scan_set(unlabeled, 3)
+    k, k1 = info.frames[:2]
+    app, ready = start(unlabeled, xdisplay)
+    try:
+        assert ready["frame"] == k and ready_shapes(ready)
+        info.frame_path(k).unlink()
+        store.write_image(info.frame_path(k), store.read_image(dev_root / "set3" / "bkg.png"))  # an empty room
+        store.write_image(info.frame_path(info.frames[-1] + 1), store.read_image(dev_root / "set3" / "bkg.png"))
+        app.key("Return")
+        failed = app.wait_event("save_failed", frame=k)
+        assert failed["reason"] == f"{info.frame_path(k)} is not the frame this label was drawn on (it was " \
+                                   f"replaced since it opened)"
+        assert next_ready(app)["frame"] == k  # still open, nothing written
+        app.key("n")
+        assert next_ready(app)["frame"] == k1
+        app.key("q")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert not info.mask_path(k).exists() and not info.json_path(k).exists()
+    assert "frame 0 stays open: n to skip, q to quit (and run again to label the frame there now)" in err.replace(
+        f"frame {k} stays", "frame 0 stays")
+    new = info.frames[-1] + 1
+    assert f"set 3: 1 frame(s) captured meanwhile ({new}) have no label yet: run again to label them\n" in err
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     root = copy_set(3)
     info = store.scan_set(root, 3)

@@ -207,6 +207,10 @@ def mask_intact(info: store.SetInfo, k: int, shape: tuple[int, ...]) -> bool:
         return False
 
 
+class FrameChanged(HumansegError):
+    """The frame file was replaced while its label was drawn: saving would label another picture."""
+
+
 def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int],
                opened: Opened, base: dict | None = None, keep_mask: bool = False) -> tuple[Path, Path]:
     """Write K_mask.png and K.json together (both or neither); replaces only files there when the
@@ -256,6 +260,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     decisions = DecisionKeys()
     try:
         for i, k, frame in readable_frames(info, ks, background.shape, summary, emit):
+            frame_file = store.file_identity(info.frame_path(k))  # the K.png this label is drawn on
             opened = Opened.of(info, k)
             if opened.mask and redo is None and not all_frames:
                 # Unlabeled when the walk began: another labeler has labeled it since. Opened, its
@@ -298,6 +303,11 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     # (redrawn from its outline, a repaint lost up to ~100 pixels); only K.json is new.
                     keep_mask = (opened.mask and opened.json and source == "mask" and not editor.changed
                                  and mask_intact(info, k, frame.shape))
+                    if store.file_identity(info.frame_path(k)) != frame_file:
+                        # Deleted and captured again (a number freed is taken by the next capture): the
+                        # label drawn on the old picture was saved beside the new one, without a word.
+                        raise FrameChanged(f"{info.frame_path(k)} is not the frame this label was drawn on (it "
+                                           f"was replaced since it opened)")
                     mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base, keep_mask)
                     written = True
                     break
@@ -305,6 +315,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     if isinstance(exc, AlreadyExists):
                         what = ("it was labeled meanwhile (by another labeler?), and that label is kept; "
                                 f"n to skip, q to quit, or --redo {k} later to edit it")
+                    elif isinstance(exc, FrameChanged):
+                        what = "n to skip, q to quit (and run again to label the frame there now)"
                     else:
                         what = "accept again to retry, n to skip, q to quit"
                     print(f"warning: save failed: {errors.reason(exc)}; frame {k} stays open: {what}",
@@ -330,6 +342,15 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
         cv2.waitKey(1)
     print(summary.line(), file=said)
     emit("summary", **summary.__dict__)
+    if redo is None:
+        try:  # frames captured into the set while it was labeled (the walk was fixed when it began)
+            later = [k for k in store.scan_set(images, set_number).unlabeled if k not in ks]
+        except (HumansegError, OSError):
+            later = []
+        if later:
+            shown = ", ".join(map(str, later[:5])) + (", ..." if len(later) > 5 else "")
+            print(f"set {set_number}: {len(later)} frame(s) captured meanwhile ({shown}) have no label yet: "
+                  f"run again to label them", file=said)
     if summary.unreadable == len(ks):  # a bkg.png of another size, say: nothing could be labeled
         raise HumansegError(f"set {set_number}: none of the {len(ks)} frame(s) to label could be opened "
                             f"(each is named above)")
