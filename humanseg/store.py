@@ -399,13 +399,24 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
     except FileExistsError:
         raise AlreadyExists(f"refusing to overwrite existing file: {path}") from None
     except OSError:
-        # Filesystems without hard links: fall back to check-then-rename.
-        if os.path.lexists(path):
-            raise AlreadyExists(f"refusing to overwrite existing file: {path}") from None
+        # Filesystems without hard links (FAT32 / exFAT sticks, some network shares): the name is claimed
+        # with an exclusive create, then the file renamed over that empty claim. (A check then a rename
+        # let two capture tools on one set both take a number: one frame lost, both said "saved".)
         try:
-            os.replace(tmp, path)
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            raise AlreadyExists(f"refusing to overwrite existing file: {path}") from None
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        claim = file_identity(path)
+        try:
+            os.replace(tmp, path)
+        except BaseException as exc:
+            if file_identity(path) == claim:  # our empty claim, nothing else's
+                os.unlink(path)
+            if isinstance(exc, OSError):
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+            raise
 
 
 def write_in_place(tmp: Path, path: Path, overwrite: bool = False) -> None:

@@ -68,6 +68,36 @@ def test_concurrent_set_creation_never_shares_a_number(tmp_path):
     assert store.list_sets(root) == [1, 2, 3, 4]
 
 
+def _save_frames_without_links(root, barrier, q, n):
+    import errno as e
+
+    def no_links(src, dst, *args, **kwargs):  # as on FAT32 / exFAT
+        raise OSError(e.EPERM, "Operation not permitted")
+
+    os.link = no_links
+    image = np.zeros((4, 4, 3), np.uint8)
+    barrier.wait()
+    q.put([store.save_frame(root, 1, image)[0] for _ in range(n)])
+
+
+def test_two_capture_tools_on_one_set_never_share_a_frame_without_hard_links(tmp_path):
+    # Where hard links are refused, a name was checked and then renamed onto: two processes saving
+    # into one set both took a number now and then (17 of 600), one frame lost, both said "saved".
+    root = tmp_path / "images"
+    store.create_set(root)
+    ctx = mp.get_context("spawn")
+    q, barrier = ctx.Queue(), ctx.Barrier(2)
+    procs = [ctx.Process(target=_save_frames_without_links, args=(root, barrier, q, 150)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    taken = got[0] + got[1]
+    assert len(set(taken)) == 300 and store.list_frames(root / "set1") == sorted(taken)
+    assert not [p for p in (root / "set1").iterdir() if p.name.endswith(".tmp")]
+
+
 def test_a_set_listed_as_free_but_taken_meanwhile_is_not_shared(tmp_path, monkeypatch):
     # Another process made set1 after this one listed the folder: the claim must not land in set1.
     root = tmp_path / "images"
