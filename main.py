@@ -78,7 +78,10 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
         pose_threads=pose_threads, max_fps=max_fps, log=log, load_hooks=None if no_model else load_hooks,
     )
     if result.set_number is not None:
-        n = result.frames_saved
+        from humanseg import store
+
+        # Counted in the folder now: another capture tool on the same set (--set N) saves frames too.
+        n = len(store.list_frames(result.set_path))
         click.echo(f"set {result.set_number}: {n} frame{'' if n == 1 else 's'} in {result.set_path}", err=True)
 
 
