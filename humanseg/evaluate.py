@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -16,7 +17,7 @@ from humanseg import metrics, store
 from humanseg.cli import (
     MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, images_option, reports_errors,
 )
-from humanseg.errors import HumansegError
+from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.ui.draw import put_text
 from humanseg.sources import looks_mirrored
 
@@ -248,15 +249,30 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                 out_dir = Path(save_masks) / f"set{r.set_number}"
                 out_dir.mkdir(parents=True, exist_ok=True)
                 # Without --force, never over a file that appeared since the check before the run.
-                store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=force)
+                with _appeared_meanwhile():
+                    store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=force)
             click.echo(f"masks written under {save_masks}")
         if keep and montage:
             Path(montage).parent.mkdir(parents=True, exist_ok=True)
-            store.write_image(montage, worst_montage(root, results), overwrite=force)
+            with _appeared_meanwhile():
+                store.write_image(montage, worst_montage(root, results), overwrite=force)
             click.echo(f"worst frames: {montage}")
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        store.write_json(json_path, report, overwrite=force)
+        with _appeared_meanwhile():
+            store.write_json(json_path, report, overwrite=force)
+
+
+@contextlib.contextmanager
+def _appeared_meanwhile():
+    """An output that appeared after the check before the run (another run writing there too): a
+    runtime failure, exit 1, said as live mode says it, not "refusing to overwrite" as bad input."""
+    try:
+        yield
+    except AlreadyExists as exc:
+        path = str(exc).removeprefix("refusing to overwrite existing file: ")
+        raise HumansegError(f"{path}: it appeared during the run (another program's?): not replaced "
+                            f"without --force", exit_code=1) from None
 
 
 def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bool) -> None:

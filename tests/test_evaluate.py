@@ -501,8 +501,26 @@ def test_a_report_that_appears_during_the_run_is_not_replaced_without_force(dev_
     monkeypatch.setattr(evaluate, "summarize", another_run_writes_it)
     res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
                                                          "absdiff", "--json", str(report)])
-    assert res.exit_code == 2 and f"refusing to overwrite existing file: {report}" in res.output
+    # A runtime failure (another run writing there too), exit 1, said as live mode says it (it was
+    # "refusing to overwrite", exit 2, as for bad input); a mask of --save-masks likewise.
+    assert res.exit_code == 1 and res.output.endswith(f"Error: {report}: it appeared during the run (another "
+                                                      f"program's?): not replaced without --force\n")
     assert report.read_text() == '{"theirs": 1}' and sorted(os.listdir(tmp_path)) == ["r.json"]
+    masks = tmp_path / "m"
+
+    def another_run_writes_a_mask(results):
+        (masks / "set3").mkdir(parents=True, exist_ok=True)
+        (masks / "set3" / "0_mask.png").write_bytes(b"theirs")
+        return real(results)
+
+    monkeypatch.setattr(evaluate, "summarize", another_run_writes_a_mask)
+    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
+                                                         "absdiff", "--save-masks", str(masks)])
+    assert res.exit_code == 1 and res.output.endswith(f"Error: {masks / 'set3' / '0_mask.png'}: it appeared during "
+                                                      f"the run (another program's?): not replaced without --force\n")
+    assert (masks / "set3" / "0_mask.png").read_bytes() == b"theirs"
+    monkeypatch.setattr(evaluate, "summarize", real)
+    os.remove(masks / "set3" / "0_mask.png")
     res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
                                                          "absdiff", "--json", str(report), "--force"])
     assert res.exit_code == 0 and '"absdiff"' in report.read_text()
