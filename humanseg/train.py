@@ -193,6 +193,28 @@ def write_history(rows: list[dict], path: Path) -> None:
     store.write_bytes_atomic(path, fh.getvalue().encode(), overwrite=True)
 
 
+def _worker_pids(loader) -> list[int]:
+    """The process ids of a DataLoader's workers (its persistent iterator's), [] when there are none."""
+    workers = getattr(getattr(loader, "_iterator", None), "_workers", None) or []
+    return [w.pid for w in workers if getattr(w, "pid", None)]
+
+
+def _remove_shared_memory_of(pids: list[int], folder: str = "/dev/shm") -> None:
+    """Remove the shared memory files named for these (loader worker) processes: a batch whose mapping
+    failed for want of memory keeps its file (torch_PID_..., the batch's size, 900 MB at -b 64 and
+    1280x960) until the machine restarts, and each such run took that much more RAM from it."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if any(name.startswith(f"torch_{pid}_") for pid in pids):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
 def read_history(path: Path, log=print) -> list[dict]:
     """metrics.csv's rows; rows that cannot be read (the file edited or damaged) are left out, with a
     warning: the run goes on, its checkpoint holds what matters."""
@@ -751,6 +773,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         except (RuntimeError, MemoryError) as exc:
             why = memory_failure(exc, cfg, device, step, in_step) if stops.signum is None else None
             if why:
+                _remove_shared_memory_of(_worker_pids(loader))
                 kept = f"{last_path} holds step {saved_step}" if saved_step else "no checkpoint was written"
                 raise HumansegError(why.format(kept=kept), exit_code=1) from None
             if stops.signum is None or not isinstance(exc, RuntimeError):

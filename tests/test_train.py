@@ -1,4 +1,5 @@
 import csv
+import glob
 import hashlib
 import os
 import re
@@ -409,6 +410,7 @@ def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
     limit = 4 * 2**30  # address space: enough to start, not for 64 samples of 1280x960
 
     out = tmp_path / "w"
+    shared = set(glob.glob("/dev/shm/torch_*"))
     r = subprocess.run([sys.executable, "training.py", "-i", "2", "-b", "64", "--size", "1280x960", "--images",
                         str(two_sets), "--out", str(out), "--val-sets", "none", "--workers", workers,
                         "--threads", "1", "--init", "scratch"],
@@ -423,6 +425,9 @@ def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
                     "was written); use a smaller -b or --size, or --workers 0")
     assert r.stderr.strip().splitlines()[-1] in said
     assert not out.exists()
+    # The worker's batch whose mapping failed kept its shared memory file (900 MB of RAM each run, until
+    # the machine restarted: a few runs of this test filled /dev/shm and the next was killed).
+    assert set(glob.glob("/dev/shm/torch_*")) <= shared
 
 
 @pytest.mark.slow
