@@ -20,7 +20,8 @@ from humanseg.cli import CONTEXT, Command, Number, as_a_tool, images_option, rep
 @click.option("--zoom", type=Number(0.1, 4.0), default=None, metavar="F",
               help="Show frames at this scale (default: 1; less for frames larger than 1280x720, so the "
                    "window fits a laptop's screen; 2 to 4 for frames of 320x240 or less, the largest "
-                   "whole factor that stays within 640x480, so they can be drawn on). Masks are saved at the frame's own size.")
+                   "whole factor that stays within 640x480, so they can be drawn on). Masks are saved at "
+                   "the frame's own size.")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout (for tests).")
 @reports_errors
 def main(set_number, images, redo, all_frames, no_guess, weights, zoom, log_events):

@@ -72,8 +72,9 @@ def damaged_zip_member(path) -> str | None:
 
 def out_of_memory(exc: BaseException) -> bool:
     """True for a failed allocation: numpy's MemoryError; PyTorch's "can't allocate memory" on CPU
-    and its OutOfMemoryError on a GPU (RuntimeErrors); OpenCV's "Insufficient memory"; a data loader worker's MemoryError, or a
-    machine out of memory mapping the worker's batch, as the RuntimeError the loader raises."""
+    and its OutOfMemoryError on a GPU (RuntimeErrors); OpenCV's "Insufficient memory"; a data loader
+    worker's MemoryError, or a machine out of memory mapping the worker's batch, as the RuntimeError
+    the loader raises."""
     if isinstance(exc, MemoryError):
         return True
     text = str(exc)
