@@ -58,6 +58,19 @@ def test_evaluate_matches_metrics_computed_by_hand(copy_set):
     assert summary["sets"]["set8"]["frames"] == len(info.labeled) == 3
 
 
+def test_the_overall_row_averages_frames_not_sets():
+    # CONVENTIONS: scores are averaged per frame. One set of three frames and one of one: the mean of
+    # the two sets' means would weigh the single frame three times.
+    from humanseg.evaluate import FrameResult
+
+    rows = [FrameResult(3, k, {"iou": v, "dice": v, "boundary_f": v}, 1.0) for k, v in enumerate((0.9, 0.8, 0.7))]
+    rows.append(FrameResult(7, 0, {"iou": 0.2, "dice": 0.2, "boundary_f": 0.2}, 1.0))
+    summary = summarize(rows)
+    assert summary["overall"]["iou"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.2) / 4)
+    assert summary["sets"]["set3"]["iou"] == pytest.approx(0.8) and summary["sets"]["set7"]["iou"] == pytest.approx(0.2)
+    assert summary["overall"]["frames"] == 4
+
+
 @pytest.mark.slow
 def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_weights):
     root = copy_set(8)

@@ -364,3 +364,15 @@ def test_a_long_notice_is_shortened_in_the_middle_not_shrunk_out_of_sight():
     draw.draw_notices(image, [f"saved {path}"])
     rows = np.flatnonzero((image.max(axis=2) > 200).any(axis=1))
     assert rows.size and rows.max() - rows.min() + 1 >= 8  # drawn at a readable height
+
+
+def test_a_second_background_starts_a_new_set_counted_from_zero():
+    # The frames saved count went on from the earlier set's (the status line, main.py's last line).
+    clock = FakeClock()
+    c = make(clock)
+    c.saved("background", "images/set1/bkg.png", 1)
+    for k in range(3):
+        c.saved("frame", f"images/set1/{k}.png", 1, k)
+    assert (c.set_number, c.frames_saved) == (1, 3)
+    c.saved("background", "images/set2/bkg.png", 2)
+    assert (c.set_number, c.frames_saved) == (2, 0)
