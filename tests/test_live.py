@@ -1473,3 +1473,23 @@ def test_k_pred_is_never_written_for_backgrounds(tmp_path, dev_root, segmenter):
     ctx = type("Ctx", (), {"background": bkg})()
     overlay.on_saved(Saved("background", 1, None, tmp_path / "bkg.png"), bkg, ctx)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stability_filter_hysteresis_on_still_pixels_and_a_plain_cut_on_moving_ones():
+    # Untested: the mask could be a plain "> 0.5" of the smoothed probability (every still pixel near
+    # 0.5 flickering) and every test passed.
+    frame = np.full((8, 8, 3), 100, np.uint8)
+    filt = StabilityFilter(still_weight=0.98, hysteresis=0.1)  # (smoothed about as the raw probability)
+
+    def mask_for(p, image=frame):
+        return filt.update(image, np.full((8, 8), p, np.float32))[1][4, 4]
+
+    assert mask_for(0.9) == 255
+    assert mask_for(0.45) == 255  # on, and above 0.5 - 0.1: stays on
+    assert mask_for(0.35) == 0  # below 0.4: off
+    assert mask_for(0.55) == 0  # off, and not above 0.5 + 0.1: stays off
+    assert mask_for(0.65) == 255
+    # A moving pixel (the picture changed a lot) takes the plain cut at 0.5 both ways.
+    moved = np.full((8, 8, 3), 200, np.uint8)
+    assert mask_for(0.45, moved) == 0
+    assert mask_for(0.55, frame) == 255
