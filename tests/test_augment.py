@@ -171,8 +171,9 @@ def test_every_kind_of_sample_keeps_its_label_on_the_person():
             checked += 1
         else:
             assert red.sum() <= 300, i
-    # Pooled over the samples: 0.98-0.99 as built; the label shifted 3 px from its frame gives 0.94-0.96.
-    assert inter / union > 0.97
+    # Pooled over the samples: 0.987 as built (the draws are seeded); the label shifted 1 px diagonally
+    # from its frame gives 0.971, warped with the reference's camera nudge 0.977 (both passed at 0.97).
+    assert inter / union > 0.982
     assert kinds == {"person", "empty"} and checked >= 30
 
 
