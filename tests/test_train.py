@@ -976,3 +976,23 @@ def test_the_plot_of_a_run_of_one_row_shows_its_loss(tmp_path):
     loss_colour = (np.abs(img.astype(int) - (200, 80, 0)).sum(axis=2) < 60)
     loss_colour[:40] = False  # (the legend's text above the frame)
     assert loss_colour.sum() >= 9
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_runs_best_score(two_sets, tmp_path):
+    # Nothing checked that a resumed run goes on from its recorded best: forgotten, the first
+    # validation after --resume would replace best.pt with a worse checkpoint.
+    out = tmp_path / "w"
+    args = ["--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL[:4], "--threads", "1",
+            "--init", "scratch", "--val-every", "2"]
+    first = run_training(["-i", "2", *args])
+    assert first.returncode == 0, first.stderr
+    record = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    record["extra"]["best_iou"] = 1.0  # as if the run had validated perfectly: nothing can beat it
+    torch.save(record, out / "last.pt")
+    best = (out / "best.pt").read_bytes()
+    again = run_training(["-i", "4", *args, "--resume"])
+    assert again.returncode == 0, again.stderr
+    assert (out / "best.pt").read_bytes() == best  # step 4's validation (below 1) did not replace it
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert last["step"] == 4 and last["extra"]["best_iou"] == 1.0
