@@ -289,3 +289,27 @@ def test_camera_degradations_keep_the_picture_and_are_reproducible(pairs):
     for s in range(5):
         a = A.camera_degrade(img, np.random.default_rng(s))
         assert np.array_equal(a, A.camera_degrade(img, np.random.default_rng(s)))
+
+
+def test_frame_and_reference_get_their_own_camera_changes():
+    # Dropping the reference's own photometric change (or the empty sample's camera nudge) passed
+    # every test: a flat grey room, empty samples only, shows both.
+    room = np.full((240, 320, 3), 128, np.uint8)
+    room[100:140, 150:170] = 40  # a dark patch: a nudge moves it in the reference alone
+    pair = Pair("root:set1", room, room, np.zeros((240, 320), np.uint8))
+    ds = TrainingSet([pair], [], size=(160, 120), length=80, seed=1, p_empty=1.0, p_composite=0.0,
+                     p_camouflage=0.0, work_width=160)
+    frame_means, bkg_means, moved = [], [], 0
+    for i in range(len(ds)):
+        frame, bkg, mask = ds.sample(i)
+        assert not mask.any()
+        frame_means.append(frame[:40].mean())  # (the flat part, above the patch)
+        bkg_means.append(bkg[:40].mean())
+        dark = [np.argwhere(image.mean(axis=2) < 80) for image in (frame, bkg)]
+        if min(len(d) for d in dark) >= 50:  # (the patch in view in both)
+            moved += np.hypot(*(dark[0].mean(axis=0) - dark[1].mean(axis=0))) > 1
+    # Each its own brightness: the reference's varies, and not in step with the frame's.
+    assert np.std(bkg_means) > 3 and np.std(np.subtract(frame_means, bkg_means)) > 3
+    # The patch sits elsewhere in the reference in many samples (the camera nudged): 37 of 78 as built,
+    # 7 without the nudge (blur, noise and JPEG move its centre too, less often).
+    assert moved >= 25
