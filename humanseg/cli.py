@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from humanseg import errors
 from humanseg.errors import HumansegError, out_of_memory
 from humanseg.signals import Terminated, sigterm_as_interrupt
 
@@ -199,8 +200,7 @@ def reports_errors(fn):
         except HumansegError as exc:
             raise UserError(str(exc), exc.exit_code) from None
         except OSError as exc:  # a folder we cannot write, a full disk: one line, not a traceback
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise UserError(f"{where}{exc.strerror or exc}", 1) from None
+            raise UserError(errors.reason(exc), 1) from None
         except Exception as exc:
             if not out_of_memory(exc):
                 raise

@@ -22,7 +22,11 @@ class StoreError(HumansegError):
 
 
 class AlreadyExists(StoreError):
-    """A write that may not replace a file found the file there."""
+    """A write that may not replace a file found the file there (`path`)."""
+
+    def __init__(self, path):
+        super().__init__(f"refusing to overwrite existing file: {path}")
+        self.path = path
 
 
 class WeightsError(HumansegError):
@@ -36,8 +40,9 @@ class WeightsNotFound(WeightsError):
 def reason(exc: BaseException) -> str:
     """An error in the tool's words: "PATH: what went wrong" for an OSError that names its file
     (Python's own reads "[Errno 28] No space left on device: 'PATH'"), else its message."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
     return str(exc)
 
 

@@ -270,8 +270,7 @@ def _appeared_meanwhile():
     try:
         yield
     except AlreadyExists as exc:
-        path = str(exc).removeprefix("refusing to overwrite existing file: ")
-        raise HumansegError(f"{path}: it appeared during the run (another program's?): not replaced "
+        raise HumansegError(f"{exc.path}: it appeared during the run (another program's?): not replaced "
                             f"without --force", exit_code=1) from None
 
 

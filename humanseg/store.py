@@ -397,7 +397,7 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
         # link() fails if the target exists: the no-overwrite check and the write are one step.
         os.link(tmp, path)
     except FileExistsError:
-        raise AlreadyExists(f"refusing to overwrite existing file: {path}") from None
+        raise AlreadyExists(path) from None
     except OSError:
         # Filesystems without hard links (FAT32 / exFAT sticks, some network shares): the name is claimed
         # with an exclusive create, then the file renamed over that empty claim. (A check then a rename
@@ -405,7 +405,7 @@ def _put_in_place(tmp: Path, path: Path, overwrite: bool) -> None:
         try:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         except FileExistsError:
-            raise AlreadyExists(f"refusing to overwrite existing file: {path}") from None
+            raise AlreadyExists(path) from None
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         claim = file_identity(path)
