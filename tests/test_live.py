@@ -605,6 +605,44 @@ def test_drift_monitor_compensates_exposure_and_ignores_the_person(dev_root):
     assert same.lut is None and same.correct(noisy) is noisy  # no drift: frames pass unchanged
 
 
+def test_drift_monitor_smooths_over_frames_and_keeps_its_estimate_through_a_frame_that_fits_nothing(dev_root):
+    bkg = read(dev_root, 3, "bkg.png")
+    darker = np.clip(bkg.astype(np.float32) * 0.85 - 6, 0, 255).astype(np.uint8)
+    monitor = DriftMonitor(bkg, smoothing=0.3)
+    gains = [monitor.update(darker, None).gain.copy() for _ in range(30)]
+    settled = gains[-1]
+    assert np.allclose(settled, 1 / 0.85, atol=0.02)
+    # Each frame moves the estimate 30% of the way: one dark frame is not taken whole.
+    assert np.allclose(gains[0] - 1, 0.3 * (settled - 1), atol=0.005)
+    assert np.allclose(gains[1] - 1, 0.51 * (settled - 1), atol=0.005)
+    assert all((np.diff(np.array(gains), axis=0) >= -1e-6).all(axis=1))
+    lut = monitor.lut
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    expected = np.round(np.clip(levels * monitor.gain + monitor.offset, 0, 255)).astype(np.uint8)
+    assert lut is not None and (lut.reshape(256, 3) == expected).all()
+    # A frame of another view (no line fits it) leaves gain, offset and the correction as they were.
+    noise = np.random.default_rng(5).integers(0, 256, bkg.shape, dtype=np.uint8)
+    state = monitor.update(noise, None)
+    assert (state.gain == settled).all() and (monitor.lut == lut).all()
+
+
+def test_drift_monitor_fits_exposure_past_a_shadow_it_was_not_told_about(dev_root):
+    # A shadow on the wall over the left 15% (no mask: nothing says it is not room): the refit
+    # without the pixels that still differ finds the camera's exposure change; one least-squares fit
+    # over every pixel found gain 1.08 instead of 1.18.
+    bkg = read(dev_root, 3, "bkg.png")
+    darker = np.clip(bkg.astype(np.float32) * 0.85 - 6, 0, 255)
+    clean, shaded = DriftMonitor(bkg), DriftMonitor(bkg)
+    shadow = darker.copy()
+    shadow[:, : 96] *= 0.6
+    for _ in range(30):
+        want = clean.update(darker.astype(np.uint8), None)
+        got = shaded.update(shadow.astype(np.uint8), None)
+    assert np.allclose(got.gain, want.gain, atol=0.02)
+    assert np.allclose(got.offset, want.offset, atol=3)
+    assert not got.moved
+
+
 def test_drift_monitor_says_when_the_camera_moved(dev_root):
     bkg = read(dev_root, 3, "bkg.png")
     monitor = DriftMonitor(bkg, moved_frames=5)
