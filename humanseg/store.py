@@ -731,6 +731,50 @@ def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     return image
 
 
+def exif_orientation(data: np.ndarray) -> int:
+    """The EXIF orientation (1..8; 1 when none) of a PNG's eXIf chunk or a JPEG's Exif segment: what
+    OpenCV applies to an image read in colour and ignores with IMREAD_UNCHANGED (a mask)."""
+    raw = data.tobytes()
+    tiff = b""
+    if raw[:8] == PNG_SIGNATURE:
+        at = 8
+        while at + 12 <= len(raw):
+            length = int.from_bytes(raw[at:at + 4], "big")
+            kind = raw[at + 4:at + 8]
+            if kind == b"eXIf":
+                tiff = raw[at + 8:at + 8 + length]
+                break
+            if kind in (b"IDAT", b"IEND"):  # eXIf counts only before the image data
+                break
+            at += 12 + length
+    elif raw[:2] == b"\xff\xd8":
+        at = 2
+        while at + 4 <= len(raw) and raw[at] == 0xFF and raw[at + 1] not in (0xD9, 0xDA):
+            length = int.from_bytes(raw[at + 2:at + 4], "big")
+            if raw[at + 1] == 0xE1 and raw[at + 4:at + 10] == b"Exif\0\0":
+                tiff = raw[at + 10:at + 2 + length]
+                break
+            at += 2 + length
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    ifd = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[ifd:ifd + 2], order) if ifd + 2 <= len(tiff) else 0
+    for entry in range(ifd + 2, min(ifd + 2 + 12 * count, len(tiff) - 11), 12):
+        if int.from_bytes(tiff[entry:entry + 2], order) == 0x0112:  # Orientation, a SHORT
+            value = int.from_bytes(tiff[entry + 8:entry + 10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """image turned as EXIF orientation says (as OpenCV turns a colour image it reads)."""
+    if orientation in (5, 6, 7, 8):
+        image = cv2.transpose(image)
+    flip = {2: 1, 3: -1, 4: 0, 6: 1, 7: -1, 8: 0}.get(orientation)
+    return image if flip is None else cv2.flip(image, flip)
+
+
 _warned_binarize: set[tuple[str, str]] = set()
 
 
@@ -745,6 +789,9 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     mask = _decoded(data, path, "mask", cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise StoreError(f"mask unreadable or corrupt: {path}")
+    # Turned as its frame is: OpenCV applies an EXIF orientation to frames (read in colour), not to
+    # what it reads unchanged (a mask marked 180 degrees as its frame was read the other way up).
+    mask = orient(mask, exif_orientation(data))
     if mask.ndim == 3:
         # A colour mask (the original tool's are grey): any colour counts, so a person painted red
         # (0, 0, 255) is not read as empty from its blue channel. With an alpha channel: when the
