@@ -91,16 +91,29 @@ def list_sets(root: str | os.PathLike) -> list[int]:
         m = SET_RE.match(entry.name)
         if m and entry.is_dir():
             numbers.append(int(m.group(1)))
+        elif m and entry.is_symlink() and str(entry) not in _warned_links:  # a drive not mounted
+            _warned_links.add(str(entry))
+            warnings.warn(f"{entry} is a link to nothing ({os.readlink(entry)}); that set is left out",
+                          stacklevel=2)
     return sorted(numbers)
 
 
+_warned_links: set[str] = set()
+
+
 def check_root(root: str | os.PathLike) -> None:
-    """Refuse a set folder (setN/ holding bkg.png) given where the images root belongs: sets made in
-    it would nest (setN/set1/), and its frames would not be found."""
+    """Refuse a set folder (setN/ holding bkg.png; or any folder holding bkg.png and no setN/: one
+    renamed, or a link to one) given where the images root belongs: sets made in it would nest
+    (setN/set1/), and its frames would not be found."""
     root = Path(root)
+    if not (root / BKG_NAME).is_file():
+        return
     where = Path(os.path.abspath(root))  # "." inside a set folder has its name; links are kept as given
-    if SET_RE.match(where.name) and (root / BKG_NAME).is_file():
+    if SET_RE.match(where.name):
         raise StoreError(f"--images {root} is a set folder; give the folder that holds it: {where.parent}")
+    if not list_sets(root):  # a set folder by its content: renamed, or reached through a link
+        raise StoreError(f"--images {root} holds {BKG_NAME} and no set folders, as a set folder does; give "
+                         f"the folder that holds the sets (set1, set2, ...)")
 
 
 def list_frames(folder: str | os.PathLike) -> list[int]:
@@ -154,6 +167,8 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         found = False
     if not found:
         check_root(root)
+        if os.path.islink(path):  # (False, not OSError, for a name too long)
+            raise StoreError(f"set folder is a link to nothing: {path} -> {os.readlink(path)}")
         available = list_sets(root)
         hint = (f" (sets here: {', '.join(map(str, available))})" if available
                 else passed_over(root, sets=True) or " (no sets here)")

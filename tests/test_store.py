@@ -254,6 +254,33 @@ def test_a_set_folder_given_as_the_images_root_is_named(tmp_path):
     # A folder named like a set but without bkg.png may be a root of its own.
     (tmp_path / "set9").mkdir()
     store.check_root(tmp_path / "set9")
+    # A set folder under another name, or reached through a link, is one by what it holds.
+    (tmp_path / "current").symlink_to(path.parent)
+    (root / "mine").mkdir()
+    (root / "mine" / "bkg.png").write_bytes(path.read_bytes())
+    for other in (tmp_path / "current", root / "mine"):
+        with pytest.raises(StoreError) as exc:
+            store.check_root(other)
+        assert str(exc.value) == (f"--images {other} holds bkg.png and no set folders, as a set folder does; "
+                                  f"give the folder that holds the sets (set1, set2, ...)")
+    store.check_root(root)  # (the root holding them is fine)
+
+
+def test_a_set_folder_that_links_to_nothing_is_named(tmp_path):
+    # images/set2 -> a drive not mounted: every tool left the set out without a word, and asked for
+    # by number it was "not found" (sets here: 1) while the link was there.
+    root = tmp_path / "images"
+    store.save_background(root, _img())
+    (root / "set2").symlink_to(tmp_path / "usb" / "set2")
+    with pytest.warns(UserWarning) as said:
+        assert store.list_sets(root) == [1]
+        assert [info.number for info in store.scan_root(root)] == [1]
+    assert [str(w.message) for w in said] == [
+        f"{root / 'set2'} is a link to nothing ({tmp_path / 'usb' / 'set2'}); that set is left out"]  # once
+    with pytest.raises(StoreError) as exc:
+        store.scan_set(root, 2)
+    assert str(exc.value) == f"set folder is a link to nothing: {root / 'set2'} -> {tmp_path / 'usb' / 'set2'}"
+    assert store.create_set(root)[0] == 3  # a new set does not take the link's number
 
 
 def test_a_capture_sets_own_files_are_refused_as_outputs(tmp_path):
