@@ -90,7 +90,8 @@ def list_sets(root: str | os.PathLike) -> list[int]:
     for entry in root.iterdir():
         m = SET_RE.match(entry.name)
         if m and entry.is_dir():
-            numbers.append(int(m.group(1)))
+            if not _unfinished(entry):
+                numbers.append(int(m.group(1)))
         elif m and entry.is_symlink() and str(entry) not in _warned_links:  # a drive not mounted
             _warned_links.add(str(entry))
             warnings.warn(f"{entry} is a link to nothing ({os.readlink(entry)}); that set is left out",
@@ -99,6 +100,40 @@ def list_sets(root: str | os.PathLike) -> list[int]:
 
 
 _warned_links: set[str] = set()
+BKG_TEMPORARY_RE = re.compile(r"^bkg\.png\.(\d+)\.[0-9a-f]{6}\.tmp$")
+
+
+def _unfinished(folder: Path) -> bool:
+    """Whether folder is a set whose background is still being written, or never was: it holds
+    nothing but bkg.png's temporary file(s), its writer alive (left out without a word) or gone
+    (killed, or the power lost, mid-save: left out, said once). Such a set stopped every tool
+    ("background missing") while nothing was captured in it."""
+    if os.path.lexists(folder / BKG_NAME):
+        return False
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    found = [BKG_TEMPORARY_RE.match(name) for name in names]
+    if not names or not all(found):
+        return False
+    if not any(_alive(int(m.group(1))) for m in found) and str(folder) not in _warned_links:
+        _warned_links.add(str(folder))
+        warnings.warn(f"{folder} holds no background, only {names[0]} (a save cut off); that set is left "
+                      f"out", stacklevel=3)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's
+        return True
+    return True
 
 
 def check_root(root: str | os.PathLike) -> None:

@@ -283,6 +283,34 @@ def test_a_set_folder_that_links_to_nothing_is_named(tmp_path):
     assert store.create_set(root)[0] == 3  # a new set does not take the link's number
 
 
+def test_a_set_whose_background_save_was_cut_off_is_left_out(tmp_path):
+    # The capture tool killed (or the power lost) while writing a new set's bkg.png left setN/ with
+    # only bkg.png.PID.RANDOM.tmp: training, evaluate and the labeler's walk then stopped at
+    # "background missing" for good. One still being written (its writer alive) is left out quietly.
+    import subprocess
+    import sys
+
+    root = tmp_path / "images"
+    store.save_background(root, _img())
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (root / "set2").mkdir()
+    (root / "set2" / f"bkg.png.{gone}.a1b2c3.tmp").write_bytes(b"\x89PNG")
+    (root / "set3").mkdir()
+    (root / "set3" / f"bkg.png.{os.getppid()}.d4e5f6.tmp").write_bytes(b"")  # its writer at work
+    with pytest.warns(UserWarning) as said:
+        assert store.list_sets(root) == [1]
+        assert [info.number for info in store.scan_root(root)] == [1]
+    assert [str(w.message) for w in said] == [
+        f"{root / 'set2'} holds no background, only bkg.png.{gone}.a1b2c3.tmp (a save cut off); that set is left out"]
+    assert store.create_set(root)[0] == 4  # its number is not taken again
+    # Anything else there (a frame, a file of the user's) and the set is not passed over.
+    (root / "set2" / "0.png").write_bytes(b"")
+    assert store.list_sets(root) == [1, 2, 4]
+    with pytest.raises(StoreError, match="background missing: .*set2/bkg.png"):
+        store.scan_root(root)
+
+
 def test_a_capture_sets_own_files_are_refused_as_outputs(tmp_path):
     root = tmp_path / "images"
     _, bkg = store.save_background(root, _img())
