@@ -199,6 +199,40 @@ def _worker_pids(loader) -> list[int]:
     return [w.pid for w in workers if getattr(w, "pid", None)]
 
 
+def _batches(loader):
+    """loader's batches; a worker that died while handing its batch over (the connection it was
+    passing the batch's memory through reset: a kill, the out-of-memory killer, a SIGTERM to the
+    process group) is said as PyTorch says a worker's death ("DataLoader worker (pid N) is killed by
+    signal: Killed."), where the connection's error was a traceback."""
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, EOFError) as exc:
+            workers = getattr(getattr(loader, "_iterator", None), "_workers", None) or []
+            for w in workers:
+                w.join(timeout=1.0)  # (gone already, as its end reset the connection)
+                if w.exitcode is not None and w.exitcode < 0:
+                    raise RuntimeError(f"DataLoader worker (pid {w.pid}) is killed by signal: "
+                                       f"{signal.strsignal(-w.exitcode)}.") from exc
+            raise
+        yield batch
+
+
+def _shut_down_workers(loader) -> None:
+    """Stop a persistent loader's workers now: PyTorch's SIGCHLD handler raised from wherever the
+    main thread was (saving last.pt, the interpreter's exit) when one of them ended after training."""
+    batches = getattr(loader, "_iterator", None)
+    if batches is not None and hasattr(batches, "_shutdown_workers"):
+        try:
+            batches._shutdown_workers()
+        except Exception:  # (already ended workers, closed queues: nothing left to stop)
+            pass
+        loader._iterator = None
+
+
 def _remove_shared_memory_of(pids: list[int], folder: str = "/dev/shm") -> None:
     """Remove the shared memory files named for these (loader worker) processes: a batch whose mapping
     failed for want of memory keeps its file (torch_PID_..., the batch's size, 900 MB at -b 64 and
@@ -695,7 +729,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         stops.install()
         in_step = True  # a batch being loaded or trained on (not validation or checkpoints)
         try:
-            for frame, bkg, target in loader:
+            for frame, bkg, target in _batches(loader):
                 frame, bkg, target = frame.to(device), bkg.to(device), target.to(device)
                 # A second Ctrl-C waits for the step's end (its metrics row included): last.pt is one step.
                 with stops.step():
@@ -782,6 +816,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
         finally:
             stops.restore()
             bar.close()
+            with child_ends_ignored():  # (a worker ending as it is stopped is no failure either)
+                _shut_down_workers(loader)
 
         with child_ends_ignored():  # the loop is over: a worker ending now (a SIGTERM) is no failure
             if (is_main and (interrupted or stopped_early) and row is not None and row["step"] == step

@@ -271,6 +271,59 @@ def test_a_worker_ending_after_the_loop_is_no_failure_and_a_killed_one_is_named_
     assert said and said.startswith("a data loader worker was killed at step 1, most likely out of memory")
 
 
+def _sleep_long():
+    time.sleep(60)
+
+
+def test_a_worker_dying_as_it_hands_a_batch_over_is_named_and_workers_stop_with_the_loop():
+    # A worker killed (or ended by a SIGTERM to the process group) while passing its batch's memory
+    # over reset the connection: a ConnectionResetError traceback, exit 1, the steps done unsaved.
+    import multiprocessing as mp
+
+    from humanseg.train import TrainConfig, _batches, _shut_down_workers, memory_failure
+
+    worker = mp.get_context("fork").Process(target=_sleep_long)
+    worker.start()
+
+    class Handover:
+        _workers = [worker]
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGKILL)
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    class Loader:
+        _iterator = Handover()
+
+        def __iter__(self):
+            return self._iterator
+
+    with pytest.raises(RuntimeError) as exc:
+        next(_batches(Loader()))
+    assert str(exc.value) == f"DataLoader worker (pid {worker.pid}) is killed by signal: Killed."
+    said = memory_failure(exc.value, TrainConfig(images=[]), "cpu", 6, True)
+    assert said.startswith("a data loader worker was killed at step 7, most likely out of memory")
+    Handover._workers = []  # no worker gone: the error is what it was
+    with pytest.raises(ConnectionResetError):
+        next(_batches(Loader()))
+
+    # A persistent loader's workers are stopped when the loop ends, not left to end later under
+    # PyTorch's SIGCHLD handler (which raised in the middle of saving, or at the interpreter's exit).
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(8.0)), batch_size=2,
+                                       num_workers=1, persistent_workers=True)
+    assert [len(b[0]) for b in _batches(data)] == [2, 2, 2, 2]
+    workers = list(data._iterator._workers)
+    assert workers and all(w.is_alive() for w in workers)
+    _shut_down_workers(data)
+    assert data._iterator is None and not any(w.is_alive() for w in workers)
+    _shut_down_workers(data)  # twice, or without workers: nothing to do
+    _shut_down_workers(torch.utils.data.DataLoader(torch.arange(4.0)))
+
+
 def test_a_second_signal_waits_for_the_step_to_end():
     # A second Ctrl-C raised in the middle of a step: last.pt then held the step before with the
     # BatchNorm statistics (or half the optimizer's update) of the one interrupted.
