@@ -25,6 +25,7 @@ from humanseg.sources import Peeked, looks_mirrored, open_source_quietly
 from humanseg.errors import HumansegError, StoreError
 from humanseg.pose.keypoints import Palm
 from humanseg.pose.palm import PalmSmoother
+from humanseg.signals import signals_held
 from humanseg.ui import draw
 from humanseg.ui.buttons import Button, button_at, default_layout
 from humanseg.ui.controller import CaptureController, Event
@@ -265,9 +266,14 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
         for event in controller.update(palms, clicks, keys, answer=answers):
             if event.name == "capture":
                 report(event)
-                event = _save(event.fields["kind"], frame, controller, context, on_saved)
-                if event.name == "saved":
-                    event.fields.update(source_position(source), source_frame=context.frame_index)
+                # A Ctrl-C or SIGTERM during the save is handed on once it is reported: the file was
+                # written whole but --log-events never said so.
+                with signals_held():
+                    event = _save(event.fields["kind"], frame, controller, context, on_saved)
+                    if event.name == "saved":
+                        event.fields.update(source_position(source), source_frame=context.frame_index)
+                    report(event)
+                continue
             report(event)
 
     try:

@@ -18,6 +18,7 @@ from humanseg.cli import (
     MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, images_option, reports_errors,
 )
 from humanseg.errors import AlreadyExists, HumansegError
+from humanseg.signals import signals_held
 from humanseg.ui.draw import put_text
 from humanseg.sources import looks_mirrored
 
@@ -344,10 +345,11 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
         mask = seg.predict_mask(frame)
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         stem = Path(path).stem
-        target = store.write_image(out / f"{stem}_mask.png", mask, overwrite=force)
-        if overlay:
-            tint = frame.copy()
-            tint[mask > 0] = (0.5 * tint[mask > 0] + (0, 127, 0)).astype(np.uint8)
-            store.write_image(out / f"{stem}_overlay.png", tint, overwrite=force)
-        click.echo(json.dumps({"frame": str(path), "mask": str(target),
-                               "person_fraction": round(float((mask > 0).mean()), 4)}))
+        with signals_held():  # a Ctrl-C during the writes is handed on once the frame's line is out
+            target = store.write_image(out / f"{stem}_mask.png", mask, overwrite=force)
+            if overlay:
+                tint = frame.copy()
+                tint[mask > 0] = (0.5 * tint[mask > 0] + (0, 127, 0)).astype(np.uint8)
+                store.write_image(out / f"{stem}_overlay.png", tint, overwrite=force)
+            click.echo(json.dumps({"frame": str(path), "mask": str(target),
+                                   "person_fraction": round(float((mask > 0).mean()), 4)}))

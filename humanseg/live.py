@@ -691,7 +691,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                 if bkg is not None:
                     session.set_background(bkg)
                     result.backgrounds += 1
-                    emit({"event": "background", "state": "captured", **saved_background(bkg)})
+                    with signals_held():  # a signal during --save-bkg's write: handed on once told
+                        emit({"event": "background", "state": "captured", **saved_background(bkg)})
                     if until_background:
                         break
                 elif window is not None and keep_going:

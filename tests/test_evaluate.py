@@ -539,6 +539,34 @@ def test_a_report_that_appears_during_the_run_is_not_replaced_without_force(dev_
     assert res.exit_code == 0 and '"absdiff"' in report.read_text()
 
 
+def test_a_signal_during_predicts_writes_is_handed_on_after_the_frames_line(dev_root, tmp_path, random_weights,
+                                                                            monkeypatch):
+    # A SIGTERM while a mask was written: the mask was whole, its JSON line never printed.
+    import signal
+
+    from click.testing import CliRunner
+
+    from humanseg import evaluate
+
+    real_fsync, synced = os.fsync, []
+
+    def fsync_then_sigterm(fd):
+        real_fsync(fd)
+        synced.append(fd)
+        if len(synced) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(os, "fsync", fsync_then_sigterm)
+    frames = [str(dev_root / "set3" / f"{k}.png") for k in (0, 1)]
+    res = CliRunner().invoke(evaluate.predict_command, ["--bkg", str(dev_root / "set3" / "bkg.png"), *frames,
+                                                        "--out", str(tmp_path / "p"), "--overlay", "--weights",
+                                                        str(random_weights)])
+    lines = res.output.splitlines()
+    assert res.exit_code == 143 and lines[-1] == "Error: terminated (SIGTERM)"
+    assert json.loads(lines[-2])["mask"] == str(tmp_path / "p" / "0_mask.png")
+    assert sorted(os.listdir(tmp_path / "p")) == ["0_mask.png", "0_overlay.png"]  # the frame's both files
+
+
 def test_the_montage_caption_is_outlined_to_read_on_a_pale_wall(copy_set):
     # Thin yellow text alone all but vanished on the dev rooms' light walls.
     from humanseg.evaluate import FrameResult, worst_montage
