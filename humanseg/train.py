@@ -597,6 +597,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         torch.manual_seed(cfg.seed)  # before the model is built: initial weights follow --seed
         start_step, best_iou, history = 0, -1.0, []
         optimizer_state = None
+        run_record = run_settings(cfg, world, pairs, rooms, val_pairs)  # stored in every checkpoint
         if cfg.resume:
             if cfg.refine_kernel is not None:
                 raise HumansegError("--refine-kernel applies to a new run; --resume keeps the run's network")
@@ -605,8 +606,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
             model, ckpt = load_model(last_path)
             start_step = ckpt.get("step", 0)
             record = resume_record(ckpt, last_path)
-            differs = resume_mismatch(record["extra"], run_settings(cfg, world, pairs, rooms, val_pairs),
-                                      unasked=[k for k in ("init", "arch") if getattr(cfg, k) is None])
+            unasked = [k for k in ("init", "arch") if getattr(cfg, k) is None]
+            differs = resume_mismatch(record["extra"], run_record, unasked=unasked)
+            # What was not asked is the run's as it started (it was stored as "--init default", and the
+            # run's own options given again were refused on its next resume).
+            run_record.update({k: v for k, v in (record["extra"].get("run") or {}).items() if k in unasked})
             if differs:
                 raise HumansegError(f"--resume: {differs} ({last_path}); give the run's options again "
                                     f"to continue it, or start a new run from it (--init {last_path} and "
@@ -693,7 +697,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                                    "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images],
                                    "boundary": [cfg.boundary_width, cfg.boundary_gain],
-                                   "run": run_settings(cfg, world, pairs, rooms, val_pairs)})
+                                   "run": run_record})
             if replacing[0]:  # once this run's first checkpoint is written (a failed one kept it: a full disk)
                 replacing[0] = False
                 if path != best_path:

@@ -194,7 +194,14 @@ def test_resume_refuses_a_run_asked_for_with_other_settings(two_sets, tmp_path):
     moved = tmp_path / "moved"
     two_sets.rename(moved)
     common[1] = os.path.relpath(moved, ROOT)
-    r = run_training(["-i", "4", "--resume", "--val-sets", " 8,", "--val-every", "2", "--arch", "base", *common])
+    r = run_training(["-i", "4", "--resume", "--val-sets", " 8,", "--val-every", "2", "--arch", "base",
+                      "--stop-at", "3", *common])
+    assert r.returncode == 0, r.stderr
+    assert load_model(out / "last.pt")[1]["step"] == 3
+    # The run's record keeps its --init (it was rewritten as "default", and the run's own --init
+    # given again was then refused).
+    assert torch.load(out / "last.pt", weights_only=False)["extra"]["run"]["init"] == "scratch"
+    r = run_training(["-i", "4", "--resume", "--val-sets", "8", "--val-every", "2", "--init", "scratch", *common])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 4
 
