@@ -92,7 +92,7 @@ def list_sets(root: str | os.PathLike) -> list[int]:
         if m and entry.is_dir():
             if not _unfinished(entry):
                 numbers.append(int(m.group(1)))
-        elif m and entry.is_symlink() and str(entry) not in _warned_links:  # a drive not mounted
+        elif m and entry.is_symlink() and not entry.exists() and str(entry) not in _warned_links:  # unmounted
             _warned_links.add(str(entry))
             warnings.warn(f"{entry} is a link to nothing ({os.readlink(entry)}); that set is left out",
                           stacklevel=2)
@@ -202,7 +202,7 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         found = False
     if not found:
         check_root(root)
-        if os.path.islink(path):  # (False, not OSError, for a name too long)
+        if os.path.islink(path) and not os.path.exists(path):  # (False, not OSError, for a name too long)
             raise StoreError(f"set folder is a link to nothing: {path} -> {os.readlink(path)}")
         available = list_sets(root)
         hint = (f" (sets here: {', '.join(map(str, available))})" if available

@@ -213,8 +213,9 @@ def _batches(loader):
         except (OSError, EOFError) as exc:
             workers = getattr(getattr(loader, "_iterator", None), "_workers", None) or []
             for w in workers:
-                w.join(timeout=1.0)  # (gone already, as its end reset the connection)
-                if w.exitcode is not None and w.exitcode < 0:
+                if isinstance(exc, (ConnectionError, EOFError)):
+                    w.join(timeout=1.0)  # (ending, or ended: its end reset the connection)
+                if not w.is_alive() and w.exitcode is not None and w.exitcode < 0:
                     raise RuntimeError(f"DataLoader worker (pid {w.pid}) is killed by signal: "
                                        f"{signal.strsignal(-w.exitcode)}.") from exc
             raise
