@@ -8,10 +8,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from humanseg import metrics, store
 from humanseg.cli import (
@@ -65,8 +67,10 @@ def make_predictor(method: str, weights=None, work_width=None, num_threads=None)
     return load_segmenter(weights, work_width=work_width, num_threads=num_threads, clean=method == "model")
 
 
-def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = False) -> list[FrameResult]:
-    """Score every labeled frame of the chosen sets; one background per set, set once."""
+def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = False,
+                  progress: Callable[[], object] | None = None) -> list[FrameResult]:
+    """Score every labeled frame of the chosen sets; one background per set, set once. progress: called
+    after each frame."""
     numbers = sets if sets else store.list_sets(root)
     results = []
     for n in numbers:
@@ -83,6 +87,8 @@ def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = Fa
             ms = (time.perf_counter() - t0) * 1000
             results.append(FrameResult(n, k, metrics.frame_scores(pred, truth), ms,
                                        pred if keep_masks else None))
+            if progress is not None:
+                progress()
     return results
 
 
@@ -155,8 +161,10 @@ def _labeled_sets(root: Path) -> list[int]:
               show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff); "
               "model-raw: the network without the speck/pinhole clean-up and without the far person's "
               "second pass.")
-@click.option("--save-masks", type=Folder(), help="Write predictions as OUT/setN/K_mask.png.")
-@click.option("--montage", type=File(), help="PNG of the worst frames (frame | truth | prediction).")
+@click.option("--save-masks", type=Folder(),
+              help="Write predictions as OUT/setN/K_mask.png (the first --method's).")
+@click.option("--montage", type=File(),
+              help="PNG of the worst frames (frame | truth | prediction; the first --method's).")
 @click.option("--json", "json_path", type=File(), help="Write the summary as JSON.")
 @click.option("--work-width", type=click.IntRange(MIN_WORK_WIDTH, MAX_WORK_WIDTH),
               help="Network working width (default: the checkpoint's).")
@@ -234,10 +242,14 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             if path and os.path.lexists(path):  # a link pointing nowhere too: it would be written through
                 raise HumansegError(f"{option} {path} already exists (--force replaces it)")
     report = {}
+    several = len(dict.fromkeys(methods)) > 1
+    frames = sum(len(store.scan_set(root, n).labeled) for n in wanted or store.list_sets(root))
     for method in dict.fromkeys(methods):
         predictor = make_predictor(method, weights, work_width, threads)
         keep = bool(save_masks or montage) and method == methods[0]
-        results = evaluate_sets(root, wanted, predictor, keep_masks=keep)
+        # Progress on a terminal only (disable=None): a few hundred frames took minutes without a word.
+        with tqdm(total=frames, desc=method, unit="frame", leave=False, disable=None) as bar:
+            results = evaluate_sets(root, wanted, predictor, keep_masks=keep, progress=bar.update)
         if not results:
             store.check_root(root)
             raise HumansegError(f"no labeled frames found in {root}"
@@ -252,12 +264,12 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                 # Without --force, never over a file that appeared since the check before the run.
                 with _appeared_meanwhile():
                     store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=force)
-            click.echo(f"masks written under {save_masks}")
+            click.echo(f"masks written under {save_masks}" + (f" ({method}'s, the first --method)" if several else ""))
         if keep and montage:
             Path(montage).parent.mkdir(parents=True, exist_ok=True)
             with _appeared_meanwhile():
                 store.write_image(montage, worst_montage(root, results), overwrite=force)
-            click.echo(f"worst frames: {montage}")
+            click.echo(f"worst frames: {montage}" + (f" ({method}'s, the first --method)" if several else ""))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         with _appeared_meanwhile():

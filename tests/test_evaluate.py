@@ -567,6 +567,54 @@ def test_a_signal_during_predicts_writes_is_handed_on_after_the_frames_line(dev_
     assert sorted(os.listdir(tmp_path / "p")) == ["0_mask.png", "0_overlay.png"]  # the frame's both files
 
 
+def test_with_two_methods_the_masks_written_are_the_first_ones_and_said_so(copy_set, tmp_path, random_weights):
+    # --method absdiff --method model --save-masks wrote absdiff's masks without a word.
+    root = copy_set(8)
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--method", "model", "--weights",
+            str(random_weights), "--save-masks", str(tmp_path / "m"), "--montage", str(tmp_path / "w.png"))
+    assert r.returncode == 0, r.stderr
+    assert f"masks written under {tmp_path / 'm'} (absdiff's, the first --method)\n" in r.stdout
+    assert f"worst frames: {tmp_path / 'w.png'} (absdiff's, the first --method)\n" in r.stdout
+    info = store.scan_set(root, 8)
+    bkg = store.read_background(info)
+    for k in info.labeled:
+        written = cv2.imread(str(tmp_path / "m" / "set8" / f"{k}_mask.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(written, absdiff_mask(store.read_frame(info, k), bkg))
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(tmp_path / "n"))
+    assert f"masks written under {tmp_path / 'n'}\n" in r.stdout  # one method: nothing to tell apart
+
+
+def test_evaluate_shows_progress_on_a_terminal_only(copy_set):
+    # A few hundred frames took minutes without a word (CONVENTIONS: long work shows progress).
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    root = copy_set(8)
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # (0 columns: an empty bar)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "humanseg", "evaluate", "--images", str(root), "--method",
+                               "absdiff"], cwd=ROOT, stdout=subprocess.PIPE, stderr=side, timeout=300)
+        os.close(side)
+        said = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # (the terminal's other side closed)
+                break
+            if not chunk:
+                break
+            said += chunk
+    finally:
+        os.close(main)
+    assert proc.returncode == 0
+    assert re.search(rb"absdiff: +0%\|.*\| 0/3 ", said), said  # the frames of the sets evaluated
+    assert said.endswith(b"\r"), said  # and gone when done (leave=False): the table alone stays
+    assert cli("evaluate", "--images", str(root), "--method", "absdiff").stderr == ""  # piped: no bar
+
+
 def test_the_montage_caption_is_outlined_to_read_on_a_pale_wall(copy_set):
     # Thin yellow text alone all but vanished on the dev rooms' light walls.
     from humanseg.evaluate import FrameResult, worst_montage

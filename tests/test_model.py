@@ -253,6 +253,10 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     torch.save(ckpt, other)
     with pytest.raises(WeightsError, match=r"other.pt has no state dict$"):
         load_model(other)
+    del ckpt["config"]  # (said as "invalid model config: 'config'", a KeyError's text)
+    torch.save(ckpt, other)
+    with pytest.raises(WeightsError, match=r"other.pt has no model config$"):
+        load_model(other)
     # A hand-edited work_width: "abc" was a traceback, 0 loaded and gave empty masks; so did NaNs.
     for width in ("abc", 0, -5, 320.0, True, 10**6):
         ckpt = torch.load(path, weights_only=True)

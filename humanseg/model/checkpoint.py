@@ -79,6 +79,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> SiameseSegNet:
     """Rebuild the network from a checkpoint dict and load its weights strictly."""
+    if "config" not in ckpt:
+        raise WeightsError(f"checkpoint {path} has no model config")
     try:
         config = NetConfig.from_dict(ckpt["config"])
         model = SiameseSegNet(config)
