@@ -686,6 +686,98 @@ def test_a_low_resolution_cameras_move_is_noticed_too(dev_root):
     assert noticed >= 11
 
 
+class FixedSegmenter:
+    """A segmenter answering one probability map; records the frames it is given."""
+
+    def __init__(self, prob):
+        self.prob, self.seen, self.backgrounds = prob, [], 0
+
+    def set_background(self, background):
+        self.backgrounds += 1
+
+    def predict(self, frame):
+        self.seen.append(frame.copy())
+        return self.prob
+
+
+def test_a_new_background_clears_the_moved_camera_and_starts_the_drift_afresh(dev_root):
+    # "Camera moved? press b": the warning has to go once b has taken the new view.
+    bkg = read(dev_root, 3, "bkg.png")
+    turned = cv2.flip(bkg, 1)
+    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
+    session.set_background(bkg)
+    assert [session.process(turned).drift.moved for _ in range(10)][-1]
+    session.set_background(turned)
+    assert not any(session.process(turned).drift.moved for _ in range(12))
+
+
+def test_the_person_is_left_out_of_the_drift_and_moved_checks_in_the_live_loop(dev_root):
+    # LiveSession hands the frame's person mask to the drift monitor: with the person's own pixels
+    # counted, someone close to the camera (here two thirds of the frame) read as a moved camera.
+    bkg = read(dev_root, 3, "bkg.png")
+    frame = bkg.copy()
+    frame[:, :430] = np.random.default_rng(2).integers(0, 256, (480, 430, 3), dtype=np.uint8)
+    prob = np.zeros(bkg.shape[:2], np.float32)
+    prob[:, :430] = 1.0
+    session = LiveSession(FixedSegmenter(prob))
+    session.set_background(bkg)
+    assert not any(session.process(frame).drift.moved for _ in range(15))
+    blind = DriftMonitor(bkg)  # (what the same frames say counted whole)
+    assert [blind.update(frame, None) for _ in range(15)][-1].moved
+
+
+def test_frames_reach_the_model_exposure_corrected_unless_raw(dev_root):
+    # The drift's correction is what the live loop feeds the model (--raw: the frames as they are,
+    # as evaluate sees them).
+    bkg = read(dev_root, 3, "bkg.png")
+    darker = np.clip(bkg.astype(np.float32) * 0.8, 0, 255).astype(np.uint8)
+    for compensate in (True, False):
+        model = FixedSegmenter(np.zeros(bkg.shape[:2], np.float32))
+        session = LiveSession(model, compensate=compensate)
+        session.set_background(bkg)
+        result = run_live(ListSource([darker], limit=20), session, None, None, None, media_clock=True)
+        assert result.frames == 20
+        first, last = model.seen[0], model.seen[-1]
+        assert np.array_equal(first, darker)  # nothing known yet about the drift
+        if compensate:
+            assert np.abs(last.astype(int) - bkg).mean() < 0.3 * np.abs(darker.astype(int) - bkg).mean()
+            lut = session.correction()
+            session.process(darker)  # (the capture tool's live overlay: the same correction)
+            assert np.array_equal(model.seen[-1], cv2.LUT(darker, lut))
+        else:
+            assert all(np.array_equal(f, darker) for f in model.seen)
+
+
+def test_the_background_is_averaged_from_frames_after_the_countdown_only():
+    # The countdown is the time to step out of view: its frames (the person still there) stay out.
+    grabber = BackgroundGrabber(countdown=3.0, seconds=1.0)
+    person, room = np.full((4, 6, 3), 200, np.uint8), np.full((4, 6, 3), 50, np.uint8)
+    grabber.start(10.0)
+    assert all(grabber.feed(person, t) is None for t in (10.0, 11.0, 12.9))
+    assert grabber.feed(room, 13.0) is None and grabber.feed(room, 13.5) is None
+    assert np.array_equal(grabber.feed(room, 14.0), room)
+
+
+def test_a_window_with_save_masks_or_output_goes_through_a_file_once(tmp_path, dev_root, monkeypatch):
+    # Files loop in a window (a demo), but a run writing masks or a recording must end: looped, it
+    # wrote masks for ever.
+    from humanseg import live as live_module
+
+    asked = []
+
+    def open_and_stop(source, loop=False):
+        asked.append(loop)
+        raise HumansegError("stop here")
+
+    monkeypatch.setattr(live_module, "open_source_quietly", open_and_stop)
+    monkeypatch.setattr("humanseg.display.require_display", lambda: None)  # (no window is opened)
+    bkg = str(dev_root / "set3" / "bkg.png")
+    for extra in ([], ["--save-masks", str(tmp_path / "m")], ["--output", str(tmp_path / "o.avi")], ["--no-window"]):
+        res = CliRunner().invoke(cli, ["live", "--source", str(dev_root / "set3"), "--bkg", bkg, *extra])
+        assert res.exit_code == 2 and "stop here" in res.output, res.output
+    assert asked == [True, False, False, False]
+
+
 # -- views -----------------------------------------------------------------------------------------
 
 def test_views_composite_person_over_each_backdrop():
