@@ -889,6 +889,15 @@ def test_loop_keys_cycle_views_recapture_and_quit(dev_root, segmenter, tmp_path)
     assert len(frames_out) == result.frames and len(window.shown) == result.frames + 8
 
 
+def test_esc_quits_as_q_does(dev_root):
+    bkg = read(dev_root, 3, "bkg.png")
+    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
+    session.set_background(bkg)
+    events = []
+    result = run_live(ListSource([bkg], limit=50), session, ScriptWindow({3: [27]}), log=events.append)
+    assert events[-1] == {"event": "quit", "by": "key"} and result.frames == 4
+
+
 def test_a_small_camera_is_shown_enlarged_and_recorded_at_its_size(dev_root, segmenter, tmp_path):
     # A 160x120 camera's window had its status line drawn 3 pixels high: it is drawn on the frame
     # enlarged 4 times, while the recording keeps the camera's own size.

@@ -46,6 +46,8 @@ def test_boundary_f_tolerance_of_three_pixels():
     recall = (57 + 57 + 8) / 236
     precision = recall  # the same count by symmetry
     assert metrics.boundary_f(shifted, truth) == pytest.approx(2 * precision * recall / (precision + recall))
+    # Far apart, no boundary pixel near the other's: 0, not a division by zero.
+    assert metrics.boundary_f(square(100, 100, 5, 20, 5, 20), square(100, 100, 60, 90, 60, 90)) == 0.0
 
 
 def test_image_edge_is_not_a_boundary():

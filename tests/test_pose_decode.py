@@ -99,6 +99,21 @@ def test_multi_pose_backward_walk_reaches_the_nose_from_a_wrist_root():
     assert pose.coords[wrist] == pytest.approx([192, 160])
     assert pose.coords[elbow] == pytest.approx([144, 160])
     assert pose.scores[elbow] == pytest.approx(0.7)
+    # and on, elbow to shoulder to the nose, then out to every other limb: all 17 placed (walked in
+    # the skeleton's own order, a wrist root got its elbow alone and the pose fell under the cut-off).
+    assert pose.coords[KEYPOINT_INDEX["nose"]] == pytest.approx([144, 160])
+    assert pose.coords[KEYPOINT_INDEX["right_ankle"]] == pytest.approx([144, 160])
+
+
+def test_multi_pose_returns_at_most_max_poses():
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose = KEYPOINT_INDEX["nose"]
+    for x, score in ((2, 0.9), (10, 0.8), (18, 0.7)):  # three people far apart
+        scores[nose, 3, x] = score
+    assert len(decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=3)) == 3
+    poses = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=2)
+    assert [p.coords[nose][1] for p in poses] == pytest.approx([32, 160])  # the two strongest
 
 
 def test_multi_pose_finds_two_people_and_suppresses_a_duplicate_root():

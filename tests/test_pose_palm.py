@@ -60,3 +60,12 @@ def test_smoother_keeps_sides_apart_and_forgets_after_a_gap():
     assert 100 < left.x < 110 and right.x == pytest.approx(500)
     (left,) = smoother.update([Palm(300, 300, "left", 0.9)], 2.0)  # a new hand after 2 s: no glide
     assert (left.x, left.y) == (300, 300)
+
+
+def test_smoother_takes_two_answers_at_one_timestamp():
+    # A coarse clock gives two pose answers the same time: no time passed, so the newer is taken as
+    # it is (a division by zero otherwise).
+    smoother = PalmSmoother()
+    smoother.update([Palm(100, 100, "left", 0.9)], 5.0)
+    (left,) = smoother.update([Palm(120, 100, "left", 0.9)], 5.0)
+    assert (left.x, left.y) == (120, 100)
