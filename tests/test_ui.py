@@ -187,6 +187,18 @@ def test_dwell_tracker_rejects_negative_dwell_and_two_palms_count_as_one():
     assert t.update([(0, 0)], 0.5) == []
 
 
+def test_a_palm_back_on_a_button_once_it_re_armed_dwells_again():
+    t = DwellTracker([Button("sav", 0, 0, 10)], dwell=0.3)
+    assert t.update([(0, 0)], 0.0) == [] and t.update([(0, 0)], 0.3) == ["sav"]
+    for k in range(1, 5):  # gone for 4 answers over 0.2 s: armed again
+        assert t.update([], 0.3 + 0.05 * k, answer=k) == []
+    assert not t.latched["sav"] and t.progress("sav", 0.5) == 0.0
+    # Back at 0.55: a dwell from then (the one that pressed it before does not carry over).
+    assert t.update([(0, 0)], 0.55, answer=5) == [] and t.progress("sav", 0.7) == pytest.approx(0.5)
+    assert t.update([(0, 0)], 0.8, answer=6) == []
+    assert t.update([(0, 0)], 0.86, answer=7) == ["sav"]
+
+
 # ---------------------------------------------------------------- countdowns and saving
 
 def test_countdown_shows_whole_seconds_and_ends_on_time():
