@@ -713,6 +713,23 @@ def test_a_new_background_clears_the_moved_camera_and_starts_the_drift_afresh(de
     assert not any(session.process(turned).drift.moved for _ in range(12))
 
 
+def test_a_run_of_moved_frames_must_be_unbroken_and_a_new_background_starts_smoothing_afresh(dev_root):
+    bkg = read(dev_root, 3, "bkg.png")
+    turned = cv2.flip(bkg, 1)
+    monitor = DriftMonitor(bkg, moved_frames=3)
+    states = [monitor.update(frame, None) for frame in [turned, turned, bkg] * 4]  # a passing truck
+    assert not any(s.moved for s in states)
+    # After a new background the stability filter starts from the new frames, not the old mask.
+    model = FixedSegmenter(np.ones(bkg.shape[:2], np.float32))
+    session = LiveSession(model)
+    session.set_background(bkg)
+    for _ in range(5):
+        session.process(bkg)
+    model.prob = np.zeros(bkg.shape[:2], np.float32)
+    session.set_background(bkg)
+    assert not session.process(bkg).prob.any()
+
+
 def test_the_person_is_left_out_of_the_drift_and_moved_checks_in_the_live_loop(dev_root):
     # LiveSession hands the frame's person mask to the drift monitor: with the person's own pixels
     # counted, someone close to the camera (here two thirds of the frame) read as a moved camera.

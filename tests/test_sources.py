@@ -88,6 +88,7 @@ def test_a_folder_of_tiff_frames_is_a_source(tmp_path, dev_root):
     frame = cv2.imread(str(dev_root / "set3" / "1.png"))
     for k, ext in enumerate((".tif", ".tiff")):
         cv2.imwrite(str(tmp_path / f"{k}{ext}"), frame)
+    (tmp_path / "._0.tif").write_bytes(b"macOS resource fork")  # hidden: passed over here too
     source = sources.open_source(str(tmp_path))
     assert source.paths == [str(tmp_path / "0.tif"), str(tmp_path / "1.tiff")]
     assert np.array_equal(source.read(), frame)
