@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,7 +249,8 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         predictor = make_predictor(method, weights, work_width, threads)
         keep = bool(save_masks or montage) and method == methods[0]
         # Progress on a terminal only (disable=None): a few hundred frames took minutes without a word.
-        with tqdm(total=frames, desc=method, unit="frame", leave=False, disable=None) as bar:
+        with tqdm(total=frames, desc=method, unit="frame", leave=False,
+                  disable=None if sys.stderr is not None else True) as bar:  # (closed: 2>&-)
             results = evaluate_sets(root, wanted, predictor, keep_masks=keep, progress=bar.update)
         if not results:
             store.check_root(root)

@@ -127,9 +127,11 @@ def _unfinished(folder: Path) -> bool:
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
+    if pid <= 0:  # (0 and negative numbers name process groups)
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (a number no process can have)
         return False
     except OSError:  # another user's
         return True
@@ -788,13 +790,14 @@ def exif_orientation(data: np.ndarray) -> int:
     tiff = b""
     if raw[:8] == PNG_SIGNATURE:
         at = 8
-        while at + 12 <= len(raw):
+        while at + 12 <= len(raw):  # (before or after the image data, as libpng reads it)
             length = int.from_bytes(raw[at:at + 4], "big")
-            kind = raw[at + 4:at + 8]
-            if kind == b"eXIf":
-                tiff = raw[at + 8:at + 8 + length]
+            kind, body = raw[at + 4:at + 8], raw[at + 8:at + 8 + length]
+            crc = raw[at + 8 + length:at + 12 + length]
+            if kind == b"eXIf" and zlib.crc32(kind + body).to_bytes(4, "big") == crc:  # (one that
+                tiff = body  # fails its checksum is left out for the frame too: _png_checked)
                 break
-            if kind in (b"IDAT", b"IEND"):  # eXIf counts only before the image data
+            if kind == b"IEND":
                 break
             at += 12 + length
     elif raw[:2] == b"\xff\xd8":
@@ -806,7 +809,7 @@ def exif_orientation(data: np.ndarray) -> int:
                 break
             at += 2 + length
     order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
-    if order is None or len(tiff) < 8:
+    if order is None or len(tiff) < 8 or int.from_bytes(tiff[2:4], order) != 42:  # (TIFF's number)
         return 1
     ifd = int.from_bytes(tiff[4:8], order)
     count = int.from_bytes(tiff[ifd:ifd + 2], order) if ifd + 2 <= len(tiff) else 0

@@ -12,6 +12,7 @@ import itertools
 import math
 import os
 import signal
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -716,7 +717,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             run_loss, run_iou = last.get("loss"), last.get("train_iou")
             last_val, val_step[0] = record["metrics"], record["extra"].get("metrics_step")
         row: dict | None = None
-        bar = tqdm(total=total, initial=start_step, disable=not is_main, unit="it", dynamic_ncols=True)
+        bar = tqdm(total=total, initial=start_step, disable=not is_main or sys.stderr is None, unit="it",
+                   dynamic_ncols=True)  # (stderr closed, 2>&-: no bar rather than a failure)
         net.train()
         stops = StopSignals(twice_stops_at_once=not distributed)
 

@@ -613,6 +613,9 @@ def test_evaluate_shows_progress_on_a_terminal_only(copy_set):
     assert re.search(rb"absdiff: +0%\|.*\| 0/3 ", said), said  # the frames of the sets evaluated
     assert said.endswith(b"\r"), said  # and gone when done (leave=False): the table alone stays
     assert cli("evaluate", "--images", str(root), "--method", "absdiff").stderr == ""  # piped: no bar
+    closed = subprocess.run(f"{sys.executable} -m humanseg evaluate --images {root} --method absdiff 2>&-",
+                            shell=True, cwd=ROOT, capture_output=False, stdout=subprocess.PIPE, text=True)
+    assert closed.returncode == 0 and "overall" in closed.stdout  # stderr closed: no bar, no failure
 
 
 def test_the_montage_caption_is_outlined_to_read_on_a_pale_wall(copy_set):

@@ -298,12 +298,15 @@ def test_a_set_whose_background_save_was_cut_off_is_left_out(tmp_path):
     (root / "set2" / f"bkg.png.{gone}.a1b2c3.tmp").write_bytes(b"\x89PNG")
     (root / "set3").mkdir()
     (root / "set3" / f"bkg.png.{os.getppid()}.d4e5f6.tmp").write_bytes(b"")  # its writer at work
+    (root / "set5").mkdir()  # a number no process has (a name made by hand, or damaged): gone
+    (root / "set5" / f"bkg.png.{10**20}.0a0b0c.tmp").write_bytes(b"")
     with pytest.warns(UserWarning) as said:
         assert store.list_sets(root) == [1]
         assert [info.number for info in store.scan_root(root)] == [1]
-    assert [str(w.message) for w in said] == [
-        f"{root / 'set2'} holds no background, only bkg.png.{gone}.a1b2c3.tmp (a save cut off); that set is left out"]
-    assert store.create_set(root)[0] == 4  # its number is not taken again
+    assert sorted(str(w.message) for w in said) == [
+        f"{root / 'set2'} holds no background, only bkg.png.{gone}.a1b2c3.tmp (a save cut off); that set is left out",
+        f"{root / 'set5'} holds no background, only bkg.png.{10**20}.0a0b0c.tmp (a save cut off); that set is left out"]
+    assert store.create_set(root)[0] == 4  # their numbers are not taken again
     # Anything else there (a frame, a file of the user's) and the set is not passed over.
     (root / "set2" / "0.png").write_bytes(b"")
     assert store.list_sets(root) == [1, 2, 4]
@@ -703,6 +706,20 @@ def test_a_masks_exif_orientation_turns_it_as_its_frame_is_turned(tmp_path, dev_
             # The mask still covers the person: it turned with the frame.
             mask = store.read_mask(folder / "1_mask.png", shown.shape)
             assert np.array_equal(mask, store.orient(truth, orientation))
+    # Read as OpenCV reads it for the frame: a chunk after the image data counts, one failing its
+    # checksum or holding no TIFF data (its number not 42) does not.
+    for where, tag, turned in (("after", png_chunk(b"eXIf", exif(3)), True),
+                               ("crc", png_chunk(b"eXIf", exif(3))[:-1] + b"\0", False),
+                               ("magic", png_chunk(b"eXIf", exif(3).replace(b"*\0", b"+\0", 1)), False)):
+        folder = tmp_path / where
+        folder.mkdir()
+        for name, image in (("1.png", frame), ("1_mask.png", truth)):
+            png = store.encode_png(image)
+            at = len(png) - 12 if where == "after" else 33  # before IEND, or after IHDR
+            (folder / name).write_bytes(png[:at] + tag + png[at:])
+        shown = store.read_image(folder / "1.png")
+        assert np.array_equal(shown, store.orient(frame, 3) if turned else frame), where
+        assert np.array_equal(store.read_mask(folder / "1_mask.png"), store.orient(truth, 3) if turned else truth)
     assert store.orient(truth, 3)[0, 0] == truth[-1, -1] and store.orient(truth, 6)[0, -1] == truth[0, 0]
     # A JPEG's Exif segment too (a mask saved as JPEG under a .png name is read by its content).
     jpg = cv2.imencode(".jpg", truth, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
