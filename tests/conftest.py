@@ -129,3 +129,32 @@ def read_only_folder(tmp_path, make_read_only):
     folder = tmp_path / "read-only"
     folder.mkdir()
     return make_read_only(folder)
+
+
+class Stopped(Exception):
+    """What the SIGTERM handler of `sigterm_after_fsync` raises."""
+
+
+@pytest.fixture
+def sigterm_after_fsync(monkeypatch):
+    """A SIGTERM to this process just after the first file is synced to disk (in the middle of a
+    save), its handler raising Stopped, which the fixture yields; the handler before is put back."""
+    import signal
+
+    real_fsync, synced = os.fsync, []
+
+    def fsync_then_sigterm(fd):
+        real_fsync(fd)
+        synced.append(fd)
+        if len(synced) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def stop(signum, frame):
+        raise Stopped()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    monkeypatch.setattr(os, "fsync", fsync_then_sigterm)
+    try:
+        yield Stopped
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -209,33 +209,14 @@ def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monke
     assert sorted(p.name for p in (tmp_path / "set1").iterdir()) == ["bkg.png"]
 
 
-def test_a_signal_during_a_save_is_handed_on_after_the_save_is_reported(tmp_path, dev_root, monkeypatch):
+def test_a_signal_during_a_save_is_handed_on_after_the_save_is_reported(tmp_path, dev_root, sigterm_after_fsync):
     # A SIGTERM (or Ctrl-C) while bkg.png was written: the file was saved whole, but the signal, held
     # back for the save, was raised before the "saved" event, and --log-events never told of it.
-    import signal
-
-    class Stopped(Exception):
-        pass
-
-    def stop(signum, frame):
-        raise Stopped()
-
-    real_fsync = os.fsync
-
-    def fsync_then_sigterm(fd):
-        real_fsync(fd)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        monkeypatch.setattr(os, "fsync", fsync_then_sigterm)
-        clock = Clock()
-        events = []
-        with pytest.raises(Stopped):
-            run_capture(ListSource(frames(dev_root), clock), ScriptWindow({0: [ord("b")], 80: [ord("q")]}),
-                        controller(clock), tmp_path, clock=clock, log=events.append)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    clock = Clock()
+    events = []
+    with pytest.raises(sigterm_after_fsync):
+        run_capture(ListSource(frames(dev_root), clock), ScriptWindow({0: [ord("b")], 80: [ord("q")]}),
+                    controller(clock), tmp_path, clock=clock, log=events.append)
     assert [e["event"] for e in events][-2:] == ["capture", "saved"]
     assert events[-1]["path"] == str(tmp_path / "set1" / "bkg.png") and (tmp_path / "set1" / "bkg.png").is_file()
 

@@ -1215,30 +1215,13 @@ def test_a_background_that_cannot_be_saved_does_not_end_the_session(dev_root, se
 
 
 def test_a_signal_during_the_backgrounds_save_is_handed_on_after_it_is_told(dev_root, segmenter, tmp_path,
-                                                                            monkeypatch):
+                                                                            sigterm_after_fsync):
     # A SIGTERM while --save-bkg was written: the file was whole, but the event saying so was lost.
-    class Stopped(Exception):
-        pass
-
-    def stop(signum, frame):
-        raise Stopped()
-
-    real_fsync = os.fsync
-
-    def fsync_then_sigterm(fd):
-        real_fsync(fd)
-        os.kill(os.getpid(), signal.SIGTERM)
-
     events = []
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        monkeypatch.setattr(os, "fsync", fsync_then_sigterm)
-        with pytest.raises(Stopped):
-            run_live(ListSource([read(dev_root, 3, "bkg.png")], limit=4), LiveSession(segmenter, view="tint"),
-                     None, None, BackgroundGrabber(countdown=0, seconds=0), media_clock=True, log=events.append,
-                     save_bkg=tmp_path / "room.png")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with pytest.raises(sigterm_after_fsync):
+        run_live(ListSource([read(dev_root, 3, "bkg.png")], limit=4), LiveSession(segmenter, view="tint"),
+                 None, None, BackgroundGrabber(countdown=0, seconds=0), media_clock=True, log=events.append,
+                 save_bkg=tmp_path / "room.png")
     assert events[-1] == {"event": "background", "state": "captured", "saved": str(tmp_path / "room.png")}
     assert cv2.imread(str(tmp_path / "room.png")) is not None
 
