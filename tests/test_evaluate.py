@@ -604,7 +604,7 @@ def test_evaluate_shows_progress_on_a_terminal_only(copy_set):
     assert said.endswith(b"\r"), said  # and gone when done (leave=False): the table alone stays
     assert cli("evaluate", "--images", str(root), "--method", "absdiff").stderr == ""  # piped: no bar
     closed = subprocess.run(f"{sys.executable} -m humanseg evaluate --images {root} --method absdiff 2>&-",
-                            shell=True, cwd=ROOT, capture_output=False, stdout=subprocess.PIPE, text=True)
+                            shell=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert closed.returncode == 0 and "overall" in closed.stdout  # stderr closed: no bar, no failure
 
 
