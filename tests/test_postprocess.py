@@ -104,6 +104,21 @@ def test_a_lone_speck_in_an_empty_room_is_dropped():
     assert not (out > 0).any()
 
 
+def test_holes_are_filled_below_one_percent_of_the_largest_blob_by_their_own_pixels():
+    # A 200x200 blob (40000 px; a hole counts against it): holes of 19x19 (361 px, 0.9%) are filled,
+    # 21x21 (441 px, 1.1%) kept; counted with their outline's pixels, the first was kept too. A
+    # 50 px blob alone in a 320x240 frame (0.07%) is not a speck.
+    for side, filled in ((19, True), (21, False)):
+        m = np.zeros((240, 320), bool)
+        m[20:220, 60:260] = True
+        m[100:100 + side, 150:150 + side] = False
+        out = clean_logits(logits_of(m)) > 0
+        assert out[100:100 + side, 150:150 + side].all() == filled, side
+    m = np.zeros((240, 320), bool)
+    m[100:105, 200:210] = True
+    assert (clean_logits(logits_of(m)) > 0).sum() == 50
+
+
 def test_a_ring_shaped_speck_is_dropped_not_filled_in():
     """A speck with a hole of its own goes as a whole: its hole is not a pinhole of the person."""
     m = person()

@@ -373,7 +373,7 @@ def test_a_video_reporting_an_impossible_frame_rate_is_taken_as_30(tmp_path, dev
         def get(self, prop):
             return self.rate
 
-    for reported, taken in ((90000.0, 30.0), (0.0, 30.0), (240.0, 240.0)):
+    for reported, taken in ((90000.0, 30.0), (0.0, 30.0), (-1.0, 30.0), (float("nan"), 30.0), (240.0, 240.0)):
         source.cap = Reporting(reported)
         assert source.fps == taken, reported
 
