@@ -643,6 +643,21 @@ def test_drift_monitor_fits_exposure_past_a_shadow_it_was_not_told_about(dev_roo
     assert not got.moved
 
 
+def test_drift_monitor_on_a_flat_wall_a_very_dark_frame_and_a_frame_of_a_few_pixels():
+    # A flat wall tells an offset only; a gain is held to 0.5..2 (a frame gone nearly black is not
+    # blown up fourfold); a frame of a few pixels tells nothing.
+    wall = DriftMonitor(np.full((48, 64, 3), 120, np.uint8))
+    state = [wall.update(np.full((48, 64, 3), 100, np.uint8), None) for _ in range(40)][-1]
+    assert np.allclose(state.gain, 1.0) and np.allclose(state.offset, 20.0, atol=0.1)
+    rng = np.random.default_rng(4)
+    room = rng.integers(60, 250, (48, 64, 3), dtype=np.uint8)
+    dark = DriftMonitor(room)
+    state = [dark.update((room * 0.25).astype(np.uint8), None) for _ in range(40)][-1]
+    assert np.allclose(state.gain, 2.0, atol=0.01)
+    tiny = DriftMonitor(room[:3, :3])
+    assert (tiny.update((room[:3, :3] * 0.5).astype(np.uint8), None).gain == 1.0).all()
+
+
 def test_drift_monitor_says_when_the_camera_moved(dev_root):
     bkg = read(dev_root, 3, "bkg.png")
     monitor = DriftMonitor(bkg, moved_frames=5)
