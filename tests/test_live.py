@@ -567,9 +567,10 @@ def test_moving_edge_follows_within_one_frame(dev_root, segmenter):
 
 def test_filter_blends_only_where_still():
     frame = np.full((64, 64, 3), 100, np.uint8)
-    filt = StabilityFilter(still_weight=0.25)
+    filt = StabilityFilter()  # (its defaults: a quarter of the way where still)
     filt.update(frame, np.zeros((64, 64), np.float32))
-    moved = frame.copy()
+    # The left half still but for a camera's sensor noise (sigma 3), which is not movement.
+    moved = np.clip(frame + np.random.default_rng(1).normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
     moved[:, 32:] = 200  # the right half changes
     prob, mask = filt.update(moved, np.ones((64, 64), np.float32))
     assert np.allclose(prob[:, 44:], 1.0)   # moving: takes the new value outright
