@@ -1665,7 +1665,7 @@ def test_stability_filter_hysteresis_on_still_pixels_and_a_plain_cut_on_moving_o
     # Untested: the mask could be a plain "> 0.5" of the smoothed probability (every still pixel near
     # 0.5 flickering) and every test passed.
     frame = np.full((8, 8, 3), 100, np.uint8)
-    filt = StabilityFilter(still_weight=0.98, hysteresis=0.1)  # (smoothed about as the raw probability)
+    filt = StabilityFilter(still_weight=0.98)  # (smoothed about as the raw probability; hysteresis 0.1)
 
     def mask_for(p, image=frame):
         return filt.update(image, np.full((8, 8), p, np.float32))[1][4, 4]

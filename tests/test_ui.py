@@ -199,6 +199,19 @@ def test_a_palm_back_on_a_button_once_it_re_armed_dwells_again():
     assert t.update([(0, 0)], 0.86, answer=7) == ["sav"]
 
 
+def test_a_new_layout_keeps_latches_and_the_pose_answer_they_count_from():
+    old = DwellTracker([Button("sav", 0, 0, 10)], dwell=0.3)
+    assert old.update([(0, 0)], 0.0, answer=1) == [] and old.update([(0, 0)], 0.3, answer=2) == ["sav"]
+    new = DwellTracker([Button("sav", 50, 50, 20)], dwell=0.3)  # the frame changed size
+    new.carry_latches(old)
+    assert new.latched["sav"]
+    new.update([], 0.4, answer=2)  # the same answer fed again (pose still computing): not a miss
+    assert new.missed["sav"] == 0
+    for k in range(3, 7):
+        new.update([], 0.4 + 0.05 * k, answer=k)
+    assert not new.latched["sav"]  # four missed answers, over 0.15 s: armed again
+
+
 # ---------------------------------------------------------------- countdowns and saving
 
 def test_countdown_shows_whole_seconds_and_ends_on_time():
