@@ -243,7 +243,8 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             if path and os.path.lexists(path):  # a link pointing nowhere too: it would be written through
                 raise HumansegError(f"{option} {path} already exists (--force replaces it)")
     report = {}
-    several = len(dict.fromkeys(methods)) > 1
+    # With several methods, the masks and montage are the first one's: said so.
+    whose = f" ({methods[0]}'s, the first --method)" if len(dict.fromkeys(methods)) > 1 else ""
     frames = sum(len(store.scan_set(root, n).labeled) for n in wanted or store.list_sets(root))
     for method in dict.fromkeys(methods):
         predictor = make_predictor(method, weights, work_width, threads)
@@ -266,12 +267,12 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                 # Without --force, never over a file that appeared since the check before the run.
                 with _appeared_meanwhile():
                     store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=force)
-            click.echo(f"masks written under {save_masks}" + (f" ({method}'s, the first --method)" if several else ""))
+            click.echo(f"masks written under {save_masks}{whose}")
         if keep and montage:
             Path(montage).parent.mkdir(parents=True, exist_ok=True)
             with _appeared_meanwhile():
                 store.write_image(montage, worst_montage(root, results), overwrite=force)
-            click.echo(f"worst frames: {montage}" + (f" ({method}'s, the first --method)" if several else ""))
+            click.echo(f"worst frames: {montage}{whose}")
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         with _appeared_meanwhile():

@@ -18,6 +18,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -92,14 +93,14 @@ def list_sets(root: str | os.PathLike) -> list[int]:
         if m and entry.is_dir():
             if not _unfinished(entry):
                 numbers.append(int(m.group(1)))
-        elif m and entry.is_symlink() and not entry.exists() and str(entry) not in _warned_links:  # unmounted
-            _warned_links.add(str(entry))
+        elif m and entry.is_symlink() and not entry.exists() and str(entry) not in _warned_sets:  # unmounted
+            _warned_sets.add(str(entry))
             warnings.warn(f"{entry} is a link to nothing ({os.readlink(entry)}); that set is left out",
                           stacklevel=2)
     return sorted(numbers)
 
 
-_warned_links: set[str] = set()
+_warned_sets: set[str] = set()  # set folders said once: links to nothing, saves cut off
 BKG_TEMPORARY_RE = re.compile(r"^bkg\.png\.(\d+)\.[0-9a-f]{6}\.tmp$")
 
 
@@ -117,8 +118,8 @@ def _unfinished(folder: Path) -> bool:
     found = [BKG_TEMPORARY_RE.match(name) for name in names]
     if not names or not all(found):
         return False
-    if not any(_alive(int(m.group(1))) for m in found) and str(folder) not in _warned_links:
-        _warned_links.add(str(folder))
+    if not any(_alive(int(m.group(1))) for m in found) and str(folder) not in _warned_sets:
+        _warned_sets.add(str(folder))
         warnings.warn(f"{folder} holds no background, only {names[0]} (a save cut off); that set is left "
                       f"out", stacklevel=3)
     return True
@@ -657,6 +658,26 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CHUNKS_USED = (b"tRNS", b"eXIf")
 
 
+def _png_chunks(buf) -> Iterator[tuple[bytes, int, int]]:
+    """(kind, start, end) of each whole chunk of a PNG's bytes after its signature, up to and including
+    IEND (anything after it is left alone); stops early at a chunk cut short."""
+    at, end = 8, len(buf)
+    while at + 12 <= end:
+        stop = at + 12 + int.from_bytes(buf[at:at + 4], "big")
+        if stop > end:
+            return
+        kind = bytes(buf[at + 4:at + 8])
+        yield kind, at, stop
+        if kind == b"IEND":
+            return
+        at = stop
+
+
+def _chunk_intact(buf, start: int, end: int) -> bool:
+    """Whether a chunk's CRC matches its type and data."""
+    return zlib.crc32(buf[start + 4:end - 4]) == int.from_bytes(buf[end - 4:end], "big")
+
+
 def _png_checked(data: np.ndarray) -> np.ndarray | None:
     """The PNG's bytes when every chunk is whole up to IEND and the critical ones (IHDR, PLTE, IDAT;
     those libpng stops at) match their checksums, else None. Other ancillary chunks than
@@ -667,21 +688,16 @@ def _png_checked(data: np.ndarray) -> np.ndarray | None:
     decoder, whose libpng prints its own line ("PNG input buffer is incomplete", "bad adaptive filter
     value") past any log setting. zlib's CRC costs about 0.3 ms for a 640x480 frame's 500 kB."""
     buf = memoryview(data)
-    at, end = 8, len(buf)
     dropped = []
-    while at + 12 <= end:
-        length = int.from_bytes(buf[at:at + 4], "big")
-        stop = at + 8 + length
-        if stop + 4 > end:
-            return None
-        ancillary = buf[at + 4] & 0x20  # a lower-case first letter
-        if zlib.crc32(buf[at + 4:stop]) != int.from_bytes(buf[stop:stop + 4], "big"):
+    for kind, start, end in _png_chunks(buf):
+        ancillary = kind[0] & 0x20  # a lower-case first letter
+        if not _chunk_intact(buf, start, end):
             if not ancillary:
                 return None
-            dropped.append((at, stop + 4))
-        elif ancillary and buf[at + 4:at + 8] not in PNG_CHUNKS_USED:
-            dropped.append((at, stop + 4))
-        if buf[at + 4:at + 8] == b"IEND":  # (anything after it is left alone)
+            dropped.append((start, end))
+        elif ancillary and kind not in PNG_CHUNKS_USED:
+            dropped.append((start, end))
+        if kind == b"IEND":
             if not dropped:
                 return data
             keep, last = [], 0
@@ -689,7 +705,6 @@ def _png_checked(data: np.ndarray) -> np.ndarray | None:
                 keep.append(data[last:a])
                 last = b
             return np.concatenate(keep + [data[last:]])
-        at = stop + 4
     return None
 
 
@@ -789,17 +804,10 @@ def exif_orientation(data: np.ndarray) -> int:
     raw = data.tobytes()
     tiff = b""
     if raw[:8] == PNG_SIGNATURE:
-        at = 8
-        while at + 12 <= len(raw):  # (before or after the image data, as libpng reads it)
-            length = int.from_bytes(raw[at:at + 4], "big")
-            kind, body = raw[at + 4:at + 8], raw[at + 8:at + 8 + length]
-            crc = raw[at + 8 + length:at + 12 + length]
-            if kind == b"eXIf" and zlib.crc32(kind + body).to_bytes(4, "big") == crc:  # (one that
-                tiff = body  # fails its checksum is left out for the frame too: _png_checked)
-                break
-            if kind == b"IEND":
-                break
-            at += 12 + length
+        # Before or after the image data, as libpng reads it; one failing its checksum is left out
+        # for the frame too (_png_checked).
+        tiff = next((raw[start + 8:end - 4] for kind, start, end in _png_chunks(raw)
+                     if kind == b"eXIf" and _chunk_intact(raw, start, end)), b"")
     elif raw[:2] == b"\xff\xd8":
         at = 2
         while at + 4 <= len(raw) and raw[at] == 0xFF and raw[at + 1] not in (0xD9, 0xDA):

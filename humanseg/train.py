@@ -194,10 +194,13 @@ def write_history(rows: list[dict], path: Path) -> None:
     store.write_bytes_atomic(path, fh.getvalue().encode(), overwrite=True)
 
 
+def _workers(loader) -> list:
+    """A DataLoader's worker processes (its persistent iterator's), [] when there are none."""
+    return getattr(getattr(loader, "_iterator", None), "_workers", None) or []
+
+
 def _worker_pids(loader) -> list[int]:
-    """The process ids of a DataLoader's workers (its persistent iterator's), [] when there are none."""
-    workers = getattr(getattr(loader, "_iterator", None), "_workers", None) or []
-    return [w.pid for w in workers if getattr(w, "pid", None)]
+    return [w.pid for w in _workers(loader) if getattr(w, "pid", None)]
 
 
 def _batches(loader):
@@ -212,8 +215,7 @@ def _batches(loader):
         except StopIteration:
             return
         except (OSError, EOFError) as exc:
-            workers = getattr(getattr(loader, "_iterator", None), "_workers", None) or []
-            for w in workers:
+            for w in _workers(loader):
                 if isinstance(exc, (ConnectionError, EOFError)):
                     w.join(timeout=1.0)  # (ending, or ended: its end reset the connection)
                 if not w.is_alive() and w.exitcode is not None and w.exitcode < 0:

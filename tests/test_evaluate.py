@@ -507,13 +507,16 @@ def test_a_report_that_appears_during_the_run_is_not_replaced_without_force(dev_
     report = tmp_path / "r.json"
     real = evaluate.summarize
 
-    def another_run_writes_it(results):
-        report.write_text('{"theirs": 1}')
-        return real(results)
+    def evaluate_while(another_run_writes, *outputs):
+        def summarize(results):  # (the run is over; its outputs are written next)
+            another_run_writes()
+            return real(results)
 
-    monkeypatch.setattr(evaluate, "summarize", another_run_writes_it)
-    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
-                                                         "absdiff", "--json", str(report)])
+        monkeypatch.setattr(evaluate, "summarize", summarize)
+        return CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3",
+                                                              "--method", "absdiff", *outputs])
+
+    res = evaluate_while(lambda: report.write_text('{"theirs": 1}'), "--json", str(report))
     # A runtime failure (another run writing there too), exit 1, said as live mode says it (it was
     # "refusing to overwrite", exit 2, as for bad input); a mask of --save-masks likewise.
     assert res.exit_code == 1 and res.output.endswith(f"Error: {report}: it appeared during the run (another "
@@ -521,14 +524,11 @@ def test_a_report_that_appears_during_the_run_is_not_replaced_without_force(dev_
     assert report.read_text() == '{"theirs": 1}' and sorted(os.listdir(tmp_path)) == ["r.json"]
     masks = tmp_path / "m"
 
-    def another_run_writes_a_mask(results):
+    def another_run_writes_a_mask():
         (masks / "set3").mkdir(parents=True, exist_ok=True)
         (masks / "set3" / "0_mask.png").write_bytes(b"theirs")
-        return real(results)
 
-    monkeypatch.setattr(evaluate, "summarize", another_run_writes_a_mask)
-    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
-                                                         "absdiff", "--save-masks", str(masks)])
+    res = evaluate_while(another_run_writes_a_mask, "--save-masks", str(masks))
     assert res.exit_code == 1 and res.output.endswith(f"Error: {masks / 'set3' / '0_mask.png'}: it appeared during "
                                                       f"the run (another program's?): not replaced without --force\n")
     assert (masks / "set3" / "0_mask.png").read_bytes() == b"theirs"
