@@ -816,7 +816,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
         except (RuntimeError, MemoryError) as exc:
             why = memory_failure(exc, cfg, device, step, in_step) if stops.signum is None else None
             if why:
-                _remove_shared_memory_of(_worker_pids(loader))
                 kept = f"{last_path} holds step {saved_step}" if saved_step else "no checkpoint was written"
                 raise HumansegError(why.format(kept=kept), exit_code=1) from None
             if stops.signum is None or not isinstance(exc, RuntimeError):
@@ -825,8 +824,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
         finally:
             stops.restore()
             bar.close()
+            workers = _worker_pids(loader)
             with child_ends_ignored():  # (a worker ending as it is stopped is no failure either)
                 _shut_down_workers(loader)
+            # Once they are stopped (none can make another): a batch whose mapping failed for want of
+            # memory kept its shared memory file (removed before, a batch prefetched meanwhile left one).
+            _remove_shared_memory_of(workers)
 
         with child_ends_ignored():  # the loop is over: a worker ending now (a SIGTERM) is no failure
             if (is_main and (interrupted or stopped_early) and row is not None and row["step"] == step
