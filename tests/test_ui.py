@@ -59,6 +59,17 @@ def test_layout_follows_the_original_positions_and_scales_with_the_frame():
         assert button_at(buttons.values(), w / 2, h / 2) is None
 
 
+def test_where_circles_overlap_the_nearest_button_is_hit():
+    # On a frame wider than 2.5:1 the Ext and Sav circles overlap (0.3 h apart, 0.12 w across):
+    # a click in both is the button it is nearer, whichever comes first in the layout.
+    w, h = 1000, 300
+    buttons = {b.name: b for b in default_layout(w, h)}
+    x, y_between = 0.85 * w, 0.30 * h  # halfway between the two centres
+    for dy, name in ((-10, "ext"), (10, "sav")):
+        assert buttons["ext"].contains(x, y_between + dy) and buttons["sav"].contains(x, y_between + dy)
+        for order in (list(buttons.values()), list(reversed(buttons.values()))):
+            assert button_at(order, x, y_between + dy).name == name
+
 # ---------------------------------------------------------------- dwell and hysteresis
 
 def test_palm_presses_only_after_the_dwell():
@@ -77,6 +88,7 @@ def test_a_resting_palm_presses_once_and_rearms_only_after_leaving():
     c = make(clock, set_number=1, sav_seconds=100)
     events = run_palm(c, clock, centre(c, "sav"), 5.0)
     assert [e.name for e in events].count("pressed") == 1
+    assert c.dwell_progress("sav") == 0.0  # no dwell ring while the hand that pressed it rests there
     events = run_palm(c, clock, (320, 240), 0.2)  # leaves the button
     events += run_palm(c, clock, centre(c, "sav"), 0.5)  # comes back: second press cancels
     assert names(events) == [("pressed", "sav"), ("countdown_cancelled", "sav")]
