@@ -899,8 +899,10 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     if result.frames == 0 and (output or no_window):  # with a window: q quits early
         why = "no frame was segmented"
         if no_window and bkg is None and result.backgrounds == 0:  # a short clip, or a folder of a few images
+            # (--bkg is no way out for a run whose background is the thing to keep: --save-bkg)
+            way = "a shorter --countdown or --bkg-seconds" if save_bkg else "pass --bkg, or a shorter --countdown"
             why = (f"--source {source} ended before a background was captured (the --countdown, then "
-                   f"--bkg-seconds of frames); pass --bkg")
+                   f"--bkg-seconds of frames); {way}")
         if output or masks is not None:
             what = f"--output {output}" if output else f"--save-masks {masks}"
             raise HumansegError(f"{what}: nothing written: {why}", exit_code=1)

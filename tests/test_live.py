@@ -223,18 +223,27 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
     # nothing to write as well (a run that ended in silence, exit 0). The folders made for the masks go
     # again, every one (the ones above the last stayed), by whatever path they were named.
     masks = tmp_path / "m2" / "x" / ".." / "a" / "b"
-    for out in (["--save-masks", str(masks)], ["--output", str(tmp_path / "m2.mp4")], []):
+    for out in (["--save-masks", str(masks)], ["--output", str(tmp_path / "m2.mp4")], [],
+                ["--save-bkg", str(tmp_path / "room.png")]):
         res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", *out,
                       "--weights", str(default_weights))
-        what = f"{out[0]} {out[1]}: nothing written" if out else "nothing segmented"
+        what = f"{out[0]} {out[1]}: nothing written" if out[:1] in (["--save-masks"], ["--output"]) else \
+            "nothing segmented"
+        # With --save-bkg, --bkg is no way out (then nothing is captured to save: refused).
+        way = "a shorter --countdown or --bkg-seconds" if "--save-bkg" in out else \
+            "pass --bkg, or a shorter --countdown"
         assert res.exit_code == 1 and res.output.splitlines()[-1] == (
             f"Error: {what}: --source {src} ended before a background was captured (the --countdown, then "
-            f"--bkg-seconds of frames); pass --bkg")
+            f"--bkg-seconds of frames); {way}")
         # Headless with nothing to keep is said at the start (it ran and kept nothing without a word).
         warned = ("warning: --no-window without --output, --save-masks or --save-bkg: every frame is segmented, "
                   "and nothing is shown or kept")
         assert (res.output.splitlines()[0] == warned) == (not out), res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "src"]
+    # A shorter --bkg-seconds, as it says, does it.
+    res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", "--bkg-seconds", "0.1",
+                  "--save-bkg", str(tmp_path / "room.png"), "--weights", str(default_weights))
+    assert res.exit_code == 0 and (tmp_path / "room.png").is_file(), res.output
 
 
 def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, monkeypatch):
