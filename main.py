@@ -77,12 +77,15 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
         posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale,
         pose_threads=pose_threads, max_fps=max_fps, log=log, load_hooks=None if no_model else load_hooks,
     )
-    if result.set_number is not None:
-        from humanseg import store
+    from humanseg import store
 
-        # Counted in the folder now: another capture tool on the same set (--set N) saves frames too.
-        n = len(store.list_frames(result.set_path))
-        click.echo(f"set {result.set_number}: {n} frame{'' if n == 1 else 's'} in {result.set_path}", err=True)
+    # Each set this session saved into (Bkg pressed twice: two sets, both to label), else the --set
+    # given; frames counted in the folder now: another capture tool on the same set saves frames too.
+    sets = result.sets or ([] if result.set_number is None else [result.set_number])
+    for number in sets:
+        path = store.set_path(result.images_root, number)
+        n = len(store.list_frames(path))
+        click.echo(f"set {number}: {n} frame{'' if n == 1 else 's'} in {path}", err=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -54,6 +54,7 @@ class CaptureContext:
     set_number: int | None = None
     background: np.ndarray | None = None
     frames_saved: int = 0
+    sets: list[int] = field(default_factory=list)  # the sets saved into, in order (Bkg twice: two)
 
     @property
     def set_path(self) -> Path | None:
@@ -385,6 +386,8 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
         return controller.failed(f"save failed: {errors.reason(exc)}")
     event = controller.saved(saved.kind, str(saved.path), saved.set_number, saved.frame_number)
     context.set_number, context.frames_saved = controller.set_number, controller.frames_saved
+    if saved.set_number not in context.sets:
+        context.sets.append(saved.set_number)
     if kind == "background":
         context.background = frame.copy()
     if on_saved is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -24,9 +25,9 @@ def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def capture(xdisplay, source, images, keys, *extra) -> tuple[list[dict], str]:
+def capture(xdisplay, source, images, keys, *extra) -> tuple[list[dict], list[str]]:
     """main.py on an image folder: each key pressed once its countdown (0 s) has saved; the saved events
-    and the summary it ends with."""
+    and the summary it ends with (a line per set)."""
     app = GuiApp(["main.py", "--source", str(source), "--images", str(images), "--no-pose", "--no-model",
                   "-b", "0", "-s", "0", "--max-fps", "30", "--log-events", *extra], xdisplay)
     try:
@@ -38,7 +39,7 @@ def capture(xdisplay, source, images, keys, *extra) -> tuple[list[dict], str]:
             saved.append(app.wait_event("saved"))
         app.key("q")
         assert app.wait_exit() == 0
-        summary = app.proc.stderr.read().splitlines()[-1]
+        summary = [line for line in app.proc.stderr.read().splitlines() if re.match(r"set \d+: ", line)]
     finally:
         app.close()
     return saved, summary
@@ -56,11 +57,16 @@ def test_capture_label_train_evaluate_and_live(xdisplay, tmp_path, dev_root):
 
     # 1. Capture: Bkg in front of the empty room, then two frames of the person (a camera would move).
     (bkg_saved,), summary = capture(xdisplay, room, images, ["b"])
-    assert summary == f"set 1: 0 frames in {images / 'set1'}"
+    assert summary == [f"set 1: 0 frames in {images / 'set1'}"]
     assert bkg_saved["kind"] == "background" and bkg_saved["path"] == str(images / "set1" / "bkg.png")
     frames, summary = capture(xdisplay, person, images, ["s", "s"], "--set", "1")
-    assert summary == f"set 1: 2 frames in {images / 'set1'}"
+    assert summary == [f"set 1: 2 frames in {images / 'set1'}"]
     assert [(e["set"], e["frame"]) for e in frames] == [(1, 0), (1, 1)]
+    # Bkg pressed twice in a session: frames in two sets, and the summary names both to label.
+    other = tmp_path / "other"
+    saved, summary = capture(xdisplay, person, other, ["b", "s", "b", "s", "s"])
+    assert [(e["set"], e.get("frame")) for e in saved] == [(1, None), (1, 0), (2, None), (2, 0), (2, 1)]
+    assert summary == [f"set 1: 1 frame in {other / 'set1'}", f"set 2: 2 frames in {other / 'set2'}"]
     info = store.scan_set(images, 1)
     assert info.frames == [0, 1] and info.labeled == []
     # Saved mirrored, as shown: the room and the person flipped together.
