@@ -181,7 +181,8 @@ class VideoSource(FrameSource):
             store.refuse_non_utf8_video_name(spec, "video file")
         self.cap = cv2.VideoCapture(spec)
         if not self.cap.isOpened():
-            what = f"camera {spec}" if self.is_camera else f"video file {spec}"
+            what = (f"camera {spec} (none there, or in use by another program? --source also takes a video "
+                    f"file or an image folder)") if self.is_camera else f"video file {spec}"
             raise HumansegError(f"cannot open {what}")
         self._tried = 0  # a file's frames read so far, decoded or not
         self._frames = 0  # frames returned in all
