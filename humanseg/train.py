@@ -117,6 +117,11 @@ class RunSampler(DistributedSampler):
         return max(0, self.num_samples - self.start)
 
 
+def plural(n: int, word: str) -> str:
+    """'1 frame', '2 frames'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -660,8 +665,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
             several = len({p.set_key.rsplit(":", 1)[0] for p in train_pairs + val_pairs}) > 1
             val_names = sorted({os.path.join(*p.set_key.rsplit(":", 1)) if several else p.set_key.rsplit(":", 1)[1]
                                 for p in val_pairs})
-            log(f"training on {len(train_pairs)} frames ({len({p.set_key for p in train_pairs})} sets) "
-                f"+ {len(rooms)} extra rooms; validating on {len(val_pairs)} frames "
+            n_sets = len({p.set_key for p in train_pairs})
+            log(f"training on {plural(len(train_pairs), 'frame')} ({plural(n_sets, 'set')}) "
+                f"+ {plural(len(rooms), 'extra room')}; validating on {plural(len(val_pairs), 'frame')} "
                 f"({', '.join(val_names) or 'none'}); model {count_parameters(model):,} parameters; "
                 f"start: {origin}; lr {lr:g}; device {device}" + (f" x{world}" if distributed else ""))
 

@@ -635,7 +635,7 @@ def test_the_readme_command_trains_on_a_single_set(tmp_path, dev_root):
     r = run_training(["-i", "2", "-b", "2", "--images", str(root), "--out", str(out), "--size", "128x96",
                       "--threads", "1"])
     assert r.returncode == 0, r.stderr
-    assert "validating on 0 frames (none)" in r.stdout + r.stderr
+    assert "training on 4 frames (1 set) + 0 extra rooms; validating on 0 frames (none)" in r.stdout + r.stderr
     assert f"best {out / 'best.pt'} (no validation: the last step's)" in r.stdout + r.stderr
     assert load_model(out / "best.pt")[1]["step"] == 2
 
