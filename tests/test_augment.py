@@ -126,6 +126,23 @@ def test_hidden_files_in_a_backgrounds_folder_are_passed_over(tmp_path, dev_root
     assert len(rooms) == 1 and rooms[0].shape == (480, 640, 3)
 
 
+def test_a_folder_of_masks_alone_is_no_backgrounds_folder(tmp_path, dev_root):
+    # evaluate --save-masks OUT/set8 holds K_mask.png files only: masks, not empty rooms to train on.
+    for k in (0, 1):
+        (tmp_path / f"{k}_mask.png").write_bytes((dev_root / "set8" / f"{k}_mask.png").read_bytes())
+    with pytest.raises(HumansegError, match=f"--backgrounds {tmp_path} is a capture set folder"):
+        load_backgrounds(tmp_path)
+
+
+def test_sets_whose_labels_are_all_empty_rooms_still_give_samples(pairs):
+    # Only the empty last frames (bkg.png again, an empty mask): nobody to paste, every sample empty.
+    empty = [p for p in pairs if p.mask.max() == 0][:3]
+    ds = TrainingSet(empty, [], size=(96, 72), length=30, seed=2)
+    for i in range(30):
+        frame, bkg, mask = ds[i]
+        assert frame.shape == (3, 72, 96) and bkg.shape == (3, 72, 96) and not mask.any()
+
+
 def torch_equal(a, b):
     return bool((a == b).all())
 

@@ -1,3 +1,4 @@
+import math
 import os
 import re
 
@@ -11,7 +12,7 @@ from shapes import portrait
 from humanseg.errors import HumansegError, WeightsError
 from humanseg.model import (NetConfig, Segmenter, SiameseSegNet, count_parameters, load_model,
                             save_checkpoint, working_size)
-from humanseg.model.checkpoint import DEFAULT_WEIGHTS
+from humanseg.model.checkpoint import DEFAULT_WEIGHTS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, VERSION
 from humanseg.model.network import MergedRefine, exposure_fit, fuse_batchnorm
 
 
@@ -65,7 +66,20 @@ def test_a_mask_threshold_outside_0_to_1_is_refused(dev_root):
     for bad in (0.0, 1.0, 1.5, float("nan")):
         with pytest.raises(HumansegError, match="threshold must be between 0 and 1"):
             seg.predict_mask(frame, bad)
-    assert np.array_equal(seg.predict_mask(frame, 0.5) > 0, seg.predict(frame) > 0.5)
+    prob = seg.predict(frame)
+    for threshold in (0.5, 0.2, 0.8):  # a library caller's stricter or looser cut (the CLIs use 0.5)
+        mask = seg.predict_mask(frame, threshold) > 0
+        clear = np.abs(prob - threshold) > 1e-4  # float rounding may flip a pixel on the threshold
+        assert np.array_equal(mask[clear], prob[clear] > threshold), threshold
+    assert (seg.predict_mask(frame, 0.2) > 0).sum() > (seg.predict_mask(frame, 0.8) > 0).sum()
+
+
+def test_a_checkpoint_runs_at_the_work_width_it_was_saved_with(tmp_path):
+    from humanseg.model import load_segmenter
+
+    path = save_checkpoint(tmp_path / "w.pt", trained_like(), work_width=256)
+    assert load_segmenter(path, num_threads=1).work_width == 256
+    assert load_segmenter(path, num_threads=1, work_width=384).work_width == 384  # asked for: that one
 
 
 def test_inputs_are_padded_to_the_training_crop_step_only():
@@ -244,10 +258,11 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
                                            r"1 unexpected \(e.g. extra.weight\)$"):
         load_model(other)
     ckpt = torch.load(path, weights_only=True)
-    ckpt["version"] = 99
-    torch.save(ckpt, other)
-    with pytest.raises(WeightsError, match=r"has format version 99, newer than this humanseg understands"):
-        load_model(other)
+    for version in (VERSION + 1, 99):  # the next format version is as unknown as any later one
+        ckpt["version"] = version
+        torch.save(ckpt, other)
+        with pytest.raises(WeightsError, match=rf"has format version {version}, newer than this humanseg understands"):
+            load_model(other)
     del ckpt["state_dict"]
     ckpt["version"] = 1
     torch.save(ckpt, other)
@@ -258,7 +273,7 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     with pytest.raises(WeightsError, match=r"other.pt has no model config$"):
         load_model(other)
     # A hand-edited work_width: "abc" was a traceback, 0 loaded and gave empty masks; so did NaNs.
-    for width in ("abc", 0, -5, 320.0, True, 10**6):
+    for width in ("abc", 0, -5, 320.0, True, 10**6, MIN_WORK_WIDTH - 1, MAX_WORK_WIDTH + 1):
         ckpt = torch.load(path, weights_only=True)
         ckpt["work_width"] = width
         torch.save(ckpt, other)
@@ -490,16 +505,48 @@ def test_a_stream_follows_a_far_person_in_their_crop(dev_root, monkeypatch):
     stream.track = True
     for s in (stream, single):
         s.set_background(room)
-    full = []
-    monkeypatch.setattr(stream, "_small_person", lambda small, f=stream._small_person: full.append(1) or f(small))
-    for i in range(8):  # walking 3 px a frame: inside the crop throughout
+    full, at = [], [0]
+    monkeypatch.setattr(stream, "_small_person", lambda small, f=stream._small_person: full.append(at[0]) or f(small))
+    for i in range(10):  # walking 3 px a frame: inside the crop throughout
+        at[0] = i
         a, b = stream.predict_mask(moved(3 * i)), single.predict_mask(moved(3 * i))
         assert (a != b).mean() < 0.003 and metrics.iou(a, np.roll(truth, 3 * i, axis=1)) > 0.95
-    assert len(full) == 2  # frames 0 and 4
+    assert full == [0, 4, 8]  # the whole frame every fourth, the crop alone in the three between
     key = stream._zoom_key
+    at[0] = 10
     jumped = stream.predict_mask(moved(150))  # out of the crop: the whole frame again, and a new crop
-    assert len(full) == 3 and stream._zoom_key != key
+    assert full == [0, 4, 8, 10] and stream._zoom_key != key
     assert metrics.iou(jumped, np.roll(truth, 150, axis=1)) > 0.95
+
+
+def test_who_is_taken_for_a_far_person_and_the_crop_they_get(monkeypatch):
+    # The README's rules, worked out by hand for a 640x480 frame (working scale 0.5, 320x240): a
+    # person shorter than 144 working rows, not cut by the top or bottom edge, is segmented again from
+    # a crop (their box and a quarter of its size around it, plus 16 px, on a 16-px grid) scaled so
+    # they are 200 px tall (in quarter steps of a power of two), at most 2x, and with no more pixels
+    # than the working frame's 320x240.
+    seg = Segmenter(trained_like(), work_width=320)
+    small = np.full((240, 320), -5.0, np.float32)
+    for rows, box in ((slice(0, 100), None),  # cut by the top edge: a near person's lower half
+                      (slice(140, 240), None),  # ... by the bottom edge
+                      (slice(40, 190), None),  # 150 rows: not far
+                      (slice(50, 150), (150, 50, 30, 100))):  # 100 rows, inside: far
+        z = small.copy()
+        z[rows, 150:180] = 5.0
+        assert seg._small_person(z) == box, rows
+    keys = []
+    monkeypatch.setattr(seg, "_crop_logits", lambda frame, key: keys.append(key) or
+                        np.zeros((key[3] - key[1], key[2] - key[0]), np.float32))
+    frame, z = np.zeros((480, 640, 3), np.uint8), np.zeros((480, 640), np.float32)
+    for box, key in (((150, 100, 15, 40), (256, 160, 368, 320, 2.0)),  # 80 px tall: 2.5x, held to 2x
+                     ((150, 60, 30, 100), (224, 48, 432, 400, 1.0)),  # 200 px tall: as it is
+                     ((150, 60, 20, 80), (240, 64, 400, 336, 2 ** 0.25)),  # 160 px: 1.25x, in steps 1.19x
+                     # 120 px tall: 2 ** 0.75 (1.68x) would give the crop 101 k pixels, held to 76.8 k
+                     ((150, 80, 20, 60), (240, 112, 400, 336, math.sqrt(76800 / (160 * 224))))):
+        keys.clear()
+        seg._zoom_key = None
+        seg._zoom_in(frame, z, box, (240, 320))
+        assert len(keys) == 1 and keys[0][:4] == key[:4] and keys[0][4] == pytest.approx(key[4]), (box, keys)
 
 
 def test_segmenter_on_a_dev_frame(dev_root):
@@ -718,6 +765,8 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
         (lambda c: c.update(version="1"), r"has an invalid format version '1' \(a whole number\)"),
         (lambda c: c.pop("version"), r"has an invalid format version None"),
         (lambda c: c.update(step="x"), r"has an invalid step 'x'"),
+        (lambda c: c.update(step=-1), r"has an invalid step -1 \(a whole number, 0 or more\)"),
+        (lambda c: c.update(version=-1), r"has an invalid format version -1 \(a whole number\)"),
         (lambda c: c["config"].update(refine_width=-3),
          r"invalid model config: refine_width must be a whole number from 1 to 4096, not -3"),
         (lambda c: c["config"].update(decode_from=9), r"invalid model config: decode_from must be a level from 0 to 3"),

@@ -57,8 +57,10 @@ def test_specks_relative_to_the_largest_blob():
     big = np.zeros((240, 320), bool)
     big[0:200, 0:300] = True          # 60000 px: 2% is 1200 px
     big[220:235, 310:318] = True      # 120 px blob: above 0.05% of the frame, under 2% of the largest
+    big[205:235, 250:300] = True      # 1500 px: 2.5% of the largest, a second person further back
     out = clean_logits(logits_of(big)) > 0
     assert not out[220:235, 310:318].any() and out[0:200, 0:300].all()
+    assert out[205:235, 250:300].all()
 
 
 @pytest.mark.slow

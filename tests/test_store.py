@@ -508,6 +508,7 @@ def test_16_bit_masks_and_images_holding_8_bit_values(tmp_path):
         assert np.array_equal(got, np.where(soft >= 128, 255, 0).astype(np.uint8)), scale
         assert abs(int(np.count_nonzero(got)) - int(np.count_nonzero(truth))) < 40, scale
     image = _img()
+    image[0, 0] = 255  # 8-bit data with a white pixel, in 16 bits: still 8-bit data, not 12-bit (1/16)
     for name, wide in (("low", image.astype(np.uint16)), ("full", image.astype(np.uint16) * 257)):
         cv2.imwrite(str(tmp_path / f"{name}.png"), wide)
         back = store.read_image(tmp_path / f"{name}.png")
