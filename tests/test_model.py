@@ -549,6 +549,46 @@ def test_who_is_taken_for_a_far_person_and_the_crop_they_get(monkeypatch):
         assert len(keys) == 1 and keys[0][:4] == key[:4] and keys[0][4] == pytest.approx(key[4]), (box, keys)
 
 
+def test_a_stream_keeps_a_far_persons_crop_only_while_they_stay_well_inside_it(monkeypatch):
+    # The rules of `track` (live mode), on a 640x480 frame, with the crop's segmentation stubbed out.
+    seg = Segmenter(trained_like(), work_width=320)
+    seg.track = True
+    crops = []
+    monkeypatch.setattr(seg, "_crop_logits", lambda frame, key: crops.append(key) or
+                        np.zeros((key[3] - key[1], key[2] - key[0]), np.float32))
+    frame, z = np.zeros((480, 640, 3), np.uint8), np.zeros((480, 640), np.float32)
+    last = (224, 48, 432, 400, 1.0)
+    for box, scale, kept, new in (
+            ((155, 60, 30, 100), 1.0, True, None),  # moved 10 px, 16 px or more inside the last crop: kept
+            ((115, 60, 30, 100), 1.0, False, (160, 48, 368, 400, 1.0)),  # 6 px from its left edge: a new one
+            ((155, 60, 30, 100), 2.0, False, (240, 48, 448, 400, 1.0))):  # the last crop at twice the scale
+        crops.clear()
+        seg._zoom_key = last[:4] + (scale,)
+        seg._zoom_in(frame, z, box, (240, 320))
+        assert crops == [last[:4] + (scale,) if kept else new], box
+    # Following the crop alone: only while what it calls person stays 16 px inside it (but for the
+    # frame's own edges) and short of 144 working rows; else None, the whole frame again.
+    seg._outside = np.full((480, 640), -1.0, np.float32)
+    for key, rows, cols, followed in (
+            (last, (100, 300), (50, 150), True),
+            (last, (100, 300), (10, 150), False),  # 10 px from the crop's left edge
+            (last, (100, 300), (50, 200), False),  # ... 8 px from its right edge
+            (last, (5, 300), (50, 150), False),    # ... 5 px from its top
+            (last, (100, 340), (50, 150), False),  # ... 12 px from its bottom
+            (last, (20, 330), (50, 150), False),   # 310 px: 155 working rows, no longer far
+            (last, (0, 0), (0, 0), False),         # gone
+            ((0, 48, 208, 400, 1.0), (100, 300), (0, 150), True),  # at the frame's own left edge
+            ((224, 0, 432, 352, 1.0), (0, 200), (50, 150), True)):  # ... and its top
+        zc = np.full((key[3] - key[1], key[2] - key[0]), -1.0, np.float32)
+        zc[rows[0]:rows[1], cols[0]:cols[1]] = 1.0
+        seg._zoom_key = key
+        monkeypatch.setattr(seg, "_crop_logits", lambda frame, k, zc=zc: zc)
+        out = seg._follow(frame)
+        assert (out is not None) == followed, (key, rows, cols)
+        if followed:
+            assert np.array_equal(out[key[1]:key[3], key[0]:key[2]], zc) and (out > 0).sum() == (zc > 0).sum()
+
+
 def test_segmenter_on_a_dev_frame(dev_root):
     info = store.scan_set(dev_root, 2)
     bkg = store.read_background(info)
