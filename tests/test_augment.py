@@ -267,6 +267,20 @@ def test_frames_of_another_shape_than_the_crop_keep_their_scale_jitter():
     assert abs(scales).min() == pytest.approx(0.5) and abs(scales).max() <= 0.65 + 1e-9
 
 
+def test_affine_translates_in_x_and_y_and_warps_without_black_borders():
+    m = A.affine(1.0, 0.0, 5.0, -3.0)
+    assert np.allclose(m @ [10, 20, 1], [15, 17])
+    m = A.affine(2.0, 90.0, 1.0, 2.0, center=(10.0, 10.0))  # about the centre, then moved
+    assert np.allclose(m @ [10, 10, 1], [11, 12]) and np.allclose(m @ [11, 10, 1], [11, 10])
+    both = A.compose(A.affine(1.0, 0.0, 0.0, 7.0), A.affine(3.0, 0.0, 0.0, 0.0))  # scale, then move
+    assert np.allclose(both @ [2, 2, 1], [6, 13])
+    img = np.full((40, 60, 3), 200, np.uint8)
+    out = A.warp(img, A.affine(1.0, 0.0, 8.0, 6.0), (60, 40))  # the uncovered strip repeats the edge
+    assert (out == 200).all()
+    mask = A.warp(np.full((40, 60), 255, np.uint8), A.affine(1.0, 0.0, 8.0, 6.0), (60, 40), border=0)
+    assert not mask[:6].any() and not mask[:, :8].any() and (mask[6:, 8:] == 255).all()
+
+
 def test_photometric_is_a_per_channel_monotonic_camera_change():
     ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, 2).repeat(4, 0)  # 4x256, grey
     assert np.array_equal(A.photometric(ramp, np.random.default_rng(0), strength=0.0), ramp)
@@ -306,6 +320,11 @@ def test_camera_degradations_keep_the_picture_and_are_reproducible(pairs):
     for s in range(5):
         a = A.camera_degrade(img, np.random.default_rng(s))
         assert np.array_equal(a, A.camera_degrade(img, np.random.default_rng(s)))
+    # Sensor noise is part of every camera change (but draws too faint to add any, or smoothed away):
+    # a flat wall, which blur, resolution loss and JPEG leave as it is, mostly comes out grainy.
+    wall = np.full((60, 80, 3), 128, np.uint8)
+    grainy = [A.camera_degrade(wall, np.random.default_rng(s)).std() > 0.1 for s in range(40)]
+    assert sum(grainy) >= 20, sum(grainy)  # 28 as built; none without the noise
 
 
 def test_frame_and_reference_get_their_own_camera_changes():
