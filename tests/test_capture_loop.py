@@ -345,6 +345,28 @@ def test_palms_press_buttons_and_are_drawn(tmp_path, dev_root):
     assert events[-1]["event"] == "quit" and events[-1]["by"] == "end of source"
 
 
+def test_a_palm_that_leaves_a_button_and_comes_back_presses_it_again(tmp_path, dev_root):
+    # The button re-arms only once PoseNet has answered, several times, with no palm on it: the loop
+    # must count its answers, or a palm presses each button once a session.
+    clock = Clock()
+    sav = default_layout(W, H)[1]
+
+    class Comes:  # on Sav for 1 s, away for 2 s, and so on
+        def palms(self, frame):
+            at = (sav.x, sav.y) if clock.now % 3.0 < 1.0 else (50, 400)
+            return [Palm(*at, "left", 1.0)]
+
+    for every in (1, 2):
+        events = []
+        clock.now = 0.0
+        run_capture(ListSource(frames(dev_root), clock, limit=270), ScriptWindow({}),
+                    CaptureController(default_layout(W, H), sav_seconds=100, clock=clock, set_number=3), tmp_path,
+                    pose=Comes(), pose_every=every, clock=clock, log=events.append)
+        # Pressed at each return (0.3 s of dwell in): started, cancelled by the second, started again.
+        assert [(e["event"], round(e["time"])) for e in events if e["event"].startswith("countdown")] == [
+            ("countdown_started", 0), ("countdown_cancelled", 3), ("countdown_started", 6)], every
+
+
 def test_palms_are_steadied_over_time_and_still_press(tmp_path, dev_root):
     # PoseNet's answer moves by several pixels from frame to frame on a still hand; the capture loop
     # used it raw (the One-Euro filter was written but not used).

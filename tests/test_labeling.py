@@ -12,12 +12,16 @@ from shapely.geometry import Polygon
 
 from humanseg import store
 from humanseg.errors import HumansegError
-from humanseg.labeling.app import DecisionKeys, Opened, Summary, initial_label, initial_shapes, readable_frames, save_label
+from humanseg.labeling.app import (
+    DecisionKeys, Opened, Summary, frames_to_label, initial_label, initial_shapes, readable_frames, save_label,
+)
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
-    Shape, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask,
+    Shape, mask_to_shapes, rasterize, shapes_geometry, shapes_to_mask, vertex,
 )
-from humanseg.labeling.guess import EXISTING_EPSILON, GUESS_EPSILON, GUESS_MIN_AREA, Guesser, background_difference
+from humanseg.labeling.guess import (
+    EXISTING_EPSILON, GUESS_EPSILON, GUESS_MIN_AREA, Guess, Guesser, background_difference,
+)
 from humanseg.labeling.labelme import from_labelme, read_labelme, to_labelme
 from humanseg.labeling.view import MouseAdapter, render
 from humanseg.metrics import iou
@@ -287,6 +291,25 @@ def test_press_on_edge_inserts_vertex_and_drags_it():
     assert mask[80, 200] == 255 and mask[80, 110] == 0
 
 
+def test_a_click_on_an_edge_inserts_a_vertex_undone_by_one_z():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    draw(ed, [(400, 400), (450, 400), (450, 450)])
+    assert ed.press(200, 100) == "insert"
+    ed.release(200, 100)  # a click right on the edge, no drag
+    assert len(ed.shapes[0].points) == 5
+    assert ed.undo() and len(ed.shapes[0].points) == 4 and len(ed.shapes) == 2  # the insert, not the triangle
+    # The closing edge (last vertex back to the first) is an edge as the others are.
+    assert ed.press(100, 200) == "insert" and ed.shapes[0].points[-1] == (100.0, 200.0)
+
+
+def test_z_during_a_drag_lets_the_vertex_go():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    assert ed.press(300, 300) == "grab"
+    ed.move(320, 320)
+    assert ed.undo() and ed.shapes[0].points[2] == (300.0, 300.0)  # the drag so far, taken back
+    assert not ed.move(350, 350) and ed.shapes[0].points[2] == (300.0, 300.0)  # and nothing held
+
+
 def test_an_edit_during_a_drag_lets_the_vertex_go():
     # Keys and right clicks reach the editor while the left button holds a vertex.
     two = [Shape([(float(x), float(y)) for x, y in SQUARE]), Shape([(400.0, 400.0), (450.0, 400.0), (450.0, 450.0)])]
@@ -442,6 +465,16 @@ def test_mouse_adapter_ignores_double_click_event_and_reports_changes():
     assert seen[-2:] == ["drag", "moved"] and ed.shapes[0].points[2] == (320.0, 330.0)
 
 
+def test_mouse_adapter_shift_click_starts_a_hole():
+    ed = PolygonEditor([Shape(list(SQUARE))])
+    mouse = MouseAdapter(ed)
+    for x, y in [(150, 150), (250, 150), (250, 250), (150, 250), (150, 150)]:
+        mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON | cv2.EVENT_FLAG_SHIFTKEY)
+        mouse(cv2.EVENT_LBUTTONUP, x, y, cv2.EVENT_FLAG_SHIFTKEY)
+    assert [s.hole for s in ed.shapes] == [False, True]
+    assert np.count_nonzero(ed.mask(H, W)) == 200 * 200 - 100 * 100
+
+
 def test_mouse_adapter_keeps_a_dragged_vertex_on_the_frame():
     import cv2
 
@@ -561,6 +594,10 @@ def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsy
     assert initial_shapes(info, 0, frame, None) == (None, "kept")
     assert (f"label file unreadable (JSONDecodeError): {info.json_path(0)}; frame 0 is passed over, as saving "
             f"would replace that file: mend it or move it away to label this frame") in capsys.readouterr().err
+    info.json_path(0).write_bytes(b'{"shapes": [], "imagePath": "\xff0.png"}')  # not UTF-8 (Latin-1)
+    assert initial_shapes(info, 0, frame, None) == (None, "kept")
+    assert f"label file unreadable (UnicodeDecodeError): {info.json_path(0)}; frame 0" in capsys.readouterr().err
+    info.json_path(0).write_text("{not json")
     mask = np.zeros((H, W), np.uint8)
     mask[100:300, 100:300] = 255
     store.write_image(info.mask_path(0), mask)
@@ -569,14 +606,41 @@ def test_unreadable_json_is_named_and_the_frame_opens_without_it(tmp_path, capsy
     assert "0.json; editing the mask's outline instead" in capsys.readouterr().err
 
 
+def test_the_frames_a_walk_opens(copy_set):
+    root = copy_set(3)
+    (root / "set3" / "1_mask.png").unlink()
+    (root / "set3" / "3_mask.png").unlink()
+    info = store.scan_set(root, 3)
+    assert frames_to_label(info, None, False) == [1, 3]  # the unlabeled ones
+    assert frames_to_label(info, None, True) == [0, 1, 2, 3]  # --all
+    assert frames_to_label(info, 2, False) == [2]  # --redo 2
+    with pytest.raises(HumansegError, match=re.escape(f"--redo 7: no frame {root / 'set3' / '7.png'}")):
+        frames_to_label(info, 7, False)
+
+
+def test_a_saved_mask_reopens_as_outlines_that_draw_it_back_within_a_few_pixels(copy_set):
+    # --redo of a frame labeled by another tool (a mask, no K.json): its outline is simplified by
+    # half a pixel at most, so accepting it unchanged gives back the mask within 0.15% of its pixels
+    # (50-70 px of a person's 60-90 thousand; at 1 px tolerance about 200).
+    info = store.scan_set(copy_set(3), 3)
+    for k in info.labeled[:3]:
+        frame = store.read_frame(info, k)
+        mask = store.read_mask(info.mask_path(k), frame.shape)
+        shapes, source = initial_shapes(info, k, frame, None)
+        assert source == "mask"
+        assert np.count_nonzero(shapes_to_mask(shapes, *mask.shape) != mask) <= 0.0015 * np.count_nonzero(mask), k
+    assert vertex(33.666666, 10.004) == (33.67, 10.0)  # points kept to 2 decimals, as K.json holds them
+
+
 def test_a_json_drawn_on_another_image_size_is_not_opened_on_this_frame(tmp_path, capsys):
     # labelme on a half-size copy: its polygons would land in the wrong place on the frame.
     info, frame = one_grey_frame(tmp_path)
     square = [Shape([(10.0, 10.0), (100.0, 10.0), (100.0, 100.0), (10.0, 100.0)])]
-    store.write_json(info.json_path(0), to_labelme(square, "0.png", H // 2, W // 2))
-    assert initial_shapes(info, 0, frame, None) == (None, "kept")
-    assert (f"label file drawn on a {W // 2}x{H // 2} image, the frame is {W}x{H}: {info.json_path(0)}; "
-            f"frame 0 is passed over") in capsys.readouterr().err
+    for h, w in ((H // 2, W // 2), (H, W // 2), (H // 2, W)):  # either side differing
+        store.write_json(info.json_path(0), to_labelme(square, "0.png", h, w), overwrite=True)
+        assert initial_shapes(info, 0, frame, None) == (None, "kept")
+        assert (f"label file drawn on a {w}x{h} image, the frame is {W}x{H}: {info.json_path(0)}; "
+                f"frame 0 is passed over") in capsys.readouterr().err
     store.write_json(info.json_path(0), to_labelme(square, "0.png", H, W), overwrite=True)
     shapes, source = initial_shapes(info, 0, frame, None)
     assert source == "json" and [s.points for s in shapes] == [square[0].points]
@@ -745,6 +809,17 @@ def test_mask_with_hole_and_thin_parts_round_trips():
     assert iou(mask, shapes_to_mask(shapes, H, W)) >= 0.99
 
 
+def test_every_hole_of_an_outline_round_trips():
+    # Both arms on the hips: two gaps in one outline, each a hole of its own.
+    mask = np.zeros((H, W), np.uint8)
+    mask[100:400, 200:440] = 255
+    mask[200:260, 230:270] = 0
+    mask[200:260, 370:410] = 0
+    shapes = mask_to_shapes(mask)
+    assert sum(s.hole for s in shapes) == 2
+    assert np.array_equal(shapes_to_mask(shapes, H, W), mask)
+
+
 def test_region_inside_a_thin_rings_hole_larger_than_the_ring_round_trips():
     # A thin ring around a filled disc that does not touch it: the disc has the larger area, and
     # when it came first the ring's hole (drawn after it) erased it: 76,932 labeled px opened as 6,399.
@@ -774,6 +849,15 @@ def test_guess_drops_tiny_blobs_and_holes():
     mask[10:14, 10:14] = 255  # 16 px blob: noise
     shapes = mask_to_shapes(mask, GUESS_EPSILON, GUESS_MIN_AREA)
     assert len(shapes) == 1 and not shapes[0].hole
+    # A guess drops blobs under 150 px² at 640x480, and under as much of the frame at other sizes
+    # (600 px² at 1280x960).
+    for (h, w), small, large in (((480, 640), 12, 13), ((960, 1280), 24, 26), ((240, 320), 6, 7)):
+        guess = np.zeros((h, w), np.uint8)
+        guess[h // 4:h // 2, w // 4:w // 2] = 255  # the person
+        guess[5:5 + small, 5:5 + small] = 255
+        guess[h - 5 - large:h - 5, w - 5 - large:w - 5] = 255
+        kept = shapes_to_mask(Guess(guess, "diff").shapes(), h, w)
+        assert not kept[5:5 + small, 5:5 + small].any() and kept[h - 5 - large:h - 5, w - 5 - large:w - 5].all(), h
 
 
 # ------------------------------------------------------------ guesses

@@ -504,7 +504,7 @@ def test_a_set_that_cannot_be_written_is_refused_before_drawing(copy_set, make_r
     assert result.returncode == 0 and "already have a mask" in result.stdout
 
 
-def test_nothing_to_label_is_not_an_error(copy_set):
+def test_nothing_to_label_is_not_an_error(copy_set, default_weights):
     root = copy_set(3)  # every frame has a mask
     result = run_cli("-s", "3", "--images", str(root), env={"DISPLAY": ""})
     assert result.returncode == 0 and "already have a mask" in result.stdout
@@ -515,6 +515,9 @@ def test_nothing_to_label_is_not_an_error(copy_set):
     # ... but a --weights that names no usable file is still refused, as with frames to label.
     result = run_cli("-s", "3", "--images", str(root), "--weights", str(root / "nope.pt"), env={"DISPLAY": ""})
     assert result.returncode == 2 and result.stderr == f"Error: weights file not found: {root / 'nope.pt'}\n"
+    # ... and one that does is loaded (checked) without a background to segment against.
+    result = run_cli("-s", "3", "--images", str(root), "--weights", str(default_weights), env={"DISPLAY": ""})
+    assert result.returncode == 0 and "already have a mask" in result.stdout, result.stderr
 
 
 def test_redo_and_all_together_is_usage_error(copy_set):

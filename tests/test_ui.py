@@ -290,6 +290,13 @@ def test_save_before_background_says_capture_a_background_first():
     assert c.notices() == [NEED_BACKGROUND]
     clock.advance(10)
     assert c.update() == [] and c.active is None
+    # ... also while the first background's countdown runs: that goes on, and saves the background.
+    assert names(c.update(keys=[ord("b")])) == [("pressed", "bkg"), ("countdown_started", "bkg")]
+    clock.advance(1)
+    events = c.update(keys=[ord("s")])
+    assert names(events) == [("pressed", "sav"), ("message", None)] and c.active == "bkg"
+    clock.advance(2.1)
+    assert [(e.name, e.fields) for e in c.update()] == [("capture", {"button": "bkg", "kind": "background"})]
 
 
 def test_continuing_a_set_allows_save_at_once():
