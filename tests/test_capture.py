@@ -391,3 +391,27 @@ def test_bad_set_exits_2(tmp_path, dev_root):
                    env=dict(os.environ))
     assert out.returncode == 2
     assert out.stderr.strip() == f"Error: --set 9: set folder not found: {tmp_path / 'set9'} (no sets here)"
+
+
+@pytest.mark.gui
+def test_continuing_a_set_counts_its_frames_and_pose_runs_in_a_thread_by_default(xdisplay, monkeypatch, copy_set,
+                                                                                 dev_root):
+    # main.py's body hands the loop a controller that knows the set's frames (the status line's
+    # count, from 5 for dev set 4), and PoseNet in a worker thread unless --pose-every N asks otherwise.
+    from humanseg import capture
+
+    monkeypatch.setenv("DISPLAY", xdisplay)
+    seen = []
+
+    def loop(source, window, controller, images, **kw):
+        seen.append((controller.set_number, controller.frames_saved, kw["pose_async"]))
+        window.close()
+        return capture.CaptureContext(Path(images))
+
+    monkeypatch.setattr(capture, "run_capture", loop)
+    images = copy_set(4)
+    for every, threaded in ((0, True), (2, False)):
+        capture.open_capture(source=str(dev_root / "set4"), images=images, set_number=4, use_pose=False,
+                             pose_every=every)
+        assert seen[-1] == (4, len(store.list_frames(images / "set4")), threaded)
+    assert seen[-1][1] == 5

@@ -156,7 +156,7 @@ def test_hole_is_subtracted():
 
 
 def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
-    d = DecisionKeys(settle=0.5, repeat_gap=0.2, repeat_delay=0.8)
+    d = DecisionKeys()  # the labeler's: half a second up, 0.2 s between presses, 0.8 s of a held key
     assert not d.counts(10.3, shown_at=10.0)  # typed ahead: the frame was up 0.3 s
     assert d.counts(10.6, shown_at=10.0)
     # Held down: the next frame is up at 10.62, the auto-repeat starts 0.66 s after the press (X's

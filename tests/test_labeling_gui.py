@@ -676,3 +676,22 @@ def test_a_labelme_json_keeps_what_the_labeler_does_not_edit(unlabeled, xdisplay
     assert info.json_path(other).read_bytes() == kept and not info.mask_path(other).exists()
     assert (f"label file drawn on a 1280x960 image, the frame is 640x480: {info.json_path(other)}; frame {other} "
             f"is passed over, as saving would replace that file: mend it or move it away to label this frame") in err
+
+
+@pytest.mark.gui
+def test_without_a_usable_model_the_guess_is_differencing_and_a_note_says_why(unlabeled, xdisplay, tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    app = GuiApp(["label_images.py", "-s", "3", "--images", str(unlabeled), "--log-events"], xdisplay,
+                 env={"HUMANSEG_WEIGHTS": str(broken)})
+    try:
+        ready = app.wait_event("ready")
+        assert ready["source"] == "diff" and ready["shapes"] >= 1
+        app.find_window(title_pattern(ready["title"]), size=(ready["window_width"], ready["window_height"]))
+        app.key("q")
+        assert app.wait_exit() == 0
+        notes = [line for line in app.proc.stderr.read().splitlines() if line.startswith("note:")]
+    finally:
+        app.close()
+    assert notes == [f"note: no model (weights file unreadable or corrupt: {broken} (not a PyTorch weights file)); "
+                     f"guessing by background differencing"]

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -1660,6 +1661,69 @@ def test_load_overlay_missing_default_notes_once_explicit_fails(tmp_path, monkey
     with pytest.raises(HumansegError, match=r"^--weights is empty: name a checkpoint file"):
         load_overlay("", notify=notes.append)
     assert len(notes) == 1
+
+
+class Flat:
+    """A stand-in model: probability 1 everywhere against a bright background, 0 against a dark one;
+    refuses frames of another size than its background, as the real one does; `gate` (an Event),
+    when given, holds each call until set."""
+
+    def __init__(self, gate=None):
+        self.bkg, self.gate, self.calls = None, gate, 0
+
+    def set_background(self, bkg):
+        self.bkg = bkg
+
+    def predict(self, frame):
+        if self.gate is not None:
+            self.gate.wait(10)
+        if frame.shape != self.bkg.shape:
+            raise HumansegError("frame size differs from the background's")
+        self.calls += 1
+        return np.full(frame.shape[:2], float(self.bkg.mean() > 128), np.float32)
+
+
+def test_the_capture_overlay_keeps_to_its_background_and_frame_size():
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    bright, dark = np.full_like(frame, 200), np.full_like(frame, 20)
+    ctx = type("Ctx", (), {})()
+    overlay = LiveOverlay(Flat(), notify=print, threaded=False)
+
+    def tinted(image, background):
+        ctx.background = background
+        shown = overlay.on_frame(image, ctx)
+        return None if shown is None else bool((shown[..., 1].astype(int) - image[..., 1] > 20).all())
+
+    assert tinted(frame.copy(), bright) is True
+    # A frame of another size (a folder of mixed images): no tint for it, and the overlay stays on.
+    assert tinted(np.full((24, 32, 3), 100, np.uint8), bright) is None and overlay.failed is None
+    assert tinted(frame.copy(), bright) is True
+    # A new background (Bkg again): the smoothing starts afresh, no trace of the last one's person.
+    assert tinted(frame.copy(), dark) is False
+
+
+def test_the_threaded_capture_overlay_never_tints_with_the_last_backgrounds_mask():
+    gate = threading.Event()
+    gate.set()
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    ctx = type("Ctx", (), {"background": np.full_like(frame, 200)})()
+    overlay = LiveOverlay(Flat(gate))
+    try:
+        deadline = time.monotonic() + 10
+        while overlay.on_frame(frame, ctx) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert overlay.on_frame(frame, ctx) is not None
+        gate.clear()  # the model now takes its time with the new background's first frame
+        ctx.background = np.full_like(frame, 20)
+        later = frame.copy()
+        assert overlay.on_frame(later, ctx) is None  # not the old background's mask meanwhile
+        gate.set()
+        while overlay.on_frame(later, ctx) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert overlay.on_frame(later, ctx) is not None
+    finally:
+        gate.set()
+        overlay.close()
 
 
 def test_k_pred_is_never_written_for_backgrounds(tmp_path, dev_root, segmenter):
