@@ -103,6 +103,10 @@ def test_an_option_of_one_value_given_twice_is_refused():
         assert r.returncode == 2 and r.stderr == f"Error: {shown} given 2 times; give it once\n", (args, r.stderr)
     r = run("-m", "humanseg", "live", "--mirror", "--no-mirror", "--source", "x")  # the last won
     assert r.returncode == 2 and r.stderr == "Error: give --mirror or --no-mirror, not both\n"
+    # An option whose name begins another's is not that one given again (--bkg, --bkg-seconds).
+    result = CliRunner().invoke(cli.main, ["live", "--bkg", "/nonexistent.png", "--bkg-seconds", "1", "--source",
+                                           "/nonexistent", "--no-window"])
+    assert result.exit_code == 2 and "given 2 times" not in result.output, result.output
     # Options that take several are still taken so: training.py's --images, evaluate's --method.
     result = CliRunner().invoke(cli.main, ["evaluate", "--method", "absdiff", "--method", "absdiff", "--images",
                                            "/nonexistent"])
@@ -145,12 +149,16 @@ def test_nan_and_inf_are_refused_where_a_number_is_asked_for():
     for args, option, value in [(["main.py", "-b"], "'-b' / '--bkg-countdown'", "nan"),
                                 (["label_images.py", "-s", "1", "--zoom"], "'--zoom'", "nan"),
                                 (["training.py", "--lr"], "'--lr'", "nan"),  # (inf: above its range)
-                                (["-m", "humanseg", "live", "--countdown"], "'--countdown'", "-nan")]:
+                                (["-m", "humanseg", "live", "--countdown"], "'--countdown'", "-nan"),
+                                (["-m", "humanseg", "live", "--countdown"], "'--countdown'", "inf"),
+                                (["main.py", "--max-fps"], "'--max-fps'", "inf")]:
         r = run(*args, value)
         shown = value.lstrip("-")
         assert (r.returncode, r.stderr) == (2, f"Error: Invalid value for {option}: {shown} is not a finite number.\n")
     r = run("label_images.py", "-s", "1", "--zoom", "0.01")
     assert r.returncode == 2 and "0.01 is not in the range 0.1<=x<=4.0" in r.stderr  # still a range
+    r = run("-m", "humanseg", "evaluate", "--images", "images", "--work-width", "31")  # README: 32 to 4096
+    assert r.returncode == 2 and "31 is not in the range 32<=x<=4096" in r.stderr, r.stderr
 
 
 def test_a_warning_is_one_line(tmp_path, dev_root):

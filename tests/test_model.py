@@ -749,6 +749,25 @@ def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
     assert bkg.read_bytes() == before
 
 
+def test_release_refuses_a_dst_it_cannot_or_must_not_write(tmp_path, read_only_folder):
+    import stat
+    import subprocess
+    import sys
+
+    from humanseg.model import save_checkpoint
+
+    src = save_checkpoint(tmp_path / "best.pt", trained_like())
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # a special file, as /dev/null is: never replaced by the checkpoint
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    for dst, said in ((read_only_folder / "default.pt", "cannot write in"), (pipe, "")):
+        r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(src), str(dst)],
+                           cwd=root, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith(f"Error: DST {dst}") and said in r.stderr, r.stderr
+        assert len(r.stderr.splitlines()) == 1
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode) and os.listdir(read_only_folder) == []
+
+
 def test_refine_kernel_conversion():
     """3 -> 1 keeps the refine step's answer on flat inputs; 1 -> 3 keeps it everywhere."""
     from humanseg.model.network import with_refine_kernel

@@ -891,6 +891,40 @@ def test_boundary_term_weighs_a_band_around_the_outline():
     assert not torch.isclose(segmentation_loss(logits, target, 1, 6.0), weighted)
 
 
+def test_dice_by_hand_and_its_gradient_on_a_frame_with_nobody_in_it():
+    from humanseg.train import dice_loss
+
+    logits = torch.tensor([[[[0.0, 2.0], [-1.0, 3.0]]]], requires_grad=True)
+    target = torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])
+    p = torch.sigmoid(logits.detach())
+    inter, total = (p * target).sum(), p.sum() + target.sum()
+    assert torch.isclose(dice_loss(logits, target), 1 - (2 * inter + 1) / (total + 1))
+    # Nobody in the frame: the +1 keeps a loss that still pushes every pixel towards background.
+    empty = torch.zeros_like(target)
+    loss = dice_loss(logits, empty)
+    loss.backward()
+    assert 0 < loss.item() < 1 and (logits.grad > 0).all()
+
+
+def test_the_learning_rate_warms_up_then_decays_to_two_percent():
+    from humanseg.train import lr_at
+
+    # 1000 steps: 50 of warm-up (5%), the first step already learning, then a cosine to 2% of the rate.
+    assert lr_at(0, 1000, 1.0) == pytest.approx(1 / 50) and lr_at(49, 1000, 1.0) == pytest.approx(1.0)
+    assert lr_at(50, 1000, 1.0) == pytest.approx(1.0)
+    assert lr_at(525, 1000, 1.0) == pytest.approx(0.02 + 0.98 * 0.5)  # halfway through the decay
+    assert lr_at(1000, 1000, 1.0) == pytest.approx(0.02) and lr_at(5000, 1000, 2.0) == pytest.approx(0.04)
+    assert lr_at(0, 10, 0.5) == pytest.approx(0.5)  # a run too short to warm up (5% of 10 < 1 step)
+
+
+def test_held_out_sets_are_the_same_however_written():
+    from humanseg.train import _val_spec
+
+    for a, b in (("3,7", "7, 3"), ("1,9", "9,1"), ("set2,set10", "10,2"), ("1,2,3,4,5,6,7,8,9", "9,8,7,6,5,4,3,2,1")):
+        assert _val_spec(a) == _val_spec(b) == sorted(_val_spec(a)), (a, b)
+    assert _val_spec(".2") == _val_spec("0.2") == 0.2
+
+
 @pytest.mark.slow
 def test_boundary_options_reach_the_run_and_its_checkpoint(two_sets, tmp_path):
     out = tmp_path / "w"
@@ -1038,6 +1072,25 @@ def test_the_plot_of_a_run_of_one_row_shows_its_loss(tmp_path):
     assert loss_colour.sum() >= 9
 
 
+def test_the_plot_puts_each_value_where_its_axis_says(tmp_path):
+    # A falling loss and a rising IoU: the loss line high at the left and low at the right, the IoU's
+    # the other way round; each scaled to the 300 px tall frame (loss 0..its largest, IoU 0..1).
+    from humanseg.train import plot_history
+
+    rows = [{"step": s, "loss": 1.0 - 0.009 * s, "train_iou": 0.5, "val_iou": 0.01 * s} for s in range(0, 101, 10)]
+    plot_history(rows, tmp_path / "training.png")
+    img = cv2.imread(str(tmp_path / "training.png")).astype(int)
+
+    def rows_of(colour, x):
+        near = np.abs(img[45:, x - 1:x + 2] - colour).sum(axis=2).min(axis=1) < 60
+        return 45 + np.flatnonzero(near)
+
+    loss, iou = (200, 80, 0), (0, 160, 0)
+    # Frame from y 50 (top) to 350 (bottom), x 50 to 750.
+    assert abs(rows_of(loss, 52).mean() - 50) < 4 and abs(rows_of(loss, 748).mean() - (350 - 0.1 * 300)) < 4
+    assert abs(rows_of(iou, 52).mean() - 350) < 4 and abs(rows_of(iou, 748).mean() - 50) < 4
+
+
 @pytest.mark.slow
 def test_resume_keeps_the_runs_best_score(two_sets, tmp_path):
     # Nothing checked that a resumed run goes on from its recorded best: forgotten, the first
@@ -1056,3 +1109,32 @@ def test_resume_keeps_the_runs_best_score(two_sets, tmp_path):
     assert (out / "best.pt").read_bytes() == best  # step 4's validation (below 1) did not replace it
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert last["step"] == 4 and last["extra"]["best_iou"] == 1.0
+
+
+@pytest.mark.slow
+def test_every_validation_and_the_last_step_are_recorded_and_a_forced_runs_best_is_kept(two_sets, tmp_path):
+    out = tmp_path / "w"
+    small = ["--images", str(two_sets), "--out", str(out), "--size", "128x96", "-b", "2", "--threads", "1",
+             "--init", "scratch"]
+    # A run without validation: its last step is in metrics.csv and training.png, and best.pt is
+    # the last step's, also where --stop-at pauses it.
+    r = run_training(["-i", "2", "--val-sets", "none", *small])
+    assert r.returncode == 0, r.stderr
+    assert [x["step"] for x in history(out)] == ["2"] and cv2.imread(str(out / "training.png")) is not None
+    r = run_training(["-i", "4", "--stop-at", "2", "--val-sets", "none", "--force", *small])
+    assert r.returncode == 0, r.stderr
+    assert load_model(out / "best.pt")[1]["step"] == 2
+    # Replacing it (--force) with a run that validates before it writes any last.pt: the new best.pt,
+    # written first, is the one kept.
+    args = ["-i", "7", "--val-every", "3", "--val-sets", "8", *small]
+    r = run_training([*args, "--stop-at", "3", "--force"])
+    assert r.returncode == 0, r.stderr
+    assert load_model(out / "best.pt")[1]["step"] == 3
+    # Validated every 3 steps and at the last (7, off that grid); each validation is a row of its own
+    # with all three scores, whatever its step.
+    r = run_training([*args, "--resume"])
+    assert r.returncode == 0, r.stderr
+    validated = [x for x in history(out) if x["val_iou"]]
+    assert [x["step"] for x in validated] == ["3", "6", "7"]
+    assert all(float(x["val_dice"]) >= 0 and float(x["val_boundary_f"]) >= 0 for x in validated)
+    assert load_model(out / "last.pt")[1]["step"] == 7
