@@ -153,13 +153,13 @@ def state_digest(model: torch.nn.Module) -> str:
 
 
 def plot_history(rows: list[dict], path: Path) -> None:
-    """training.png: loss (blue) and validation IoU (green) over steps, drawn with OpenCV."""
+    """training.png: loss (blue) and validation IoU (green) over steps, drawn with OpenCV; an empty
+    frame for no rows (a --force run stopped before its first step: the run it replaced had left its
+    own plot there)."""
     w, h, pad = 800, 400, 50
     img = np.full((h, w, 3), 255, np.uint8)
     steps = [r["step"] for r in rows]
-    if not steps:
-        return
-    x_max = max(steps) or 1
+    x_max = max(steps, default=0) or 1
 
     def xy(step, value, lo, hi):
         x = pad + (w - 2 * pad) * step / x_max
@@ -184,7 +184,7 @@ def plot_history(rows: list[dict], path: Path) -> None:
             cv2.circle(img, tuple(int(c) for c in p), 3, (0, 160, 0), -1)
         cv2.putText(img, f"val IoU (0..1), last {vals[-1][1]:.3f}", (w // 2, pad - 10),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 160, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"step {x_max}", (w - pad - 80, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+    cv2.putText(img, f"step {max(steps, default=0)}", (w - pad - 80, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                 (0, 0, 0), 1, cv2.LINE_AA)
     store.write_image(path, img, overwrite=True)
 

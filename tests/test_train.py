@@ -1070,6 +1070,10 @@ def test_the_plot_of_a_run_of_one_row_shows_its_loss(tmp_path):
     loss_colour = (np.abs(img.astype(int) - (200, 80, 0)).sum(axis=2) < 60)
     loss_colour[:40] = False  # (the legend's text above the frame)
     assert loss_colour.sum() >= 9
+    # No rows (a --force run stopped before its first step): an empty plot replaces the last run's.
+    plot_history([], tmp_path / "training.png")
+    img = cv2.imread(str(tmp_path / "training.png"))
+    assert img.shape == (400, 800, 3) and not (np.abs(img.astype(int) - (200, 80, 0)).sum(axis=2) < 60).any()
 
 
 def test_the_plot_puts_each_value_where_its_axis_says(tmp_path):
