@@ -22,6 +22,16 @@ IN_CI = bool(os.environ.get("CI"))
 os.environ.pop("HUMANSEG_WEIGHTS", None)
 
 
+def as_from_a_terminal() -> None:
+    """preexec_fn for a program a test sends Ctrl-C or a hangup: those signals as a terminal's program
+    has them, whatever the suite was started under (a background job ignores SIGINT, nohup SIGHUP,
+    and the program then rightly leaves them alone)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a test that takes more than a few seconds")
     config.addinivalue_line("markers", "gui: a test that opens real windows under Xvfb")

@@ -10,7 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from humanseg import cli
-from tests.conftest import ROOT
+from tests.conftest import ROOT, as_from_a_terminal
 
 
 def run(*args):
@@ -195,5 +195,6 @@ def test_a_ctrl_c_while_the_process_exits_prints_no_traceback():
         "from humanseg.cli import reports_errors\n"
         "reports_errors(lambda: None)()\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            preexec_fn=as_from_a_terminal)
     assert (result.returncode, result.stdout, result.stderr) == (0, "exit hooks done\n", "")

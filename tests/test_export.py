@@ -18,7 +18,7 @@ from humanseg.errors import HumansegError
 from humanseg.export import export_onnx
 from humanseg.cli import main as cli
 from humanseg.model import SiameseSegNet, load_model, save_checkpoint
-from tests.conftest import ROOT
+from tests.conftest import ROOT, as_from_a_terminal
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,8 @@ def test_an_interrupted_export_leaves_no_temporary_file_and_never_touches_the_us
     mine.write_bytes(b"mine")
     for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
         proc = subprocess.Popen([sys.executable, "-m", "humanseg", "export", "--onnx", str(out)], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=as_from_a_terminal)
         try:
             deadline = time.monotonic() + 120
             while not list(tmp_path.glob("m.onnx.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:

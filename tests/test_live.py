@@ -33,6 +33,7 @@ from humanseg.live_capture import LiveOverlay, load_overlay
 from humanseg.metrics import frame_scores
 from humanseg.ui.buttons import default_layout
 from humanseg.ui.controller import CaptureController
+from tests.conftest import as_from_a_terminal
 
 W, H = 640, 480
 LIVE_SET = 2  # six labeled frames
@@ -507,7 +508,7 @@ def test_sigterm_keeps_the_recording_as_ctrl_c_does(tmp_path, dev_root, sig):
 
     proc = subprocess.Popen([sys.executable, "-m", "humanseg", "live", "--source", str(tmp_path / "clip.avi"),
                              "--bkg", str(tmp_path / "bkg.png"), "--no-window", "--output", str(rec)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_from_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while not ((tmp := temporary()) and tmp.stat().st_size > 20000) and proc.poll() is None \

@@ -3,6 +3,7 @@
 import gzip
 import http.server
 import json
+import re
 import threading
 from functools import partial
 
@@ -47,9 +48,13 @@ def test_layer_widths_per_model_id(model_id, conv0, last):
 
 
 def test_stride_8_dilates_instead_of_downsampling():
-    specs = layer_specs(100, 8)
-    assert [s.stride for s in specs] == [2, 1, 2, 1, 2] + [1] * 9
-    assert [s.dilation for s in specs] == [1] * 7 + [2] * 6 + [4]
+    for model_id in (100, 101):  # (1.01 is 1.00's layout, as TF.js names it)
+        specs = layer_specs(model_id, 8)
+        assert [s.stride for s in specs] == [2, 1, 2, 1, 2] + [1] * 9
+        assert [s.dilation for s in specs] == [1] * 7 + [2] * 6 + [4]
+    # At stride 16 the large models' last stride-2 layer dilates; the small ones have none there.
+    for model_id, last in ((100, 2), (101, 2), (75, 1), (50, 1)):
+        assert [s.dilation for s in layer_specs(model_id, 16)] == [1] * 13 + [last], model_id
     out = PoseNetMobileNetV1(50, 8).eval()(torch.zeros(1, 3, 33, 41))
     assert tuple(out[0].shape) == (1, 17, 5, 6)
 
@@ -312,6 +317,43 @@ def test_weights_of_another_kind_of_tensor_are_refused(tmp_path, posenet_weights
         with pytest.raises(WeightsError, match=rf"{name}\.pth: heatmap\.bias is a \w+ tensor .*not dense float "
                                                rf"weights"):
             W.load_state_dict(tmp_path / f"{name}.pth", 50)
+
+
+def test_weights_in_other_float_types_or_wrapped_load_and_infinite_ones_are_refused(tmp_path, posenet_weights):
+    state = torch.load(posenet_weights, weights_only=True)
+    plain = W.load_state_dict(posenet_weights, 50)
+    # Half, bfloat16 or double precision, and a {"state_dict": ...} wrapper, as training scripts save.
+    for name, saved in (("half", {k: v.half() for k, v in state.items()}),
+                        ("bf16", {k: v.to(torch.bfloat16) for k, v in state.items()}),
+                        ("double", {k: v.double() for k, v in state.items()}),
+                        ("wrapped", {"state_dict": state, "epoch": 3})):
+        torch.save(saved, tmp_path / f"{name}.pth")
+        loaded = W.load_state_dict(tmp_path / f"{name}.pth", 50)
+        key = "heatmap.weight"
+        assert torch.allclose(loaded[key].float(), plain[key].float(), atol=0.02 * plain[key].abs().max()), name
+    # An infinite weight, as a NaN, finds nobody in every image: refused by name.
+    key = "heatmap.bias"
+    torch.save(dict(state, **{key: state[key] * float("inf")}), tmp_path / "inf.pth")
+    with pytest.raises(WeightsError, match=rf"inf\.pth: PoseNet weights hold NaN or infinite values \(1 tensor\(s\), "
+                                           rf"e\.g\. {re.escape(key)}\)"):
+        W.load_state_dict(tmp_path / "inf.pth", 50)
+
+
+def test_a_file_of_another_model_size_is_named_by_its_size(tmp_path):
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    for model_id in (75, 100):
+        torch.save(PoseNetMobileNetV1(model_id).state_dict(), tmp_path / f"{model_id}.pth")
+        with pytest.raises(WeightsError, match=rf"holds model {model_id} weights, not model 50"):
+            W.load_state_dict(tmp_path / f"{model_id}.pth", 50)
+
+
+def test_a_mirror_address_without_its_last_slash_is_taken_as_a_folder(monkeypatch):
+    for given in ("https://mirror.example/posenet", "https://mirror.example/posenet/"):
+        monkeypatch.setenv(W.URL_ENV, given)
+        assert W.base_url() == "https://mirror.example/posenet/"
+    monkeypatch.delenv(W.URL_ENV)
+    assert W.base_url() == W.DEFAULT_BASE_URL and W.DEFAULT_BASE_URL.endswith("/")
 
 
 def test_a_weights_file_with_flipped_bytes_is_refused(tmp_path, posenet_weights):

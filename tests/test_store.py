@@ -2,6 +2,7 @@ import errno
 import multiprocessing as mp
 import os
 import re
+import signal
 import stat
 import zlib
 
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from humanseg import store
 from humanseg.cli import reports_errors
 from humanseg.errors import StoreError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, as_from_a_terminal
 
 
 def _img(h=48, w=64, value=100):
@@ -864,8 +865,40 @@ def test_a_hangup_points_output_that_leads_nowhere_at_dev_null():
     code = ("import signal, sys; from humanseg.signals import quiet_hung_up_terminal; "
             "quiet_hung_up_terminal(signal.SIGHUP); print('after the hangup'); sys.stdout.flush()")
     r = subprocess.run([sys.executable, "-c", code], stdout=slave, stderr=subprocess.PIPE, cwd=ROOT, timeout=60)
-    os.close(slave)
     assert r.returncode == 0, r.stderr
+    # The hangup itself, as every command and training take it: both stdout and stderr quieted, so the
+    # lines after it (the one-line error, training's note) are lost, not a failed write (exit 1).
+    after = "print('after the hangup', flush=True); print('an error', file=sys.stderr, flush=True)"
+    for code in ("from humanseg.signals import sigterm_as_interrupt\n"
+                 "with sigterm_as_interrupt():\n"
+                 "    try:\n        os.kill(os.getpid(), signal.SIGHUP); time.sleep(5)\n"
+                 "    except KeyboardInterrupt:\n        pass\n",
+                 "from humanseg.signals import StopSignals\nStopSignals().install()\n"
+                 "os.kill(os.getpid(), signal.SIGHUP)\n"):
+        r = subprocess.run([sys.executable, "-c", "import os, signal, sys, time\n" + code + after], stdout=slave,
+                           stderr=slave, cwd=ROOT, timeout=60,
+                           preexec_fn=as_from_a_terminal)
+        assert r.returncode == 0, code
+    os.close(slave)
+
+
+def test_a_hangup_is_left_alone_where_it_was_ignored_as_under_nohup():
+    from humanseg.signals import StopSignals, sigterm_as_interrupt
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with sigterm_as_interrupt():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        stops = StopSignals()
+        stops.install()
+        try:
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stops._handle
+        finally:
+            stops.restore()
+    finally:
+        signal.signal(signal.SIGHUP, before)
 
 
 def test_a_device_or_a_pipe_is_never_replaced_by_a_file(tmp_path):

@@ -17,6 +17,7 @@ import torch
 
 from humanseg.errors import HumansegError
 from humanseg.model import load_model
+from tests.conftest import as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--size", "128x96", "-b", "2", "--val-every", "10", "--threads", "1", "--init", "scratch"]
@@ -425,8 +426,8 @@ def start_in_own_group(cmd, out):
     """Start cmd in a process group of its own (SIGINT not ignored) and wait until out/last.pt exists."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            # a background CI shell may ignore SIGINT; start a group of our own
-                            preexec_fn=lambda: (signal.signal(signal.SIGINT, signal.SIG_DFL), os.setpgrp()))
+                            # (a background CI shell may ignore SIGINT) in a group of our own
+                            preexec_fn=lambda: (as_from_a_terminal(), os.setpgrp()))
     deadline = time.monotonic() + 300
     while not (out / "last.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -336,6 +336,7 @@ def test_clicks_outside_buttons_and_unknown_keys_do_nothing():
 
 @pytest.mark.parametrize("code, key", [
     (-1, -1), (ord("b"), ord("b")), (ord("B"), ord("b")), (27, 27), (13, 13),
+    (ord("A"), ord("a")), (ord("Z"), ord("z")), (ord("@"), ord("@")), (ord("["), ord("[")),  # (Z: undo)
     (0xFF62, -1),  # X's Execute key: its low byte is "b", which cv2.waitKey reported
     (0xFF63, -1),  # Insert ("c")
     (0xFF71, -1), (0x1008FF1B, -1), (0x10073, -1),  # "q", Esc, "s" in their low bytes
