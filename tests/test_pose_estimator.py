@@ -220,3 +220,20 @@ def test_frames_that_are_not_bgr_uint8_are_refused_in_one_line(posenet_weights):
                        "NoneType": None, "uint8 0x0x3": frame[:0, :0], "uint8 0x5x3": frame[:0, :5]}.items():
         with pytest.raises(HumansegError, match=rf"^frame must be a colour image, HxWx3 BGR uint8 \(got {got}\)$"):
             est.palms(image)
+
+
+def test_pose_threads_set_the_threads_posenet_runs_on(posenet_weights):
+    # --pose-threads 1 (the capture tool's default) leaves the other core to the camera and window.
+    import torch
+
+    from humanseg.pose.estimator import OrtRunner, PoseEstimator
+
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            estimator = PoseEstimator.load(posenet_weights, num_threads=n)
+            assert torch.get_num_threads() == n
+            if isinstance(estimator._runner, OrtRunner):
+                assert estimator._runner.session.get_session_options().intra_op_num_threads == n
+    finally:
+        torch.set_num_threads(before)
