@@ -876,8 +876,7 @@ def test_a_hangup_points_output_that_leads_nowhere_at_dev_null():
                  "from humanseg.signals import StopSignals\nStopSignals().install()\n"
                  "os.kill(os.getpid(), signal.SIGHUP)\n"):
         r = subprocess.run([sys.executable, "-c", "import os, signal, sys, time\n" + code + after], stdout=slave,
-                           stderr=slave, cwd=ROOT, timeout=60,
-                           preexec_fn=as_from_a_terminal)
+                           stderr=slave, cwd=ROOT, timeout=60, preexec_fn=as_from_a_terminal)
         assert r.returncode == 0, code
     os.close(slave)
 
