@@ -136,3 +136,17 @@ def test_multi_pose_ignores_parts_under_threshold():
     scores = 1 / (1 + np.exp(-heat))
     scores[0, 4, 4] = 0.4
     assert decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, part_threshold=0.5) == []
+
+
+def test_the_estimator_lists_poses_strongest_first_and_drops_the_weak(monkeypatch):
+    # pose --max-poses N says "strongest first"; decode hands them over in its own order.
+    from types import SimpleNamespace
+
+    from humanseg.pose import estimator as E
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    est = E.PoseEstimator(PoseNetMobileNetV1(50, 16), max_poses=3, optimize=False)
+    found = [SimpleNamespace(score=s) for s in (0.3, 0.1, 0.9, 0.25, 0.6)]
+    monkeypatch.setattr(E, "decode_multiple_poses", lambda *args, **kwargs: list(found))
+    maps = _empty_maps(16, 21)
+    assert [p.score for p in est.decode(maps)] == [0.9, 0.6, 0.3, 0.25]  # min_pose_score 0.25 kept
