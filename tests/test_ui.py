@@ -421,3 +421,23 @@ def test_a_second_background_starts_a_new_set_counted_from_zero():
     assert (c.set_number, c.frames_saved) == (1, 3)
     c.saved("background", "images/set2/bkg.png", 2)
     assert (c.set_number, c.frames_saved) == (2, 0)
+
+
+def test_the_capture_window_counts_each_click_once_and_in_frame_pixels():
+    # A click is its button-up: Qt reports a quick second click as a double click (and a button-down),
+    # so counting downs lost it; one click must not count twice either.
+    import cv2
+
+    from humanseg.ui.window import CvWindow
+
+    window = CvWindow.__new__(CvWindow)  # (its mouse handling alone: no window opened)
+    window._clicks, window.zoom, window._size = [], 1.0, (640, 480)
+    for event, x in ((cv2.EVENT_LBUTTONDOWN, 100), (cv2.EVENT_LBUTTONUP, 100), (cv2.EVENT_LBUTTONDBLCLK, 110),
+                     (cv2.EVENT_LBUTTONUP, 110), (cv2.EVENT_MOUSEMOVE, 120), (cv2.EVENT_RBUTTONUP, 130)):
+        window._on_mouse(event, x, 50, 0, None)
+    assert window._clicks == [(100, 50), (110, 50)]
+    # Shown twice as large: the frame's pixel under the pointer, kept on the frame at its edges.
+    window._clicks, window.zoom, window._size = [], 2.0, (320, 240)
+    for x, y in ((201, 101), (0, 0), (900, 700)):
+        window._on_mouse(cv2.EVENT_LBUTTONUP, x, y, 0, None)
+    assert window._clicks == [(100, 50), (0, 0), (319, 239)]
