@@ -78,14 +78,14 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
         pose_threads=pose_threads, max_fps=max_fps, log=log, load_hooks=None if no_model else load_hooks,
     )
     from humanseg import store
+    from humanseg.errors import plural
 
     # Each set this session saved into (Bkg pressed twice: two sets, both to label), else the --set
     # given; frames counted in the folder now: another capture tool on the same set saves frames too.
     sets = result.sets or ([] if result.set_number is None else [result.set_number])
     for number in sets:
         path = store.set_path(result.images_root, number)
-        n = len(store.list_frames(path))
-        click.echo(f"set {number}: {n} frame{'' if n == 1 else 's'} in {path}", err=True)
+        click.echo(f"set {number}: {plural(len(store.list_frames(path)), 'frame')} in {path}", err=True)
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def status_text(context: CaptureContext, fps: float) -> str:
     if context.set_number is None:
         return f"no set yet: press Bkg | {rate} fps"
     saved = context.frames_saved
-    return f"set {context.set_number} | {saved} frame{'' if saved == 1 else 's'} | {rate} fps"
+    return f"set {context.set_number} | {errors.plural(saved, 'frame')} | {rate} fps"
 
 
 def render(frame: np.ndarray, controller: CaptureController, palms, context: CaptureContext,

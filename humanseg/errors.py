@@ -37,6 +37,11 @@ class WeightsNotFound(WeightsError):
     """No weights where they are looked for; the message already says where to put them."""
 
 
+def plural(n: int, word: str) -> str:
+    """'1 frame', '2 frames': a count as messages say it."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def reason(exc: BaseException) -> str:
     """An error in the tool's words: "PATH: what went wrong" for an OSError that names its file
     (Python's own reads "[Errno 28] No space left on device: 'PATH'"), else its message."""

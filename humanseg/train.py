@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from humanseg import metrics, store
 from humanseg.data.dataset import Pair, TrainingSet, load_pairs, load_rooms, set_places, split_sets
-from humanseg.errors import HumansegError, WeightsError, out_of_memory
+from humanseg.errors import HumansegError, WeightsError, out_of_memory, plural
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
@@ -117,11 +117,6 @@ class RunSampler(DistributedSampler):
         return max(0, self.num_samples - self.start)
 
 
-def plural(n: int, word: str) -> str:
-    """'1 frame', '2 frames'."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -158,8 +153,8 @@ def plot_history(rows: list[dict], path: Path) -> None:
     own plot there)."""
     w, h, pad = 800, 400, 50
     img = np.full((h, w, 3), 255, np.uint8)
-    steps = [r["step"] for r in rows]
-    x_max = max(steps, default=0) or 1
+    last_step = max((r["step"] for r in rows), default=0)
+    x_max = last_step or 1
 
     def xy(step, value, lo, hi):
         x = pad + (w - 2 * pad) * step / x_max
@@ -184,7 +179,7 @@ def plot_history(rows: list[dict], path: Path) -> None:
             cv2.circle(img, tuple(int(c) for c in p), 3, (0, 160, 0), -1)
         cv2.putText(img, f"val IoU (0..1), last {vals[-1][1]:.3f}", (w // 2, pad - 10),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 160, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, f"step {max(steps, default=0)}", (w - pad - 80, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+    cv2.putText(img, f"step {last_step}", (w - pad - 80, h - pad + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                 (0, 0, 0), 1, cv2.LINE_AA)
     store.write_image(path, img, overwrite=True)
 
