@@ -682,6 +682,23 @@ def test_drift_monitor_says_when_the_camera_moved(dev_root):
     assert not any(fresh.update(frame, truth).moved for _ in range(8))
 
 
+def test_a_person_hiding_most_of_the_room_leaves_the_moved_check_undecided(dev_root):
+    # Only one column of the 8x6 grid shows the room (the person covers the rest), and the room there
+    # differs (a shadow, a door opened): too little of the room to tell a moved camera by.
+    bkg = read(dev_root, 3, "bkg.png")
+    frame, mask = bkg.copy(), np.full(bkg.shape[:2], 255, np.uint8)
+    mask[:, 560:] = 0
+    frame[:, 560:] = 255 - frame[:, 560:]
+    monitor = DriftMonitor(bkg, moved_frames=5)
+    states = [monitor.update(frame, mask) for _ in range(8)]
+    assert not any(s.moved for s in states) and states[-1].differing_share == 0.0
+    # The same room change with the whole room in view is told.
+    moved = DriftMonitor(bkg, moved_frames=5)
+    turned = bkg.copy()
+    turned[:, 200:] = 255 - turned[:, 200:]
+    assert [moved.update(turned, None) for _ in range(8)][-1].moved
+
+
 def test_a_person_filling_a_portrait_frame_is_not_a_moved_camera(dev_root):
     # The dev frames cut around the person to 9:16 and scaled to 720x1280, as a portrait camera sees
     # them: counting the person's own pixels, 5 of the 52 still frames said "camera moved?". Each
@@ -802,6 +819,18 @@ def test_the_background_is_averaged_from_frames_after_the_countdown_only():
     assert all(grabber.feed(person, t) is None for t in (10.0, 11.0, 12.9))
     assert grabber.feed(room, 13.0) is None and grabber.feed(room, 13.5) is None
     assert np.array_equal(grabber.feed(room, 14.0), room)
+
+
+def test_a_background_averaged_across_a_change_of_frame_size_keeps_the_last_size_only():
+    # A folder of pictures of two sizes while the background is averaged: the frames of the earlier
+    # size are dropped from the mean (no mean of two sizes, no numpy error), the background has the
+    # size of the frames that follow.
+    grabber = BackgroundGrabber(countdown=0.0, seconds=1.0)
+    small, large = np.full((4, 6, 3), 200, np.uint8), np.full((8, 12, 3), 50, np.uint8)
+    grabber.start(0.0)
+    assert grabber.feed(small, 0.0) is None and grabber.feed(small, 0.5) is None
+    assert grabber.feed(large, 0.6) is None
+    assert np.array_equal(grabber.feed(large + 10, 1.0), np.full((8, 12, 3), 55, np.uint8))
 
 
 def test_a_window_with_save_masks_or_output_goes_through_a_file_once(tmp_path, dev_root, monkeypatch):
@@ -1753,3 +1782,242 @@ def test_stability_filter_hysteresis_on_still_pixels_and_a_plain_cut_on_moving_o
     moved = np.full((8, 8, 3), 200, np.uint8)
     assert mask_for(0.45, moved) == 0
     assert mask_for(0.55, frame) == 255
+
+
+def test_k_pred_is_made_against_the_sets_background_even_before_the_overlay_used_it(tmp_path):
+    # Sav right after a new Bkg: the overlay's model last ran against the old background; K_pred.png
+    # must still be the prediction against the set's own bkg.png.
+    class FlatMasks(Flat):
+        def predict_mask(self, frame):
+            return np.where(self.predict(frame) > 0.5, 255, 0).astype(np.uint8)
+
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    bright, dark = np.full_like(frame, 200), np.full_like(frame, 20)
+    overlay = LiveOverlay(FlatMasks(), notify=print, threaded=False)
+    overlay.step(frame, bright)  # the old background: all person
+    ctx = type("Ctx", (), {"background": dark})()
+    overlay.on_saved(Saved("frame", 1, 0, tmp_path / "0.png"), frame, ctx)
+    pred = cv2.imread(str(tmp_path / "0_pred.png"), cv2.IMREAD_UNCHANGED)
+    assert pred.shape == (48, 64) and (pred == 0).all()
+
+
+def test_saved_masks_are_the_smoothed_ones_shown_unless_raw(tmp_path):
+    # --save-masks keeps the mask the view shows (smoothed over still frames); --raw the model's own.
+    class Scripted:  # a stand-in model: the probabilities of a script, one per frame
+        def __init__(self, probs):
+            self.probs = list(probs)
+
+        def set_background(self, bkg):
+            pass
+
+        def predict(self, frame):
+            return np.full(frame.shape[:2], self.probs.pop(0), np.float32)
+
+    still = np.full((48, 64, 3), 100, np.uint8)
+    for smooth, second in ((True, 255), (False, 0)):
+        session = LiveSession(Scripted([0.9, 0.2]), view="tint", smooth=smooth, compensate=smooth)
+        session.set_background(still)
+        masks = tmp_path / f"smooth{smooth}"
+        masks.mkdir()
+        result = run_live(ListSource([still, still]), session, media_clock=True, masks_dir=masks)
+        assert result.frames == 2
+        got = [cv2.imread(str(masks / f"{k}_mask.png"), cv2.IMREAD_GRAYSCALE) for k in range(2)]
+        assert (got[0] == 255).all() and (got[1] == second).all(), smooth
+
+
+def test_closing_the_window_ends_the_session_and_says_so():
+    class Closed(ScriptWindow):  # the window's close button, clicked once three frames were shown
+        def is_open(self):
+            return len(self.shown) < 3
+
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
+    session.set_background(bkg)
+    events = []
+    source = ListSource([bkg], limit=50)
+    result = run_live(source, session, Closed({}), log=events.append)
+    assert events == [{"event": "quit", "by": "window closed"}] and result.frames == 3 and source.reads < 50
+
+
+def test_a_run_that_fails_part_way_leaves_no_recording(tmp_path):
+    # A frame of another size at the third frame ends the run with an error: the recording of the
+    # first two is not kept (nor its temporary file), as a failed run leaves no partial file.
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
+    session.set_background(bkg)
+    out = tmp_path / "out"
+    out.mkdir()
+    source = ListSource([bkg, bkg, np.full((24, 32, 3), 100, np.uint8)])
+    with pytest.raises(HumansegError, match=r"^frame 3 of the source is 32x24 but the background is 64x48$"):
+        run_live(source, session, None, VideoOutput(out / "o.avi", 30.0), media_clock=True)
+    assert list(out.iterdir()) == [] and source.released
+
+
+@pytest.mark.slow
+def test_a_video_files_recording_keeps_its_frame_rate(tmp_path, dev_root, default_weights):
+    # A video file's frames are recorded one for one at the file's own rate (not 30).
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    for k in range(3):
+        writer.write(read(dev_root, 3, f"{k}.png"))
+    writer.release()
+    out = tmp_path / "out.avi"
+    res = run_cli("live", "--source", str(clip), "--bkg", str(dev_root / "set3" / "bkg.png"), "--output", str(out),
+                  "--no-window", "--raw", "--weights", str(default_weights))
+    assert res.exit_code == 0, res.output
+    cap = cv2.VideoCapture(str(out))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert fps == pytest.approx(10.0) and len(video_frames(out)[0]) == 3
+
+
+class Blank:
+    """A stand-in model for the command: no person anywhere, in frames of any size."""
+
+    track = False
+
+    def set_background(self, bkg):
+        pass
+
+    def predict(self, frame):
+        return np.zeros(frame.shape[:2], np.float32)
+
+
+def with_blank_model(monkeypatch):
+    monkeypatch.setattr("humanseg.model.load_segmenter", lambda weights=None, num_threads=None: Blank())
+
+
+def test_save_masks_alone_reads_every_image_of_a_folder_before_writing_one(tmp_path, dev_root, monkeypatch):
+    # With --save-masks (no --output), an image of another size stops the run before any mask is written.
+    with_blank_model(monkeypatch)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in (0, 1):
+        (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    cv2.imwrite(str(folder / "2.png"), cv2.resize(read(dev_root, 3, "2.png"), (320, 240)))
+    res = run_cli("live", "--source", str(folder), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
+                  "--save-masks", str(tmp_path / "masks"))
+    assert res.exit_code == 2
+    assert res.output == f"Error: {folder / '2.png'} is 320x240 but {folder / '0.png'} is 640x480\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_headless_save_bkg_with_output_records_the_frames_after_the_background(tmp_path, dev_root, monkeypatch):
+    # Headless, --save-bkg stops the run at the background only when nothing else is to be kept: with
+    # --output the frames after it are recorded. The done line has no moved_frames when none moved.
+    with_blank_model(monkeypatch)
+    out = tmp_path / "o.avi"
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--no-window", "--countdown", "0", "--bkg-seconds",
+                  "0", "--save-bkg", str(tmp_path / "room.png"), "--output", str(out))
+    assert res.exit_code == 0, res.output
+    captured, done = map(json.loads, res.output.splitlines())
+    assert captured == {"event": "background", "state": "captured", "saved": str(tmp_path / "room.png")}
+    assert sorted(done) == ["event", "fps", "frames", "output"]
+    assert done["frames"] == 3 and done["output"] == str(out) and len(video_frames(out)[0]) == 3
+    assert np.array_equal(cv2.imread(str(tmp_path / "room.png")), read(dev_root, 3, "0.png"))
+
+
+def test_key_b_captures_a_new_background_in_a_window_given_bkg(tmp_path, dev_root, monkeypatch):
+    # With --bkg, a window's b still captures a new background (the README's keys).
+    with_blank_model(monkeypatch)
+    monkeypatch.setattr("humanseg.display.require_display", lambda: None)
+    windows = []
+
+    class Window(ScriptWindow):
+        def __init__(self, name):
+            super().__init__({1: [ord("b")], 6: [ord("q")]})
+            windows.append(self)
+
+    monkeypatch.setattr("humanseg.ui.window.CvWindow", Window)
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--bkg", str(dev_root / "set3" / "bkg.png"),
+                  "--countdown", "0", "--bkg-seconds", "0")
+    assert res.exit_code == 0, res.output
+    events = [json.loads(line) for line in res.output.splitlines()]
+    assert events[:3] == [{"event": "background", "state": "countdown"},
+                          {"event": "background", "state": "captured"}, {"event": "quit", "by": "key"}]
+    assert events[3]["event"] == "done" and windows[0].closed
+
+
+def test_video_output_refuses_a_link_pointing_nowhere_without_force(tmp_path):
+    # A link at --output whose file is gone is something there: kept unless --force.
+    (tmp_path / "o.avi").symlink_to(tmp_path / "gone.avi")
+    with pytest.raises(HumansegError, match=r"^--output .*o\.avi already exists \(pass --force to overwrite\)$"):
+        VideoOutput(tmp_path / "o.avi", 30.0)
+    out = VideoOutput(tmp_path / "o.avi", 30.0, force=True)
+    out.write(np.full((48, 64, 3), 90, np.uint8))
+    assert out.close() == tmp_path / "o.avi" and not (tmp_path / "o.avi").is_symlink()
+
+
+def test_a_camera_recording_holds_the_frame_as_it_was_when_the_caller_reuses_its_buffer(tmp_path):
+    # A camera's frame is held until the next one comes; the caller may have drawn the next into the
+    # same buffer meanwhile.
+    out = VideoOutput(tmp_path / "o.avi", 30.0)
+    buffer = np.full((48, 64, 3), 40, np.uint8)
+    out.write(buffer, at=0.0)
+    buffer[:] = 200  # the next frame, read into the same array, 0.1 s later
+    out.write(buffer, at=0.1)
+    out.close()
+    assert grey_levels(tmp_path / "o.avi") == [40, 40, 40, 200]
+
+
+def test_a_first_mask_that_cannot_be_written_is_the_error_and_leaves_no_recording(dev_root, tmp_path,
+                                                                                   monkeypatch):
+    # The video is opened for the first frame, then its mask fails: the mask's error is told (not a
+    # video "not written completely"), and no empty recording or temporary file is left.
+    import errno
+
+    from humanseg import live as live_module
+
+    def full(path, image, overwrite=False):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(live_module.store, "write_image", full)
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
+    session.set_background(bkg)
+    (tmp_path / "m").mkdir()
+    with pytest.raises(live_module.MaskNotWritten) as failed:
+        run_live(ListSource([bkg, bkg]), session, None, VideoOutput(tmp_path / "o.avi", 30.0), media_clock=True,
+                 masks_dir=tmp_path / "m")
+    assert str(failed.value) == f"{tmp_path / 'm' / '0_mask.png'}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"] and list((tmp_path / "m").iterdir()) == []
+
+
+def test_save_bkg_over_a_link_pointing_nowhere_needs_force(tmp_path, dev_root):
+    (tmp_path / "room.png").symlink_to(tmp_path / "gone.png")
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--no-window", "--save-bkg", str(tmp_path / "room.png"))
+    assert res.exit_code == 2
+    assert res.output == f"Error: --save-bkg {tmp_path / 'room.png'} already exists (pass --force to overwrite)\n"
+
+
+def test_a_source_ending_before_its_background_names_the_output_and_leaves_no_masks_folder(tmp_path, dev_root,
+                                                                                           monkeypatch):
+    # Headless with --output and --save-masks, a folder of 4 images ends within the 3 s countdown.
+    with_blank_model(monkeypatch)
+    source = dev_root / "set3"
+    res = run_cli("live", "--source", str(source), "--no-window", "--output", str(tmp_path / "o.avi"),
+                  "--save-masks", str(tmp_path / "m"))
+    assert res.exit_code == 1
+    assert res.output.splitlines()[-1] == (
+        f"Error: --output {tmp_path / 'o.avi'}: nothing written: --source {source} ended before a background was "
+        f"captured (the --countdown, then --bkg-seconds of frames); pass --bkg, or a shorter --countdown")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_once_the_model_fails_the_capture_overlay_stays_off(tmp_path):
+    # The overlay's model failing later (after masks were drawn) turns the overlay off: the frames
+    # after are shown as they are, not tinted with the last mask, and the model is not asked again.
+    class BreaksAfterOne(Flat):
+        def predict(self, frame):
+            if self.calls:
+                raise RuntimeError("model broke")
+            return super().predict(frame)
+
+    model, notes = BreaksAfterOne(), []
+    overlay = LiveOverlay(model, notify=notes.append, threaded=False)
+    ctx = type("Ctx", (), {"background": np.full((48, 64, 3), 200, np.uint8)})()
+    frames = [np.full((48, 64, 3), 100 + k, np.uint8) for k in range(4)]
+    assert overlay.on_frame(frames[0], ctx) is not None
+    overlay.on_frame(frames[1], ctx)  # the model fails here
+    assert [overlay.on_frame(frame, ctx) is None for frame in frames[2:]] == [True, True]
+    assert notes == ["live segmentation off: model broke"] and model.calls == 1 and overlay.calls == 1

@@ -388,3 +388,57 @@ def test_an_empty_source_or_a_pipe_is_said_for_what_it_is(tmp_path):
         sources.open_source(str(tmp_path / "pipe"))
     with pytest.raises(HumansegError, match=re.escape(f"source not found: {tmp_path / 'none'}")):
         sources.open_source(str(tmp_path / "none"))
+
+
+def test_a_folder_without_bkg_png_skips_predictions_and_a_looped_folder_starts_at_its_first_image(tmp_path,
+                                                                                                   dev_root):
+    # A folder of frames and the capture tool's K_pred.png (no bkg.png: not a capture set, whose strays
+    # are dropped anyway): the predictions are no frames, as the README says.
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    images = [cv2.imread(str(dev_root / "set3" / f"{k}.png")) for k in range(2)]
+    for k, image in enumerate(images):
+        cv2.imwrite(str(folder / f"{k}.png"), image)
+    (folder / "0_pred.png").write_bytes((dev_root / "set3" / "0_mask.png").read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        source = sources.open_source(str(folder), loop=True)
+    assert source.paths == [str(folder / "0.png"), str(folder / "1.png")]
+    # Looped (the capture tool, live mode in a window), it goes round from its first image each time.
+    got = [source.read() for _ in range(5)]
+    assert all(np.array_equal(a, images[k % 2]) for k, a in enumerate(got))
+
+
+def test_a_video_falling_short_of_its_stated_count_by_the_slack_ends_quietly(monkeypatch, tmp_path):
+    # Some files state an estimated count: COUNT_SLACK frames short is a quiet end, one more is said.
+    for stated, said in ((3 + sources.COUNT_SLACK, False), (4 + sources.COUNT_SLACK, True)):
+        cap = FakeCapture([True, True, True], then=False)
+        cap.frame_count = stated
+        clip = opened(monkeypatch, str(tmp_path / "clip.mp4"), cap)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frames = list(clip)
+        assert len(frames) == 3
+        assert [str(w.message) for w in caught] == ([f"video file {tmp_path / 'clip.mp4'}: {stated - 3} of its "
+                                                     f"{stated} frames could not be decoded (cut short, or "
+                                                     f"damaged?); it ends after 3 frames"] if said else []), stated
+
+
+def test_the_highest_camera_index_is_opened_not_refused(monkeypatch):
+    # The range the error gives (0 to 2147483647) includes its end.
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda s: FakeCapture([True]))
+    camera = sources.open_source(str(sources.MAX_CAMERA_INDEX))
+    assert camera.is_camera and camera.spec == 2**31 - 1 and camera.read() is not None
+
+
+def test_a_room_nearly_the_same_both_ways_is_not_taken_for_mirrored(dev_root):
+    # A room whose two halves mirror each other, a small thing on one side of it in the background and
+    # on the other in the frame: flipped it matches a little better, not clearly (under the margin),
+    # so no warning tells the user to pass --mirror and make every mask wrong.
+    left = cv2.imread(str(dev_root / "set3" / "bkg.png"))[:, :320]
+    room = np.hstack([left, cv2.flip(left, 1)])
+    background, frame = room.copy(), room.copy()
+    cv2.rectangle(background, (60, 200), (100, 240), (30, 30, 200), -1)
+    cv2.rectangle(frame, (540, 200), (580, 240), (30, 30, 200), -1)
+    assert not looks_mirrored(frame, background)
+    assert looks_mirrored(frame, background, margin=0.0)  # (flipped, it does match it better)
