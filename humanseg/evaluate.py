@@ -94,7 +94,7 @@ def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = Fa
 
 
 def summarize(results: list[FrameResult]) -> dict:
-    """Per-set and overall means (mIoU, Dice, boundary F, ms per frame)."""
+    """Per-set and overall means of mIoU, Dice and boundary F, and the median ms per frame."""
     by_set: dict[int, list[FrameResult]] = {}
     for r in results:
         by_set.setdefault(r.set_number, []).append(r)
@@ -360,7 +360,9 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
         mask = seg.predict_mask(frame)
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         stem = Path(path).stem
-        with signals_held():  # a Ctrl-C during the writes is handed on once the frame's line is out
+        # A Ctrl-C during the writes is handed on once the frame's line is out; an output that appeared
+        # since the check before the model loaded is said as evaluate says it.
+        with signals_held(), _appeared_meanwhile():
             target = store.write_image(out / f"{stem}_mask.png", mask, overwrite=force)
             if overlay:
                 tint = frame.copy()
