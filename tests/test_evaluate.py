@@ -621,3 +621,134 @@ def test_the_montage_caption_is_outlined_to_read_on_a_pale_wall(copy_set):
     dark = (caption.max(axis=2) < 80).sum()
     yellow = ((caption[..., 0] < 100) & (caption[..., 1] > 200) & (caption[..., 2] > 200)).sum()
     assert dark > 100 and yellow > 50
+
+
+def test_the_table_gives_each_score_its_column_and_the_sets_in_order():
+    # Sets in number order whatever order --sets named them in (7,3 here); per set and overall:
+    # frames, mIoU, Dice, boundary F, and the median ms per frame (one slow frame, the first after
+    # the model loaded, say, does not move it).
+    from humanseg.evaluate import FrameResult, format_table
+
+    rows = [FrameResult(7, 0, {"iou": 0.1, "dice": 0.2, "boundary_f": 0.3}, 10.0),
+            FrameResult(3, 0, {"iou": 0.5, "dice": 0.6, "boundary_f": 0.7}, 1.0),
+            FrameResult(3, 1, {"iou": 0.5, "dice": 0.6, "boundary_f": 0.7}, 2.0)]
+    summary = summarize(rows)
+    assert list(summary["sets"]) == ["set3", "set7"]
+    assert summary["overall"]["ms_per_frame"] == 2.0
+    table = [line.split() for line in format_table(summary, "model:").splitlines()]
+    assert table == [["model:"], ["set", "frames", "mIoU", "Dice", "bndF3", "ms"],
+                     ["set3", "2", "0.5000", "0.6000", "0.7000", "1.5"],
+                     ["set7", "1", "0.1000", "0.2000", "0.3000", "10.0"],
+                     ["overall", "3", "0.3667", "0.4667", "0.5667", "2.0"]]
+
+
+def test_the_montage_shows_the_six_lowest_iou_frames_worst_first(tmp_path):
+    from humanseg.evaluate import FrameResult, worst_montage
+
+    root = tmp_path / "images"
+    bkg = np.full((30, 40, 3), 60, np.uint8)
+    store.save_background(root, bkg)
+    store.save_frame(root, 1, bkg)
+    store.write_image(root / "set1" / "0_mask.png", np.zeros((30, 40), np.uint8))
+    ious = [0.9, 0.2, 0.7, 0.5, 0.95, 0.1, 0.3, 0.8]  # eight results, each with its own prediction
+    results = [FrameResult(1, 0, {"iou": v, "dice": v, "boundary_f": v}, 1.0,
+                           np.full((30, 40), 10 * (i + 1), np.uint8)) for i, v in enumerate(ious)]
+    montage = worst_montage(root, results)
+    assert montage.shape == (6 * 240, 3 * 320, 3)
+    shown = [int(montage[row * 240 + 120, 2 * 320 + 160, 0]) for row in range(6)]
+    assert shown == [10 * (ious.index(v) + 1) for v in sorted(ious)[:6]]
+
+
+def test_a_montage_that_appears_during_the_run_is_not_replaced_without_force(dev_root, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from humanseg import evaluate
+
+    montage = tmp_path / "worst.png"
+    real = evaluate.summarize
+
+    def summarize(results):  # (the run is over; its outputs are written next)
+        montage.write_bytes(b"theirs")
+        return real(results)
+
+    monkeypatch.setattr(evaluate, "summarize", summarize)
+    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
+                                                         "absdiff", "--montage", str(montage)])
+    assert res.exit_code == 1 and res.output.endswith(f"Error: {montage}: it appeared during the run (another "
+                                                      f"program's?): not replaced without --force\n")
+    assert montage.read_bytes() == b"theirs" and sorted(os.listdir(tmp_path)) == ["worst.png"]
+
+
+def test_the_work_width_asked_for_is_the_one_the_model_runs_at(random_weights):
+    from humanseg.evaluate import make_predictor
+
+    for method in ("model", "model-raw"):
+        assert make_predictor(method, random_weights, work_width=192, num_threads=1).work_width == 192
+        assert make_predictor(method, random_weights, num_threads=1).work_width == 320  # the checkpoint's
+
+
+def test_a_frame_of_another_size_than_its_background_is_named(copy_set):
+    root = copy_set(8)
+    frame = root / "set8" / "1.png"
+    small = cv2.resize(cv2.imread(str(frame)), (320, 240), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(frame), small)
+    cv2.imwrite(str(root / "set8" / "1_mask.png"), np.zeros((240, 320), np.uint8))
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff")
+    assert r.returncode == 2 and r.stderr == f"Error: frame size 320x240 differs from bkg.png 640x480: {frame}\n"
+
+
+def test_masks_saved_earlier_for_a_set_not_evaluated_now_are_no_obstacle(dev_root, tmp_path):
+    # --sets 3 writes OUT/set3 alone: an earlier run's OUT/set7 masks stay, and are no reason to refuse.
+    out = tmp_path / "masks"
+    (out / "set7").mkdir(parents=True)
+    (out / "set7" / "0_mask.png").write_bytes(b"earlier")
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--method", "absdiff", "--save-masks", str(out))
+    assert r.returncode == 0, r.stderr
+    assert (out / "set7" / "0_mask.png").read_bytes() == b"earlier"
+    assert {p.name for p in (out / "set3").iterdir()} == {store.mask_name(k) for k in
+                                                           store.scan_set(dev_root, 3).labeled}
+
+
+def test_predict_never_replaces_an_output_that_appeared_after_its_check(dev_root, tmp_path, random_weights,
+                                                                          monkeypatch):
+    # The outputs are checked before the model loads; one another program wrote meanwhile is kept.
+    from click.testing import CliRunner
+
+    import humanseg.model
+    from humanseg.evaluate import predict_command
+
+    out = tmp_path / "pred"
+    real = humanseg.model.load_segmenter
+    for name in ("0_mask.png", "0_overlay.png"):
+        def load_segmenter(weights, name=name):  # (what another program writes while the model loads)
+            out.mkdir(exist_ok=True)
+            (out / name).write_bytes(b"theirs")
+            return real(weights, num_threads=1)
+
+        monkeypatch.setattr(humanseg.model, "load_segmenter", load_segmenter)
+        res = CliRunner().invoke(predict_command, ["--bkg", str(dev_root / "set3" / "bkg.png"),
+                                                   str(dev_root / "set3" / "0.png"), "--out", str(out),
+                                                   "--weights", str(random_weights), "--overlay"])
+        assert res.exit_code == 1 and res.output.endswith(
+            f"Error: {out / name}: it appeared during the run (another program's?): not replaced without --force\n"), \
+            res.output
+        assert (out / name).read_bytes() == b"theirs"
+        shutil.rmtree(out)
+
+
+def test_predict_refuses_a_frame_narrower_than_the_background_before_writing(dev_root, tmp_path, random_weights):
+    # Only the width differs (a 600x480 crop of a 640x480 capture): still found before the first output.
+    narrow = tmp_path / "narrow.png"
+    cv2.imwrite(str(narrow), cv2.imread(str(dev_root / "set2" / "1.png"))[:, :600])
+    out = tmp_path / "pred"
+    r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), str(dev_root / "set2" / "0.png"), str(narrow),
+            "--out", str(out), "--weights", str(random_weights))
+    assert r.returncode == 2 and r.stderr == (f"Error: frame size 600x480 differs from the background's 640x480: "
+                                              f"{narrow}\n"), r.stderr
+    assert not out.exists()
+
+
+def test_a_method_named_twice_is_scored_once(dev_root):
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--method", "absdiff", "--method", "absdiff")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("absdiff:") == 1 and r.stdout.count("overall") == 1

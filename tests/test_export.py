@@ -163,3 +163,23 @@ def test_an_interrupted_export_leaves_no_temporary_file_and_never_touches_the_us
     res = CliRunner().invoke(cli, ["export", "--onnx", str(out)])
     assert res.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.tmp"]
     assert mine.read_bytes() == b"mine"
+
+
+def test_force_replaces_an_existing_file_with_the_opset_asked_for(tmp_path):
+    import onnx
+
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"an older export")
+    res = CliRunner().invoke(cli, ["export", "--onnx", str(out), "--opset", "13", "--force"])
+    assert res.exit_code == 0, res.output
+    model = onnx.load(str(out))
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [13]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_a_link_pointing_nowhere_counts_as_an_existing_onnx_file(tmp_path):
+    link = tmp_path / "m.onnx"
+    link.symlink_to(tmp_path / "gone.onnx")
+    res = CliRunner().invoke(cli, ["export", "--onnx", str(link)])
+    assert res.exit_code == 2 and res.output == f"Error: --onnx {link} already exists (pass --force to overwrite)\n"
+    assert link.is_symlink() and os.readlink(link) == str(tmp_path / "gone.onnx")

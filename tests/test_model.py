@@ -844,3 +844,136 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
         torch.save(ckpt, tmp_path / "bad.pt")
         with pytest.raises(WeightsError, match=message):
             load_model(tmp_path / "bad.pt")
+
+
+def test_a_frame_larger_than_the_working_size_is_segmented_as_its_inter_area_reduction(dev_root):
+    # The README's ONNX recipe: frames fitted to 320x240 with INTER_AREA, logits resized back. At
+    # 800x600 (a factor of 2.5) INTER_LINEAR would sample a pixel or two of every 2.5 instead.
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, 3)
+    bkg = cv2.resize(store.read_background(info), (800, 600), interpolation=cv2.INTER_LINEAR)
+    frame = cv2.resize(store.read_frame(info, 0), (800, 600), interpolation=cv2.INTER_LINEAR)
+    big, small = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
+    big.zoom = small.zoom = False  # (the second pass crops the frame's own pixels)
+    big.set_background(bkg)
+    small.set_background(cv2.resize(bkg, (320, 240), interpolation=cv2.INTER_AREA))
+    want = small.logits(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
+    got = big.logits(frame)
+    assert got.shape == (600, 800)
+    assert np.allclose(got, cv2.resize(want, (800, 600), interpolation=cv2.INTER_LINEAR), atol=1e-4)
+
+
+def test_a_raw_segmenter_gives_a_far_person_no_second_pass(dev_root):
+    # `evaluate --method model-raw` (clean=False): the network's one pass, without the clean-up and
+    # without the far person's crop (README), unless zoom is asked for.
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    far, room, _ = far_away(store.read_frame(info, 0, bkg.shape), bkg,
+                            store.read_mask(info.mask_path(0), bkg.shape))
+    raw, cleaned = load_segmenter(num_threads=1, clean=False), load_segmenter(num_threads=1)
+    for s in (raw, cleaned):
+        s.set_background(room)
+        s.predict_mask(far)
+    assert raw.zoom is False and raw._zoom_key is None and raw._zoomed is None
+    assert cleaned._zoom_key is not None  # (the same far person gets one with the clean-up on)
+
+
+def test_a_far_persons_crop_is_segmented_at_the_crops_scale_not_refitted(dev_root, monkeypatch):
+    # The crop is scaled so the person is 200 px tall; fitted again into 320x240 like a whole frame,
+    # it lost most of the point of the second pass.
+    from humanseg.model import load_segmenter
+    from humanseg.model.segmenter import OrtRunner
+
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    far, room, _ = far_away(store.read_frame(info, 0, bkg.shape), bkg,
+                            store.read_mask(info.mask_path(0), bkg.shape))
+    seg = load_segmenter(num_threads=1, backend="onnxruntime")
+    seg.set_background(room)
+    sizes = []
+    run = OrtRunner.run_bgr
+    monkeypatch.setattr(OrtRunner, "run_bgr", lambda self, img, stride: sizes.append(img.shape[:2]) or
+                        run(self, img, stride))
+    seg.predict_mask(far)
+    x0, y0, x1, y1, scale = seg._zoom_key
+    assert scale > 0.5  # finer than the working scale
+    assert sizes == [(240, 320), (round((y1 - y0) * scale), round((x1 - x0) * scale))]
+
+
+def test_crops_held_to_the_pixel_budget(monkeypatch):
+    # A 640x480 frame's working scale is 0.5: a person lying down, 250 x 40 working pixels, would be
+    # 2x, but their crop (640x384) is held to 320x240's pixels, scale 0.559, under 1.15 x 0.5: no
+    # second pass. A portrait frame (360x640, working 135x240) has the budget of its 320 px wide
+    # copy, no more than 4/3 of 320 tall: 320 x 426.7 pixels.
+    seg = Segmenter(trained_like(), work_width=320)
+    keys = []
+    monkeypatch.setattr(seg, "_crop_logits", lambda frame, key: keys.append(key) or
+                        np.zeros((key[3] - key[1], key[2] - key[0]), np.float32))
+    z = np.zeros((480, 640), np.float32)
+    out = seg._zoom_in(np.zeros((480, 640, 3), np.uint8), z, (50, 100, 250, 40), (240, 320))
+    assert keys == [] and out is z
+    seg._zoom_in(np.zeros((640, 360, 3), np.uint8), np.zeros((640, 360), np.float32), (10, 60, 115, 60), (240, 135))
+    assert len(keys) == 1 and keys[0][:4] == (0, 64, 360, 416)
+    assert keys[0][4] == pytest.approx(math.sqrt(320 * 320 * 4 / 3 / (360 * 352)))
+    # Exactly 144 working rows (45% of 320) is not short enough for a second look.
+    small = np.full((240, 320), -5.0, np.float32)
+    small[50:194, 150:180] = 5.0
+    assert seg._small_person(small) is None
+    small[50:194] = -5.0
+    small[50:193, 150:180] = 5.0
+    assert seg._small_person(small) == (150, 50, 30, 143)
+
+
+def test_a_stream_whose_far_person_gets_no_crop_is_segmented_whole_each_frame(monkeypatch):
+    # Live mode (`track`) follows a far person only in a crop it made: one too wide for a second pass
+    # (a person lying down, 250 x 40 working pixels of a 640x480 frame) leaves nothing to follow.
+    seg = Segmenter(trained_like(), work_width=320)
+    seg.track = True
+    rng = np.random.default_rng(0)
+    bkg = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    seg.set_background(bkg)
+    passes = []
+    monkeypatch.setattr(seg, "_small_person", lambda small: passes.append(1) or (50, 100, 250, 40))
+    for _ in range(3):
+        assert seg.predict_mask(bkg).shape == (480, 640)
+    assert len(passes) == 3 and seg._zoom_key is None and seg._outside is None
+
+
+def test_a_far_persons_crop_from_a_large_frame_is_shrunk_with_inter_area(dev_root, monkeypatch):
+    # At 1280x960 a far person is some 400 px tall: their crop is scaled down to 200 px, averaging the
+    # frame's pixels as the whole frame's reduction does (INTER_LINEAR would sample a few of them).
+    from humanseg.model import load_segmenter
+    from humanseg.model.segmenter import OrtRunner
+
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    far, room, _ = far_away(store.read_frame(info, 0, bkg.shape), bkg,
+                            store.read_mask(info.mask_path(0), bkg.shape))
+    far, room = (cv2.resize(x, (1280, 960), interpolation=cv2.INTER_LINEAR) for x in (far, room))
+    seg = load_segmenter(num_threads=1, backend="onnxruntime")
+    seg.set_background(room)
+    inputs = []
+    run = OrtRunner.run_bgr
+    monkeypatch.setattr(OrtRunner, "run_bgr", lambda self, img, stride: inputs.append(img.copy()) or
+                        run(self, img, stride))
+    seg.predict_mask(far)
+    x0, y0, x1, y1, scale = seg._zoom_key
+    assert scale < 1 and len(inputs) == 2
+    size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
+    assert np.array_equal(inputs[1], cv2.resize(far[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA))
+
+
+def test_predict_is_the_sigmoid_of_the_logits_clipped_at_30(dev_root):
+    # The README's ONNX recipe takes log(p / (1 - p)) clipped to +-30 for the logits: a confident
+    # background pixel's probability is ~1e-13, not held at a clip of 10's 4.5e-5.
+    from humanseg.model import load_segmenter
+
+    seg = load_segmenter(num_threads=1)
+    seg.set_background(cv2.imread(str(dev_root / "set3" / "bkg.png")))
+    frame = cv2.imread(str(dev_root / "set3" / "0.png"))
+    z, prob = seg.logits(frame), seg.predict(frame)
+    assert np.allclose(prob, 1 / (1 + np.exp(-np.clip(z.astype(np.float64), -30, 30))), rtol=1e-5, atol=1e-9)
+    assert z.min() < -20 and prob.min() < 1e-8

@@ -141,3 +141,24 @@ def test_a_thin_ring_around_the_person_goes_and_the_person_stays():
     out = clean_logits(z)
     assert np.array_equal(out > 0, m)
     assert np.allclose(np.abs(out), np.abs(z))
+
+
+def test_a_lone_blob_is_a_speck_below_a_twentieth_of_a_percent_of_the_frame():
+    # 0.05% of a 320x240 frame is 38.4 px: a lone 36 px blob goes, a lone 40 px one (a far hand in an
+    # empty room, say) stays.
+    for rows, cols, kept in ((6, 6, False), (5, 8, True)):
+        m = np.zeros((240, 320), bool)
+        m[100:100 + rows, 200:200 + cols] = True
+        assert (clean_logits(logits_of(m)) > 0).any() == kept, (rows, cols)
+
+
+def test_the_largest_blob_is_measured_by_its_own_pixels_not_its_holes():
+    # A person with a large kept gap (arms akimbo): 40000 px inside the outline, 17500 px their own.
+    # A second person of 500 px is 2.9% of the first one's pixels, a second person, not a speck
+    # (measured against the 40000 px within the outline, 1.25%, they were dropped).
+    m = np.zeros((240, 320), bool)
+    m[20:220, 20:220] = True
+    m[45:195, 45:195] = False         # 22500 px gap: far over 1%, kept
+    m[100:125, 260:280] = True        # 500 px
+    out = clean_logits(logits_of(m)) > 0
+    assert np.array_equal(out, m)
