@@ -298,8 +298,8 @@ class MergedRefine(nn.Module):
                               padding=inp.padding, bias=True)
         # out (C->1, 3x3) as a depthwise 3x3 and a channel sum: the blocked layout would pad its
         # single output channel to a whole block (8 or 16), doing 8-16x the work. The sum is a
-        # ReduceSum, not a 1x1 convolution of ones, which would pad the same way (3-4% less time
-        # per frame, interleaved A/B with ONNX Runtime's run alone).
+        # ReduceSum, not a 1x1 convolution of ones, which would pad the same way (3-4% less time in
+        # ONNX Runtime's run, interleaved A/B).
         self.out_dw = nn.Conv2d(out.in_channels, out.in_channels, 3, padding=1, groups=out.in_channels, bias=False)
         self.out_bias = nn.Parameter(out.bias.detach().clone().reshape(1, 1, 1, 1))
         with torch.no_grad():
