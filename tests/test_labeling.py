@@ -820,6 +820,25 @@ def test_every_hole_of_an_outline_round_trips():
     assert np.array_equal(shapes_to_mask(shapes, H, W), mask)
 
 
+def test_a_masks_outlines_run_along_its_pixels_edges():
+    # Pixel (x, y) is centred at (x, y): an outline lies half a pixel outside the border pixels' centres
+    # and a hole's half a pixel inside its own, so the polygons' area is the mask's pixel count (the
+    # vertices the labeler shows and K.json holds sit on the pixels' edges).
+    mask = np.zeros((H, W), np.uint8)
+    mask[100:300, 100:300] = 255
+    mask[150:160, 150:160] = 0  # a 10x10 hole
+    mask[400, 500] = 255  # a single pixel
+    shapes = mask_to_shapes(mask)
+    outline, hole, pixel = shapes
+    assert not outline.hole and hole.hole and not pixel.hole
+    assert Polygon(outline.points).bounds == (99.5, 99.5, 299.5, 299.5)
+    assert Polygon(hole.points).bounds == (149.5, 149.5, 159.5, 159.5)
+    assert Polygon(pixel.points).bounds == (499.5, 399.5, 500.5, 400.5)
+    # (within a pixel: a hole's traced outline cuts its corners, by a quarter pixel each)
+    assert abs(shapes_geometry(shapes).area - np.count_nonzero(mask)) <= 1.5
+    assert np.array_equal(shapes_to_mask(shapes, H, W), mask)
+
+
 def test_region_inside_a_thin_rings_hole_larger_than_the_ring_round_trips():
     # A thin ring around a filled disc that does not touch it: the disc has the larger area, and
     # when it came first the ring's hole (drawn after it) erased it: 76,932 labeled px opened as 6,399.

@@ -441,3 +441,219 @@ def test_the_capture_window_counts_each_click_once_and_in_frame_pixels():
     for x, y in ((201, 101), (0, 0), (900, 700)):
         window._on_mouse(cv2.EVENT_LBUTTONUP, x, y, 0, None)
     assert window._clicks == [(100, 50), (0, 0), (319, 239)]
+
+
+# ---------------------------------------------------------------- more: presses, latches, saves, drawing
+
+def test_a_palm_only_in_the_release_ring_never_starts_a_dwell():
+    # The release radius (1.3 radii) keeps a dwell going; it must not start one: a palm resting just
+    # outside Sav's circle pressed it.
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    sx, sy = centre(c, "sav")
+    r = c.buttons[1].radius
+    events = run_palm(c, clock, (sx - 1.2 * r, sy), 2.0)
+    assert events == [] and c.dwell_progress("sav") == 0.0
+    events = run_palm(c, clock, (sx - 0.9 * r, sy), 0.4)
+    assert names(events)[:2] == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_four_fast_missed_answers_within_the_release_seconds_do_not_re_arm():
+    # At 30 answers a second four misses take 0.13 s, under RELEASE_SECONDS: the button stays pressed,
+    # both just after it fired and after the palm rested on it a while; a fifth (0.17 s) re-arms it.
+    assert RELEASE_SECONDS == 0.15
+    for rest in (0, 30):
+        t = DwellTracker([Button("sav", 0, 0, 10)], dwell=0.3)
+        answer, fired = 0, []
+        for k in range(10 + rest):  # the dwell (fires at 0.3 s), then `rest` answers more on it
+            answer += 1
+            fired += t.update([(0, 0)], answer / 30, answer=answer)
+        assert fired == ["sav"]
+        for _ in range(4):
+            answer += 1
+            assert t.update([], answer / 30, answer=answer) == []
+        assert t.latched["sav"], rest
+        for _ in range(30):  # the palm found again: not another press
+            answer += 1
+            assert t.update([(0, 0)], answer / 30, answer=answer) == [], rest
+        for _ in range(5):
+            answer += 1
+            t.update([], answer / 30, answer=answer)
+        assert not t.latched["sav"], rest
+
+
+def test_a_dwell_of_zero_presses_at_the_first_palm():
+    t = DwellTracker([Button("sav", 0, 0, 10)], dwell=0)
+    assert t.update([(1, 1)], 5.0) == ["sav"]
+    clock = FakeClock()
+    c = make(clock, set_number=1, dwell=0)
+    clock.advance(1 / 30)
+    assert names(c.update([centre(c, "sav")]))[:2] == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_a_new_layout_keeps_the_dwell_asked_for():
+    # --dwell 1: after the source changed size the buttons pressed after the default 0.3 s.
+    clock = FakeClock()
+    c = make(clock, set_number=1, dwell=1.0)
+    c.relayout(default_layout(320, 240))
+    assert run_palm(c, clock, centre(c, "sav"), 0.6) == []
+    events = run_palm(c, clock, centre(c, "sav"), 0.5)
+    assert names(events)[:2] == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_a_palm_on_ext_quits():
+    clock = FakeClock()
+    c = make(clock)
+    events = run_palm(c, clock, centre(c, "ext"), 0.5)
+    assert [e.as_dict() for e in events] == [{"event": "pressed", "button": "ext", "by": "palm"},
+                                             {"event": "quit", "by": "palm"}]
+    assert c.quit
+
+
+def test_keys_after_quit_in_the_same_frame_start_nothing():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    events = c.update(keys=[ord("q"), ord("b"), ord("s")])
+    assert names(events) == [("pressed", "ext"), ("quit", None)]
+    assert c.active is None and c.countdown_shown() is None
+
+
+def test_the_first_frame_of_a_set_is_saved_as_frame_0():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    saved = c.saved("frame", "images/set1/0.png", 1, 0)
+    assert saved.as_dict() == {"event": "saved", "kind": "frame", "set": 1, "path": "images/set1/0.png",
+                               "frame": 0}
+
+
+def test_a_failed_save_is_shown_above_the_last_save():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    c.saved("frame", "images/set1/0.png", 1, 0)
+    clock.advance(0.5)
+    event = c.failed("save failed: images/set1/1.png: No space left on device")
+    assert event.as_dict() == {"event": "message", "text": "save failed: images/set1/1.png: No space left on device"}
+    assert c.notices() == ["save failed: images/set1/1.png: No space left on device", "saved images/set1/0.png"]
+    clock.advance(2.0)
+    assert c.notices() == ["save failed: images/set1/1.png: No space left on device"]
+    clock.advance(1.0)
+    assert c.notices() == []
+
+
+def _yellow(image):
+    return (image[..., 0] < 80) & (image[..., 1] > 200) & (image[..., 2] > 200)
+
+
+def test_the_dwell_arc_fills_clockwise_from_the_top():
+    b = default_layout(640, 480)[1]
+    image = np.full((480, 640, 3), 100, np.uint8)
+    draw.draw_button(image, b, progress=0.0)
+    assert not _yellow(image).any()
+    draw.draw_button(image, b, progress=0.25)
+    ys, xs = np.nonzero(_yellow(image))
+    assert len(xs) > 20
+    # A quarter: from 12 o'clock to 3 o'clock (the top-right quarter of the ring), not a full ring.
+    assert (xs >= b.x - 3).all() and (ys <= b.y + 3).all()
+    assert xs.max() > b.x + 0.8 * b.radius and ys.min() < b.y - 0.8 * b.radius
+
+
+def test_the_countdown_is_a_large_yellow_number_above_what_it_will_save():
+    h, w = 480, 640
+    image = np.full((h, w, 3), 100, np.uint8)
+    draw.draw_countdown(image, 3, "frame in 3 s - press again to cancel")
+    ys, xs = np.nonzero(_yellow(image))
+    assert ys.size and ys.max() - ys.min() > 0.1 * h  # drawn large
+    assert 0.58 * h < ys.min() and ys.max() < 0.86 * h
+    assert abs((xs.max() + xs.min()) / 2 - w / 2) < 0.05 * w  # centred
+    white = (image > 200).all(axis=2)
+    rows = np.flatnonzero(white[int(0.86 * h):].any(axis=1))
+    assert rows.size >= 6  # the line saying what it will save, under the number
+    assert white[int(0.86 * h):].sum(axis=0).astype(bool).sum() > 0.3 * w
+
+
+def test_two_notices_are_drawn_one_under_the_other():
+    h, w = 480, 640
+    both = np.zeros((h, w, 3), np.uint8)
+    draw.draw_notices(both, ["capture a background first", "saved images/set1/bkg.png"])
+    first = np.zeros((h, w, 3), np.uint8)
+    draw.draw_notices(first, ["capture a background first"])
+    rows_both = np.flatnonzero((both > 200).all(axis=2).any(axis=1))
+    rows_first = np.flatnonzero((first > 200).all(axis=2).any(axis=1))
+    assert rows_both.min() == rows_first.min()
+    assert rows_both.max() > rows_first.max() + 10  # the second band lies below the first
+    assert np.array_equal(both[:rows_first.max() + 1], first[:rows_first.max() + 1])
+
+
+def test_ext_is_red_and_the_others_blue():
+    for b in default_layout(640, 480):
+        image = np.full((480, 640, 3), 100, np.uint8)
+        draw.draw_button(image, b)
+        bgr = image[int(b.y), int(b.x - 0.8 * b.radius)].astype(int)
+        if b.name == "ext":
+            assert bgr[2] > 150 and bgr[0] < 100, bgr
+        else:
+            assert bgr[0] > 150 and bgr[2] < 100, bgr
+
+
+def test_text_cut_at_its_end_still_fits():
+    import cv2
+
+    for width in (60, 100, 157):
+        text = draw.shortened("x" * 400, width, 1)
+        assert text.endswith("...") and cv2.getTextSize(text, draw.FONT, draw.MIN_TEXT_SCALE, 1)[0][0] <= width
+
+
+def test_the_capture_window_hands_each_click_and_key_over_once(monkeypatch):
+    import cv2
+
+    from humanseg.ui.window import CvWindow
+
+    window = CvWindow.__new__(CvWindow)
+    window._clicks, window.zoom, window._size = [], 1.0, (640, 480)
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda wait_ms: -1)
+    window._on_mouse(cv2.EVENT_LBUTTONUP, 100, 50, 0, None)
+    assert window.poll() == ([], [(100, 50)])
+    assert window.poll() == ([], [])  # a click presses once, not on every later frame
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda wait_ms: ord("s"))
+    assert window.poll() == ([ord("s")], [])
+
+
+def test_the_capture_window_maps_clicks_through_what_it_showed(monkeypatch):
+    import cv2
+
+    from humanseg.ui.window import CvWindow
+
+    shown = []
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image.shape[:2]))
+    window = CvWindow.__new__(CvWindow)
+    window.name, window._clicks, window.zoom, window._size = "capture", [], 1.0, (0, 0)
+    # A 1920x1080 camera is shown at 1280x720; a click maps back to the camera's pixels.
+    window.show(np.zeros((1080, 1920, 3), np.uint8))
+    assert shown[-1] == (720, 1280)
+    window._on_mouse(cv2.EVENT_LBUTTONUP, 640, 360, 0, None)
+    window._on_mouse(cv2.EVENT_LBUTTONUP, 1279, 719, 0, None)
+    assert window._clicks == [(960, 540), (1919, 1079)]
+    # A 320x240 frame drawn twice as large: clicks in its own pixels, kept on it at its edges.
+    window._clicks = []
+    window.show(np.zeros((480, 640, 3), np.uint8), scale=2.0)
+    assert shown[-1] == (480, 640)
+    window._on_mouse(cv2.EVENT_LBUTTONUP, 201, 101, 0, None)
+    window._on_mouse(cv2.EVENT_LBUTTONUP, 900, 700, 0, None)
+    assert window._clicks == [(100, 50), (319, 239)]
+
+
+def test_the_capture_window_is_open_while_visible(monkeypatch):
+    import cv2
+
+    from humanseg.ui.window import CvWindow
+
+    window = CvWindow.__new__(CvWindow)
+    window.name = "capture"
+    for visible, expected in ((1.0, True), (0.0, False), (-1.0, False)):
+        monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: visible)
+        assert window.is_open() is expected
+
+    def gone(name, prop):
+        raise cv2.error("window destroyed")
+    monkeypatch.setattr(cv2, "getWindowProperty", gone)
+    assert window.is_open() is False
