@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -201,3 +202,72 @@ def test_drawings_of_two_images_of_one_name_are_told_apart_by_folder(tmp_path, m
     assert _output_names([Path("0.png"), Path("pt/0.png"), Path("../0.png"), Path("1.png")]) == [
         "day_0_pose.png", "pt_0_pose.png", "shots_0_pose.png", "1_pose.png"]
 
+
+
+def test_a_pose_scale_or_max_poses_out_of_range_is_refused(tmp_path, dev_root):
+    image = dev_root / "set3" / "0.png"
+    for args, said in ((("--pose-scale", "3"), "'--pose-scale': 3.0 is not in the range 0.05<=x<=2.0."),
+                       (("--max-poses", "0"), "'--max-poses': 0 is not in the range 1<=x<=20.")):
+        proc = _run(image, *args, "--posenet-weights", tmp_path / "never-read.pth")
+        assert (proc.returncode, proc.stderr) == (2, f"Error: Invalid value for {said}\n")
+
+
+def test_weights_of_another_model_id_are_one_line(dev_root, posenet_weights):
+    proc = _run(dev_root / "set3" / "0.png", "--model-id", "75", "--posenet-weights", posenet_weights)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert f"{posenet_weights}: holds model 50 weights, not model 75" in proc.stderr
+
+
+def test_a_dangling_link_where_a_drawing_would_go_is_found_first(tmp_path, dev_root):
+    # It counts as an existing file: without --force the run stops before the weights load, and the
+    # drawing is not written through the link to where it points.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "0_pose.png").symlink_to(tmp_path / "elsewhere.png")
+    proc = _run(dev_root / "set3" / "0.png", "--out", out, "--posenet-weights", tmp_path / "never-read.pth")
+    assert (proc.returncode, proc.stderr) == (
+        2, f"Error: --out {out}: 0_pose.png exists (pass --force to replace it)\n")
+    assert not (tmp_path / "elsewhere.png").exists()
+
+
+def test_the_network_options_reach_the_estimator(monkeypatch, dev_root, posenet_weights):
+    from click.testing import CliRunner
+
+    from humanseg.pose.cli import pose_command
+    from humanseg.pose.estimator import PoseEstimator
+
+    made = []
+    load = PoseEstimator.load.__func__
+
+    def spy(cls, *args, **kwargs):
+        made.append(load(cls, *args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(PoseEstimator, "load", classmethod(spy))
+    image = dev_root / "set10" / "0.png"
+    result = CliRunner().invoke(pose_command, [str(image), "--json", "--posenet-weights", str(posenet_weights),
+                                               "--pose-scale", "0.3", "--output-stride", "8", "--max-poses", "3"])
+    assert result.exit_code == 0, result.output
+    (est,) = made
+    assert (est.scale, est.output_stride, est.network.output_stride, est.max_poses) == (0.3, 8, 8, 3)
+    assert est.input_size(640, 480) == (193, 145)
+    assert json.loads(result.output)["image"] == str(image)
+
+
+@pytest.mark.slow
+def test_the_printed_lines_name_the_palms_and_agree_with_the_json(dev_root, posenet_weights):
+    person, nobody = dev_root / "set10" / "0.png", dev_root / "set10" / "3.png"
+    text = _run(person, nobody, "--posenet-weights", posenet_weights)
+    as_json = _run(person, "--json", "--posenet-weights", posenet_weights)
+    assert text.returncode == 0 and as_json.returncode == 0, text.stderr + as_json.stderr
+    found, empty = text.stdout.splitlines()
+    assert empty == f"{nobody}: no pose, no palm"
+    data = json.loads(as_json.stdout)
+    assert found.startswith(f"{person}: pose score 0.")
+    palms = re.findall(r", (left|right) palm at \((\d+), (\d+)\)", found)
+    assert len(palms) == len(data["palms"]) == 2 and sorted(side for side, _, _ in palms) == ["left", "right"]
+    for (side, px, py), (x, y) in zip(palms, data["palms"], strict=True):
+        assert abs(int(px) - x) <= 1 and abs(int(py) - y) <= 1
+    scores = [s for _, _, s in data["keypoints"].values()]
+    assert all(0 <= s <= 1 and s == round(s, 3) for s in scores)
+    assert sum(0.01 < s < 0.99 for s in scores) >= 10  # the network's own scores, not rounded to 0 or 1

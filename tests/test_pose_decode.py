@@ -150,3 +150,107 @@ def test_the_estimator_lists_poses_strongest_first_and_drops_the_weak(monkeypatc
     monkeypatch.setattr(E, "decode_multiple_poses", lambda *args, **kwargs: list(found))
     maps = _empty_maps(16, 21)
     assert [p.score for p in est.decode(maps)] == [0.9, 0.6, 0.3, 0.25]  # min_pose_score 0.25 kept
+
+
+def test_a_multi_pose_root_keeps_its_own_score_and_both_offsets():
+    # The root's x was read from its y offset, and its score was lost, where the root was a peak
+    # whose offsets were not zero.
+    scores, offsets, fwd, bwd, nose, eye = _nose_towards_eye()
+    offsets[nose, 5, 6], offsets[nose + 17, 5, 6] = 3.0, -4.0
+    (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5)
+    assert pose.coords[nose] == pytest.approx([5 * 16 + 3, 6 * 16 - 4])
+    assert pose.scores[nose] == pytest.approx(0.9)
+
+
+def test_a_peak_on_the_maps_edge_is_a_root():
+    # A person at the frame's border (a hand raised to the top) has its peaks in the first or last row.
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose = KEYPOINT_INDEX["nose"]
+    scores[nose, 0, 0] = 0.9
+    scores[nose, 15, 20] = 0.8
+    poses = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5)
+    assert [list(p.coords[nose]) for p in poses] == [[0, 0], [240, 320]]
+
+
+def test_only_the_strongest_of_neighbouring_cells_is_a_root():
+    # A weaker cell beside a peak (below it, to its right) is not a second root, even where the
+    # suppression radius is too small to merge the two.
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose = KEYPOINT_INDEX["nose"]
+    scores[nose, 4, 4], scores[nose, 5, 5] = 0.8, 0.9
+    (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5, nms_radius=5)
+    assert pose.coords[nose] == pytest.approx([80, 80])
+
+
+def test_a_part_exactly_at_the_threshold_is_a_root():
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    scores[0, 4, 4] = 0.5
+    assert len(decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, part_threshold=0.5)) == 1
+
+
+def test_keypoints_a_stronger_pose_claimed_do_not_count_for_a_weaker_one():
+    # The second person's eye (and the ear walked to from it) lands on the first person's: their
+    # scores stay the keypoints' own, but the second pose's score is what its free keypoints add
+    # up to, over all 17.
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose, eye, ear = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["left_eye"], KEYPOINT_INDEX["left_ear"]
+    scores[nose, 3, 3], scores[eye, 3, 3] = 0.9, 0.8
+    scores[nose, 3, 17] = 0.7
+    edge = POSE_EDGES.index((nose, eye))
+    fwd[edge + 16, 3, 17] = -14 * 16.0  # from the second nose (48, 272) onto the first eye (48, 48)
+    first, second = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5, nms_radius=20)
+    assert second.coords[eye] == pytest.approx(first.coords[eye]) and second.scores[eye] == pytest.approx(0.8)
+    assert second.coords[ear] == pytest.approx(first.coords[ear])
+    free = [i for i in range(17) if i not in (eye, ear)]
+    assert second.score == pytest.approx(second.scores[free].sum() / 17)
+    assert first.score == pytest.approx(first.scores.sum() / 17)
+
+
+def test_estimated_keypoints_keep_their_own_scores_and_the_pose_the_mean(monkeypatch):
+    from humanseg.pose.estimator import PoseEstimator
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, min_pose_score=0.0, optimize=False)
+    heat, offsets, fwd, bwd = _empty_maps(16, 21)
+    heat[KEYPOINT_INDEX["left_wrist"], 10, 4] = 5.0
+    heat[KEYPOINT_INDEX["left_elbow"], 8, 4] = 1.0
+    monkeypatch.setattr(est, "forward", lambda tensor: (heat, offsets, fwd, bwd))
+    (pose,) = est.estimate(np.zeros((480, 640, 3), np.uint8))
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    assert pose.keypoints["left_wrist"].score == pytest.approx(sig(5.0))
+    assert pose.keypoints["left_elbow"].score == pytest.approx(sig(1.0))
+    assert pose.keypoints["nose"].score == pytest.approx(sig(-10.0))
+    assert pose.score == pytest.approx((sig(5.0) + sig(1.0) + 15 * sig(-10.0)) / 17)
+
+
+def test_one_pose_asked_for_is_the_single_person_decoders(monkeypatch):
+    # --max-poses 1: argmax per keypoint, so a person whose parts are all a little under the
+    # multi-pose part threshold (0.5) is still found.
+    from humanseg.pose.estimator import PoseEstimator
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, max_poses=1, optimize=False)
+    heat, offsets, fwd, bwd = _empty_maps(16, 21)
+    heat[:, 6, 9] = np.log(0.45 / 0.55)  # every keypoint's peak at 0.45
+    monkeypatch.setattr(est, "forward", lambda tensor: (heat, offsets, fwd, bwd))
+    (pose,) = est.estimate(np.zeros((480, 640, 3), np.uint8))
+    assert pose.score == pytest.approx(0.45)
+
+
+def test_the_estimators_multi_pose_options_reach_the_decoder():
+    # Two nose peaks 32 input pixels apart, at 0.45 and 0.4: roots with a part threshold of 0.3, and
+    # one person within a suppression radius of 40.
+    from humanseg.pose.estimator import PoseEstimator
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, max_poses=5, min_pose_score=0.0,
+                        part_threshold=0.3, nms_radius=40, optimize=False)
+    heat, offsets, fwd, bwd = _empty_maps(16, 21)
+    nose = KEYPOINT_INDEX["nose"]
+    heat[nose, 3, 3], heat[nose, 3, 5] = np.log(0.45 / 0.55), np.log(0.4 / 0.6)
+    (pose,) = est.decode((heat, offsets, fwd, bwd))
+    assert pose.coords[nose] == pytest.approx([48, 48])

@@ -237,3 +237,76 @@ def test_pose_threads_set_the_threads_posenet_runs_on(posenet_weights):
                 assert estimator._runner.session.get_session_options().intra_op_num_threads == n
     finally:
         torch.set_num_threads(before)
+
+
+def _bare_estimator(**options):
+    from humanseg.pose import PoseEstimator
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    return PoseEstimator(PoseNetMobileNetV1(50, 16), optimize=False, **options)
+
+
+def test_frames_are_fed_as_rgb_in_minus_one_to_one():
+    # PoseNet's weights expect RGB scaled to [-1, 1]; [0, 1] input still found most wrists, wrongly placed.
+    est = _bare_estimator(scale=1.0)
+    frame = np.zeros((33, 49, 3), np.uint8)
+    frame[:] = (255, 0, 51)  # BGR: blue full, green none, red a fifth
+    tensor = est.preprocess(frame)
+    assert tuple(tensor.shape) == (1, 3, 33, 49)
+    assert [float(tensor[0, c].min()) for c in range(3)] == pytest.approx([-0.6, -1.0, 1.0])
+    assert [float(tensor[0, c].max()) for c in range(3)] == pytest.approx([-0.6, -1.0, 1.0])
+
+
+def test_the_pose_scale_range_and_its_use(posenet_weights):
+    assert _bare_estimator(scale=0.05).input_size(640, 480) == (33, 17)
+    assert _bare_estimator(scale=2.0).input_size(640, 480) == (1281, 961)
+    for bad in (0.049, 2.01):
+        with pytest.raises(ValueError, match=rf"^pose scale must be within 0.05 and 2.0, got {bad}$"):
+            _bare_estimator(scale=bad)
+    from humanseg.pose import PoseEstimator
+
+    assert PoseEstimator.load(posenet_weights, scale=0.25, optimize=False).input_size(640, 480) == (161, 113)
+
+
+def _two_arms():
+    from humanseg.pose.keypoints import KEYPOINT_NAMES, Keypoint, Pose
+
+    def pose(**points):
+        kps = {name: Keypoint(0.0, 0.0, 0.0) for name in KEYPOINT_NAMES}
+        kps.update({name: Keypoint(*p) for name, p in points.items()})
+        return Pose(kps, 0.5)
+
+    return [pose(left_wrist=(100, 200, 0.6), left_elbow=(80, 140, 0.2)),
+            pose(right_wrist=(400, 200, 0.6), right_elbow=(420, 150, 0.2))]
+
+
+def test_palms_of_every_pose_with_each_threshold_for_its_part():
+    palms = _bare_estimator(wrist_threshold=0.5, elbow_threshold=0.1).palms_from_poses(_two_arms(), 640, 480)
+    assert [(p.side, p.x, p.y) for p in palms] == [("left", 110, 230), ("right", 390, 225)]
+    assert _bare_estimator(wrist_threshold=0.1, elbow_threshold=0.5).palms_from_poses(_two_arms(), 640, 480) == []
+
+
+def test_palms_are_kept_within_the_frames_own_width_and_height(monkeypatch):
+    # A 300x100 frame: a palm at x=390 is outside it, one at x=110, y=230 too (below it), none kept;
+    # on a 480x640 (portrait) frame both are inside.
+    est = _bare_estimator(elbow_threshold=0.1)
+    monkeypatch.setattr(est, "estimate", lambda frame: _two_arms())
+    assert est.palms(np.zeros((100, 300, 3), np.uint8)) == []
+    assert [p.side for p in est.palms(np.zeros((640, 480, 3), np.uint8))] == ["left", "right"]
+    assert [p.side for p in est.palms(np.zeros((240, 400, 3), np.uint8))] == ["left", "right"]
+    assert [p.side for p in est.palms(np.zeros((400, 240, 3), np.uint8))] == ["left"]
+
+
+def test_the_network_clips_its_activations_at_six(dev_root, posenet_weights):
+    # MobileNetV1's activations are ReLU6: on a real frame the first convolution reaches past 6.
+    import torch
+
+    from humanseg.pose import PoseEstimator
+
+    est = PoseEstimator.load(posenet_weights, optimize=False)
+    tensor = est.preprocess(cv2.imread(str(dev_root / "set10" / "0.png")))
+    with torch.inference_mode():
+        stem = est.network.features.conv0
+        assert float(stem.conv(tensor).max()) > 6
+        out = stem(tensor)
+    assert float(out.max()) == 6.0 and float(out.min()) == 0.0

@@ -69,3 +69,53 @@ def test_smoother_takes_two_answers_at_one_timestamp():
     smoother.update([Palm(100, 100, "left", 0.9)], 5.0)
     (left,) = smoother.update([Palm(120, 100, "left", 0.9)], 5.0)
     assert (left.x, left.y) == (120, 100)
+
+
+def test_each_threshold_is_its_own_parts_and_a_score_at_it_passes():
+    pose = _pose(left_wrist=(100, 200, 0.5), left_elbow=(80, 140, 0.2))
+    (palm,) = palms_from_pose(pose, 640, 480, wrist_threshold=0.5, elbow_threshold=0.1)
+    assert (palm.x, palm.y, palm.score) == (pytest.approx(110), pytest.approx(230), pytest.approx(0.2))
+    assert palms_from_pose(pose, 640, 480, wrist_threshold=0.1, elbow_threshold=0.5) == []
+
+
+def test_a_palm_on_the_first_row_or_column_is_kept_and_one_on_the_width_or_height_is_not():
+    at_origin = _pose(left_wrist=(0, 0, 0.9), left_elbow=(0, 0, 0.9))
+    assert [(p.x, p.y) for p in palms_from_pose(at_origin, 640, 480)] == [(0, 0)]
+    at_width = _pose(right_wrist=(630, 100, 0.9), right_elbow=(610, 100, 0.9))  # palm at x=640
+    assert palms_from_pose(at_width, 640, 480) == [] and len(palms_from_pose(at_width, 641, 480)) == 1
+    at_height = _pose(right_wrist=(100, 470, 0.9), right_elbow=(100, 450, 0.9))  # palm at y=480
+    assert palms_from_pose(at_height, 640, 480) == [] and len(palms_from_pose(at_height, 640, 481)) == 1
+
+
+def test_an_arm_missing_from_the_pose_does_not_hide_the_other():
+    # A Pose made by a caller may hold only some keypoints: no left arm at all, the right one still counts.
+    pose = Pose(keypoints={"right_wrist": Keypoint(400, 200, 0.9), "right_elbow": Keypoint(420, 150, 0.9)})
+    assert [(p.side, p.x, p.y) for p in palms_from_pose(pose, 640, 480)] == [("right", 390, 225)]
+
+
+def _follow(smoother, start, step, frames=15):
+    """x of the smoothed palm of a hand moving `step` px a frame at 30 fps, after a still second."""
+    for i in range(30):
+        smoother.update([Palm(start, 200, "left", 0.9)], i / 30)
+    for i in range(frames):
+        (s,) = smoother.update([Palm(start + step * (i + 1), 200, "left", 0.9)], (30 + i) / 30)
+    return s.x
+
+
+def test_the_smoother_follows_a_fast_move_closely_and_alike_either_way():
+    # The One-Euro cutoff rises with the speed: a hand moving 20 px a frame lags far less behind than
+    # with a fixed cutoff (beta 0), to the left as to the right.
+    end = 300 + 20 * 15
+    lag = end - _follow(PalmSmoother(), 300, 20)
+    fixed_lag = end - _follow(PalmSmoother(beta=0.0), 300, 20)
+    assert 0 < lag < 0.5 * fixed_lag
+    assert 600 - _follow(PalmSmoother(), 600, -20) == pytest.approx(_follow(PalmSmoother(), 300, 20) - 300)
+
+
+def test_reset_forgets_every_side():
+    # The capture tool resets on a change of frame size: the next palm is taken as it is, at once.
+    smoother = PalmSmoother()
+    smoother.update([Palm(100, 100, "left", 0.7)], 0.0)
+    smoother.reset()
+    (left,) = smoother.update([Palm(300, 300, "left", 0.7)], 1 / 30)
+    assert (left.x, left.y, left.side, left.score) == (300, 300, "left", 0.7)
