@@ -746,12 +746,18 @@ class FixedSegmenter:
         return self.prob
 
 
+def nobody_session(bkg):
+    """A LiveSession against `bkg` whose model sees nobody (probability 0 everywhere)."""
+    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
+    session.set_background(bkg)
+    return session
+
+
 def test_a_new_background_clears_the_moved_camera_and_starts_the_drift_afresh(dev_root):
     # "Camera moved? press b": the warning has to go once b has taken the new view.
     bkg = read(dev_root, 3, "bkg.png")
     turned = cv2.flip(bkg, 1)
-    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
-    session.set_background(bkg)
+    session = nobody_session(bkg)
     assert [session.process(turned).drift.moved for _ in range(10)][-1]
     session.set_background(turned)
     assert not any(session.process(turned).drift.moved for _ in range(12))
@@ -966,8 +972,7 @@ def test_loop_keys_cycle_views_recapture_and_quit(dev_root, segmenter, tmp_path)
 
 def test_esc_quits_as_q_does(dev_root):
     bkg = read(dev_root, 3, "bkg.png")
-    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
-    session.set_background(bkg)
+    session = nobody_session(bkg)
     events = []
     result = run_live(ListSource([bkg], limit=50), session, ScriptWindow({3: [27]}), log=events.append)
     assert events[-1] == {"event": "quit", "by": "key"} and result.frames == 4
@@ -1831,8 +1836,7 @@ def test_closing_the_window_ends_the_session_and_says_so():
             return len(self.shown) < 3
 
     bkg = np.full((48, 64, 3), 100, np.uint8)
-    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
-    session.set_background(bkg)
+    session = nobody_session(bkg)
     events = []
     source = ListSource([bkg], limit=50)
     result = run_live(source, session, Closed({}), log=events.append)
@@ -1843,8 +1847,7 @@ def test_a_run_that_fails_part_way_leaves_no_recording(tmp_path):
     # A frame of another size at the third frame ends the run with an error: the recording of the
     # first two is not kept (nor its temporary file), as a failed run leaves no partial file.
     bkg = np.full((48, 64, 3), 100, np.uint8)
-    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
-    session.set_background(bkg)
+    session = nobody_session(bkg)
     out = tmp_path / "out"
     out.mkdir()
     source = ListSource([bkg, bkg, np.full((24, 32, 3), 100, np.uint8)])
@@ -1973,8 +1976,7 @@ def test_a_first_mask_that_cannot_be_written_is_the_error_and_leaves_no_recordin
 
     monkeypatch.setattr(live_module.store, "write_image", full)
     bkg = np.full((48, 64, 3), 100, np.uint8)
-    session = LiveSession(FixedSegmenter(np.zeros(bkg.shape[:2], np.float32)))
-    session.set_background(bkg)
+    session = nobody_session(bkg)
     (tmp_path / "m").mkdir()
     with pytest.raises(live_module.MaskNotWritten) as failed:
         run_live(ListSource([bkg, bkg]), session, None, VideoOutput(tmp_path / "o.avi", 30.0), media_clock=True,

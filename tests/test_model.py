@@ -408,6 +408,15 @@ def far_away(frame, bkg, mask):
     return far, room, far_mask
 
 
+def far_scene(dev_root):
+    """set3's first frame with its person far away (`far_away`), and the room it stands in."""
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    far, room, _ = far_away(store.read_frame(info, 0, bkg.shape), bkg,
+                            store.read_mask(info.mask_path(0), bkg.shape))
+    return far, room
+
+
 @pytest.mark.slow
 def test_a_far_person_is_segmented_again_from_a_closer_crop(dev_root):
     """At the working scale a person at half size came out blunt (legs and arms merged): mIoU 0.957,
@@ -869,10 +878,7 @@ def test_a_raw_segmenter_gives_a_far_person_no_second_pass(dev_root):
     # without the far person's crop (README), unless zoom is asked for.
     from humanseg.model import load_segmenter
 
-    info = store.scan_set(dev_root, 3)
-    bkg = store.read_background(info)
-    far, room, _ = far_away(store.read_frame(info, 0, bkg.shape), bkg,
-                            store.read_mask(info.mask_path(0), bkg.shape))
+    far, room = far_scene(dev_root)
     raw, cleaned = load_segmenter(num_threads=1, clean=False), load_segmenter(num_threads=1)
     for s in (raw, cleaned):
         s.set_background(room)
@@ -887,10 +893,7 @@ def test_a_far_persons_crop_is_segmented_at_the_crops_scale_not_refitted(dev_roo
     from humanseg.model import load_segmenter
     from humanseg.model.segmenter import OrtRunner
 
-    info = store.scan_set(dev_root, 3)
-    bkg = store.read_background(info)
-    far, room, _ = far_away(store.read_frame(info, 0, bkg.shape), bkg,
-                            store.read_mask(info.mask_path(0), bkg.shape))
+    far, room = far_scene(dev_root)
     seg = load_segmenter(num_threads=1, backend="onnxruntime")
     seg.set_background(room)
     sizes = []
@@ -948,10 +951,7 @@ def test_a_far_persons_crop_from_a_large_frame_is_shrunk_with_inter_area(dev_roo
     from humanseg.model import load_segmenter
     from humanseg.model.segmenter import OrtRunner
 
-    info = store.scan_set(dev_root, 3)
-    bkg = store.read_background(info)
-    far, room, _ = far_away(store.read_frame(info, 0, bkg.shape), bkg,
-                            store.read_mask(info.mask_path(0), bkg.shape))
+    far, room = far_scene(dev_root)
     far, room = (cv2.resize(x, (1280, 960), interpolation=cv2.INTER_LINEAR) for x in (far, room))
     seg = load_segmenter(num_threads=1, backend="onnxruntime")
     seg.set_background(room)

@@ -35,11 +35,16 @@ def test_single_pose_peak_maps_to_input_pixel():
     assert pose.scores[KEYPOINT_INDEX["nose"]] < 0.001
 
 
-def test_estimator_maps_single_peak_back_to_frame_pixel(monkeypatch):
+def _untrained_estimator(**options):
+    """A PoseEstimator around a PoseNet of random weights (its network's output replaced by a test)."""
     from humanseg.pose.estimator import PoseEstimator
     from humanseg.pose.mobilenet import PoseNetMobileNetV1
 
-    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, min_pose_score=0.0, optimize=False)
+    return PoseEstimator(PoseNetMobileNetV1(50, 16), optimize=False, **options)
+
+
+def test_estimator_maps_single_peak_back_to_frame_pixel(monkeypatch):
+    est = _untrained_estimator(scale=0.5, min_pose_score=0.0)
     frame = np.zeros((480, 640, 3), np.uint8)
     assert tuple(est.preprocess(frame).shape) == (1, 3, 241, 321)
     heat, offsets, fwd, bwd = _empty_maps(16, 21)
@@ -143,9 +148,8 @@ def test_the_estimator_lists_poses_strongest_first_and_drops_the_weak(monkeypatc
     from types import SimpleNamespace
 
     from humanseg.pose import estimator as E
-    from humanseg.pose.mobilenet import PoseNetMobileNetV1
 
-    est = E.PoseEstimator(PoseNetMobileNetV1(50, 16), max_poses=3, optimize=False)
+    est = _untrained_estimator(max_poses=3)
     found = [SimpleNamespace(score=s) for s in (0.3, 0.1, 0.9, 0.25, 0.6)]
     monkeypatch.setattr(E, "decode_multiple_poses", lambda *args, **kwargs: list(found))
     maps = _empty_maps(16, 21)
@@ -211,10 +215,7 @@ def test_keypoints_a_stronger_pose_claimed_do_not_count_for_a_weaker_one():
 
 
 def test_estimated_keypoints_keep_their_own_scores_and_the_pose_the_mean(monkeypatch):
-    from humanseg.pose.estimator import PoseEstimator
-    from humanseg.pose.mobilenet import PoseNetMobileNetV1
-
-    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, min_pose_score=0.0, optimize=False)
+    est = _untrained_estimator(scale=0.5, min_pose_score=0.0)
     heat, offsets, fwd, bwd = _empty_maps(16, 21)
     heat[KEYPOINT_INDEX["left_wrist"], 10, 4] = 5.0
     heat[KEYPOINT_INDEX["left_elbow"], 8, 4] = 1.0
@@ -230,10 +231,7 @@ def test_estimated_keypoints_keep_their_own_scores_and_the_pose_the_mean(monkeyp
 def test_one_pose_asked_for_is_the_single_person_decoders(monkeypatch):
     # --max-poses 1: argmax per keypoint, so a person whose parts are all a little under the
     # multi-pose part threshold (0.5) is still found.
-    from humanseg.pose.estimator import PoseEstimator
-    from humanseg.pose.mobilenet import PoseNetMobileNetV1
-
-    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, max_poses=1, optimize=False)
+    est = _untrained_estimator(scale=0.5, max_poses=1)
     heat, offsets, fwd, bwd = _empty_maps(16, 21)
     heat[:, 6, 9] = np.log(0.45 / 0.55)  # every keypoint's peak at 0.45
     monkeypatch.setattr(est, "forward", lambda tensor: (heat, offsets, fwd, bwd))
@@ -244,11 +242,7 @@ def test_one_pose_asked_for_is_the_single_person_decoders(monkeypatch):
 def test_the_estimators_multi_pose_options_reach_the_decoder():
     # Two nose peaks 32 input pixels apart, at 0.45 and 0.4: roots with a part threshold of 0.3, and
     # one person within a suppression radius of 40.
-    from humanseg.pose.estimator import PoseEstimator
-    from humanseg.pose.mobilenet import PoseNetMobileNetV1
-
-    est = PoseEstimator(PoseNetMobileNetV1(50, 16), scale=0.5, max_poses=5, min_pose_score=0.0,
-                        part_threshold=0.3, nms_radius=40, optimize=False)
+    est = _untrained_estimator(scale=0.5, max_poses=5, min_pose_score=0.0, part_threshold=0.3, nms_radius=40)
     heat, offsets, fwd, bwd = _empty_maps(16, 21)
     nose = KEYPOINT_INDEX["nose"]
     heat[nose, 3, 3], heat[nose, 3, 5] = np.log(0.45 / 0.55), np.log(0.4 / 0.6)
