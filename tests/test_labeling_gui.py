@@ -17,7 +17,7 @@ from gui import ROOT, GuiApp, xdo
 from humanseg import store
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import Shape, shapes_to_mask
-from humanseg.labeling.labelme import read_labelme
+from humanseg.labeling.labelme import read_labelme, to_labelme
 from humanseg.metrics import iou
 
 SQUARE = [(200, 150), (400, 150), (400, 350), (200, 350)]
@@ -54,12 +54,14 @@ def accept_then_quit(app, k):
     return saved, summary, app.proc.stderr.read()
 
 
-def redo_and_accept(root, xdisplay, k, source, **saved):
-    """--redo K, check it opened from `source`, accept with Enter and wait for its "saved" (with the
-    given fields): (the ready event, stderr)."""
+def redo_and_accept(root, xdisplay, k, source, edit=None, **saved):
+    """--redo K, check it opened from `source`, edit(app) if given, accept with Enter and wait for its
+    "saved" (with the given fields): (the ready event, stderr)."""
     app, ready = start(root, xdisplay, "--redo", str(k))
     try:
         assert ready["source"] == source
+        if edit is not None:
+            edit(app)
         app.key("Return")
         app.wait_event("saved", frame=k, **saved)
         assert app.wait_exit() == 0
@@ -317,8 +319,6 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     k = info.frames[0]
     shapes = [Shape([(100.0, 100.0), (300.0, 120.0), (250.0, 400.0)]),
               Shape([(150.0, 150.0), (200.0, 150.0), (180.0, 200.0)], hole=True)]
-    from humanseg.labeling.labelme import to_labelme
-
     store.write_json(info.json_path(k), to_labelme(shapes, f"{k}.png", 480, 640))
     # The mask those polygons draw, as the labeler writes it beside them (one that no longer matches
     # them opens as its own outline instead: test_labeling's test of a mask changed after its json).
@@ -368,6 +368,24 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     assert f"warning: mask unreadable or corrupt: {info.mask_path(k)}; editing {k}.json's polygons, and accepting " \
            f"the frame writes the mask anew from them\n" in err
     assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask(ready_shapes(ready), 480, 640))
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_an_edit_of_a_label_reopened_with_redo_is_saved(copy_set, xdisplay):
+    # A label opened from its K.json and accepted as it opened is left alone; edited, it is written,
+    # or the edit is lost without a word.
+    root = copy_set(3)
+    info = store.scan_set(root, 3)
+    k = info.frames[0]
+    square = [Shape(SQUARE)]
+    store.write_json(info.json_path(k), to_labelme(square, f"{k}.png", 480, 640))
+    store.write_image(info.mask_path(k), shapes_to_mask(square, 480, 640), overwrite=True)
+    redo_and_accept(root, xdisplay, k, "json", unchanged=False, written=True,
+                    edit=lambda app: app.click_answered(*SQUARE[2], "edit", button=3, action="delete_vertex"))
+    triangle = [(float(x), float(y)) for x, y in (SQUARE[0], SQUARE[1], SQUARE[3])]
+    assert [s.points for s in read_labelme(info.json_path(k), (480, 640))] == [triangle]
+    assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask([Shape(triangle)], 480, 640))
 
 
 @pytest.mark.gui
@@ -635,6 +653,30 @@ def test_small_frames_are_shown_enlarged_and_saved_at_their_size(copy_set, xdisp
     # A 160x120 camera's frame was a 160x120 window: an outline hard to draw, a help bar unreadable.
     root = resized_set(copy_set, (160, 120))
     label_square_at(root, xdisplay, (160, 120), [([], 4.0)])
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_an_enlarged_frame_is_labeled_to_its_edges_with_the_screens_grab_distances(copy_set, xdisplay):
+    # A 160x120 frame shown 4 times: clicks on the window's outermost pixels put the vertices on the
+    # frame's edges (not a quarter pixel inside), and a press 8 screen px diagonally from a vertex
+    # (3 frame px) neither grabs it (within 7 screen px) nor inserts on an edge (within 5): it starts
+    # a polygon, as it would at 1:1.
+    root = resized_set(copy_set, (160, 120))
+    app, ready = start(root, xdisplay, "--no-guess")
+    try:
+        assert (ready["zoom"], ready["window_width"], ready["window_height"]) == (4.0, 640, 480)
+        for n, (x, y) in enumerate([(0, 0), (639, 0), (639, 479), (0, 479)], 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        app.click_answered(320, 240, "edit", button=3, action="close", open=0)
+        app.click_answered(8, 8, "edit", action="start", open=1)
+        app.key_answered("z", "edit", action="undo", open=0)
+        saved, _, _ = accept_then_quit(app, ready["frame"])
+    finally:
+        app.close()
+    assert [s.points for s in read_labelme(saved["json"], (120, 160))] == [
+        [(-0.5, -0.5), (159.5, -0.5), (159.5, 119.5), (-0.5, 119.5)]]
+    assert store.read_mask(saved["mask"]).min() == 255
 
 
 @pytest.mark.gui
