@@ -234,6 +234,18 @@ def test_an_images_folder_that_cannot_be_written_is_refused_before_anything_open
         assert out.stderr == f"Error: --images {images}: cannot write {place} (read-only, or no permission)\n"
 
 
+def test_continuing_a_set_folder_that_cannot_be_written_is_refused_before_anything_opens(copy_set, dev_root,
+                                                                                        make_read_only):
+    images = copy_set(3)
+    before = files_in(images / "set3")
+    make_read_only(images / "set3")
+    out = run_main("--source", str(dev_root / "set1"), "--images", str(images), "--set", "3", "--no-pose",
+                   env={**os.environ, "DISPLAY": ""})
+    assert (out.returncode, out.stderr) == (2, f"Error: --set 3: set folder {images / 'set3'}: cannot write there "
+                                               f"(read-only, or no permission)\n")
+    assert files_in(images / "set3") == before
+
+
 def test_options_that_would_go_unused_are_refused(tmp_path, dev_root):
     # --no-model --weights missing.pt (or --no-pose --posenet-weights ...) started without a word.
     env = {**os.environ, "DISPLAY": ""}
@@ -397,21 +409,36 @@ def test_bad_set_exits_2(tmp_path, dev_root):
 def test_continuing_a_set_counts_its_frames_and_pose_runs_in_a_thread_by_default(xdisplay, monkeypatch, copy_set,
                                                                                  dev_root):
     # main.py's body hands the loop a controller that knows the set's frames (the status line's
-    # count, from 5 for dev set 4), and PoseNet in a worker thread unless --pose-every N asks otherwise.
+    # count, from 5 for dev set 4), and PoseNet in a worker thread unless --pose-every N asks otherwise;
+    # -b and -s each set their own countdown, and --no-mirror keeps the source's frames as they come.
+    # (One test: a second in-process window on another test's X server ends the process.)
     from humanseg import capture
 
     monkeypatch.setenv("DISPLAY", xdisplay)
     seen = []
 
     def loop(source, window, controller, images, **kw):
-        seen.append((controller.set_number, controller.frames_saved, kw["pose_async"]))
+        seen.append((controller.set_number, controller.frames_saved, kw["pose_async"], controller.durations,
+                     kw["mirror"]))
         window.close()
         return capture.CaptureContext(Path(images))
 
     monkeypatch.setattr(capture, "run_capture", loop)
     images = copy_set(4)
-    for every, threaded in ((0, True), (2, False)):
+    for every, threaded, mirror in ((0, True, True), (2, False, False)):
         capture.open_capture(source=str(dev_root / "set4"), images=images, set_number=4, use_pose=False,
-                             pose_every=every)
-        assert seen[-1] == (4, len(store.list_frames(images / "set4")), threaded)
+                             pose_every=every, bkg_seconds=7, sav_seconds=3, mirror=mirror)
+        assert seen[-1] == (4, len(store.list_frames(images / "set4")), threaded, {"bkg": 7.0, "sav": 3.0}, mirror)
     assert seen[-1][1] == 5
+
+
+@pytest.mark.gui
+def test_a_source_that_gives_no_frame_exits_2_with_one_line(xdisplay, tmp_path):
+    # A video file with no frames opens; its first read gives nothing (a traceback on its size, once).
+    empty = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(empty), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H))
+    writer.release()
+    out = run_main("--source", str(empty), "--images", str(tmp_path / "images"), "--no-pose", "--no-model",
+                   env={**os.environ, "DISPLAY": xdisplay})
+    assert (out.returncode, out.stderr) == (2, f"Error: --source {empty}: no frames could be read\n")
+    assert not (tmp_path / "images").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 
@@ -12,9 +13,10 @@ import pytest
 
 from gui import ScriptWindow
 from humanseg import store
-from humanseg.capture import BackgroundPose, Saved, run_capture
+from humanseg.capture import BackgroundPose, FpsMeter, Saved, carried_click, run_capture, status_text
 from humanseg.pose import Palm
-from humanseg.ui.buttons import default_layout
+from humanseg.sources import ImageFolderSource
+from humanseg.ui.buttons import button_at, default_layout
 from humanseg.ui.controller import CaptureController
 
 W, H = 640, 480
@@ -46,6 +48,18 @@ class ListSource:
         self.released = True
 
 
+class TickingFolderSource(ImageFolderSource):
+    """A real image-folder source, looped; each read moves the fake clock one 30 fps frame on."""
+
+    def __init__(self, paths, clock):
+        super().__init__([str(p) for p in paths], loop=True)
+        self.clock = clock
+
+    def read(self):
+        self.clock.now += 1 / 30
+        return super().read()
+
+
 class FakePose:
     """Returns fixed palms and counts calls; takes `cost` seconds per call to look slow: on the fake
     clock when given one (the loop times pose with its clock), else really sleeping."""
@@ -70,6 +84,14 @@ def controller(clock, **kw):
     return CaptureController(default_layout(W, H), bkg_seconds=1, sav_seconds=1, clock=clock, **kw)
 
 
+def palms_used(controller) -> list[list[tuple[float, float]]]:
+    """Records the palms the loop hands controller on each update (one list per frame)."""
+    used, update = [], controller.update
+    controller.update = lambda palms, clicks, keys, answer=None: used.append(list(palms)) or update(palms, clicks, keys,
+                                                                                                    answer)
+    return used
+
+
 def test_hooks_see_clean_frames_and_every_save(tmp_path, dev_root):
     clock = Clock()
     source = ListSource(frames(dev_root), clock)
@@ -88,6 +110,8 @@ def test_hooks_see_clean_frames_and_every_save(tmp_path, dev_root):
                       on_frame=on_frame, on_saved=on_saved)
 
     assert source.released and window.closed
+    # "ready" comes with the first frame shown, before anything the keys polled after it do.
+    assert (events[0]["event"], events[0]["width"], events[0]["height"]) == ("ready", W, H)
     assert ctx.set_number == 1 and ctx.frames_saved == 1
     assert [s[0] for s in saved] == [Saved("background", 1, None, tmp_path / "set1" / "bkg.png"),
                                      Saved("frame", 1, 0, tmp_path / "set1" / "0.png")]
@@ -115,6 +139,21 @@ def test_saved_frame_is_the_frame_read_when_the_countdown_ends(tmp_path, dev_roo
                 clock=clock, log=events.append, mirror=False)
     (saved,) = [e for e in events if e["event"] == "saved"]
     assert np.array_equal(cv2.imread(saved["path"]), src[saved["source_frame"] % 3])
+
+
+def test_saved_events_name_the_image_of_a_folder_source_each_save_took(tmp_path, dev_root):
+    # --log-events' source_index / source_path: the image the saved frame was read from (looped).
+    paths = [dev_root / "set5" / f"{k}.png" for k in range(3)]
+    clock = Clock()
+    events = []
+    run_capture(TickingFolderSource(paths, clock), ScriptWindow({0: [ord("b")], 40: [ord("s")], 80: [ord("q")]}),
+                controller(clock), tmp_path, clock=clock, log=events.append)
+    saves = [e for e in events if e["event"] == "saved"]
+    assert [e["kind"] for e in saves] == ["background", "frame"]
+    for e in saves:
+        i = e["source_frame"] % len(paths)
+        assert (e["source_index"], e["source_path"]) == (i, str(paths[i]))
+        assert np.array_equal(cv2.imread(e["path"]), cv2.flip(cv2.imread(str(paths[i])), 1))
 
 
 def test_a_slow_pace_still_answers_keys_at_once(tmp_path, dev_root, monkeypatch):
@@ -180,6 +219,9 @@ def test_a_countdown_ends_on_time_at_a_slow_pace(tmp_path, dev_root):
     started = next(e["time"] for e in events if e["event"] == "countdown_started")
     saved = next(e for e in events if e["event"] == "saved")
     assert saved["kind"] == "background" and 2.5 <= saved["time"] - started < 2.6
+    # ... and of the frame on screen then (the first: the next comes 10 s after it), not the next one.
+    assert saved["source_frame"] == 0
+    assert np.array_equal(cv2.imread(saved["path"]), cv2.flip(frames(dev_root, 1)[0], 1))
     # The number shown went 3, 2, 1 while waiting for the next frame, each drawn once.
     assert window.digits[:4] == [None, 3, 2, 1]
 
@@ -298,6 +340,16 @@ def test_a_click_near_a_buttons_edge_before_the_frame_turns_portrait_presses_it(
         assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("bkg", "mouse")], (dx, dy)
 
 
+def test_a_click_off_the_buttons_is_carried_in_proportion_to_the_frame():
+    # A click in the middle of a 1280x960 frame, kept at its pixel on the 640x480 frames that followed,
+    # landed on Sav; in proportion it stays in the middle, off every button.
+    old, new = default_layout(1280, 960), default_layout(640, 480)
+    assert button_at(old, 550, 216) is None and button_at(new, 550, 216).name == "sav"
+    x, y = carried_click((550, 216), old, new, (960, 1280), (480, 640))
+    assert (x, y) == pytest.approx((274.75, 107.75))  # pixel centres: (x + 0.5) / 2 - 0.5
+    assert button_at(new, x, y) is None
+
+
 def test_a_portrait_camera_is_shown_enlarged(tmp_path, dev_root):
     portrait = cv2.resize(frames(dev_root, 1)[0][:, 140:500], (240, 320), interpolation=cv2.INTER_AREA)
     clock = Clock()
@@ -381,8 +433,7 @@ def test_palms_are_steadied_over_time_and_still_press(tmp_path, dev_root):
             return [Palm(sav.x + (12 if self.calls % 2 else -12), sav.y, "left", 1.0)]
 
     c = controller(clock, set_number=3)
-    used, update = [], c.update
-    c.update = lambda palms, clicks, keys, answer=None: used.append(list(palms)) or update(palms, clicks, keys, answer)
+    used = palms_used(c)
     events = []
     run_capture(ListSource(frames(dev_root), clock, limit=40), ScriptWindow({}), c, tmp_path,
                 pose=JitteryPose(), clock=clock, log=events.append)
@@ -391,12 +442,73 @@ def test_palms_are_steadied_over_time_and_still_press(tmp_path, dev_root):
     assert [(e["button"], e["by"]) for e in events if e["event"] == "pressed"] == [("sav", "palm")]
 
 
-def test_palm_dot_is_red_on_screen(tmp_path, dev_root):
+def test_palms_after_a_size_change_are_not_steadied_toward_the_old_frames_pixels(tmp_path, dev_root):
+    # The One-Euro filter kept its state across the change: on the first frames of the new size the palm
+    # (its dot and its dwell) slid in from where it had been in the old frames' pixels.
+    big = frames(dev_root, 1)[0]
+    small = cv2.resize(big, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
+
+    class Centre:  # a palm at the middle of whichever frame it is given
+        def palms(self, frame):
+            return [Palm(frame.shape[1] / 2, frame.shape[0] / 2, "left", 1.0)]
+
+    clock = Clock()
+    c = controller(clock)
+    used = palms_used(c)
+    run_capture(ListSource([big] * 10 + [small] * 5, clock, limit=15), ScriptWindow({}), c, tmp_path, pose=Centre(),
+                clock=clock)
+    assert used[9] == [pytest.approx((W / 2, H / 2))] and used[10] == [pytest.approx((W / 4, H / 4))]
+
+
+def test_the_screen_says_what_a_countdown_will_save_shows_notices_and_fills_a_dwelt_on_button(monkeypatch, dev_root):
+    # The countdown's caption, the notices (a save refused or failed, "saved ...") and the arc filling
+    # as a palm rests on a button are the screen's answers to the user: render hands each to its drawing.
+    from humanseg.capture import CaptureContext, render
+    from humanseg.ui import draw
+
+    drawn = []
+    monkeypatch.setattr(draw, "draw_countdown", lambda image, seconds, what: drawn.append(("countdown", what)))
+    monkeypatch.setattr(draw, "draw_notices", lambda image, texts: drawn.append(("notices", tuple(texts))))
+    monkeypatch.setattr(draw, "draw_button", lambda image, button, active=False, progress=0.0: drawn.append(
+        (button.name, active, progress)))
+    clock, frame = Clock(), frames(dev_root, 1)[0]
+    c = controller(clock)
+
+    def screen():
+        drawn.clear()
+        render(frame, c, [], CaptureContext(images_root="."), 30.0)
+        return list(drawn)
+
+    c.update(keys=[ord("s")])
+    assert ("notices", ("capture a background first",)) in screen()
+    c.update(keys=[ord("b")])
+    assert {("countdown", "background in 1 s - press again to cancel"), ("bkg", True, 0.0)} <= set(screen())
+    clock.now += 5.0  # the countdown over, and the message gone
+    assert [e.name for e in c.update()] == ["capture"]
+    c.saved("background", "images/set1/bkg.png", 1)
+    c.update(keys=[ord("s")])
+    shown = screen()
+    assert {("countdown", "frame in 1 s - press again to cancel"), ("sav", True, 0.0), ("bkg", False, 0.0),
+            ("notices", ("saved images/set1/bkg.png",))} <= set(shown)
+    ext = c.buttons[0]
+    c.update(palms=[(ext.x, ext.y)])
+    clock.now += 0.15
+    c.update(palms=[(ext.x, ext.y)])
+    (progress,) = [d[2] for d in screen() if d[0] == "ext"]
+    assert 0 < progress < 1
+
+
+@pytest.mark.parametrize("zoom", [1, 4])  # 4: a 160x120 camera, shown 4 times as large
+def test_palm_dot_is_red_on_screen(tmp_path, dev_root, zoom):
+    w, h = W // zoom, H // zoom
+    small = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames(dev_root)]
+    palm = (320 / zoom, 120 / zoom)  # found in the frame's pixels, drawn where the frame is shown
     clock = Clock()
     window = ScriptWindow({})
-    run_capture(ListSource(frames(dev_root), clock, limit=2), window, controller(clock), tmp_path,
-                pose=FakePose([(320, 120)]), clock=clock)
-    b, g, r = window.shown[-1][120, 320].astype(int)
+    run_capture(ListSource(small, clock, limit=2), window, CaptureController(default_layout(w, h), clock=clock),
+                tmp_path, pose=FakePose([palm]), clock=clock)
+    x, y = (round((v + 0.5) * zoom - 0.5) for v in palm)
+    b, g, r = window.shown[-1][y, x].astype(int)
     assert r > 200 and g < 60 and b < 60
 
 
@@ -456,14 +568,38 @@ def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):
     images = copy_set(6)
     before = store.list_frames(images / "set6")
     clock = Clock()
-    events = []
+    events, status = [], []
     run_capture(ListSource(frames(dev_root), clock), ScriptWindow({0: [ord("s")], 40: [ord("q")]}),
                 controller(clock, set_number=6, frames_saved=len(before)), images, clock=clock,
-                log=events.append)
+                log=events.append, on_frame=lambda frame, ctx: status.append(status_text(ctx, 0.0)))
     (saved,) = [e for e in events if e["event"] == "saved"]
     assert saved["frame"] == before[-1] + 1 and saved["set"] == 6
+    # The status line counts the set's frames from the first frame on ("0 frames" until the first Sav).
+    n = len(before)
+    assert (status[0], status[-1]) == (f"set 6 | {n} frames | 0 fps", f"set 6 | {n + 1} frames | 0 fps")
     assert store.list_frames(images / "set6") == before + [before[-1] + 1]
     assert store.list_sets(images) == [6]
+
+
+def test_each_bkg_claims_the_set_after_the_highest_past_gaps_and_folders_only_named_like_sets(tmp_path, dev_root,
+                                                                                          copy_set):
+    # Set numbers are never reused nor filled in: beside set3 alone the first Bkg makes set4, not set1 or
+    # set2; set07 or Set12 are not sets. Each set's frames number from 0; the session lists each set once.
+    images = copy_set(3)
+    for name in ("set07", "Set12", "set9x"):
+        shutil.copytree(images / "set3", images / name)
+    clock = Clock()
+    events = []
+    keys = {0: [ord("b")], 40: [ord("s")], 80: [ord("s")], 120: [ord("b")], 160: [ord("s")], 200: [ord("q")]}
+    ctx = run_capture(ListSource(frames(dev_root), clock), ScriptWindow(keys), controller(clock), images,
+                      clock=clock, log=events.append)
+    assert [(e["kind"], e["set"], e.get("frame")) for e in events if e["event"] == "saved"] == [
+        ("background", 4, None), ("frame", 4, 0), ("frame", 4, 1), ("background", 5, None), ("frame", 5, 0)]
+    assert (ctx.sets, ctx.set_number, ctx.frames_saved) == ([4, 5], 5, 1)
+    assert sorted(p.name for p in (images / "set4").iterdir()) == ["0.png", "1.png", "bkg.png"]
+    assert sorted(p.name for p in images.iterdir()) == ["Set12", "set07", "set3", "set4", "set5", "set9x"]
+    for name in ("set07", "Set12", "set9x"):
+        assert sorted(p.name for p in (images / name).iterdir()) == sorted(p.name for p in (images / "set3").iterdir())
 
 
 class SlowListSource(ListSource):
@@ -565,6 +701,25 @@ def test_pose_weights_errors_suggest_no_pose_only_where_there_is_one(tmp_path):
         assert str(err.value).endswith("or run with --no-pose (mouse and keys)") is no_pose
 
 
+def test_a_failed_posenet_download_keeps_its_runtime_exit_code(tmp_path, monkeypatch):
+    # A download that brought no TF.js checkpoint is a runtime failure (exit 1), not bad input (2).
+    from humanseg.capture import load_pose
+    from humanseg.errors import HumansegError
+
+    www = tmp_path / "www"
+    (www / "mobilenet_v1_050").mkdir(parents=True)
+    (www / "mobilenet_v1_050" / "manifest.json").write_text("[]")
+    monkeypatch.setenv("HUMANSEG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HUMANSEG_POSENET_WEIGHTS", raising=False)
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", www.as_uri() + "/")
+    with pytest.raises(HumansegError) as err:
+        load_pose(None, None)
+    assert err.value.exit_code == 1
+    manifest = f"{www.as_uri()}/mobilenet_v1_050/manifest.json"
+    assert str(err.value).startswith(f"{manifest}: not a TF.js checkpoint manifest; to get weights, ")
+    assert not (tmp_path / "cache" / "posenet" / "mobilenet_v1_050.pth").exists()
+
+
 def test_a_slow_pace_draws_the_palms_of_the_frame_on_screen(tmp_path, monkeypatch):
     # With --max-fps and PoseNet in its worker, the palms of a frame came after it was drawn and were
     # shown only with the next frame: for the whole pace, the dots of the frame before.
@@ -613,6 +768,16 @@ def test_the_status_line_counts_frames_and_a_slow_rate():
     ctx.frames_saved = 2
     assert status_text(ctx, 0.5) == "set 3 | 2 frames | 0.5 fps"  # "0 fps" at --max-fps 0.5
     assert status_text(CaptureContext(images_root="."), 0.0) == "no set yet: press Bkg | 0 fps"
+    # Just after Bkg: the new set, no frame yet ("no set yet" while frames were 0); 10 fps is whole.
+    assert status_text(CaptureContext(images_root=".", set_number=2), 10.0) == "set 2 | 0 frames | 10 fps"
+
+
+def test_the_fps_is_the_rate_over_the_last_frames_only():
+    meter = FpsMeter(size=3)
+    assert meter.tick(0.0) == 0.0  # one frame: no rate yet
+    assert meter.tick(1.0) == pytest.approx(1.0)
+    assert meter.tick(1.2) == pytest.approx(2 / 1.2)
+    assert meter.tick(2.0) == pytest.approx(2.0)  # the frame at 0 s has left the window: 2 frames in 1 s
 
 
 def test_at_a_slow_pace_bkg_saves_the_frame_on_screen(tmp_path, dev_root):
@@ -633,7 +798,9 @@ def test_at_a_slow_pace_bkg_saves_the_frame_on_screen(tmp_path, dev_root):
 
     ctrl = CaptureController(default_layout(W, H), bkg_seconds=0, sav_seconds=1, clock=clock)
     source, events = ListSource([room, person], clock, limit=10), []
-    run_capture(source, Window({}), ctrl, tmp_path, clock=clock, log=events.append, max_fps=0.2)
+    # With the live overlay's hook (asked again while the frame stays on screen), still the clean frame.
+    run_capture(source, Window({}), ctrl, tmp_path, clock=clock, log=events.append, max_fps=0.2,
+                on_frame=lambda frame, ctx: frame // 2)
     saved = next(e for e in events if e["event"] == "saved")
     assert saved["kind"] == "background" and saved["source_frame"] == 0 and saved["time"] < 3.1
     assert np.array_equal(cv2.imread(str(tmp_path / "set1" / "bkg.png")), cv2.flip(room, 1))

@@ -80,6 +80,27 @@ def test_a_checkpoint_runs_at_the_work_width_it_was_saved_with(tmp_path):
     path = save_checkpoint(tmp_path / "w.pt", trained_like(), work_width=256)
     assert load_segmenter(path, num_threads=1).work_width == 256
     assert load_segmenter(path, num_threads=1, work_width=384).work_width == 384  # asked for: that one
+    for width in (MIN_WORK_WIDTH, MAX_WORK_WIDTH):  # the ends of the range (evaluate --work-width's too) load
+        path = save_checkpoint(tmp_path / f"{width}.pt", trained_like(), work_width=width)
+        assert load_segmenter(path, num_threads=1).work_width == width
+
+
+def test_a_checkpoint_is_written_as_humanseg_siamese_version_1_as_the_shipped_one_is(tmp_path, default_weights):
+    # CONVENTIONS.md and the README: the config, the weights, the step, the optimizer state and the
+    # metrics, as format humanseg-siamese version 1. Written as a later version it would be refused by the
+    # humanseg that reads the shipped default.pt.
+    model = trained_like()
+    opt = torch.optim.AdamW(model.parameters())
+    path = save_checkpoint(tmp_path / "a.pt", model, step=3, optimizer=opt, metrics={"iou": 0.9}, work_width=256,
+                           extra={"seed": 2})
+    ckpt = torch.load(path, weights_only=True)
+    assert set(ckpt) == {"format", "version", "config", "work_width", "state_dict", "step", "optimizer", "metrics",
+                         "extra"}
+    shipped = torch.load(default_weights, weights_only=True)
+    assert (ckpt["format"], ckpt["version"]) == (shipped["format"], shipped["version"]) == ("humanseg-siamese", 1)
+    assert NetConfig.from_dict(ckpt["config"]) == model.config
+    assert (ckpt["step"], ckpt["work_width"], ckpt["metrics"], ckpt["extra"]) == (3, 256, {"iou": 0.9}, {"seed": 2})
+    assert ckpt["optimizer"]["param_groups"] == opt.state_dict()["param_groups"]
 
 
 def test_inputs_are_padded_to_the_training_crop_step_only():
@@ -285,6 +306,10 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     torch.save({"weights": 1}, other)
     with pytest.raises(WeightsError, match="not a humanseg segmentation checkpoint"):
         load_model(other)
+    for obj in ([1, 2], torch.zeros(3), None):  # not a dict at all: each was an AttributeError's traceback
+        torch.save(obj, other)
+        with pytest.raises(WeightsError, match=rf"^not a humanseg segmentation checkpoint: {re.escape(str(other))}$"):
+            load_model(other)
     # A checkpoint of a wider network does not fit the config it claims.
     ckpt = torch.load(path, weights_only=True)
     ckpt["config"] = NetConfig(widths=(16, 24, 48, 128, 160)).to_dict()
@@ -846,6 +871,33 @@ def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
     assert bkg.read_bytes() == before
 
 
+def test_release_keeps_the_work_width_metrics_and_run_record_without_a_recipe(tmp_path):
+    # The released file runs at the width it was trained at (320 instead of 256 segmented differently),
+    # and still says what it scored and which sets it held out when no recipe is given.
+    from humanseg.model.checkpoint import read_checkpoint, release_checkpoint
+
+    src = save_checkpoint(tmp_path / "best.pt", trained_like(), 5, None, {"iou": 0.9}, work_width=256,
+                          extra={"val_sets": "3,7"})
+    out = read_checkpoint(release_checkpoint(src, tmp_path / "default.pt"))
+    assert (out["step"], out["work_width"], out["metrics"], out["extra"]) == (5, 256, {"iou": 0.9}, {"val_sets": "3,7"})
+
+
+@pytest.mark.parametrize("key, value", [("extra", [1]), ("extra", "notes"), ("metrics", [0.9])])
+def test_release_of_a_checkpoint_with_a_damaged_record_is_one_line(tmp_path, key, value):
+    # A hand-edited `extra` (a list, a string) ended in dict()'s traceback when a recipe was merged
+    # into it, and a `metrics` that is not a dict was copied into the shipped file as it was.
+    from humanseg.model.checkpoint import release_checkpoint
+
+    src = save_checkpoint(tmp_path / "best.pt", trained_like(), 5, None, {"iou": 0.9}, extra={"val_sets": "3,7"})
+    ckpt = torch.load(src, weights_only=True)
+    ckpt[key] = value
+    torch.save(ckpt, src)
+    with pytest.raises(WeightsError, match=rf"^checkpoint {re.escape(str(src))} has a damaged {key} record "
+                                           rf"\({key} is a {type(value).__name__}, not a dict\)$"):
+        release_checkpoint(src, tmp_path / "default.pt", "recipe text")
+    assert not (tmp_path / "default.pt").exists()
+
+
 def test_release_refuses_a_dst_it_cannot_or_must_not_write(tmp_path, read_only_folder):
     import stat
     import subprocess
@@ -924,6 +976,9 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
         (lambda c: c.update(step="x"), r"has an invalid step 'x'"),
         (lambda c: c.update(step=-1), r"has an invalid step -1 \(a whole number, 0 or more\)"),
         (lambda c: c.update(version=-1), r"has an invalid format version -1 \(a whole number\)"),
+        (lambda c: c.update(version=True), r"has an invalid format version True \(a whole number\)"),
+        (lambda c: c.update(step=True), r"has an invalid step True \(a whole number, 0 or more\)"),
+        (lambda c: c.update(state_dict=[1.0]), r"bad.pt has no state dict$"),
         (lambda c: c["config"].update(refine_width=-3),
          r"invalid model config: refine_width must be a whole number from 1 to 4096, not -3"),
         (lambda c: c["config"].update(decode_from=9), r"invalid model config: decode_from must be a level from 0 to 3"),

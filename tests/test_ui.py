@@ -230,6 +230,7 @@ def test_countdown_shows_whole_seconds_and_ends_on_time():
     cd = Countdown(3, start=10.0)
     assert [cd.shown(t) for t in (10.0, 10.5, 11.0, 12.2, 12.99, 13.0)] == [3, 3, 2, 1, 1, 0]
     assert not cd.done(12.99) and cd.done(13.0)
+    assert cd.remaining(20.0) == 0.0 and cd.shown(20.0) == 0  # never below 0 once it has ended
     with pytest.raises(ValueError):
         Countdown(-1, 0)
 
