@@ -1,5 +1,6 @@
 """Training data: augmentations do what their names say, samples are reproducible, sets are held out whole."""
 
+import re
 import shutil
 
 import cv2
@@ -43,7 +44,8 @@ def test_cast_shadow_only_darkens_outside_the_person(pairs):
     out = A.cast_shadow(p.frame, p.mask, np.random.default_rng(3))
     assert np.array_equal(out[p.mask > 0], p.frame[p.mask > 0])
     assert (out.astype(int) <= p.frame.astype(int)).all()
-    assert (out != p.frame).any()
+    f = p.frame.astype(float)
+    assert ((out < 0.9 * f) & (f >= 40)).sum() > 1000  # a shadow one sees (15% to 50% darker), not a tint
 
 
 def test_samples_are_reproducible_binary_and_sized(pairs, dev_root):
@@ -56,6 +58,12 @@ def test_samples_are_reproducible_binary_and_sized(pairs, dev_root):
     assert set(np.unique(m1.numpy())) <= {0.0, 1.0}
     f3, _, _ = ds[8]
     assert not torch_equal(f1, f3)
+    assert not torch_equal(f1, TrainingSet(train, [], size=(128, 96), length=20, seed=6)[7][0])  # --seed draws them
+    # The tensors are the sample's pixels: BGR channels first, 0..1, and the label as 0/1.
+    frame, bkg, mask = ds.sample(7)
+    for tensor, image in ((f1, frame), (b1, bkg)):
+        assert np.array_equal((tensor.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8), image)
+    assert np.array_equal(m1.numpy()[0], mask / 255)
 
 
 def test_validation_holds_out_whole_sets(pairs):
@@ -63,6 +71,7 @@ def test_validation_holds_out_whole_sets(pairs):
     assert {p.set_key.rsplit(":", 1)[1] for p in val} == {"set3", "set7"}
     assert not {p.set_key for p in train} & {p.set_key for p in val}
     assert len(train) + len(val) == len(pairs)
+    assert split_sets(pairs, None) == split_sets(pairs, "") == (pairs, [])  # --val-sets none: train on all
     t2, v2 = split_sets(pairs, "0.25", seed=1)
     assert not {p.set_key for p in t2} & {p.set_key for p in v2} and v2
     # A fraction never holds out every set: one set trains without validation, two keep one to train.
@@ -126,6 +135,35 @@ def test_hidden_files_in_a_backgrounds_folder_are_passed_over(tmp_path, dev_root
     assert len(rooms) == 1 and rooms[0].shape == (480, 640, 3)
 
 
+def test_a_backgrounds_folder_gives_every_room_picture_in_name_order(tmp_path):
+    # Cameras name their files IMG_0001.JPG, .jpeg is JPEG too, and a set's bkg.png copied in without its
+    # frames is a room. In name order, however the file system lists them: the same --seed, the same rooms.
+    for name, value in (("hall.jpeg", 120), ("bkg.png", 40), ("IMG_0001.JPG", 200), ("notes.txt", None)):
+        if value is None:
+            (tmp_path / name).write_text("taken on Tuesday")
+        else:
+            assert cv2.imwrite(str(tmp_path / name), np.full((48, 64, 3), value, np.uint8))
+    rooms = load_backgrounds(tmp_path)
+    assert [int(np.median(room)) for room in rooms] == [200, 40, 120]  # IMG_0001.JPG, bkg.png, hall.jpeg
+
+
+def test_a_backgrounds_folder_reads_every_image_format_a_source_folder_does(tmp_path):
+    # --source image folders read .bmp, .webp and .tif; --backgrounds read .png and .jpg alone, and a
+    # room saved as .webp beside a.png was left out without a word (training on fewer rooms).
+    formats = ["a.png", "b.bmp", "c.webp", "d.tif", "e.TIFF"]
+    for value, name in enumerate(formats):
+        assert cv2.imwrite(str(tmp_path / name), np.full((48, 64, 3), 40 * value, np.uint8))
+    rooms = load_backgrounds(tmp_path)
+    assert [int(np.median(room)) for room in rooms] == [40 * value for value in range(len(formats))]
+
+
+def test_images_with_sets_named_off_the_layout_say_so(tmp_path, dev_root):
+    shutil.copytree(dev_root / "set3", tmp_path / "set03")
+    with pytest.raises(HumansegError, match=re.escape(f"no labeled frames found in {tmp_path} (set03 passed over: "
+                                                      f"the layout's names are set1, set2, ...)")):
+        load_pairs([tmp_path])
+
+
 def test_a_folder_of_masks_alone_is_no_backgrounds_folder(tmp_path, dev_root):
     # evaluate --save-masks OUT/set8 holds K_mask.png files only: masks, not empty rooms to train on.
     for k in (0, 1):
@@ -156,6 +194,18 @@ def _grey_room(seed, h=240, w=320):
     return np.repeat(grey[..., None], 3, 2).astype(np.uint8)
 
 
+def _person_in(room, mask, key="root:set1", colour=(30, 30, 220)):
+    """A Pair of `room` with a "person" (red unless told) painted where `mask` is set, the room its reference."""
+    frame = room.copy()
+    frame[mask > 0] = colour
+    return Pair(key, frame, room, mask)
+
+
+def _person_labels(ds):
+    """The labels (bool HxW) of the dataset's samples that show someone."""
+    return [label for label in (ds.sample(i)[2] > 127 for i in range(len(ds))) if label.any()]
+
+
 def test_every_kind_of_sample_keeps_its_label_on_the_person():
     # A red L-shaped "person" off the centre of two grey rooms: wherever a sample shows red, its label
     # must say person, whichever kind the sample is (real, pasted onto another room, empty) and
@@ -167,9 +217,7 @@ def test_every_kind_of_sample_keeps_its_label_on_the_person():
         mask = np.zeros(room.shape[:2], np.uint8)
         mask[90:220, 30:80] = 255
         mask[180:220, 80:150] = 255
-        frame = room.copy()
-        frame[mask > 0] = (30, 30, 220)
-        pairs.append(Pair(f"root:set{k + 1}", frame, room, mask))
+        pairs.append(_person_in(room, mask, f"root:set{k + 1}"))
     ds = TrainingSet(pairs, [], size=(160, 120), length=60, seed=3, p_camouflage=0.0)
     kinds = set()
     checked = inter = union = 0
@@ -202,22 +250,21 @@ def test_a_pasted_person_cut_by_their_frame_is_neither_streaked_nor_floating():
     # the sample, free to float.
     room = _grey_room(5, 480, 640)
     pairs = []
-    for k in range(2):  # cut at the bottom; cut at the top, its head a triangle (each row wider)
+    # Cut at the bottom; cut at the top, its head a triangle (each row wider); each again as outlines
+    # clicked at the frame's edge often end, two rows inside it.
+    for k, short in ((0, 0), (1, 0), (0, 2), (1, 2)):
         mask = np.zeros(room.shape[:2], np.uint8)
         if k == 0:
-            mask[240:, 260:380] = 255
+            mask[240:480 - short, 260:380] = 255
         else:
-            for r in range(220):
+            for r in range(short, 220):
                 mask[r, 320 - 10 - r // 2:320 + 10 + r // 2 + r % 2] = 255
-        frame = room.copy()
-        frame[mask > 0] = (30, 30, 220)
-        pairs.append(Pair(f"root:set{k + 1}", frame, room, mask))
+        pairs.append(_person_in(room, mask))
     rooms = [_grey_room(6, 480, 640), _grey_room(7, 480, 640)]
-    for person, edge in zip(pairs, (-1, 0)):
+    for person, edge in zip(pairs, (-1, 0, -1, 0)):
         ds = TrainingSet([person], rooms, size=(160, 120), length=40, seed=4, p_composite=1.0, p_empty=0.0,
                          p_camouflage=0.0, work_width=160)
-        labels = [ds.sample(i)[2] > 127 for i in range(len(ds))]
-        labels = [label for label in labels if label.any()]
+        labels = _person_labels(ds)
         assert len(labels) >= 30
         if edge == -1:  # every one reaches the bottom row, with no gap: the cut stays out of view
             assert all(label[-1].any() and all(label[label.any(1).argmax():].any(1)) for label in labels)
@@ -239,11 +286,9 @@ def test_a_pasted_person_cut_at_a_side_of_their_frame_keeps_that_cut_out_of_view
     for cols in (slice(0, 110), slice(530, 640), slice(2, 110), slice(530, 638), slice(260, 380)):
         mask = np.zeros(room.shape[:2], np.uint8)
         mask[150:400, cols] = 255
-        frame = room.copy()
-        frame[mask > 0] = (30, 30, 220)
-        ds = TrainingSet([Pair("root:set1", frame, room, mask)], rooms, size=(160, 120), length=60, seed=4,
+        ds = TrainingSet([_person_in(room, mask)], rooms, size=(160, 120), length=60, seed=4,
                          p_composite=1.0, p_empty=0.0, p_camouflage=0.0, work_width=160)
-        labels = [label for label in (ds.sample(i)[2] > 127 for i in range(len(ds))) if label.any()]
+        labels = _person_labels(ds)
         assert len(labels) >= 45
         at_side = [label[:, 0].any() or label[:, -1].any() for label in labels]
         if cols.start == 260:  # (not pinned to a side: most stand clear of both)
@@ -279,6 +324,10 @@ def test_affine_translates_in_x_and_y_and_warps_without_black_borders():
     assert (out == 200).all()
     mask = A.warp(np.full((40, 60), 255, np.uint8), A.affine(1.0, 0.0, 8.0, 6.0), (60, 40), border=0)
     assert not mask[:6].any() and not mask[:, :8].any() and (mask[6:, 8:] == 255).all()
+    # A camera nudged by half a pixel blends neighbouring pixels, as a real one does (not the nearest's jump).
+    ramp = np.repeat(np.arange(0, 200, 10, dtype=np.uint8)[None, :, None], 3, 2).repeat(4, 0)
+    half = A.warp(ramp, A.affine(1.0, 0.0, 0.5, 0.0), (20, 4))
+    assert np.array_equal(half[:, 1:, 0], np.tile(np.arange(5, 190, 10), (4, 1)))
 
 
 def test_photometric_is_a_per_channel_monotonic_camera_change():
@@ -317,6 +366,9 @@ def test_camera_degradations_keep_the_picture_and_are_reproducible(pairs):
     detail = lambda x: cv2.Laplacian(cv2.cvtColor(x, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()  # noqa: E731
     for fn in (A.low_resolution, A.blur):
         assert detail(fn(img, np.random.default_rng(1))) < 0.7 * detail(img), fn.__name__
+    # A camera with 40% to 75% of the pixels across: most of the fine detail is gone in every draw (at most
+    # 0.28 of it left in 50 draws as built; 0.38 at 95%).
+    assert max(detail(A.low_resolution(img, np.random.default_rng(s))) for s in range(10)) < 0.33 * detail(img)
     for s in range(5):
         a = A.camera_degrade(img, np.random.default_rng(s))
         assert np.array_equal(a, A.camera_degrade(img, np.random.default_rng(s)))
@@ -327,25 +379,193 @@ def test_camera_degradations_keep_the_picture_and_are_reproducible(pairs):
     assert sum(grainy) >= 20, sum(grainy)  # 28 as built; none without the noise
 
 
-def test_frame_and_reference_get_their_own_camera_changes():
+@pytest.mark.parametrize("kind", ["empty", "real", "composite"])
+def test_frame_and_reference_get_their_own_camera_changes(kind):
     # Dropping the reference's own photometric change (or the empty sample's camera nudge) passed
-    # every test: a flat grey room, empty samples only, shows both.
+    # every test: a flat grey room shows both, in every kind of sample (a real one and a composite with
+    # a red person standing left of the patch).
     room = np.full((240, 320, 3), 128, np.uint8)
     room[100:140, 150:170] = 40  # a dark patch: a nudge moves it in the reference alone
-    pair = Pair("root:set1", room, room, np.zeros((240, 320), np.uint8))
-    ds = TrainingSet([pair], [], size=(160, 120), length=80, seed=1, p_empty=1.0, p_composite=0.0,
-                     p_camouflage=0.0, work_width=160)
-    frame_means, bkg_means, moved = [], [], 0
+    mask = np.zeros((240, 320), np.uint8)
+    if kind != "empty":
+        mask[150:240, 20:60] = 255
+    ds = TrainingSet([_person_in(room, mask)], [], size=(160, 120), length=80, seed=1,
+                     p_empty=float(kind == "empty"), p_composite=float(kind == "composite"), p_camouflage=0.0,
+                     work_width=160)
+    frame_means, bkg_means, moved, grainy, people = [], [], 0, 0, 0
     for i in range(len(ds)):
         frame, bkg, mask = ds.sample(i)
-        assert not mask.any()
+        people += mask.any()
         frame_means.append(frame[:40].mean())  # (the flat part, above the patch)
         bkg_means.append(bkg[:40].mean())
-        dark = [np.argwhere(image.mean(axis=2) < 80) for image in (frame, bkg)]
+        grainy += (np.diff(bkg.astype(int), axis=1) != 0).mean() > 0.1  # (a flat wall: only noise differs)
+        dark = [np.argwhere(image.max(axis=2) < 80) for image in (frame, bkg)]  # (the patch, not the person)
         if min(len(d) for d in dark) >= 50:  # (the patch in view in both)
             moved += np.hypot(*(dark[0].mean(axis=0) - dark[1].mean(axis=0))) > 1
-    # Each its own brightness: the reference's varies, and not in step with the frame's.
-    assert np.std(bkg_means) > 3 and np.std(np.subtract(frame_means, bkg_means)) > 3
-    # The patch sits elsewhere in the reference in many samples (the camera nudged): 37 of 78 as built,
-    # 7 without the nudge (blur, noise and JPEG move its centre too, less often).
+    assert people == 0 if kind == "empty" else people >= len(ds) / 2
+    # Each its own brightness: both vary, and not in step.
+    assert np.std(frame_means) > 3 and np.std(bkg_means) > 3 and np.std(np.subtract(frame_means, bkg_means)) > 3
+    # The reference gets its own sensor noise (56 to 66 of 80 as built; none without).
+    assert grainy >= 30
+    # The patch sits elsewhere in the reference in many samples (the camera nudged): 36 to 39 of 80 as
+    # built, 7 to 13 without the nudge (blur, noise and JPEG move its centre too, less often).
     assert moved >= 25
+
+
+def _colour_of(pixels):
+    """'grey', 'blue', 'green' or 'red': the median colour (BGR) of the pixels, by its strongest channel."""
+    median = np.median(pixels.reshape(-1, 3), axis=0)
+    return "grey" if np.ptp(median) < 40 else ("blue", "green", "red")[int(np.argmax(median))]
+
+
+def test_every_frame_and_room_is_drawn_and_composites_give_their_new_room_as_the_reference():
+    # Each set's room once (however many frames it has) and every --backgrounds room are drawn alike;
+    # every labeled frame and every person are drawn; a pasted person's reference is the room they were
+    # pasted into, not the one they were filmed in.
+    grey, blue, green = (np.full((240, 320, 3), c, np.uint8) for c in ((128, 128, 128), (200, 110, 60), (60, 190, 70)))
+    mask = np.zeros((240, 320), np.uint8)
+    mask[120:240, 200:250] = 255
+    pairs = [_person_in(grey, mask, "root:set1")] * 5 + [_person_in(blue, mask, "root:set2", (100, 100, 100))]
+    kinds = {"empty": (1.0, 0.0), "real": (0.0, 0.0), "composite": (0.0, 1.0)}
+    drawn = {}
+    for kind, (p_empty, p_composite) in kinds.items():
+        ds = TrainingSet(pairs, [green], size=(96, 72), length=90, seed=2, p_empty=p_empty, p_composite=p_composite,
+                         p_camouflage=0.0, work_width=96)
+        drawn[kind] = rooms, people = [], []
+        for i in range(len(ds)):
+            frame, bkg, mask = ds.sample(i)
+            rooms.append(_colour_of(frame[mask == 0]))
+            assert _colour_of(bkg) == rooms[-1], (kind, i)
+            # (not their edge, which blur and JPEG's halved colour resolution blend with the room)
+            inside = cv2.erode(mask, np.ones((5, 5), np.uint8)) > 0
+            if inside.sum() >= 30:
+                people.append(_colour_of(frame[inside]))
+    # (38, 23, 29 as built; a room per frame drew set1's grey 5 times in 7)
+    assert all(18 <= drawn["empty"][0].count(c) <= 45 for c in ("grey", "blue", "green")), drawn["empty"][0]
+    assert {"blue", "green"} <= set(drawn["composite"][0]) and set(drawn["real"][0]) == {"grey", "blue"}
+    # set2's grey person: in its own room, and pasted into others
+    assert set(drawn["real"][1]) == set(drawn["composite"][1]) == {"red", "grey"}
+
+
+def test_shadows_and_moved_objects_are_labelled_background():
+    # A flat grey room, where every camera change is one change of the whole wall: a shadow is a darker
+    # grey patch, an object moved in (or out) a patch of the green --backgrounds room in the frame (or
+    # the reference). Each turns up, and none is labelled person.
+    room = np.full((240, 320, 3), 128, np.uint8)
+    mask = np.zeros((240, 320), np.uint8)
+    mask[120:240, 200:250] = 255
+    green = np.full((240, 320, 3), (60, 190, 70), np.uint8)
+    ds = TrainingSet([_person_in(room, mask)], [green], size=(160, 120), length=200, seed=1, p_empty=0.0,
+                     p_composite=0.0, p_camouflage=0.0, work_width=160)
+    shadows = moved_in = moved_out = 0
+    for i in range(len(ds)):
+        frame, bkg, mask = ds.sample(i)
+        f, b = frame.astype(int), bkg.astype(int)
+        object_in, object_out = [(x[..., 1] - np.maximum(x[..., 0], x[..., 2]) > 60) for x in (f, b)]
+        if object_in.sum() >= 30:
+            moved_in += 1
+            assert not mask[object_in].any(), i
+        moved_out += object_out.sum() >= 30
+        smooth = cv2.medianBlur(frame, 5).astype(int)  # (sensor noise away)
+        wall = np.ptp(smooth, axis=2) < 40  # (grey under any white balance; not the red person, nor green)
+        level = np.median(smooth[wall & (mask == 0)].mean(axis=1))
+        shade = wall & (smooth.mean(axis=2) < level - 15)
+        if shade.sum() >= 100:
+            shadows += 1
+            assert not cv2.erode(mask, np.ones((5, 5), np.uint8))[shade].any(), i  # (at most its blended edge)
+    # 57, 14 and 9 of 200 as built
+    assert shadows >= 30 and moved_in >= 3 and moved_out >= 3, (shadows, moved_in, moved_out)
+
+
+def test_pasted_people_keep_the_networks_scale_jittered_and_mostly_stand_on_the_bottom_edge():
+    # A portrait frame's person, free of its edges: pasted at the scale inference would see them at
+    # (fitting the crop, as a whole frame must, made them 1.8x that), smaller or larger by the draw,
+    # and most stand with their feet near the sample's bottom edge, or below it.
+    room = _grey_room(5, 640, 480)
+    mask = np.zeros(room.shape[:2], np.uint8)
+    mask[200:440, 180:300] = 255  # 120 px wide
+    ds = TrainingSet([_person_in(room, mask)], [_grey_room(6, 480, 640)], size=(320, 240), length=60, seed=4,
+                     p_composite=1.0, p_empty=0.0, p_camouflage=0.0)
+    labels = _person_labels(ds)
+    widths = np.array([np.ptp(np.flatnonzero(label.any(0))) + 1 for label in labels])
+    lowest = np.array([np.flatnonzero(label.any(1))[-1] for label in labels])
+    # Inference sees them at 0.375 (480x640 fitted to 240 rows): 45 px; jitter 0.8-1.3, shrink 0.45-1.05.
+    assert widths.max() <= 45 * 1.3 * 1.05 + 2 and widths.max() / widths.min() > 2.2, widths
+    assert 0.4 < np.mean(lowest >= 0.8 * 240) < 0.9, lowest  # (62% as built; the others placed freely)
+    assert 0.2 < np.mean(lowest == 239) < 0.8, lowest  # (48% as built: standing nearer, cut by the edge)
+
+
+def test_fraction_of_sets_held_out_is_that_many_whole_sets_drawn_by_the_seed(pairs):
+    sets = {p.set_key for p in pairs}
+    assert len(sets) == 12
+    picks = set()
+    for seed in range(10):
+        train, val = split_sets(pairs, "0.3", seed)
+        held = {p.set_key for p in val}
+        assert len(held) == 4, (seed, held)  # 0.3 x 12 sets, rounded: 3.6 -> 4 sets, each whole
+        assert held == sets - {p.set_key for p in train}
+        picks.add(frozenset(held))
+    assert len(picks) >= 5  # the seed draws them
+    assert len({p.set_key for p in split_sets(pairs, "0.01")[1]}) == 1  # at least one set
+
+
+def test_a_moved_object_is_a_patch_of_another_picture_that_spares_the_kept_pixels():
+    room = _grey_room(1)
+    other = np.full_like(room, (60, 190, 70))  # green: its pixels show where it was pasted
+    keep = np.zeros(room.shape[:2], np.uint8)
+    keep[60:200, 120:200] = 255
+    areas = []
+    for seed in range(10):
+        out = A.paste_object(room, other, np.random.default_rng(seed), keep=keep).astype(int)
+        changed = np.abs(out - room.astype(int)).max(axis=2) > 0
+        green = out[..., 1] - np.maximum(out[..., 0], out[..., 2]) > 60
+        assert not changed[keep > 0].any() and not (green & ~changed).any()
+        assert green.sum() >= 0.5 * changed.sum()  # the object itself, then its one-pixel feathered edge
+        areas.append(changed.mean())
+    # An object, not the room: 2% to 12% of the picture drawn, less where it leaves the picture or the kept part.
+    assert max(areas) < 0.2 and sum(a > 0.01 for a in areas) >= 5, areas
+
+
+def test_camouflage_recolours_a_patch_of_the_person_and_keeps_their_shading():
+    # A thin textured person at the right (rows and columns apart): the patch is centred on them, covers
+    # part of them, takes most of the wall's colour and keeps their own fine detail on top.
+    rng = np.random.default_rng(0)
+    bkg = cv2.GaussianBlur(rng.uniform(60, 200, (480, 640, 3)).astype(np.uint8), (0, 0), 20)
+    mask = np.zeros((480, 640), np.uint8)
+    mask[60:460, 480:560] = 255
+    frame = bkg.copy()
+    frame[mask > 0] = (rng.uniform(-25, 25, (480, 640, 1)) + (40, 40, 170))[mask > 0].astype(np.uint8)
+    fine = lambda x: x.astype(np.float32) - cv2.blur(x.astype(np.float32), (5, 5))  # noqa: E731
+    core = cv2.erode(mask, np.ones((9, 9), np.uint8)) > 0
+    for seed in range(8):
+        out = A.camouflage(frame, bkg, mask, np.random.default_rng(seed))
+        changed = np.abs(out.astype(int) - frame.astype(int)).max(axis=2) > 2
+        assert 0.005 < changed.sum() / (mask > 0).sum() < 0.6, seed  # (0.04 to 0.30 here; 0.01 in 2 of 100 draws)
+        before, after = (np.abs(x.astype(int) - bkg.astype(int))[changed].mean() for x in (frame, out))
+        assert after < 0.7 * before, seed  # (0.25 to 0.54 as built)
+        assert fine(out)[changed & core].std() > 0.8 * fine(frame)[changed & core].std(), seed  # (1.0 as built)
+
+
+def test_camera_changes_mix_blur_fewer_pixels_and_jpeg(pairs):
+    # Each of blur, fewer pixels and JPEG is drawn for its share of the images: without any one of
+    # them, a model never sees that camera.
+    frame = _person_pair(pairs).frame
+    mse = lambda x: ((x.astype(float) - frame.astype(float)) ** 2).mean()  # noqa: E731
+    encoded = lambda q: cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, q])[1]  # noqa: E731
+    at = lambda q: mse(cv2.imdecode(encoded(q), cv2.IMREAD_COLOR))  # noqa: E731
+    losses = [mse(A.jpeg(frame, np.random.default_rng(s))) for s in range(20)]
+    assert min(losses) >= at(90) and max(losses) >= at(50)  # qualities 35 to 90, as webcams stream
+    # Blur and resolution loss soften an edge; at a JPEG block's border, JPEG keeps it sharp, and the rows'
+    # mean takes the noise away.
+    step = np.full((48, 64, 3), 40, np.uint8)
+    step[:, 32:] = 215
+    profiles = [A.camera_degrade(step, np.random.default_rng(s)).mean(axis=(0, 2)) for s in range(400)]
+    soft = sum(p[31] > 45 or p[32] < 210 for p in profiles)
+    assert soft >= 85, soft  # 97 as built (about 120 in other draws); 46 without blur, 55 without resolution loss
+    # JPEG's 8x8 blocks on a smooth ramp: steps at every 8th column larger than between the others.
+    ramp = (np.linspace(60, 190, 160)[None, :, None] + np.linspace(0, 40, 120)[:, None, None]).repeat(3, 2)
+    ramp = ramp.astype(np.uint8)
+    steps = [np.abs(np.diff(A.camera_degrade(ramp, np.random.default_rng(s)).astype(int), axis=1)).mean(axis=(0, 2))
+             for s in range(200)]
+    blocky = sum(d[7::8].mean() > 1.2 * np.delete(d, np.s_[7::8]).mean() for d in steps)
+    assert blocky >= 40, blocky  # 66 of 200 as built, none without JPEG

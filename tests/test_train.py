@@ -580,7 +580,7 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     (rooms / "notes.txt").write_text("not an image")
     args = ["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "w"), "--backgrounds", str(rooms)]
     r = run_training(args)
-    assert r.returncode == 2 and f"--backgrounds {rooms} holds no .png or .jpg image" in r.stderr
+    assert r.returncode == 2 and f"--backgrounds {rooms} holds no image (.png, .jpg, .bmp, .webp, .tif)" in r.stderr
     shutil.copy(dev_root / "set2" / "bkg.png", rooms / "room.png")
     (rooms / "broken.jpg").write_bytes(b"\xff\xd8 cut short")
     r = run_training(args)
