@@ -311,18 +311,24 @@ def test_a_frame_replaced_while_labeled_is_not_labeled_with_the_old_picture(unla
     assert f"set 3: 1 frame(s) captured meanwhile ({new}) have no label yet: run again to label them\n" in err
 
 
-@pytest.mark.gui
-@pytest.mark.slow
-def test_redo_reopens_saved_polygons(copy_set, xdisplay):
+def set3_labeled_with(copy_set, shapes):
+    """A copy of dev set 3 whose first frame is labeled with `shapes` as the labeler saves them: its
+    K.json and the mask they draw beside it (one that no longer matches them opens as its own outline
+    instead: test_labeling's test of a mask changed after its json). (root, set info, K)."""
     root = copy_set(3)
     info = store.scan_set(root, 3)
     k = info.frames[0]
+    store.write_json(info.json_path(k), to_labelme(shapes, f"{k}.png", 480, 640))
+    store.write_image(info.mask_path(k), shapes_to_mask(shapes, 480, 640), overwrite=True)
+    return root, info, k
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     shapes = [Shape([(100.0, 100.0), (300.0, 120.0), (250.0, 400.0)]),
               Shape([(150.0, 150.0), (200.0, 150.0), (180.0, 200.0)], hole=True)]
-    store.write_json(info.json_path(k), to_labelme(shapes, f"{k}.png", 480, 640))
-    # The mask those polygons draw, as the labeler writes it beside them (one that no longer matches
-    # them opens as its own outline instead: test_labeling's test of a mask changed after its json).
-    store.write_image(info.mask_path(k), shapes_to_mask(shapes, 480, 640), overwrite=True)
+    root, info, k = set3_labeled_with(copy_set, shapes)
     before = os.stat(info.mask_path(k)).st_ino
     app, ready = start(root, xdisplay, "--redo", str(k))
     try:
@@ -375,12 +381,7 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
 def test_an_edit_of_a_label_reopened_with_redo_is_saved(copy_set, xdisplay):
     # A label opened from its K.json and accepted as it opened is left alone; edited, it is written,
     # or the edit is lost without a word.
-    root = copy_set(3)
-    info = store.scan_set(root, 3)
-    k = info.frames[0]
-    square = [Shape(SQUARE)]
-    store.write_json(info.json_path(k), to_labelme(square, f"{k}.png", 480, 640))
-    store.write_image(info.mask_path(k), shapes_to_mask(square, 480, 640), overwrite=True)
+    root, info, k = set3_labeled_with(copy_set, [Shape(SQUARE)])
     redo_and_accept(root, xdisplay, k, "json", unchanged=False, written=True,
                     edit=lambda app: app.click_answered(*SQUARE[2], "edit", button=3, action="delete_vertex"))
     triangle = [(float(x), float(y)) for x, y in (SQUARE[0], SQUARE[1], SQUARE[3])]
