@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import stat
+import warnings
 import zlib
 
 import click
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from humanseg import store
 from humanseg.cli import reports_errors
-from humanseg.errors import StoreError
+from humanseg.errors import HumansegError, StoreError
 from tests.conftest import ROOT, as_from_a_terminal
 
 
@@ -943,3 +944,366 @@ def test_out_of_memory_is_one_line_not_corrupt_nor_a_traceback(tmp_path, monkeyp
     result = CliRunner().invoke(command, [])
     assert (result.exit_code, result.output) == (1, "Error: out of memory (an image too large for this "
                                                     "machine's memory?)\n")
+
+
+def _labeled_set(root, value=100):
+    """A new set under root with one frame and its mask; returns the set's folder."""
+    _, bkg = store.save_background(root, _img(value=value))
+    n = store.list_sets(root)[-1]
+    store.save_frame(root, n, _img(value=value))
+    store.write_image(bkg.parent / "0_mask.png", np.zeros((48, 64), np.uint8))
+    return bkg.parent
+
+
+def test_a_label_save_that_cannot_finish_takes_back_what_it_wrote(tmp_path):
+    # A mask and its json go together: when the json cannot be put in place (one appeared meanwhile),
+    # the mask written just before is removed if it was new and restored if it replaced one.
+    mask, label = tmp_path / "0_mask.png", tmp_path / "0.json"
+    label.write_text("{}")
+    with pytest.raises(StoreError, match=r"refusing to overwrite existing file: .*0\.json$"):
+        store.write_together([(mask, b"new mask", False), (label, b"new json", False)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.json"]
+    assert label.read_text() == "{}"
+    mask.write_bytes(b"old mask")
+    with pytest.raises(StoreError, match="refusing to overwrite"):
+        store.write_together([(mask, b"new mask", True), (label, b"new json", False)])
+    assert mask.read_bytes() == b"old mask" and label.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.json", "0_mask.png"]  # nothing kept aside
+    # Where hard links cannot be made (FAT32, some shares), the replaced file comes back from its bytes.
+    real_link = os.link
+
+    def no_links(src, dst, *a, **k):
+        if str(dst) == str(mask) or str(src) == str(mask):
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+        return real_link(src, dst, *a, **k)
+
+    with pytest.MonkeyPatch.context() as mp_:
+        mp_.setattr(os, "link", no_links)
+        with pytest.raises(StoreError, match="refusing to overwrite"):
+            store.write_together([(mask, b"new mask", True), (label, b"new json", False)])
+    assert mask.read_bytes() == b"old mask" and label.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.json", "0_mask.png"]
+    # and when it all fits, both are written and nothing else is left
+    assert store.write_together([(mask, b"new mask", True), (label, b"new json", True)]) == [mask, label]
+    assert mask.read_bytes() == b"new mask" and label.read_text() == "new json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.json", "0_mask.png"]
+
+
+def test_a_full_disk_stops_a_label_save_before_anything_is_replaced(tmp_path, monkeypatch):
+    mask, label = tmp_path / "0_mask.png", tmp_path / "0.json"
+    mask.write_bytes(b"old mask")
+    placed = []
+    real_replace, real_link = os.replace, os.link
+    monkeypatch.setattr(os, "replace", lambda s, d, *a, **k: (placed.append(d), real_replace(s, d, *a, **k)))
+    monkeypatch.setattr(os, "link", lambda s, d, *a, **k: (placed.append(d), real_link(s, d, *a, **k)))
+    syncs = []
+
+    def full_on_second(fd):
+        syncs.append(fd)
+        if len(syncs) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full_on_second)
+    with pytest.raises(OSError) as exc:
+        store.write_together([(mask, b"new mask", True), (label, b"new json", False)])
+    assert exc.value.filename == str(label)
+    assert placed == []  # the mask was never touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0_mask.png"] and mask.read_bytes() == b"old mask"
+
+
+def test_a_run_replaces_only_the_files_it_wrote_itself(tmp_path):
+    path = tmp_path / "bkg.png"
+    own = store.OwnFiles()
+    own.write_image(path, _img(value=10))
+    own.write_image(path, _img(value=20))  # its own file, written again (a re-captured background)
+    assert np.array_equal(store.read_image(path), _img(value=20))
+    # Another program writes the same file in place, same size: no longer the run's own.
+    data = path.read_bytes()
+    with open(path, "r+b") as fh:
+        fh.write(data)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(StoreError, match=r"refusing to overwrite existing file: .*bkg\.png$"):
+        own.write_image(path, _img(value=30))
+    assert np.array_equal(store.read_image(path), _img(value=20))
+    (tmp_path / "0.png").write_bytes(store.encode_png(_img(value=40)))  # there before the run
+    with pytest.raises(StoreError, match="refusing to overwrite"):
+        own.write_image(tmp_path / "0.png", _img(value=50))
+    assert np.array_equal(store.read_image(tmp_path / "0.png"), _img(value=40))
+    forced = store.OwnFiles(overwrite=True)
+    forced.write_image(tmp_path / "0.png", _img(value=50))
+    assert np.array_equal(store.read_image(tmp_path / "0.png"), _img(value=50))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.png", "bkg.png"]
+
+
+def test_sets_and_frames_in_places_not_there_yet(tmp_path):
+    root = tmp_path / "a" / "b" / "images"
+    assert store.next_frame_number(root / "set1") == 0
+    assert store.save_background(root, _img())[0] == 1  # the images folder is made, with its parents
+    with pytest.raises(StoreError, match=r"^set folder not found: .*set2$"):
+        store.save_frame(root, 2, _img())
+    assert sorted(p.name for p in root.iterdir()) == ["set1"]
+    with pytest.raises(StoreError, match=r"^images folder not found: .*nothing$"):
+        store.scan_root(tmp_path / "nothing")
+    with pytest.raises(StoreError, match=r"^mask missing: .*0_mask\.png$"):
+        store.read_mask(root / "set1" / "0_mask.png")
+
+
+def test_load_labeled_reads_only_the_sets_asked_and_only_labeled_ones(tmp_path):
+    root = tmp_path / "images"
+    _labeled_set(root, value=10)
+    _labeled_set(root, value=20)
+    store.save_background(root, _img(value=30))
+    (root / "set3" / "bkg.png").write_bytes(b"damaged")  # a set with nothing labeled is not read
+    samples = store.load_labeled(root, sets=[2])
+    assert [(s.set_number, s.index, s.path) for s in samples] == [(2, 0, root / "set2" / "0.png")]
+    assert np.array_equal(samples[0].frame, _img(value=20))
+    assert [s.set_number for s in store.load_labeled(root)] == [1, 2]
+
+
+def test_a_folder_named_as_a_mask_is_no_label(tmp_path):
+    root = tmp_path / "images"
+    folder = _labeled_set(root)
+    store.save_frame(root, 1, _img())
+    (folder / "1_mask.png").mkdir()
+    with pytest.warns(UserWarning, match=r"1_mask\.png is not a file; that label is left out$"):
+        info = store.scan_set(root, 1)
+    assert info.labeled == [0] and info.unlabeled == [1]
+
+
+def test_capture_folders_and_new_set_folders_among_them_are_refused(tmp_path):
+    frames_only = tmp_path / "frames"
+    frames_only.mkdir()
+    (frames_only / "0.png").write_bytes(store.encode_png(_img()))
+    with pytest.raises(StoreError, match="is a capture set folder"):
+        store.refuse_capture_folder(frames_only, "--out")
+    bkg_only = tmp_path / "bkg"
+    bkg_only.mkdir()
+    (bkg_only / "bkg.png").write_bytes(store.encode_png(_img()))
+    with pytest.raises(StoreError, match="is a capture set folder"):
+        store.refuse_capture_folder(bkg_only, "--out")
+    store.refuse_capture_folder(tmp_path / "elsewhere", "--out")
+    root = tmp_path / "images"
+    _labeled_set(root)
+    (root / "set3").mkdir()  # an empty set folder beside a real one
+    with pytest.raises(StoreError, match=r"set9 would sit among the capture sets"):
+        store.refuse_new_set_folder(root / "set9" / "out.png", "--out")
+    store.refuse_new_set_folder(root / "set1" / "report" / "out.json", "--out")  # inside a real set
+    store.refuse_new_set_folder(tmp_path / "set9" / "out.png", "--out")  # no capture sets beside it
+
+
+def test_the_first_set_with_names_near_the_layouts_is_named(tmp_path):
+    root = tmp_path / "images"
+    _labeled_set(root)
+    _labeled_set(root)
+    (root / "set1" / "07.png").write_bytes(b"")
+    assert "set1/07.png passed over" in store.why_no_labels(root)
+    (root / "set01").mkdir()  # a set folder's own name off the layout is said first
+    assert store.why_no_labels(root) == " (set01 passed over: the layout's names are set1, set2, ...)"
+
+
+def test_a_cut_off_background_save_is_told_apart_by_its_writer(tmp_path):
+    root = tmp_path / "images"
+    store.save_background(root, _img())
+    (root / "set2").mkdir()  # pid 0 names a process group, never a writer: the save was cut off
+    (root / "set2" / "bkg.png.0.a1b2c3.tmp").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"set2 holds no background"):
+        assert store.list_sets(root) == [1]
+    (root / "set3").mkdir()  # one writer gone, one at work: still being written, left out quietly
+    (root / "set3" / f"bkg.png.{10**20}.0a0b0c.tmp").write_bytes(b"")
+    (root / "set3" / f"bkg.png.{os.getpid()}.d4e5f6.tmp").write_bytes(b"")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.list_sets(root) == [1]
+        (root / "set4").mkdir()  # a writer that is another user's process (not ours to signal): at work
+        (root / "set4" / "bkg.png.4242.0f0f0f.tmp").write_bytes(b"")
+
+        def another_users(pid, sig):
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+        with pytest.MonkeyPatch.context() as mp_:
+            mp_.setattr(os, "kill", another_users)
+            assert store.list_sets(root) == [1]
+
+
+def test_16_bit_masks_at_the_edges_of_their_ranges(tmp_path):
+    truth = np.zeros((48, 64), np.uint8)
+    truth[10:30, 20:40] = 255
+    cases = {  # values -> what the person is read from
+        "8bit": np.where(truth > 0, 255, 0) + (truth == 0) * 100 * (np.arange(64) % 2 == 0),  # 0/100/255
+        "12bit": np.where(truth > 0, 4095, 0) + (truth == 0) * 2000 * (np.arange(64) % 2 == 0),  # 0/2000/4095
+    }
+    for name, values in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        cv2.imwrite(str(folder / "0_mask.png"), values.astype(np.uint16))
+        with pytest.warns(UserWarning, match="binarized at 128"):
+            assert np.array_equal(store.read_mask(folder / "0_mask.png"), truth), name
+    cv2.imwrite(str(tmp_path / "0_mask.png"), (truth > 0).astype(np.uint16) * 1000)  # a class number
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), truth)
+    image = np.full((8, 8, 3), 4095, np.uint16)  # a 12-bit camera's white
+    cv2.imwrite(str(tmp_path / "white.png"), image)
+    assert store.read_image(tmp_path / "white.png").min() == 255
+
+
+def test_a_mask_value_of_128_is_person(tmp_path):
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4] = 128
+    mask[4:, :4] = 100
+    cv2.imwrite(str(tmp_path / "0_mask.png"), mask)
+    with pytest.warns(UserWarning, match="binarized at 128"):
+        got = store.read_mask(tmp_path / "0_mask.png")
+    assert np.array_equal(got, np.where(mask == 128, 255, 0).astype(np.uint8))
+
+
+def test_a_colour_mask_with_alpha_is_read_by_its_colour_when_the_colour_varies(tmp_path):
+    mask = np.zeros((8, 8, 4), np.uint8)
+    mask[2:6, 2:6, :3] = 255  # a white person on black
+    mask[:, :4, 3] = 255  # alpha that varies otherwise (half the image opaque)
+    cv2.imwrite(str(tmp_path / "0_mask.png"), mask)
+    got = store.read_mask(tmp_path / "0_mask.png")
+    assert np.array_equal(got, mask[..., 0])
+
+
+def test_only_colour_images_pass_check_bgr():
+    store.check_bgr(_img(), "frame")
+    for bad, got in ((_img().astype(np.float32), "float32 48x64x3"), (np.zeros((0, 4, 3), np.uint8), "uint8 0x4x3")):
+        with pytest.raises(HumansegError, match=rf"^frame must be a colour image, HxWx3 BGR uint8 \(got {got}\)$"):
+            store.check_bgr(bad, "frame")
+
+
+def refuse_os(monkeypatch, name, when, err=errno.EACCES):
+    """os.<name> fails with `err` (a share's permissions, a failing disk) for the calls `when(*args)`
+    picks; the others go through."""
+    real = getattr(os, name)
+
+    def refused(*args, **kwargs):
+        if when(*args):
+            raise OSError(err, os.strerror(err))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(os, name, refused)
+
+
+def test_a_failed_write_without_hard_links_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "0.png"
+
+    def no_links(*a, **k):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    def broken(*a, **k):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError) as exc:
+        store.write_image(target, _img())
+    assert exc.value.errno == errno.EIO and exc.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+    # Another program's file put there meanwhile (after the empty claim) is never removed.
+    def theirs_then_broken(src, dst, *a, **k):
+        os.unlink(dst)
+        with open(dst, "wb") as fh:
+            fh.write(b"their frame")
+        broken()
+
+    monkeypatch.setattr(os, "replace", theirs_then_broken)
+    with pytest.raises(OSError):
+        store.write_image(target, _img())
+    assert [p.name for p in tmp_path.iterdir()] == ["0.png"] and target.read_bytes() == b"their frame"
+    target.unlink()
+    # The claim itself refused (a share's permissions): named by the file too.
+    refuse_os(monkeypatch, "open", lambda path, *a: str(path) == str(target))
+    with pytest.raises(PermissionError) as exc:
+        store.write_image(target, _img())
+    assert exc.value.filename == str(target) and list(tmp_path.iterdir()) == []
+
+
+def test_write_in_place_leaves_no_temporary_name(tmp_path):
+    target = tmp_path / "out.png"
+    tmp = store.claim_temporary(target)
+    tmp.write_bytes(b"x")
+    store.write_in_place(tmp, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"] and target.read_bytes() == b"x"
+
+
+def test_a_temporary_file_that_cannot_be_removed_is_said(tmp_path, monkeypatch):
+    tmp = tmp_path / "x.tmp"
+    tmp.write_bytes(b"")
+
+    def refused(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(os, "unlink", refused)
+    with pytest.warns(UserWarning, match=r"could not remove the temporary file .*x\.tmp$"):
+        store.remove_temporary(tmp)
+
+
+def test_a_name_that_is_not_utf8_is_shown_with_escapes():
+    assert store.shown_path(os.fsdecode(b"bad\xff.png")) == "bad\\xff.png"
+
+
+def test_a_replacing_save_that_fails_leaves_nothing_aside_and_says_what_it_could_not_take_back(tmp_path, monkeypatch):
+    mask, label = tmp_path / "0_mask.png", tmp_path / "0.json"
+    mask.write_bytes(b"old mask")
+    real_replace = os.replace
+    refuse_os(monkeypatch, "replace", lambda src, dst, *a: str(dst) == str(mask), errno.EIO)
+    with pytest.raises(OSError) as exc:
+        store.write_together([(mask, b"new mask", True), (label, b"new json", True)])
+    assert exc.value.filename == str(mask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0_mask.png"]  # its hard link kept aside is gone
+    assert mask.read_bytes() == b"old mask"
+    monkeypatch.setattr(os, "replace", real_replace)
+    mask.unlink()
+    label.write_text("{}")
+    refuse_os(monkeypatch, "unlink", lambda path, *a: str(path) == str(mask))
+    with pytest.warns(UserWarning, match=r"could not take back .*0_mask\.png after a failed save"):
+        with pytest.raises(StoreError, match="refusing to overwrite"):
+            store.write_together([(mask, b"new mask", False), (label, b"new json", False)])
+
+
+def test_a_temporary_file_that_cannot_be_made_is_named_by_its_file(tmp_path, monkeypatch):
+    refuse_os(monkeypatch, "open", lambda path, *a: str(path).endswith(".tmp"))
+    with pytest.raises(PermissionError) as exc:
+        store.write_image(tmp_path / "0.png", _img())
+    assert exc.value.filename == str(tmp_path / "0.png")
+
+
+def test_written_files_are_readable_as_the_umask_says(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = store.write_image(tmp_path / "0.png", _img())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_a_link_to_a_device_is_replaced_not_written_through(tmp_path):
+    link = tmp_path / "report.json"
+    link.symlink_to(os.devnull)
+    store.write_json(link, {"a": 1}, overwrite=True)
+    assert not link.is_symlink() and link.read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_a_background_named_with_spaces_is_shown_quoted(tmp_path):
+    root = tmp_path / "images"
+    store.save_background(root, _img())
+    (root / "set1" / "bkg.png").rename(root / "set1" / " bkg.png")
+    with pytest.raises(StoreError, match=r"^background missing: .*set1/bkg\.png \(' bkg\.png' passed over: the "
+                                         r"background is bkg\.png\)$"):
+        store.scan_set(root, 1)
+
+
+def test_a_mask_of_another_size_is_named_with_both_sizes(tmp_path):
+    cv2.imwrite(str(tmp_path / "0_mask.png"), np.zeros((4, 8), np.uint8))
+    with pytest.raises(StoreError, match=r"^mask size 8x4 differs from its frame 6x4: .*0_mask\.png$"):
+        store.read_mask(tmp_path / "0_mask.png", (4, 6))
+
+
+def test_a_video_name_that_is_not_utf8_is_refused_by_name(tmp_path):
+    store.refuse_non_utf8_video_name(tmp_path / "clip.mp4", "--video")
+    with pytest.raises(StoreError, match=r"^--video .*bad\\xff\.mp4: OpenCV cannot open a video whose path is not "
+                                         r"valid UTF-8; rename it \(or its folder\)$"):
+        store.refuse_non_utf8_video_name(os.fsdecode(b"bad\xff.mp4"), "--video")
