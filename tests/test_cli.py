@@ -5,8 +5,10 @@ import shutil
 import subprocess
 import sys
 
+import click
 import cv2
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from humanseg import cli
@@ -198,3 +200,57 @@ def test_a_ctrl_c_while_the_process_exits_prints_no_traceback():
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             preexec_fn=as_from_a_terminal)
     assert (result.returncode, result.stdout, result.stderr) == (0, "exit hooks done\n", "")
+
+
+def test_only_our_own_user_warnings_are_shortened_to_one_line():
+    # Another package's warning, or a deprecation of ours, keeps Python's form (file and line) to find it by.
+    own = cli._format_warning("a 0/1 mask", UserWarning, os.path.join(cli._PACKAGE, "store.py"), 12)
+    assert own == "warning: a 0/1 mask\n"
+    theirs = cli._format_warning("odd", UserWarning, "/usr/lib/python3/dist-packages/x.py", 7, line="")
+    assert theirs.startswith("/usr/lib/python3/dist-packages/x.py:7: UserWarning: odd")
+    deprecated = cli._format_warning("old", DeprecationWarning, os.path.join(cli._PACKAGE, "store.py"), 3, line="")
+    assert "DeprecationWarning: old" in deprecated and not deprecated.startswith("warning:")
+
+
+def test_a_names_undecodable_bytes_are_written_as_they_are_and_other_characters_escaped():
+    def written(text, encoding):
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError as exc:
+            return cli._names_as_they_are(exc)
+        raise AssertionError(text)
+
+    assert written("set\udcff\udc80.png", "utf-8") == (b"\xff\x80", 5)  # a Latin-1 name's bytes
+    assert written("a\u2014b", "ascii") == ("\\u2014", 2)
+    assert written("\udc7f", "utf-8") == ("\\udc7f", 1)  # a lone surrogate that is no byte: escaped
+    assert written("\udcff\udc7f", "utf-8") == ("\\udcff\\udc7f", 2)  # nor is a run holding one
+
+
+def test_a_folder_option_refuses_a_file_and_a_file_option_a_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    assert cli.Folder().convert(str(tmp_path), None, None) == str(tmp_path)
+    assert cli.File().convert(str(tmp_path / "notes.txt"), None, None) == str(tmp_path / "notes.txt")
+    with pytest.raises(click.BadParameter, match="is a file"):
+        cli.Folder().convert(str(tmp_path / "notes.txt"), None, None)
+    with pytest.raises(click.BadParameter, match="is a directory"):
+        cli.File().convert(str(tmp_path), None, None)
+    assert cli.UserError("x").exit_code == 2 and cli.UserError("x", 1).exit_code == 1
+
+
+def test_a_command_failing_for_memory_or_a_file_is_one_line_and_any_other_failure_its_traceback(tmp_path):
+    def failing(exc):
+        @cli.reports_errors
+        def command():
+            raise exc
+        return command
+
+    for exc, message, code in ((MemoryError(), "out of memory (an image too large for this machine's memory?)", 1),
+                               (RuntimeError("can't allocate memory"), "out of memory (an image too large", 1),
+                               (PermissionError(13, "Permission denied", str(tmp_path / "x")), str(tmp_path / "x"), 1),
+                               (cli.HumansegError("bad input"), "bad input", 2),
+                               (cli.HumansegError("training diverged", exit_code=1), "training diverged", 1)):
+        with pytest.raises(cli.UserError) as err:
+            failing(exc)()
+        assert err.value.exit_code == code and err.value.message.startswith(message), (exc, err.value.message)
+    with pytest.raises(ZeroDivisionError):  # a bug stays a traceback, to be reported as one
+        failing(ZeroDivisionError())()

@@ -411,6 +411,9 @@ def test_two_process_gloo_run_ends_with_identical_weights(two_sets, tmp_path):
     assert set(digests) == {"0", "1"}
     assert digests["0"] == digests["1"]
     assert digests["0"] == weights_digest(out / "last.pt")  # the ranks' weights are the saved ones
+    # Rank 0 alone says and writes what the run did: its history, with the validation it alone ran.
+    assert r.stdout.count("training on ") == 1 and r.stdout.count("done: 6 steps") == 1, r.stdout
+    assert [(x["step"], bool(x["val_iou"])) for x in history(out)] == [("6", True)]
 
 
 def weights_digest(checkpoint) -> str:
@@ -1143,3 +1146,402 @@ def test_every_validation_and_the_last_step_are_recorded_and_a_forced_runs_best_
     assert [x["step"] for x in validated] == ["3", "6", "7"]
     assert all(float(x["val_dice"]) >= 0 and float(x["val_boundary_f"]) >= 0 for x in validated)
     assert load_model(out / "last.pt")[1]["step"] == 7
+
+
+@pytest.fixture
+def parsed(monkeypatch):
+    """training.py's command with the run replaced by a note of its TrainConfig: invoke(args) -> (result, cfg)."""
+    from click.testing import CliRunner
+
+    import training
+    from humanseg import train as train_module
+
+    seen = []
+    monkeypatch.setattr(train_module, "train", lambda cfg, log=print: seen.append(cfg))
+
+    def invoke(args):
+        seen.clear()
+        result = CliRunner().invoke(training.main, args)
+        return result, (seen[0] if seen else None)
+
+    return invoke
+
+
+def test_the_command_passes_its_options_and_documented_defaults_to_the_run(parsed):
+    # training.py only parses: what the run gets is the README's defaults, and each option converted
+    # (--val-sets in any case of "none" is no held-out set, --refine-kernel a number, repeatables lists).
+    from humanseg.train import TrainConfig
+
+    result, cfg = parsed([])
+    assert result.exit_code == 0, result.output
+    assert cfg == TrainConfig(
+        images=["images"], iterations=1000, batch=2, out="weights", resume=False, force=False, lr=None,
+        size=(320, 240), val_sets="0.2", device="auto", seed=0, workers=0, init=None, val_every=250,
+        backgrounds=[], threads=None, stop_at=None, arch=None, boundary_width=5, boundary_gain=2.0,
+        refine_kernel=None)
+    result, cfg = parsed([
+        "-i", "7", "-b", "3", "--images", "a", "--images", "b", "--out", "o", "--resume", "--lr", "0.01",
+        "--size", "64x48", "--val-sets", "NONE", "--device", "cpu", "--seed", "4", "--workers", "1",
+        "--init", "scratch", "--arch", "large", "--val-every", "5", "--backgrounds", ".", "--threads", "2",
+        "--stop-at", "6", "--boundary-width", "3", "--boundary-gain", "0.5", "--refine-kernel", "1"])
+    assert result.exit_code == 0, result.output
+    assert cfg == TrainConfig(
+        images=["a", "b"], iterations=7, batch=3, out="o", resume=True, force=False, lr=0.01, size=(64, 48),
+        val_sets=None, device="cpu", seed=4, workers=1, init="scratch", val_every=5, backgrounds=["."],
+        threads=2, stop_at=6, arch="large", boundary_width=3, boundary_gain=0.5, refine_kernel=1)
+
+
+@pytest.mark.parametrize("size, taken", [("320", (320, 320)), ("64X48", (64, 48)), ("32x32", (32, 32)),
+                                         ("1280x1280", (1280, 1280)), ("1280x32", (1280, 32))])
+def test_a_size_at_the_edges_of_its_range_is_taken(size, taken):
+    import training
+
+    assert training._size(None, None, size) == taken
+
+
+@pytest.mark.parametrize("size", ["16x64", "64x16", "40x64", "64x40", "1296x64", "64x1296", "64x", "ax64"])
+def test_a_size_outside_its_range_is_refused(size):
+    import click
+
+    import training
+
+    with pytest.raises(click.BadParameter):
+        training._size(None, None, size)
+
+
+def test_torchruns_variables_out_of_range_are_named_before_the_process_group(monkeypatch):
+    # RANK 2 of 2, a LOCAL_RANK that is no number, a digit int() refuses (²): init_process_group failed
+    # in a traceback (or waited); spaces around a number are no error.
+    from humanseg.train import _launch_env
+
+    for world, rank, local, said in (("2", "2", "0", "WORLD_SIZE=2 with RANK=2: a run needs"),
+                                     ("2", "1", "x", "LOCAL_RANK='x' is not a whole number"),
+                                     ("\u00b2", "0", "0", "WORLD_SIZE='\u00b2' is not a whole number")):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", local)
+        with pytest.raises(HumansegError, match=re.escape(said)):
+            _launch_env()
+    monkeypatch.setenv("WORLD_SIZE", " 2 ")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert _launch_env() == (2, 1)
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name)
+    assert _launch_env() == (1, 0)
+
+
+@pytest.mark.parametrize("name", ["last.pt", "best.pt", "metrics.csv", "training.png"])
+def test_any_of_the_runs_files_that_is_not_a_file_is_refused_before_training(two_sets, tmp_path, name):
+    from humanseg import train as train_module
+
+    out = tmp_path / "w"
+    (out / name).mkdir(parents=True)
+    with pytest.raises(HumansegError) as err:
+        train_module.train(train_module.TrainConfig(images=[str(two_sets)], iterations=1, out=str(out)),
+                           log=lambda *a, **k: None)
+    assert str(err.value) == f"--out {out}: {name} there is not a file; move it away"
+    assert [p.name for p in out.iterdir()] == [name]
+
+
+def test_an_init_checkpoint_is_the_same_run_however_its_path_is_written(tmp_path, monkeypatch):
+    # Resumed with --init given as an absolute path where the run had it relative (or the other
+    # way), the run was refused as started from another checkpoint.
+    from humanseg.train import TrainConfig, resume_mismatch, run_settings
+
+    monkeypatch.chdir(tmp_path)
+    relative = run_settings(TrainConfig(images=[], init="w/last.pt"), 1, [], [])
+    absolute = run_settings(TrainConfig(images=[], init=str(tmp_path / "w" / "last.pt")), 1, [], [])
+    assert relative["init"] == str(tmp_path / "w" / "last.pt")
+    assert resume_mismatch({"run": relative}, absolute) is None
+    assert resume_mismatch({"run": relative}, run_settings(TrainConfig(images=[], init="v/last.pt"), 1, [], []))
+
+
+def train_quietly(images, out, log=lambda *a, **k: None, **options):
+    """A tiny in-process run from scratch on `images` (64x64 samples, no held-out set unless asked)."""
+    from humanseg import train as train_module
+
+    cfg = {"iterations": 2, "batch": 2, "size": (64, 64), "val_sets": None, "init": "scratch", **options}
+    return train_module.train(train_module.TrainConfig(images=[str(images)], out=str(out), **cfg), log=log)
+
+
+@pytest.mark.slow
+def test_the_initial_weights_follow_the_seed(two_sets, tmp_path):
+    # --seed's help: "Initial weights and every sample follow from it". One step at a negligible rate
+    # leaves the weights where the seed put them.
+    from humanseg.model.network import ARCHS, SiameseSegNet
+
+    for seed in (0, 5):
+        out = tmp_path / f"seed{seed}"
+        train_quietly(two_sets, out, iterations=1, lr=1e-12, seed=seed)
+        trained = load_model(out / "last.pt")[0].state_dict()
+        torch.manual_seed(seed)
+        fresh = SiameseSegNet(ARCHS["base"]).state_dict()
+        weights = [k for k in fresh if k.endswith(".weight") and fresh[k].dim() == 4]
+        assert weights and all(torch.allclose(trained[k], fresh[k], atol=1e-6) for k in weights), seed
+
+
+def test_validation_scores_each_frame_against_its_own_sets_background(two_sets, default_weights):
+    # Held-out sets of other rooms: each frame is compared with its own set's bkg.png, and the scores
+    # are the mean over frames.
+    from humanseg.data.dataset import load_pairs
+    from humanseg.train import validate
+
+    model = load_model(default_weights)[0].eval()
+    pairs = load_pairs([two_sets])
+    per_set = [[p for p in pairs if p.set_key.endswith(f":set{n}")] for n in (2, 8)]
+    assert all(per_set) and not np.array_equal(per_set[0][0].background, per_set[1][0].background)
+    each = [validate(model, ps, 320) for ps in per_set]
+    both = validate(model, per_set[0] + per_set[1], 320)
+    n = [len(ps) for ps in per_set]
+    for key in ("iou", "dice", "boundary_f"):
+        assert both[key] == pytest.approx((each[0][key] * n[0] + each[1][key] * n[1]) / sum(n), abs=1e-9), key
+    assert each[1]["iou"] > 0.5
+
+
+@pytest.mark.slow
+def test_a_resume_from_an_earlier_last_pt_drops_the_history_after_its_step(two_sets, tmp_path):
+    # last.pt put back from a copy of step 2 after the run went on to 4: metrics.csv held step 4 twice
+    # (the old run's and the new one's) and the plot went back and forth.
+    out = tmp_path / "w"
+    train_quietly(two_sets, out, iterations=4, stop_at=2)
+    early = (out / "last.pt").read_bytes()
+    train_quietly(two_sets, out, iterations=4, resume=True)
+    assert [x["step"] for x in history(out)] == ["2", "4"]
+    (out / "last.pt").write_bytes(early)
+    train_quietly(two_sets, out, iterations=4, resume=True)
+    assert [x["step"] for x in history(out)] == ["2", "4"]
+
+
+def test_resume_refuses_a_run_record_out_of_its_ranges():
+    # A best_iou above 1 was never beaten (best.pt never written again), an lr of 0 trained nothing,
+    # a bool passed for a number; each is named, where a hand-edited last.pt went on without a word.
+    from humanseg.errors import WeightsError
+    from humanseg.train import resume_record
+
+    good = {"extra": {"best_iou": 0.5, "lr": 0.003, "metrics_step": 4}, "metrics": {"iou": 0.5}, "optimizer": {}}
+    assert resume_record(good, Path("w/last.pt")) == {"extra": good["extra"], "metrics": {"iou": 0.5}}
+    edge = {**good, "extra": {"best_iou": -1, "lr": 1e-9, "metrics_step": 0}, "metrics": None}
+    assert resume_record(edge, Path("w/last.pt"))["metrics"] == {}
+    assert resume_record({**good, "extra": None}, Path("w/last.pt"))["extra"] == {}
+    for change, said in ((dict(best_iou=1.5), "invalid best_iou 1.5"), (dict(best_iou=-1.01), "invalid best_iou"),
+                         (dict(best_iou=True), "invalid best_iou True"), (dict(lr=0.0), "invalid lr 0.0"),
+                         (dict(lr=-1e-3), "invalid lr"), (dict(lr=float("inf")), "invalid lr inf"),
+                         (dict(metrics_step=-1), "invalid metrics_step -1"),
+                         (dict(metrics_step=2.0), "invalid metrics_step 2.0")):
+        with pytest.raises(WeightsError, match=re.escape(said)):
+            resume_record({**good, "extra": {**good["extra"], **change}}, Path("w/last.pt"))
+    for metrics in ({1: 0.5}, {"iou": None}, ["iou"]):
+        with pytest.raises(WeightsError, match="has damaged metrics"):
+            resume_record({**good, "metrics": metrics}, Path("w/last.pt"))
+
+
+def test_resume_holds_a_checkpoint_from_before_run_records_to_what_it_stored():
+    # Checkpoints written before extra["run"] stored their --val-sets (as given), --seed and boundary
+    # term (the gain as given, 2 for 2.0): those are compared, spelt as the run spells them now.
+    from humanseg.train import resume_mismatch
+
+    old = {"val_sets": "8, 3", "seed": 0, "boundary": [5, 2]}
+    now = {"images": [[["set2", 6]]], "val_sets": [3, 8], "seed": 0, "boundary": [5, 2.0], "held_out": [[0, "set3"]]}
+    assert resume_mismatch(old, now) is None
+    assert resume_mismatch(old, {**now, "seed": 1}) == "the run was started with --seed 0, this one asks for 1"
+    assert resume_mismatch(old, {**now, "val_sets": [3]}) == (
+        "the run was started with --val-sets 3,8, this one asks for 3")
+    assert resume_mismatch(old, {**now, "boundary": [5, 6.0]}) == (
+        "the run was started with --boundary-width / --boundary-gain 5 / 2, this one asks for 5 / 6")
+
+
+def test_the_default_init_is_the_shipped_model_and_without_it_a_fresh_network(default_weights, monkeypatch, tmp_path):
+    from humanseg import train as train_module
+
+    model, origin = train_module.initial_model("default")
+    shipped = load_model(default_weights)[0]
+    assert origin == f"shipped model {default_weights.name}" and model.config == shipped.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values()))
+    monkeypatch.setattr(train_module, "DEFAULT_WEIGHTS", tmp_path / "default.pt")
+    model, origin = train_module.initial_model("default")
+    assert origin == "scratch (no shipped model found)" and model.config == train_module.ARCHS["base"]
+
+
+def test_a_workers_shared_memory_files_are_removed_and_no_one_elses(tmp_path):
+    # A batch whose mapping failed for want of memory keeps its /dev/shm file until the machine restarts.
+    from humanseg.train import _remove_shared_memory_of
+
+    names = ["torch_12_0_1", "torch_12_9", "torch_123_0_1", "torch_4_0", "torch_120", "other_12_0"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    _remove_shared_memory_of([12, 77], str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other_12_0", "torch_120", "torch_123_0_1", "torch_4_0"]
+    _remove_shared_memory_of([4], str(tmp_path / "gone"))  # no such folder: nothing to do
+
+
+def test_the_labeled_frames_of_a_run_are_counted_per_folder_in_set_number_order():
+    from humanseg.data.dataset import Pair
+    from humanseg.train import _shown, labeled_frames
+
+    blank = np.zeros((2, 2), np.uint8)
+    keys = ["a:set10", "a:set2", "a:set10", "b:set1", "a:set2", "a:set10"]
+    frames = labeled_frames([Pair(k, blank, blank, blank) for k in keys])
+    assert frames == [[["set2", 2], ["set10", 3]], [["set1", 1]]]
+    assert _shown("images", frames) == "set2 (2), set10 (3); set1 (1)"
+
+
+def test_a_flag_given_twice_is_no_option_given_twice(parsed):
+    # Only options of one value are refused when repeated: --resume --resume asks for the same thing.
+    result, cfg = parsed(["--resume", "--resume", "--images", "a", "--images", "b"])
+    assert result.exit_code == 0 and cfg.resume and cfg.images == ["a", "b"], result.output
+    result, cfg = parsed(["--seed", "1", "--seed=2"])
+    assert result.exit_code == 2 and "--seed given 2 times; give it once" in result.output and cfg is None
+
+
+def test_only_one_sample_per_step_at_the_smallest_size_is_refused(parsed):
+    # Batch normalization needs more than one value per channel: -b 1 at 32x32 (1x1 deepest features).
+    for args in (["-b", "1", "--size", "64x32"], ["-b", "1", "--size", "32x64"], ["-b", "2", "--size", "32x32"]):
+        result, cfg = parsed(args)
+        assert result.exit_code == 0 and cfg is not None, (args, result.output)
+    result, cfg = parsed(["-b", "1", "--size", "32"])
+    assert result.exit_code == 2 and "-b 1 needs a --size larger than 32x32" in result.output and cfg is None
+    result, cfg = parsed(["--init", "  "])  # blank, as an unset variable in quotes with spaces
+    assert result.exit_code == 2 and "give default, scratch or a checkpoint file" in result.output
+
+
+@pytest.mark.slow
+def test_metrics_csv_and_the_lines_said_hold_each_steps_rate_and_validation_scores(two_sets, tmp_path, capsys):
+    # Each column is what its name says: the rate the step trained at (warm-up, then the cosine), and
+    # the validation scores the checkpoints hold for that step. Each validation is said in a line, and
+    # the run's end names best.pt with the best score (not the last), which best.pt's step is of;
+    # --threads is torch's thread count.
+    from humanseg.train import lr_at
+
+    out, said = tmp_path / "w", []
+    threads = torch.get_num_threads()
+    try:
+        result = train_quietly(two_sets, out, iterations=30, val_sets="8", val_every=10, lr=0.01, threads=1,
+                               log=said.append)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    rows = {int(x["step"]): x for x in history(out)}
+    assert sorted(rows) == [10, 20, 30]
+    shown = capsys.readouterr().out
+    for step, row in rows.items():
+        assert float(row["lr"]) == pytest.approx(lr_at(step - 1, 30, 0.01), rel=1e-6)
+        scores = [float(row[f"val_{key}"]) for key in ("iou", "dice", "boundary_f")]
+        assert (f"step {step}: val mIoU {scores[0]:.4f}  Dice {scores[1]:.4f}  boundary F {scores[2]:.4f}"
+                in shown), shown
+    _, last = load_model(out / "last.pt")
+    assert last["step"] == 30 and [float(rows[30][f"val_{key}"]) for key in ("iou", "dice", "boundary_f")] == \
+        pytest.approx([last["metrics"][key] for key in ("iou", "dice", "boundary_f")], rel=1e-6)
+    best_step = max(rows, key=lambda s: float(rows[s]["val_iou"]))
+    best = float(rows[best_step]["val_iou"])
+    assert said[-1] == f"done: 30 steps; last {out / 'last.pt'}, best {out / 'best.pt'} (val mIoU {best:.4f})"
+    assert load_model(out / "best.pt")[1]["step"] == best_step
+    assert result["step"] == 30 and result["best_iou"] == pytest.approx(best)
+
+
+def test_a_history_with_bytes_that_are_not_text_or_an_extra_field_is_read(tmp_path):
+    # A byte that is not UTF-8 (a file edited in another encoding) was a UnicodeDecodeError's traceback
+    # from --resume; a row with one field too many keeps the fields it names.
+    from humanseg.train import read_history
+
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(b"step,loss,train_iou,val_iou\n10,0.5,0.8,\n20,0.4\xff,0.85,\n30,0.3,0.9,0.7,junk\n")
+    said = []
+    rows = read_history(path, said.append)
+    assert [(r["step"], r["loss"], r["val_iou"]) for r in rows] == [(10, 0.5, None), (30, 0.3, 0.7)]
+    assert said == [f"warning: {path}: 1 row(s) could not be read; left out of the history"]
+    assert read_history(tmp_path / "none.csv", said.append) == [] and len(said) == 1
+
+
+def test_the_run_record_holds_what_the_samples_follow_from_and_each_difference_is_said():
+    from humanseg.train import TrainConfig, resume_mismatch, run_settings
+
+    cfg = TrainConfig(images=[], batch=3, size=(64, 48), val_sets=" 7,3", seed=9, boundary_width=2,
+                      boundary_gain=6, init="scratch")
+    record = run_settings(cfg, 2, [], ["room"] * 4)
+    assert record == {"images": [], "backgrounds": 4, "val_sets": [3, 7], "seed": 9, "size": [64, 48], "batch": 3,
+                      "processes": 2, "boundary": [2, 6.0], "init": "scratch", "arch": "base", "held_out": []}
+    assert resume_mismatch({"run": record}, record) is None
+    for key, now, said in (("backgrounds", 0, "--backgrounds (4 room images), this one asks for (0 room images)"),
+                           ("size", [128, 96], "--size 64x48, this one asks for 128x96"),
+                           ("batch", 2, "-b 3, this one asks for 2"),
+                           ("processes", 1, "processes (torchrun) 2, this one asks for 1"),
+                           ("arch", "large", "--arch base, this one asks for large"),
+                           ("images", [[["set1", 2]]],
+                            "--images (its labeled frames) none, this one asks for set1 (2)"),
+                           ("held_out", [[0, "set3"]], "held-out sets (--val-sets) none, this one asks for set3")):
+        assert resume_mismatch({"run": record}, {**record, key: now}) == f"the run was started with {said}", key
+
+
+def test_a_data_loader_worker_leaves_signals_to_the_trainer_and_closes_its_out_lock(tmp_path):
+    # A worker outliving a killed trainer kept --out locked; Ctrl-C or a closed terminal killed workers
+    # under a batch the trainer was waiting for, where the trainer saves first and then stops them.
+    from humanseg import train as train_module
+
+    fd = os.open(tmp_path, os.O_RDONLY)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    train_module._locks.append(fd)
+    try:
+        signal.signal(signal.SIGTERM, lambda *a: None)
+        train_module._worker_leaves_signals_to_trainer(0)
+        assert {s: signal.getsignal(s) for s in handlers} == {
+            signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_DFL, signal.SIGHUP: signal.SIG_IGN}
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    finally:
+        train_module._locks.remove(fd)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+
+@pytest.mark.parametrize("option, last_taken, first_refused", [
+    ("-i", "1000000000", "1000000001"), ("-b", "1024", "1025"), ("--workers", "64", "65"),
+    ("--threads", "256", "257"), ("--seed", str(2**32 - 1), str(2**32)), ("--lr", "1e6", "1000001"),
+    ("--boundary-width", "100", "101"), ("--boundary-gain", "1000", "1000.5"), ("--val-every", "1", "0"),
+    ("--stop-at", "1", "0"), ("--lr", "1e-300", "0")])
+def test_each_numeric_option_takes_its_last_value_and_refuses_the_next(parsed, option, last_taken, first_refused):
+    taken, cfg = parsed([option, last_taken])
+    assert taken.exit_code == 0 and cfg is not None, taken.output
+    refused, cfg = parsed([option, first_refused])
+    assert refused.exit_code == 2 and "is not in the range" in refused.output and cfg is None, refused.output
+
+
+def test_each_way_of_running_out_of_memory_is_said_as_such_and_other_failures_are_left_alone():
+    from humanseg.train import TrainConfig, memory_failure
+
+    cfg = TrainConfig(images=[], batch=8, size=(256, 192))
+    for exc in (RuntimeError("DataLoader worker (pid 9) is killed by signal: Bus error."),  # as _batches says it
+                RuntimeError("unable to write to file </torch_9_1>: No space left on device (28): shared memory")):
+        assert memory_failure(exc, cfg, "cpu", 4, True) == (
+            "the data loader's shared memory (/dev/shm) ran out at step 5 ({kept}); use --workers 0, or give "
+            "/dev/shm more room")
+    assert memory_failure(MemoryError(), cfg, "cuda:0", 4, True) == (
+        "out of memory at step 5 with -b 8 at --size 256x192 on cuda:0 ({kept}); use a smaller -b or --size")
+    assert memory_failure(RuntimeError("CUDA out of memory"), cfg, "cpu", 4, False).startswith(
+        "out of memory validating or saving after step 4 on cpu ({kept}); validation runs each held-out frame whole")
+    for exc in (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), ValueError("out of memory"),
+                RuntimeError("DataLoader worker (pid 9) is killed by signal: Terminated.")):
+        assert memory_failure(exc, cfg, "cpu", 4, True) is None, exc
+
+
+def test_running_out_of_memory_in_a_later_step_is_said_as_a_step_with_the_checkpoint_kept(
+        two_sets, tmp_path, monkeypatch):
+    # After a step's checkpoint the next step's failure is a step's again (not "validating or saving").
+    from humanseg import train as train_module
+
+    real, calls = train_module.segmentation_loss, []
+
+    def third_step_fails(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+        return real(*args)
+
+    monkeypatch.setattr(train_module, "segmentation_loss", third_step_fails)
+    out = tmp_path / "w"
+    with pytest.raises(HumansegError) as err:
+        train_quietly(two_sets, out, iterations=6, val_every=2)
+    assert err.value.exit_code == 1 and str(err.value) == (
+        f"out of memory at step 3 with -b 2 at --size 64x64 on cpu ({out / 'last.pt'} holds step 2); "
+        f"use a smaller -b or --size")
+    assert load_model(out / "last.pt")[1]["step"] == 2
