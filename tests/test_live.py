@@ -1806,18 +1806,23 @@ def test_k_pred_is_made_against_the_sets_background_even_before_the_overlay_used
     assert pred.shape == (48, 64) and (pred == 0).all()
 
 
+class Scripted:
+    """A stand-in model: the probabilities of a script, one per frame, the same all over it."""
+
+    track = False
+
+    def __init__(self, probs):
+        self.probs = list(probs)
+
+    def set_background(self, bkg):
+        pass
+
+    def predict(self, frame):
+        return np.full(frame.shape[:2], self.probs.pop(0), np.float32)
+
+
 def test_saved_masks_are_the_smoothed_ones_shown_unless_raw(tmp_path):
     # --save-masks keeps the mask the view shows (smoothed over still frames); --raw the model's own.
-    class Scripted:  # a stand-in model: the probabilities of a script, one per frame
-        def __init__(self, probs):
-            self.probs = list(probs)
-
-        def set_background(self, bkg):
-            pass
-
-        def predict(self, frame):
-            return np.full(frame.shape[:2], self.probs.pop(0), np.float32)
-
     still = np.full((48, 64, 3), 100, np.uint8)
     for smooth, second in ((True, 255), (False, 0)):
         session = LiveSession(Scripted([0.9, 0.2]), view="tint", smooth=smooth, compensate=smooth)
@@ -2023,3 +2028,121 @@ def test_once_the_model_fails_the_capture_overlay_stays_off(tmp_path):
     overlay.on_frame(frames[1], ctx)  # the model fails here
     assert [overlay.on_frame(frame, ctx) is None for frame in frames[2:]] == [True, True]
     assert notes == ["live segmentation off: model broke"] and model.calls == 1 and overlay.calls == 1
+
+
+# -- what each view draws, what is drawn while the background is captured, what is kept -------------
+
+def test_the_blended_views_follow_the_smoothed_probability_not_the_mask_or_the_raw_one():
+    # A still frame the model calls 0.9 then 0.2: smoothed, the second is 0.9 + 0.25 * (0.2 - 0.9) =
+    # 0.725, still on. The green screen shows 72.5% frame, 27.5% green (soft edges), not the whole
+    # frame (what the mask alone would give) nor 20% of it (the model's own answer, unsmoothed).
+    still = np.full((48, 64, 3), 100, np.uint8)
+    session = LiveSession(Scripted([0.9, 0.2]), view="green")
+    session.set_background(still)
+    session.process(still)
+    live = session.process(still)
+    assert (live.mask == 255).all()
+    expected = 0.725 * 100 + 0.275 * np.array([0, 255, 0])
+    assert np.abs(live.image.astype(float) - expected).max() <= 1
+
+
+def test_the_default_replacement_is_blue_at_the_top_and_violet_at_the_bottom():
+    frame = np.zeros((48, 64, 3), np.uint8)
+    out = Compositor().compose("replace", frame, np.zeros((48, 64), np.float32), np.zeros((48, 64), np.uint8))
+    assert (out[0] == (120, 60, 20)).all() and (out[-1] == (90, 30, 70)).all()
+
+
+def test_a_background_capture_started_again_forgets_the_frames_before_and_rounds_the_mean():
+    # b pressed again while averaging: the frames already taken (the person still in view) are dropped.
+    grab = BackgroundGrabber(countdown=0.0, seconds=1.0)
+    grab.start(0.0)
+    for now in (0.0, 0.5):
+        assert grab.feed(np.zeros((4, 6, 3), np.uint8), now) is None
+    grab.start(0.6)
+    grab.feed(np.full((4, 6, 3), 200, np.uint8), 0.6)
+    assert (grab.feed(np.full((4, 6, 3), 200, np.uint8), 1.6) == 200).all()
+    # The mean is rounded, not cut: 100, 101, 101 give 101.
+    grab.start(0.0)
+    for now, level in ((0.0, 100), (0.5, 101)):
+        grab.feed(np.full((4, 6, 3), level, np.uint8), now)
+    assert (grab.feed(np.full((4, 6, 3), 101, np.uint8), 1.0) == 101).all()
+
+
+def test_the_window_counts_down_then_says_to_keep_still_while_the_background_is_captured(monkeypatch):
+    from humanseg.ui import draw
+
+    drawn = []
+    countdown, notices = draw.draw_countdown, draw.draw_notices
+    monkeypatch.setattr(draw, "draw_countdown", lambda canvas, n, *a: drawn.append(n) or countdown(canvas, n, *a))
+    monkeypatch.setattr(draw, "draw_notices", lambda canvas, lines: drawn.append(lines) or notices(canvas, lines))
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    session = LiveSession(FixedSegmenter(np.zeros((48, 64), np.float32)))  # no background yet
+    source = ListSource([bkg], limit=30)
+    source.fps = 5.0  # (fewer frames to draw)
+    result = run_live(source, session, ScriptWindow({}), grabber=BackgroundGrabber(3.0, 0.5), media_clock=True)
+    # 3 s at 5 frames a second: 3, 2, 1, then the frames averaged (half a second), then segmented.
+    assert result.backgrounds == 1 and result.frames > 0
+    numbers = [d for d in drawn if isinstance(d, int)]
+    assert numbers == sorted(numbers, reverse=True) and set(numbers) == {3, 2, 1}
+    keep_still = [d for d in drawn if d == ["capturing background - keep still"]]
+    assert drawn.index(keep_still[0]) == len(numbers) and len(keep_still) >= 2
+
+
+def test_max_frames_segments_exactly_that_many():
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    source = ListSource([bkg], limit=50)
+    assert run_live(source, nobody_session(bkg), max_frames=3).frames == 3
+
+
+def capture_set_frames(tmp_path, dev_root, numbers):
+    """A capture set's folder in tmp_path: set 3's bkg.png and its first frames saved as numbers K.png."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(dev_root / "set3" / "bkg.png", folder / "bkg.png")
+    for k, number in enumerate(numbers):
+        shutil.copy(dev_root / "set3" / f"{k}.png", folder / f"{number}.png")
+    return folder
+
+
+def test_save_masks_names_a_capture_sets_masks_after_its_frames_and_force_drops_the_earlier_runs(
+        tmp_path, dev_root, monkeypatch):
+    with_blank_model(monkeypatch)
+    folder = capture_set_frames(tmp_path, dev_root, (1, 2))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "7_mask.png").write_bytes((dev_root / "set3" / "bkg.png").read_bytes())  # an earlier run's
+    (masks / "notes.txt").write_text("mine")
+    res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window",
+                  "--save-masks", str(masks), "--force")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in masks.iterdir()) == ["1_mask.png", "2_mask.png", "notes.txt"]
+
+
+def test_raw_on_the_command_line_saves_the_models_own_masks(tmp_path, dev_root, monkeypatch):
+    # Two identical frames called 0.9 then 0.2: smoothed, the second mask is still on; --raw, off.
+    folder = capture_set_frames(tmp_path, dev_root, (0,))
+    shutil.copy(folder / "0.png", folder / "1.png")
+    for raw in (False, True):
+        monkeypatch.setattr("humanseg.model.load_segmenter", lambda weights=None, num_threads=None: Scripted([0.9, 0.2]))
+        masks = tmp_path / f"masks{raw}"
+        res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window",
+                      "--save-masks", str(masks), *(["--raw"] if raw else []))
+        assert res.exit_code == 0, res.output
+        second = cv2.imread(str(masks / "1_mask.png"), cv2.IMREAD_GRAYSCALE)
+        assert (second == (0 if raw else 255)).all(), raw
+
+
+def test_raw_on_the_command_line_gives_the_model_the_frames_as_read(tmp_path, dev_root, monkeypatch):
+    # Frames a fifth darker than the background: smoothed, the later ones reach the model exposure
+    # corrected; --raw (what evaluate scores) gives them as they are.
+    folder = capture_set_frames(tmp_path, dev_root, ())
+    dark = (read(dev_root, 3, "bkg.png") * 0.8).astype(np.uint8)
+    for k in range(4):
+        cv2.imwrite(str(folder / f"{k}.png"), dark)
+    for raw in (False, True):
+        model = FixedSegmenter(np.zeros(dark.shape[:2], np.float32))
+        monkeypatch.setattr("humanseg.model.load_segmenter", lambda weights=None, num_threads=None: model)
+        res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window",
+                      "--save-masks", str(tmp_path / f"masks{raw}"), *(["--raw"] if raw else []))
+        assert res.exit_code == 0, res.output
+        assert len(model.seen) == 4 and all(np.array_equal(seen, dark) for seen in model.seen) == raw, raw
