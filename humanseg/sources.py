@@ -16,7 +16,7 @@ import numpy as np
 from humanseg import store
 from humanseg.errors import HumansegError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_EXTS = store.IMAGE_EXTS
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
 MAX_CAMERA_INDEX = 2**31 - 1
 MAX_UNDECODED = 100_000  # failed reads in a row (about 0.2 s at a file's end) before it is taken to end

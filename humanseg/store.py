@@ -31,6 +31,8 @@ from humanseg.signals import signals_held
 SET_RE = re.compile(r"^set(0|[1-9]\d*)$")
 FRAME_RE = re.compile(r"^(0|[1-9]\d*)\.png$")
 BKG_NAME = "bkg.png"
+# Image files read outside the layout (a --source folder's frames, --backgrounds' rooms).
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def mask_name(k: int) -> str:

@@ -48,6 +48,14 @@ def history(out):
 
 
 @pytest.mark.slow
+def train_quietly(images, out, log=lambda *a, **k: None, **options):
+    """A tiny in-process run from scratch on `images` (64x64 samples, no held-out set unless asked)."""
+    from humanseg import train as train_module
+
+    cfg = {"iterations": 2, "batch": 2, "size": (64, 64), "val_sets": None, "init": "scratch", **options}
+    return train_module.train(train_module.TrainConfig(images=[str(images)], out=str(out), **cfg), log=log)
+
+
 def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path):
     out = tmp_path / "w"
     r = run_training(["-i", "40", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])
@@ -531,9 +539,7 @@ def test_out_of_memory_validating_is_told_apart_from_a_step(two_sets, tmp_path, 
     monkeypatch.setattr(train_module, "validate", validate)
     out = tmp_path / "w"
     with pytest.raises(HumansegError) as err:
-        train_module.train(train_module.TrainConfig(
-            images=[str(two_sets)], iterations=4, batch=1, out=str(out), size=(128, 96), val_sets="8",
-            val_every=2, init="scratch"), log=lambda *a, **k: None)
+        train_quietly(two_sets, out, iterations=4, batch=1, size=(128, 96), val_sets="8", val_every=2)
     assert err.value.exit_code == 1 and str(err.value) == (
         "out of memory validating or saving after step 2 on cpu (no checkpoint was written); validation runs "
         "each held-out frame whole: hold out fewer sets, or sets with smaller frames (--val-sets)")
@@ -952,9 +958,7 @@ def test_the_training_step_uses_the_configured_boundary_term(two_sets, tmp_path,
         return real(logits, target, width, gain)
 
     monkeypatch.setattr(train_module, "segmentation_loss", recording)
-    train_module.train(train_module.TrainConfig(
-        images=[str(two_sets)], iterations=2, batch=1, out=str(tmp_path / "w"), size=(128, 96),
-        val_sets=None, init="scratch", boundary_width=3, boundary_gain=4.5), log=lambda *a, **k: None)
+    train_quietly(two_sets, tmp_path / "w", batch=1, size=(128, 96), boundary_width=3, boundary_gain=4.5)
     assert seen == [(3, 4.5), (3, 4.5)]
 
 
@@ -1255,14 +1259,6 @@ def test_an_init_checkpoint_is_the_same_run_however_its_path_is_written(tmp_path
     assert relative["init"] == str(tmp_path / "w" / "last.pt")
     assert resume_mismatch({"run": relative}, absolute) is None
     assert resume_mismatch({"run": relative}, run_settings(TrainConfig(images=[], init="v/last.pt"), 1, [], []))
-
-
-def train_quietly(images, out, log=lambda *a, **k: None, **options):
-    """A tiny in-process run from scratch on `images` (64x64 samples, no held-out set unless asked)."""
-    from humanseg import train as train_module
-
-    cfg = {"iterations": 2, "batch": 2, "size": (64, 64), "val_sets": None, "init": "scratch", **options}
-    return train_module.train(train_module.TrainConfig(images=[str(images)], out=str(out), **cfg), log=log)
 
 
 @pytest.mark.slow

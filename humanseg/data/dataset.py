@@ -25,7 +25,6 @@ from humanseg import store
 from humanseg.data import augment as A
 from humanseg.errors import HumansegError
 from humanseg.model.segmenter import working_size
-from humanseg.sources import IMAGE_EXTS
 
 
 @dataclass
@@ -80,8 +79,8 @@ def load_rooms(folders: list[str | os.PathLike]) -> list[np.ndarray]:
 
 
 def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
-    """Extra empty rooms for compositing (the folder's images, of the formats `--source` reads: .png,
-    .jpg, .jpeg, .bmp, .webp, .tif, .tiff; a .webp beside a.png was left out). A folder that is
+    """Extra empty rooms for compositing (the folder's images, of the formats `--source` reads,
+    `store.IMAGE_EXTS`; a .webp beside a.png was left out). A folder that is
     missing or holds no image, and an image that cannot be read, are errors that name it: a room
     left out without a word would train a different model than the command asked for."""
     if not folder:
@@ -97,7 +96,7 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
                             f"with --images)")
     out = []
     for p in sorted(Path(folder).iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."):  # not ._x.png
+        if p.suffix.lower() in store.IMAGE_EXTS and not p.name.startswith("."):  # not ._x.png
             img = store.decode_file(p)
             if img is None:
                 raise HumansegError(f"--backgrounds image unreadable or corrupt: {p}")

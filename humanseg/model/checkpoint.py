@@ -148,11 +148,11 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
 def release_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, recipe: str = "") -> Path:
     """Copy a training checkpoint without its optimizer state (a third of the size), for shipping."""
     ckpt = read_checkpoint(src)
-    model = build_model(ckpt, src)
     for key in ("metrics", "extra"):  # (a hand-edited one ended in dict()'s traceback, or was copied as it was)
         if ckpt.get(key) is not None and not isinstance(ckpt[key], dict):
             raise WeightsError(f"checkpoint {src} has a damaged {key} record ({key} is a "
                                f"{type(ckpt[key]).__name__}, not a dict)")
+    model = build_model(ckpt, src)
     extra = dict(ckpt.get("extra") or {}, recipe=recipe) if recipe else ckpt.get("extra")
     return save_checkpoint(dst, model, ckpt.get("step", 0), None, ckpt.get("metrics"),
                            ckpt.get("work_width", 320), extra)
