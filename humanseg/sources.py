@@ -107,8 +107,19 @@ class ImageFolderSource(FrameSource):
             if videos:
                 passed = f" ({VIDEOS_NOT_READ}, e.g. {videos[0]})"
             else:
-                passed = (f" ({len(found)} other files: bkg.png, masks, predictions and files of other "
-                          f"types are not frames)" if found else "")
+                # Folders are not searched (an images root holds set folders, not frames): said as
+                # such, with what to give instead, rather than counted among the files passed over.
+                folders = sorted((p for p in found if p.is_dir()), key=lambda p: _natural_key(str(p)))
+                files = len(found) - len(folders)
+                said = []
+                if files:
+                    said.append(f"{files} other file{'s' if files != 1 else ''}: bkg.png, masks, "
+                                f"predictions and files of other types are not frames")
+                if folders:
+                    pattern = os.path.join(os.path.dirname(str(folders[0])) or ".", "*", "*.png")
+                    said.append(f"{len(folders)} folder{'s' if len(folders) != 1 else ''}, not searched: "
+                                f"give one, e.g. {folders[0]}, or a pattern, e.g. '{pattern}'")
+                passed = f" ({'; '.join(said)})" if said else ""
             raise HumansegError(f"no images found in source: {spec}{passed}")
         if videos:
             warnings.warn(f"{spec}: {', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''} not read "

@@ -2146,3 +2146,56 @@ def test_raw_on_the_command_line_gives_the_model_the_frames_as_read(tmp_path, de
                       "--save-masks", str(tmp_path / f"masks{raw}"), *(["--raw"] if raw else []))
         assert res.exit_code == 0, res.output
         assert len(model.seen) == 4 and all(np.array_equal(seen, dark) for seen in model.seen) == raw, raw
+
+
+def test_the_capture_overlay_smooths_a_still_person_over_frames_of_one_background():
+    # A still frame the model misses once (0.9, then 0.1): the smoothing keeps the person tinted; it
+    # starts afresh only with a new background.
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    ctx = type("Ctx", (), {"background": np.full_like(frame, 30)})()
+    overlay = LiveOverlay(Scripted([0.9, 0.1]), notify=print, threaded=False)
+    first, second = frame.copy(), frame.copy()
+    for image in (first, second):
+        shown = overlay.on_frame(image, ctx)
+        assert shown is not None and (shown[..., 1].astype(int) - image[..., 1] > 20).all()
+
+
+def test_the_threaded_capture_overlay_shows_each_new_frame_while_the_model_works():
+    # The model is slower than the camera: each new frame is shown (tinted with the last mask), not
+    # the last frame the model finished.
+    gate = threading.Event()
+    gate.set()
+    ctx = type("Ctx", (), {"background": np.full((48, 64, 3), 200, np.uint8)})()
+    overlay = LiveOverlay(Flat(gate))
+    try:
+        old = np.full((48, 64, 3), 100, np.uint8)
+        deadline = time.monotonic() + 10
+        while overlay.on_frame(old, ctx) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gate.clear()  # the next frame's mask takes its time
+        new = np.full((48, 64, 3), 40, np.uint8)
+        shown = overlay.on_frame(new, ctx)
+        person = np.full((48, 64), 255, np.uint8)  # Flat's mask against a bright background
+        assert shown is not None and np.array_equal(shown, Compositor().compose("tint", new, person, person))
+    finally:
+        gate.set()
+        overlay.close()
+
+
+def test_a_model_failing_with_any_error_on_sav_turns_the_overlay_off_and_capture_goes_on(tmp_path):
+    class Broken(Flat):
+        def predict_mask(self, frame):
+            raise ValueError("expected 3 channels")
+
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    notes = []
+    overlay = LiveOverlay(Broken(), notify=notes.append, threaded=False)
+    ctx = type("Ctx", (), {"background": np.full_like(frame, 200)})()
+    overlay.on_saved(Saved("frame", 1, 0, tmp_path / "0.png"), frame, ctx)
+    assert notes == ["live segmentation off: expected 3 channels"] and list(tmp_path.iterdir()) == []
+
+
+def test_closing_the_capture_overlay_ends_its_worker():
+    overlay = LiveOverlay(Flat())
+    overlay.close()
+    assert not overlay._thread.is_alive()

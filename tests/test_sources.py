@@ -442,3 +442,68 @@ def test_a_room_nearly_the_same_both_ways_is_not_taken_for_mirrored(dev_root):
     cv2.rectangle(frame, (540, 200), (580, 240), (30, 30, 200), -1)
     assert not looks_mirrored(frame, background)
     assert looks_mirrored(frame, background, margin=0.0)  # (flipped, it does match it better)
+
+
+def test_images_with_upper_case_extensions_are_frames(tmp_path, dev_root):
+    # A camera's or a phone's pictures: IMG_0002.JPG, IMG_0010.PNG.
+    images = dev_frames(dev_root, 2)
+    cv2.imwrite(str(tmp_path / "IMG_0010.PNG"), images[1])
+    cv2.imwrite(str(tmp_path / "IMG_0002.JPG"), images[0])
+    source = sources.open_source(str(tmp_path))
+    assert [Path(p).name for p in source.paths] == ["IMG_0002.JPG", "IMG_0010.PNG"]
+    assert np.array_equal(source.read(), cv2.imread(str(tmp_path / "IMG_0002.JPG")))
+    # Named alone, it is read as the image it is (not decoded as a one-frame video).
+    single = sources.open_source(str(tmp_path / "IMG_0002.JPG"))
+    assert isinstance(single, sources.ImageFolderSource)
+    assert np.array_equal(single.read(), cv2.imread(str(tmp_path / "IMG_0002.JPG")))
+
+
+def test_a_single_undecodable_frame_is_named_alone(monkeypatch, tmp_path):
+    cap = FakeCapture([True, False, True])
+    clip = opened(monkeypatch, str(tmp_path / "clip.mp4"), cap)
+    with pytest.warns(UserWarning, match=r": frame 2 \(counted from 1\) could not be decoded \(damaged\?\); skipped$"):
+        frames = list(clip)
+    assert [f[0, 0, 0] for f in frames] == [1, 3]
+
+
+def test_a_looped_video_with_a_damaged_frame_plays_the_same_frames_each_time(monkeypatch, tmp_path):
+    # Each pass opens the file anew: its frames are counted from its start again, so the damaged frame
+    # is passed over on every pass, not only on the first.
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda s: FakeCapture([True, False, True]))
+    looped = VideoSource(str(tmp_path / "clip.mp4"), loop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = [looped.read()[0, 0, 0] for _ in range(6)]
+    assert got == [1, 3] * 3
+
+
+def test_a_single_image_loops_as_a_folder_does(tmp_path, dev_root):
+    # The capture tool loops its source: one photo given by name is shown until the user quits.
+    (tmp_path / "room.png").write_bytes((dev_root / "set3" / "bkg.png").read_bytes())
+    looped = sources.open_source(str(tmp_path / "room.png"), loop=True)
+    assert all(looped.read() is not None for _ in range(3))
+    once = sources.open_source(str(tmp_path / "room.png"))
+    assert once.read() is not None and once.read() is None
+
+
+def test_a_camera_index_with_spaces_around_it_is_that_camera(monkeypatch):
+    # --source " 1" (a quoted shell variable with a space): camera 1, not "source not found".
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda s: FakeCapture([True]))
+    camera = sources.open_source(" 1 ")
+    assert camera.is_camera and camera.spec == 1
+
+
+@pytest.mark.parametrize("spec", ["{root}", "{root}/set*"])
+def test_an_images_root_as_source_names_its_set_folders_and_a_pattern(copy_set, spec):
+    # --source images (the captures' root) or images/set*: the set folders were counted as "other
+    # files" that are "bkg.png, masks, predictions and files of other types": they are folders, whose
+    # frames a set folder or a pattern such as images/set*/*.png would give.
+    root = copy_set(3)
+    copy_set(4)
+    with pytest.raises(HumansegError) as err:
+        sources.open_source(spec.format(root=root))
+    message = str(err.value)
+    assert message.startswith("no images found in source: ")
+    assert "other files" not in message, message
+    assert "2 folders, not searched" in message and f"e.g. {root / 'set3'}," in message, message
+    assert f"'{root / '*' / '*.png'}'" in message, message

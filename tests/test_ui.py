@@ -658,3 +658,120 @@ def test_the_capture_window_is_open_while_visible(monkeypatch):
         raise cv2.error("window destroyed")
     monkeypatch.setattr(cv2, "getWindowProperty", gone)
     assert window.is_open() is False
+
+
+# ---------------------------------------------------------------- the rim, labels, two hands, broken dwells
+
+def test_a_point_on_a_buttons_rim_is_on_it():
+    # Within the radius includes the radius itself: (6, 8) from the centre is exactly 10 px away.
+    b = Button("sav", 100, 100, 10)
+    assert b.contains(106, 108) and button_at([b], 106, 108) is b
+    assert not b.contains(106, 108.2) and button_at([b], 106, 108.2) is None
+    c = CaptureController([b], clock=FakeClock(), set_number=1)
+    assert names(c.update(clicks=[(106, 108)]))[:2] == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_buttons_are_labelled_for_what_they_do():
+    assert {b.name: b.label for b in default_layout(640, 480)} == {"ext": "Ext", "sav": "Sav", "bkg": "Bkg"}
+
+
+def test_a_palm_on_a_button_presses_it_while_the_other_hand_is_elsewhere():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    events = []
+    for _ in range(12):
+        clock.advance(1 / 30)
+        events += c.update([(320, 400), centre(c, "sav")])
+    assert names(events)[:2] == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_a_dwell_broken_off_starts_afresh_when_the_palm_comes_back():
+    clock = FakeClock()
+    c = make(clock, set_number=1)
+    assert run_palm(c, clock, centre(c, "bkg"), 0.2) == []
+    assert run_palm(c, clock, (320, 400), 0.5) == []  # left before the dwell was done
+    assert run_palm(c, clock, centre(c, "bkg"), 0.2) == []  # back: 0.2 s of a new dwell, no press yet
+    assert names(run_palm(c, clock, centre(c, "bkg"), 0.2))[:2] == [("pressed", "bkg"), ("countdown_started", "bkg")]
+
+
+def test_a_palm_resting_in_the_release_ring_after_a_press_has_not_left():
+    # The hand that pressed Sav slides just outside its circle (within RELEASE_FACTOR radii) and back:
+    # it never left, so it does not press again and cancel its own countdown.
+    clock = FakeClock()
+    c = make(clock, set_number=1, sav_seconds=100)
+    sx, sy = centre(c, "sav")
+    r = c.buttons[1].radius
+    assert 1.2 < RELEASE_FACTOR
+    events = run_palm(c, clock, (sx, sy), 0.5)
+    events += run_palm(c, clock, (sx - 1.2 * r, sy), 1.0)
+    events += run_palm(c, clock, (sx, sy), 1.0)
+    assert names(events) == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_answers_missed_before_a_new_layout_count_after_it():
+    # A hand that left Sav just as the frame changed size: the misses before the change count on.
+    old = DwellTracker([Button("sav", 0, 0, 10)], dwell=0.3)
+    assert old.update([(0, 0)], 0.0, answer=1) == [] and old.update([(0, 0)], 0.3, answer=2) == ["sav"]
+    for k in range(3, 6):  # three missed answers
+        old.update([], 0.3 + 0.05 * (k - 2), answer=k)
+    assert old.latched["sav"]
+    new = DwellTracker([Button("sav", 50, 50, 20)], dwell=0.3)
+    new.carry_latches(old)
+    new.update([], 0.5, answer=6)  # the fourth, 0.2 s after the palm was last there: it has left
+    assert not new.latched["sav"]
+
+
+def test_each_click_of_a_frame_presses():
+    # Two clicks on Bkg read in one frame (a quick double click): started, then cancelled.
+    c = make(FakeClock())
+    bkg = centre(c, "bkg")
+    assert names(c.update(clicks=[bkg, bkg])) == [("pressed", "bkg"), ("countdown_started", "bkg"),
+                                                  ("pressed", "bkg"), ("countdown_cancelled", "bkg")]
+
+
+def test_ext_is_drawn_whole_on_a_frame_wider_than_its_circle_is_low():
+    # On a frame wider than 2.5:1 Ext's circle reaches above the frame's top edge.
+    w, h = 1000, 300
+    ext = default_layout(w, h)[0]
+    assert ext.name == "ext" and ext.y - ext.radius < 0
+    image = np.full((h, w, 3), 100, np.uint8)
+    draw.draw_button(image, ext)
+    bgr = image[int(ext.y), int(ext.x - 0.8 * ext.radius)].astype(int)
+    assert bgr[2] > 150 and bgr[0] < 100, bgr
+
+
+def test_buttons_have_a_white_rim():
+    b = default_layout(640, 480)[1]
+    image = np.full((480, 640, 3), 100, np.uint8)
+    draw.draw_button(image, b)
+    for dx, dy in ((0, -1), (1, 0), (0, 1), (-1, 0)):  # top, right, bottom, left of the circle
+        x, y = int(round(b.x + dx * b.radius)), int(round(b.y + dy * b.radius))
+        assert (image[y, x] > 200).all(), (dx, dy)
+
+
+def test_text_stays_readable_on_a_white_frame():
+    # Notices lie on a darkened band, the status line has a dark outline: white on white otherwise.
+    h, w = 480, 640
+    image = np.full((h, w, 3), 255, np.uint8)
+    draw.draw_notices(image, ["saved images/set1/bkg.png"])
+    band = max(18, int(h * 0.06))
+    rows = image[int(h * 0.28) - band // 2 + 1:int(h * 0.28) + band // 2 - 1]
+    assert (rows[:, :20] < 160).all()  # the band's left end, beside the text, darkened
+    assert (image[:int(h * 0.2)] == 255).all() and (image[int(h * 0.4):] == 255).all()  # only the band
+    image[:] = 255
+    draw.draw_status(image, "set 1, 0 frames")
+    corner = image[int(0.9 * h):, :int(0.5 * w)]
+    assert (corner.max(axis=2) < 60).sum() > 50  # the outline's dark pixels
+
+
+def test_a_failure_too_long_for_even_its_paths_end_keeps_its_first_words_not_the_path():
+    path = "/home/me/captures/of/an/afternoon/with/a/rather/deeply/nested/folder/images/set1/7.png"
+    text = draw.shortened(f"save failed: {path}: No space left on device", 120, 1)
+    assert text.startswith("save failed: ...") and "/home" not in text
+
+
+def test_the_dwell_arc_fills_over_the_dwell_asked_for():
+    # --dwell 1: the arc is half full after half a second, not full after the default 0.3 s.
+    t = DwellTracker([Button("sav", 0, 0, 10)], dwell=1.0)
+    assert t.update([(0, 0)], 0.0) == []
+    assert t.progress("sav", 0.5) == pytest.approx(0.5)
