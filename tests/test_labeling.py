@@ -171,6 +171,14 @@ def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
     assert not d.counts(13.8, shown_at=13.2) and d.counts(14.2, shown_at=13.2)
 
 
+def test_the_closing_line_says_what_the_session_did():
+    assert Summary(3, to_label=4, saved=2, unchanged=1, skipped=1, vertices_edited=17, unreadable=1, quit=True).line() \
+        == ("set 3: saved 2 of 4 frame(s), 1 accepted unchanged, 1 skipped, 17 vertices edited, "
+            "1 unreadable (passed over) (quit early)")
+    assert Summary(3, to_label=2, saved=2).line() == \
+        "set 3: saved 2 of 2 frame(s), 0 accepted unchanged, 0 skipped, 0 vertices edited"
+
+
 def test_undo_takes_back_a_hole_switch_and_restores_the_mode():
     # h while drawing was not undoable, and z then left "HOLE mode" on the status line over a polygon
     # that closed as a person.
@@ -236,6 +244,24 @@ def test_mask_is_clipped_to_the_image():
     mask = shapes_to_mask([Shape([(-50, -50), (700, -50), (700, 100), (-50, 100)])], H, W)
     assert mask.shape == (H, W)
     assert np.count_nonzero(mask) == 100 * W  # pixel centres of rows 0..99 (the edge y=100 is open)
+
+
+def test_a_polygon_with_a_spike_draws_its_area():
+    # A vertex clicked out and back along an edge: make_valid gives the square and a line, which draws
+    # nothing (it is not passed on to the rasteriser as an area).
+    spike = [(100, 100), (300, 100), (300, 300), (100, 300), (100, 400), (100, 300)]
+    ed = PolygonEditor()
+    clicks(ed, spike)
+    assert ed.close()
+    assert np.array_equal(ed.mask(H, W), shapes_to_mask([Shape(list(SQUARE))], H, W))
+    assert np.count_nonzero(ed.mask(H, W)) == 200 * 200
+
+
+def test_a_hole_drawn_past_the_person_adds_nothing_outside_it():
+    mask = shapes_to_mask([Shape(list(SQUARE)), Shape([(250, 150), (400, 150), (400, 250), (250, 250)], hole=True)],
+                          H, W)
+    assert mask[200, 350] == 0 and mask[200, 200] == 255
+    assert np.count_nonzero(mask) == 200 * 200 - 50 * 100
 
 
 # ------------------------------------------------------------ vertex editing
@@ -394,6 +420,126 @@ def test_undoing_a_close_leaves_hole_mode_as_the_user_last_set_it():
     assert ed.close()
     draw(ed, [(400, 350), (500, 350), (500, 420)])
     assert [s.hole for s in ed.shapes] == [False, True, False]
+
+
+def test_a_click_on_the_first_vertex_of_a_polygon_of_two_adds_a_vertex_there():
+    # The README's rule: only from 3 vertices does the first vertex close; before, a click there adds one.
+    ed = PolygonEditor()
+    clicks(ed, [(100, 100), (200, 100)])
+    assert ed.press(100, 100) == "add" and ed.current == [(100.0, 100.0), (200.0, 100.0), (100.0, 100.0)]
+
+
+def test_a_drag_follows_the_pointer_past_half_the_grab_distance_and_back():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    # 4 px is past half the grab distance (3.5 px): a drag, not a tremor.
+    assert ed.press(100, 100) == "grab" and ed.move(104, 100)
+    assert ed.release(104, 100) == "moved" and ed.shapes[0].points[0] == (104.0, 100.0)
+    # Dragged out, then brought back near where the press was: the vertex follows it back.
+    assert ed.press(104, 100) == "grab"
+    ed.move(140, 100)
+    assert ed.move(105, 101) and ed.release(105, 101) == "moved" and ed.shapes[0].points[0] == (105.0, 101.0)
+    # A press beside a vertex released right on it leaves it where it was: no edit, no undo step.
+    edited = ed.vertices_edited
+    assert ed.press(110, 105) == "grab" and ed.release(105, 101) is None
+    assert ed.shapes[0].points[0] == (105.0, 101.0) and ed.vertices_edited == edited
+    assert ed.undo() and ed.shapes[0].points[0] == (104.0, 100.0)  # the second drag, not a third
+
+
+def test_dragged_vertices_are_kept_to_2_decimals():
+    # As clicks are (vertex()), so K.json's points draw exactly the mask saved beside them.
+    ed = PolygonEditor([Shape([(100.0, 100.0), (300.0, 170.0), (120.0, 330.0)])])
+    assert ed.press(120, 330) == "grab"
+    ed.move(150.123456, 360.98765)
+    assert ed.release(150.123456, 360.98765) == "moved" and ed.shapes[0].points[2] == (150.12, 360.99)
+
+
+def test_the_mask_follows_every_edit_while_it_is_shown():
+    # The view renders the mask between edits (it is cached on editor.version): an edit that did not
+    # bump the version left the tint, and the mask saved on Enter, as they were before it.
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE]),
+                        Shape([(400.0, 300.0), (500.0, 300.0), (450.0, 400.0)])])
+
+    def shown_is_drawn():
+        assert np.array_equal(ed.mask(H, W), shapes_to_mask(ed.shapes, H, W))
+
+    edits = [lambda: clicks(ed, [(200, 100)]),  # insert on an edge, released in place
+             lambda: ed.right_click(100, 100),  # delete a vertex
+             lambda: ed.right_click(400, 300),  # delete a triangle's vertex: the triangle goes
+             ed.undo, lambda: ed.delete_shape_at(450, 340), ed.restart, ed.clear, ed.undo]
+    shown_is_drawn()
+    for edit in edits:
+        before = ed.version
+        edit()
+        assert ed.version != before  # redrawn (an inserted vertex changes no pixel, but is shown)
+        shown_is_drawn()
+    # A drag that flattens the triangle, shown as it goes, then taken back on release.
+    assert ed.press(450, 400) == "grab"
+    ed.move(450, 340)
+    shown_is_drawn()
+    ed.move(450, 300)
+    shown_is_drawn()
+    assert ed.release(450, 300) is None and ed.shapes[1].points[2] == (450.0, 400.0)
+    shown_is_drawn()
+
+
+def test_deleting_a_polygon_counts_its_vertices_as_edited():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE]),
+                        Shape([(400.0, 300.0), (500.0, 300.0), (450.0, 400.0)])])
+    assert ed.delete_shape_at(200, 200) and ed.vertices_edited == 4  # d on the square
+    assert ed.right_click(400, 300) == "delete_vertex" and not ed.shapes
+    assert ed.vertices_edited == 4 + 3  # the vertex, and the two left with it
+
+
+def test_d_and_c_take_away_the_polygon_being_drawn():
+    ed = PolygonEditor()
+    clicks(ed, [(100, 100), (200, 100)])
+    assert ed.delete_shape_at(500, 400) and not ed.drawing  # d, the pointer anywhere
+    assert ed.undo() and ed.current == [(100.0, 100.0), (200.0, 100.0)]
+    assert ed.clear() and not ed.drawing and not ed.shapes  # c, with no closed polygon
+    assert ed.undo() and len(ed.current) == 2
+
+
+def test_restart_after_restart_and_an_edit_goes_back_to_the_opened_label():
+    opened = [(float(x), float(y)) for x, y in SQUARE]
+    ed = PolygonEditor([Shape(list(opened))])
+    ed.restart()
+    assert ed.press(300, 300) == "grab"
+    ed.move(350, 350)
+    assert ed.release(350, 350) == "moved" and ed.changed  # an edit after r is a change, to be saved
+    ed.restart()
+    assert ed.shapes[0].points == opened and not ed.changed
+
+
+def test_a_press_takes_the_nearest_of_vertices_and_edges_close_together():
+    # A guess's outline has vertices a few pixels apart, and a thin arm edges as close.
+    ed = PolygonEditor([Shape([(100.0, 100.0), (106.0, 100.0), (106.0, 200.0), (100.0, 200.0)])])
+    assert ed.press(101, 100) == "grab"
+    ed.move(80, 90)
+    ed.release(80, 90)
+    assert ed.shapes[0].points[:2] == [(80.0, 90.0), (106.0, 100.0)]
+    ed = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 105.0), (100.0, 105.0)])])
+    assert ed.press(200, 100) == "insert"  # on the top edge, the bottom one 5 px away
+    ed.release(200, 100)
+    assert ed.shapes[0].points == [(100.0, 100.0), (200.0, 100.0), (300.0, 100.0), (300.0, 105.0), (100.0, 105.0)]
+
+
+def test_d_in_a_hole_deletes_the_hole_not_the_person_around_it():
+    square = Shape([(float(x), float(y)) for x, y in SQUARE])
+    ed = PolygonEditor([square, Shape([(150.0, 150.0), (250.0, 150.0), (250.0, 250.0), (150.0, 250.0)], hole=True)])
+    assert ed.delete_shape_at(200, 200)
+    assert [(s.points, s.hole) for s in ed.shapes] == [(square.points, False)]
+    assert np.count_nonzero(ed.mask(H, W)) == 200 * 200
+
+
+def test_a_vertex_dragged_onto_its_neighbour_leaves_the_polygon_editable():
+    # A corner taken out by dragging it onto the next one: two vertices at one place, an edge of no
+    # length, which every later press away from the vertices measures its distance to.
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    assert ed.press(300, 300) == "grab"
+    ed.move(300, 200)
+    assert ed.release(300, 100) == "moved" and ed.shapes[0].points[1:3] == [(300.0, 100.0), (300.0, 100.0)]
+    assert ed.press(200, 102) == "insert" and ed.release(200, 102) == "moved"
+    assert ed.press(500, 400) == "start"
 
 
 def test_k_json_draws_exactly_the_mask_saved_with_it(tmp_path):
@@ -830,6 +976,18 @@ def test_a_label_saved_meanwhile_by_another_labeler_is_not_overwritten(tmp_path)
     assert len(read_labelme(info.json_path(0))) == 1
 
 
+def test_a_mask_another_tool_wrote_meanwhile_is_not_overwritten(tmp_path):
+    # A K_mask.png with no K.json beside it (painted in another tool) while the frame was open.
+    info, frame = one_grey_frame(tmp_path)
+    opened = Opened.of(info, 0)
+    editor = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)])])
+    theirs = store.encode_png(square_label())
+    info.mask_path(0).write_bytes(theirs)
+    with pytest.raises(HumansegError, match="refusing to overwrite"):
+        save_label(info, 0, editor, (H, W), opened)
+    assert info.mask_path(0).read_bytes() == theirs and not info.json_path(0).exists()
+
+
 # ------------------------------------------------------------ mask → polygons → mask on real labels
 
 def dev_masks(dev_root):
@@ -936,6 +1094,21 @@ def test_one_pixel_walls_and_rings_round_trip():
     round_ring = cv2.circle(np.zeros((80, 80), np.uint8), (40, 40), 20, 255, 1)
     for mask in (wall, square_ring, round_ring):
         assert np.array_equal(shapes_to_mask(mask_to_shapes(mask), 80, 80), mask)
+
+
+def test_a_square_mask_opens_as_its_four_corners():
+    # Each corner once, at the pixels' outer edges: no closing point repeated (a vertex over the first
+    # that a drag would pull out of the outline).
+    assert [(s.points, s.hole) for s in mask_to_shapes(square_label())] == \
+        [([(9.5, 9.5), (49.5, 9.5), (49.5, 49.5), (9.5, 49.5)], False)]
+
+
+def test_straight_one_pixel_lines_round_trip():
+    # A straight 1 px line's contour is its two end points: kept as a line grown to its pixels.
+    mask = np.zeros((80, 80), np.uint8)
+    mask[20, 10:60] = 255
+    mask[30:70, 70] = 255
+    assert np.array_equal(shapes_to_mask(mask_to_shapes(mask), 80, 80), mask)
 
 
 def test_guess_drops_tiny_blobs_and_holes():
@@ -1221,6 +1394,7 @@ def test_a_json_opens_beside_its_mask_unless_over_20_px_and_0_2_percent_of_the_p
                                        (300, 100, False, "mask"),  # 200 px
                                        (300, 101, True, "mask"),  # 200 px of the polygons off the mask
                                        (40, 8, False, "json"),  # 16 px: over 0.2% of 1,600, not over 20
+                                       (40, 10, False, "json"),  # 20 px: not over 20
                                        (40, 12, False, "mask")):  # 24 px
         mask = np.zeros((H, W), np.uint8)
         top, right = 90, 170 + side
@@ -1323,3 +1497,16 @@ def test_a_double_click_that_moved_a_pixel_adds_one_vertex():
     mouse(cv2.EVENT_LBUTTONDBLCLK, 150, 250, cv2.EVENT_FLAG_LBUTTON)
     mouse(cv2.EVENT_LBUTTONDOWN, 300, 120, cv2.EVENT_FLAG_LBUTTON)
     assert seen == ["start", "add", "add"] and ed.current[-1] == (300.0, 120.0)
+
+
+def test_deleting_a_vertex_that_leaves_the_rest_on_one_line_deletes_the_polygon():
+    # A click on an edge inserts a vertex on it; deleting the apex then left three vertices on one line:
+    # a polygon of no area, drawing nothing, that d could not pick, saved to K.json as it was (close()
+    # refuses one, a drag making one is taken back). It goes, as one of fewer than 3 vertices does, and
+    # undo brings it back as it was.
+    ed = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (200.0, 300.0)])])
+    assert ed.press(200, 100) == "insert" and ed.release(200, 100) == "moved"
+    before = [list(s.points) for s in ed.shapes]
+    assert ed.right_click(200, 300) == "delete_vertex"
+    assert ed.shapes == [] and not ed.mask(400, 400).any()
+    assert ed.undo() and [list(s.points) for s in ed.shapes] == before

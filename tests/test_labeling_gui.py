@@ -164,6 +164,38 @@ def test_a_held_enter_accepts_one_frame_not_the_set(unlabeled, xdisplay):
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_enter_saves_the_polygon_being_drawn_and_a_held_n_skips_one_frame(unlabeled, xdisplay):
+    # Enter on an open polygon of 3 vertices or more closes it and saves it (not the frame without it);
+    # n, like Enter, counts once while held (its auto-repeat skipped the rest of the set unseen).
+    info = store.scan_set(unlabeled, 3)
+    k0, k1, k2 = info.frames[:3]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        assert ready["frame"] == k0
+        for n, (x, y) in enumerate(SQUARE[:3], 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        app.key("Return")
+        saved = app.wait_event("saved", frame=k0)
+        assert next_ready(app)["frame"] == k1
+        xdo(xdisplay, "windowfocus", "--sync", app.wid)
+        xdo(xdisplay, "keydown", "n")
+        time.sleep(2.0)
+        xdo(xdisplay, "keyup", "n")
+        app.wait_event("skipped", frame=k1)
+        assert next_ready(app)["frame"] == k2
+        time.sleep(0.5)  # presses still queued have been read by now
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    triangle = [Shape([(float(x), float(y)) for x, y in SQUARE[:3]])]
+    assert np.array_equal(store.read_mask(saved["mask"]), shapes_to_mask(triangle, 480, 640))
+    assert (summary["saved"], summary["skipped"]) == (1, 1) and store.scan_set(unlabeled, 3).labeled == [k0]
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, xdisplay):
     info = store.scan_set(unlabeled, 3)
     app, ready = start(unlabeled, xdisplay, "--no-guess")
@@ -391,6 +423,37 @@ def test_an_edit_of_a_label_reopened_with_redo_is_saved(copy_set, xdisplay):
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_an_edit_of_a_mask_opened_beside_a_broken_json_is_saved_in_the_mask(copy_set, xdisplay):
+    # Accepted unchanged, such a mask keeps its bytes and only its K.json is written anew; edited, the
+    # mask must be written too, or the edit lands in the json alone and the label stays as it was.
+    root = copy_set(3)
+    info = store.scan_set(root, 3)
+    k = info.frames[0]
+    info.json_path(k).write_text("{not json")
+    redo_and_accept(root, xdisplay, k, "mask", unchanged=False, written=True,
+                    edit=lambda app: app.key_answered("c", "edit", action="clear", shapes=0))
+    assert store.read_mask(info.mask_path(k)).max() == 0 and read_labelme(info.json_path(k), (480, 640)) == []
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_all_opens_the_labeled_frames_too(copy_set, xdisplay):
+    root = copy_set(3)  # every frame labeled (masks, no K.json)
+    info = store.scan_set(root, 3)
+    app, ready = start(root, xdisplay, "--all")
+    try:
+        assert (ready["frame"], ready["source"]) == (info.frames[0], "mask") and ready["shapes"] >= 1
+        assert ready["title"].endswith(f"(1 of {len(info.frames)})")
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    assert (summary["to_label"], summary["skipped"], summary["quit"]) == (len(info.frames), 0, True)
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_broken_frames_are_passed_over_and_the_rest_labeled(unlabeled, xdisplay):
     info = store.scan_set(unlabeled, 3)
     corrupt, small, third = info.frames[:3]
@@ -447,6 +510,32 @@ def test_a_failed_save_keeps_the_frame_open_and_accept_retries(unlabeled, xdispl
     assert str(blocker) in failed["reason"] and f"save failed: {failed['reason']}" in err
     assert saved["mask"] == str(blocker) and summary["saved"] == 1
     assert np.array_equal(store.read_mask(blocker), shapes_to_mask([Shape(SQUARE)], 480, 640))
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_save_the_file_system_refuses_keeps_the_frame_open(unlabeled, xdisplay, make_read_only):
+    # The set turned read-only while a frame was drawn (a disk remounted, a permission taken away): an
+    # OSError, not the store's own refusal, is said as well, and the frame stays open with its polygons.
+    info = store.scan_set(unlabeled, 3)
+    first = info.frames[0]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        for n, (x, y) in enumerate(SQUARE, 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        app.click_answered(*SQUARE[0], "edit", action="close")
+        make_read_only(info.path)
+        app.key("Return")
+        failed = app.wait_event("save_failed", frame=first)
+        again = next_ready(app)
+        assert again["frame"] == first and ready_shapes(again) == [Shape(SQUARE)]
+        app.key("q")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert f"save failed: {failed['reason']}" in err and "Traceback" not in err
+    assert not info.mask_path(first).exists() and not info.json_path(first).exists()
 
 
 # ------------------------------------------------------------ bad input: one line, exit 2

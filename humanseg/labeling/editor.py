@@ -241,11 +241,14 @@ class PolygonEditor:
         self._touch()
 
     def delete_vertex(self, si: int, vi: int) -> None:
-        """Delete one vertex; a shape left with fewer than 3 vertices is deleted."""
+        """Delete one vertex; a shape left with fewer than 3 vertices, or with no area (the rest on one
+        line, as after a vertex inserted on an edge), is deleted: close() refuses such a polygon, which
+        would draw nothing, could not be picked, and be saved to K.json as it is."""
         self._snapshot()
         del self.shapes[si].points[vi]
         self.vertices_edited += 1
-        if len(self.shapes[si].points) < 3:
+        left = self.shapes[si].points
+        if len(left) < 3 or shape_geometry(left).area <= 0:
             self.vertices_edited += len(self.shapes[si].points)
             del self.shapes[si]
         self._touch()
