@@ -50,6 +50,7 @@ def test_the_segmenter_takes_frames_down_to_one_pixel(dev_root, backend):
     bkg, frame = (cv2.imread(str(dev_root / "set3" / name)) for name in ("bkg.png", "0.png"))
     for w, h in ((1, 1), (2, 2), (4, 1), (1, 3), (5, 1), (20, 15)):
         seg.set_background(cv2.resize(bkg, (w, h), interpolation=cv2.INTER_AREA))
+        assert seg.active_backend == backend  # (the backend asked for, not the default)
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         mask, prob = seg.predict_mask(small), seg.predict(small)
         assert mask.shape == prob.shape == (h, w) and mask.dtype == np.uint8
@@ -384,6 +385,14 @@ def test_working_size_fits_the_frame_in_a_4_3_box_of_the_work_width():
     assert working_size(480, 480, 320) == (240, 240)
     assert working_size(10, 1000, 320) == (2, 240)  # a tall strip is not blown up to thousands of rows
     assert working_size(1, 3, 320) == (80, 240)
+
+
+def test_working_size_rounds_to_the_nearest_pixel_and_keeps_one_at_least():
+    # A 1366x768 screen's 179.9 rows are 180 (as its 16:9 is), not cut to 179; a strip one pixel
+    # thin keeps its one pixel (0 rows or columns would be a traceback in cv2.resize).
+    assert working_size(1366, 768, 320) == (320, 180)
+    assert working_size(1000, 1, 320) == (320, 1)
+    assert working_size(1, 1000, 320) == (1, 240)
 
 
 def held_out_frames(dev_root):
@@ -963,6 +972,47 @@ def test_images_that_are_not_bgr_uint8_are_refused_in_one_line():
     assert seg.predict_mask(bkg[:, ::-1]).shape == (48, 64)  # a view (not contiguous) is fine
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_a_frame_before_any_background_is_refused_in_one_line(backend):
+    seg = Segmenter(trained_like(), backend=backend, threads=1)
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    for predict in (seg.logits, seg.predict, seg.predict_mask):
+        with pytest.raises(HumansegError, match=r"^no background set$"):
+            predict(frame)
+
+
+def test_a_segmenter_leaves_the_model_it_was_given_as_it_was():
+    # Training validates with a Segmenter built on the very model it trains: batch norm folded into
+    # that model (fuse_batchnorm works in place), or the model left in eval mode, would train on
+    # without batch norm and save checkpoints of another shape.
+    model = trained_like().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    for backend in ("onnxruntime", "torch"):
+        seg = Segmenter(model, backend=backend, threads=1)
+        seg.set_background(frame)
+        assert seg.predict_mask(frame).shape == (48, 64)
+    state = model.state_dict()
+    assert model.training and any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert state.keys() == before.keys() and all(torch.equal(state[k], v) for k, v in before.items())
+
+
+def test_a_segmenter_given_a_background_of_another_size_segments_at_that_size(dev_root):
+    # One segmenter, a 640x480 room and then the same room cut square (480x480: 240x240 working
+    # pixels, as tall as before but narrower): it segments the square frame as a new segmenter does.
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, 3)
+    bkg, frame = store.read_background(info), store.read_frame(info, 0)
+    seg, fresh = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
+    seg.set_background(bkg)
+    seg.predict_mask(frame)
+    square_bkg, square = (np.ascontiguousarray(image[:, 80:560]) for image in (bkg, frame))
+    seg.set_background(square_bkg)
+    fresh.set_background(square_bkg)
+    assert np.array_equal(seg.logits(square), fresh.logits(square))
+
+
 def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
     # Each was a traceback (a str version, -3 channels, a level that does not exist, a non-tensor), or
     # loaded and failed later (2.5 iterations at the first frame), or loaded in silence and gave empty
@@ -1009,22 +1059,26 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
     assert load_model(tmp_path / "no_fit.pt")[0].config.exposure_iters == 0
 
 
-def test_a_frame_larger_than_the_working_size_is_segmented_as_its_inter_area_reduction(dev_root):
+@pytest.mark.parametrize("size, fit", [((800, 600), cv2.INTER_AREA), ((160, 120), cv2.INTER_LINEAR)],
+                         ids=["800x600", "160x120"])
+def test_a_frame_is_segmented_as_its_resize_to_the_working_size(dev_root, size, fit):
     # The README's ONNX recipe: frames fitted to 320x240 with INTER_AREA, logits resized back. At
-    # 800x600 (a factor of 2.5) INTER_LINEAR would sample a pixel or two of every 2.5 instead.
+    # 800x600 (a factor of 2.5) INTER_LINEAR would sample a pixel or two of every 2.5 instead. A
+    # smaller frame (a 160x120 camera's) is scaled up with INTER_LINEAR, as the recipe says.
     from humanseg.model import load_segmenter
 
     info = store.scan_set(dev_root, 3)
-    bkg = cv2.resize(store.read_background(info), (800, 600), interpolation=cv2.INTER_LINEAR)
-    frame = cv2.resize(store.read_frame(info, 0), (800, 600), interpolation=cv2.INTER_LINEAR)
-    big, small = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
-    big.zoom = small.zoom = False  # (the second pass crops the frame's own pixels)
-    big.set_background(bkg)
-    small.set_background(cv2.resize(bkg, (320, 240), interpolation=cv2.INTER_AREA))
-    want = small.logits(cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA))
-    got = big.logits(frame)
-    assert got.shape == (600, 800)
-    assert np.allclose(got, cv2.resize(want, (800, 600), interpolation=cv2.INTER_LINEAR), atol=1e-4)
+    made = cv2.INTER_LINEAR if size[0] > 640 else cv2.INTER_AREA  # (from the set's 640x480)
+    bkg = cv2.resize(store.read_background(info), size, interpolation=made)
+    frame = cv2.resize(store.read_frame(info, 0), size, interpolation=made)
+    given, fitted = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
+    given.zoom = fitted.zoom = False  # (the second pass crops the frame's own pixels)
+    given.set_background(bkg)
+    fitted.set_background(cv2.resize(bkg, (320, 240), interpolation=fit))
+    want = fitted.logits(cv2.resize(frame, (320, 240), interpolation=fit))
+    got = given.logits(frame)
+    assert got.shape == size[::-1]
+    assert np.allclose(got, cv2.resize(want, size, interpolation=cv2.INTER_LINEAR), atol=1e-4)
 
 
 def test_a_raw_segmenter_gives_a_far_person_no_second_pass(dev_root):
@@ -1039,6 +1093,70 @@ def test_a_raw_segmenter_gives_a_far_person_no_second_pass(dev_root):
         s.predict_mask(far)
     assert raw.zoom is False and raw._zoom_key is None and raw._zoomed is None
     assert cleaned._zoom_key is not None  # (the same far person gets one with the clean-up on)
+
+
+def test_the_segmenter_cleans_the_networks_working_scale_logits(dev_root):
+    # Set 3's frame 0 at 320x240: the network's own answer has specks or pinholes (112 px of them);
+    # the default segmenter (ONNX Runtime, as every command runs it) gives that answer cleaned up.
+    from humanseg.model import load_segmenter
+    from humanseg.model.postprocess import clean_logits
+
+    info = store.scan_set(dev_root, 3)
+    bkg, frame = (cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA)
+                  for image in (store.read_background(info), store.read_frame(info, 0)))
+    cleaned, raw = load_segmenter(num_threads=1), load_segmenter(num_threads=1, clean=False)
+    for s in (cleaned, raw):
+        s.set_background(bkg)
+    assert cleaned.active_backend == "onnxruntime"
+    z = raw.logits(frame)
+    want = clean_logits(z)
+    assert ((want > 0) != (z > 0)).sum() > 50  # the clean-up has something to do here
+    assert np.allclose(cleaned.logits(frame), want, atol=1e-5)
+    assert np.array_equal(cleaned.predict_mask(frame) > 0, want > 0)
+
+
+def test_the_far_persons_crop_is_cut_from_the_background_as_it_was_set(dev_root):
+    # A caller reading camera frames into one array (cap.read(image)) overwrites the background it
+    # passed: the far person's crop is still segmented against the background as it was when set.
+    # The same frame again (the crop's background features reused) gives the same mask.
+    from humanseg.model import load_segmenter
+
+    far, room = far_scene(dev_root)
+    seg, fresh = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
+    image = room.copy()
+    seg.set_background(image)
+    fresh.set_background(room)
+    image[:] = far  # the next frame read into the same array
+    want = fresh.predict_mask(far)
+    assert fresh._zoom_key is not None
+    for _ in range(2):
+        assert np.array_equal(seg.predict_mask(far), want)
+
+
+def test_a_new_background_of_the_same_size_replaces_the_far_persons_crop_background(dev_root):
+    # The far person in the same place, in front of another room of the same size (a new background
+    # captured): their crop is segmented against the new room's crop, in single frames and in a
+    # stream (live mode), which does not follow on from the old room's logits either.
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    far, room, truth = far_away(store.read_frame(info, 0, bkg.shape), bkg,
+                                store.read_mask(info.mask_path(0), bkg.shape))
+    other_room = np.ascontiguousarray(room[:, ::-1])
+    far_there = np.where(truth[..., None] > 0, far, other_room)
+    fresh = load_segmenter(num_threads=1)
+    fresh.set_background(other_room)
+    want = fresh.predict_mask(far_there)
+    for track in (False, True):
+        seg = load_segmenter(num_threads=1)
+        seg.track = track
+        seg.set_background(room)
+        seg.predict_mask(far)
+        key = seg._zoom_key
+        seg.set_background(other_room)
+        assert np.array_equal(seg.predict_mask(far_there), want), track
+        assert seg._zoom_key == key == fresh._zoom_key  # the same crop: only its background differs
 
 
 def test_a_far_persons_crop_is_segmented_at_the_crops_scale_not_refitted(dev_root, monkeypatch):
@@ -1118,6 +1236,8 @@ def test_a_far_persons_crop_from_a_large_frame_is_shrunk_with_inter_area(dev_roo
     assert scale < 1 and len(inputs) == 2
     size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
     assert np.array_equal(inputs[1], cv2.resize(far[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA))
+    # ... and the background's crop alike, so the two still match pixel for pixel
+    assert np.array_equal(seg._zoomed.bkg_image, cv2.resize(room[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA))
 
 
 def test_predict_is_the_sigmoid_of_the_logits_clipped_at_30(dev_root):

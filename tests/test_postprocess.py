@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from humanseg.model.postprocess import clean_logits
+from humanseg.model.postprocess import above, clean_logits
 
 
 def logits_of(mask: np.ndarray, level: float = 4.0) -> np.ndarray:
@@ -162,3 +162,46 @@ def test_the_largest_blob_is_measured_by_its_own_pixels_not_its_holes():
     m[100:125, 260:280] = True        # 500 px
     out = clean_logits(logits_of(m)) > 0
     assert np.array_equal(out, m)
+
+
+def test_faint_specks_and_pinholes_are_judged_by_their_sign():
+    # The network's specks are often barely person (a reflection at p = 0.55, logit 0.2) and its
+    # pinholes barely background: the clean-up acts on the mask predict_mask gives (logits > 0).
+    m = person()
+    z = logits_of(m)
+    z[10:14, 10:14] = 0.2             # a faint 16 px speck far away
+    z[100:104, 150:154] = -0.2        # a faint 16 px pinhole in the body
+    out = clean_logits(z)
+    assert np.array_equal(out > 0, person())
+
+
+def test_blobs_and_holes_exactly_at_the_thresholds_are_kept_as_they_are():
+    # "Smaller than" is strict, and every pixel counts. 0.05% of 320x240 is 38.4 px: a lone 3x13
+    # blob (39 px) stays, a 2x19 one (38 px) goes. 2% of a 5000 px person is 100 px: a second person
+    # of exactly 100 px stays, one of 99 px goes. 1% of a person of 10000 px of their own (100x101,
+    # less a 10x10 hole) is 100 px: that hole stays open; a 9x11 one (99 px, of 10001 px) is filled.
+    for rows, cols, kept in ((3, 13, True), (2, 19, False)):
+        m = np.zeros((240, 320), bool)
+        m[100:100 + rows, 200:200 + cols] = True
+        assert (clean_logits(logits_of(m)) > 0).any() == kept, (rows, cols)
+    for rows, cols, kept in ((10, 10, True), (9, 11, False)):
+        m = np.zeros((240, 320), bool)
+        m[20:120, 20:70] = True           # 5000 px
+        m[150:150 + rows, 200:200 + cols] = True
+        assert (clean_logits(logits_of(m)) > 0)[150:150 + rows, 200:200 + cols].all() == kept, (rows, cols)
+    for rows, cols, filled in ((10, 10, False), (9, 11, True)):
+        m = np.zeros((240, 320), bool)
+        m[20:120, 20:121] = True          # 100x101 = 10100 px within the outline
+        m[50:50 + rows, 60:60 + cols] = False
+        assert (clean_logits(logits_of(m)) > 0)[50:50 + rows, 60:60 + cols].all() == filled, (rows, cols)
+
+
+def test_above_is_strictly_greater_and_255_at_every_size():
+    # predict_mask's comparison: tiny frames (at most 4 pixels, done in numpy) and larger ones (OpenCV)
+    # alike give 255 over the threshold and 0 at it or under it.
+    for shape in ((1, 1), (1, 2), (2, 2), (1, 4), (3, 4), (240, 320)):
+        for cut in (0.0, -1.5):  # (values float32 holds exactly: the cut pixel is at it, not near it)
+            z = np.resize(np.float32([cut, cut + 1, cut - 1, cut + 1e-3]), shape)
+            got = above(z, cut)
+            assert got.dtype == np.uint8 and got.shape == shape
+            assert np.array_equal(got, np.where(z > cut, 255, 0)), (shape, cut)
