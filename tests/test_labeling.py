@@ -1510,3 +1510,16 @@ def test_deleting_a_vertex_that_leaves_the_rest_on_one_line_deletes_the_polygon(
     assert ed.right_click(200, 300) == "delete_vertex"
     assert ed.shapes == [] and not ed.mask(400, 400).any()
     assert ed.undo() and [list(s.points) for s in ed.shapes] == before
+
+
+def test_undo_while_holding_a_vertex_not_yet_moved_undoes_the_change_before():
+    # z pressed with a vertex held (grabbed, not moved) undid the grab's own step, which changed
+    # nothing, and said "undo"; it undoes the drag before it, and with nothing before it, nothing.
+    ed = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (200.0, 300.0)])])
+    opened = [list(s.points) for s in ed.shapes]
+    assert ed.press(300, 100) == "grab" and ed.move(350, 150) and ed.release(350, 150) == "moved"
+    assert ed.press(100, 100) == "grab"
+    assert ed.undo() and [list(s.points) for s in ed.shapes] == opened
+    assert ed.release(100, 100) is None and ed.move(10, 10) is False
+    assert ed.press(100, 100) == "grab" and not ed.undo()
+    assert [list(s.points) for s in ed.shapes] == opened

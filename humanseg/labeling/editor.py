@@ -304,8 +304,10 @@ class PolygonEditor:
         """Undo the last change (a vertex, a close — which reopens the polygon — a drag, a delete).
         Returns False when there is none: the shapes the frame opened with stay as they are (with no
         history, undo reopened the last of them and took its vertices away one by one, a label
-        changed by what was meant as "undo", and counted as no edit)."""
-        self._drag = None
+        changed by what was meant as "undo", and counted as no edit). Pressed while a vertex is held
+        that has not moved yet, it undoes the change before the grab (the grab's own step changed
+        nothing: undoing it was an "undo" that did nothing visible)."""
+        self._end_drag()  # a vertex held is let go, as by any edit: a grab not moved leaves no step
         if not self._history:
             return False
         shapes, current, hole, mode, edited = self._history.pop()
