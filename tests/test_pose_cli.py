@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT
@@ -191,6 +192,11 @@ def test_a_drawing_name_too_long_for_the_file_system_is_found_first(tmp_path, de
     assert proc.returncode == 2 and proc.stderr == (f"Error: {image}: its drawing's name {'p' * 40}... is longer "
                                                     f"than a file name may be (255 bytes); rename the image\n")
     assert not (tmp_path / "drawn").exists()
+    # One of 255 bytes, as long as a name may be, is drawn: the run goes on to the weights.
+    image = image.rename(tmp_path / ("p" * 246 + ".png"))
+    proc = _run(image, "--out", tmp_path / "drawn", "--posenet-weights", tmp_path / "never-read.pth")
+    assert proc.returncode == 2 and "longer than a file name" not in proc.stderr
+    assert "never-read.pth" in proc.stderr
 
 
 def test_drawings_of_two_images_of_one_name_are_told_apart_by_folder(tmp_path, monkeypatch):
@@ -271,3 +277,46 @@ def test_the_printed_lines_name_the_palms_and_agree_with_the_json(dev_root, pose
     scores = [s for _, _, s in data["keypoints"].values()]
     assert all(0 <= s <= 1 and s == round(s, 3) for s in scores)
     assert sum(0.01 < s < 0.99 for s in scores) >= 10  # the network's own scores, not rounded to 0 or 1
+
+
+@pytest.mark.slow
+def test_with_several_people_the_strongest_pose_is_reported_and_every_palm_drawn(tmp_path, dev_root, posenet_weights):
+    # Two dev frames side by side: two people, each with both palms in view.
+    from humanseg.pose import PoseEstimator
+
+    two = tmp_path / "two.png"
+    frame = np.hstack([cv2.imread(str(dev_root / name)) for name in ("set10/0.png", "set7/0.png")])
+    cv2.imwrite(str(two), frame)
+    poses = PoseEstimator.load(posenet_weights, max_poses=2).estimate(frame)
+    assert len(poses) == 2 and poses[0].score > poses[1].score
+    proc = _run(two, "--json", "--max-poses", "2", "--out", tmp_path / "drawn", "--posenet-weights", posenet_weights)
+    text = _run(two, "--max-poses", "2", "--posenet-weights", posenet_weights)
+    assert proc.returncode == 0 and text.returncode == 0, proc.stderr + text.stderr
+    found = json.loads(proc.stdout)
+    for name, (x, y, _) in found["keypoints"].items():  # the strongest pose's
+        assert math.dist((x, y), (poses[0].keypoints[name].x, poses[0].keypoints[name].y)) < 1, name
+    assert text.stdout.startswith(f"{two}: pose score {poses[0].score:.2f}, ")
+    assert len(found["palms"]) == 4 and text.stdout.count(" palm at ") == 4  # every pose's
+    assert {x < 640 for x, _ in found["palms"]} == {True, False}
+    drawn = cv2.imread(str(tmp_path / "drawn" / "two_pose.png"))
+    for x, y in found["palms"]:  # each a dot in the palm colour
+        assert tuple(drawn[round(y), round(x)]) == (255, 0, 255)
+
+
+def test_the_drawing_shows_sure_keypoints_their_lines_and_the_palms_where_they_are():
+    from humanseg.pose import Palm
+    from humanseg.pose.draw import draw_poses
+    from tests.test_pose_palm import _pose
+
+    frame = np.full((240, 320, 3), 40, np.uint8)
+    arms = _pose(left_elbow=(60, 100, 0.9), left_wrist=(60, 180, 0.9),
+                 right_elbow=(250, 100, 0.9), right_wrist=(250, 60, 0.1))
+    other = _pose(nose=(160, 30, 0.9))  # a second person: a nose alone
+    drawn = draw_poses(frame, [arms, other], [Palm(200, 50, "left", 0.9)])
+    assert (frame == 40).all()  # the frame itself is left as it was
+    changed = (drawn != 40).any(axis=2)
+    assert changed[140, 60]  # the left forearm
+    assert changed[30, 160] and not changed[160, 30]  # the nose, at (x, y) = (160, 30)
+    assert not changed[60, 250] and not changed[80, 250]  # an unsure wrist: no dot, no line to it
+    assert tuple(drawn[50, 200]) == (255, 0, 255) and not changed[200, 50]  # the palm
+    assert changed.sum() < 2000  # nothing else: keypoints of score 0 (at the origin) are not drawn

@@ -35,12 +35,12 @@ def test_single_pose_peak_maps_to_input_pixel():
     assert pose.scores[KEYPOINT_INDEX["nose"]] < 0.001
 
 
-def _untrained_estimator(**options):
+def _untrained_estimator(output_stride=16, **options):
     """A PoseEstimator around a PoseNet of random weights (its network's output replaced by a test)."""
     from humanseg.pose.estimator import PoseEstimator
     from humanseg.pose.mobilenet import PoseNetMobileNetV1
 
-    return PoseEstimator(PoseNetMobileNetV1(50, 16), optimize=False, **options)
+    return PoseEstimator(PoseNetMobileNetV1(50, output_stride), optimize=False, **options)
 
 
 def test_estimator_maps_single_peak_back_to_frame_pixel(monkeypatch):
@@ -58,6 +58,21 @@ def test_estimator_maps_single_peak_back_to_frame_pixel(monkeypatch):
     assert kp.x == pytest.approx((70 + 0.5) * 640 / 321 - 0.5)
     assert kp.y == pytest.approx((162 + 0.5) * 480 / 241 - 0.5)
     assert 139 < kp.x < 141 and 322 < kp.y < 324
+
+
+def test_the_estimator_decodes_at_its_networks_output_stride(monkeypatch):
+    # --output-stride 8: a 321x241 input gives 41x31 maps, whose cells are 8 input pixels apart.
+    est = _untrained_estimator(output_stride=8, scale=0.5, min_pose_score=0.0)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    heat, offsets, fwd, bwd = _empty_maps(31, 41)
+    k = KEYPOINT_INDEX["left_wrist"]
+    heat[k, 20, 8] = 5.0
+    monkeypatch.setattr(est, "forward", lambda tensor: (heat, offsets, fwd, bwd))
+    for max_poses in (1, 3):  # the single- and the multi-pose decoder
+        est.max_poses = max_poses
+        (pose,) = est.estimate(frame)
+        kp = pose.keypoints["left_wrist"]
+        assert (kp.x, kp.y) == (pytest.approx((64 + 0.5) * 640 / 321 - 0.5), pytest.approx((160 + 0.5) * 480 / 241 - 0.5))
 
 
 def _nose_towards_eye():
@@ -90,6 +105,19 @@ def test_a_keypoint_reached_along_an_edge_takes_the_score_where_it_ends():
     (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5, refine_steps=2)
     assert pose.coords[eye] == pytest.approx([8 * 16 + 10, 5 * 16])
     assert pose.scores[eye] == pytest.approx(0.7)
+
+
+def test_a_keypoint_pushed_past_the_maps_edge_is_read_at_the_edge():
+    # A face at the top of the frame: the jump from the nose to an eye ends above the maps. Its cell is the
+    # first row (a negative row index read the last one, at the bottom of the frame).
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose, eye = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["left_eye"]
+    scores[nose, 0, 6] = 0.9
+    scores[eye, 0, 6], scores[eye, 14, 6] = 0.8, 0.3
+    fwd[POSE_EDGES.index((nose, eye)), 0, 6] = -40.0
+    (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5, refine_steps=1)
+    assert pose.coords[eye] == pytest.approx([0, 96]) and pose.scores[eye] == pytest.approx(0.8)
 
 
 def test_multi_pose_backward_walk_reaches_the_nose_from_a_wrist_root():
@@ -141,6 +169,7 @@ def test_multi_pose_ignores_parts_under_threshold():
     scores = 1 / (1 + np.exp(-heat))
     scores[0, 4, 4] = 0.4
     assert decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, part_threshold=0.5) == []
+    assert decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE) == []  # 0.5 by default, as in PoseNet
 
 
 def test_the_estimator_lists_poses_strongest_first_and_drops_the_weak(monkeypatch):

@@ -1,5 +1,7 @@
 """Palm centres from wrist and elbow, and the One-Euro smoother."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -91,6 +93,9 @@ def test_an_arm_missing_from_the_pose_does_not_hide_the_other():
     # A Pose made by a caller may hold only some keypoints: no left arm at all, the right one still counts.
     pose = Pose(keypoints={"right_wrist": Keypoint(400, 200, 0.9), "right_elbow": Keypoint(420, 150, 0.9)})
     assert [(p.side, p.x, p.y) for p in palms_from_pose(pose, 640, 480)] == [("right", 390, 225)]
+    # Nor does a left wrist whose elbow is missing: that arm has no palm, and no error.
+    pose = Pose(keypoints={**pose.keypoints, "left_wrist": Keypoint(100, 200, 0.9)})
+    assert [(p.side, p.x, p.y) for p in palms_from_pose(pose, 640, 480)] == [("right", 390, 225)]
 
 
 def _follow(smoother, start, step, frames=15):
@@ -119,3 +124,21 @@ def test_reset_forgets_every_side():
     smoother.reset()
     (left,) = smoother.update([Palm(300, 300, "left", 0.7)], 1 / 30)
     assert (left.x, left.y, left.side, left.score) == (300, 300, "left", 0.7)
+
+
+def test_the_smoothers_cutoff_is_in_hertz_whatever_the_frame_rate():
+    # One-Euro: alpha = 1 / (1 + tau / dt) with tau = 1 / (2 pi f_c). At rest (beta 0) and the default
+    # 1.5 Hz a 10 px step moves the dot 10 / (1 + 1 / (3 pi dt)) px: 2.39 px at 30 fps, 4.85 at 10 fps.
+    for dt in (1 / 30, 1 / 10):
+        smoother = PalmSmoother(beta=0.0)
+        smoother.update([Palm(100, 100, "left", 0.9)], 7.0)
+        (palm,) = smoother.update([Palm(110, 100, "left", 0.9)], 7.0 + dt)
+        assert palm.x == pytest.approx(100 + 10 / (1 + 1 / (3 * math.pi * dt)))
+
+
+def test_by_default_a_hand_gone_for_a_second_comes_back_where_it_is():
+    # Half a second out of view is a new hand: it does not glide in from where the last one was.
+    smoother = PalmSmoother()
+    smoother.update([Palm(100, 100, "left", 0.9)], 0.0)
+    (palm,) = smoother.update([Palm(400, 300, "left", 0.9)], 1.0)
+    assert (palm.x, palm.y) == (400, 300)
