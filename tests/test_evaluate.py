@@ -642,14 +642,20 @@ def test_the_table_gives_each_score_its_column_and_the_sets_in_order():
                      ["overall", "3", "0.3667", "0.4667", "0.5667", "2.0"]]
 
 
-def test_the_montage_shows_the_six_lowest_iou_frames_worst_first(tmp_path):
-    from humanseg.evaluate import FrameResult, worst_montage
-
+def one_frame_set(tmp_path):
+    """An images root in tmp_path with set1: a flat grey 40x30 background, frame 0 the same, an empty mask."""
     root = tmp_path / "images"
     bkg = np.full((30, 40, 3), 60, np.uint8)
     store.save_background(root, bkg)
     store.save_frame(root, 1, bkg)
     store.write_image(root / "set1" / "0_mask.png", np.zeros((30, 40), np.uint8))
+    return root
+
+
+def test_the_montage_shows_the_six_lowest_iou_frames_worst_first(tmp_path):
+    from humanseg.evaluate import FrameResult, worst_montage
+
+    root = one_frame_set(tmp_path)
     ious = [0.9, 0.2, 0.7, 0.5, 0.95, 0.1, 0.3, 0.8]  # eight results, each with its own prediction
     results = [FrameResult(1, 0, {"iou": v, "dice": v, "boundary_f": v}, 1.0,
                            np.full((30, 40), 10 * (i + 1), np.uint8)) for i, v in enumerate(ious)]
@@ -748,7 +754,200 @@ def test_predict_refuses_a_frame_narrower_than_the_background_before_writing(dev
     assert not out.exists()
 
 
-def test_a_method_named_twice_is_scored_once(dev_root):
-    r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--method", "absdiff", "--method", "absdiff")
+def test_a_method_named_twice_is_scored_once(dev_root, tmp_path):
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--method", "absdiff", "--method", "absdiff",
+            "--save-masks", str(tmp_path / "m"))
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("absdiff:") == 1 and r.stdout.count("overall") == 1
+    # One method, named twice: no "(absdiff's, the first --method)" to tell apart.
+    assert r.stdout.endswith(f"masks written under {tmp_path / 'm'}\n"), r.stdout
+
+
+def test_progress_counts_each_frame_of_the_sets_asked_for(dev_root, monkeypatch):
+    # The bar's total is the frames of --sets (not of every set), and it reaches it.
+    from click.testing import CliRunner
+
+    from humanseg import evaluate
+
+    bars = []
+
+    class CountingBar(evaluate.tqdm):
+        def __init__(self, *args, **kwargs):
+            self.counted = 0
+            bars.append(self)
+            super().__init__(*args, **kwargs)
+
+        def update(self, n=1):
+            self.counted += n
+            return super().update(n)
+
+    monkeypatch.setattr(evaluate, "tqdm", CountingBar)
+    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method",
+                                                         "absdiff"])
+    assert res.exit_code == 0, res.output
+    frames = len(store.scan_set(dev_root, 3).labeled)
+    assert [(bar.total, bar.counted) for bar in bars] == [(frames, frames)]
+
+
+def test_the_montage_caption_shows_the_frames_iou_and_boundary_f(tmp_path):
+    # The caption reads "set1/0.png  IoU 0.500  bF 0.400": a result differing only in Dice looks the
+    # same; one differing in IoU or in boundary F does not.
+    from humanseg.evaluate import FrameResult, worst_montage
+
+    root = one_frame_set(tmp_path)
+    pred = np.zeros((30, 40), np.uint8)
+
+    def montage(iou, dice, boundary_f):
+        return worst_montage(root, [FrameResult(1, 0, {"iou": iou, "dice": dice, "boundary_f": boundary_f}, 1.0,
+                                                pred)])
+
+    shown = montage(0.5, 0.6, 0.4)
+    assert np.array_equal(shown, montage(0.5, 0.9, 0.4))
+    assert not np.array_equal(shown, montage(0.7, 0.6, 0.4))
+    assert not np.array_equal(shown, montage(0.5, 0.6, 0.8))
+
+
+def test_sets_are_ascii_digits():
+    # str.isdigit takes "²" (int() then raised: a traceback) and "٣" (int() read it as set 3).
+    for spec in ("²", "٣", "3,٧"):
+        with pytest.raises(HumansegError, match="--sets must be set numbers like 3,7"):
+            parse_sets(spec)
+
+
+def test_absdiff_names_a_frame_of_another_size_than_the_background():
+    predictor = AbsdiffPredictor()
+    predictor.set_background(np.zeros((30, 40, 3), np.uint8))
+    with pytest.raises(HumansegError, match="frame size differs from the background's"):
+        predictor.predict_mask(np.zeros((30, 41, 3), np.uint8))
+
+
+def test_frames_and_sets_without_labels_are_not_read(copy_set):
+    # Only labeled frames are scored: a frame not labeled yet is left out, and an unlabeled set's
+    # damaged bkg.png (a capture still in progress, say) is no reason to stop.
+    copy_set(2)
+    root = copy_set(4, labels=False)
+    (root / "set4" / "bkg.png").write_bytes(b"not a png")
+    (root / "set2" / "0_mask.png").unlink()
+    info = store.scan_set(root, 2)
+    results = evaluate_sets(root, None, AbsdiffPredictor())
+    assert [(r.set_number, r.index) for r in results] == [(2, k) for k in info.labeled]
+    assert 0 in info.frames and 0 not in info.labeled
+
+
+def test_a_save_masks_set_folder_that_is_a_link_to_nothing_is_found_before_evaluating(copy_set, tmp_path):
+    root = copy_set(8)
+    masks = tmp_path / "m"
+    masks.mkdir()
+    (masks / "set8").symlink_to(tmp_path / "gone")
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(masks))
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.splitlines()[-1] == (
+        f"Error: --save-masks {masks}: set8 there is not a folder; move it away"), r.stderr
+    assert (masks / "set8").is_symlink() and not (tmp_path / "gone").exists()
+
+
+def test_outputs_beside_the_masks_written_are_not_taken_for_them(copy_set, tmp_path):
+    # Only OUT/setN/K_mask.png and OUT/setN (N evaluated) are --save-masks' own: a report inside
+    # OUT/set8, a mask-like name in another folder of OUT, a file named set8 elsewhere, or an OUT/set3
+    # entry while only set 8 is evaluated, are free.
+    from click.testing import CliRunner
+
+    from humanseg import evaluate
+
+    copy_set(3)
+    root = copy_set(8)
+    masks = tmp_path / "m"
+    masks.mkdir()
+    (masks / "set3").write_text("the user's")
+    runs = [("--json", masks / "set8" / "scores.json", "--montage", masks / "notes" / "0_mask.png"),
+            ("--json", tmp_path / "reports" / "set8", "--montage", tmp_path / "worst.png")]
+    for json_option, json_path, montage_option, montage_path in runs:
+        res = CliRunner().invoke(evaluate.evaluate_command, [
+            "--images", str(root), "--sets", "8", "--method", "absdiff", "--save-masks", str(masks), "--force",
+            json_option, str(json_path), montage_option, str(montage_path)])
+        assert res.exit_code == 0, res.output
+        assert "absdiff" in json.loads(json_path.read_text()) and cv2.imread(str(montage_path)) is not None
+    assert sorted(p.name for p in (masks / "set8").iterdir()) == ["0_mask.png", "1_mask.png", "2_mask.png",
+                                                                   "scores.json"]
+    assert (masks / "set3").read_text() == "the user's"
+
+
+def test_a_report_never_replaces_the_checkpoint_however_named_or_whatever_else_is_scored(copy_set, tmp_path,
+                                                                                          random_weights):
+    root = copy_set(8)
+    kept = random_weights.read_bytes()
+    (tmp_path / "sub").mkdir()
+    for path, methods in ((random_weights, ("--method", "model", "--method", "absdiff")),
+                          (tmp_path / "sub" / ".." / random_weights.name, ("--method", "model"))):
+        r = cli("evaluate", "--images", str(root), "--weights", str(random_weights), *methods, "--json", str(path),
+                "--force")
+        assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith(
+            f"Error: --json {path} is the checkpoint being evaluated"), r.stderr
+    assert random_weights.read_bytes() == kept
+
+
+def test_predict_without_overlay_checks_and_writes_masks_alone(dev_root, tmp_path, random_weights):
+    # A frame whose NAME_mask.png is 255 bytes, the most a name may be (its NAME_overlay.png would be
+    # longer), and a NAME_overlay.png of the user's beside it: neither is in the way without --overlay.
+    long = tmp_path / ("f" * 246 + ".png")
+    long.write_bytes((dev_root / "set2" / "1.png").read_bytes())
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "0_overlay.png").write_bytes(b"the user's")
+    r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), str(dev_root / "set2" / "0.png"), str(long),
+            "--out", str(out), "--weights", str(random_weights))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(["0_mask.png", "0_overlay.png", long.stem + "_mask.png"])
+    assert len(os.fsencode(long.stem + "_mask.png")) == 255
+    assert (out / "0_overlay.png").read_bytes() == b"the user's"
+    # One JSON line per frame: the frame as given, its mask, the person fraction.
+    frames = [str(dev_root / "set2" / "0.png"), str(long)]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["frame"], x["mask"]) for x in lines] == [(f, str(out / (Path(f).stem + "_mask.png"))) for f in frames]
+    assert lines[0]["person_fraction"] == round(float((store.read_mask(out / "0_mask.png") > 0).mean()), 4)
+    # Run again, the masks are there: --force replaces them (the user's overlay still untouched).
+    r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), *frames, "--out", str(out), "--weights",
+            str(random_weights), "--force")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
+    assert (out / "0_overlay.png").read_bytes() == b"the user's"
+
+
+def test_a_mask_of_another_size_than_its_frame_is_named(copy_set):
+    root = copy_set(8)
+    mask = root / "set8" / "1_mask.png"
+    cv2.imwrite(str(mask), cv2.resize(cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE), (320, 240),
+                                      interpolation=cv2.INTER_NEAREST))
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"Error: mask size 320x240 differs from its frame 640x480: {mask}\n"
+
+
+def test_predict_refuses_before_loading_the_model(dev_root, tmp_path):
+    # (--weights is never read: each refusal comes first.)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shutil.copy(dev_root / "set2" / "0.png", shots / "a.png")
+    shutil.copy(dev_root / "set2" / "bkg.png", shots / "a_mask.png")  # a background so named
+    never = str(tmp_path / "never-read.pt")
+    r = cli("predict", "--bkg", str(shots / "a_mask.png"), str(shots / "a.png"), "--out", str(shots), "--force",
+            "--weights", never)
+    assert r.returncode == 2 and r.stderr == (f"Error: {shots / 'a.png'} would write {shots / 'a_mask.png'}, which is "
+                                              f"one of the images given; choose another --out\n"), r.stderr
+    assert (shots / "a_mask.png").read_bytes() == (dev_root / "set2" / "bkg.png").read_bytes()
+    # An output that is a link pointing nowhere exists: it would be written through.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "0_mask.png").symlink_to(tmp_path / "gone.png")
+    r = cli("predict", "--bkg", str(dev_root / "set2" / "bkg.png"), str(dev_root / "set2" / "0.png"),
+            "--out", str(out), "--weights", never)
+    assert r.returncode == 2 and r.stderr == (f"Error: refusing to overwrite existing file: {out / '0_mask.png'} "
+                                              f"(--force replaces it)\n"), r.stderr
+    assert (out / "0_mask.png").is_symlink() and not (tmp_path / "gone.png").exists()
+
+
+def test_a_read_only_save_masks_folder_itself_is_found_before_evaluating(copy_set, read_only_folder):
+    # An existing --save-masks folder that cannot be written (its parent can): found now, not after the run.
+    images = copy_set(2)
+    r = cli("evaluate", "--images", str(images), "--method", "absdiff", "--save-masks", str(read_only_folder))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"Error: --save-masks {read_only_folder}: cannot write there (read-only, or no permission)\n"
+    assert list(read_only_folder.iterdir()) == []

@@ -118,6 +118,10 @@ def test_export_takes_a_long_name(tmp_path):
     res = CliRunner().invoke(cli, ["export", "--onnx", str(out)])
     assert res.exit_code == 0, res.output
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == [out.name] and out.stat().st_size > 100_000
+    assert res.output == f"wrote {out} ({out.stat().st_size // 1024} KiB)\n"
+    import onnx  # without --opset: 17, as --help says
+
+    assert [o.version for o in onnx.load(str(out)).opset_import if o.domain in ("", "ai.onnx")] == [17]
 
 
 def test_export_names_a_read_only_folders_file(read_only_folder):
@@ -183,3 +187,25 @@ def test_a_link_pointing_nowhere_counts_as_an_existing_onnx_file(tmp_path):
     res = CliRunner().invoke(cli, ["export", "--onnx", str(link)])
     assert res.exit_code == 2 and res.output == f"Error: --onnx {link} already exists (pass --force to overwrite)\n"
     assert link.is_symlink() and os.readlink(link) == str(tmp_path / "gone.onnx")
+
+
+def test_the_checkpoint_named_another_way_is_not_replaced(tmp_path):
+    # --onnx sub/../w.pt names the checkpoint as surely as w.pt does.
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, SiameseSegNet())
+    kept = weights.read_bytes()
+    (tmp_path / "sub").mkdir()
+    other_name = tmp_path / "sub" / ".." / "w.pt"
+    res = CliRunner().invoke(cli, ["export", "--onnx", str(other_name), "--weights", str(weights), "--force"])
+    assert res.exit_code == 2 and res.output == (f"Error: --onnx {other_name} is the checkpoint being exported; "
+                                                 f"write it to another file\n"), res.output
+    assert weights.read_bytes() == kept
+
+
+def test_export_onnx_names_a_missing_folder(tmp_path):
+    # Called as a function (not through the command, which checks first): still the one-line error.
+    target = tmp_path / "no" / "m.onnx"
+    with pytest.raises(HumansegError) as exc:
+        export_onnx(None, target)
+    assert str(exc.value) == f"--onnx {target}: folder {tmp_path / 'no'} does not exist" and exc.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
