@@ -591,6 +591,33 @@ def test_filter_blends_only_where_still():
 
 # -- exposure drift and camera motion --------------------------------------------------------------
 
+def test_a_mask_reaching_a_little_past_the_changed_pixels_follows_them_in_one_frame():
+    # A bright bar moves 8 px a frame; the model's mask reaches 6 px past it on either side (a person's
+    # edge is found wider than where the frame changed). The pixels next to the change follow the new
+    # probability outright: the mask is the model's, not trailing by a frame ahead of the bar.
+    def bar_at(x):
+        frame = np.full((64, 96, 3), 100, np.uint8)
+        frame[:, x:x + 8] = 200
+        prob = np.zeros((64, 96), np.float32)
+        prob[:, x - 6:x + 14] = 1.0
+        return frame, prob
+
+    filt = StabilityFilter()
+    for x in (16, 16, 24, 32):
+        frame, prob = bar_at(x)
+        _, mask = filt.update(frame, prob)
+        assert np.array_equal(mask > 0, prob > 0.5), x
+
+
+def test_the_filter_starts_from_the_models_own_mask():
+    # Nothing to smooth with yet: the first frame's mask is the model's (above 0.5), hysteresis
+    # applies from the second still frame on.
+    frame = np.full((48, 64, 3), 100, np.uint8)
+    filt = StabilityFilter()
+    masks = [filt.update(frame, np.full((48, 64), p, np.float32))[1] for p in (0.55, 0.45)]
+    assert all((m == 255).all() for m in masks)  # (the second: 0.525 smoothed, on as it was)
+
+
 def test_drift_monitor_compensates_exposure_and_ignores_the_person(dev_root):
     bkg = read(dev_root, 3, "bkg.png")
     frame, truth = read(dev_root, 3, "1.png"), cv2.imread(str(dev_root / "set3" / "1_mask.png"), 0)
@@ -638,6 +665,20 @@ def test_drift_monitor_smooths_over_frames_and_keeps_its_estimate_through_a_fram
     assert (state.gain == settled).all() and (monitor.lut == lut).all()
 
 
+def test_once_the_exposure_is_back_the_frames_pass_unchanged_again(dev_root):
+    # A cloud passes: the frames darken, are corrected, then light up again as the background was. The
+    # correction goes with the drift (the last one kept would map every later frame a few % off).
+    bkg = read(dev_root, 3, "bkg.png")
+    darker = np.clip(bkg.astype(np.float32) * 0.85, 0, 255).astype(np.uint8)
+    monitor = DriftMonitor(bkg)
+    for _ in range(10):
+        monitor.update(darker, None)
+    assert monitor.lut is not None
+    for _ in range(30):
+        monitor.update(bkg, None)
+    assert monitor.lut is None and monitor.correct(bkg) is bkg
+
+
 def test_drift_monitor_fits_exposure_past_a_shadow_it_was_not_told_about(dev_root):
     # A shadow on the wall over the left 15% (no mask: nothing says it is not room): the refit
     # without the pixels that still differ finds the camera's exposure change; one least-squares fit
@@ -661,6 +702,7 @@ def test_drift_monitor_on_a_flat_wall_a_very_dark_frame_and_a_frame_of_a_few_pix
     wall = DriftMonitor(np.full((48, 64, 3), 120, np.uint8))
     state = [wall.update(np.full((48, 64, 3), 100, np.uint8), None) for _ in range(40)][-1]
     assert np.allclose(state.gain, 1.0) and np.allclose(state.offset, 20.0, atol=0.1)
+    assert (wall.correct(np.full((48, 64, 3), 100, np.uint8)) == 120).all()  # an offset alone is corrected
     rng = np.random.default_rng(4)
     room = rng.integers(60, 250, (48, 64, 3), dtype=np.uint8)
     dark = DriftMonitor(room)
@@ -697,6 +739,20 @@ def test_a_person_hiding_most_of_the_room_leaves_the_moved_check_undecided(dev_r
     turned = bkg.copy()
     turned[:, 200:] = 255 - turned[:, 200:]
     assert [moved.update(turned, None) for _ in range(8)][-1].moved
+
+
+def test_a_sliver_of_room_around_a_close_person_leaves_the_moved_check_undecided(dev_root):
+    # A person close to the camera fills all but its outer 2 px; their mask misses their outline (it
+    # stops 12 px from the frame's edges). Each cell at the edge shows a tenth of room, and that tenth
+    # is the person's outline: under a quarter of a cell is too little to call it a moved camera.
+    bkg = read(dev_root, 3, "bkg.png")
+    frame = bkg.copy()
+    frame[2:-2, 2:-2] = np.random.default_rng(4).integers(0, 256, (476, 636, 3), dtype=np.uint8)
+    mask = np.zeros(bkg.shape[:2], np.uint8)
+    mask[12:-12, 12:-12] = 255
+    monitor = DriftMonitor(bkg, moved_frames=5)
+    states = [monitor.update(frame, mask) for _ in range(8)]
+    assert not any(s.moved for s in states) and states[-1].differing_share == 0.0
 
 
 def test_a_person_filling_a_portrait_frame_is_not_a_moved_camera(dev_root):
@@ -911,6 +967,29 @@ def test_a_replacement_of_another_shape_is_scaled_to_cover_not_squashed():
     assert np.ptp(xs) + 1 == pytest.approx(81 * 6.4, abs=3) and (ys.min(), ys.max()) == (0, 479)
 
 
+def test_a_replacement_a_little_narrower_than_the_frame_is_scaled_whole_not_cut_to_a_strip():
+    # A square picture behind a 4:3 frame overhangs top and bottom only: both its halves stay in
+    # view (its left and right edges were never to be cut), and a picture a pixel wide still covers.
+    square = np.zeros((300, 300, 3), np.uint8)
+    square[:, 150:] = 255
+    frame = np.zeros((480, 640, 3), np.uint8)
+    prob, mask = np.zeros((480, 640), np.float32), np.zeros((480, 640), np.uint8)
+    out = Compositor(square).compose("replace", frame, prob, mask)
+    assert (out[:, :315, 0] == 0).all() and (out[:, 325:, 0] == 255).all()
+    column = np.full((3000, 1, 3), 90, np.uint8)
+    assert (Compositor(column).compose("replace", frame, prob, mask) == 90).all()
+
+
+def test_the_replaced_backdrop_fits_each_frame_size_it_is_drawn_behind():
+    # The backdrop is scaled once per frame size: a frame of another size (a background re-captured
+    # at the camera's new size) gets its own, not the first size's.
+    comp = Compositor(np.full((30, 40, 3), 70, np.uint8))
+    for h, w in ((48, 64), (24, 32), (48, 64)):
+        out = comp.compose("replace", np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.float32),
+                           np.zeros((h, w), np.uint8))
+        assert out.shape == (h, w, 3) and (out == 70).all()
+
+
 # -- background capture ---------------------------------------------------------------------------
 
 def test_background_grabber_waits_the_countdown_then_averages_noise_away():
@@ -968,6 +1047,43 @@ def test_loop_keys_cycle_views_recapture_and_quit(dev_root, segmenter, tmp_path)
     # countdown 0.2 s + 0.1 s = 9 frames not segmented; all but the last (the capture) were shown.
     frames_out, _ = video_frames(result.output)
     assert len(frames_out) == result.frames and len(window.shown) == result.frames + 8
+
+
+def test_the_model_is_idle_when_a_new_background_replaces_the_old():
+    # Key b, no countdown: the frame still in the model (its worker thread) is finished before the new
+    # background's features are set; set meanwhile, that frame was segmented half against each.
+    class Slow(FixedSegmenter):
+        busy = False
+
+        def set_background(self, background):
+            self.backgrounds += 1
+            self.seen.append(("background", self.busy))
+
+        def predict(self, frame):
+            self.busy = True
+            time.sleep(0.2)
+            self.busy = False
+            return self.prob
+
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    model = Slow(np.zeros((48, 64), np.float32))
+    session = LiveSession(model)
+    session.set_background(bkg)
+    result = run_live(ListSource([bkg], limit=4), session, ScriptWindow({0: [ord("b")]}),
+                      grabber=BackgroundGrabber(countdown=0, seconds=0))
+    assert result.backgrounds == 1 and model.seen == [("background", False)] * 2
+
+
+def test_q_on_the_last_frame_segmented_before_a_countdown_quits():
+    # b, then q on the frame still in the model when the countdown began: the countdown's own window
+    # must not swallow the quit.
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    events = []
+    source = ListSource([bkg], limit=50)
+    run_live(source, nobody_session(bkg), ScriptWindow({0: [ord("b")], 1: [ord("q")]}),
+             grabber=BackgroundGrabber(countdown=3, seconds=1), media_clock=True, log=events.append)
+    assert events == [{"event": "background", "state": "countdown"}, {"event": "quit", "by": "key"}]
+    assert source.reads == 3
 
 
 def test_esc_quits_as_q_does(dev_root):
@@ -1463,6 +1579,42 @@ def test_live_records_a_slow_camera_in_real_time(dev_root, segmenter, tmp_path):
     assert len(video_frames(tmp_path / "f.avi")[0]) == 6
 
 
+def test_the_frame_rate_is_measured_on_the_clock_and_shown_in_the_status_line(monkeypatch):
+    # A camera giving 10 frames a second, the model keeping up: the run's fps (the done line's) and the
+    # window's status line say 10, on the clock of the frames finished (none measured yet for the first).
+    from humanseg.ui import draw
+
+    status = []
+    monkeypatch.setattr(draw, "draw_status", lambda canvas, text: status.append(text))
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    camera = ListSource([bkg], limit=6)
+    result = run_live(camera, nobody_session(bkg), ScriptWindow({}), clock=CameraClock(camera, 10.0))
+    assert result.frames == 6 and result.fps == pytest.approx(10.0)
+    assert len(status) == 6 and status[0].endswith("| 0.0 fps")
+    assert status[-1] == "mask tint (v) | b: new background | q: quit | 10.0 fps"
+
+
+@pytest.mark.slow
+def test_the_done_line_counts_the_frames_segmented_after_the_camera_moved(tmp_path, dev_root, default_weights):
+    # Set 3's frames with the camera turned 64 px (a tenth of the frame) since its bkg.png: from the
+    # tenth such frame in a row on, each counts in the done line's moved_frames; the same frames as
+    # taken have no such count.
+    moved, still = tmp_path / "moved", tmp_path / "still"
+    for folder in (moved, still):
+        folder.mkdir()
+    for i in range(12):
+        frame = read(dev_root, 3, f"{i % 4}.png")
+        cv2.imwrite(str(still / f"{i}.png"), frame)
+        cv2.imwrite(str(moved / f"{i}.png"), shifted(frame, 64))
+    for folder, count in ((moved, {"moved_frames": 12 - 9}), (still, {})):
+        res = run_cli("live", "--source", str(folder), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
+                      "--save-masks", str(tmp_path / f"masks_{folder.name}"), "--weights", str(default_weights))
+        assert res.exit_code == 0, res.output
+        done = json.loads(res.stdout.splitlines()[-1])
+        assert done["event"] == "done" and done["frames"] == 12
+        assert {key: done[key] for key in done if key == "moved_frames"} == count, folder.name
+
+
 def test_video_output_is_atomic(tmp_path):
     out = VideoOutput(tmp_path / "v.mp4", 30.0)
     assert list(tmp_path.iterdir()) == []  # nothing made before the first frame
@@ -1489,6 +1641,13 @@ def test_video_output_is_atomic(tmp_path):
         tiny.write(np.zeros((1, 1, 3), np.uint8))
     tiny.discard()
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+
+
+def test_video_output_takes_an_upper_case_extension(tmp_path):
+    # Cameras and phones name their clips CLIP.MP4: the type is told by the extension in any case.
+    out = VideoOutput(tmp_path / "CLIP.MP4", 30.0)
+    out.write(np.full((48, 64, 3), 90, np.uint8))
+    assert out.close() == tmp_path / "CLIP.MP4" and len(video_frames(tmp_path / "CLIP.MP4")[0]) == 1
 
 
 def test_video_output_takes_a_long_name(tmp_path):
@@ -1910,6 +2069,20 @@ def test_save_masks_alone_reads_every_image_of_a_folder_before_writing_one(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
 
 
+def test_output_alone_reads_every_image_of_a_folder_before_segmenting_one(tmp_path, dev_root, monkeypatch):
+    # With --output (no --save-masks) too, an image of another size is found before the model runs: a
+    # long folder's odd last image ended the run after every frame before it had been segmented.
+    model = FixedSegmenter(np.zeros((H, W), np.float32))
+    monkeypatch.setattr("humanseg.model.load_segmenter", lambda weights=None, num_threads=None: model)
+    folder = capture_set_frames(tmp_path, dev_root, (0, 1))
+    cv2.imwrite(str(folder / "2.png"), cv2.resize(read(dev_root, 3, "2.png"), (320, 240)))
+    res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window",
+                  "--output", str(tmp_path / "o.avi"))
+    assert res.exit_code == 2
+    assert res.output == f"Error: {folder / '2.png'} is 320x240 but {folder / '0.png'} is 640x480\n"
+    assert model.seen == [] and sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
 def test_headless_save_bkg_with_output_records_the_frames_after_the_background(tmp_path, dev_root, monkeypatch):
     # Headless, --save-bkg stops the run at the background only when nothing else is to be kept: with
     # --output the frames after it are recorded. The done line has no moved_frames when none moved.
@@ -1923,6 +2096,18 @@ def test_headless_save_bkg_with_output_records_the_frames_after_the_background(t
     assert sorted(done) == ["event", "fps", "frames", "output"]
     assert done["frames"] == 3 and done["output"] == str(out) and len(video_frames(out)[0]) == 3
     assert np.array_equal(cv2.imread(str(tmp_path / "room.png")), read(dev_root, 3, "0.png"))
+
+
+def test_force_replaces_an_existing_output(tmp_path, dev_root, monkeypatch):
+    with_blank_model(monkeypatch)
+    out = tmp_path / "o.avi"
+    out.write_bytes(b"an earlier recording")
+    args = ["live", "--source", str(dev_root / "set3"), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
+            "--output", str(out)]
+    assert run_cli(*args).exit_code == 2 and out.read_bytes() == b"an earlier recording"
+    res = run_cli(*args, "--force")
+    assert res.exit_code == 0, res.output
+    assert len(video_frames(out)[0]) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["o.avi"]
 
 
 def test_key_b_captures_a_new_background_in_a_window_given_bkg(tmp_path, dev_root, monkeypatch):
@@ -1944,6 +2129,27 @@ def test_key_b_captures_a_new_background_in_a_window_given_bkg(tmp_path, dev_roo
     assert events[:3] == [{"event": "background", "state": "countdown"},
                           {"event": "background", "state": "captured"}, {"event": "quit", "by": "key"}]
     assert events[3]["event"] == "done" and windows[0].closed
+
+
+def test_save_bkg_takes_an_upper_case_png_extension(tmp_path, dev_root, monkeypatch):
+    # ROOM.PNG is a .png file: only other types are refused.
+    with_blank_model(monkeypatch)
+    room = tmp_path / "ROOM.PNG"
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--no-window", "--countdown", "0", "--bkg-seconds",
+                  "0", "--save-bkg", str(room))
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(cv2.imread(str(room)), read(dev_root, 3, "0.png"))
+
+
+def test_a_video_that_gives_no_frame_is_a_one_line_error_with_bkg_too(tmp_path, dev_root, monkeypatch):
+    # A clip whose recording never got a frame (the writer opened, then closed): with --bkg its first
+    # frame is compared with the background before anything else.
+    with_blank_model(monkeypatch)
+    clip = write_clip(tmp_path / "empty.avi", dev_root, 0)
+    res = run_cli("live", "--source", str(clip), "--bkg", str(dev_root / "set3" / "bkg.png"), "--no-window",
+                  "--save-masks", str(tmp_path / "m"))
+    assert res.exit_code == 2 and res.output == f"Error: --source {clip}: no frames could be read\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.avi"]
 
 
 def test_video_output_refuses_a_link_pointing_nowhere_without_force(tmp_path):
@@ -2116,6 +2322,30 @@ def test_save_masks_names_a_capture_sets_masks_after_its_frames_and_force_drops_
                   "--save-masks", str(masks), "--force")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in masks.iterdir()) == ["1_mask.png", "2_mask.png", "notes.txt"]
+
+
+def test_force_keeps_the_earlier_masks_when_the_run_writes_none_and_keeps_each_one_it_rewrites(
+        tmp_path, dev_root, monkeypatch):
+    # --force drops an earlier run's masks only once this run has written one: a source ending before
+    # its background was captured replaced nothing, so it takes nothing. And a mask this run wrote
+    # stays, even where it came out byte for byte as long as the one it replaced.
+    with_blank_model(monkeypatch)
+    folder = capture_set_frames(tmp_path, dev_root, (1, 2))
+    masks = tmp_path / "masks"
+    res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window",
+                  "--save-masks", str(masks))
+    assert res.exit_code == 0, res.output
+    blank = (masks / "2_mask.png").read_bytes()
+    (masks / "1_mask.png").write_bytes((dev_root / "set3" / "0_mask.png").read_bytes())  # another model's
+    (masks / "7_mask.png").write_bytes(blank)  # of a longer source
+    earlier = {p.name: p.read_bytes() for p in masks.iterdir()}
+    res = run_cli("live", "--source", str(folder), "--no-window", "--save-masks", str(masks), "--force")
+    assert res.exit_code == 1 and "nothing written" in res.output, res.output  # (no --bkg: in the countdown)
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == earlier
+    res = run_cli("live", "--source", str(folder), "--bkg", str(folder / "bkg.png"), "--no-window",
+                  "--save-masks", str(masks), "--force")
+    assert res.exit_code == 0, res.output
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == {"1_mask.png": blank, "2_mask.png": blank}
 
 
 def test_raw_on_the_command_line_saves_the_models_own_masks(tmp_path, dev_root, monkeypatch):
