@@ -165,7 +165,7 @@ def _labeled_sets(root: Path) -> list[int]:
 @click.option("--save-masks", type=Folder(),
               help="Write predictions as OUT/setN/K_mask.png (the first --method's).")
 @click.option("--montage", type=File(),
-              help="PNG of the worst frames (frame | truth | prediction; the first --method's).")
+              help="Write the worst frames (frame | truth | prediction; the first --method's) to this .png.")
 @click.option("--json", "json_path", type=File(), help="Write the summary as JSON.")
 @click.option("--work-width", type=click.IntRange(MIN_WORK_WIDTH, MAX_WORK_WIDTH),
               help="Network working width (default: the checkpoint's).")
@@ -233,6 +233,8 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             if path and Path(path).resolve() == checkpoint:  # --force or not
                 raise HumansegError(f"{option} {path} is the checkpoint being evaluated ({checkpoint}); "
                                     f"give it another name")
+    if montage and Path(montage).suffix.lower() != ".png":  # a worst.jpg was PNG data under that name
+        raise HumansegError(f"--montage {montage}: name a .png file (the montage is written as PNG)")
     if not force:  # before the run: an earlier run's results are not replaced without a word
         for n in wanted or store.list_sets(root):
             earlier = sorted(store.set_path(save_masks, n).glob("*_mask.png")) if save_masks else []

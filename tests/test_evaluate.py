@@ -951,3 +951,16 @@ def test_a_read_only_save_masks_folder_itself_is_found_before_evaluating(copy_se
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == f"Error: --save-masks {read_only_folder}: cannot write there (read-only, or no permission)\n"
     assert list(read_only_folder.iterdir()) == []
+
+
+def test_a_montage_is_named_as_the_png_it_is(copy_set, tmp_path):
+    # --montage worst.jpg wrote PNG data under a .jpg name; it is refused before the run, and an
+    # upper-case WORST.PNG is a PNG name.
+    root = copy_set(8)
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--montage", str(tmp_path / "worst.jpg"))
+    assert r.returncode == 2 and r.stderr == (f"Error: --montage {tmp_path / 'worst.jpg'}: name a .png file "
+                                              f"(the montage is written as PNG)\n")
+    assert not (tmp_path / "worst.jpg").exists()
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--montage", str(tmp_path / "WORST.PNG"))
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(tmp_path / "WORST.PNG")) is not None
