@@ -724,6 +724,40 @@ def test_drift_monitor_says_when_the_camera_moved(dev_root):
     assert not any(fresh.update(frame, truth).moved for _ in range(8))
 
 
+def test_drift_monitor_says_when_the_camera_was_nudged_in_a_room_of_plain_walls(dev_root):
+    # The camera nudged 16 px to the side after bkg.png: in set6 too few of the room's pixels differ
+    # by much for the grid (under 0.3 of its cells), while the model lost up to 0.3 of a person's IoU.
+    # The room found shifted against the background tells it, by as much as it moved; 4 px (which the
+    # model takes in its stride) is no moved camera.
+    bkg = read(dev_root, 6, "bkg.png")
+    for k in range(4):
+        frame, truth = read(dev_root, 6, f"{k}.png"), cv2.imread(str(dev_root / "set6" / f"{k}_mask.png"), 0)
+        for nudge, moved in ((16, True), (4, False)):
+            monitor = DriftMonitor(np.ascontiguousarray(bkg[:, :-nudge]), moved_frames=5)
+            states = [monitor.update(np.ascontiguousarray(frame[:, nudge:]), np.ascontiguousarray(truth[:, nudge:]))
+                      for _ in range(6)]
+            assert [s.moved for s in states] == [False] * 4 + [moved] * 2, (k, nudge)
+            assert states[-1].differing_share < 0.3, (k, nudge)
+            if moved:  # the room shows 16 px further left in the frame than in the background
+                assert abs(states[-1].shift[0] + 16) < 1.5 and abs(states[-1].shift[1]) < 3, states[-1].shift
+
+
+def test_a_still_camera_is_never_taken_for_moved_in_any_dev_room(dev_root):
+    # Every labeled frame against its own set's background, as a person standing still would be seen:
+    # no room shifted, no camera moved, however many frames (OpenCV's phase correlation windowed its
+    # first input in place, so the background's copy drifted frame by frame until a still room
+    # looked shifted by 20-160 px after 5-10 frames).
+    for n in store.list_sets(dev_root):
+        info = store.scan_set(dev_root, n)
+        bkg = store.read_background(info)
+        for k in info.labeled:
+            frame, truth = store.read_frame(info, k), store.read_mask(info.mask_path(k))
+            monitor = DriftMonitor(bkg, moved_frames=5, shift_every=1)  # the shift looked for each frame
+            states = [monitor.update(frame, truth) for _ in range(12)]
+            assert not any(s.moved for s in states), (n, k)
+            assert max(np.hypot(*s.shift) for s in states) < 3, (n, k, [s.shift for s in states])
+
+
 def test_a_person_hiding_most_of_the_room_leaves_the_moved_check_undecided(dev_root):
     # Only one column of the 8x6 grid shows the room (the person covers the rest), and the room there
     # differs (a shadow, a door opened): too little of the room to tell a moved camera by.
