@@ -114,8 +114,9 @@ class DriftMonitor:
     flipped left-right 42% or more. Or when, as many frames in a row, the room (the frame without the
     person) is found shifted against the background by shift_share of the width or more (10 px at
     640): phase correlation of the two at a width of 160 px, taken when its peak is sure (response
-    min_response or more), every shift_every frames. A camera nudged by 12-24 px differs little pixel by pixel on plain walls,
-    and went unnoticed, while the model lost up to a third of a person's IoU in some rooms.
+    min_response or more), every shift_every frames. A camera nudged by 12-24 px differs little pixel
+    by pixel on plain walls, and went unnoticed, while the model lost up to a third of a person's IoU
+    in some rooms.
     """
 
     def __init__(self, background: np.ndarray, tolerance: float = 0.03, diff_levels: int = 30,
