@@ -11,7 +11,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from humanseg import store
-from humanseg.errors import HumansegError
+from humanseg.errors import HumansegError, StoreError
 from humanseg.labeling.app import (
     DecisionKeys, Opened, Summary, frames_to_label, initial_label, initial_shapes, readable_frames, save_label,
 )
@@ -1523,3 +1523,32 @@ def test_undo_while_holding_a_vertex_not_yet_moved_undoes_the_change_before():
     assert ed.release(100, 100) is None and ed.move(10, 10) is False
     assert ed.press(100, 100) == "grab" and not ed.undo()
     assert [list(s.points) for s in ed.shapes] == opened
+
+
+# README (Files written): "a point that is not a number, or over 10^6 px away, makes the file
+# unreadable". A point written as a string is read with float() on its characters: "12" is taken for
+# the point (1, 2), and ["200", "100"] for (200, 100): neither is refused.
+@pytest.mark.parametrize("points", [
+    ["12", "56", "99"],  # each point a string of two digits: read as (1, 2), (5, 6), (9, 9)
+    [["200", "100"], ["440", "100"], ["440", "400"]],  # coordinates as strings
+])
+def test_a_point_that_is_not_a_number_makes_the_file_unreadable(points):
+    with pytest.raises(StoreError, match="shape 0 has malformed points: x.json"):
+        from_labelme({"shapes": [{"label": "person", "points": points, "shape_type": "polygon"}]}, "x.json")
+
+
+def test_a_json_with_string_points_beside_an_unlabeled_dev_frame_is_passed_over(copy_set):
+    # A hand-made K.json beside an unlabeled frame of dev set3: the frame should be passed over (as for
+    # any unreadable K.json without a mask: saving would replace the user's file). It opens instead
+    # with a triangle of 1-9 px read from the digits of the strings, and Enter saves that as the label.
+    root = copy_set(3, labels=False)
+    info = store.scan_set(root, 3)
+    k = info.frames[0]
+    frame = store.read_frame(info, k)
+    h, w = frame.shape[:2]
+    info.json_path(k).write_text(json.dumps({
+        "version": "5.4.1", "flags": {}, "imagePath": f"{k}.png", "imageData": None,
+        "imageHeight": h, "imageWidth": w,
+        "shapes": [{"label": "person", "points": ["12", "56", "99"], "shape_type": "polygon"}],
+    }))
+    assert initial_shapes(info, k, frame, None) == (None, "kept")

@@ -64,10 +64,19 @@ def _shape_type(item: dict) -> str:
     return item.get("shape_type") or "polygon"
 
 
+def _point(p) -> tuple[float, float]:
+    """A labelme point, [x, y] of two JSON numbers. Anything else is a TypeError: float() read the
+    characters of a string, so a point written "12" was taken for (1, 2), and ["200", "100"] passed."""
+    if not isinstance(p, (list, tuple)) or len(p) < 2 or not all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in p[:2]):
+        raise TypeError("not a point")
+    return float(p[0]), float(p[1])
+
+
 def _polygon_key(item: dict):
     """(hole, points to 2 decimals) of a labelme polygon as from_labelme reads it, else None."""
     try:
-        points = tuple((round(float(p[0]), 2), round(float(p[1]), 2)) for p in item["points"])
+        points = tuple((round(x, 2), round(y, 2)) for x, y in map(_point, item["points"]))
     except (KeyError, TypeError, ValueError, IndexError, OverflowError):
         return None
     return item.get("label") == HOLE, points
@@ -88,7 +97,7 @@ def from_labelme(doc: dict, source: str = "K.json") -> list[Shape]:
         if not isinstance(item, dict) or _shape_type(item) != "polygon":
             continue
         try:
-            points = [(float(p[0]), float(p[1])) for p in item["points"]]
+            points = [_point(p) for p in item["points"]]
         except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # (a 400-digit integer)
             raise StoreError(f"shape {i} has malformed points: {source}") from None
         if not all(math.isfinite(c) for p in points for c in p):  # json.loads reads NaN and Infinity
