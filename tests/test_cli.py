@@ -246,7 +246,16 @@ def test_a_command_failing_for_memory_or_a_file_is_one_line_and_any_other_failur
 
     for exc, message, code in ((MemoryError(), "out of memory (an image too large for this machine's memory?)", 1),
                                (RuntimeError("can't allocate memory"), "out of memory (an image too large", 1),
+                               # a data loader worker's numpy MemoryError, and a failed shared-memory map,
+                               # as the RuntimeErrors PyTorch raises for them
+                               (RuntimeError("Caught MemoryError in DataLoader worker process 0.\nOriginal Traceback "
+                                             "(most recent call last):\nnumpy.core._exceptions._ArrayMemoryError: "
+                                             "Unable to allocate 30.0 MiB for an array with shape (1024, 1024, 30)"),
+                                "out of memory (an image too large", 1),
+                               (RuntimeError("unable to mmap 31457280 bytes from file </torch_9_1>: Cannot allocate "
+                                             "memory (12)"), "out of memory (an image too large", 1),
                                (PermissionError(13, "Permission denied", str(tmp_path / "x")), str(tmp_path / "x"), 1),
+                               (OSError(28, "No space left on device"), "No space left on device", 1),  # no file
                                (cli.HumansegError("bad input"), "bad input", 2),
                                (cli.HumansegError("training diverged", exit_code=1), "training diverged", 1)):
         with pytest.raises(cli.UserError) as err:

@@ -105,7 +105,7 @@ def _tfjs_variables(state):
     return out
 
 
-def _write_checkpoint(folder, state, gzip_files=(), truncate=None):
+def _write_checkpoint(folder, state, gzip_files=(), truncate=None, lengthen=None):
     folder.mkdir(parents=True)
     manifest = {}
     for i, (name, a) in enumerate(_tfjs_variables(state).items()):
@@ -114,6 +114,8 @@ def _write_checkpoint(folder, state, gzip_files=(), truncate=None):
         data = a.tobytes()
         if name == truncate:
             data = data[:-8]
+        if name == lengthen:
+            data = data + b"\0" * 8
         if name in gzip_files:
             data = gzip.compress(data)
         (folder / fname).write_bytes(data)
@@ -163,6 +165,7 @@ def test_download_converts_caches_and_loads(isolated_env, local_server, monkeypa
     assert W.resolve_weights(None, 50) == path
     net = W.load_network(None, 50, 16)
     torch.testing.assert_close(net.heatmap.bias, state["heatmap.bias"])
+    assert not net.training  # load_network promises a network in eval mode
 
 
 def test_a_raw_variable_file_starting_like_gzip_is_taken_as_it_came(isolated_env, local_server, monkeypatch):
@@ -177,9 +180,11 @@ def test_a_raw_variable_file_starting_like_gzip_is_taken_as_it_came(isolated_env
     torch.testing.assert_close(loaded["heatmap.bias"], state["heatmap.bias"], rtol=0, atol=0)
 
 
-def test_download_of_a_short_variable_file_is_an_error(isolated_env, local_server, monkeypatch):
+@pytest.mark.parametrize("damage", ["truncate", "lengthen"])
+def test_download_of_a_short_or_long_variable_file_is_an_error(isolated_env, local_server, monkeypatch, damage):
+    # A longer file (one served with bytes after the tensor's) was a numpy reshape traceback.
     root, url = local_server
-    _write_checkpoint(root / "mobilenet_v1_050", _random_state(), truncate="MobilenetV1/offset_2/weights")
+    _write_checkpoint(root / "mobilenet_v1_050", _random_state(), **{damage: "MobilenetV1/offset_2/weights"})
     monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
     with pytest.raises(WeightsError, match=r"offset_2_weights: \d+ bytes, expected") as err:
         W.resolve_weights(None, 50, show_progress=False)
@@ -203,6 +208,70 @@ def test_a_manifest_with_impossible_shapes_is_one_line(isolated_env, local_serve
     with pytest.raises(WeightsError, match=rf"^http://.*/mobilenet_v1_050/manifest.json: {said}"):
         W.resolve_weights(None, 50, show_progress=False)
     assert not W.cached_path(50).exists()
+
+
+def test_a_variable_file_missing_on_the_server_is_one_line_naming_it(isolated_env, local_server, monkeypatch):
+    root, url = local_server
+    _write_checkpoint(root / "mobilenet_v1_050", _random_state())
+    (root / "mobilenet_v1_050" / "MobilenetV1_heatmap_2_biases").unlink()
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    with pytest.raises(WeightsError, match=rf"^no PoseNet weights for model 50: .*\(download of "
+                                           rf"{re.escape(url)}mobilenet_v1_050/MobilenetV1_heatmap_2_biases "
+                                           rf"failed: HTTP 404 ") as err:
+        W.resolve_weights(None, 50, show_progress=False)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    assert not W.cached_path(50).exists()
+
+
+def test_a_downloaded_checkpoint_of_another_model_is_refused_before_it_is_cached(isolated_env, local_server,
+                                                                               monkeypatch):
+    # A mirror serving model 75's files as mobilenet_v1_050 must not leave them cached as model 50's.
+    root, url = local_server
+    _write_checkpoint(root / "mobilenet_v1_050", _random_state(75))
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    with pytest.raises(WeightsError, match=rf"^{re.escape(url)}mobilenet_v1_050/: holds model 75 weights, not model 50"):
+        W.resolve_weights(None, 50, show_progress=False)
+    assert not W.cached_path(50).parent.exists() or not list(W.cached_path(50).parent.iterdir())
+
+
+def test_a_cache_write_that_fails_half_way_leaves_no_partial_file(isolated_env, local_server, monkeypatch):
+    # The file size limit (as a disk filling up) stops the write of the converted weights after 1 MB:
+    # a partial cache file would be found and refused as truncated on every later run.
+    import resource
+    import signal
+
+    root, url = local_server
+    _write_checkpoint(root / "mobilenet_v1_050", _random_state())
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    state = W.download_tfjs_checkpoint(50, show_progress=False)
+    monkeypatch.setattr(W, "download_tfjs_checkpoint", lambda *args, **kwargs: state)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, hard))
+    try:
+        with pytest.raises(WeightsError) as err:
+            W.resolve_weights(None, 50, show_progress=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, before)
+    path = W.cached_path(50)
+    assert str(err.value) == f"cannot write PoseNet weights to {path}: File too large"
+    assert err.value.exit_code == 1  # a runtime failure, not bad input
+    assert list(path.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_posenet_weights_holding_python_objects_are_refused(tmp_path, posenet_weights, zip_format):
+    # Loading them would run the pickle's code: only tensors are read, in PyTorch's zip format or the
+    # older pickle one (torch.save before 1.6).
+    import argparse
+
+    state = torch.load(posenet_weights, weights_only=True)
+    torch.save({"state_dict": state, "args": argparse.Namespace(lr=0.1)}, tmp_path / "objects.pth",
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(WeightsError, match=r"objects\.pth: cannot load PoseNet weights \(holds Python objects, "
+                                           r"not only tensors\)$"):
+        W.load_state_dict(tmp_path / "objects.pth", 50)
 
 
 def test_download_of_a_missing_model_says_where_to_put_the_file(isolated_env, local_server, monkeypatch):

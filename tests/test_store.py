@@ -854,6 +854,32 @@ def test_signals_held_hand_the_signal_to_the_handler_that_was_there():
         stops.restore()
 
 
+def test_signals_held_end_as_the_signal_would_have_where_no_handler_was_set_and_not_where_it_was_ignored():
+    # A SIGTERM under the default action, held over a write, must still end the work after it (as
+    # Terminated, exit 143, not Ctrl-C's 130); a Ctrl-C that was ignored (a job started in the
+    # background) must stay ignored, not become a KeyboardInterrupt after the block.
+    from humanseg.signals import Terminated, signals_held
+
+    before = {sig: signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.SIG_IGN)
+              for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        reached = False
+        with pytest.raises(KeyboardInterrupt) as err:  # (Terminated is one, so the same clean-up runs)
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                reached = True
+        assert reached and isinstance(err.value, Terminated) and err.value.signum == signal.SIGTERM
+        try:
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pytest.fail("an ignored Ctrl-C was raised after the block")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def test_a_hangup_points_output_that_leads_nowhere_at_dev_null():
     # SIGHUP from a closed terminal: the lines written after the stop failed with "Input/output
     # error", and the run exited 1 rather than 129.

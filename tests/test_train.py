@@ -363,6 +363,27 @@ def test_a_second_signal_waits_for_the_step_to_end():
         stops.restore()
 
 
+def test_under_torchrun_a_second_signal_does_not_stop_at_once(capfd):
+    # torchrun's agent repeats a signal to every rank: a rank stopping at once on the repeat left the
+    # others waiting for it at the next step. The note says so (no "send it again").
+    from humanseg.signals import StopSignals
+
+    stops = StopSignals(twice_stops_at_once=False)
+    stops.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the repeat, between steps or in one: no stop at once
+            with stops.step():
+                os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pytest.fail("a repeated signal stopped this rank at once")
+        assert stops.signum == signal.SIGINT
+        assert capfd.readouterr().err == "\nSIGINT: stopping after this step\n"
+    finally:
+        stops.restore()
+
+
 def test_a_loader_worker_ending_mid_step_is_said_after_the_step():
     # PyTorch's loader raises from its SIGCHLD handler when a worker dies (as a SIGTERM to the process
     # group does): raised mid-step, the step counter had moved on without the step's metrics row, and

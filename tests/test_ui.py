@@ -641,6 +641,9 @@ def test_the_capture_window_maps_clicks_through_what_it_showed(monkeypatch):
     window._on_mouse(cv2.EVENT_LBUTTONUP, 201, 101, 0, None)
     window._on_mouse(cv2.EVENT_LBUTTONUP, 900, 700, 0, None)
     assert window._clicks == [(100, 50), (319, 239)]
+    # A strip one pixel wide and too tall for the screen is shown one pixel wide, not zero (a cv2.resize error).
+    window.show(np.zeros((2000, 1, 3), np.uint8))
+    assert shown[-1] == (720, 1)
 
 
 def test_the_capture_window_is_open_while_visible(monkeypatch):
