@@ -442,3 +442,26 @@ def test_a_source_that_gives_no_frame_exits_2_with_one_line(xdisplay, tmp_path):
                    env={**os.environ, "DISPLAY": xdisplay})
     assert (out.returncode, out.stderr) == (2, f"Error: --source {empty}: no frames could be read\n")
     assert not (tmp_path / "images").exists()
+
+
+def test_a_missing_posenet_weights_variable_is_answered_with_mending_the_variable(tmp_path, monkeypatch):
+    # main.py with HUMANSEG_POSENET_WEIGHTS naming a file that is not there advised putting the
+    # weights in the cache, but the variable is looked up before the cache (README "Weights":
+    # --posenet-weights > $HUMANSEG_POSENET_WEIGHTS > the cache), so the same error came back. It says
+    # to fix or unset the variable, as the segmentation model's message does for $HUMANSEG_WEIGHTS.
+    from humanseg.capture import load_pose
+    from humanseg.errors import HumansegError
+
+    cache = tmp_path / "cache"
+    (cache / "posenet").mkdir(parents=True)
+    monkeypatch.setenv("HUMANSEG_CACHE", str(cache))
+    monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", str(tmp_path / "none.pth"))
+    with pytest.raises(HumansegError) as err:
+        load_pose(None, None)
+    message = str(err.value)
+    assert err.value.exit_code == 2 and "HUMANSEG_POSENET_WEIGHTS" in message
+    # The advice it gives must be one that works: putting the file in the cache does not.
+    assert f"put mobilenet_v1_050.pth in {cache / 'posenet'}" not in message, message
+    assert message == (f"HUMANSEG_POSENET_WEIGHTS={tmp_path / 'none.pth'}: no such file; fix "
+                       f"HUMANSEG_POSENET_WEIGHTS or unset it (then {cache / 'posenet'} or a download is "
+                       f"used), or pass --posenet-weights PATH; or run with --no-pose (mouse and keys)"), message
