@@ -43,6 +43,37 @@ def next_ready(app):
     return ready
 
 
+def draw_open(app, points=SQUARE):
+    """Click each of points, each answered as an edit: an open polygon of them."""
+    for n, (x, y) in enumerate(points, 1):
+        app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+
+
+def draw_square(app):
+    """SQUARE drawn and closed on its first vertex."""
+    draw_open(app)
+    app.click_answered(*SQUARE[0], "edit", action="close")
+
+
+def hold_key(app, xdisplay, key):
+    """Hold a key for 2 s as a hand holds it: the X server repeats it after its delay (660 ms), 25
+    times a second (sent through XTEST to the focused window: a key sent to a named window does not
+    repeat)."""
+    xdo(xdisplay, "windowfocus", "--sync", app.wid)
+    xdo(xdisplay, "keydown", key)
+    time.sleep(2.0)
+    xdo(xdisplay, "keyup", key)
+
+
+def quit_after_held_keys(app):
+    """q once the presses a held key left queued have been read; the summary event."""
+    time.sleep(0.5)
+    app.key("q")
+    summary = app.wait_event("summary")
+    assert app.wait_exit() == 0
+    return summary
+
+
 def accept_then_quit(app, k):
     """Enter on frame k, wait until it is saved and the next frame is up, then q: (saved, summary, stderr)."""
     app.key("Return")
@@ -94,8 +125,7 @@ def test_click_polygon_accept_saves_mask_and_json(unlabeled, xdisplay, tmp_path)
         assert app.geometry() == (frame.shape[1], frame.shape[0]) == (ready["width"], ready["height"])
         # Enter on a polygon that cannot close yet (two vertices) was ignored in silence: now the
         # status line at the top says so, until the next edit.
-        for n, (x, y) in enumerate(SQUARE[:2], 1):
-            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        draw_open(app, SQUARE[:2])
         before = cv2.imread(str(app.screenshot(tmp_path / "before.png")))[:20]
         app.key_answered("Return", "not_closed", frame=first, open=2)
         time.sleep(0.3)
@@ -103,8 +133,7 @@ def test_click_polygon_accept_saves_mask_and_json(unlabeled, xdisplay, tmp_path)
         assert np.count_nonzero(np.any(said != before, axis=2)) > 200  # the hint's text
         app.key_answered("z", "edit", action="undo", open=1)
         app.key_answered("z", "edit", action="undo", open=0)
-        for n, (x, y) in enumerate(SQUARE, 1):
-            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        draw_open(app)
         # Within 10 px of the first vertex: closes.
         app.click_answered(SQUARE[0][0] + 4, SQUARE[0][1] + 3, "edit", action="close", open=0)
         shot = cv2.imread(str(app.screenshot(tmp_path / "shot.png")))
@@ -143,18 +172,10 @@ def test_a_held_enter_accepts_one_frame_not_the_set(unlabeled, xdisplay):
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         assert ready["frame"] == k0
-        # Held as a hand holds it: the X server repeats it after its delay (660 ms), 25 times a second
-        # (sent through XTEST to the focused window: a key sent to a named window does not repeat).
-        xdo(xdisplay, "windowfocus", "--sync", app.wid)
-        xdo(xdisplay, "keydown", "Return")
-        time.sleep(2.0)
-        xdo(xdisplay, "keyup", "Return")
+        hold_key(app, xdisplay, "Return")
         app.wait_event("saved", frame=k0)
         assert next_ready(app)["frame"] == k1
-        time.sleep(0.5)  # presses still queued have been read by now
-        app.key("q")
-        summary = app.wait_event("summary")
-        assert app.wait_exit() == 0
+        summary = quit_after_held_keys(app)
     finally:
         app.close()
     assert summary["saved"] == 1 and store.scan_set(unlabeled, 3).labeled == [k0]
@@ -172,21 +193,14 @@ def test_enter_saves_the_polygon_being_drawn_and_a_held_n_skips_one_frame(unlabe
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         assert ready["frame"] == k0
-        for n, (x, y) in enumerate(SQUARE[:3], 1):
-            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        draw_open(app, SQUARE[:3])
         app.key("Return")
         saved = app.wait_event("saved", frame=k0)
         assert next_ready(app)["frame"] == k1
-        xdo(xdisplay, "windowfocus", "--sync", app.wid)
-        xdo(xdisplay, "keydown", "n")
-        time.sleep(2.0)
-        xdo(xdisplay, "keyup", "n")
+        hold_key(app, xdisplay, "n")
         app.wait_event("skipped", frame=k1)
         assert next_ready(app)["frame"] == k2
-        time.sleep(0.5)  # presses still queued have been read by now
-        app.key("q")
-        summary = app.wait_event("summary")
-        assert app.wait_exit() == 0
+        summary = quit_after_held_keys(app)
     finally:
         app.close()
     triangle = [Shape([(float(x), float(y)) for x, y in SQUARE[:3]])]
@@ -200,8 +214,7 @@ def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, x
     info = store.scan_set(unlabeled, 3)
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
-        for n, (x, y) in enumerate(SQUARE[:3], 1):
-            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        draw_open(app, SQUARE[:3])
         app.click_answered(450, 450, "edit", button=3, action="close")  # right click closes
         app.key("Return")
         app.wait_event("saved", frame=info.frames[0])
@@ -463,9 +476,7 @@ def test_broken_frames_are_passed_over_and_the_rest_labeled(unlabeled, xdisplay)
     try:
         assert ready["frame"] == third and [e["frame"] for e in app.events() if e["event"] == "unreadable"] \
             == [corrupt, small]
-        for n, (x, y) in enumerate(SQUARE, 1):
-            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
-        app.click_answered(*SQUARE[0], "edit", action="close")
+        draw_square(app)
         _, summary, err = accept_then_quit(app, third)
     finally:
         app.close()
@@ -496,9 +507,7 @@ def test_a_failed_save_keeps_the_frame_open_and_accept_retries(unlabeled, xdispl
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         assert ready["frame"] == first
-        for n, (x, y) in enumerate(SQUARE, 1):
-            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
-        app.click_answered(*SQUARE[0], "edit", action="close")
+        draw_square(app)
         app.key("Return")
         failed = app.wait_event("save_failed", frame=first)
         again = next_ready(app)  # the same frame, with the polygon drawn, not the next one
@@ -521,9 +530,7 @@ def test_a_save_the_file_system_refuses_keeps_the_frame_open(unlabeled, xdisplay
     first = info.frames[0]
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
-        for n, (x, y) in enumerate(SQUARE, 1):
-            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
-        app.click_answered(*SQUARE[0], "edit", action="close")
+        draw_square(app)
         make_read_only(info.path)
         app.key("Return")
         failed = app.wait_event("save_failed", frame=first)
@@ -708,8 +715,7 @@ def label_square_at(root, xdisplay, size, cases):
         try:
             assert (ready["width"], ready["height"], ready["zoom"]) == (width, height, zoom)
             assert app.geometry() == (round(width * zoom), round(height * zoom))
-            for n, (x, y) in enumerate(SQUARE, 1):
-                app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+            draw_open(app)
             # Within 10 screen px of the first vertex (13 or 20 frame px): closes.
             app.click_answered(SQUARE[0][0] + 6, SQUARE[0][1] + 6, "edit", action="close", open=0)
             app.key("Return")
