@@ -1552,3 +1552,14 @@ def test_a_json_with_string_points_beside_an_unlabeled_dev_frame_is_passed_over(
         "shapes": [{"label": "person", "points": ["12", "56", "99"], "shape_type": "polygon"}],
     }))
     assert initial_shapes(info, k, frame, None) == (None, "kept")
+
+
+def test_undo_during_a_drag_to_no_area_takes_back_that_drag_alone():
+    # z while a vertex held has been dragged onto the line of the others: that drag is taken back,
+    # and the change before it (an earlier drag of another polygon) stays.
+    ed = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (200.0, 300.0)]),
+                        Shape([(400.0, 400.0), (450.0, 400.0), (450.0, 450.0)])])
+    assert ed.press(450, 450) == "grab" and ed.move(470, 480) and ed.release(470, 480) == "moved"
+    before = [list(s.points) for s in ed.shapes]
+    assert ed.press(200, 300) == "grab" and ed.move(200, 100)
+    assert ed.undo() and [list(s.points) for s in ed.shapes] == before

@@ -307,7 +307,9 @@ class PolygonEditor:
         changed by what was meant as "undo", and counted as no edit). Pressed while a vertex is held
         that has not moved yet, it undoes the change before the grab (the grab's own step changed
         nothing: undoing it was an "undo" that did nothing visible)."""
-        self._end_drag()  # a vertex held is let go, as by any edit: a grab not moved leaves no step
+        if self._drag is not None and not self._drag_moved:
+            self._end_drag()  # a grab not moved leaves no step: the change before it is undone
+        self._drag, self._pressed_at = None, None  # a drag under way is what the pop below takes back
         if not self._history:
             return False
         shapes, current, hole, mode, edited = self._history.pop()
