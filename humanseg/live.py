@@ -148,7 +148,7 @@ class DriftMonitor:
         self._moved_run = 0
         self.shift_share = shift_share
         self.min_response = min_response
-        self.shift_every = shift_every  # the shift is looked for every few frames (0.7 ms each time)
+        self.shift_every = shift_every  # the shift is looked for every few frames (live FPS kept)
         self._updates = 0
         self._shift = (0.0, 0.0)
         # The room's shift: grey, at a width of 160 px (or the frame's own, if narrower), mean removed,

@@ -44,13 +44,16 @@ def test_segmentation_prints_one_json_line_per_measurement(dev_root, default_wei
     ("robustness.py", ["--images", ""], "Error: Invalid value for '--images': empty; name a folder."),
     ("capture_loop.py", ["--frames", "40", "--chunk", "50"],
      "Error: --chunk 50 must be below --frames 40 (FPS is measured per chunk)"),
+    ("moved_camera.py", ["--shifts", "16"],
+     "Error: --shifts '16': give x,y pixel offsets separated by ';', e.g. '0,0;16,0'"),
 ])
 def test_bad_options_are_usage_errors(script, args, message):
     r = bench(script, *args)
     assert r.returncode == 2 and r.stdout == "" and r.stderr.splitlines() == [message]  # one line, no usage
 
 
-@pytest.mark.parametrize("script", ["segmentation.py", "pose.py", "capture_loop.py", "live.py", "robustness.py"])
+@pytest.mark.parametrize("script", ["segmentation.py", "pose.py", "capture_loop.py", "live.py", "robustness.py",
+                                    "moved_camera.py"])
 def test_help_describes_every_option(script):
     r = bench(script, "--help")
     assert r.returncode == 0 and bench(script, "-h").stdout == r.stdout
@@ -115,3 +118,15 @@ def test_the_capture_benchmark_says_a_missing_frame_first_and_finds_weights_as_m
     monkeypatch.delenv("HUMANSEG_POSENET_WEIGHTS")
     monkeypatch.setattr(pose_benchmark, "WEIGHTS", tmp_path / "absent.pth")
     assert pose_benchmark.default_weights(None) is None  # the cache, a download
+
+
+def test_moved_camera_prints_a_line_per_shift_and_per_still_cut(copy_set):
+    root = copy_set(6)
+    r = bench("moved_camera.py", "--images", root, "--shifts", "16,0;0,-8")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["name"], x.get("shift"), x.get("cut")) for x in lines] == [
+        ("moved_camera", [16, 0], None), ("moved_camera", [0, -8], None),
+        *[("moved_camera_still", None, cut) for cut in ("whole", "3:4", "9:16", "square", "16:9", "quarter size")]]
+    for x in lines:
+        assert x["frames"] == 4 and 0 <= x["told_by_grid"] <= x["told"] <= 4 and x["largest_shift_px"] >= 0
