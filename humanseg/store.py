@@ -869,13 +869,14 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
         mask = colour
     if mask.dtype != np.uint8:
         # 16 bit: values up to 255 are 8-bit data saved in 16 bits (read as such, below); 0 and one
-        # other value (0/65535, 0/1000) is person where not 0; other values are scaled to 8 bits as
-        # frames are (under 4096: 12-bit data) and binarized below, with its warning (soft edges were
-        # cut at half of 65535 without a word, and a 12-bit mask came out empty).
+        # other value (0/65535, 0/1000), or that value alone, is person where not 0; other values are
+        # scaled to 8 bits as frames are (under 4096: 12-bit data) and binarized below, with its
+        # warning (soft edges were cut at half of 65535 without a word, and a 12-bit mask came out
+        # empty; a mask of 1000 alone was scaled to 62 and warned of as 0/62).
         values = np.unique(mask)
         if values[-1] <= 255:
             mask = mask.astype(np.uint8)
-        elif len(values) <= 2 and values[0] == 0:
+        elif len(values) == 1 or len(values) == 2 and values[0] == 0:
             mask = (mask > 0).astype(np.uint8) * 255
         else:
             scale = 16 if values[-1] < 4096 else 257

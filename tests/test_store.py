@@ -1166,9 +1166,11 @@ def test_16_bit_masks_at_the_edges_of_their_ranges(tmp_path):
         with pytest.warns(UserWarning, match="binarized at 128"):
             assert np.array_equal(store.read_mask(folder / "0_mask.png"), truth), name
     cv2.imwrite(str(tmp_path / "0_mask.png"), (truth > 0).astype(np.uint16) * 1000)  # a class number
+    cv2.imwrite(str(tmp_path / "1_mask.png"), np.full(truth.shape, 1000, np.uint16))  # that class alone
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), truth)
+        assert (store.read_mask(tmp_path / "1_mask.png") == 255).all()  # was scaled, and warned of as 0/62
     image = np.full((8, 8, 3), 4095, np.uint16)  # a 12-bit camera's white
     cv2.imwrite(str(tmp_path / "white.png"), image)
     assert store.read_image(tmp_path / "white.png").min() == 255
