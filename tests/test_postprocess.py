@@ -205,3 +205,19 @@ def test_above_is_strictly_greater_and_255_at_every_size():
             got = above(z, cut)
             assert got.dtype == np.uint8 and got.shape == shape
             assert np.array_equal(got, np.where(z > cut, 255, 0)), (shape, cut)
+
+
+def test_a_one_pixel_speck_counts_as_one_pixel():
+    """The clean-up counts each blob's pixels from its traced outline (A + B/2 + 1, Pick's theorem).
+    A blob of a single pixel has an outline of one point; it was counted as 1.5 pixels, not 1, so
+    a lone pixel survived where the speck threshold lies between 1 and 1.5 pixels (the connected
+    components the contour trace replaced dropped it). Such a threshold is reached on the working
+    frame of a strip-shaped frame (a 1280x8 frame runs at 320x2: 0.05% of the frame is 0.32 px),
+    where the largest blob holds 51-75 px (2% of it: 1.02-1.5)."""
+    z = np.full((2, 320), -4.0, np.float32)
+    z[0, 10:70] = 4.0   # the largest blob: 60 px, so a speck is anything under max(0.32, 1.2) = 1.2 px
+    z[0, 200] = 4.0     # a lone pixel: 1 px < 1.2 px, to be dropped
+    z[1, 250:252] = 4.0  # two pixels: 2 px >= 1.2 px, kept
+    out = clean_logits(z)
+    assert (out[0, 10:70] > 0).all() and (out[1, 250:252] > 0).all()
+    assert out[0, 200] < 0, "a 1-pixel speck under the speck threshold was kept (counted as 1.5 px)"

@@ -60,9 +60,10 @@ def clean_logits(z: np.ndarray) -> np.ndarray:
     outer = parent < 0  # blobs' outlines; the rest are their holes
     # Pixel counts by Pick's theorem on the traced pixel centres (B of them, enclosing area A): a
     # blob's outline runs through its own pixels (A + B/2 + 1 of them), a hole's through the
-    # pixels around it (A - B/2 + 1 inside).
+    # pixels around it (A - B/2 + 1 inside). A lone pixel's outline is one point, a closed walk of
+    # no steps: B is 0 (counted as 1, it made 1.5 pixels and outlived a threshold between 1 and 1.5).
     poly = np.array([cv2.contourArea(c) for c in contours])
-    half_b = np.array([len(c) / 2 for c in contours])
+    half_b = np.array([len(c) / 2 if len(c) > 1 else 0.0 for c in contours])
     area = np.where(outer, poly + half_b + 1, np.maximum(poly - half_b + 1, 1))
     blob = area.copy()
     np.subtract.at(blob, parent[~outer], area[~outer])  # a blob's own pixels exclude its holes
