@@ -87,15 +87,19 @@ def main(images, shifts, model) -> None:
     samples = list(_labeled(Path(images)))
     if not samples:
         raise HumansegError(f"no labeled frames in {images}")
+    # Every offset against every set's frame size before anything runs (a later offset refused only
+    # when reached, or a smaller set's frame cut to nothing, ended in a traceback).
+    for dx, dy in offsets:
+        for frame, _, _ in samples:
+            h, w = frame.shape[:2]
+            if abs(dx) >= w // 2 or abs(dy) >= h // 2:
+                raise HumansegError(f"--shifts {dx},{dy}: over half the frame ({w}x{h})")
     segmenter = None
     if model:
         from humanseg.model import load_segmenter
 
         segmenter = load_segmenter(num_threads=2)
-    h, w = samples[0][0].shape[:2]
     for dx, dy in offsets:
-        if abs(dx) >= w // 2 or abs(dy) >= h // 2:
-            raise HumansegError(f"--shifts {dx},{dy}: over half the frame ({w}x{h})")
         cases = [shifted(*s, dx, dy) for s in samples]
         line = _counts(cases, {"name": "moved_camera", "shift": [dx, dy]})
         if segmenter is not None:

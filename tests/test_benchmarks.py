@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import pytest
 
 from tests.conftest import ROOT
@@ -130,3 +131,18 @@ def test_moved_camera_prints_a_line_per_shift_and_per_still_cut(copy_set):
         *[("moved_camera_still", None, cut) for cut in ("whole", "3:4", "9:16", "square", "16:9", "quarter size")]]
     for x in lines:
         assert x["frames"] == 4 and 0 <= x["told_by_grid"] <= x["told"] <= 4 and x["largest_shift_px"] >= 0
+
+
+def test_moved_camera_checks_every_shift_against_every_set_before_any_line(copy_set):
+    # A shift over half the frame was refused only when its turn came (after the lines of the shifts
+    # before it), and checked against the first set's frame size alone: a smaller set's frame was cut
+    # to nothing, a ZeroDivisionError's traceback.
+    root = copy_set(2, 1)
+    small = copy_set(3, 2) / "set2"
+    for p in small.glob("*.png"):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(p), cv2.resize(img, (160, 120), interpolation=cv2.INTER_NEAREST))
+    for shifts, message in (("0,0;400,0", "Error: --shifts 400,0: over half the frame (640x480)"),
+                            ("0,0;100,0", "Error: --shifts 100,0: over half the frame (160x120)")):
+        r = bench("moved_camera.py", "--images", root, "--shifts", shifts, "--model")
+        assert r.returncode == 2 and r.stdout == "" and r.stderr.splitlines() == [message]
