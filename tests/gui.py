@@ -47,6 +47,43 @@ def xdo(display: str, *args: str, timeout: float = 10, check: bool = True) -> st
     return out.stdout.strip()
 
 
+def press_close_button(display: str, wid: str) -> None:
+    """Ask window wid to close as a window manager's close button does (Xvfb runs none, and this
+    xdotool has no such command): a WM_DELETE_WINDOW client message, sent with Xlib through ctypes."""
+    import ctypes
+    import ctypes.util
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+                    ("display", ctypes.c_void_p), ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                    ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    x11 = ctypes.CDLL(ctypes.util.find_library("X11"))
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.restype = ctypes.c_ulong
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.POINTER(XEvent)]
+    x11.XFlush.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    dpy = x11.XOpenDisplay(display.encode())
+    if not dpy:
+        raise AssertionError(f"cannot open display {display}")
+    try:
+        event = XEvent()
+        msg = event.xclient
+        msg.type, msg.send_event, msg.display, msg.window, msg.format = 33, 1, dpy, int(wid), 32  # ClientMessage
+        msg.message_type = x11.XInternAtom(dpy, b"WM_PROTOCOLS", 0)
+        msg.data[0] = x11.XInternAtom(dpy, b"WM_DELETE_WINDOW", 0)
+        if not x11.XSendEvent(dpy, int(wid), 0, 0, ctypes.byref(event)):
+            raise AssertionError(f"could not send WM_DELETE_WINDOW to window {wid}")
+        x11.XFlush(dpy)
+    finally:
+        x11.XCloseDisplay(dpy)
+
+
 class GuiApp:
     """A program started under Xvfb, its stdout lines collected by a reader thread."""
 

@@ -465,3 +465,77 @@ def test_a_missing_posenet_weights_variable_is_answered_with_mending_the_variabl
     assert message == (f"HUMANSEG_POSENET_WEIGHTS={tmp_path / 'none.pth'}: no such file; fix "
                        f"HUMANSEG_POSENET_WEIGHTS or unset it (then {cache / 'posenet'} or a download is "
                        f"used), or pass --posenet-weights PATH; or run with --no-pose (mouse and keys)"), message
+
+
+def test_the_overlay_loaded_before_the_window_failed_to_open_is_closed(tmp_path, dev_root, monkeypatch):
+    # Ctrl-C (or any failure) while the window opens, after the live overlay was loaded: the overlay
+    # (its model thread) is closed, not left behind, and the failure goes on as it was.
+    from humanseg import display
+    from humanseg.capture import open_capture
+    from humanseg.ui import window
+
+    class Overlay:
+        closed = 0
+
+        def on_frame(self, frame, ctx):
+            return frame
+
+        def on_saved(self, info, frame, ctx):
+            pass
+
+        def close(self):
+            self.closed += 1
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    overlay = Overlay()
+    monkeypatch.setattr(display, "require_display", lambda: None)
+    monkeypatch.setattr(window, "CvWindow", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        open_capture(source=str(dev_root / "set4"), images=tmp_path, use_pose=False, load_hooks=lambda: overlay)
+    assert overlay.closed == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_posenet_that_cannot_be_imported_is_one_line_suggesting_no_pose(monkeypatch):
+    # A broken install (torch missing, say): said in a line with the way to capture without it.
+    from humanseg.capture import NO_POSE_HINT, load_pose
+    from humanseg.errors import HumansegError
+
+    monkeypatch.setitem(sys.modules, "humanseg.pose", None)  # importing it raises ImportError
+    with pytest.raises(HumansegError) as err:
+        load_pose(None, None)
+    message = str(err.value)
+    assert err.value.exit_code == 2 and "\n" not in message
+    assert message.startswith("PoseNet is not available (") and message.endswith(f"); {NO_POSE_HINT}"), message
+    with pytest.raises(HumansegError) as err:
+        load_pose(None, None, no_pose=False)  # a command without --no-pose does not suggest it
+    assert str(err.value).startswith("PoseNet is not available (") and str(err.value).endswith(")")
+
+
+def test_missing_weights_without_a_home_folder_still_say_how_to_get_them(tmp_path, monkeypatch):
+    # No home folder (a uid without a passwd entry, HOME unset): the cache folder cannot be named,
+    # and the hint for a --posenet-weights file that is not there names the cache in words instead of
+    # replacing the error with a traceback.
+    from humanseg.capture import NO_POSE_HINT, load_pose
+    from humanseg.errors import HumansegError
+
+    def no_home(cls):
+        raise RuntimeError("Could not determine home directory.")
+
+    for name in ("HUMANSEG_CACHE", "XDG_CACHE_HOME", "HUMANSEG_POSENET_WEIGHTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(Path, "home", classmethod(no_home))
+    missing = tmp_path / "none.pth"
+    with pytest.raises(HumansegError) as err:
+        load_pose(str(missing), None)
+    assert err.value.exit_code == 2
+    assert str(err.value) == (f"--posenet-weights {missing}: no such file; to get weights, put mobilenet_v1_050.pth "
+                              f"in the PoseNet cache or pass --posenet-weights PATH; {NO_POSE_HINT}")
+    # And with no weights named at all, the cache looked up was a traceback (Path.home's RuntimeError).
+    with pytest.raises(HumansegError) as err:
+        load_pose(None, None)
+    assert err.value.exit_code == 2
+    assert str(err.value) == ("no home folder to keep the PoseNet weights cache in: set $HUMANSEG_CACHE to a folder, "
+                              "or give the weights file (--posenet-weights PATH where the command has it, else "
+                              f"$HUMANSEG_POSENET_WEIGHTS=PATH); {NO_POSE_HINT}")

@@ -805,3 +805,13 @@ def test_at_a_slow_pace_bkg_saves_the_frame_on_screen(tmp_path, dev_root):
     assert saved["kind"] == "background" and saved["source_frame"] == 0 and saved["time"] < 3.1
     assert np.array_equal(cv2.imread(str(tmp_path / "set1" / "bkg.png")), cv2.flip(room, 1))
     assert source.reads == 3  # frames at 0, 5 and 10 s: the keys skipped none
+
+
+def test_max_frames_stops_after_that_many_frames_and_releases_the_edges(tmp_path, dev_root):
+    # The benchmarks' bound: no key, no end of the source; nothing saved, so the session has no set.
+    clock = Clock()
+    source, window = ListSource(frames(dev_root), clock), ScriptWindow({})
+    ctx = run_capture(source, window, controller(clock), tmp_path, clock=clock, max_frames=7)
+    assert source.reads == 7 and len(window.shown) == 7 and source.released and window.closed
+    assert ctx.frame_index == 6 and ctx.set_number is None and ctx.set_path is None
+    assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gui import ROOT, GuiApp, xdo
+from gui import ROOT, GuiApp, press_close_button, xdo
 from humanseg import store
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import Shape, shapes_to_mask
@@ -210,7 +210,8 @@ def test_enter_saves_the_polygon_being_drawn_and_a_held_n_skips_one_frame(unlabe
 
 @pytest.mark.gui
 @pytest.mark.slow
-def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, xdisplay):
+@pytest.mark.parametrize("quit_by", ["key q", "close button"])
+def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, xdisplay, quit_by):
     info = store.scan_set(unlabeled, 3)
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
@@ -222,7 +223,10 @@ def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, x
         assert second["frame"] == info.frames[1]
         for n, (x, y) in enumerate([(100, 100), (200, 100), (200, 200)], 1):
             app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
-        app.key("q")
+        if quit_by == "key q":
+            app.key("q")
+        else:  # the window manager's close button: the window goes, as q does
+            press_close_button(xdisplay, app.wid)
         summary = app.wait_event("summary")
         assert app.wait_exit() == 0
     finally:
@@ -354,6 +358,26 @@ def test_a_frame_replaced_while_labeled_is_not_labeled_with_the_old_picture(unla
         f"frame {k} stays", "frame 0 stays")
     new = info.frames[-1] + 1
     assert f"set 3: 1 frame(s) captured meanwhile ({new}) have no label yet: run again to label them\n" in err
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_set_moved_away_while_labeled_ends_with_its_summary_not_an_error(unlabeled, xdisplay):
+    # The set folder moved (or deleted) while a frame was open: q still ends as a quit does, with the
+    # summary; the look for frames captured meanwhile finds no set, which is no failure of the run.
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        (unlabeled / "set3").rename(unlabeled / "moved")
+        app.key("q")
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert summary["saved"] == 0 and summary["quit"] is True
+    assert "set 3: saved 0 of 4 frame(s), 0 accepted unchanged, 0 skipped, 0 vertices edited (quit early)\n" in err
+    assert "Error" not in err and "meanwhile" not in err, err
+    assert sorted(p.name for p in unlabeled.iterdir()) == ["moved"]
 
 
 def set3_labeled_with(copy_set, shapes):
@@ -661,8 +685,8 @@ def test_every_editing_key_works_in_the_window(unlabeled, xdisplay, tmp_path):
         assert ready["frame"] == k0 and ready["source"] == "model" and opened and person.sum() > 5000
         # Keys whose X code only ends in a shortcut's byte do nothing (Insert is 0xFF63, "c" 0x63;
         # Compose 0xFF20, space; XF86Phone 0x1008FF6E, "n"; XF86Search 0x1008FF1B, Esc): the first
-        # event after them is the answer to the "b" pressed next.
-        for key in ("Insert", "Multi_key", "XF86Phone", "XF86Search"):
+        # event after them is the answer to the "b" pressed next. Nor do characters bound to nothing (x, 1).
+        for key in ("Insert", "Multi_key", "XF86Phone", "XF86Search", "x", "1"):
             app.key(key)
         app.key("b")
         first = json.loads(app.wait_line(lambda line: line.startswith("{")))

@@ -1120,6 +1120,19 @@ def test_q_on_the_last_frame_segmented_before_a_countdown_quits():
     assert source.reads == 3
 
 
+def test_keys_that_mean_nothing_here_change_nothing():
+    # x means nothing in the live window; b means nothing without a background grabber (run_live
+    # given none): the session goes on in its view until q.
+    bkg = np.full((48, 64, 3), 100, np.uint8)
+    session = nobody_session(bkg)
+    view = session.view
+    events = []
+    result = run_live(ListSource([bkg], limit=50), session, ScriptWindow({1: [ord("x")], 2: [ord("b")], 4: [ord("q")]}),
+                      log=events.append)
+    assert events == [{"event": "quit", "by": "key"}] and result.frames == 5 and result.backgrounds == 0
+    assert session.view == view
+
+
 def test_esc_quits_as_q_does(dev_root):
     bkg = read(dev_root, 3, "bkg.png")
     session = nobody_session(bkg)
@@ -1705,6 +1718,32 @@ def test_video_output_refuses_a_read_only_folder(read_only_folder):
     assert list(read_only_folder.iterdir()) == []
 
 
+def test_video_output_in_a_folder_that_does_not_exist_is_refused_and_makes_none(tmp_path):
+    target = tmp_path / "no" / "v.mp4"
+    with pytest.raises(HumansegError) as err:
+        VideoOutput(target, 30.0)
+    assert err.value.exit_code == 2
+    assert str(err.value) == f"--output {target}: folder {tmp_path / 'no'} does not exist"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_recording_whose_temporary_file_cannot_be_made_is_a_runtime_error_naming_the_output(tmp_path,
+                                                                                              monkeypatch):
+    # The folder was checked writable at the start; making the file can still fail (no inodes left).
+    import errno
+
+    def full(path, **kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store, "claim_temporary", full)
+    out = VideoOutput(tmp_path / "v.mp4", 30.0)
+    with pytest.raises(HumansegError) as err:
+        out.write(np.zeros((48, 64, 3), np.uint8))
+    assert err.value.exit_code == 1
+    assert str(err.value) == f"--output {tmp_path / 'v.mp4'}: {os.strerror(errno.ENOSPC)}"
+    assert out.close() is None and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("w, h", [(1, 1), (5, 1), (1, 3), (20, 15), (33, 17)])
 def test_frames_of_a_few_pixels_go_through_live_mode_without_a_warning(segmenter, w, h):
     # The drift monitor samples every 8th pixel: such frames gave it no samples, and numpy warned
@@ -2101,6 +2140,30 @@ def test_save_masks_alone_reads_every_image_of_a_folder_before_writing_one(tmp_p
     assert res.exit_code == 2
     assert res.output == f"Error: {folder / '2.png'} is 320x240 but {folder / '0.png'} is 640x480\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_a_run_that_fails_after_its_first_masks_keeps_them_in_the_folders_it_made(tmp_path, dev_root, monkeypatch):
+    # --save-masks into folders the run makes, the disk full at the third mask: the run fails (exit 1),
+    # and the masks written before it are kept with the folders holding them (only empty ones go).
+    import errno
+
+    from humanseg import live as live_module
+
+    with_blank_model(monkeypatch)
+    real = store.write_image
+
+    def full_at_the_third(path, image, overwrite=False):
+        if Path(path).name == "2_mask.png":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, image, overwrite)
+
+    monkeypatch.setattr(live_module.store, "write_image", full_at_the_third)
+    masks = tmp_path / "new" / "masks"
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--bkg", str(dev_root / "set3" / "bkg.png"),
+                  "--no-window", "--save-masks", str(masks))
+    assert res.exit_code == 1 and res.output == f"Error: {masks / '2_mask.png'}: {os.strerror(errno.ENOSPC)}\n", res.output
+    assert sorted(p.name for p in masks.iterdir()) == ["0_mask.png", "1_mask.png"]
+    assert store.read_mask(masks / "0_mask.png").shape == (H, W)
 
 
 def test_output_alone_reads_every_image_of_a_folder_before_segmenting_one(tmp_path, dev_root, monkeypatch):

@@ -40,7 +40,12 @@ def cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser() / "posenet"
     base = os.environ.get("XDG_CACHE_HOME")
     if not base or not os.path.isabs(base):  # a relative one is to be ignored (XDG base directory spec)
-        base = str(Path.home() / ".cache")
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no $HOME and no passwd entry (a container's arbitrary user id, env -i)
+            raise WeightsNotFound(f"no home folder to keep the PoseNet weights cache in: set ${CACHE_ENV} to a "
+                                  f"folder, or give the weights file (--posenet-weights PATH where the command "
+                                  f"has it, else ${WEIGHTS_ENV}=PATH)") from None
     return Path(base) / "humanseg" / "posenet"
 
 
