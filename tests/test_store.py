@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from humanseg import store
 from humanseg.cli import reports_errors
-from humanseg.errors import HumansegError, StoreError
+from humanseg.errors import AlreadyExists, HumansegError, StoreError
 from tests.conftest import ROOT, as_from_a_terminal
 
 
@@ -266,6 +266,10 @@ def test_a_set_folder_given_as_the_images_root_is_named(tmp_path):
         assert str(exc.value) == (f"--images {other} holds bkg.png and no set folders, as a set folder does; "
                                   f"give the folder that holds the sets (set1, set2, ...)")
     store.check_root(root)  # (the root holding them is fine)
+    # So is one with a background of its own beside its sets (a copy left there): it is no set folder.
+    (root / "bkg.png").write_bytes(path.read_bytes())
+    store.check_root(root)
+    assert [info.number for info in store.scan_root(root)] == [number]
 
 
 def test_a_set_folder_that_links_to_nothing_is_named(tmp_path):
@@ -680,12 +684,25 @@ def test_a_png_with_odd_colour_chunks_is_read_without_libpngs_warnings(tmp_path,
     assert capfd.readouterr().err == ""
 
 
-def exif(orientation: int, order: str = "little") -> bytes:
-    """A TIFF block holding one tag, Orientation (0x0112, a SHORT), as EXIF carries it."""
+def exif(orientation: int | None, order: str = "little", make: bytes | None = None) -> bytes:
+    """A TIFF block as EXIF carries it: the tag Orientation (0x0112, a SHORT; none for None), after a
+    camera's Make (0x010F, ASCII of up to 4 bytes, held in its entry) when given: tags in ascending
+    order, as cameras write them."""
     def n(value, size):
         return value.to_bytes(size, order)
-    return ({"little": b"II", "big": b"MM"}[order] + n(42, 2) + n(8, 4) + n(1, 2)
-            + n(0x0112, 2) + n(3, 2) + n(1, 4) + n(orientation, 2) + n(0, 2) + n(0, 4))
+    entries = []
+    if make is not None:
+        entries.append(n(0x010F, 2) + n(2, 2) + n(len(make), 4) + make.ljust(4, b"\0"))
+    if orientation is not None:
+        entries.append(n(0x0112, 2) + n(3, 2) + n(1, 4) + n(orientation, 2) + n(0, 2))
+    return ({"little": b"II", "big": b"MM"}[order] + n(42, 2) + n(8, 4) + n(len(entries), 2)
+            + b"".join(entries) + n(0, 4))
+
+
+def jpeg_with_exif(jpg: bytes, tiff: bytes, at: int = 2) -> bytes:
+    """jpg with an Exif segment (APP1) holding tiff inserted at byte `at` (2: right after SOI)."""
+    body = b"Exif\0\0" + tiff
+    return jpg[:at] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpg[at:]
 
 
 def test_a_masks_exif_orientation_turns_it_as_its_frame_is_turned(tmp_path, dev_root):
@@ -726,11 +743,30 @@ def test_a_masks_exif_orientation_turns_it_as_its_frame_is_turned(tmp_path, dev_
     assert store.orient(truth, 3)[0, 0] == truth[-1, -1] and store.orient(truth, 6)[0, -1] == truth[0, 0]
     # A JPEG's Exif segment too (a mask saved as JPEG under a .png name is read by its content).
     jpg = cv2.imencode(".jpg", truth, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
-    body = b"Exif\0\0" + exif(8, "big")
-    (tmp_path / "j_mask.png").write_bytes(jpg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpg[2:])
+    (tmp_path / "j_mask.png").write_bytes(jpeg_with_exif(jpg, exif(8, "big")))
     with pytest.warns(UserWarning, match="binarized at 128"):  # JPEG's ringing
         mask = store.read_mask(tmp_path / "j_mask.png")
     assert mask.shape == (640, 480) and np.mean(mask == store.orient(truth, 8)) > 0.995
+
+
+def test_a_jpeg_masks_orientation_is_found_after_other_segments_and_tags(tmp_path, dev_root):
+    # A camera's or an editor's JPEG: its Exif segment after JFIF's, Orientation after the Make tag;
+    # one without Orientation, or without Exif, is not turned. The mask turns as its frame does.
+    truth = cv2.imread(str(dev_root / "set3" / "1_mask.png"), 0)
+    jpg = cv2.imencode(".jpg", truth, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    assert jpg[2:4] == b"\xff\xe0"  # JFIF's APP0 first, as OpenCV writes it
+    after_jfif = 4 + int.from_bytes(jpg[4:6], "big")
+    for name, data, orientation in (("camera", jpeg_with_exif(jpg, exif(6, make=b"Cam"), after_jfif), 6),
+                                    ("untagged", jpeg_with_exif(jpg, exif(None, make=b"Cam"), after_jfif), 1),
+                                    ("plain", jpg, 1)):
+        path = tmp_path / name / "1_mask.png"
+        path.parent.mkdir()
+        path.write_bytes(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # JPEG's ringing, binarized
+            mask = store.read_mask(path, store.read_image(path).shape)  # the frame's turned size
+        expected = store.orient(truth, orientation)
+        assert mask.shape == expected.shape and np.mean(mask == expected) > 0.995, name
 
 
 def test_an_image_claiming_billions_of_pixels_is_unreadable_not_a_traceback(tmp_path):
@@ -1128,6 +1164,14 @@ def test_the_first_set_with_names_near_the_layouts_is_named(tmp_path):
     assert store.why_no_labels(root) == " (set01 passed over: the layout's names are set1, set2, ...)"
 
 
+def test_names_near_the_layouts_in_a_later_set_are_named(tmp_path):
+    root = tmp_path / "images"
+    for _ in range(3):
+        _labeled_set(root)
+    (root / "set2" / "1.PNG").write_bytes(b"")
+    assert store.why_no_labels(root) == " (set2/1.PNG passed over: the layout's names are 0.png, 1.png, ...)"
+
+
 def test_a_cut_off_background_save_is_told_apart_by_its_writer(tmp_path):
     root = tmp_path / "images"
     store.save_background(root, _img())
@@ -1255,6 +1299,15 @@ def test_write_in_place_leaves_no_temporary_name(tmp_path):
     tmp.write_bytes(b"x")
     store.write_in_place(tmp, target)
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"] and target.read_bytes() == b"x"
+    # A second one is refused over it and kept (a recording whose name was taken meanwhile); asked
+    # to (--force), it replaces the file, and its temporary name goes.
+    tmp = store.claim_temporary(target)
+    tmp.write_bytes(b"y")
+    with pytest.raises(AlreadyExists):
+        store.write_in_place(tmp, target)
+    assert target.read_bytes() == b"x" and tmp.read_bytes() == b"y"
+    store.write_in_place(tmp, target, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"] and target.read_bytes() == b"y"
 
 
 def test_a_temporary_file_that_cannot_be_removed_is_said(tmp_path, monkeypatch):

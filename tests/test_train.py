@@ -1541,20 +1541,28 @@ def test_each_way_of_running_out_of_memory_is_said_as_such_and_other_failures_ar
         assert memory_failure(exc, cfg, "cpu", 4, True) is None, exc
 
 
-def test_running_out_of_memory_in_a_later_step_is_said_as_a_step_with_the_checkpoint_kept(
-        two_sets, tmp_path, monkeypatch):
-    # After a step's checkpoint the next step's failure is a step's again (not "validating or saving").
+def loss_at_step(monkeypatch, step: int, change) -> None:
+    """The training step `step` (from 1) of the next run in this process has change(loss) as its loss
+    (change may raise instead: a failure in that step)."""
     from humanseg import train as train_module
 
     real, calls = train_module.segmentation_loss, []
 
-    def third_step_fails(*args):
+    def loss(*args):
         calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
-        return real(*args)
+        value = real(*args)
+        return change(value) if len(calls) == step else value
 
-    monkeypatch.setattr(train_module, "segmentation_loss", third_step_fails)
+    monkeypatch.setattr(train_module, "segmentation_loss", loss)
+
+
+def test_running_out_of_memory_in_a_later_step_is_said_as_a_step_with_the_checkpoint_kept(
+        two_sets, tmp_path, monkeypatch):
+    # After a step's checkpoint the next step's failure is a step's again (not "validating or saving").
+    def fails(loss):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+
+    loss_at_step(monkeypatch, 3, fails)
     out = tmp_path / "w"
     with pytest.raises(HumansegError) as err:
         train_quietly(two_sets, out, iterations=6, val_every=2)
@@ -1562,3 +1570,80 @@ def test_running_out_of_memory_in_a_later_step_is_said_as_a_step_with_the_checkp
         f"out of memory at step 3 with -b 2 at --size 64x64 on cpu ({out / 'last.pt'} holds step 2); "
         f"use a smaller -b or --size")
     assert load_model(out / "last.pt")[1]["step"] == 2
+
+
+def test_a_loss_gone_infinite_is_named_as_the_loss_and_its_step_is_not_saved(two_sets, tmp_path, monkeypatch):
+    # The loss is checked before the weights: a forward pass that overflowed says so, not "the
+    # weights of some layer are not finite" (which the step made of it afterwards).
+    loss_at_step(monkeypatch, 2, lambda loss: loss * float("inf"))
+    out = tmp_path / "w"
+    with pytest.raises(HumansegError) as err:
+        train_quietly(two_sets, out, iterations=3, val_every=1)
+    assert err.value.exit_code == 1 and str(err.value) == (
+        f"training diverged at step 2: the loss is inf ({out / 'last.pt'} holds step 1); start again with "
+        f"a lower --lr (this run's: 0.003)")
+    assert load_model(out / "last.pt")[1]["step"] == 1
+
+
+def test_a_failure_in_a_step_that_is_not_memory_is_raised_not_taken_for_an_interruption(
+        two_sets, tmp_path, monkeypatch):
+    # A bug (a RuntimeError of PyTorch's) is not said as "interrupted" with the step saved for --resume.
+    def fails(loss):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+
+    loss_at_step(monkeypatch, 2, fails)
+    out = tmp_path / "w"
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes"):
+        train_quietly(two_sets, out, iterations=3, val_every=1)
+    assert load_model(out / "last.pt")[1]["step"] == 1  # the last good step's checkpoint, as it was
+
+
+def test_an_unknown_arch_is_named_with_the_known_ones():
+    # --arch is a click choice; a library caller's unknown name was a KeyError.
+    from humanseg.train import initial_model
+
+    with pytest.raises(HumansegError) as err:
+        initial_model("scratch", "huge")
+    assert str(err.value) == "unknown --arch 'huge' (base, large, pose)"
+
+
+@pytest.mark.parametrize("size", ["64x", "ax64", "64x48x2", "64,48"])
+def test_a_size_not_written_as_width_x_height_is_said_so(parsed, size):
+    result, cfg = parsed(["--size", size])
+    assert result.exit_code == 2 and cfg is None
+    assert result.output.splitlines()[-1] == "Error: Invalid value for '--size': use WIDTHxHEIGHT, e.g. 320x240"
+
+
+def test_a_loader_failure_after_a_sigterm_is_an_interruption_with_the_step_saved(two_sets, tmp_path, monkeypatch):
+    # A SIGTERM to the whole process group ends the loader's workers too, and the loader raises for
+    # them: that is the stop asked for (last.pt and metrics.csv at the last whole step), not a failure.
+    from humanseg.signals import Terminated
+
+    def terminated(loss):
+        signal.raise_signal(signal.SIGTERM)
+        raise RuntimeError("DataLoader worker (pid 9) is killed by signal: Terminated.")
+
+    loss_at_step(monkeypatch, 2, terminated)
+    out = tmp_path / "w"
+    with pytest.raises(Terminated) as err:
+        train_quietly(two_sets, out, iterations=3, val_every=1)
+    assert err.value.signum == signal.SIGTERM
+    assert load_model(out / "last.pt")[1]["step"] == 1 and [r["step"] for r in history(out)] == ["1"]
+
+
+def test_a_run_that_ends_in_out_while_this_one_starts_is_not_replaced(two_sets, tmp_path, monkeypatch):
+    # Another run's checkpoint, written between the first look at --out and taking its lock.
+    from humanseg import train as train_module
+
+    out, real = tmp_path / "w", train_module._lock_folder
+
+    def lock_after_another_run_ended(folder):
+        (folder / "last.pt").write_bytes(b"another run's")
+        return real(folder)
+
+    monkeypatch.setattr(train_module, "_lock_folder", lock_after_another_run_ended)
+    with pytest.raises(HumansegError) as err:
+        train_quietly(two_sets, out)
+    assert str(err.value) == (f"--out {out} already holds a training run (last.pt); continue it with --resume, "
+                              f"start over with --force, or choose another --out")
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt"] and (out / "last.pt").read_bytes() == b"another run's"
