@@ -173,10 +173,10 @@ def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
 
 def test_the_closing_line_says_what_the_session_did():
     assert Summary(3, to_label=4, saved=2, unchanged=1, skipped=1, vertices_edited=17, unreadable=1, quit=True).line() \
-        == ("set 3: saved 2 of 4 frame(s), 1 accepted unchanged, 1 skipped, 17 vertices edited, "
-            "1 unreadable (passed over) (quit early)")
+        == ("set 3: saved 2 of 4 frame(s) (1 accepted unchanged), 1 skipped, 17 vertices edited, "
+            "1 passed over (unreadable or not bkg.png's size) (quit early)")
     assert Summary(3, to_label=2, saved=2).line() == \
-        "set 3: saved 2 of 2 frame(s), 0 accepted unchanged, 0 skipped, 0 vertices edited"
+        "set 3: saved 2 of 2 frame(s) (0 accepted unchanged), 0 skipped, 0 vertices edited"
 
 
 def test_undo_takes_back_a_hole_switch_and_restores_the_mode():
@@ -1208,7 +1208,7 @@ def test_unreadable_frames_are_passed_over_in_a_walk(copy_set, capsys):
                                   lambda event, **f: events.append((event, f["frame"]))))
     assert [k for _, k, _ in walked] == good and all(f.shape == background.shape for _, _, f in walked)
     assert summary.unreadable == 2 and events == [("unreadable", corrupt), ("unreadable", small)]
-    assert "2 unreadable (passed over)" in summary.line()
+    assert "2 passed over (unreadable or not bkg.png's size)" in summary.line()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and str(info.frame_path(corrupt)) in err[0] and "corrupt" in err[0]
     assert str(info.frame_path(small)) in err[1] and "differs from bkg.png" in err[1]

@@ -375,7 +375,7 @@ def test_a_set_moved_away_while_labeled_ends_with_its_summary_not_an_error(unlab
     finally:
         app.close()
     assert summary["saved"] == 0 and summary["quit"] is True
-    assert "set 3: saved 0 of 4 frame(s), 0 accepted unchanged, 0 skipped, 0 vertices edited (quit early)\n" in err
+    assert "set 3: saved 0 of 4 frame(s) (0 accepted unchanged), 0 skipped, 0 vertices edited (quit early)\n" in err
     assert "Error" not in err and "meanwhile" not in err, err
     assert sorted(p.name for p in unlabeled.iterdir()) == ["moved"]
 

@@ -78,10 +78,12 @@ class Summary:
     quit: bool = False
 
     def line(self) -> str:
-        return (f"set {self.set_number}: saved {self.saved} of {self.to_label} frame(s), "
-                f"{self.unchanged} accepted unchanged, {self.skipped} skipped, "
+        # (The frames accepted unchanged are among those saved; a frame passed over is unreadable or
+        # of another size than bkg.png, each named in its warning.)
+        return (f"set {self.set_number}: saved {self.saved} of {self.to_label} frame(s) "
+                f"({self.unchanged} accepted unchanged), {self.skipped} skipped, "
                 f"{self.vertices_edited} vertices edited"
-                + (f", {self.unreadable} unreadable (passed over)" if self.unreadable else "")
+                + (f", {self.unreadable} passed over (unreadable or not bkg.png's size)" if self.unreadable else "")
                 + (" (quit early)" if self.quit else ""))
 
 
