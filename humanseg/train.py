@@ -352,14 +352,17 @@ def _shown(key: str, value) -> str:
 
 
 def resume_mismatch(extra: dict, now: dict, unasked=()) -> str | None:
-    """The first setting this run asks for that differs from the checkpoint's run, said in a line;
-    None when they agree. Settings in `unasked` (--init, --arch not given) are not compared;
-    checkpoints from before extra["run"] are held to what they stored."""
+    """The settings this run asks for that differ from the checkpoint's run, all said in one line (one
+    at a time, a user gave the options again run after run); None when they agree. The held-out sets
+    follow from --images and --val-sets, so they are said only when nothing else differs. Settings in
+    `unasked` (--init, --arch not given) are not compared; checkpoints from before extra["run"] are
+    held to what they stored."""
     saved = extra.get("run")
     if saved is None:  # older checkpoints: their seed, held-out sets and boundary term
         saved = {k: extra[k] for k in ("val_sets", "seed", "boundary") if k in extra}
+    said = []
     for key, value in now.items():
-        if key not in saved or key in unasked:
+        if key not in saved or key in unasked or key == "held_out" and said:
             continue
         then = saved[key]
         if key == "boundary":
@@ -367,9 +370,8 @@ def resume_mismatch(extra: dict, now: dict, unasked=()) -> str | None:
         if key == "val_sets":
             then = _val_spec(then)
         if then != value:
-            return (f"the run was started with {RUN_OPTIONS[key]} {_shown(key, then)}, this one asks for "
-                    f"{_shown(key, value)}")
-    return None
+            said.append(f"{RUN_OPTIONS[key]} {_shown(key, then)}, this one asks for {_shown(key, value)}")
+    return f"the run was started with {'; with '.join(said)}" if said else None
 
 
 def resume_record(ckpt: dict, path: Path) -> dict:

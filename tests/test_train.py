@@ -1366,6 +1366,13 @@ def test_resume_holds_a_checkpoint_from_before_run_records_to_what_it_stored():
         "the run was started with --val-sets 3,8, this one asks for 3")
     assert resume_mismatch(old, {**now, "boundary": [5, 6.0]}) == (
         "the run was started with --boundary-width / --boundary-gain 5 / 2, this one asks for 5 / 6")
+    # Every difference in one line (said one at a time, a user gave the options again run after run);
+    # the held-out sets, which follow from --images and --val-sets, only when nothing else differs.
+    saved = {"run": {**now, "size": [64, 48]}}
+    assert resume_mismatch(saved, {**now, "seed": 1, "size": [96, 64], "held_out": [[0, "set2"]]}) == (
+        "the run was started with --seed 0, this one asks for 1; with --size 64x48, this one asks for 96x64")
+    assert resume_mismatch(saved, {**now, "size": [64, 48], "held_out": [[0, "set2"]]}) == (
+        "the run was started with held-out sets (--val-sets) set3, this one asks for set2")
 
 
 def test_the_default_init_is_the_shipped_model_and_without_it_a_fresh_network(default_weights, monkeypatch, tmp_path):
