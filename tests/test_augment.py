@@ -276,6 +276,30 @@ def test_a_pasted_person_cut_by_their_frame_is_neither_streaked_nor_floating():
                 assert same <= 3, same  # (a row or two alike where it is scaled up, not a streak)
 
 
+def _full_height_person_labels(rows):
+    """Labels of composites of one person whose mask spans `rows` of a 640x480 frame (cut off by its top
+    and bottom edges when the span reaches them), pasted into 160x120 samples at a working width of 160."""
+    room = _grey_room(5, 480, 640)
+    mask = np.zeros(room.shape[:2], np.uint8)
+    mask[rows, 260:380] = 255
+    ds = TrainingSet([_person_in(room, mask)], [_grey_room(6, 480, 640), _grey_room(7, 480, 640)], size=(160, 120),
+                     length=40, seed=4, p_composite=1.0, p_empty=0.0, p_camouflage=0.0, work_width=160)
+    return _person_labels(ds)
+
+
+def test_a_pasted_person_cut_at_the_top_and_bottom_is_not_shrunk_and_stands_on_the_bottom_edge():
+    # Cut by both edges of their frame (someone close to the camera), as labelled up to the edges and as
+    # outlines clicked two rows inside them: never shrunk below the sample's height, nor lifted off its
+    # bottom edge (a person cut only at the bottom is placed up to a fifth of the height lower), nor
+    # their top cut shown below the top edge (scaled to the frame's height alone, the labelled rows
+    # fell a row or two short: a cut head under a strip of room, in 16 of these 40 samples).
+    for rows in (slice(0, 480), slice(2, 478)):
+        labels = _full_height_person_labels(rows)
+        assert len(labels) >= 30
+        for label in labels:
+            assert label.any(1).all(), rows
+
+
 def test_a_pasted_person_cut_at_a_side_of_their_frame_keeps_that_cut_out_of_view():
     # Only the bottom and top cuts were kept out of view: a person cut off by the left or right edge of
     # their frame was pasted anywhere across the room, half a face ending in a straight line.

@@ -263,3 +263,11 @@ def test_a_command_failing_for_memory_or_a_file_is_one_line_and_any_other_failur
         assert err.value.exit_code == code and err.value.message.startswith(message), (exc, err.value.message)
     with pytest.raises(ZeroDivisionError):  # a bug stays a traceback, to be reported as one
         failing(ZeroDivisionError())()
+
+
+def test_a_misspelt_command_is_a_usage_error_that_names_it():
+    # The lazy group looks a command up by name: one it does not know is click's usage error (exit 2),
+    # not a traceback from looking up a module for it.
+    res = CliRunner().invoke(cli.main, ["evalute", "--images", "images"])
+    assert res.exit_code == 2 and res.output.endswith("Error: No such command 'evalute'.\n"), res.output
+    assert "Traceback" not in res.output

@@ -209,3 +209,20 @@ def test_export_onnx_names_a_missing_folder(tmp_path):
         export_onnx(None, target)
     assert str(exc.value) == f"--onnx {target}: folder {tmp_path / 'no'} does not exist" and exc.value.exit_code == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_exporter_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    # An error of PyTorch's exporter itself (an operator it cannot write at the opset asked for) is the
+    # command's one line and exit 1, its temporary file removed, not a traceback.
+    def unsupported(*args, **kwargs):
+        open(args[2], "wb").close()  # (after it began writing)
+        raise torch.onnx.errors.UnsupportedOperatorError("aten::grid_sampler", 13, 16)
+
+    monkeypatch.setattr(torch.onnx, "export", unsupported)
+    weights = save_checkpoint(tmp_path / "w.pt", SiameseSegNet())
+    out = tmp_path / "m.onnx"
+    res = CliRunner().invoke(cli, ["export", "--onnx", str(out), "--weights", str(weights), "--opset", "13"])
+    assert res.exit_code == 1 and res.output.startswith("Error: ONNX export failed: "), res.output
+    assert "aten::grid_sampler" in res.output
+    assert len(res.output.splitlines()) == 1, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]

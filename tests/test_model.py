@@ -373,6 +373,21 @@ def test_a_humanseg_weights_variable_naming_no_file_is_named(tmp_path, monkeypat
     assert resolve_weights(None) == default_weights
 
 
+def test_a_missing_shipped_model_is_one_line_that_says_what_to_do(tmp_path, monkeypatch, dev_root):
+    # A clone without the shipped weights (default.pt not fetched), no --weights and no HUMANSEG_WEIGHTS:
+    # the command names the missing file and the two ways on, exit 2, before it scores anything.
+    from click.testing import CliRunner
+
+    from humanseg import evaluate
+    from humanseg.model import checkpoint
+
+    missing = tmp_path / "weights" / "default.pt"
+    monkeypatch.setattr(checkpoint, "DEFAULT_WEIGHTS", missing)
+    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(dev_root), "--sets", "3", "--method", "model"])
+    assert res.exit_code == 2 and res.output == (f"Error: no trained model: the shipped default {missing} is missing; "
+                                                 f"train one with training.py or pass --weights\n"), res.output
+
+
 def test_working_size_fits_the_frame_in_a_4_3_box_of_the_work_width():
     assert working_size(640, 480, 320) == (320, 240)
     assert working_size(1280, 720, 320) == (320, 180)
@@ -572,6 +587,26 @@ def test_zoom_turned_on_after_the_background_was_set(dev_root):
     seg.set_background(room)
     seg.zoom = True
     assert seg.predict_mask(far).shape == truth.shape and seg._zoom_key is not None
+
+
+def test_both_backends_segment_a_far_person_again_from_a_closer_crop(dev_root):
+    # The second pass runs on the backend asked for: with PyTorch (no ONNX Runtime session to share with
+    # the crop's segmenter) as with ONNX Runtime, and the two agree.
+    from humanseg import metrics
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    truth = store.read_mask(info.mask_path(0), bkg.shape)
+    far, room, truth = far_away(store.read_frame(info, 0, bkg.shape), bkg, truth)
+    masks = {}
+    for backend in ("torch", "onnxruntime"):
+        seg = load_segmenter(num_threads=1, backend=backend)
+        seg.set_background(room)
+        masks[backend] = seg.predict_mask(far)
+        assert seg.active_backend == backend and seg._zoom_key is not None, backend
+        assert metrics.iou(masks[backend], truth) > 0.9, backend
+    assert metrics.iou(masks["torch"], masks["onnxruntime"]) > 0.99
 
 
 @pytest.mark.slow
@@ -952,6 +987,10 @@ def test_refine_kernel_conversion():
         assert torch.allclose(back(x, y), k1(x, y), atol=1e-5)
     with pytest.raises(ValueError, match="refine kernel must be 1 or 3"):
         with_refine_kernel(m, 5)
+    for model in (m, k1):  # to the kernel it has (training.py --refine-kernel as loaded): an unchanged copy
+        same = with_refine_kernel(model, model.config.refine_kernel)
+        assert same is not model and same.config == model.config
+        assert all(torch.equal(v, same.state_dict()[k]) for k, v in model.state_dict().items())
 
 
 def test_images_that_are_not_bgr_uint8_are_refused_in_one_line():

@@ -342,3 +342,21 @@ def test_the_network_clips_its_activations_at_six(dev_root, posenet_weights):
         assert float(stem.conv(tensor).max()) > 6
         out = stem(tensor)
     assert float(out.max()) == 6.0 and float(out.min()) == 0.0
+
+
+def test_without_a_working_optimisation_the_eager_network_runs(dev_root, posenet_weights, monkeypatch):
+    # Neither ONNX Runtime nor TorchScript working (a build without either, an exporter error): the
+    # estimator still runs, on the network itself, and finds the same palms as asked not to optimise.
+    from humanseg.pose import estimator
+
+    def broken(network):
+        raise RuntimeError("not here")
+
+    monkeypatch.setattr(estimator, "OrtRunner", broken)
+    monkeypatch.setattr(estimator, "traced_for_cpu", broken)
+    network = estimator.load_network(posenet_weights, 50, 16, show_progress=False)
+    fallback = estimator.PoseEstimator(network)
+    assert fallback._runner is network
+    frame = cv2.imread(str(dev_root / "set7" / "0.png"))
+    palms = fallback.palms(frame)
+    assert palms and palms == estimator.PoseEstimator(network, optimize=False).palms(frame)

@@ -105,7 +105,8 @@ def _tfjs_variables(state):
     return out
 
 
-def _write_checkpoint(folder, state, gzip_files=(), truncate=None, lengthen=None):
+def _write_checkpoint(folder, state, gzip_files=(), truncate=None, lengthen=None,
+                      unused=("MobilenetV1/unused_layer/weights",)):
     folder.mkdir(parents=True)
     manifest = {}
     for i, (name, a) in enumerate(_tfjs_variables(state).items()):
@@ -119,7 +120,8 @@ def _write_checkpoint(folder, state, gzip_files=(), truncate=None, lengthen=None
         if name in gzip_files:
             data = gzip.compress(data)
         (folder / fname).write_bytes(data)
-    manifest["MobilenetV1/unused_layer/weights"] = {"filename": "unused", "shape": [2]}  # skipped
+    for k, name in enumerate(unused):  # skipped: not fetched (the server has no file for them)
+        manifest[name] = {"filename": f"unused{k}", "shape": [2]}
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -166,6 +168,24 @@ def test_download_converts_caches_and_loads(isolated_env, local_server, monkeypa
     net = W.load_network(None, 50, 16)
     torch.testing.assert_close(net.heatmap.bias, state["heatmap.bias"])
     assert not net.training  # load_network promises a network in eval mode
+
+
+def test_variables_of_other_names_in_a_checkpoint_are_neither_fetched_nor_converted(isolated_env, local_server,
+                                                                                    monkeypatch):
+    # A mirror's manifest may list more than MobileNetV1's convolutions (a step counter, batch-norm
+    # statistics, a layer of another kind): none of them is fetched, and the model converts as without them.
+    root, url = local_server
+    state = _random_state()
+    others = ("global_step", "MobilenetV1/Conv2d_1_depthwise/BatchNorm/gamma", "MobilenetV1/Conv2d_0/moving_mean",
+              "MobilenetV1/Conv2d_1_expand/weights", "MobilenetV1/Conv2d_x_pointwise/weights", "Other/Conv2d_0/weights")
+    _write_checkpoint(root / "mobilenet_v1_050", state, unused=others)
+    monkeypatch.setenv("HUMANSEG_POSENET_URL", url)
+    loaded = W.load_state_dict(W.resolve_weights(None, 50, show_progress=False), 50)
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+    # Handed to the converter itself, they are passed over too.
+    variables = _tfjs_variables(state)
+    direct = W.tfjs_to_state_dict({**variables, **{name: np.zeros(2, np.float32) for name in others}})
+    assert set(direct) == set(state) and all(torch.equal(direct[k], state[k]) for k in state)
 
 
 def test_a_raw_variable_file_starting_like_gzip_is_taken_as_it_came(isolated_env, local_server, monkeypatch):

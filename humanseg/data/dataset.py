@@ -200,7 +200,15 @@ class TrainingSet(Dataset):
                 bottom = (pm[1, 1] * low + pm[1, 2])
                 lift = rng.uniform(-0.05, 0.2)
                 if cut and top_cut:  # both cuts out of view: the bottom anywhere from the edge down to
-                    span = pm[1, 1] * (low - top + 3)  # where the top cut meets the top edge
+                    # where the top cut meets the top edge. The labelled rows (an outline clicked a row
+                    # or two inside the frame's edges) are made to span the sample's height and a row:
+                    # scaled to the frame's height alone, the cut head came out a row or two below the
+                    # top with room above it (in 2 of 5 such samples).
+                    grow = (size[1] + 1) / (pm[1, 1] * max(low - top, 1))
+                    if grow > 1:
+                        pm = A.compose(A.affine(grow, 0, 0, 0, center=(size[0] / 2, size[1])), pm)
+                        bottom = pm[1, 1] * low + pm[1, 2]
+                    span = pm[1, 1] * (low - top)
                     pm[1, 2] += size[1] - bottom + max(0.0, span - size[1]) * (lift + 0.05) / 0.25
                 else:
                     pm[1, 2] += size[1] - bottom + (max(lift, 0.0) if cut else lift) * size[1]
