@@ -9,6 +9,7 @@ import functools
 import importlib
 import math
 import os
+import re
 import signal
 import sys
 import warnings
@@ -189,6 +190,16 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def symlink_loop(exc: BaseException) -> str | None:
+    """The path of pathlib's "Symlink loop from '...'" RuntimeError (Python 3.11 and 3.12 resolve()
+    raise it, not an OSError, for links that lead back to each other), else None."""
+    if type(exc) is RuntimeError and len(exc.args) == 1:
+        m = re.fullmatch(r"Symlink loop from (['\"])(.*)\1", str(exc.args[0]), re.S)
+        if m:
+            return m.group(2)
+    return None
+
+
 def reports_errors(fn):
     """Turn HumansegError (and Ctrl-C, SIGTERM) into one line on stderr and a non-zero exit."""
 
@@ -202,6 +213,10 @@ def reports_errors(fn):
         except OSError as exc:  # a folder we cannot write, a full disk: one line, not a traceback
             raise UserError(errors.reason(exc), 1) from None
         except Exception as exc:
+            loop = symlink_loop(exc)
+            if loop is not None:  # wherever a path given was resolved: one line for every option
+                raise UserError(f"{loop}: a symlink loop (links that lead back to each other); remove or "
+                                f"mend it", 2) from None
             if not out_of_memory(exc):
                 raise
             # A huge frame (6400x4800) on a small machine: numpy's MemoryError, OpenCV's error.

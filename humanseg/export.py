@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -75,11 +76,15 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17) -> Path:
         with torch.no_grad(), warnings.catch_warnings():
             # The network's shape checks are traced as constants; the wrapper's padding keeps sizes free.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # Into memory, then written by Python: the exporter's C++ side could not take a file name
+            # that is not valid UTF-8 (and said so with the whole traced graph, 9,700 lines).
+            buffer = io.BytesIO()
             torch.onnx.export(
-                wrapped, (frame, bkg), str(tmp), input_names=["frame", "background"],
+                wrapped, (frame, bkg), buffer, input_names=["frame", "background"],
                 output_names=["probability"], opset_version=opset, do_constant_folding=True,
                 dynamic_axes={"frame": axes, "background": axes, "probability": axes}, dynamo=False,
             )
+        tmp.write_bytes(buffer.getvalue())
         _declare_one_channel(tmp)
         os.replace(tmp, path)
     except BaseException as exc:  # Ctrl-C or SIGTERM mid-export leaves no temporary file either
@@ -89,7 +94,8 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17) -> Path:
             raise
         if isinstance(exc, OSError):  # a full disk names no file: say which one
             raise HumansegError(f"--onnx {path}: {exc.strerror or exc}", exit_code=1) from None
-        raise HumansegError(f"ONNX export failed: {exc}", exit_code=1) from None
+        first = str(exc).strip().splitlines() or [type(exc).__name__]  # (one line, not a dumped graph)
+        raise HumansegError(f"ONNX export failed: {first[0]}", exit_code=1) from None
     return path
 
 

@@ -271,3 +271,44 @@ def test_a_misspelt_command_is_a_usage_error_that_names_it():
     res = CliRunner().invoke(cli.main, ["evalute", "--images", "images"])
     assert res.exit_code == 2 and res.output.endswith("Error: No such command 'evalute'.\n"), res.output
     assert "Traceback" not in res.output
+
+
+def _symlink_loop(folder, name):
+    """folder/name -> other-name -> name: links that lead back to each other."""
+    link, other = folder / name, folder / f"other-{name}"
+    link.symlink_to(other.name)
+    other.symlink_to(link.name)
+    return link
+
+
+@pytest.mark.parametrize("case", ["predict frame", "predict mask", "predict mask --force", "pose drawing",
+                                  "export", "evaluate --montage", "evaluate --json", "evaluate --weights",
+                                  "live --save-bkg", "training --images", "training --init"])
+def test_a_symlink_loop_anywhere_a_path_is_given_is_one_line(case, tmp_path, dev_root, posenet_weights):
+    # pathlib's resolve() raises RuntimeError("Symlink loop from ...") for it, not an OSError: where a
+    # command resolved a path given (to compare it with others), exit 1 and a 40-line traceback.
+    s1, out = dev_root / "set1", tmp_path / "out"
+    out.mkdir()
+    root = tmp_path / "images"
+    shutil.copytree(s1, root / "set1", ignore=shutil.ignore_patterns("[1-9]*"))
+    loop = _symlink_loop(out if case.startswith(("predict mask", "pose")) else tmp_path,
+                         {"predict mask": "0_mask.png", "predict mask --force": "0_mask.png", "pose drawing": "0_pose.png",
+                          "export": "m.onnx", "live --save-bkg": "room.png"}.get(case, "looped"))
+    predict = ["-m", "humanseg", "predict", "--bkg", s1 / "bkg.png", "--out", out]
+    evaluate = ["-m", "humanseg", "evaluate", "--images", root]
+    training = ["training.py", "-i", 1, "--out", tmp_path / "run", "--val-sets", "none", "--size", "64x64"]
+    args = {"predict frame": [*predict, loop], "predict mask": [*predict, s1 / "0.png"],
+            "predict mask --force": [*predict, s1 / "0.png", "--force"],
+            "pose drawing": ["-m", "humanseg", "pose", "--out", out, "--posenet-weights", posenet_weights, s1 / "0.png"],
+            "export": ["-m", "humanseg", "export", "--onnx", loop],
+            "evaluate --montage": [*evaluate, "--method", "absdiff", "--montage", loop, "--json", tmp_path / "r.json"],
+            "evaluate --json": [*evaluate, "--method", "absdiff", "--save-masks", tmp_path / "masks", "--json", loop],
+            "evaluate --weights": [*evaluate, "--json", tmp_path / "r.json", "--weights", loop],
+            "live --save-bkg": ["-m", "humanseg", "live", "--no-window", "--source", s1 / "0.png", "--bkg",
+                                s1 / "bkg.png", "--save-bkg", loop, "--save-masks", tmp_path / "masks", "--max-frames", 1],
+            "training --images": [*training, "--images", loop],
+            "training --init": [*training, "--images", root, "--init", loop]}[case]
+    r = run(*args)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"Error: {loop}: a symlink loop (links that lead back to each other); remove or mend it"], r.stderr[-600:]
+    assert os.readlink(loop) == f"other-{loop.name}"  # left as it was

@@ -789,6 +789,13 @@ def test_labelme_bad_file_names_it(tmp_path):
             from_labelme({"shapes": [shape]}, "x.json")
     with pytest.raises(StoreError, match=re.escape(f"label file unreadable (IsADirectoryError): {tmp_path}")):
         read_labelme(tmp_path)
+    # Text the JSON reader refuses otherwise: an integer of 5000 digits (over Python's 4300-digit limit:
+    # ValueError) and lists nested 100,000 deep (RecursionError) ended the labeler in a traceback.
+    for text, error in (('{"shapes": [{"label": "person", "points": [[' + "9" * 5000 + ', 1], [2, 3], [4, 5]]}]}',
+                         "ValueError"), ("[" * 100_000 + "]" * 100_000, "RecursionError")):
+        path.write_text(text)
+        with pytest.raises(StoreError, match=re.escape(f"label file unreadable ({error}): {path}")):
+            read_labelme(path, (480, 640))
     path.write_text('{"shapes": [], "imageHeight": Infinity, "imageWidth": 640}')
     assert read_labelme(path, (480, 640)) == []  # no size it could be drawn on: taken as this frame's
     path.write_text('{"shapes": [], "imageHeight": null, "imageWidth": 640}')

@@ -120,7 +120,9 @@ def read_labelme_doc(path: str | Path, size: tuple[int, int] | None = None) -> t
     path = Path(path)
     try:
         doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # (ValueError: JSON's own errors, and an integer of over 4300 digits; RecursionError: lists
+    # nested thousands deep. Both ended the labeler in a traceback before any frame opened.)
+    except (OSError, ValueError, RecursionError) as exc:
         raise StoreError(f"label file unreadable ({exc.__class__.__name__}): {path}") from None
     shapes = from_labelme(doc, str(path))
     try:
