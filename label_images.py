@@ -6,7 +6,7 @@ from humanseg.cli import CONTEXT, Command, Number, as_a_tool, images_option, rep
 
 
 @click.command(context_settings=CONTEXT, cls=Command)
-@click.option("-s", "--set", "set_number", type=int, required=True, metavar="N",
+@click.option("-s", "--set", "set_number", type=click.IntRange(min=0), required=True, metavar="N",
               help="Set to label (images/setN).")
 @images_option
 @click.option("--redo", type=int, metavar="K", default=None,

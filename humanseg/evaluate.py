@@ -143,7 +143,9 @@ def parse_sets(value: str | None) -> list[int] | None:
     if value is None:
         return None
     items = [x.strip().removeprefix("set") for x in value.split(",") if x.strip()]
-    if not items or not all(x.isascii() and x.isdigit() for x in items):  # not -1, +3 or 3.0, which int() takes
+    if not items:  # (the message ended in a colon and nothing)
+        raise HumansegError("--sets is empty: give set numbers like 3,7, or leave it out for every labeled set")
+    if not all(x.isascii() and x.isdigit() for x in items):  # not -1, +3 or 3.0, which int() takes
         raise HumansegError(f"--sets must be set numbers like 3,7: {value}")
     return list(dict.fromkeys(int(x) for x in items))
 

@@ -159,6 +159,8 @@ def test_nan_and_inf_are_refused_where_a_number_is_asked_for():
         assert (r.returncode, r.stderr) == (2, f"Error: Invalid value for {option}: {shown} is not a finite number.\n")
     r = run("label_images.py", "-s", "1", "--zoom", "0.01")
     assert r.returncode == 2 and "0.01 is not in the range 0.1<=x<=4.0" in r.stderr  # still a range
+    r = run("label_images.py", "-s", "-1")  # ("set folder not found: images/set-1")
+    assert (r.returncode, r.stderr) == (2, "Error: Invalid value for '-s' / '--set': -1 is not in the range x>=0.\n")
     r = run("-m", "humanseg", "evaluate", "--images", "images", "--work-width", "31")  # README: 32 to 4096
     assert r.returncode == 2 and "31 is not in the range 32<=x<=4096" in r.stderr, r.stderr
 

@@ -161,8 +161,12 @@ def test_set_folders_named_off_the_layout_are_named(tmp_path, dev_root):
 def test_sets_are_set_numbers():
     assert parse_sets("3, set7,3,") == [3, 7] and parse_sets(None) is None
     # int() would take -1, +3 and look for set-1, set3; "" and "," named no set and scored every one.
-    for spec in ("-1", "+3", "3-7", "3,x", "3.0", "", ","):
+    for spec in ("-1", "+3", "3-7", "3,x", "3.0"):
         with pytest.raises(HumansegError, match=f"--sets must be set numbers like 3,7: {re.escape(spec)}$"):
+            parse_sets(spec)
+    for spec in ("", ","):  # (said as "--sets must be set numbers like 3,7: " and nothing)
+        with pytest.raises(HumansegError, match="^--sets is empty: give set numbers like 3,7, or leave it out "
+                                                "for every labeled set$"):
             parse_sets(spec)
 
 

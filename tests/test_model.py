@@ -311,6 +311,11 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         torch.save(obj, other)
         with pytest.raises(WeightsError, match=rf"^not a humanseg segmentation checkpoint: {re.escape(str(other))}$"):
             load_model(other)
+    # PoseNet's weights, the other .pth a user of this tool has, are named as such.
+    torch.save({"features.conv0.conv.weight": torch.zeros(1), "heatmap.weight": torch.zeros(1)}, other)
+    with pytest.raises(WeightsError, match=rf"^not a humanseg segmentation checkpoint \(PoseNet weights\): "
+                                           rf"{re.escape(str(other))}$"):
+        load_model(other)
     # A checkpoint of a wider network does not fit the config it claims.
     ckpt = torch.load(path, weights_only=True)
     ckpt["config"] = NetConfig(widths=(16, 24, 48, 128, 160)).to_dict()

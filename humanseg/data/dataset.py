@@ -294,7 +294,9 @@ def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[
         val_keys = {k for k in keys if int(k.rsplit(":set", 1)[1]) in numbers}
         missing = numbers - {int(k.rsplit(":set", 1)[1]) for k in val_keys}
         if missing:
-            raise HumansegError(f"--val-sets names sets with no labeled frames: {sorted(missing)}")
+            named = ", ".join(f"set{n}" for n in sorted(missing))  # (said as a list: [0])
+            raise HumansegError(f"--val-sets names sets with no labeled frames: {named} (a fraction is written "
+                                f"with a point, e.g. 0.2)")
     train = [p for p in pairs if p.set_key not in val_keys]
     val = [p for p in pairs if p.set_key in val_keys]
     if not train:

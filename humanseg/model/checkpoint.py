@@ -60,7 +60,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         raise WeightsError(f"weights file unreadable or corrupt: {path} (a damaged PyTorch archive: {damaged} "
                            f"fails its checksum)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise WeightsError(f"not a humanseg segmentation checkpoint: {path}")
+        # PoseNet's weights, the other .pth a user of this tool has, said as such
+        posenet = isinstance(ckpt, dict) and "heatmap.weight" in ckpt and any(str(k).startswith("features.") for k in ckpt)
+        raise WeightsError(f"not a humanseg segmentation checkpoint{' (PoseNet weights)' if posenet else ''}: {path}")
     version = ckpt.get("version")
     if type(version) is not int or version < 0:
         raise WeightsError(f"checkpoint {path} has an invalid format version {version!r} (a whole number)")
