@@ -104,7 +104,8 @@ def test_val_sets_are_set_numbers_or_a_fraction(pairs):
     for spec in ("-1", "+3", "3,x", "3,-7"):  # int() would take -1 and +3 and then find no such set
         with pytest.raises(HumansegError, match=r"--val-sets must be set numbers like 3,7 or a fraction"):
             split_sets(pairs, spec)
-    with pytest.raises(HumansegError, match=r"no labeled frames: set99 \(a fraction is written with a point, e\.g\. 0\.2\)$"):
+    with pytest.raises(HumansegError,
+                       match=r"no labeled frames: set99 \(a fraction is written with a point, e\.g\. 0\.2\)$"):
         split_sets(pairs, "3, 99")
     for spec in ("1.0", "0.0", "1.5"):  # a fraction of the sets, not all or none of them
         with pytest.raises(HumansegError, match=rf"^--val-sets fraction must be between 0 and 1: {spec}$"):

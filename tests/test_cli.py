@@ -293,21 +293,23 @@ def test_a_symlink_loop_anywhere_a_path_is_given_is_one_line(case, tmp_path, dev
     out.mkdir()
     root = tmp_path / "images"
     shutil.copytree(s1, root / "set1", ignore=shutil.ignore_patterns("[1-9]*"))
-    loop = _symlink_loop(out if case.startswith(("predict mask", "pose")) else tmp_path,
-                         {"predict mask": "0_mask.png", "predict mask --force": "0_mask.png", "pose drawing": "0_pose.png",
-                          "export": "m.onnx", "live --save-bkg": "room.png"}.get(case, "looped"))
+    names = {"predict mask": "0_mask.png", "predict mask --force": "0_mask.png", "pose drawing": "0_pose.png",
+             "export": "m.onnx", "live --save-bkg": "room.png"}
+    loop = _symlink_loop(out if case.startswith(("predict mask", "pose")) else tmp_path, names.get(case, "looped"))
     predict = ["-m", "humanseg", "predict", "--bkg", s1 / "bkg.png", "--out", out]
     evaluate = ["-m", "humanseg", "evaluate", "--images", root]
     training = ["training.py", "-i", 1, "--out", tmp_path / "run", "--val-sets", "none", "--size", "64x64"]
     args = {"predict frame": [*predict, loop], "predict mask": [*predict, s1 / "0.png"],
             "predict mask --force": [*predict, s1 / "0.png", "--force"],
-            "pose drawing": ["-m", "humanseg", "pose", "--out", out, "--posenet-weights", posenet_weights, s1 / "0.png"],
+            "pose drawing": ["-m", "humanseg", "pose", "--out", out, "--posenet-weights", posenet_weights,
+                             s1 / "0.png"],
             "export": ["-m", "humanseg", "export", "--onnx", loop],
             "evaluate --montage": [*evaluate, "--method", "absdiff", "--montage", loop, "--json", tmp_path / "r.json"],
             "evaluate --json": [*evaluate, "--method", "absdiff", "--save-masks", tmp_path / "masks", "--json", loop],
             "evaluate --weights": [*evaluate, "--json", tmp_path / "r.json", "--weights", loop],
             "live --save-bkg": ["-m", "humanseg", "live", "--no-window", "--source", s1 / "0.png", "--bkg",
-                                s1 / "bkg.png", "--save-bkg", loop, "--save-masks", tmp_path / "masks", "--max-frames", 1],
+                                s1 / "bkg.png", "--save-bkg", loop, "--save-masks", tmp_path / "masks",
+                                "--max-frames", 1],
             "training --images": [*training, "--images", loop],
             "training --init": [*training, "--images", root, "--init", loop]}[case]
     r = run(*args)

@@ -61,7 +61,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                            f"fails its checksum)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         # PoseNet's weights, the other .pth a user of this tool has, said as such
-        posenet = isinstance(ckpt, dict) and "heatmap.weight" in ckpt and any(str(k).startswith("features.") for k in ckpt)
+        posenet = (isinstance(ckpt, dict) and "heatmap.weight" in ckpt
+                   and any(str(k).startswith("features.") for k in ckpt))
         raise WeightsError(f"not a humanseg segmentation checkpoint{' (PoseNet weights)' if posenet else ''}: {path}")
     version = ckpt.get("version")
     if type(version) is not int or version < 0:
