@@ -552,10 +552,12 @@ def test_a_failed_save_keeps_the_frame_open_and_accept_retries(unlabeled, xdispl
     info = store.scan_set(unlabeled, 3)
     first = info.frames[0]
     blocker = info.mask_path(first)
-    blocker.mkdir()  # a folder where K_mask.png goes: the save fails, as on a full disk
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         assert ready["frame"] == first
+        # A folder made where K_mask.png goes once the frame is open (one there before passes the frame
+        # over): the save fails, as on a full disk.
+        blocker.mkdir()
         draw_square(app)
         app.key("Return")
         failed = app.wait_event("save_failed", frame=first)
