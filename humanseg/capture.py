@@ -409,28 +409,13 @@ def load_pose(weights: str | None, scale: float | None, num_threads: int | None 
     except ImportError as exc:
         raise HumansegError(f"PoseNet is not available ({exc}){tail}") from None
     from humanseg.errors import WeightsError, WeightsNotFound
+    from humanseg.pose.weights import weights_hint
 
     try:
         return PoseEstimator.load(weights=weights, scale=scale, num_threads=num_threads)
     except WeightsError as exc:
-        hint = tail if isinstance(exc, WeightsNotFound) else f"; {_weights_hint(weights)}{tail}"
+        hint = tail if isinstance(exc, WeightsNotFound) else f"; {weights_hint(weights)}{tail}"
         raise HumansegError(f"{exc}{hint}", exit_code=exc.exit_code) from None
-
-
-def _weights_hint(weights: str | None = None) -> str:
-    """How to get PoseNet weights, in one clause (the cache folder comes from the pose package).
-    Where $HUMANSEG_POSENET_WEIGHTS gave the file (no --posenet-weights), the variable is what to
-    mend: it is looked up before the cache, so weights put there would not have been read."""
-    try:
-        from humanseg.pose.weights import WEIGHTS_ENV, cache_dir
-
-        if weights is None and os.environ.get(WEIGHTS_ENV):
-            return (f"fix {WEIGHTS_ENV} or unset it (then {cache_dir()} or a download is used), or pass "
-                    f"--posenet-weights PATH")
-        where = f"put mobilenet_v1_050.pth in {cache_dir()}"
-    except Exception:  # the hint must never hide the real error
-        where = "put mobilenet_v1_050.pth in the PoseNet cache"
-    return f"to get weights, {where} or pass --posenet-weights PATH"
 
 
 def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str = "0",

@@ -128,6 +128,15 @@ def test_bad_weights_file_is_one_line_exit_2(tmp_path, dev_root):
     proc = _run(dev_root / "set10" / "0.png", "--posenet-weights", junk)
     assert proc.returncode == 2
     assert proc.stderr == f"Error: {junk}: cannot load PoseNet weights (not a PyTorch weights file)\n"
+    # Named by $HUMANSEG_POSENET_WEIGHTS, not there or not weights: the line says the variable is what to
+    # mend, as main.py's does (it named a path never typed here, or no way out).
+    env = dict(os.environ, HUMANSEG_CACHE=str(tmp_path / "cache"), HUMANSEG_POSENET_URL="http://127.0.0.1:9/")
+    fix = (f"fix HUMANSEG_POSENET_WEIGHTS or unset it (then {tmp_path / 'cache' / 'posenet'} or a download is "
+           f"used), or pass --posenet-weights PATH")
+    for named, said in ((junk, f"{junk}: cannot load PoseNet weights (not a PyTorch weights file)"),
+                        (tmp_path / "none.pth", f"HUMANSEG_POSENET_WEIGHTS={tmp_path / 'none.pth'}: no such file")):
+        proc = _run(dev_root / "set10" / "0.png", env=dict(env, HUMANSEG_POSENET_WEIGHTS=str(named)))
+        assert (proc.returncode, proc.stderr) == (2, f"Error: {said}; {fix}\n")
 
 
 def test_offline_without_weights_is_one_line_exit_2(tmp_path, dev_root):

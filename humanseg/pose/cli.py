@@ -53,8 +53,10 @@ def _read(path: Path):
 def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scale, model_id, output_stride,
                  max_poses):
     """Run PoseNet on IMAGE files and draw the skeleton and palm centres (or print them as JSON)."""
+    from humanseg.errors import WeightsError, WeightsNotFound
     from humanseg.pose.draw import draw_poses
     from humanseg.pose.estimator import PoseEstimator
+    from humanseg.pose.weights import WEIGHTS_ENV, weights_hint
 
     images = list(images)
     # Every image is decoded once before anything is written, so a bad one in a batch stops the run
@@ -89,8 +91,13 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
             taken = [out_dir / n for n in names if os.path.lexists(out_dir / n)]
             if taken:
                 raise HumansegError(f"--out {out_dir}: {taken[0].name} exists (pass --force to replace it)")
-    estimator = PoseEstimator.load(weights=posenet_weights, model_id=int(model_id),
-                                   output_stride=int(output_stride), scale=pose_scale, max_poses=max_poses)
+    try:
+        estimator = PoseEstimator.load(weights=posenet_weights, model_id=int(model_id),
+                                       output_stride=int(output_stride), scale=pose_scale, max_poses=max_poses)
+    except WeightsError as exc:  # as main.py says it: a file $HUMANSEG_POSENET_WEIGHTS named is that to mend
+        if isinstance(exc, WeightsNotFound) or not (posenet_weights is None and os.environ.get(WEIGHTS_ENV)):
+            raise
+        raise HumansegError(f"{exc}; {weights_hint(None)}", exit_code=exc.exit_code) from None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)  # only once the weights loaded: no empty folder on an error
     for path, name in zip(images, names):

@@ -49,6 +49,20 @@ def cache_dir() -> Path:
     return Path(base) / "humanseg" / "posenet"
 
 
+def weights_hint(weights: str | os.PathLike | None = None) -> str:
+    """How to get PoseNet weights, in one clause, for a line saying the weights could not be used.
+    Where $HUMANSEG_POSENET_WEIGHTS gave the file (no --posenet-weights), the variable is what to
+    mend: it is looked up before the cache, so weights put there would not have been read."""
+    try:
+        if weights is None and os.environ.get(WEIGHTS_ENV):
+            return (f"fix {WEIGHTS_ENV} or unset it (then {cache_dir()} or a download is used), or pass "
+                    f"--posenet-weights PATH")
+        where = f"put mobilenet_v1_050.pth in {cache_dir()}"
+    except Exception:  # the hint must never hide the real error (no home folder, say)
+        where = "put mobilenet_v1_050.pth in the PoseNet cache"
+    return f"to get weights, {where} or pass --posenet-weights PATH"
+
+
 def cached_path(model_id: int) -> Path:
     """Where the converted weights of a model id live in the cache."""
     return cache_dir() / f"{checkpoint_name(model_id)}.pth"
