@@ -381,12 +381,14 @@ def test_a_set_moved_away_while_labeled_ends_with_its_summary_not_an_error(unlab
 
 
 @pytest.mark.gui
-def test_a_frame_whose_mask_path_is_a_folder_is_passed_over_and_said(unlabeled, xdisplay):
-    # A folder where K_mask.png goes: the frame opened, and its save failed saying the frame "was
-    # labeled meanwhile (by another labeler?)", whether walked to or asked for with --redo.
+@pytest.mark.parametrize("where", ["mask", "json"])
+def test_a_frame_whose_label_path_is_a_folder_is_passed_over_and_said(unlabeled, xdisplay, where):
+    # A folder where K_mask.png or K.json goes: the frame opened, and its save failed saying the frame
+    # "was labeled meanwhile (by another labeler?)", whether walked to or asked for with --redo.
     info = store.scan_set(unlabeled, 3)
     k0, k1 = info.frames[:2]
-    info.mask_path(k0).mkdir()
+    blocker = info.mask_path(k0) if where == "mask" else info.json_path(k0)
+    blocker.mkdir()
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         assert ready["frame"] == k1
@@ -395,14 +397,14 @@ def test_a_frame_whose_mask_path_is_a_folder_is_passed_over_and_said(unlabeled, 
         err = app.proc.stderr.read()
     finally:
         app.close()
-    assert (f"warning: frame {k0}: {info.mask_path(k0)} is a folder, so no label can be saved there; passed over "
+    assert (f"warning: frame {k0}: {blocker} is a folder, so no label can be saved there; passed over "
             f"(move it away to label frame {k0})\n") in err
     assert "saved 0 of 4 frame(s) (0 accepted unchanged), 1 skipped" in err
     r = subprocess.run([sys.executable, "label_images.py", "-s", "3", "--images", str(unlabeled), "--redo", str(k0),
                         "--log-events"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                        env={**os.environ, "DISPLAY": xdisplay})
-    assert r.returncode == 0 and '"reason": "mask path taken"' in r.stdout and '"ready"' not in r.stdout, r.stderr
-    assert info.mask_path(k0).is_dir()
+    assert r.returncode == 0 and '"reason": "label path taken"' in r.stdout and '"ready"' not in r.stdout, r.stderr
+    assert blocker.is_dir()
 
 
 def set3_labeled_with(copy_set, shapes):

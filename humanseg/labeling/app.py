@@ -272,14 +272,16 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 summary.skipped += 1
                 emit("skipped", frame=k, reason="labeled meanwhile")
                 continue
-            if not opened.mask and os.path.lexists(info.mask_path(k)):
-                # A folder (or a link to nothing) where the mask goes: the label could never be saved,
-                # and the save's failure said "labeled meanwhile (by another labeler?)".
-                kind = "a folder" if info.mask_path(k).is_dir() else "not a mask file"
-                print(f"warning: frame {k}: {store.shown_path(info.mask_path(k))} is {kind}, so no label can be "
+            taken = [p for p, there in ((info.mask_path(k), opened.mask), (info.json_path(k), opened.json))
+                     if not there and os.path.lexists(p)]
+            if taken:
+                # A folder (or a link to nothing) where the mask or K.json goes: the label could never be
+                # saved, and the save's failure said "labeled meanwhile (by another labeler?)".
+                kind = "a folder" if taken[0].is_dir() else "not a file"
+                print(f"warning: frame {k}: {store.shown_path(taken[0])} is {kind}, so no label can be "
                       f"saved there; passed over (move it away to label frame {k})", file=sys.stderr)
                 summary.skipped += 1
-                emit("skipped", frame=k, reason="mask path taken")
+                emit("skipped", frame=k, reason="label path taken")
                 continue
             shapes, source, base = initial_label(info, k, frame, guesser)
             if shapes is None:  # a K.json of the user's this frame cannot open, and saving would replace
