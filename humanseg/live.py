@@ -846,6 +846,13 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
         if earlier and not force:
             raise HumansegError(f"--save-masks {masks} already holds masks ({min(earlier).name}, ...): "
                                 f"--force replaces them, or choose another folder")
+        # A mask's name taken by a link that leads nowhere (to nothing, or round in a loop): counted
+        # as no mask, it was refused at its write as "appeared during the run".
+        dead = [] if force or not masks.is_dir() else sorted(
+            p for p in masks.iterdir() if store.MASK_RE.match(p.name) and p.is_symlink() and not p.exists())
+        if dead:
+            raise HumansegError(f"--save-masks {masks}: {dead[0].name} there is a link that leads to no file; "
+                                f"move it away, or --force replaces it")
 
     if save_bkg:
         save_bkg = Path(save_bkg)

@@ -261,6 +261,10 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
     earlier = tmp_path / "earlier"  # an earlier run's --save-masks
     earlier.mkdir()
     (earlier / "0_mask.png").write_bytes(b"kept")
+    looped = tmp_path / "looped"  # a mask's name taken by links leading round in a loop
+    looped.mkdir()
+    (looped / "0_mask.png").symlink_to("1_mask.png")
+    (looped / "1_mask.png").symlink_to("0_mask.png")
     cases = [
         (["--bkg", str(tmp_path / "missing.png")], f"--bkg background missing: {tmp_path / 'missing.png'}"),
         (["--bkg", str(bad)], "corrupt"),
@@ -268,6 +272,9 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
         (["--bkg", str(folder / "bkg.png"), "--save-masks", str(labeled)], "is a capture set folder"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(existing)], "already exists"),
         (["--bkg", str(folder / "bkg.png"), "--save-masks", str(earlier)], "already holds masks (0_mask.png"),
+        (["--bkg", str(folder / "bkg.png"), "--save-masks", str(looped)],  # ("it appeared during the run")
+         f"--save-masks {looped}: 0_mask.png there is a link that leads to no file; move it away, or --force "
+         f"replaces it"),
         (["--bkg", str(folder / "bkg.png"), "--output", str(tmp_path / "x.gif")], "unsupported video type"),
         (["--bkg", str(folder / "bkg.png"), "--weights", str(tmp_path / "nope.pt")],
          f"weights file not found: {tmp_path / 'nope.pt'}"),
@@ -278,6 +285,7 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
         assert res.exit_code == 2, (extra, res.output)
         assert text in res.output and "Traceback" not in res.output
     assert existing.read_bytes() == b"x" and (earlier / "0_mask.png").read_bytes() == b"kept"
+    assert os.readlink(looped / "0_mask.png") == "1_mask.png"
     assert not (tmp_path / "m").exists()  # a run that fails before its first frame leaves no folder
     assert {p.name: p.read_bytes() for p in labeled.glob("*_mask.png")} == labels and labels
     res = run_cli("live", "--source", str(tmp_path / "nothing"), "--bkg", str(folder / "bkg.png"), "--no-window")
