@@ -215,7 +215,7 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         raise StoreError(f"set folder not found: {path}{hint}")
     if not (path / BKG_NAME).is_file():
         if os.path.lexists(path / BKG_NAME):  # a folder so named, a link to nothing
-            raise StoreError(f"background is not a file: {path / BKG_NAME}")
+            raise StoreError(f"background {not_a_file(path / BKG_NAME)}: {path / BKG_NAME}")
         other = sorted(n for n in os.listdir(path) if re.fullmatch(rf"\s*bkg\.({_NEAR_EXTS})\s*", n, re.IGNORECASE))
         hint = ""
         if other:  # a JPEG (not the layout's, and lossy), BKG.PNG, ' bkg.png'
@@ -788,11 +788,24 @@ def decode_file(path: str | os.PathLike, what: str = "image") -> np.ndarray | No
     return _decoded(data, path, what)
 
 
+def not_a_file(path: Path) -> str:
+    """Why path, which is not a file, cannot be read, as a line says it: "missing", "is a link to
+    nothing", "is a symlink loop" (both were "missing", though a name is there), "is not a file"."""
+    if not os.path.lexists(path):
+        return "missing"
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            return "is a symlink loop" if exc.errno == errno.ELOOP else "is a link to nothing"
+    return "is not a file"
+
+
 def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     """Read a BGR uint8 image; StoreError names the file if it is missing or corrupt."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{what} {'is not a file' if path.exists() else 'missing'}: {path}")
+        raise StoreError(f"{what} {not_a_file(path)}: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
     image = _decoded(data, path, what)
     if image is None:
@@ -847,7 +860,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     binarized at 128; both with one warning per folder."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"mask missing: {path}")
+        raise StoreError(f"mask {not_a_file(path)}: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
     mask = _decoded(data, path, "mask", cv2.IMREAD_UNCHANGED)
     if mask is None:

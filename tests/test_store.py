@@ -221,6 +221,22 @@ def test_validation_errors_name_the_file(tmp_path):
     with pytest.raises(StoreError, match="background is not a file: .*set5/bkg.png$"):
         store.scan_set(root, 5)
     (root / "set5" / "bkg.png").rmdir()
+    # Links that lead to no file (they were "missing", though a name is there): said what they are,
+    # for the background, a frame and a mask alike.
+    (root / "set5" / "bkg.png").symlink_to("gone.png")
+    with pytest.raises(StoreError, match="background is a link to nothing: .*set5/bkg.png$"):
+        store.scan_set(root, 5)
+    (root / "set5" / "bkg.png").unlink()
+    (root / "set5" / "bkg.png").symlink_to("other.png")
+    (root / "set5" / "other.png").symlink_to("bkg.png")
+    with pytest.raises(StoreError, match="background is a symlink loop: .*set5/bkg.png$"):
+        store.scan_set(root, 5)
+    with pytest.raises(StoreError, match="frame is a symlink loop: .*set5/other.png$"):
+        store.read_image(root / "set5" / "other.png", "frame")
+    with pytest.raises(StoreError, match="mask is a symlink loop: .*set5/other.png$"):
+        store.read_mask(root / "set5" / "other.png")
+    for name in ("bkg.png", "other.png"):
+        (root / "set5" / name).unlink()
     # A number too long for a file name was "File name too long" (an OSError, exit 1).
     with pytest.raises(StoreError, match=r"set folder not found: .*set9{300} \(sets here: 5\)$"):
         store.scan_set(root, int("9" * 300))
