@@ -1322,26 +1322,33 @@ def test_a_ctrl_c_while_a_frame_is_written_keeps_its_mask_with_it(dev_root, segm
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["0_mask.png", "1_mask.png", "2_mask.png"]
 
 
-def test_a_mask_that_cannot_be_written_keeps_the_recording_as_long_as_the_masks(dev_root, segmenter, tmp_path,
-                                                                                monkeypatch):
-    # --save-masks on a full disk: the run ended and the recording (a camera's, made once) was deleted.
+def disk_full_at(monkeypatch, name: str) -> None:
+    """store.write_image, as live mode calls it, fails with a full disk's OSError when it writes `name`."""
     import errno
 
     from humanseg import live as live_module
 
     real = store.write_image
 
-    def full_at_the_fourth(path, image, overwrite=False):
-        if Path(path).name == "3_mask.png":
+    def full_there(path, image, overwrite=False):
+        if Path(path).name == name:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, image, overwrite)
 
-    monkeypatch.setattr(live_module.store, "write_image", full_at_the_fourth)
+    monkeypatch.setattr(live_module.store, "write_image", full_there)
+
+
+def test_a_mask_that_cannot_be_written_keeps_the_recording_as_long_as_the_masks(dev_root, segmenter, tmp_path,
+                                                                                monkeypatch):
+    # --save-masks on a full disk: the run ended and the recording (a camera's, made once) was deleted.
+    from humanseg.live import MaskNotWritten
+
+    disk_full_at(monkeypatch, "3_mask.png")
     session = LiveSession(segmenter, view="tint")
     session.set_background(read(dev_root, 3, "bkg.png"))
     source = ListSource([read(dev_root, 3, f"{k}.png") for k in range(2)], limit=10)
     (tmp_path / "m").mkdir()
-    with pytest.raises(live_module.MaskNotWritten) as failed:
+    with pytest.raises(MaskNotWritten) as failed:
         run_live(source, session, None, VideoOutput(tmp_path / "o.avi", 30.0), media_clock=True,
                  masks_dir=tmp_path / "m")
     assert str(failed.value) == (f"{tmp_path / 'm' / '3_mask.png'}: No space left on device; the recording so "
@@ -2155,17 +2162,8 @@ def test_a_run_that_fails_after_its_first_masks_keeps_them_in_the_folders_it_mad
     # and the masks written before it are kept with the folders holding them (only empty ones go).
     import errno
 
-    from humanseg import live as live_module
-
     with_blank_model(monkeypatch)
-    real = store.write_image
-
-    def full_at_the_third(path, image, overwrite=False):
-        if Path(path).name == "2_mask.png":
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, image, overwrite)
-
-    monkeypatch.setattr(live_module.store, "write_image", full_at_the_third)
+    disk_full_at(monkeypatch, "2_mask.png")
     masks = tmp_path / "new" / "masks"
     res = run_cli("live", "--source", str(dev_root / "set3"), "--bkg", str(dev_root / "set3" / "bkg.png"),
                   "--no-window", "--save-masks", str(masks))
