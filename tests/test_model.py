@@ -281,6 +281,12 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     os.mkfifo(tmp_path / "pipe.pt")  # was "not found"
     with pytest.raises(WeightsError, match=f"weights path is not a file: {tmp_path / 'pipe.pt'}"):
         load_model(tmp_path / "pipe.pt")
+    (tmp_path / "gone.pt").symlink_to(tmp_path / "deleted.pt")  # both were "not found", though a name is there
+    with pytest.raises(WeightsError, match=f"^weights file is a link to nothing: {tmp_path / 'gone.pt'}$"):
+        load_model(tmp_path / "gone.pt")
+    (tmp_path / "loop.pt").symlink_to(tmp_path / "loop.pt")
+    with pytest.raises(WeightsError, match=f"^weights file is a symlink loop: {tmp_path / 'loop.pt'}$"):
+        load_model(tmp_path / "loop.pt")
     bad = tmp_path / "truncated.pt"
     bad.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(WeightsError, match=r"unreadable or corrupt: .*truncated.pt \(a truncated PyTorch archive\)"):

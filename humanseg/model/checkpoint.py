@@ -15,7 +15,7 @@ import torch
 from humanseg.cli import MAX_WORK_WIDTH, MIN_WORK_WIDTH
 from humanseg.errors import WeightsError, damaged_zip_member, torch_load_failure
 from humanseg.model.network import NetConfig, SiameseSegNet
-from humanseg.store import write_bytes_atomic
+from humanseg.store import not_a_file, write_bytes_atomic
 
 FORMAT = "humanseg-siamese"
 VERSION = 1
@@ -49,8 +49,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if path.is_dir():
         raise WeightsError(f"weights path is a folder, not a checkpoint file: {path}")
     if not path.is_file():
-        there = path.exists()  # a device or a named pipe
-        raise WeightsError(f"weights path is not a file: {path}" if there else f"weights file not found: {path}")
+        if path.exists():  # a device or a named pipe
+            raise WeightsError(f"weights path is not a file: {path}")
+        why = not_a_file(path)  # a link to nothing or a symlink loop was "not found", though a name is there
+        raise WeightsError(f"weights file not found: {path}" if why == "missing" else f"weights file {why}: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
