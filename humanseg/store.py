@@ -624,10 +624,11 @@ def save_background(root: str | os.PathLike, image: np.ndarray) -> tuple[int, Pa
     """Create a new set and save image as its bkg.png; returns (set number, bkg path). If the write
     fails (disk full, say) the new folder is removed again: a set without bkg.png stops training and
     the labeler."""
+    data = encode_png(image)  # before the mkdir: a kill in its 30 ms left an empty set folder (no temporary file)
     with signals_held():  # a Ctrl-C just after the mkdir left a set folder without bkg.png
         number, path = create_set(root)
         try:
-            return number, write_image(path / BKG_NAME, image)
+            return number, write_bytes_atomic(path / BKG_NAME, data)
         except BaseException:
             try:
                 path.rmdir()  # only while empty: never takes anything else with it
