@@ -11,7 +11,7 @@ import click
 
 from humanseg import store
 from humanseg.cli import Command, File, reports_errors
-from humanseg.errors import HumansegError
+from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.signals import signals_held
 
 
@@ -54,9 +54,10 @@ def _check_folder(path: Path) -> None:
         raise HumansegError(f"--onnx {path}: folder {path.parent} {what}")
 
 
-def export_onnx(weights, path: str | os.PathLike, opset: int = 17) -> Path:
+def export_onnx(weights, path: str | os.PathLike, opset: int = 17, overwrite: bool = True) -> Path:
     """Write the checkpoint's network as ONNX (inputs "frame", "background"; output "probability";
-    batch, height and width dynamic) atomically to path; returns the path."""
+    batch, height and width dynamic) atomically to path; returns the path. Without overwrite, a file
+    that appeared at path meanwhile (another export to the same name) is kept, and HumansegError says so."""
     import torch
 
     from humanseg.model import load_model, resolve_weights
@@ -84,9 +85,15 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17) -> Path:
                 output_names=["probability"], opset_version=opset, do_constant_folding=True,
                 dynamic_axes={"frame": axes, "background": axes, "probability": axes}, dynamo=False,
             )
-        tmp.write_bytes(buffer.getvalue())
-        _declare_one_channel(tmp)
-        os.replace(tmp, path)
+        with open(tmp, "wb") as fh:
+            fh.write(_declare_one_channel(buffer.getvalue()))
+            fh.flush()
+            os.fsync(fh.fileno())
+        store.write_in_place(tmp, path, overwrite=overwrite)  # (os.replace took a file that appeared meanwhile)
+    except AlreadyExists:
+        store.remove_temporary(tmp)
+        raise HumansegError(f"--onnx {path} appeared during the export (another export to the same name?) and "
+                            f"is left as it is; pass --force to overwrite it", exit_code=1) from None
     except BaseException as exc:  # Ctrl-C or SIGTERM mid-export leaves no temporary file either
         if tmp is not None:
             store.remove_temporary(tmp)
@@ -99,16 +106,17 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17) -> Path:
     return path
 
 
-def _declare_one_channel(path: Path) -> None:
+def _declare_one_channel(model: bytes) -> bytes:
     """The exported graph names its output's channel count symbolically (the tracer does not carry
     the 1 through the padding and cropping); declare it, so a reader of the model sees N x 1 x H x W."""
     import onnx
 
-    graph = onnx.load(str(path))
+    graph = onnx.load_model_from_string(model)
     dim = graph.graph.output[0].type.tensor_type.shape.dim[1]
-    if not dim.HasField("dim_value"):
-        dim.dim_value = 1
-        onnx.save(graph, str(path))
+    if dim.HasField("dim_value"):
+        return model
+    dim.dim_value = 1
+    return graph.SerializeToString()
 
 
 @click.command("export", cls=Command)
@@ -141,5 +149,5 @@ def export_command(onnx_path, weights, opset, force):
         raise HumansegError(f"--onnx {onnx_path} already exists (pass --force to overwrite)")
     _check_folder(Path(onnx_path))  # found now, not after the model loaded
     store.refuse_unwritable(onnx_path, "--onnx")
-    out = export_onnx(weights, onnx_path, opset)
+    out = export_onnx(weights, onnx_path, opset, overwrite=force)
     click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")

@@ -242,3 +242,29 @@ def test_export_takes_a_name_that_is_not_utf8(tmp_path):
     assert r.returncode == 0, r.stderr[-600:]
     assert os.listdir(tmp_path) == [name] and (tmp_path / name).stat().st_size > 100_000
     assert r.stdout.startswith(b"wrote m\xff.onnx (")
+
+
+@pytest.mark.slow
+def test_export_without_force_keeps_an_onnx_file_that_appeared_meanwhile(tmp_path, default_weights, monkeypatch):
+    # `export --onnx m.onnx` checks that m.onnx is not there at its start, then traces the model for
+    # seconds; it then moved its temporary file into place with os.replace, which replaced whatever
+    # was there by then: two exports to one name (a script exporting several checkpoints, a second
+    # terminal) both printed "wrote m.onnx", and the first one's model was gone without --force. The
+    # other export is made to finish at a fixed point: just before this one's file is put in place.
+    import humanseg.export as export
+
+    out = tmp_path / "m.onnx"
+    other = b"the other export's model"
+    real = export._declare_one_channel
+
+    def other_export_finishes_meanwhile(model):
+        out.write_bytes(other)
+        return real(model)
+
+    monkeypatch.setattr(export, "_declare_one_channel", other_export_finishes_meanwhile)
+    res = CliRunner().invoke(cli, ["export", "--onnx", str(out), "--weights", str(default_weights)])
+    assert out.read_bytes() == other, f"replaced without --force (exit {res.exit_code}: {res.output.strip()})"
+    assert res.exit_code == 1 and res.output == (f"Error: --onnx {out} appeared during the export (another export "
+                                                 f"to the same name?) and is left as it is; pass --force to "
+                                                 f"overwrite it\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temporary file left
