@@ -11,6 +11,7 @@ import io
 import itertools
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -374,6 +375,21 @@ def resume_mismatch(extra: dict, now: dict, unasked=()) -> str | None:
     return f"the run was started with {'; with '.join(said)}" if said else None
 
 
+def best_is_behind(record: dict, step: int, best_iou: float, best_path: Path) -> bool:
+    """Whether last.pt (its resume_record, at step) holds the run's best validation while best.pt is
+    missing or holds a worse one: a run cut off between the two checkpoints of a validation that
+    improved (last.pt is written first, so --resume always finds it; best.pt is then its copy)."""
+    if record["extra"].get("metrics_step") != step or record["metrics"].get("iou") != best_iou:
+        return False
+    if not best_path.is_file():
+        return True
+    try:
+        best = torch.load(best_path, map_location="cpu", weights_only=True)
+        return float(best["metrics"]["iou"]) < best_iou
+    except Exception:  # unreadable or not a checkpoint of this run: left as it is
+        return False
+
+
 def resume_record(ckpt: dict, path: Path) -> dict:
     """What --resume reads from last.pt besides the weights, checked (a hand-edited or damaged file
     failed in a traceback, some only at the first validation, after training steps): its run record
@@ -629,7 +645,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
             optimizer_state = ckpt.get("optimizer")
             best_iou = record["extra"].get("best_iou")
             best_iou = -1.0 if best_iou is None else best_iou
-            if val_pairs and best_iou > -1 and not best_path.is_file():  # last.pt copied on its own
+            best_behind = val_pairs and best_iou > -1 and best_is_behind(record, start_step, best_iou, best_path)
+            if val_pairs and best_iou > -1 and not best_path.is_file() and not best_behind:  # last.pt copied alone
                 if is_main:
                     log(f"warning: --resume: {best_path} is missing; the best of the validations from now "
                         f"on is written there")
@@ -658,10 +675,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if held and not cfg.resume and not cfg.force:  # a run that ended between the check and the lock
                 raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "
                                     f"with --resume, start over with --force, or choose another --out")
+            if cfg.resume and best_behind:  # cut off between last.pt and best.pt, which is its copy
+                store.write_bytes_atomic(best_path, last_path.read_bytes(), overwrite=True)
+                log(f"--resume: {best_path} was behind {last_path} (a run cut off between writing the two); "
+                    f"{last_path}'s step {start_step} (val mIoU {best_iou:.4f}) is written there")
             # Named with their folder when sets come from several --images (each may have a set1).
             several = len({p.set_key.rsplit(":", 1)[0] for p in train_pairs + val_pairs}) > 1
             val_names = sorted({os.path.join(*p.set_key.rsplit(":", 1)) if several else p.set_key.rsplit(":", 1)[1]
-                                for p in val_pairs})
+                                for p in val_pairs},  # in number order: set5, set9, set11
+                               key=lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
             n_sets = len({p.set_key for p in train_pairs})
             log(f"training on {plural(len(train_pairs), 'frame')} ({plural(n_sets, 'set')}) "
                 f"+ {plural(len(rooms), 'extra room')}; validating on {plural(len(val_pairs), 'frame')} "
@@ -710,7 +732,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 if path != best_path:
                     best_path.unlink(missing_ok=True)
 
-        interrupted = stopped_early = False
+        interrupted = stopped_early = improved = False
         step = saved_step = start_step
         # metrics.csv's seconds go on from where a resumed run's rows end (they started again at 0).
         earlier = history[-1].get("seconds") if history else None
@@ -795,13 +817,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
                               f"boundary F {last_val['boundary_f']:.4f}")
                     if last_val["iou"] > best_iou:
                         best_iou = last_val["iou"]
-                        checkpoint(step, last_val, best_path)
+                        improved = True  # best.pt is written after last.pt (below): see best_is_behind
                 if is_main and (step % 10 == 0 or "val_iou" in row or step == total):
                     history.append(row)
                 if step % cfg.val_every == 0 or step == total:
                     saved_step = step  # on every rank, for the divergence message
                     if is_main:
                         checkpoint(step, last_val, last_path)
+                        if improved:
+                            checkpoint(step, last_val, best_path)
+                            improved = False
                         write_history(history, csv_path)
                         plot_history(history, png_path)
                 in_step = True
@@ -847,6 +872,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 if not val_pairs:
                     checkpoint(step, last_val, best_path)
                 checkpoint(step, last_val, last_path)
+                if improved:  # a Ctrl-C between a validation that improved and its checkpoints
+                    checkpoint(step, last_val, best_path)
                 write_history(history, csv_path)
                 plot_history(history, png_path)
                 if interrupted or stopped_early:

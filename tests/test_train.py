@@ -28,6 +28,37 @@ def run_training(args, cwd=ROOT, env=None, timeout=600):
                           timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
+def train_here(args, env=None):
+    """training.py's command run in this process, answered as run_training answers (exit code, stdout,
+    stderr): a run's files and lines without an interpreter and torch started for each run. What is the
+    process's own (its exit status, its one line on stderr, signals, limits) is checked by run_training."""
+    import atexit
+    import traceback
+
+    import click
+    from click.testing import CliRunner
+
+    import training
+    from humanseg import cli
+
+    args = [str(a) for a in args]
+    threads, here, show = torch.get_num_threads(), os.getcwd(), click.UsageError.show
+    click.UsageError.show = cli._show_usage_error  # one line, as as_a_tool() makes it in the process
+    os.chdir(ROOT)  # (relative paths as run_training's cwd)
+    try:
+        result = CliRunner().invoke(training.main, args, env=env)
+    finally:
+        os.chdir(here)
+        click.UsageError.show = show
+        torch.set_num_threads(threads)  # (--threads sets this process's)
+        atexit.unregister(cli._ignore_interrupts)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # Uncaught: the process would print its traceback on stderr and exit 1.
+        tb = "".join(traceback.format_exception(*result.exc_info))
+        return subprocess.CompletedProcess(args, 1, result.stdout, result.stderr + tb)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.fixture
 def two_sets(tmp_path, dev_root):
     root = tmp_path / "images"
@@ -74,7 +105,7 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
 
     # Resume continues at the saved step with the saved optimizer state, up to the new total.
     before = load_model(out / "last.pt")[1]
-    r = run_training(["-i", "50", "--resume", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])
+    r = train_here(["-i", "50", "--resume", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])
     assert r.returncode == 0, r.stderr
     assert "resumed" in r.stdout and "at step 40" in r.stdout and "lr 0.003;" in r.stdout  # the run's own rate
     after = load_model(out / "last.pt")[1]
@@ -86,9 +117,9 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     # Starting from a trained model (fine-tuning) takes gentler steps unless --lr says otherwise.
     args = ["-i", "2", "--images", str(two_sets), "--val-sets", "none", "--init", str(out / "last.pt"),
             "--size", "128x96", "-b", "2", "--threads", "1"]
-    r = run_training([*args, "--out", str(tmp_path / "ft")])
+    r = train_here([*args, "--out", str(tmp_path / "ft")])
     assert r.returncode == 0 and "lr 0.0005;" in r.stdout, r.stderr
-    r = run_training([*args, "--out", str(tmp_path / "ft2"), "--lr", "0.01"])
+    r = train_here([*args, "--out", str(tmp_path / "ft2"), "--lr", "0.01"])
     assert r.returncode == 0 and "lr 0.01;" in r.stdout, r.stderr
 
     # A new run into an OUT that holds one replaces nothing unless --force says so.
@@ -102,10 +133,10 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
         plots = tmp_path / f"only-{name}"
         plots.mkdir()
         (plots / name).write_bytes((out / name).read_bytes())
-        r = run_training([*args, "--out", str(plots)])
+        r = train_here([*args, "--out", str(plots)])
         assert r.returncode == 2 and f"--out {plots} already holds a training run ({name});" in r.stderr
         assert [p.read_bytes() for p in plots.iterdir()] == [(out / name).read_bytes()]
-    r = run_training([*args, "--out", str(out), "--force"])
+    r = train_here([*args, "--out", str(out), "--force"])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 2
     # The replaced run's best.pt goes too: beside a new run stopped before validating, it passed for
@@ -125,8 +156,8 @@ def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path
     assert r.returncode == 1 and "File too large" in r.stderr, r.stderr
     assert (out / "best.pt").read_bytes() == best
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "training.png"]
-    r = run_training(["-i", "20", "--stop-at", "1", "--images", str(two_sets), "--out", str(out),
-                      "--val-sets", "8", "--force", *SMALL])
+    r = train_here(["-i", "20", "--stop-at", "1", "--images", str(two_sets), "--out", str(out),
+                    "--val-sets", "8", "--force", *SMALL])
     assert r.returncode == 0, r.stderr
     assert not (out / "best.pt").exists() and load_model(out / "last.pt")[1]["step"] == 1
 
@@ -136,8 +167,8 @@ def test_resume_is_exact(two_sets, tmp_path):
     """20 steps in one go equal 10 steps + resume to 20 (same samples, same optimizer state)."""
     a, b = tmp_path / "a", tmp_path / "b"
     common = ["--images", str(two_sets), "--val-sets", "none", *SMALL]
-    assert run_training(["-i", "20", "--out", str(a), *common]).returncode == 0
-    r = run_training(["-i", "20", "--stop-at", "10", "--out", str(b), *common])
+    assert train_here(["-i", "20", "--out", str(a), *common]).returncode == 0
+    r = train_here(["-i", "20", "--stop-at", "10", "--out", str(b), *common])
     assert r.returncode == 0 and "stopped at step 10" in r.stdout
     # metrics.csv's seconds go on across the pause: the first half is made to have taken 1000 s.
     text = (b / "metrics.csv").read_text().splitlines()
@@ -145,15 +176,16 @@ def test_resume_is_exact(two_sets, tmp_path):
     cells = row.split(",")
     cells[head.index("seconds")] = "1000.0"
     (b / "metrics.csv").write_text("\n".join([text[0], ",".join(cells)]) + "\n")
+    # (resumed in a process of its own: nothing of the first half's left in memory)
     assert run_training(["-i", "20", "--out", str(b), "--resume", *common]).returncode == 0
     rows = [(int(row["step"]), float(row["seconds"])) for row in csv.DictReader(open(b / "metrics.csv"))]
     assert [s for s, _ in rows] == [10, 20] and rows[0][1] == 1000.0 and rows[1][1] > 1000.0
     # A run that is done says so, rather than training nothing; nor is there anything to resume elsewhere.
-    r = run_training(["-i", "20", "--out", str(b), "--resume", *common])
+    r = train_here(["-i", "20", "--out", str(b), "--resume", *common])
     assert r.returncode == 2 and r.stderr == (f"Error: --resume: {b / 'last.pt'} is already at step 20 of 20; "
                                               f"ask for more iterations with -i\n")
     assert r.stdout == ""  # the run's header ("training on ...") came before it
-    r = run_training(["-i", "20", "--out", str(tmp_path / "c"), "--resume", *common])
+    r = train_here(["-i", "20", "--out", str(tmp_path / "c"), "--resume", *common])
     assert r.returncode == 2
     assert r.stderr == f"Error: --resume: no checkpoint to resume at {tmp_path / 'c' / 'last.pt'}\n"
     sa = load_model(a / "last.pt")[0].state_dict()
@@ -171,29 +203,31 @@ def test_resume_refuses_a_run_asked_for_with_other_settings(two_sets, tmp_path):
     # set 8 was trained on; another seed, size or batch quietly broke "continues exactly".
     out = tmp_path / "w"
     common = ["--images", str(two_sets), "--out", str(out), "--size", "128x96", "-b", "2", "--threads", "1"]
-    r = run_training(["-i", "4", "--stop-at", "2", "--val-sets", "8", "--val-every", "2", "--init", "scratch",
-                      *common])
+    r = train_here(["-i", "4", "--stop-at", "2", "--val-sets", "8", "--val-every", "2", "--init", "scratch",
+                    *common])
     assert r.returncode == 0, r.stderr
     best = (out / "best.pt").read_bytes()
-    for change, said in [(["--val-sets", "none"], "--val-sets 8, this one asks for none"),
-                         (["--val-sets", "2"], "--val-sets 8, this one asks for 2"),
-                         (["--val-sets", "8", "--seed", "3"], "--seed 0, this one asks for 3"),
-                         (["--val-sets", "8", "-b", "1"], "-b 2, this one asks for 1"),
-                         (["--val-sets", "8", "--init", "default"], "--init scratch, this one asks for default")]:
+    for k, (change, said) in enumerate([
+            (["--val-sets", "none"], "--val-sets 8, this one asks for none"),
+            (["--val-sets", "2"], "--val-sets 8, this one asks for 2"),
+            (["--val-sets", "8", "--seed", "3"], "--seed 0, this one asks for 3"),
+            (["--val-sets", "8", "-b", "1"], "-b 2, this one asks for 1"),
+            (["--val-sets", "8", "--init", "default"], "--init scratch, this one asks for default")]):
         at = common.index("-b")  # (given once: the change's -b instead of the run's)
         given = common[:at] + common[at + 2:] if "-b" in change else common
-        r = run_training(["-i", "4", "--resume", *given, *change])
+        run = run_training if k == 0 else train_here  # (the first refused by a process, its exit status)
+        r = run(["-i", "4", "--resume", *given, *change])
         assert r.returncode == 2 and r.stderr == (f"Error: --resume: the run was started with {said} "
                                                   f"({out / 'last.pt'}); give the run's options again to "
                                                   f"continue it, or start a new run from it (--init "
                                                   f"{out / 'last.pt'} and another --out)\n"), r.stderr
-    r = run_training(["-i", "4", "--resume", "--val-sets", "8", "--stop-at", "2", *common])
+    r = train_here(["-i", "4", "--resume", "--val-sets", "8", "--stop-at", "2", *common])
     assert r.returncode == 2 and r.stderr == f"Error: --stop-at 2: {out / 'last.pt'} is already at step 2\n"
     assert (out / "best.pt").read_bytes() == best and load_model(out / "last.pt")[1]["step"] == 2
     # More labels since (a frame added to set 2): not the run's samples any more.
     shutil.copy(two_sets / "set2" / "0.png", two_sets / "set2" / "90.png")
     shutil.copy(two_sets / "set2" / "0_mask.png", two_sets / "set2" / "90_mask.png")
-    r = run_training(["-i", "4", "--resume", "--val-sets", "8", *common])
+    r = train_here(["-i", "4", "--resume", "--val-sets", "8", *common])
     assert r.returncode == 2 and ("started with --images (its labeled frames) set2 (6), set8 (3), this one asks "
                                   "for set2 (7), set8 (3)") in r.stderr, r.stderr
     for name in ("90.png", "90_mask.png"):
@@ -203,14 +237,14 @@ def test_resume_refuses_a_run_asked_for_with_other_settings(two_sets, tmp_path):
     moved = tmp_path / "moved"
     two_sets.rename(moved)
     common[1] = os.path.relpath(moved, ROOT)
-    r = run_training(["-i", "4", "--resume", "--val-sets", " 8,", "--val-every", "2", "--arch", "base",
-                      "--stop-at", "3", *common])
+    r = train_here(["-i", "4", "--resume", "--val-sets", " 8,", "--val-every", "2", "--arch", "base",
+                    "--stop-at", "3", *common])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 3
     # The run's record keeps its --init (it was rewritten as "default", and the run's own --init
     # given again was then refused).
     assert torch.load(out / "last.pt", weights_only=False)["extra"]["run"]["init"] == "scratch"
-    r = run_training(["-i", "4", "--resume", "--val-sets", "8", "--val-every", "2", "--init", "scratch", *common])
+    r = train_here(["-i", "4", "--resume", "--val-sets", "8", "--val-every", "2", "--init", "scratch", *common])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "last.pt")[1]["step"] == 4
 
@@ -595,7 +629,7 @@ def test_set_without_bkg_and_mismatched_sizes_are_named(tmp_path):
     s = root / "set4"
     s.mkdir(parents=True)
     cv2.imwrite(str(s / "0.png"), np.zeros((48, 64, 3), np.uint8))
-    r = run_training(["-i", "1", "--images", str(root), "--out", str(tmp_path / "w")])
+    r = train_here(["-i", "1", "--images", str(root), "--out", str(tmp_path / "w")])
     assert r.returncode == 2 and "background missing" in r.stderr and "set4" in r.stderr
     cv2.imwrite(str(s / "bkg.png"), np.zeros((40, 64, 3), np.uint8))
     cv2.imwrite(str(s / "0_mask.png"), np.zeros((48, 64), np.uint8))
@@ -609,7 +643,7 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     rooms.mkdir()
     (rooms / "notes.txt").write_text("not an image")
     args = ["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "w"), "--backgrounds", str(rooms)]
-    r = run_training(args)
+    r = train_here(args)
     assert r.returncode == 2 and f"--backgrounds {rooms} holds no image (.png, .jpg, .bmp, .webp, .tif)" in r.stderr
     shutil.copy(dev_root / "set2" / "bkg.png", rooms / "room.png")
     (rooms / "broken.jpg").write_bytes(b"\xff\xd8 cut short")
@@ -619,7 +653,7 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     assert not (tmp_path / "w" / "last.pt").exists()
     # A capture set's folder is no room: its frames show the person (and a held-out set would leak in).
     args[-1] = str(two_sets / "set8")
-    r = run_training(args)
+    r = train_here(args)
     assert r.returncode == 2 and f"--backgrounds {two_sets / 'set8'} is a capture set folder" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w" / "last.pt").exists()
@@ -651,7 +685,7 @@ def test_ctrl_c_or_sigterm_saves_the_step_and_resume_goes_on(two_sets, tmp_path,
     step = int(saved.group(1))
     assert 1 <= step < 5000 and load_model(out / "last.pt")[1]["step"] == step
     assert int(history(out)[-1]["step"]) == step
-    r = run_training(["-i", str(step + 2), "--resume", "--val-every", "1", *args])
+    r = train_here(["-i", str(step + 2), "--resume", "--val-every", "1", *args])
     assert r.returncode == 0, r.stderr
     assert f"resumed {out / 'last.pt'} at step {step}" in r.stdout + r.stderr
     assert load_model(out / "last.pt")[1]["step"] == step + 2
@@ -663,8 +697,8 @@ def test_the_readme_command_trains_on_a_single_set(tmp_path, dev_root):
     root = tmp_path / "images"
     shutil.copytree(dev_root / "set3", root / "set3")
     out = tmp_path / "weights"
-    r = run_training(["-i", "2", "-b", "2", "--images", str(root), "--out", str(out), "--size", "128x96",
-                      "--threads", "1"])
+    r = train_here(["-i", "2", "-b", "2", "--images", str(root), "--out", str(out), "--size", "128x96",
+                    "--threads", "1"])
     assert r.returncode == 0, r.stderr
     assert "training on 4 frames (1 set) + 0 extra rooms; validating on 0 frames (none)" in r.stdout + r.stderr
     assert f"best {out / 'best.pt'} (no validation: the last step's)" in r.stdout + r.stderr
@@ -676,12 +710,14 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_training(two_set
     r = run_training(["-i", "2", "-b", "1", "--images", str(two_sets), "--out", str(read_only_folder)])
     assert r.returncode == 2 and "step" not in r.stdout + r.stderr
     assert r.stderr == f"Error: --out {read_only_folder}: cannot write there (read-only, or no permission)\n"
-    r = run_training(["-i", "2", "-b", "1", "--images", str(two_sets), "--out", str(read_only_folder / "w")])
+    r = train_here(["-i", "2", "-b", "1", "--images", str(two_sets), "--out", str(read_only_folder / "w")])
     assert r.returncode == 2 and r.stderr == f"Error: --out {read_only_folder / 'w'}: cannot write in " \
                                              f"{read_only_folder} (read-only, or no permission)\n"
 
 
 def test_bad_options_are_usage_errors(tmp_path, two_sets):
+    # (What click or training.py refuse, before torch is imported, is run as a process; what the run
+    # refuses, in this one (train_here), but for an --out in use by another run.)
     r = run_training(["--size", "100x50"])
     assert r.returncode == 2 and "multiples of 16" in r.stderr
     # A 4K camera's size ran the machine out of memory; samples are frames fitted to 320x240 anyway.
@@ -715,7 +751,7 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
     rooms = tmp_path / "rooms"
     rooms.mkdir()
     shutil.copy(two_sets / "set2" / "bkg.png", rooms / "room.png")
-    r = run_training(["-i", "1", "--images", str(two_sets), "--backgrounds", str(rooms), "--out", str(rooms)])
+    r = train_here(["-i", "1", "--images", str(two_sets), "--backgrounds", str(rooms), "--out", str(rooms)])
     assert r.returncode == 2 and r.stderr == (f"Error: --out {rooms} is a --backgrounds folder, whose every image "
                                               f"is taken for an empty room; choose another --out\n")
     assert sorted(p.name for p in rooms.iterdir()) == ["room.png"]
@@ -730,15 +766,15 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
         assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for '--val-sets': give set numbers")
     # An --out among the capture sets (images/set11 would pass for a set), or whose last.pt is a
     # folder (said after the whole run, naming a temporary file): refused before training.
-    r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(two_sets / "set11")])
+    r = train_here(["-i", "1", "--images", str(two_sets), "--out", str(two_sets / "set11")])
     assert r.returncode == 2 and f"--out {two_sets / 'set11'}: set11 would sit among the capture sets" in r.stderr
-    r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(two_sets / "set2")])
+    r = train_here(["-i", "1", "--images", str(two_sets), "--out", str(two_sets / "set2")])
     assert r.returncode == 2 and f"--out {two_sets / 'set2'} is a capture set folder" in r.stderr
     (tmp_path / "w" / "last.pt").mkdir(parents=True)
-    r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "w")])
+    r = train_here(["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "w")])
     assert r.returncode == 2 and r.stderr == f"Error: --out {tmp_path / 'w'}: last.pt there is not a file; move it away\n"
     assert store_sets(two_sets) == [2, 8]
-    r = run_training(["-i", "1", "--images", str(tmp_path / "nowhere")])
+    r = train_here(["-i", "1", "--images", str(tmp_path / "nowhere")])
     assert r.returncode == 2 and "images folder not found" in r.stderr
     # Another run training into the same --out (here: its lock held by this test): the one that ended
     # last replaced the other's finished checkpoints.
@@ -758,12 +794,12 @@ def test_bad_options_are_usage_errors(tmp_path, two_sets):
     for world, rank, line in (("abc", "0", "WORLD_SIZE='abc' is not a whole number"),
                               ("0", "0", "WORLD_SIZE=0 with RANK=0: a run needs at least one process"),
                               ("2", "-1", "RANK='-1' is not a whole number")):
-        r = run_training(["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "s")],
-                         env={"WORLD_SIZE": world, "RANK": rank})
+        r = train_here(["-i", "1", "--images", str(two_sets), "--out", str(tmp_path / "s")],
+                       env={"WORLD_SIZE": world, "RANK": rank})
         assert r.returncode == 2 and r.stderr.startswith(f"Error: {line}") and len(r.stderr.splitlines()) == 1, r.stderr
     assert not (tmp_path / "s").exists()
     if not torch.cuda.is_available():
-        r = run_training(["-i", "1", "--images", str(two_sets), "--device", "cuda", "--out", str(tmp_path / "w")])
+        r = train_here(["-i", "1", "--images", str(two_sets), "--device", "cuda", "--out", str(tmp_path / "w")])
         assert r.returncode == 2 and r.stderr == "Error: --device cuda: no CUDA device is available\n"
 
 
@@ -786,11 +822,22 @@ def test_held_out_sets_of_several_folders_are_named_with_their_folder(dev_root, 
     shutil.copytree(dev_root / "set3", a / "set3")
     shutil.copytree(dev_root / "set8", b / "set3")
     shutil.copytree(dev_root / "set2", b / "set2")
-    r = run_training(["-i", "1", "--images", str(a), "--images", str(b), "--val-sets", "3", "--out",
-                      str(tmp_path / "w"), *SMALL])
+    r = train_here(["-i", "1", "--images", str(a), "--images", str(b), "--val-sets", "3", "--out",
+                    str(tmp_path / "w"), *SMALL])
     assert r.returncode == 0, r.stderr
     frames = len(list((a / "set3").glob("*_mask.png"))) + len(list((b / "set3").glob("*_mask.png")))
     assert f"validating on {frames} frames ({a / 'set3'}, {b / 'set3'})" in r.stdout
+
+
+def test_held_out_sets_are_named_in_number_order(dev_root, tmp_path):
+    # `--val-sets 5,9,11` said "(set11, set5, set9)": sorted as text, where every other list of sets
+    # (evaluate's table, "sets here: 1, 5, 12") is in number order.
+    root = tmp_path / "images"
+    for n in (2, 5, 9, 11):
+        shutil.copytree(dev_root / f"set{n}", root / f"set{n}")
+    r = train_here(["-i", "1", "--images", root, "--val-sets", "5,9,11", "--out", tmp_path / "w", *SMALL])
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"validating on \d+ frames \(set5, set9, set11\)", r.stdout), r.stdout
 
 
 def test_the_same_backgrounds_folder_twice_is_refused(two_sets, tmp_path):
@@ -829,8 +876,8 @@ def test_arch_picks_the_network_trained_from_scratch(two_sets, tmp_path):
     from humanseg.model.network import ARCHS, NetConfig
 
     out = tmp_path / "w"
-    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "large",
-                      "--val-sets", "none", *SMALL])
+    r = train_here(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "large",
+                    "--val-sets", "none", *SMALL])
     assert r.returncode == 0, r.stderr
     model, _ = load_model(out / "last.pt")
     assert model.config == ARCHS["large"] != NetConfig()
@@ -845,14 +892,14 @@ def test_arch_picks_the_network_trained_from_scratch(two_sets, tmp_path):
 @pytest.mark.slow
 def test_resumes_a_checkpoint_written_before_learning_rate_scales(two_sets, tmp_path):
     out = tmp_path / "w"
-    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--val-sets", "none", *SMALL])
+    r = train_here(["-i", "2", "--images", str(two_sets), "--out", str(out), "--val-sets", "none", *SMALL])
     assert r.returncode == 0, r.stderr
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     for g in ckpt["optimizer"]["param_groups"]:
         del g["lr_scale"]  # as the optimizer state of older checkpoints looks
     torch.save(ckpt, out / "last.pt")
-    r = run_training(["-i", "3", "--images", str(two_sets), "--out", str(out), "--val-sets", "none", "--resume",
-                      *SMALL])
+    r = train_here(["-i", "3", "--images", str(two_sets), "--out", str(out), "--val-sets", "none", "--resume",
+                    *SMALL])
     assert r.returncode == 0, r.stderr
     model, resumed = load_model(out / "last.pt")
     assert resumed["step"] == 3
@@ -866,8 +913,8 @@ def test_pose_arch_starts_from_posenet_and_its_layers_learn_slower(two_sets, tmp
 
     out = tmp_path / "w"
     env = {"HUMANSEG_POSENET_WEIGHTS": str(posenet_weights)}
-    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "pose",
-                      "--val-sets", "none", *SMALL], env=env)
+    r = train_here(["-i", "2", "--images", str(two_sets), "--out", str(out), "--arch", "pose",
+                    "--val-sets", "none", *SMALL], env=env)
     assert r.returncode == 0, r.stderr
     assert "encoder from PoseNet" in r.stdout
     model, ckpt = load_model(out / "last.pt")
@@ -887,8 +934,8 @@ def test_pose_arch_starts_from_posenet_and_its_layers_learn_slower(two_sets, tmp
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     assert [g["lr_scale"] for g in ckpt["optimizer"]["param_groups"]] == [1.0, PRETRAINED_LR_SCALE]
     # Without PoseNet's weights it says where they are missing, in one line.
-    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w2"), "--arch", "pose",
-                      *SMALL], env={"HUMANSEG_POSENET_WEIGHTS": str(tmp_path / "gone.pth")})
+    r = train_here(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w2"), "--arch", "pose",
+                    *SMALL], env={"HUMANSEG_POSENET_WEIGHTS": str(tmp_path / "gone.pth")})
     assert r.returncode == 2 and "gone.pth: no such file" in r.stderr and "Traceback" not in r.stderr
     # None in the cache and no download: said in training's terms (it has no --posenet-weights), exit 2.
     r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(tmp_path / "w3"), "--arch", "pose",
@@ -959,8 +1006,8 @@ def test_held_out_sets_are_the_same_however_written():
 @pytest.mark.slow
 def test_boundary_options_reach_the_run_and_its_checkpoint(two_sets, tmp_path):
     out = tmp_path / "w"
-    r = run_training(["-i", "2", "--images", str(two_sets), "--out", str(out), "--val-sets", "none",
-                      "--boundary-width", "2", "--boundary-gain", "6", *SMALL])
+    r = train_here(["-i", "2", "--images", str(two_sets), "--out", str(out), "--val-sets", "none",
+                    "--boundary-width", "2", "--boundary-gain", "6", *SMALL])
     assert r.returncode == 0, r.stderr
     assert torch.load(out / "last.pt", weights_only=False)["extra"]["boundary"] == [2, 6.0]
     r = run_training(["-i", "2", "--images", str(two_sets), "--boundary-gain", "-1"])
@@ -988,9 +1035,9 @@ def test_refine_kernel_converts_a_loaded_network_and_is_refused_on_resume(two_se
     a, b = tmp_path / "a", tmp_path / "b"
     common = ["-i", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96", "-b", "2",
               "--threads", "1"]
-    assert run_training([*common, "--out", str(a), "--init", "scratch"]).returncode == 0
+    assert train_here([*common, "--out", str(a), "--init", "scratch"]).returncode == 0
     assert load_model(a / "last.pt")[0].config.refine_kernel == 3
-    r = run_training([*common, "--out", str(b), "--init", str(a / "last.pt"), "--refine-kernel", "1"])
+    r = train_here([*common, "--out", str(b), "--init", str(a / "last.pt"), "--refine-kernel", "1"])
     assert r.returncode == 0, r.stderr
     assert "refine kernel now 1" in r.stdout
     model = load_model(b / "last.pt")[0]
@@ -1005,7 +1052,7 @@ def test_a_run_that_diverges_stops_in_one_line_and_keeps_its_last_good_checkpoin
     # them as last.pt, and then plotting training.png raised a traceback.
     args = ["-b", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96", "--threads", "1",
             "--val-every", "2", "--out", str(tmp_path / "a")]
-    assert run_training(["-i", "4", *args]).returncode == 0
+    assert train_here(["-i", "4", *args]).returncode == 0
     good = (tmp_path / "a" / "last.pt").read_bytes()
     r = run_training(["-i", "40", *args, "--resume", "--lr", "1e6"])
     assert r.returncode == 1 and "Traceback" not in r.stderr
@@ -1018,8 +1065,8 @@ def test_a_run_that_diverges_stops_in_one_line_and_keeps_its_last_good_checkpoin
     assert kept == f"{tmp_path / 'a' / 'last.pt'} holds step {ckpt['step']}" and ckpt["step"] == (step - 1) // 2 * 2
     assert ckpt["step"] > 4 or (tmp_path / "a" / "last.pt").read_bytes() == good
     # Diverging before the first checkpoint leaves no --out folder behind.
-    r = run_training(["-i", "40", "-b", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96",
-                      "--threads", "1", "--lr", "1e6", "--out", str(tmp_path / "b")])
+    r = train_here(["-i", "40", "-b", "2", "--images", str(two_sets), "--val-sets", "none", "--size", "128x96",
+                    "--threads", "1", "--lr", "1e6", "--out", str(tmp_path / "b")])
     assert r.returncode == 1 and "(no checkpoint was written)" in r.stderr and not (tmp_path / "b").exists()
 
 
@@ -1027,7 +1074,7 @@ def test_a_damaged_optimizer_state_is_named_on_resume(two_sets, tmp_path):
     # Adam's moments of another shape loaded without a word and failed at the first step, in a traceback.
     out = tmp_path / "run"
     common = ["-i", "4", "--images", str(two_sets), "--val-sets", "none", "--out", str(out), *SMALL]
-    assert run_training([*common, "--stop-at", "2"]).returncode == 0
+    assert train_here([*common, "--stop-at", "2"]).returncode == 0
     ckpt = torch.load(out / "last.pt", weights_only=True)
     moments = ckpt["optimizer"]["state"][0]
     moments["exp_avg"] = torch.zeros(3, 3)
@@ -1037,12 +1084,12 @@ def test_a_damaged_optimizer_state_is_named_on_resume(two_sets, tmp_path):
         f"Error: optimizer state in {out / 'last.pt'} does not fit the model")
     ckpt["step"] = "x"
     torch.save(ckpt, out / "last.pt")
-    r = run_training([*common, "--resume"])
+    r = train_here([*common, "--resume"])
     assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
         f"Error: checkpoint {out / 'last.pt'} has an invalid step 'x' (a whole number, 0 or more)")
     # The run record and metrics, read by --resume (tracebacks, some after training steps), and a
     # checkpoint without optimizer state (resumed with a fresh one, without a word).
-    assert run_training([*common, "--stop-at", "2", "--force"]).returncode == 0
+    assert train_here([*common, "--stop-at", "2", "--force"]).returncode == 0
     good = torch.load(out / "last.pt", weights_only=True)
     for damage, said in (
             (lambda c: c.update(extra="x"), "has a damaged run record (extra is a str)"),
@@ -1055,19 +1102,19 @@ def test_a_damaged_optimizer_state_is_named_on_resume(two_sets, tmp_path):
         ckpt = {**good, "extra": dict(good["extra"])}
         damage(ckpt)
         torch.save(ckpt, out / "last.pt")
-        r = run_training([*common, "--resume"])
+        r = train_here([*common, "--resume"])
         assert (r.returncode, r.stderr) == (2, f"Error: --resume: {out / 'last.pt'} {said}\n")
     # No best_iou recorded (None) is no validation yet: it was compared with a number, a traceback.
     torch.save({**good, "extra": {**good["extra"], "best_iou": None}}, out / "last.pt")
-    r = run_training([*common, "--resume", "--stop-at", "3"])
+    r = train_here([*common, "--resume", "--stop-at", "3"])
     assert r.returncode == 0, r.stderr
 
 
 def test_a_checkpoint_says_which_step_its_metrics_are_of(two_sets, tmp_path):
     # last.pt at step 6 held step 4's validation scores, saying nothing of it.
     out = tmp_path / "run"
-    r = run_training(["-i", "10", "--stop-at", "6", "--images", str(two_sets), "--val-sets", "8", "--out", str(out),
-                      "--size", "128x96", "-b", "2", "--val-every", "4", "--threads", "1", "--init", "scratch"])
+    r = train_here(["-i", "10", "--stop-at", "6", "--images", str(two_sets), "--val-sets", "8", "--out", str(out),
+                    "--size", "128x96", "-b", "2", "--val-every", "4", "--threads", "1", "--init", "scratch"])
     assert r.returncode == 0, r.stderr
     _, last = load_model(out / "last.pt")
     _, best = load_model(out / "best.pt")
@@ -1077,16 +1124,16 @@ def test_a_checkpoint_says_which_step_its_metrics_are_of(two_sets, tmp_path):
     again = tmp_path / "again"
     common = ["-i", "10", "--images", str(two_sets), "--val-sets", "8", "--out", str(again), "--size", "128x96",
               "-b", "2", "--val-every", "4", "--threads", "1", "--init", "scratch"]
-    assert run_training([*common, "--stop-at", "5"]).returncode == 0
+    assert train_here([*common, "--stop-at", "5"]).returncode == 0
     # best.pt gone (last.pt copied on its own): said, and the next validation writes it (the run's
     # "done" line named a best.pt that was never written).
     (again / "best.pt").unlink()
-    r = run_training([*common, "--stop-at", "6", "--resume"])
+    r = train_here([*common, "--stop-at", "6", "--resume"])
     assert r.returncode == 0, r.stderr
     assert f"warning: --resume: {again / 'best.pt'} is missing" in r.stdout and not (again / "best.pt").exists()
     _, resumed = load_model(again / "last.pt")
     assert resumed["step"] == 6 and resumed["extra"]["metrics_step"] == 4 and resumed["metrics"] == last["metrics"]
-    assert run_training([*common, "--stop-at", "8", "--resume"]).returncode == 0
+    assert train_here([*common, "--stop-at", "8", "--resume"]).returncode == 0
     assert load_model(again / "best.pt")[1]["step"] == 8
 
 
@@ -1131,13 +1178,13 @@ def test_resume_keeps_the_runs_best_score(two_sets, tmp_path):
     out = tmp_path / "w"
     args = ["--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL[:4], "--threads", "1",
             "--init", "scratch", "--val-every", "2"]
-    first = run_training(["-i", "2", *args])
+    first = train_here(["-i", "2", *args])
     assert first.returncode == 0, first.stderr
     record = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     record["extra"]["best_iou"] = 1.0  # as if the run had validated perfectly: nothing can beat it
     torch.save(record, out / "last.pt")
     best = (out / "best.pt").read_bytes()
-    again = run_training(["-i", "4", *args, "--resume"])
+    again = train_here(["-i", "4", *args, "--resume"])
     assert again.returncode == 0, again.stderr
     assert (out / "best.pt").read_bytes() == best  # step 4's validation (below 1) did not replace it
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
@@ -1151,21 +1198,21 @@ def test_every_validation_and_the_last_step_are_recorded_and_a_forced_runs_best_
              "--init", "scratch"]
     # A run without validation: its last step is in metrics.csv and training.png, and best.pt is
     # the last step's, also where --stop-at pauses it.
-    r = run_training(["-i", "2", "--val-sets", "none", *small])
+    r = train_here(["-i", "2", "--val-sets", "none", *small])
     assert r.returncode == 0, r.stderr
     assert [x["step"] for x in history(out)] == ["2"] and cv2.imread(str(out / "training.png")) is not None
-    r = run_training(["-i", "4", "--stop-at", "2", "--val-sets", "none", "--force", *small])
+    r = train_here(["-i", "4", "--stop-at", "2", "--val-sets", "none", "--force", *small])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "best.pt")[1]["step"] == 2
     # Replacing it (--force) with a run that validates before it writes any last.pt: the new best.pt,
     # written first, is the one kept.
     args = ["-i", "7", "--val-every", "3", "--val-sets", "8", *small]
-    r = run_training([*args, "--stop-at", "3", "--force"])
+    r = train_here([*args, "--stop-at", "3", "--force"])
     assert r.returncode == 0, r.stderr
     assert load_model(out / "best.pt")[1]["step"] == 3
     # Validated every 3 steps and at the last (7, off that grid); each validation is a row of its own
     # with all three scores, whatever its step.
-    r = run_training([*args, "--resume"])
+    r = train_here([*args, "--resume"])
     assert r.returncode == 0, r.stderr
     validated = [x for x in history(out) if x["val_iou"]]
     assert [x["step"] for x in validated] == ["3", "6", "7"]
@@ -1654,3 +1701,47 @@ def test_a_run_that_ends_in_out_while_this_one_starts_is_not_replaced(two_sets, 
     assert str(err.value) == (f"--out {out} already holds a training run (last.pt); continue it with --resume, "
                               f"start over with --force, or choose another --out")
     assert sorted(p.name for p in out.iterdir()) == ["last.pt"] and (out / "last.pt").read_bytes() == b"another run's"
+
+
+@pytest.mark.slow
+def test_a_training_killed_between_its_two_checkpoints_resumes_and_mends_best_pt(tmp_path, dev_root):
+    # At a validation that improves, last.pt is written first and best.pt after it: a run killed
+    # between the two (a SIGKILL, an OOM kill, a power loss) leaves last.pt, which --resume continues,
+    # and best.pt missing or behind it, which --resume then writes as last.pt's copy. (Written the
+    # other way round, a kill at the first validation left best.pt alone: the rerun said "continue it
+    # with --resume", and --resume said "no checkpoint to resume".) The kill is made to land there by
+    # a save_checkpoint that kills the process when asked for best.pt.
+    images = tmp_path / "images"
+    for n in (1, 2, 3):
+        shutil.copytree(dev_root / f"set{n}", images / f"set{n}")
+    out = tmp_path / "weights"
+    args = ["training.py", "-i", "6", "-b", "2", "--size", "64x48", "--val-every", "2", "--val-sets", "3",
+            "--threads", "1", "--images", str(images), "--out", str(out)]
+    code = (
+        "import os, runpy, signal, sys\n"
+        "import humanseg.train as train\n"
+        "real = train.save_checkpoint\n"
+        "def save(path, *a, **k):\n"
+        "    if os.path.basename(path) == 'best.pt':\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return real(path, *a, **k)\n"
+        "train.save_checkpoint = save\n"
+        f"sys.argv = {args!r}\n"
+        "runpy.run_path('training.py', run_name='__main__')\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt"]
+    at_kill = torch.load(out / "last.pt", weights_only=True)
+    assert at_kill["step"] == 2 and at_kill["extra"]["best_iou"] == at_kill["metrics"]["iou"]
+    again = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "continue it with --resume" in again.stdout + again.stderr
+    resumed = subprocess.run([sys.executable, *args, "--resume"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (f"--resume: {out / 'best.pt'} was behind {out / 'last.pt'} (a run cut off between writing the two); "
+            f"{out / 'last.pt'}'s step 2 (val mIoU {at_kill['metrics']['iou']:.4f}) is written there") in resumed.stdout
+    assert "is missing" not in resumed.stdout + resumed.stderr
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["step"] >= 2 and best["metrics"]["iou"] >= at_kill["metrics"]["iou"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "training.png"]
