@@ -752,6 +752,117 @@ def test_a_stream_looks_again_at_a_change_that_was_nobody_only_every_fourth_fram
         assert looked == looks, (size, track)
 
 
+HD_W, HD_H = 1920, 1080
+
+
+def person_of(dev_root, n, k=0):
+    """Set n's frame k cut to its person's box, with its mask."""
+    info = store.scan_set(dev_root, n)
+    room = store.read_background(info)
+    frame, mask = store.read_frame(info, k, room.shape), store.read_mask(info.mask_path(k), room.shape)
+    x, y, w, h = cv2.boundingRect((mask > 127).astype(np.uint8))
+    return frame[y:y + h, x:x + w], mask[y:y + h, x:x + w]
+
+
+def stand(frame, truth, person, mask, x0, y0, scale):
+    """person (shrunk by scale, INTER_AREA) standing in frame at (x0, y0); their pixels added to truth."""
+    w, h = int(person.shape[1] * scale), int(person.shape[0] * scale)
+    on = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) >= 128
+    frame[y0:y0 + h, x0:x0 + w][on] = cv2.resize(person, (w, h), interpolation=cv2.INTER_AREA)[on]
+    truth[y0:y0 + h, x0:x0 + w][on] = 255
+
+
+def test_a_second_far_person_in_an_hd_room_is_found_too(dev_root):
+    # Two people standing back from a 1080p camera: set2's frame at a third of its size in the middle
+    # of the room (as the far person above, 140 px tall), set5's person 100 px tall at the right.
+    # Each alone is found (IoU 0.98); together only the one whose changed blob was the larger (set5's,
+    # arms out) was looked at, and set2's got IoU 0.0, in every frame of a stream too (each full pass
+    # looked at the same blob again). Now up to three blobs are looked at, largest first.
+    from humanseg import metrics
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, 2)
+    room = store.read_background(info)
+    bkg = far_in(room, room, HD_W, HD_H, 1 / 3)
+    left = far_in(store.read_frame(info, 0, room.shape), room, HD_W, HD_H, 1 / 3)
+    left_truth = far_in(store.read_mask(info.mask_path(0), room.shape), room, HD_W, HD_H, 1 / 3, mask=True)
+    person, mask = person_of(dev_root, 5, 1)
+    right, right_truth = bkg.copy(), np.zeros((HD_H, HD_W), np.uint8)
+    stand(right, right_truth, person, mask, 1450, 430, 0.3)  # 100 px tall: 17 working px
+    both = left.copy()
+    both[right_truth > 0] = right[right_truth > 0]
+    seg = load_segmenter(num_threads=1)
+    seg.set_background(bkg)
+    assert metrics.iou(seg.predict_mask(left), left_truth) > 0.9
+    assert metrics.iou(seg.predict_mask(right), right_truth) > 0.8
+
+    def each(mask):  # (the middle person's IoU, the right one's: x 1300 lies between them)
+        return (round(metrics.iou(mask[:, :1300], left_truth[:, :1300]), 3),
+                round(metrics.iou(mask[:, 1300:], right_truth[:, 1300:]), 3))
+
+    assert min(each(seg.predict_mask(both))) > 0.8, each(seg.predict_mask(both))
+    seg.set_background(bkg)
+    seg.track = True  # live mode: a camera's frames
+    found = [each(seg.predict_mask(both)) for _ in range(8)]
+    assert all(max(f[i] for f in found) > 0.8 for i in (0, 1)), found
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_a_far_person_is_found_beside_something_bigger_that_moved(dev_root, n):
+    # A 1080p room where a bag or a chair (300x200 px, 50x33 at the working scale) now stands that the
+    # background does not hold, and a person standing back from the camera (a third of their dev
+    # frame's size, as the far person above). Without the bag they are found (IoU 0.98); with it the
+    # look went to the bag's larger blob alone, found nobody there and the person was lost (IoU 0.0),
+    # in a stream too (10 of the 12 dev people so lost; sets 9 and 10, which the first pass finds, not).
+    from humanseg import metrics
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, n)
+    room = store.read_background(info)
+    bkg = far_in(room, room, HD_W, HD_H, 1 / 3)
+    frame = far_in(store.read_frame(info, 0, room.shape), room, HD_W, HD_H, 1 / 3)
+    truth = far_in(store.read_mask(info.mask_path(0), room.shape), room, HD_W, HD_H, 1 / 3, mask=True)
+    with_bag = frame.copy()
+    cv2.rectangle(with_bag, (1300, 700), (1600, 900), (40, 60, 90), -1)
+    seg = load_segmenter(num_threads=1)
+    seg.set_background(bkg)
+    assert metrics.iou(seg.predict_mask(frame), truth) > 0.9
+    assert metrics.iou(seg.predict_mask(with_bag), truth) > 0.9
+    seg.set_background(bkg)
+    seg.track = True
+    found = [metrics.iou(seg.predict_mask(with_bag), truth) for _ in range(8)]
+    assert max(found) > 0.9, found
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_a_far_person_stays_found_when_a_lamp_is_switched_on(dev_root, n):
+    # A far person standing in a 1080p room (a third of their dev frame's size, as test_model's), found
+    # in live mode; then a wall lamp at the upper left is switched on (a warm glow up to +60 grey
+    # levels, 86 px across its half-height at 1080p; away from the person). The glow's changed blob
+    # is larger than the person's: from the next full pass on every look went to it, found nobody
+    # there, and the person was lost for good (`python -m humanseg live` on such a clip: IoU 0.98 up
+    # to the lamp, then empty masks from five frames on; 8 of the 12 dev people so lost).
+    from humanseg import metrics
+    from humanseg.model import load_segmenter
+
+    info = store.scan_set(dev_root, n)
+    room = store.read_background(info)
+    bkg = far_in(room, room, HD_W, HD_H, 1 / 3)
+    frame = far_in(store.read_frame(info, 0, room.shape), room, HD_W, HD_H, 1 / 3)
+    truth = far_in(store.read_mask(info.mask_path(0), room.shape), room, HD_W, HD_H, 1 / 3, mask=True)
+    yy, xx = np.mgrid[0:HD_H, 0:HD_W].astype(np.float32)
+    glow = np.exp(-((xx - HD_W / 4) ** 2 + (yy - 0.35 * HD_H) ** 2) / (2 * (0.08 * HD_H) ** 2))
+    lit = np.clip(frame + 60 * glow[..., None] * np.float32([0.7, 0.9, 1.0]), 0, 255).astype(np.uint8)
+    assert not (lit != frame).any(axis=2)[truth > 0].any()  # the lamp's light does not reach the person
+    seg = load_segmenter(num_threads=1)
+    seg.set_background(bkg)
+    seg.track = True  # live mode: a camera's frames
+    before = [metrics.iou(seg.predict_mask(frame), truth) for _ in range(4)]
+    assert min(before) > 0.9, before
+    after = [round(metrics.iou(seg.predict_mask(lit), truth), 3) for _ in range(12)]
+    assert min(after[4:]) > 0.9, after
+
+
 def test_who_is_taken_for_a_far_person_and_the_crop_they_get(monkeypatch):
     # The README's rules, worked out by hand for a 640x480 frame (working scale 0.5, 320x240): a
     # person shorter than 144 working rows, not cut by the top or bottom edge, is segmented again from

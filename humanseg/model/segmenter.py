@@ -113,15 +113,22 @@ SEEK_DIFF, SEEK_MIN_HEIGHT, SEEK_CLIPPED, SEEK_SHIFT, SEEK_KEEP, SEEK_SCALE = 32
 
 
 def changed_region(img: np.ndarray, bkg: np.ndarray, tallest: float) -> tuple[int, int, int, int] | None:
-    """The box (x, y, w, h) of the largest blob where the frame img differs from the background bkg
+    """The largest of `changed_regions`, or None."""
+    boxes = changed_regions(img, bkg, tallest, 1)
+    return boxes[0] if boxes else None
+
+
+def changed_regions(img: np.ndarray, bkg: np.ndarray, tallest: float,
+                    most: int = 3) -> list[tuple[int, int, int, int]]:
+    """The boxes (x, y, w, h) of the `most` largest blobs where the frame img differs from the background bkg
     (both BGR uint8 at the working size; the background shifted as the room is, should the camera have
     been nudged) by more than SEEK_DIFF after a per-channel gain and offset fit (auto-exposure), when
-    it is SEEK_MIN_HEIGHT px tall, shorter than tallest and cut by no edge of the frame; else None.
+    they are SEEK_MIN_HEIGHT px tall, shorter than tallest and cut by no edge of the frame, largest first.
     Where the network's first pass finds nobody, this is where a person too small for it to see may
     stand (a 1080p camera's person 27 px tall at 320x180 was missed altogether); the crop's closer
     look (`Segmenter._zoom_in`) then decides. OpenCV throughout: about 3 ms at 320x240."""
     if min(img.shape[:2]) < 2 * SEEK_MIN_HEIGHT:  # (a strip of a frame: no room for anyone)
-        return None
+        return []
     diff = None
     keep = None
     near = np.ones((2 * SEEK_SHIFT + 1,) * 2, np.uint8)
@@ -156,10 +163,8 @@ def changed_region(img: np.ndarray, bkg: np.ndarray, tallest: float) -> tuple[in
     # the floor, at any edge the strip a nudged camera brought into view.
     H, W = img.shape[:2]
     fits = (x > 0) & (y > 0) & (x + w < W) & (y + h < H) & (h >= SEEK_MIN_HEIGHT) & (h < tallest)
-    if not fits.any():
-        return None
-    i = int(np.argmax(np.where(fits, area, -1)))
-    return int(x[i]), int(y[i]), int(w[i]), int(h[i])
+    order = [i for i in np.argsort(-area, kind="stable") if fits[i]][:most]
+    return [(int(x[i]), int(y[i]), int(w[i]), int(h[i])) for i in order]
 
 
 class Segmenter:
@@ -278,7 +283,7 @@ class Segmenter:
         if self.clean:
             small = clean_logits(small)
         box, small_shape = (self._small_person(small) if self.zoom else None), small.shape
-        sought = False
+        sought: list = []
         # Only where the frame was scaled down a lot (2.5 times or more: a 1280x720 camera's, not a 640x480
         # one's, whose first pass sees people down to a third of its height) and nobody was found.
         if (box is None and self.zoom and self.seek and not self.exact
@@ -286,20 +291,37 @@ class Segmenter:
             if self._seek_rest:  # a stream whose last look found nobody there: not every frame
                 self._seek_rest -= 1
             else:  # nobody found: someone too small to be seen? (A taller change it saw well enough.)
-                box = changed_region(img, self._bkg_small, ZOOM_BELOW * self.work_width)
-                sought = box is not None
+                sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
         h, w = frame.shape[:2]
         if small.shape != (h, w):
             small = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        if sought:
+            return self._look_at(frame, small, sought, small_shape)
         if box is not None:
             zoomed = self._zoom_in(frame, small, box, small_shape)
-            if sought and not self._found_there(zoomed, box[3] * h / small_shape[0]):
-                zoomed = small  # (a moved chair, a lighting change): looked at again three frames on
-                self._seek_rest = TRACK_EVERY - 1 if self.track else 0
-            elif self.track and zoomed is not small:
+            if self.track and zoomed is not small:
                 self._outside = small
             small = zoomed
         return small
+
+    def _look_at(self, frame: np.ndarray, z: np.ndarray, boxes: list, small_shape) -> np.ndarray:
+        """The closer look at each changed blob (largest first) where the first pass found nobody; z
+        with the crops' logits in place where someone about the blob's height was found there (a lamp
+        switched on, a bag put down, beside a far person: the person's blob is looked at too). In a
+        stream, one person so found is followed as any far person; where nobody was, the look waits
+        three frames (each took a second network pass)."""
+        out, found = z, []
+        for box in boxes:
+            zoomed = self._zoom_in(frame, out, box, small_shape)
+            x0, y0, x1, y1 = self._zoom_key[:4] if zoomed is not out else (0, 0, 0, 0)
+            if zoomed is not out and self._found_there(zoomed[y0:y1, x0:x1], box[3] * z.shape[0] / small_shape[0]):
+                out = zoomed
+                found.append(self._zoom_key)
+        if not found:  # (a moved chair, a lighting change)
+            self._seek_rest = TRACK_EVERY - 1 if self.track else 0
+        elif self.track and found == [self._zoom_key]:  # one, whose crop's features are the ones kept
+            self._outside = z
+        return out
 
     @staticmethod
     def _found_there(z: np.ndarray, height: float) -> bool:
