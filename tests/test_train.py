@@ -1745,3 +1745,98 @@ def test_a_training_killed_between_its_two_checkpoints_resumes_and_mends_best_pt
     best = torch.load(out / "best.pt", weights_only=True)
     assert best["step"] >= 2 and best["metrics"]["iou"] >= at_kill["metrics"]["iou"]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "training.png"]
+
+
+def scripted_validations(monkeypatch, scores):
+    """training's validate replaced by one that answers the given mIoUs in turn (Dice and boundary F
+    the same): which validation improves is then the test's, not the random network's."""
+    from humanseg import train as train_module
+
+    scores = iter(scores)
+
+    def validate(model, pairs, work_width):
+        s = next(scores)
+        return {"iou": s, "dice": s, "boundary_f": s}
+
+    monkeypatch.setattr(train_module, "validate", validate)
+
+
+def validated_run_args(two_sets, out):
+    return ["--images", two_sets, "--out", out, "--val-sets", "8", "--size", "128x96", "-b", "2", "--threads", "1",
+            "--init", "scratch", "--val-every", "2"]
+
+
+def test_best_pt_keeps_the_best_validation_through_later_worse_ones(two_sets, tmp_path, monkeypatch):
+    # best.pt is written after last.pt at a validation that improved, and only then: a later, worse
+    # validation must not write it again.
+    scripted_validations(monkeypatch, [0.5, 0.3, 0.4])
+    out = tmp_path / "w"
+    r = train_here(["-i", "6", *validated_run_args(two_sets, out)])
+    assert r.returncode == 0, r.stderr
+    best, last = (torch.load(out / n, map_location="cpu", weights_only=True) for n in ("best.pt", "last.pt"))
+    assert best["step"] == 2 and best["metrics"]["iou"] == 0.5
+    assert last["step"] == 6 and last["extra"]["best_iou"] == 0.5
+
+
+def test_a_second_ctrl_c_after_last_pt_at_a_validation_that_improved_still_writes_best_pt(
+        two_sets, tmp_path, monkeypatch):
+    # A second Ctrl-C during a validation stops at once: held while last.pt is written, it is raised as
+    # the write ends, before best.pt's. The run's end writes the best.pt that validation earned.
+    from humanseg import train as train_module
+
+    scripted_validations(monkeypatch, [0.5])
+    real, raised = train_module.save_checkpoint, []
+
+    def save(path, *a, **k):
+        written = real(path, *a, **k)
+        if Path(path).name == "last.pt" and not raised:
+            raised.append(path)
+            raise KeyboardInterrupt
+        return written
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save)
+    out = tmp_path / "w"
+    r = train_here(["-i", "6", *validated_run_args(two_sets, out)])
+    assert r.returncode == 130 and raised, r.stderr
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    assert best["step"] == 2 and best["metrics"]["iou"] == 0.5
+
+
+def test_resume_writes_a_best_pt_that_is_behind_last_pts_validation_and_only_then(two_sets, tmp_path, monkeypatch):
+    # Cut off between last.pt and best.pt at a later validation that improved, best.pt is there but
+    # holds an earlier, worse one: --resume writes last.pt's copy over it. A best.pt that is up to date
+    # is left alone, without a word.
+    scripted_validations(monkeypatch, [0.5, 0.6, 0.7])
+    out = tmp_path / "w"
+    args = validated_run_args(two_sets, out)
+    assert train_here(["-i", "2", *args]).returncode == 0
+    at_2 = (out / "best.pt").read_bytes()
+    r = train_here(["-i", "4", "--resume", *args])
+    assert r.returncode == 0, r.stderr
+    assert "was behind" not in r.stdout + r.stderr
+    assert torch.load(out / "best.pt", map_location="cpu", weights_only=True)["step"] == 4
+    (out / "best.pt").write_bytes(at_2)  # as if the run had been killed before best.pt's write at step 4
+    r = train_here(["-i", "6", "--resume", *args])
+    assert r.returncode == 0, r.stderr
+    assert (f"--resume: {out / 'best.pt'} was behind {out / 'last.pt'} (a run cut off between writing the two); "
+            f"{out / 'last.pt'}'s step 4 (val mIoU 0.6000) is written there") in r.stdout
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    assert best["step"] == 6 and best["metrics"]["iou"] == 0.7
+
+
+def test_resume_copies_no_last_pt_into_a_missing_best_pt_when_its_metrics_are_of_an_earlier_step(
+        two_sets, tmp_path, monkeypatch):
+    # Paused off the validation grid (--stop-at 3), last.pt holds step 3's weights with step 2's
+    # scores. Were best.pt deleted, step 3's weights are not the ones validated: --resume says
+    # best.pt is missing rather than writing last.pt there as step 2's best.
+    scripted_validations(monkeypatch, [0.5, 0.4])
+    out = tmp_path / "w"
+    args = validated_run_args(two_sets, out)
+    assert train_here(["-i", "4", "--stop-at", "3", *args]).returncode == 0
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert last["step"] == 3 and last["extra"]["metrics_step"] == 2 and last["metrics"]["iou"] == 0.5
+    (out / "best.pt").unlink()
+    r = train_here(["-i", "4", "--resume", *args])
+    assert r.returncode == 0, r.stderr
+    assert f"warning: --resume: {out / 'best.pt'} is missing" in r.stdout + r.stderr
+    assert "was behind" not in r.stdout + r.stderr

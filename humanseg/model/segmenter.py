@@ -313,8 +313,7 @@ class Segmenter:
         out, found = z, []
         for box in boxes:
             zoomed = self._zoom_in(frame, out, box, small_shape)
-            x0, y0, x1, y1 = self._zoom_key[:4] if zoomed is not out else (0, 0, 0, 0)
-            if zoomed is not out and self._found_there(zoomed[y0:y1, x0:x1], box[3] * z.shape[0] / small_shape[0]):
+            if zoomed is not out and self._found_there(zoomed, box[3] * z.shape[0] / small_shape[0], out):
                 out = zoomed
                 found.append(self._zoom_key)
         if not found:  # (a moved chair, a lighting change)
@@ -324,12 +323,15 @@ class Segmenter:
         return out
 
     @staticmethod
-    def _found_there(z: np.ndarray, height: float) -> bool:
+    def _found_there(z: np.ndarray, height: float, before: np.ndarray | None = None) -> bool:
         """Whether the closer look at a changed blob `height` frame rows tall found someone about as
-        tall (SEEK_KEEP of it at least) in logits z, where the first pass had found nobody: on a
-        moved object the network at the finer scale called a fragment of it person (a quarter to a
-        half of its height; a far person's own blob is 0.87 to 1.7 of theirs)."""
-        rows = np.flatnonzero(cv2.reduce(above(z, 0.0), 1, cv2.REDUCE_MAX))
+        tall (SEEK_KEEP of it at least) in logits z (where `before`, the logits before that look, had
+        nobody): on a moved object the network at the finer scale called a fragment of it person (a
+        quarter to a half of its height; a far person's own blob is 0.87 to 1.7 of theirs)."""
+        found = above(z, 0.0)
+        if before is not None:  # (someone an earlier look found, in an overlapping crop, is not this one)
+            found = cv2.bitwise_and(found, cv2.bitwise_not(above(before, 0.0)))
+        rows = np.flatnonzero(cv2.reduce(found, 1, cv2.REDUCE_MAX))
         return rows.size > 0 and rows[-1] - rows[0] + 1 >= SEEK_KEEP * height
 
     def _follow(self, frame: np.ndarray) -> np.ndarray | None:
