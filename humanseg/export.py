@@ -85,10 +85,7 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, overwrite: bo
                 output_names=["probability"], opset_version=opset, do_constant_folding=True,
                 dynamic_axes={"frame": axes, "background": axes, "probability": axes}, dynamo=False,
             )
-        with open(tmp, "wb") as fh:
-            fh.write(_declare_one_channel(buffer.getvalue()))
-            fh.flush()
-            os.fsync(fh.fileno())
+        store.write_temporary(tmp, _declare_one_channel(buffer.getvalue()), path)
         store.write_in_place(tmp, path, overwrite=overwrite)  # (os.replace took a file that appeared meanwhile)
     except AlreadyExists:
         store.remove_temporary(tmp)

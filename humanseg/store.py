@@ -426,7 +426,7 @@ def claim_temporary(path: str | os.PathLike, keep_suffix: bool = False) -> Path:
     raise OSError(errno.EEXIST, "no free temporary name beside it", str(path))
 
 
-def _write_temporary(tmp: Path, data: bytes, path: Path) -> None:
+def write_temporary(tmp: Path, data: bytes, path: Path) -> None:
     """Write data to tmp, flushed to disk; an OSError names path (a full disk names no file, a closed
     folder names the temporary one)."""
     try:
@@ -489,7 +489,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = F
     with signals_held():  # a Ctrl-C as the temporary file is made, before tmp names it, left the file
         try:
             tmp = claim_temporary(path)
-            _write_temporary(tmp, data, path)
+            write_temporary(tmp, data, path)
             _put_in_place(tmp, path, overwrite)
         finally:
             if tmp is not None:
@@ -518,7 +518,7 @@ def _write_together(files: list[tuple[str | os.PathLike, bytes, bool]]) -> list[
     try:
         for path, data, _ in staged:
             temporaries.append(claim_temporary(path))
-            _write_temporary(temporaries[-1], data, path)
+            write_temporary(temporaries[-1], data, path)
         for (path, _, overwrite), tmp in zip(staged, temporaries):
             old: Path | bytes | None = None
             if overwrite and os.path.lexists(path):

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from humanseg import metrics, store
 from humanseg.data.dataset import Pair, TrainingSet, load_pairs, load_rooms, set_places, split_sets
 from humanseg.errors import HumansegError, WeightsError, out_of_memory, plural
-from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, save_checkpoint
+from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
 from humanseg.signals import STOPS, StopSignals, Terminated, child_ends_ignored
@@ -384,8 +384,7 @@ def best_is_behind(record: dict, step: int, best_iou: float, best_path: Path) ->
     if not best_path.is_file():
         return True
     try:
-        best = torch.load(best_path, map_location="cpu", weights_only=True)
-        return float(best["metrics"]["iou"]) < best_iou
+        return float(read_checkpoint(best_path)["metrics"]["iou"]) < best_iou
     except Exception:  # unreadable or not a checkpoint of this run: left as it is
         return False
 

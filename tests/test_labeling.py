@@ -943,14 +943,14 @@ def test_a_label_is_saved_whole_or_not_at_all(tmp_path, monkeypatch):
     info.json_path(0).rmdir()
 
     # A full disk while the json is written: nothing is replaced.
-    real = store._write_temporary
+    real = store.write_temporary
 
     def full_on_json(tmp, data, path):
         if path.suffix == ".json":
             raise OSError(28, "No space left on device", str(path))
         return real(tmp, data, path)
 
-    monkeypatch.setattr(store, "_write_temporary", full_on_json)
+    monkeypatch.setattr(store, "write_temporary", full_on_json)
     with pytest.raises(OSError, match="No space"):
         save_label(info, 0, editor, (H, W), Opened(mask=True, json=False))
     assert info.mask_path(0).read_bytes() == old and not info.json_path(0).exists()

@@ -669,6 +669,26 @@ def far_in(image, room, width, height, scale, mask=False):
     return np.where(out >= 128, 255, 0).astype(np.uint8) if mask else out
 
 
+def changed_region(img, bkg, tallest):
+    """The largest of `changed_regions` (the first the closer look is given), or None."""
+    from humanseg.model.segmenter import changed_regions
+
+    boxes = changed_regions(img, bkg, tallest, 1)
+    return boxes[0] if boxes else None
+
+
+HD_W, HD_H = 1920, 1080
+
+
+def hd_far_scene(dev_root, n):
+    """Set n's first frame at a third of its size in the middle of a 1920x1080 copy of its room (a 1080p
+    camera's person standing back from it): the background, the frame and the person's mask."""
+    info = store.scan_set(dev_root, n)
+    room = store.read_background(info)
+    return (far_in(room, room, HD_W, HD_H, 1 / 3), far_in(store.read_frame(info, 0, room.shape), room, HD_W, HD_H, 1 / 3),
+            far_in(store.read_mask(info.mask_path(0), room.shape), room, HD_W, HD_H, 1 / 3, mask=True))
+
+
 @pytest.mark.slow
 def test_a_person_too_small_for_the_first_pass_is_found_where_the_frame_changed(dev_root):
     # A 1080p camera's person standing back from it: set2's and set5's frame at a third of its size in
@@ -682,11 +702,8 @@ def test_a_person_too_small_for_the_first_pass_is_found_where_the_frame_changed(
 
     seg = load_segmenter(num_threads=1)
     for n in (2, 5):
-        info = store.scan_set(dev_root, n)
-        room = store.read_background(info)
-        frame, truth = store.read_frame(info, 0, room.shape), store.read_mask(info.mask_path(0), room.shape)
-        seg.set_background(far_in(room, room, 1920, 1080, 1 / 3))
-        far, person = far_in(frame, room, 1920, 1080, 1 / 3), far_in(truth, room, 1920, 1080, 1 / 3, mask=True)
+        bkg, far, person = hd_far_scene(dev_root, n)
+        seg.set_background(bkg)
         seg.seek = False
         assert metrics.iou(seg.predict_mask(far), person) < 0.5, n  # the first pass alone: nobody, or little
         seg.seek = True
@@ -694,7 +711,7 @@ def test_a_person_too_small_for_the_first_pass_is_found_where_the_frame_changed(
 
 
 def test_what_is_looked_at_where_the_first_pass_finds_nobody(dev_root):
-    from humanseg.model.segmenter import changed_region, working_size
+    from humanseg.model.segmenter import working_size
 
     rng = np.random.default_rng(0)
     nudge = cv2.getRotationMatrix2D((320, 240), 0.5, 1.0)  # as benchmarks/robustness.py nudges a camera
@@ -706,13 +723,8 @@ def test_what_is_looked_at_where_the_first_pass_finds_nobody(dev_root):
         f = bkg.astype(np.float32)
         for again in (f, f * 1.3 + 10, f * 0.7 - 5, f * [1.15, 1.0, 0.85], f + rng.normal(0, 6, f.shape), nudged):
             assert changed_region(np.clip(again, 0, 255).astype(np.uint8), bkg, 144) is None, n
-    info = store.scan_set(dev_root, 2)
-    room = store.read_background(info)
-    size = working_size(1920, 1080, 320)
-    at_work = [cv2.resize(far_in(image, room, 1920, 1080, 1 / 3, mask=mask), size, interpolation=cv2.INTER_AREA)
-               for image, mask in ((room, False), (store.read_frame(info, 0, room.shape), False),
-                                   (store.read_mask(info.mask_path(0), room.shape), True))]
-    bkg, frame, person = at_work
+    size = working_size(HD_W, HD_H, 320)
+    bkg, frame, person = (cv2.resize(i, size, interpolation=cv2.INTER_AREA) for i in hd_far_scene(dev_root, 2))
     x, y, w, h = changed_region(frame, bkg, 144)
     px, py, pw, ph = cv2.boundingRect((person > 127).astype(np.uint8))  # the person's box, 24 px tall
     assert px <= x + w / 2 <= px + pw and py <= y + h / 2 <= py + ph and 0.6 * ph <= h <= 1.5 * ph
@@ -734,7 +746,6 @@ def test_which_change_is_looked_at_where_the_first_pass_finds_nobody(dev_root):
     # not the first; none under 8 px tall (after its 5x5 dilation) nor under 32 grey levels (a shadow);
     # a whole dark blob under an exposure change (the fit done again without it); and a camera nudged
     # sideways alone is undone as one nudged both ways is.
-    from humanseg.model.segmenter import changed_region
 
     room = store.read_background(store.scan_set(dev_root, 2))
     bkg = cv2.resize(room, (320, 240), interpolation=cv2.INTER_AREA)
@@ -784,9 +795,6 @@ def test_a_stream_looks_again_at_a_change_that_was_nobody_only_every_fourth_fram
         assert looked == looks, (size, track)
 
 
-HD_W, HD_H = 1920, 1080
-
-
 def person_of(dev_root, n, k=0):
     """Set n's frame k cut to its person's box, with its mask."""
     info = store.scan_set(dev_root, n)
@@ -813,11 +821,7 @@ def test_a_second_far_person_in_an_hd_room_is_found_too(dev_root):
     from humanseg import metrics
     from humanseg.model import load_segmenter
 
-    info = store.scan_set(dev_root, 2)
-    room = store.read_background(info)
-    bkg = far_in(room, room, HD_W, HD_H, 1 / 3)
-    left = far_in(store.read_frame(info, 0, room.shape), room, HD_W, HD_H, 1 / 3)
-    left_truth = far_in(store.read_mask(info.mask_path(0), room.shape), room, HD_W, HD_H, 1 / 3, mask=True)
+    bkg, left, left_truth = hd_far_scene(dev_root, 2)
     person, mask = person_of(dev_root, 5, 1)
     right, right_truth = bkg.copy(), np.zeros((HD_H, HD_W), np.uint8)
     stand(right, right_truth, person, mask, 1450, 430, 0.3)  # 100 px tall: 17 working px
@@ -849,11 +853,7 @@ def test_a_far_person_is_found_beside_something_bigger_that_moved(dev_root, n):
     from humanseg import metrics
     from humanseg.model import load_segmenter
 
-    info = store.scan_set(dev_root, n)
-    room = store.read_background(info)
-    bkg = far_in(room, room, HD_W, HD_H, 1 / 3)
-    frame = far_in(store.read_frame(info, 0, room.shape), room, HD_W, HD_H, 1 / 3)
-    truth = far_in(store.read_mask(info.mask_path(0), room.shape), room, HD_W, HD_H, 1 / 3, mask=True)
+    bkg, frame, truth = hd_far_scene(dev_root, n)
     with_bag = frame.copy()
     cv2.rectangle(with_bag, (1300, 700), (1600, 900), (40, 60, 90), -1)
     seg = load_segmenter(num_threads=1)
@@ -877,11 +877,7 @@ def test_a_far_person_stays_found_when_a_lamp_is_switched_on(dev_root, n):
     from humanseg import metrics
     from humanseg.model import load_segmenter
 
-    info = store.scan_set(dev_root, n)
-    room = store.read_background(info)
-    bkg = far_in(room, room, HD_W, HD_H, 1 / 3)
-    frame = far_in(store.read_frame(info, 0, room.shape), room, HD_W, HD_H, 1 / 3)
-    truth = far_in(store.read_mask(info.mask_path(0), room.shape), room, HD_W, HD_H, 1 / 3, mask=True)
+    bkg, frame, truth = hd_far_scene(dev_root, n)
     yy, xx = np.mgrid[0:HD_H, 0:HD_W].astype(np.float32)
     glow = np.exp(-((xx - HD_W / 4) ** 2 + (yy - 0.35 * HD_H) ** 2) / (2 * (0.08 * HD_H) ** 2))
     lit = np.clip(frame + 60 * glow[..., None] * np.float32([0.7, 0.9, 1.0]), 0, 255).astype(np.uint8)

@@ -106,16 +106,10 @@ ZOOM_GRID = 16  # crop edges on this grid of frame pixels, so a person standing 
 TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmented in up to 3 frames of 4
 
 
-# `changed_region`: what differs from the exposure-fitted background within SEEK_SHIFT working pixels
+# `changed_regions`: what differs from the exposure-fitted background within SEEK_SHIFT working pixels
 # around it by more than SEEK_DIFF grey levels (where no channel of the frame is within SEEK_CLIPPED of
 # 255), in a blob at least SEEK_MIN_HEIGHT working pixels tall.
 SEEK_DIFF, SEEK_MIN_HEIGHT, SEEK_CLIPPED, SEEK_SHIFT, SEEK_KEEP, SEEK_SCALE = 32, 8, 5, 1, 0.6, 0.4
-
-
-def changed_region(img: np.ndarray, bkg: np.ndarray, tallest: float) -> tuple[int, int, int, int] | None:
-    """The largest of `changed_regions`, or None."""
-    boxes = changed_regions(img, bkg, tallest, 1)
-    return boxes[0] if boxes else None
 
 
 def changed_regions(img: np.ndarray, bkg: np.ndarray, tallest: float,
@@ -200,7 +194,7 @@ class Segmenter:
         self.track = False  # a stream of frames (live mode): follow a far person in their crop (`logits`)
         self.seek = True  # where the first pass finds nobody, zoom in on what differs from the background
         self._bkg_small: np.ndarray | None = None
-        self._seek_rest = 0  # frames of a stream left before the next `changed_region` look
+        self._seek_rest = 0  # frames of a stream left before the next `changed_regions` look
         self._outside: np.ndarray | None = None  # the last full pass's logits, while following one
         self._tracked = 0  # frames since that full pass
         if self.backend != "torch":
@@ -233,7 +227,7 @@ class Segmenter:
             self.cache = self.model.encode_background(self._tensor(bkg))
         self.bkg_shape = bkg.shape[:2]
         self.bkg_image = bkg.copy()  # for the far person's crops (`zoom` may be turned on later)
-        self._bkg_small = self._resized(self.bkg_image)  # for `changed_region`
+        self._bkg_small = self._resized(self.bkg_image)  # for `changed_regions`
         self._zoom_key, self._outside, self._tracked, self._seek_rest = None, None, 0, 0
         if self.backend != "torch":
             self._start_ort()
