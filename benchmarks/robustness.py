@@ -84,6 +84,22 @@ def far_person(frame, bkg, mask):
     return far, room, far_mask
 
 
+def closer(frame, bkg, mask, zoom=2.0):
+    """A person nearer the camera (the upper body filling the frame, as at a desk): a crop 1/zoom of
+    the frame's width and height, from just above the person's head and centred on them, scaled up
+    to the frame's size, from frame and background alike (a frame without a person: its middle)."""
+    h, w = frame.shape[:2]
+    ch, cw = int(h / zoom), int(w / zoom)
+    ys, xs = np.nonzero(mask)
+    top, cx = ((h - ch) // 2, w // 2) if ys.size == 0 else (ys.min() - ch // 10, (xs.min() + xs.max()) // 2)
+    top, left = int(np.clip(top, 0, h - ch)), int(np.clip(cx - cw // 2, 0, w - cw))
+
+    def up(img, interp):
+        return cv2.resize(img[top:top + ch, left:left + cw], (w, h), interpolation=interp)
+
+    return up(frame, cv2.INTER_CUBIC), up(bkg, cv2.INTER_CUBIC), up(mask, cv2.INTER_NEAREST)
+
+
 def noise(frame, bkg, mask):
     """Sensor noise (sigma 6 grey levels) on the frame."""
     rng = np.random.default_rng(0)
@@ -93,7 +109,7 @@ def noise(frame, bkg, mask):
 CONDITIONS = {"as captured": lambda f, b, m: (f, b, m), "exposure": exposure, "white balance": white_balance,
               "camera nudge": camera_nudge, "half size + JPEG": cheap_camera,
               "quarter size + JPEG": lambda f, b, m: cheap_camera(f, b, m, 4), "person further away": far_person,
-              "sensor noise": noise}
+              "person closer": closer, "sensor noise": noise}
 
 
 def score(predictor, samples, condition) -> dict:
