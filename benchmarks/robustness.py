@@ -84,20 +84,27 @@ def far_person(frame, bkg, mask):
     return far, room, far_mask
 
 
+def closer_window(mask, zoom=2.0):
+    """(top, left, height, width) of `closer`'s crop for a frame whose person is mask."""
+    h, w = mask.shape[:2]
+    ch, cw = int(h / zoom), int(w / zoom)
+    ys, xs = np.nonzero(mask)
+    top, cx = ((h - ch) // 2, w // 2) if ys.size == 0 else (ys.min() - ch // 10, (xs.min() + xs.max()) // 2)
+    return int(np.clip(top, 0, h - ch)), int(np.clip(cx - cw // 2, 0, w - cw)), ch, cw
+
+
+def scaled_up(img, window, interpolation=cv2.INTER_CUBIC):
+    """The crop window (`closer_window`) of img scaled up to img's size."""
+    top, left, ch, cw = window
+    return cv2.resize(img[top:top + ch, left:left + cw], img.shape[1::-1], interpolation=interpolation)
+
+
 def closer(frame, bkg, mask, zoom=2.0):
     """A person nearer the camera (the upper body filling the frame, as at a desk): a crop 1/zoom of
     the frame's width and height, from just above the person's head and centred on them, scaled up
     to the frame's size, from frame and background alike (a frame without a person: its middle)."""
-    h, w = frame.shape[:2]
-    ch, cw = int(h / zoom), int(w / zoom)
-    ys, xs = np.nonzero(mask)
-    top, cx = ((h - ch) // 2, w // 2) if ys.size == 0 else (ys.min() - ch // 10, (xs.min() + xs.max()) // 2)
-    top, left = int(np.clip(top, 0, h - ch)), int(np.clip(cx - cw // 2, 0, w - cw))
-
-    def up(img, interp):
-        return cv2.resize(img[top:top + ch, left:left + cw], (w, h), interpolation=interp)
-
-    return up(frame, cv2.INTER_CUBIC), up(bkg, cv2.INTER_CUBIC), up(mask, cv2.INTER_NEAREST)
+    window = closer_window(mask, zoom)
+    return scaled_up(frame, window), scaled_up(bkg, window), scaled_up(mask, window, cv2.INTER_NEAREST)
 
 
 def noise(frame, bkg, mask):

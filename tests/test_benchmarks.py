@@ -32,6 +32,15 @@ def test_segmentation_prints_one_json_line_per_measurement(dev_root, default_wei
     assert lines[0]["backend"] == "onnxruntime" and lines[2]["backend"] == "torch" and lines[0]["threads"] == 1
 
 
+@pytest.mark.parametrize("flags, name", [([], "live_fps"), (["--near", "--set", 10], "live_fps_near")])
+def test_live_prints_one_json_line_per_view(dev_root, default_weights, flags, name):
+    r = bench("live.py", "--runs", 1, "--frames", 4, "--views", "tint", "--threads", 1, *flags)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["name"], x["view"], x["frame"], x["frames"]) for x in lines] == [(name, "tint", "640x480", 4)]
+    assert 0 < lines[0]["min"] <= lines[0]["median"] <= lines[0]["max"] and lines[0]["unit"] == "fps"
+
+
 @pytest.mark.parametrize("script,args,message", [
     ("segmentation.py", ["--repeats", "0"], "Error: Invalid value for '--repeats': 0 is not in the range x>=1."),
     ("segmentation.py", ["--threads", "0"],
@@ -42,6 +51,7 @@ def test_segmentation_prints_one_json_line_per_measurement(dev_root, default_wei
     ("live.py", ["--runs", "x"], "Error: Invalid value for '--runs': 'x' is not a valid integer range."),
     ("live.py", ["--views", "tint,bogus"],
      "Error: --views: unknown view 'bogus' (views: tint, blur, replace, green, side)"),
+    ("live.py", ["--far", "--near"], "Error: --far and --near: give one of them"),
     ("robustness.py", ["--images", ""], "Error: Invalid value for '--images': empty; name a folder."),
     ("capture_loop.py", ["--frames", "40", "--chunk", "50"],
      "Error: --chunk 50 must be below --frames 40 (FPS is measured per chunk)"),
