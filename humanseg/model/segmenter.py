@@ -315,7 +315,10 @@ class Segmenter:
         next frames (up to TRACK_EVERY - 1) only their crop is segmented, the rest of the frame keeping
         the last full pass's logits, as long as what the crop calls person stays 16 px inside it and
         small; then, or when it does not, the whole frame again. A second person walking in elsewhere
-        is seen at the next full pass, at most three frames later."""
+        is seen at the next full pass, at most three frames later. Where the first pass leaves out a
+        changed piece of the frame that the person it found encloses (someone near the camera, a
+        stretch of their clothes called background), a pass at half the working width fills it in
+        (`_near_pass`)."""
         if self.cache is None:
             raise HumansegError("no background set")
         store.check_bgr(frame, "frame")
