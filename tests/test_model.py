@@ -1063,7 +1063,32 @@ def test_what_counts_as_a_changed_piece_left_out_inside_the_person():
     brighter = cv2.LUT(frame, np.clip(np.arange(256) * 1.25, 0, 255).astype(np.uint8))
     assert left_out_inside(brighter, planes, *same, person)  # the whole wall differs by 45
     assert not left_out_inside(brighter, planes, np.full(3, 0.8, np.float32), np.zeros(3, np.float32), person)
+    cracked = person.copy()
+    cracked[60:, 79:81] = 0  # a crack 2 px wide up from the bottom edge, 120 px: not a piece left out
+    assert 2 * 60 >= NEAR_PIECE * h * w and not left_out_inside(frame, planes, *same, cracked)
     assert not left_out_inside(frame[:3], [p[:3] for p in planes], *same, found[:3])  # a strip of a frame
+
+
+def test_the_coarser_pass_is_only_looked_for_where_someone_of_ordinary_size_was_found(dev_root, monkeypatch):
+    # Whatever the check would say: an empty room (nobody found) and a far person (who gets their own
+    # second pass) take no coarser pass; a person of the dev frames' size is checked.
+    import humanseg.model.segmenter as segmenter
+    from humanseg.model import load_segmenter
+
+    calls = []
+    monkeypatch.setattr(segmenter, "left_out_inside", lambda *args: calls.append(args) or True)
+    seg = load_segmenter(num_threads=1)
+    info = store.scan_set(dev_root, 3)
+    bkg = store.read_background(info)
+    seg.set_background(bkg)
+    seg.predict_mask(bkg)
+    far, room = far_scene(dev_root)
+    seg.set_background(room)
+    seg.predict_mask(far)
+    assert seg._zoom_key is not None and calls == [] and seg._near_seg is None
+    seg.set_background(bkg)
+    seg.predict_mask(store.read_frame(info, 0, bkg.shape))
+    assert len(calls) == 1 and seg._near_seg is not None
 
 
 def test_what_the_coarser_pass_adds_to_the_first(monkeypatch):
@@ -1075,7 +1100,7 @@ def test_what_the_coarser_pass_adds_to_the_first(monkeypatch):
     z[40:, 100:220] = 5.0  # the first pass's person
     zc = z.copy()
     zc[100:200, 220:260] = 3.0  # a thick piece beside them, 4000 px (NEAR_ADD: 768)
-    zc[40:, 97:100] = 4.0  # a band 3 px wide along their outline
+    zc[40:, 96:100] = 4.0  # a band 4 px wide along their outline (800 px, but thin)
     zc[5:30, 5:30] = 4.0  # a piece of 625 px
     zc[50:60, 110:120] = -9.0  # what the coarser pass calls background inside them
 

@@ -193,8 +193,6 @@ def left_out_inside(img: np.ndarray, bkg_planes: list[np.ndarray], gain: np.ndar
     0..1 -> background 0..1, per channel). A near person's sweater called background is such a piece
     (the person around it on three sides, the frame's bottom edge on the fourth); a shadow or a moved
     object beside a person is not (the wall around most of it). About 0.2 ms at 160x120."""
-    if min(person.shape) < 4:  # (a strip of a frame)
-        return False
     v = np.arange(256, dtype=np.float32)
     diff = None
     for plane, b, g, o in zip(cv2.split(img), bkg_planes, gain, offset):
