@@ -1143,6 +1143,56 @@ def test_both_backends_give_a_near_person_the_coarser_pass(dev_root, backend):
     assert seg._near_seg is not None and near >= 0.95 and first < 0.85, (near, first)
 
 
+def test_a_stream_gives_the_coarser_pass_to_a_near_person_the_check_misses(dev_root):
+    """Set 5's frame 2 at 2.5 times: a face filling half the frame in front of a shelf of about its
+    colour; the left-out skin differs too little to count as changed, so a single frame keeps the
+    first pass (IoU 0.71); a stream's coarser pass, run at its first frame, fills it in (0.98) and is
+    run again in each frame to which it adds something."""
+    from humanseg import metrics
+    from humanseg.model import load_segmenter
+
+    bkg, frame, truth = near_scene(dev_root, 5, 2)
+    single, stream = load_segmenter(num_threads=1), load_segmenter(num_threads=1)
+    stream.track = True
+    for s in (single, stream):
+        s.set_background(bkg)
+    assert metrics.iou(single.predict_mask(frame), truth) < 0.8 and single._near_seg is None
+    for _ in range(3):
+        assert metrics.iou(stream.predict_mask(frame), truth) >= 0.95
+    assert stream._near_on
+
+
+def test_a_stream_runs_the_coarser_pass_every_eighth_frame_with_someone_in_it(dev_root, monkeypatch):
+    # In a stream the coarser pass is its own check: in the first frame with someone in it after a
+    # background is set, then in every NEAR_PROBE-th while it adds nothing (frames with nobody found
+    # do not count); the difference check is not consulted.
+    import humanseg.model.segmenter as segmenter
+    from humanseg.model import load_segmenter
+
+    def never(*args):
+        raise AssertionError("the check ran in a stream")
+
+    monkeypatch.setattr(segmenter, "left_out_inside", never)
+    seg = load_segmenter(num_threads=1)
+    seg.track = True
+    passes = []
+    near_pass = seg._near_pass
+    monkeypatch.setattr(seg, "_near_pass", lambda img, z: passes.append(1) or near_pass(img, z))
+    info = store.scan_set(dev_root, 2)
+    bkg = store.read_background(info)
+    frame = store.read_frame(info, 0, bkg.shape)
+    seg.set_background(bkg)
+    got = []
+    for i in range(15):
+        seg.predict_mask(bkg if i in (3, 4) else frame)  # (two frames of the empty room)
+        got.append(len(passes))
+    assert segmenter.NEAR_PROBE == 8 and not seg._near_on
+    assert got == [1] * 10 + [2] * 5  # at frames 0 and 10 (the eighth with someone in it after 0)
+    seg.set_background(bkg)  # a new background, four frames before the next: at the next frame again
+    seg.predict_mask(frame)
+    assert len(passes) == 3
+
+
 def test_a_raw_segmenter_gives_a_near_person_no_coarser_pass(dev_root):
     # `evaluate --method model-raw` (clean=False): the network's one pass, as for the far person.
     from humanseg.model import load_segmenter

@@ -175,6 +175,9 @@ def changed_regions(img: np.ndarray, bkg: np.ndarray, tallest: float,
 # frame is segmented again at NEAR_SCALE of the work width, and what that pass calls person beyond the
 # first, in pieces at least NEAR_ADD of the frame after an opening with a 5 px disc, is added.
 NEAR_DIFF, NEAR_PIECE, NEAR_ENCLOSED, NEAR_SCALE, NEAR_ADD = 32, 0.005, 0.5, 0.5, 0.01
+# In a stream (`Segmenter.track`) the coarser pass itself is the check: it runs in every NEAR_PROBE-th frame
+# in which someone is found, and in every frame after one to which it added something.
+NEAR_PROBE = 8
 
 
 def _pieces(mask: np.ndarray, disc: int, least: float) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -251,6 +254,8 @@ class Segmenter:
         self.near = True  # where the first pass leaves a changed piece inside the person out, a coarser pass
         self._near_seg: Segmenter | None = None  # that pass's segmenter (the model's, its own background)
         self._near_ready = False  # whether it holds this background's features
+        self._near_on = False  # a stream whose last coarser pass added something: one in every frame
+        self._near_wait = 0  # a stream's frames with someone in them left before the next coarser pass
         self._bkg_half: list[np.ndarray] = []  # the background's planes at half the working size, for the check
         self._bkg_small: np.ndarray | None = None
         self._seek_rest = 0  # frames of a stream left before the next `changed_regions` look
@@ -288,7 +293,7 @@ class Segmenter:
         self.bkg_image = bkg.copy()  # for the far person's crops (`zoom` may be turned on later)
         self._bkg_small = self._resized(self.bkg_image)  # for `changed_regions`
         self._zoom_key, self._outside, self._tracked, self._seek_rest = None, None, 0, 0
-        self._near_ready, self._bkg_half = False, []
+        self._near_ready, self._bkg_half, self._near_on, self._near_wait = False, [], False, 0
         if self.backend != "torch":
             self._start_ort()
 
@@ -350,7 +355,7 @@ class Segmenter:
             else:  # nobody found: someone too small to be seen? (A taller change it saw well enough.)
                 sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
         elif (box is None and self.zoom and self.near and not self.exact and small.max() > 0
-              and self._left_out(img, small)):  # someone near the camera, part of whom the first pass left out
+              and self._near_due(img, small)):  # someone near the camera, part of whom the first pass left out?
             small = self._near_pass(img, small)
         h, w = frame.shape[:2]
         if small.shape != (h, w):
@@ -380,6 +385,19 @@ class Segmenter:
         return left_out_inside(cv2.resize(img, half, interpolation=cv2.INTER_AREA), self._bkg_half, *self._fit(img),
                                cv2.resize(above(z, 0.0), half, interpolation=cv2.INTER_NEAREST))
 
+    def _near_due(self, img: np.ndarray, z: np.ndarray) -> bool:
+        """Whether img (someone found in it: logits z) gets the coarser pass: a single frame where
+        `left_out_inside` finds a piece of the person left out; in a stream (`track`), every frame while
+        the last coarser pass added something, and otherwise every NEAR_PROBE-th frame with someone in
+        it, as the check misses clothes or skin the colour of the wall behind (a face filling half the
+        frame in front of a shelf of its colour), which the coarser pass sees."""
+        if not self.track:
+            return self._left_out(img, z)
+        if self._near_on or self._near_wait == 0:
+            return True
+        self._near_wait -= 1
+        return False
+
     def _near_pass(self, img: np.ndarray, z: np.ndarray) -> np.ndarray:
         """z (the working-size logits of img) with what a pass at NEAR_SCALE of the work width calls person
         beyond z put in, in pieces at least NEAR_ADD of the frame (after an opening): its logits there.
@@ -394,6 +412,8 @@ class Segmenter:
             self._near_ready = True
         zc = sub.logits(img)
         labels, _, big = _pieces(cv2.bitwise_and(above(zc, 0.0), cv2.bitwise_not(above(z, 0.0))), 5, NEAR_ADD)
+        if self.track:
+            self._near_on, self._near_wait = bool(big), 0 if big else NEAR_PROBE - 1
         if not big:
             return z
         return np.where(np.isin(labels, big), zc, z)  # (where zc > 0 >= z)
