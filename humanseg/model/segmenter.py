@@ -251,7 +251,7 @@ class Segmenter:
         self._zoom_key: tuple | None = None  # the crop and size its background features were computed for
         self.track = False  # a stream of frames (live mode): follow a far person in their crop (`logits`)
         self.seek = True  # where the first pass finds nobody, zoom in on what differs from the background
-        self.near = True  # where the first pass leaves a changed piece inside the person out, a coarser pass
+        self.near = True  # a coarser pass where the first leaves part of a near person out (`_near_due`)
         self._near_seg: Segmenter | None = None  # that pass's segmenter (the model's, its own background)
         self._near_ready = False  # whether it holds this background's features
         self._near_on = False  # a stream whose last coarser pass added something: one in every frame
@@ -321,7 +321,7 @@ class Segmenter:
         is seen at the next full pass, at most three frames later. Where the first pass leaves out a
         changed piece of the frame that the person it found encloses (someone near the camera, a
         stretch of their clothes called background), a pass at half the working width fills it in
-        (`_near_pass`)."""
+        (`_near_pass`; in a stream that pass is its own check, `_near_due`)."""
         if self.cache is None:
             raise HumansegError("no background set")
         store.check_bgr(frame, "frame")
