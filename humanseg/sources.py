@@ -24,7 +24,7 @@ MAX_FPS = 1000.0  # a file reporting more has a broken header: taken as 30, as o
 VIDEOS_NOT_READ = "videos are not read from a folder or pattern: give one as --source"
 
 
-def _natural_key(path: str):
+def natural_key(path: str):
     # The whole path, so a pattern over several folders keeps each folder's frames together (set3/*
     # then set4/*, not alternating); the path itself breaks ties (1.png and 01.png) as the same
     # order every time. [0-9], not \d or isdigit(): "1²2.png" has a digit int() does not take.
@@ -94,14 +94,14 @@ class ImageFolderSource(FrameSource):
         with_frames = {os.path.dirname(p) for p in paths if store.FRAME_RE.match(os.path.basename(p))}
         in_sets = {folder for folder in with_frames if os.path.isfile(os.path.join(folder or ".", store.BKG_NAME))}
         strays = sorted((p for p in paths if os.path.dirname(p) in in_sets
-                         and not store.FRAME_RE.match(os.path.basename(p))), key=_natural_key)
+                         and not store.FRAME_RE.match(os.path.basename(p))), key=natural_key)
         if strays:
             left_out = set(strays)
             paths = [p for p in paths if p not in left_out]
             names = ", ".join(os.path.basename(p) for p in strays[:3]) + (", ..." if len(strays) > 3 else "")
             warnings.warn(f"{spec}: {names} not read (in a capture set's folder only its K.png frames are "
                           f"frames)", stacklevel=2)
-        paths.sort(key=_natural_key)
+        paths.sort(key=natural_key)
         videos = sorted(p.name for p in found if p.suffix.lower() in VIDEO_EXTS)
         if not paths:
             if videos:
@@ -109,7 +109,7 @@ class ImageFolderSource(FrameSource):
             else:
                 # Folders are not searched (an images root holds set folders, not frames): said as
                 # such, with what to give instead, rather than counted among the files passed over.
-                folders = sorted((p for p in found if p.is_dir()), key=lambda p: _natural_key(str(p)))
+                folders = sorted((p for p in found if p.is_dir()), key=lambda p: natural_key(str(p)))
                 files = len(found) - len(folders)
                 said = []
                 if files:

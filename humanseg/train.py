@@ -11,7 +11,6 @@ import io
 import itertools
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -35,6 +34,7 @@ from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoi
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
 from humanseg.signals import STOPS, StopSignals, Terminated, child_ends_ignored
+from humanseg.sources import natural_key
 
 
 # The loss's boundary term: cross-entropy weight 1 + GAIN within WIDTH px of the true outline.
@@ -682,7 +682,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             several = len({p.set_key.rsplit(":", 1)[0] for p in train_pairs + val_pairs}) > 1
             val_names = sorted({os.path.join(*p.set_key.rsplit(":", 1)) if several else p.set_key.rsplit(":", 1)[1]
                                 for p in val_pairs},  # in number order: set5, set9, set11
-                               key=lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
+                               key=natural_key)
             n_sets = len({p.set_key for p in train_pairs})
             log(f"training on {plural(len(train_pairs), 'frame')} ({plural(n_sets, 'set')}) "
                 f"+ {plural(len(rooms), 'extra room')}; validating on {plural(len(val_pairs), 'frame')} "

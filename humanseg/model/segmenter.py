@@ -118,6 +118,12 @@ TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmen
 SEEK_DIFF, SEEK_MIN_HEIGHT, SEEK_CLIPPED, SEEK_SHIFT, SEEK_KEEP, SEEK_SCALE = 32, 8, 5, 1, 0.6, 0.4
 
 
+def unclipped(img: np.ndarray) -> np.ndarray:
+    """uint8 255 where no channel of img (BGR uint8) is within SEEK_CLIPPED of 255: where a difference
+    from the background can count (a brighter exposure turns a window white: no gain fits it)."""
+    return cv2.inRange(img, (0, 0, 0), (255 - SEEK_CLIPPED,) * 3)
+
+
 def changed_regions(img: np.ndarray, bkg: np.ndarray, tallest: float,
                     most: int = 3) -> list[tuple[int, int, int, int]]:
     """The boxes (x, y, w, h) of the `most` largest blobs where the frame img differs from the background bkg
@@ -153,8 +159,7 @@ def changed_regions(img: np.ndarray, bkg: np.ndarray, tallest: float,
         diff = cv2.max(cv2.max(planes[0], planes[1]), planes[2])
         keep = cv2.compare(diff, SEEK_DIFF, cv2.CMP_LE)
     changed = cv2.compare(diff, SEEK_DIFF, cv2.CMP_GT)
-    # Not where the frame is clipped (a brighter exposure turns a window white: no gain fits it).
-    changed &= cv2.inRange(img, (0, 0, 0), (255 - SEEK_CLIPPED,) * 3)
+    changed &= unclipped(img)
     changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # sensor noise
     changed = cv2.dilate(changed, np.ones((5, 5), np.uint8))  # a person's pieces (clothes like the wall)
     _, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
@@ -202,8 +207,7 @@ def left_out_inside(img: np.ndarray, bkg_planes: list[np.ndarray], gain: np.ndar
         d = cv2.absdiff(cv2.LUT(plane, np.clip(np.rint(v * g + o * 255), 0, 255).astype(np.uint8)), b)
         diff = d if diff is None else cv2.max(diff, d)
     left_out = cv2.bitwise_and(cv2.compare(diff, NEAR_DIFF, cv2.CMP_GT), cv2.bitwise_not(person))
-    left_out = cv2.bitwise_and(left_out, cv2.inRange(img, (0, 0, 0), (255 - SEEK_CLIPPED,) * 3))  # (no gain
-    # fits a clipped pixel)
+    left_out = cv2.bitwise_and(left_out, unclipped(img))
     labels, stats, big = _pieces(left_out, 3, NEAR_PIECE)
     if not big:
         return False
@@ -346,17 +350,17 @@ class Segmenter:
             small = clean_logits(small)
         box, small_shape = (self._small_person(small) if self.zoom else None), small.shape
         sought: list = []
-        # Only where the frame was scaled down a lot (2.5 times or more: a 1280x720 camera's, not a 640x480
-        # one's, whose first pass sees people down to a third of its height) and nobody was found.
-        if (box is None and self.zoom and self.seek and not self.exact
-                and small.shape[1] <= SEEK_SCALE * frame.shape[1] and small.max() <= 0):
-            if self._seek_rest:  # a stream whose last look found nobody there: not every frame
-                self._seek_rest -= 1
-            else:  # nobody found: someone too small to be seen? (A taller change it saw well enough.)
-                sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
-        elif (box is None and self.zoom and self.near and not self.exact and small.max() > 0
-              and self._near_due(img, small)):  # someone near the camera, part of whom the first pass left out?
-            small = self._near_pass(img, small)
+        if box is None and self.zoom and not self.exact:  # nobody far: someone too large, or too small?
+            if small.max() > 0:
+                if self.near and self._near_due(img, small):  # someone near the camera, partly left out?
+                    small = self._near_pass(img, small)
+            # Nobody found, in a frame scaled down a lot (2.5 times or more: a 1280x720 camera's, not a
+            # 640x480 one's, whose first pass sees people down to a third of its height).
+            elif self.seek and small.shape[1] <= SEEK_SCALE * frame.shape[1]:
+                if self._seek_rest:  # a stream whose last look found nobody there: not every frame
+                    self._seek_rest -= 1
+                else:  # someone too small to be seen? (A taller change it saw well enough.)
+                    sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
         h, w = frame.shape[:2]
         if small.shape != (h, w):
             small = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
