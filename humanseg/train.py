@@ -500,6 +500,22 @@ def memory_failure(exc: BaseException, cfg: TrainConfig, device, step: int, in_s
             f"each held-out frame whole: hold out fewer sets, or sets with smaller frames (--val-sets)")
 
 
+def stop_agreed(stops: StopSignals, device, distributed: bool) -> bool:
+    """Whether training stops after this step: asked to (stops.signum). Under torchrun every rank stops
+    at the same step: the decision is the ranks' highest signal, and one that comes while they agree
+    (a rank waits there for the others most of a step) is this rank's for the next step's agreement.
+    It was overwritten by the agreed "none": the agent sends each rank its Ctrl-C once, and a run whose
+    ranks all had theirs there went on training until the agent killed it, with nothing saved."""
+    if not distributed:
+        return stops.signum is not None
+    flag = torch.tensor([stops.signum or 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    agreed = int(flag.item())
+    if agreed and stops.signum is None:
+        stops.signum = agreed  # another rank's signal: this one stops as it would for its own
+    return agreed != 0
+
+
 def _worker_leaves_signals_to_trainer(worker_id: int) -> None:
     """Data loader processes leave Ctrl-C to the training process, which stops them once it has saved
     (they would otherwise die under a batch it is still waiting for). SIGTERM gets its default back
@@ -748,14 +764,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
         net.train()
         stops = StopSignals(twice_stops_at_once=not distributed)
 
-        def stop_requested() -> bool:
-            if not distributed:
-                return stops.signum is not None
-            flag = torch.tensor([stops.signum or 0], device=device)  # every rank stops at the same step
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            stops.signum = int(flag.item()) or None
-            return stops.signum is not None
-
         # The tensors a diverging run fills with inf or NaN (updated in place: listed once, not per step).
         state = [(name, t) for name, t in itertools.chain(model.named_parameters(), model.named_buffers())
                  if t.is_floating_point()]
@@ -835,7 +843,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     # A planned pause: same as an interruption, but a normal exit.
                     stopped_early = True
                     break
-                if stop_requested():
+                if stop_agreed(stops, device, distributed):
                     interrupted = True
                     break
         except KeyboardInterrupt:

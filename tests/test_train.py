@@ -510,6 +510,37 @@ def signal_group_and_wait(proc, sig):
             proc.wait()
 
 
+def test_a_signal_that_comes_while_the_ranks_agree_stops_them_at_the_next_step(monkeypatch):
+    # Under torchrun each rank has its signal once; one that came while the ranks combined theirs was
+    # overwritten by the agreed "none", and the run trained on until the agent killed it.
+    import torch.distributed as dist
+
+    from humanseg.signals import StopSignals
+    from humanseg.train import stop_agreed
+
+    stops = StopSignals(twice_stops_at_once=False)
+    stops.install()
+    try:
+        def others_had_none(flag, op):  # this rank's signal comes while it waits for the others
+            assert op == dist.ReduceOp.MAX
+            signal.raise_signal(signal.SIGTERM)
+            flag.zero_()
+
+        monkeypatch.setattr(dist, "all_reduce", others_had_none)
+        assert stop_agreed(stops, "cpu", True) is False  # the ranks agreed on going on: all go on
+        assert stops.signum == signal.SIGTERM
+        monkeypatch.setattr(dist, "all_reduce", lambda flag, op: None)  # the others have none still
+        assert stop_agreed(stops, "cpu", True) is True  # this rank's signal stops them all now
+        assert stops.signum == signal.SIGTERM
+    finally:
+        stops.restore()
+
+    other = StopSignals(twice_stops_at_once=False)
+    monkeypatch.setattr(dist, "all_reduce", lambda flag, op: flag.fill_(int(signal.SIGINT)))
+    assert stop_agreed(other, "cpu", True) is True and other.signum == signal.SIGINT  # another rank's Ctrl-C
+    assert stop_agreed(StopSignals(), "cpu", False) is False  # one process: its own signal alone
+
+
 @pytest.mark.slow
 def test_ctrl_c_under_torchrun_stops_every_rank_at_the_same_step(two_sets, tmp_path):
     # torchrun's agent repeats the signal to the ranks; they agree on one step, end equal, rank 0 saves.
