@@ -253,7 +253,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     laid_out_for = None  # the frame size the buttons are placed for: the first frame's, as given
 
     def steady(found) -> list[tuple[float, float]]:
-        """A pose call's palms through the One-Euro filter (per arm, over the clock's time), so the dot
+        """A pose call's palms through the One-Euro filter (per hand, over the clock's time), so the dot
         does not jitter with PoseNet's pixel noise."""
         nonlocal answers
         answers += 1
@@ -396,6 +396,9 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
 
 
 NO_POSE_HINT = "or run with --no-pose (mouse and keys)"
+# People whose palms press buttons: with two in view, one pose's wrists and elbows came from both
+# (single-pose decoding takes each keypoint's strongest place), and palms landed between them.
+CAPTURE_POSES = 3
 
 
 def load_pose(weights: str | None, scale: float | None, num_threads: int | None = None,
@@ -412,7 +415,8 @@ def load_pose(weights: str | None, scale: float | None, num_threads: int | None 
     from humanseg.pose.weights import weights_hint
 
     try:
-        return PoseEstimator.load(weights=weights, scale=scale, num_threads=num_threads)
+        return PoseEstimator.load(weights=weights, scale=scale, num_threads=num_threads, max_poses=CAPTURE_POSES,
+                                  single_when_alone=True)
     except WeightsError as exc:
         hint = tail if isinstance(exc, WeightsNotFound) else f"; {weights_hint(weights)}{tail}"
         raise HumansegError(f"{exc}{hint}", exit_code=exc.exit_code) from None

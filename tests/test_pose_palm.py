@@ -64,6 +64,27 @@ def test_smoother_keeps_sides_apart_and_forgets_after_a_gap():
     assert (left.x, left.y) == (300, 300)
 
 
+def test_two_peoples_palms_of_one_side_are_smoothed_apart():
+    # The capture tool finds every person's palms: each goes on the hand of its side that was nearest,
+    # in whatever order PoseNet lists the people; one filter per side smoothed them into each other.
+    smoother = PalmSmoother(beta=0.0)
+    smoother.update([Palm(100, 100, "left", 0.9), Palm(500, 120, "left", 0.8)], 0.0)
+    b, a = smoother.update([Palm(510, 120, "left", 0.8), Palm(110, 100, "left", 0.9)], 1 / 30)
+    assert 100 < a.x < 105 and a.y == pytest.approx(100)
+    assert 500 < b.x < 505 and b.y == pytest.approx(120)
+    assert b.x - 500 == pytest.approx(a.x - 100)  # each moved 10 px: each filter moved alike
+    # One of them gone: the other goes on; once the gone one is forgotten, a hand that comes is new.
+    (a,) = smoother.update([Palm(120, 100, "left", 0.9)], 0.4)
+    assert 100 < a.x < 120
+    c, a = smoother.update([Palm(300, 400, "left", 0.7), Palm(120, 100, "left", 0.9)], 0.7)
+    assert (c.x, c.y) == (300, 400) and 100 < a.x < 120
+    # The nearest pair is matched first, whatever comes first in the list.
+    smoother = PalmSmoother(beta=0.0)
+    smoother.update([Palm(100, 100, "left", 0.9), Palm(200, 100, "left", 0.9)], 0.0)
+    near_second, near_first = smoother.update([Palm(160, 100, "left", 0.9), Palm(101, 100, "left", 0.9)], 1 / 30)
+    assert 160 < near_second.x < 200 and 100 < near_first.x < 101
+
+
 def test_smoother_takes_two_answers_at_one_timestamp():
     # A coarse clock gives two pose answers the same time: no time passed, so the newer is taken as
     # it is (a division by zero otherwise).

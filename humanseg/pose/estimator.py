@@ -31,7 +31,8 @@ class PoseEstimator:
 
     def __init__(self, network: PoseNetMobileNetV1, scale: float | None = None, max_poses: int = 1,
                  min_pose_score: float = 0.25, part_threshold: float = 0.5, nms_radius: float = 20.0,
-                 wrist_threshold: float = 0.3, elbow_threshold: float = 0.3, optimize: bool = True):
+                 wrist_threshold: float = 0.3, elbow_threshold: float = 0.3, optimize: bool = True,
+                 single_when_alone: bool = False):
         if scale is not None and not 0.05 <= float(scale) <= 2.0:
             raise ValueError(f"pose scale must be within 0.05 and 2.0, got {scale}")
         self.network = network.eval()
@@ -43,6 +44,9 @@ class PoseEstimator:
         self.nms_radius = nms_radius
         self.wrist_threshold = wrist_threshold
         self.elbow_threshold = elbow_threshold
+        # With max_poses > 1: where the multi-pose decoder finds one person or none, the single-pose
+        # decoder's answer (the capture tool: one person as before, each of two people their own palms).
+        self.single_when_alone = single_when_alone
         self._runner = optimized_for_cpu(self.network) if optimize else self.network
 
     @classmethod
@@ -82,13 +86,15 @@ class PoseEstimator:
     def decode(self, outputs: tuple[np.ndarray, ...]) -> list[DecodedPose]:
         """Poses in network-input pixels, strongest first, those under min_pose_score dropped."""
         heatmap, offsets, disp_fwd, disp_bwd = outputs
-        if self.max_poses == 1:
-            poses = [decode_single_pose(heatmap, offsets, self.output_stride)]
-        else:
+        poses = []
+        if self.max_poses > 1:
             poses = decode_multiple_poses(sigmoid(heatmap), offsets, disp_fwd, disp_bwd, self.output_stride,
                                           max_poses=self.max_poses, part_threshold=self.part_threshold,
                                           nms_radius=self.nms_radius)
-        poses = [p for p in poses if p.score >= self.min_pose_score]
+            poses = [p for p in poses if p.score >= self.min_pose_score]
+        if self.max_poses == 1 or (self.single_when_alone and len(poses) < 2):
+            poses = [p for p in [decode_single_pose(heatmap, offsets, self.output_stride)]
+                     if p.score >= self.min_pose_score]
         return sorted(poses, key=lambda p: -p.score)
 
     def estimate(self, frame_bgr: np.ndarray) -> list[Pose]:

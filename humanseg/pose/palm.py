@@ -55,35 +55,50 @@ class _OneEuro:
         return self.value
 
 
+class _Track:
+    """One hand over time: its side, its two filters, where and when it was last seen."""
+
+    def __init__(self, side: str, params: tuple[float, float, float]):
+        self.side = side
+        self.fx, self.fy = _OneEuro(*params), _OneEuro(*params)
+        self.x = self.y = 0.0
+        self.seen = -math.inf
+
+
 class PalmSmoother:
-    """Smooths palms per side over time (timestamps in seconds, passed in by the caller); a side that
-    is missing longer than `forget_after` seconds starts afresh, so a new hand does not glide in.
-    One filter per side: for one person's palms (the capture tool decodes one pose); two people's left
-    palms would be smoothed into each other."""
+    """Smooths palms over time (timestamps in seconds, passed in by the caller), one filter per hand:
+    each palm goes on the hand of its side that was nearest, among those seen within `forget_after`
+    seconds (the nearest pair first), so two people's left palms are kept apart; a palm no such hand
+    is left for is a new hand and does not glide in from where another was."""
 
     def __init__(self, min_cutoff: float = 1.5, beta: float = 0.02, d_cutoff: float = 1.0,
                  forget_after: float = 0.5):
         self.params = (min_cutoff, beta, d_cutoff)
         self.forget_after = forget_after
-        self._filters: dict[str, tuple[_OneEuro, _OneEuro]] = {}
-        self._last_seen: dict[str, float] = {}
+        self._tracks: list[_Track] = []
 
     def reset(self) -> None:
         """Forget all history."""
-        self._filters.clear()
-        self._last_seen.clear()
+        self._tracks.clear()
 
     def update(self, palms: list[Palm], timestamp: float) -> list[Palm]:
-        """Filtered copies of `palms` (frame pixels) seen at `timestamp` seconds."""
+        """Filtered copies of `palms` (frame pixels) seen at `timestamp` seconds, in their order."""
+        self._tracks = [t for t in self._tracks if timestamp - t.seen <= self.forget_after]
+        pairs = sorted((math.hypot(palm.x - t.x, palm.y - t.y), i, j)
+                       for i, palm in enumerate(palms) for j, t in enumerate(self._tracks) if t.side == palm.side)
+        track_of: dict[int, _Track] = {}
+        taken: set[int] = set()
+        for _, i, j in pairs:
+            if i not in track_of and j not in taken:
+                track_of[i] = self._tracks[j]
+                taken.add(j)
         out = []
-        for palm in palms:
-            last = self._last_seen.get(palm.side)
-            if last is None or timestamp - last > self.forget_after:
-                self._filters[palm.side] = (_OneEuro(*self.params), _OneEuro(*self.params))
-                dt = 0.0
-            else:
-                dt = timestamp - last
-            fx, fy = self._filters[palm.side]
-            out.append(Palm(x=fx(palm.x, dt), y=fy(palm.y, dt), side=palm.side, score=palm.score))
-            self._last_seen[palm.side] = timestamp
+        for i, palm in enumerate(palms):
+            track = track_of.get(i)
+            if track is None:  # a new hand: taken as it is
+                track = _Track(palm.side, self.params)
+                self._tracks.append(track)
+            dt = 0.0 if track.seen == -math.inf else timestamp - track.seen
+            track.x, track.y, track.seen = palm.x, palm.y, timestamp
+            out.append(Palm(x=track.fx(palm.x, dt), y=track.fy(palm.y, dt), side=palm.side, score=palm.score))
         return out
