@@ -109,6 +109,7 @@ def working_size(width: int, height: int, work_width: int) -> tuple[int, int]:
 # least ZOOM_GAIN x the working scale. The crop's area is held to ZOOM_AREA x the working frame's.
 ZOOM_BELOW, ZOOM_TO, ZOOM_MAX, ZOOM_GAIN, ZOOM_AREA = 0.45, 0.625, 2.0, 1.15, 1.0
 ZOOM_GRID = 16  # crop edges on this grid of frame pixels, so a person standing still keeps one crop
+ZOOM_GROW = 2  # crops made again around what a crop found reaching its edges (`_zoom_in`)
 TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmented in up to 3 frames of 4
 
 
@@ -489,11 +490,49 @@ class Segmenter:
         crop (the person's box and a quarter of its size around it, on a 16-px grid) is scaled so the
         person is that tall. Its background features are computed once per crop; in a stream (`track`)
         the crop is kept while the person stays 16 px inside it at about the same size (a person moving
-        a little costs the crop's frame half of the network; a new crop the background half as well)."""
+        a little costs the crop's frame half of the network; a new crop the background half as well).
+        Where what the crop calls person reaches one of its edges (not the frame's), the first pass had
+        found only part of them (a torso, the head and legs missed at 70 px tall): the crop is made
+        again around what it found, once."""
         H, W = z.shape
         sy, sx = H / small_shape[0], W / small_shape[1]
         x, y, w, h = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy  # frame pixels
-        scale_now = small_shape[1] / W
+        key = self._crop_key(x, y, w, h, W, H, small_shape[1] / W)
+        if key is None:
+            return z
+        last, g = self._zoom_key, ZOOM_GRID
+        if (self.track and last is not None and abs(math.log2(key[4] / last[4])) <= 0.25 and
+                last[0] <= x - g and last[1] <= y - g and x + w + g <= last[2] and y + h + g <= last[3]):
+            # A stream, and the person still well inside the last crop: keep it (and its background's
+            # features). Single frames get the crop their own person calls for, whatever came before.
+            key = last
+        zc = self._crop_logits(frame, key)
+        for _ in range(ZOOM_GROW):
+            x0, y0, x1, y1 = key[:4]
+            bx, by, bw, bh = cv2.boundingRect(above(zc, 0.0))
+            if not bw:
+                break
+            # The edges it reaches: the person goes on past them, by half what was found, say.
+            left, top = x0 > 0 and bx == 0, y0 > 0 and by == 0
+            right, bottom = x1 < W and bx + bw == x1 - x0, y1 < H and by + bh == y1 - y0
+            if not (left or top or right or bottom):
+                break
+            gx0, gy0 = x0 + bx - 0.5 * bw * left, y0 + by - 0.5 * bh * top
+            gx1, gy1 = x0 + bx + bw + 0.5 * bw * right, y0 + by + bh + 0.5 * bh * bottom
+            grown = self._crop_key(gx0, gy0, gx1 - gx0, gy1 - gy0, W, H, small_shape[1] / W)
+            if grown is None or grown == key:
+                break
+            key, zc = grown, self._crop_logits(frame, grown)
+        x0, y0, x1, y1 = key[:4]
+        out = z.copy()
+        out[y0:y1, x0:x1] = zc
+        return out
+
+    def _crop_key(self, x: float, y: float, w: float, h: float, W: int, H: int,
+                  scale_now: float) -> tuple | None:
+        """The crop (x0, y0, x1, y1, scale) of a W x H frame around a person in the box x, y, w, h (frame
+        pixels), scaled so they are ZOOM_TO x the work width tall within the limits; None where that
+        gains too little on the working scale scale_now."""
         scale = min(ZOOM_TO * self.work_width / h, ZOOM_MAX)
         scale = 2.0 ** (round(4 * math.log2(scale)) / 4)  # in steps, so a still person keeps one size
         margin = 0.25 * max(w, h) + ZOOM_GRID
@@ -506,18 +545,8 @@ class Segmenter:
         if (x1 - x0) * (y1 - y0) * scale * scale > budget:
             scale = math.sqrt(budget / ((x1 - x0) * (y1 - y0)))
         if scale < ZOOM_GAIN * scale_now:
-            return z
-        last = self._zoom_key
-        if (self.track and last is not None and abs(math.log2(scale / last[4])) <= 0.25 and
-                last[0] <= x - g and last[1] <= y - g and x + w + g <= last[2] and y + h + g <= last[3]):
-            # A stream, and the person still well inside the last crop: keep it (and its background's
-            # features). Single frames get the crop their own person calls for, whatever came before.
-            (x0, y0, x1, y1, scale), key = last[:5], last
-        else:
-            key = (x0, y0, x1, y1, scale)
-        out = z.copy()
-        out[y0:y1, x0:x1] = self._crop_logits(frame, key)
-        return out
+            return None
+        return x0, y0, x1, y1, scale
 
     def _crop_logits(self, frame: np.ndarray, key: tuple) -> np.ndarray:
         """Logits of the crop key = (x0, y0, x1, y1, scale) of the frame, segmented at that scale
