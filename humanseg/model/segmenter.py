@@ -493,7 +493,7 @@ class Segmenter:
         a little costs the crop's frame half of the network; a new crop the background half as well).
         Where what the crop calls person reaches one of its edges (not the frame's), the first pass had
         found only part of them (a torso, the head and legs missed at 70 px tall): the crop is made
-        again around what it found, once."""
+        again around what it found, grown by half of it past each such edge (ZOOM_GROW times at most)."""
         H, W = z.shape
         sy, sx = H / small_shape[0], W / small_shape[1]
         x, y, w, h = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy  # frame pixels
