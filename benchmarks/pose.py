@@ -1,7 +1,9 @@
 """Milliseconds per 640x480 frame for PoseNet resize + forward + decode (PoseEstimator.estimate).
 
 Prints one JSON line per measurement: default scale (0.5, a 321x241 input) and full size (641x481),
-each with 1 and 2 torch threads; the default-scale 2-thread line is `pose_default`. The `_eager`
+each with 1 and 2 torch threads; the default-scale 2-thread line is `pose_default`. `pose_capture` is
+the capture tool's estimator (every person's palms: up to three poses decoded) on 1 thread, as the
+capture tool runs it by default. The `_eager`
 lines run the plain PyTorch module instead of the optimized runner (ONNX Runtime when installed, else
 a frozen TorchScript/oneDNN copy), for comparison; "runner" names which one ran.
 Weights: --posenet-weights, $HUMANSEG_POSENET_WEIGHTS, ../shared/models/posenet/mobilenet_v1_050.pth, or the
@@ -29,6 +31,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from humanseg.capture import CAPTURE_POSES  # noqa: E402
 from humanseg.pose.estimator import PoseEstimator  # noqa: E402
 from humanseg.cli import CONTEXT, Command, as_a_tool, reports_errors  # noqa: E402
 
@@ -72,16 +75,19 @@ def main(**options) -> None:
     if frame is None:  # ../shared absent: a synthetic frame still times the same work (and says so)
         frame, timed = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8), "random noise"
     frame = cv2.resize(frame, (640, 480))
-    runs = [("pose_default", 0.5, 2, True), ("pose_default_1thread", 0.5, 1, True),
+    runs = [("pose_default", 0.5, 2, True), ("pose_default_1thread", 0.5, 1, True), ("pose_capture", 0.5, 1, True),
             ("pose_full_2threads", 1.0, 2, True), ("pose_full_1thread", 1.0, 1, True)]
     if not args.no_eager:
         runs += [("pose_default_eager", 0.5, 2, False), ("pose_default_1thread_eager", 0.5, 1, False)]
     estimators = {}
     for name, scale, threads, optimize in runs:
-        key = (optimize, threads)  # ONNX Runtime fixes its thread count when the session is made
+        capture = name == "pose_capture"
+        key = (optimize, threads, capture)  # ONNX Runtime fixes its thread count when the session is made
         if key not in estimators:
             torch.set_num_threads(threads)
-            estimators[key] = PoseEstimator.load(default_weights(args.weights), optimize=optimize, show_progress=False)
+            decoding = {"max_poses": CAPTURE_POSES, "single_when_alone": True} if capture else {}
+            estimators[key] = PoseEstimator.load(default_weights(args.weights), optimize=optimize, show_progress=False,
+                                                 **decoding)
         estimator = estimators[key]
         estimator.scale = scale
         times = measure(estimator, frame, threads, args.iterations, args.warmup)
