@@ -254,6 +254,7 @@ class Segmenter:
         self.bkg_image: np.ndarray | None = None
         self._zoomed: Segmenter | None = None  # the crop's segmenter: shares the model and its session
         self._zoom_key: tuple | None = None  # the crop and size its background features were computed for
+        self._zoom_grown = False  # whether that crop was made again around what a smaller one found (`_zoom_in`)
         self.track = False  # a stream of frames (live mode): follow a far person in their crop (`logits`)
         self.seek = True  # where the first pass finds nobody, zoom in on what differs from the background
         self.near = True  # a coarser pass where the first leaves part of a near person out (`_near_due`)
@@ -298,6 +299,7 @@ class Segmenter:
         self.bkg_image = bkg.copy()  # for the far person's crops (`zoom` may be turned on later)
         self._bkg_small = self._resized(self.bkg_image)  # for `changed_regions`
         self._zoom_key, self._outside, self._tracked, self._seek_rest = None, None, 0, 0
+        self._zoom_grown = False
         self._near_ready, self._bkg_half, self._near_on, self._near_wait = False, [], False, 0
         if self.backend != "torch":
             self._start_ort()
@@ -501,11 +503,14 @@ class Segmenter:
         if key is None:
             return z
         last, g = self._zoom_key, ZOOM_GRID
-        if (self.track and last is not None and abs(math.log2(key[4] / last[4])) <= 0.25 and
+        if (self.track and last is not None and (abs(math.log2(key[4] / last[4])) <= 0.25 or self._zoom_grown) and
                 last[0] <= x - g and last[1] <= y - g and x + w + g <= last[2] and y + h + g <= last[3]):
             # A stream, and the person still well inside the last crop: keep it (and its background's
             # features). Single frames get the crop their own person calls for, whatever came before.
+            # A crop made again (below) is larger than what the first pass finds of them calls for.
             key = last
+        else:
+            self._zoom_grown = False
         zc = self._crop_logits(frame, key)
         for _ in range(ZOOM_GROW):
             x0, y0, x1, y1 = key[:4]
@@ -523,6 +528,7 @@ class Segmenter:
             if grown is None or grown == key:
                 break
             key, zc = grown, self._crop_logits(frame, grown)
+            self._zoom_grown = True
         x0, y0, x1, y1 = key[:4]
         out = z.copy()
         out[y0:y1, x0:x1] = zc
