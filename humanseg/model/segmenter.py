@@ -117,6 +117,9 @@ TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmen
 # around it by more than SEEK_DIFF grey levels (where no channel of the frame is within SEEK_CLIPPED of
 # 255), in a blob at least SEEK_MIN_HEIGHT working pixels tall.
 SEEK_DIFF, SEEK_MIN_HEIGHT, SEEK_CLIPPED, SEEK_SHIFT, SEEK_KEEP, SEEK_SCALE = 32, 8, 5, 1, 0.6, 0.4
+# What the closer look finds is kept only where the network is sure of it: a mean logit of SEEK_SURE over
+# it (the far people it found: 6.4 and up; what it called person on moved objects, a curtain: 4.1 at most).
+SEEK_SURE = 5.0
 
 
 def unclipped(img: np.ndarray) -> np.ndarray:
@@ -448,12 +451,14 @@ class Segmenter:
         """Whether the closer look at a changed blob `height` frame rows tall found someone about as
         tall (SEEK_KEEP of it at least) in logits z (where `before`, the logits before that look, had
         nobody): on a moved object the network at the finer scale called a fragment of it person (a
-        quarter to a half of its height; a far person's own blob is 0.87 to 1.7 of theirs)."""
+        quarter to a half of its height; a far person's own blob is 0.87 to 1.7 of theirs), and where
+        it called more of one person (a moved curtain), it was unsure: a mean logit under SEEK_SURE."""
         found = above(z, 0.0)
         if before is not None:  # (someone an earlier look found, in an overlapping crop, is not this one)
             found = cv2.bitwise_and(found, cv2.bitwise_not(above(before, 0.0)))
         rows = np.flatnonzero(cv2.reduce(found, 1, cv2.REDUCE_MAX))
-        return rows.size > 0 and rows[-1] - rows[0] + 1 >= SEEK_KEEP * height
+        return (rows.size > 0 and rows[-1] - rows[0] + 1 >= SEEK_KEEP * height
+                and cv2.mean(z, mask=found)[0] >= SEEK_SURE)
 
     def _follow(self, frame: np.ndarray) -> np.ndarray | None:
         """The last crop alone, pasted into the last full pass's logits; None when what it calls
