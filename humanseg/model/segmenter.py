@@ -116,7 +116,19 @@ TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmen
 # `changed_regions`: what differs from the exposure-fitted background within SEEK_SHIFT working pixels
 # around it by more than SEEK_DIFF grey levels (where no channel of the frame is within SEEK_CLIPPED of
 # 255), in a blob at least SEEK_MIN_HEIGHT working pixels tall.
-SEEK_DIFF, SEEK_MIN_HEIGHT, SEEK_CLIPPED, SEEK_SHIFT, SEEK_KEEP, SEEK_SCALE = 32, 8, 5, 1, 0.6, 0.4
+# Looked for in frames not scaled up for the network (SEEK_SCALE: the working width over the frame's at most).
+SEEK_DIFF, SEEK_MIN_HEIGHT, SEEK_CLIPPED, SEEK_SHIFT, SEEK_KEEP, SEEK_SCALE = 32, 8, 5, 1, 0.6, 1.0
+SEEK_REMEMBER, SEEK_SAME = 8, 0.7  # blobs a stream remembers as empty; the box IoU that is the same blob
+
+
+def same_box(a: tuple, b: tuple) -> bool:
+    """Whether boxes a and b (x, y, w, h) overlap by SEEK_SAME of their union or more."""
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0, iw) * max(0, ih)
+    return inter >= SEEK_SAME * (a[2] * a[3] + b[2] * b[3] - inter)
+
+
 # What the closer look finds is kept only where the network is sure of it: a mean logit of SEEK_SURE over
 # it (the far people it found: 6.4 and up; what it called person on moved objects, a curtain: 4.1 at most).
 SEEK_SURE = 5.0
@@ -268,6 +280,7 @@ class Segmenter:
         self._bkg_half: list[np.ndarray] = []  # the background's planes at half the working size, for the check
         self._bkg_small: np.ndarray | None = None
         self._seek_rest = 0  # frames of a stream left before the next `changed_regions` look
+        self._seek_empty: list = []  # a stream's changed blobs a look found nobody in (`_look_at`)
         self._outside: np.ndarray | None = None  # the last full pass's logits, while following one
         self._tracked = 0  # frames since that full pass
         if self.backend != "torch":
@@ -302,7 +315,7 @@ class Segmenter:
         self.bkg_image = bkg.copy()  # for the far person's crops (`zoom` may be turned on later)
         self._bkg_small = self._resized(self.bkg_image)  # for `changed_regions`
         self._zoom_key, self._outside, self._tracked, self._seek_rest = None, None, 0, 0
-        self._zoom_grown = False
+        self._zoom_grown, self._seek_empty = False, []
         self._near_ready, self._bkg_half, self._near_on, self._near_wait = False, [], False, 0
         if self.backend != "torch":
             self._start_ort()
@@ -360,13 +373,16 @@ class Segmenter:
             if small.max() > 0:
                 if self.near and self._near_due(img, small):  # someone near the camera, partly left out?
                     small = self._near_pass(img, small)
-            # Nobody found, in a frame scaled down a lot (2.5 times or more: a 1280x720 camera's, not a
-            # 640x480 one's, whose first pass sees people down to a third of its height).
+            # Nobody found, in a frame not scaled up (a 160x120 one is: its crops could not be finer).
             elif self.seek and small.shape[1] <= SEEK_SCALE * frame.shape[1]:
                 if self._seek_rest:  # a stream whose last look found nobody there: not every frame
                     self._seek_rest -= 1
                 else:  # someone too small to be seen? (A taller change it saw well enough.)
                     sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
+                    if self.track:  # a stream: blobs looked at and found empty are left alone
+                        sought = [b for b in sought if not any(same_box(b, e) for e in self._seek_empty)]
+                        if not sought:  # nothing changed, or nothing new: the next look in four frames
+                            self._seek_rest = TRACK_EVERY - 1
         h, w = frame.shape[:2]
         if small.shape != (h, w):
             small = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -433,13 +449,17 @@ class Segmenter:
         with the crops' logits in place where someone about the blob's height was found there (a lamp
         switched on, a bag put down, beside a far person: the person's blob is looked at too). In a
         stream, one person so found is followed as any far person; where nobody was, the look waits
-        three frames (each took a second network pass)."""
+        three frames (each took a second network pass), and a blob where nobody was is not looked at
+        again while it stays where and as large as it was (`_seek_empty`): a moved chair or curtain
+        in an empty room cost a stream a look, three crops' passes, every fourth frame."""
         out, found = z, []
         for box in boxes:
             zoomed = self._zoom_in(frame, out, box, small_shape)
             if zoomed is not out and self._found_there(zoomed, box[3] * z.shape[0] / small_shape[0], out):
                 out = zoomed
                 found.append(self._zoom_key)
+            elif self.track:  # nobody there: not looked at again while it stays as it is
+                self._seek_empty = [box, *self._seek_empty][:SEEK_REMEMBER]
         if not found:  # (a moved chair, a lighting change)
             self._seek_rest = TRACK_EVERY - 1 if self.track else 0
         elif self.track and found == [self._zoom_key]:  # one, whose crop's features are the ones kept
@@ -519,8 +539,9 @@ class Segmenter:
         zc = self._crop_logits(frame, key)
         for _ in range(ZOOM_GROW):
             x0, y0, x1, y1 = key[:4]
-            bx, by, bw, bh = cv2.boundingRect(above(zc, 0.0))
-            if not bw:
+            found = above(zc, 0.0)
+            bx, by, bw, bh = cv2.boundingRect(found)
+            if not bw or cv2.mean(zc, mask=found)[0] < SEEK_SURE:  # (nobody, or a changed thing it is unsure of)
                 break
             # The edges it reaches: the person goes on past them, by half what was found, say.
             left, top = x0 > 0 and bx == 0, y0 > 0 and by == 0
