@@ -907,7 +907,7 @@ def test_same_box():
 def test_a_stream_does_not_look_again_at_a_blob_where_nobody_was(dev_root, monkeypatch):
     # An empty room whose curtain moved (set 1, the person painted out with the background), at 640x480
     # in live mode: the first pass finds nobody, the look at the curtain's blobs finds nobody there
-    # either. It took a look (three crops' passes) every fourth frame: a mean of 40 ms a frame against 9.
+    # either. It took a look (three crops' passes) every fourth frame: a mean of 40 ms a frame.
     from humanseg.model import load_segmenter
     from humanseg.model import segmenter as segmenter_module
 
@@ -918,18 +918,22 @@ def test_a_stream_does_not_look_again_at_a_blob_where_nobody_was(dev_root, monke
     seg = load_segmenter(num_threads=1)
     seg.track = True
     seg.set_background(bkg)
-    looks, regions = [], []
-    monkeypatch.setattr(seg, "_zoom_in", lambda *a, f=seg._zoom_in: looks.append(a[3]) or f(*a))
+    looks, regions, at = [], [], [0]
+    monkeypatch.setattr(seg, "_zoom_in", lambda *a, f=seg._zoom_in: looks.append(at[0]) or f(*a))
     monkeypatch.setattr(segmenter_module, "changed_regions",
                         lambda *a, f=segmenter_module.changed_regions: regions.append(f(*a)) or regions[-1])
-    for _ in range(13):
+    for i in range(40):
+        at[0] = i
         assert not seg.predict_mask(empty).any()
-    assert looks and len(looks) == len(regions[0])  # each blob looked at once, at the first frame
-    assert len(regions) == 4 and all(r == regions[0] for r in regions)  # then every fourth frame, found again
+    blobs = len(regions[0])
+    assert len(regions) == 10 and all(r == regions[0] for r in regions)  # every fourth frame, found again
+    # Each blob looked at at the first frame, then left alone for SEEK_FORGET (8) more looks for blobs
+    # (about a second): a small person standing there whom the first look missed is looked for again.
+    assert blobs and looks == [0] * blobs + [36] * blobs
     # A new background: a new room, whose blobs are looked at again.
     seg.set_background(bkg)
     seg.predict_mask(empty)
-    assert len(looks) == 2 * len(regions[0])
+    assert len(looks) == 3 * blobs
 
 
 @pytest.mark.parametrize("n, k", [(1, 1), (2, 4)])

@@ -118,7 +118,10 @@ TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmen
 # 255), in a blob at least SEEK_MIN_HEIGHT working pixels tall.
 # Looked for in frames not scaled up for the network (SEEK_SCALE: the working width over the frame's at most).
 SEEK_DIFF, SEEK_MIN_HEIGHT, SEEK_CLIPPED, SEEK_SHIFT, SEEK_KEEP, SEEK_SCALE = 32, 8, 5, 1, 0.6, 1.0
-SEEK_REMEMBER, SEEK_SAME = 8, 0.7  # blobs a stream remembers as empty; the box IoU that is the same blob
+# A stream remembers the blobs a look found nobody in (SEEK_REMEMBER at most) for SEEK_FORGET of its
+# `changed_regions` calls (one in four frames at most: about a second at 30 FPS); a blob whose box
+# overlaps a remembered one by SEEK_SAME of their union is that one.
+SEEK_REMEMBER, SEEK_FORGET, SEEK_SAME = 8, 8, 0.7
 
 
 def same_box(a: tuple, b: tuple) -> bool:
@@ -280,7 +283,8 @@ class Segmenter:
         self._bkg_half: list[np.ndarray] = []  # the background's planes at half the working size, for the check
         self._bkg_small: np.ndarray | None = None
         self._seek_rest = 0  # frames of a stream left before the next `changed_regions` look
-        self._seek_empty: list = []  # a stream's changed blobs a look found nobody in (`_look_at`)
+        self._seek_empty: list = []  # a stream's changed blobs a look found nobody in, with when (`_look_at`)
+        self._seek_calls = 0  # a stream's `changed_regions` calls so far: the clock of `_seek_empty`
         self._outside: np.ndarray | None = None  # the last full pass's logits, while following one
         self._tracked = 0  # frames since that full pass
         if self.backend != "torch":
@@ -315,7 +319,7 @@ class Segmenter:
         self.bkg_image = bkg.copy()  # for the far person's crops (`zoom` may be turned on later)
         self._bkg_small = self._resized(self.bkg_image)  # for `changed_regions`
         self._zoom_key, self._outside, self._tracked, self._seek_rest = None, None, 0, 0
-        self._zoom_grown, self._seek_empty = False, []
+        self._zoom_grown, self._seek_empty, self._seek_calls = False, [], 0
         self._near_ready, self._bkg_half, self._near_on, self._near_wait = False, [], False, 0
         if self.backend != "torch":
             self._start_ort()
@@ -379,8 +383,10 @@ class Segmenter:
                     self._seek_rest -= 1
                 else:  # someone too small to be seen? (A taller change it saw well enough.)
                     sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
-                    if self.track:  # a stream: blobs looked at and found empty are left alone
-                        sought = [b for b in sought if not any(same_box(b, e) for e in self._seek_empty)]
+                    if self.track:  # a stream: blobs looked at and found empty are left alone a while
+                        self._seek_calls += 1
+                        self._seek_empty = [(e, t) for e, t in self._seek_empty if self._seek_calls - t <= SEEK_FORGET]
+                        sought = [b for b in sought if not any(same_box(b, e) for e, _ in self._seek_empty)]
                         if not sought:  # nothing changed, or nothing new: the next look in four frames
                             self._seek_rest = TRACK_EVERY - 1
         h, w = frame.shape[:2]
@@ -450,8 +456,9 @@ class Segmenter:
         switched on, a bag put down, beside a far person: the person's blob is looked at too). In a
         stream, one person so found is followed as any far person; where nobody was, the look waits
         three frames (each took a second network pass), and a blob where nobody was is not looked at
-        again while it stays where and as large as it was (`_seek_empty`): a moved chair or curtain
-        in an empty room cost a stream a look, three crops' passes, every fourth frame."""
+        again for a while (SEEK_FORGET looks) as long as it stays where and as large as it was
+        (`_seek_empty`): a moved chair or curtain in an empty room cost a stream a look, three crops'
+        passes, every fourth frame."""
         out, found = z, []
         for box in boxes:
             zoomed = self._zoom_in(frame, out, box, small_shape)
@@ -459,7 +466,7 @@ class Segmenter:
                 out = zoomed
                 found.append(self._zoom_key)
             elif self.track:  # nobody there: not looked at again while it stays as it is
-                self._seek_empty = [box, *self._seek_empty][:SEEK_REMEMBER]
+                self._seek_empty = [(box, self._seek_calls), *self._seek_empty][:SEEK_REMEMBER]
         if not found:  # (a moved chair, a lighting change)
             self._seek_rest = TRACK_EVERY - 1 if self.track else 0
         elif self.track and found == [self._zoom_key]:  # one, whose crop's features are the ones kept
