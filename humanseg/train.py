@@ -208,16 +208,19 @@ def _batches(loader):
     """loader's batches; a worker that died while handing its batch over (the connection it was
     passing the batch's memory through reset: a kill, the out-of-memory killer, a SIGTERM to the
     process group) is said as PyTorch says a worker's death ("DataLoader worker (pid N) is killed by
-    signal: Killed."), where the connection's error was a traceback."""
+    signal: Killed."), where the connection's error was a traceback, and so was PyTorch's own
+    "DataLoader worker (pid(s) N) exited unexpectedly" when it caught that error itself."""
     batches = iter(loader)
     while True:
         try:
             batch = next(batches)
         except StopIteration:
             return
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "exited unexpectedly" not in str(exc):
+                raise
             for w in _workers(loader):
-                if isinstance(exc, (ConnectionError, EOFError)):
+                if isinstance(exc, (ConnectionError, EOFError, RuntimeError)):
                     w.join(timeout=1.0)  # (ending, or ended: its end reset the connection)
                 if not w.is_alive() and w.exitcode is not None and w.exitcode < 0:
                     raise RuntimeError(f"DataLoader worker (pid {w.pid}) is killed by signal: "

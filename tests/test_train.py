@@ -361,6 +361,33 @@ def test_a_worker_dying_as_it_hands_a_batch_over_is_named_and_workers_stop_with_
     with pytest.raises(ConnectionResetError):
         next(_batches(Loader()))
 
+    # PyTorch may catch the reset itself and say "exited unexpectedly" (caused by the reset, not by its
+    # SIGCHLD handler's "killed by signal"): a traceback, seen once in a full run.
+    worker = mp.get_context("fork").Process(target=_sleep_long)
+    worker.start()
+    Handover._workers = [worker]
+
+    def caught_by_torch(self):
+        if worker.is_alive():
+            os.kill(worker.pid, signal.SIGKILL)
+        try:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        except ConnectionResetError as reset:
+            raise RuntimeError(f"DataLoader worker (pid(s) {worker.pid}) exited unexpectedly") from reset
+
+    Handover.__next__ = caught_by_torch
+    with pytest.raises(RuntimeError) as exc:
+        next(_batches(Loader()))
+    assert str(exc.value) == f"DataLoader worker (pid {worker.pid}) is killed by signal: Killed."
+    assert memory_failure(exc.value, TrainConfig(images=[]), "cpu", 6, True).startswith("a data loader worker was killed")
+
+    def other_failure(self):
+        raise RuntimeError("stack expects each tensor to be equal size")
+
+    Handover.__next__ = other_failure  # another RuntimeError: as it was
+    with pytest.raises(RuntimeError, match="equal size"):
+        next(_batches(Loader()))
+
     # A persistent loader's workers are stopped when the loop ends, not left to end later under
     # PyTorch's SIGCHLD handler (which raised in the middle of saving, or at the interpreter's exit).
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(8.0)), batch_size=2,
