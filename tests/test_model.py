@@ -857,14 +857,15 @@ def test_a_second_far_person_in_an_hd_room_is_found_too(dev_root):
 
 
 def small_in_room(frame, bkg, mask, size, height):
-    """A camera of `size` (w, h) further from the person: the dev frame scaled to `height` of its height,
-    its top at 60% of the room left above it, the room (mirrored) around it; frame, room and mask."""
+    """A camera of `size` (w, h) further from the person: the dev frame scaled to `height` of the
+    camera's height, 60% of the room left over above it, the room (mirrored) around it; frame, room
+    and mask."""
     W, H = size
     h, w = frame.shape[:2]
     sh, sw = round(h * height * H / h), round(w * height * H / h)
     top, left = int((H - sh) * 0.6), (W - sw) // 2
 
-    def placed(img, interpolation=cv2.INTER_AREA):
+    def placed(img, interpolation=cv2.INTER_AREA if sh < h else cv2.INTER_CUBIC):
         return cv2.resize(img, (sw, sh), interpolation=interpolation)
 
     room = cv2.copyMakeBorder(placed(bkg), top, H - sh - top, left, W - sw - left, cv2.BORDER_REFLECT)
@@ -1129,20 +1130,12 @@ def test_a_crop_whose_person_reaches_its_edge_is_made_again_around_them(monkeypa
 
 
 def portrait_far_scene(dev_root, n, k):
-    """A portrait 1080x1920 camera's view: set n's frame k a third of its height in the middle of the
-    room (mirrored around it), the room, and the person's mask."""
-    import cv2
-
-    def in_portrait_room(img, interpolation=cv2.INTER_CUBIC):
-        big = cv2.resize(img, (853, 640), interpolation=interpolation)
-        return cv2.copyMakeBorder(big, 768, 512, 113, 114, cv2.BORDER_REFLECT if img.ndim == 3 else cv2.BORDER_CONSTANT)
-
+    """A portrait 1080x1920 camera's view: set n's frame k a third of its height (`small_in_room`), the
+    room, and the person's mask."""
     info = store.scan_set(dev_root, n)
     bkg = store.read_background(info)
-    room = in_portrait_room(bkg)
-    frame = room.copy()
-    frame[768:1408, 113:966] = cv2.resize(store.read_frame(info, k, bkg.shape), (853, 640), interpolation=cv2.INTER_CUBIC)
-    return frame, room, in_portrait_room(store.read_mask(info.mask_path(k), bkg.shape), cv2.INTER_NEAREST)
+    return small_in_room(store.read_frame(info, k, bkg.shape), bkg, store.read_mask(info.mask_path(k), bkg.shape),
+                         (1080, 1920), 1 / 3)
 
 
 @pytest.mark.slow

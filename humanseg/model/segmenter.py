@@ -137,6 +137,11 @@ def same_box(a: tuple, b: tuple) -> bool:
 SEEK_SURE = 5.0
 
 
+def sure_of(z: np.ndarray, found: np.ndarray) -> bool:
+    """Whether logits z are SEEK_SURE or more on average where found (uint8 mask) is set."""
+    return cv2.mean(z, mask=found)[0] >= SEEK_SURE
+
+
 def unclipped(img: np.ndarray) -> np.ndarray:
     """uint8 255 where no channel of img (BGR uint8) is within SEEK_CLIPPED of 255: where a difference
     from the background can count (a brighter exposure turns a window white: no gain fits it)."""
@@ -379,16 +384,7 @@ class Segmenter:
                     small = self._near_pass(img, small)
             # Nobody found, in a frame not scaled up (a 160x120 one is: its crops could not be finer).
             elif self.seek and small.shape[1] <= SEEK_SCALE * frame.shape[1]:
-                if self._seek_rest:  # a stream whose last look found nobody there: not every frame
-                    self._seek_rest -= 1
-                else:  # someone too small to be seen? (A taller change it saw well enough.)
-                    sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
-                    if self.track:  # a stream: blobs looked at and found empty are left alone a while
-                        self._seek_calls += 1
-                        self._seek_empty = [(e, t) for e, t in self._seek_empty if self._seek_calls - t <= SEEK_FORGET]
-                        sought = [b for b in sought if not any(same_box(b, e) for e, _ in self._seek_empty)]
-                        if not sought:  # nothing changed, or nothing new: the next look in four frames
-                            self._seek_rest = TRACK_EVERY - 1
+                sought = self._to_look_at(img)
         h, w = frame.shape[:2]
         if small.shape != (h, w):
             small = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -400,6 +396,23 @@ class Segmenter:
                 self._outside = small
             small = zoomed
         return small
+
+    def _to_look_at(self, img: np.ndarray) -> list:
+        """The changed blobs (`changed_regions`) of img (at the working size, nobody found in it) where
+        someone too small for the first pass may stand. In a stream, none for three frames after a look
+        that found nobody or nothing new, and none a look found nobody in within the last SEEK_FORGET
+        looks, while it stays where and as large as it was."""
+        if self._seek_rest:
+            self._seek_rest -= 1
+            return []
+        sought = changed_regions(img, self._bkg_small, ZOOM_BELOW * self.work_width)
+        if self.track:
+            self._seek_calls += 1
+            self._seek_empty = [(e, t) for e, t in self._seek_empty if self._seek_calls - t <= SEEK_FORGET]
+            sought = [b for b in sought if not any(same_box(b, e) for e, _ in self._seek_empty)]
+            if not sought:  # nothing changed, or nothing new: the next look in four frames
+                self._seek_rest = TRACK_EVERY - 1
+        return sought
 
     def _fit(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The exposure fit's gain and offset for img (at the working size): ONNX Runtime's, made for
@@ -484,8 +497,7 @@ class Segmenter:
         if before is not None:  # (someone an earlier look found, in an overlapping crop, is not this one)
             found = cv2.bitwise_and(found, cv2.bitwise_not(above(before, 0.0)))
         rows = np.flatnonzero(cv2.reduce(found, 1, cv2.REDUCE_MAX))
-        return (rows.size > 0 and rows[-1] - rows[0] + 1 >= SEEK_KEEP * height
-                and cv2.mean(z, mask=found)[0] >= SEEK_SURE)
+        return rows.size > 0 and rows[-1] - rows[0] + 1 >= SEEK_KEEP * height and sure_of(z, found)
 
     def _follow(self, frame: np.ndarray) -> np.ndarray | None:
         """The last crop alone, pasted into the last full pass's logits; None when what it calls
@@ -531,7 +543,8 @@ class Segmenter:
         H, W = z.shape
         sy, sx = H / small_shape[0], W / small_shape[1]
         x, y, w, h = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy  # frame pixels
-        key = self._crop_key(x, y, w, h, W, H, small_shape[1] / W)
+        scale_now = small_shape[1] / W
+        key = self._crop_key(x, y, w, h, W, H, scale_now)
         if key is None:
             return z
         last, g = self._zoom_key, ZOOM_GRID
@@ -548,7 +561,7 @@ class Segmenter:
             x0, y0, x1, y1 = key[:4]
             found = above(zc, 0.0)
             bx, by, bw, bh = cv2.boundingRect(found)
-            if not bw or cv2.mean(zc, mask=found)[0] < SEEK_SURE:  # (nobody, or a changed thing it is unsure of)
+            if not bw or not sure_of(zc, found):  # (nobody, or a changed thing it is unsure of)
                 break
             # The edges it reaches: the person goes on past them, by half what was found, say.
             left, top = x0 > 0 and bx == 0, y0 > 0 and by == 0
@@ -557,7 +570,7 @@ class Segmenter:
                 break
             gx0, gy0 = x0 + bx - 0.5 * bw * left, y0 + by - 0.5 * bh * top
             gx1, gy1 = x0 + bx + bw + 0.5 * bw * right, y0 + by + bh + 0.5 * bh * bottom
-            grown = self._crop_key(gx0, gy0, gx1 - gx0, gy1 - gy0, W, H, small_shape[1] / W)
+            grown = self._crop_key(gx0, gy0, gx1 - gx0, gy1 - gy0, W, H, scale_now)
             if grown is None or grown == key:
                 break
             key, zc = grown, self._crop_logits(frame, grown)
