@@ -71,21 +71,24 @@ def main(bkg_seconds, sav_seconds, source, images, set_number, no_mirror, dwell,
 
         return load_overlay(weights, notify=lambda msg: click.echo(msg, err=True), log=log)
 
-    result = open_capture(
+    def say_sets(result) -> None:
+        """Each set this session saved into (Bkg pressed twice: two sets, both to label), else the --set
+        given; frames counted in the folder now: another capture tool on the same set saves frames too.
+        Said as the loop ends, before the error of a session that a failing source ended."""
+        from humanseg import store
+        from humanseg.errors import plural
+
+        for number in result.sets or ([] if result.set_number is None else [result.set_number]):
+            path = store.set_path(result.images_root, number)
+            click.echo(f"set {number}: {plural(len(store.list_frames(path)), 'frame')} in {path}", err=True)
+
+    open_capture(
         bkg_seconds=bkg_seconds, sav_seconds=sav_seconds, source=source, images=images,
         set_number=set_number, mirror=not no_mirror, dwell=dwell, use_pose=not no_pose,
         posenet_weights=posenet_weights, pose_every=pose_every, pose_scale=pose_scale,
         pose_threads=pose_threads, max_fps=max_fps, log=log, load_hooks=None if no_model else load_hooks,
+        on_end=say_sets,
     )
-    from humanseg import store
-    from humanseg.errors import plural
-
-    # Each set this session saved into (Bkg pressed twice: two sets, both to label), else the --set
-    # given; frames counted in the folder now: another capture tool on the same set saves frames too.
-    sets = result.sets or ([] if result.set_number is None else [result.set_number])
-    for number in sets:
-        path = store.set_path(result.images_root, number)
-        click.echo(f"set {number}: {plural(len(store.list_frames(path)), 'frame')} in {path}", err=True)
 
 
 if __name__ == "__main__":

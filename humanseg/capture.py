@@ -229,13 +229,15 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 clock: Callable[[], float] = time.monotonic, log: Callable[[dict], None] | None = None,
                 on_frame: FrameHook | None = None, on_saved: SavedHook | None = None,
                 background: np.ndarray | None = None, max_fps: float = 0.0,
-                max_frames: int | None = None, pose_async: bool = False) -> CaptureContext:
+                max_frames: int | None = None, pose_async: bool = False,
+                on_end: Callable[[CaptureContext], None] | None = None) -> CaptureContext:
     """Run the capture screen until Ext / q / Esc, the window closes, or the source ends.
 
     pose_every: run pose on every Nth frame (0 = every frame, every other one if pose is slow);
     pose_async: run pose in a worker thread on the newest frame instead (pose_every is then unused).
     max_fps > 0 paces file sources; max_frames stops after that many frames (benchmarks).
     Returns the final context (set number, frames saved). Releases source and window.
+    on_end(context) is called as the loop ends, an error's too (the sets saved are said before it).
     """
     context = CaptureContext(Path(images_root), set_number=controller.set_number,
                              background=background, frames_saved=controller.frames_saved)
@@ -374,6 +376,8 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
         source.release()
         if worker is not None:
             worker.close()
+        if on_end is not None:
+            on_end(context)
     return context
 
 
@@ -429,12 +433,13 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
                  max_fps: float = 0.0,
                  log: Callable[[dict], None] | None = None,
                  on_frame: FrameHook | None = None, on_saved: SavedHook | None = None,
-                 load_hooks: Callable[[], object | None] | None = None) -> CaptureContext:
+                 load_hooks: Callable[[], object | None] | None = None,
+                 on_end: Callable[[CaptureContext], None] | None = None) -> CaptureContext:
     """Check the inputs, open source, PoseNet and window, and run the capture loop (main.py's body).
 
     load_hooks: loads an object with on_frame, on_saved and close (the live overlay), called once
     the cheap checks passed and the source gave a frame, so a bad --source or no display is said at
-    once rather than after seconds of loading a model; closed when the loop ends."""
+    once rather than after seconds of loading a model; closed when the loop ends. on_end: run_capture's."""
     from humanseg.display import require_display
     from humanseg.ui.window import CvWindow
 
@@ -484,7 +489,7 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
     try:
         return run_capture(Peeked(src, first), window, controller, images, pose=pose, pose_every=pose_every,
                            mirror=mirror, log=log, on_frame=on_frame, on_saved=on_saved,
-                           background=background, max_fps=max_fps, pose_async=pose_every == 0)
+                           background=background, max_fps=max_fps, pose_async=pose_every == 0, on_end=on_end)
     finally:
         if hooks is not None:
             hooks.close()

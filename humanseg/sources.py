@@ -74,6 +74,7 @@ class ImageFolderSource(FrameSource):
         self.loop = loop
         self.index = 0
         self.last_path: str | None = None  # the file read() last returned, for errors about that frame
+        self._delivered = 0  # frames read() returned; once a whole pass, every image had been read
         # K of each K.png when every image is named so, and no name repeats (a glob over two sets'
         # folders): a capture set's frames, whose results are then named after them.
         names = [os.path.basename(p) for p in paths]
@@ -145,8 +146,18 @@ class ImageFolderSource(FrameSource):
             self.index = 0
         path = self.paths[self.index]
         self.index += 1
-        frame = self._imread(path)
+        try:
+            frame = self._imread(path)
+        except HumansegError:
+            # Listed when the session started, and read since (a loop's second pass) or gone now:
+            # moved, deleted or changed while playing, a runtime failure as a video file's (exit 1);
+            # one never read that fails is bad input (exit 2).
+            if self._delivered >= len(self.paths) or not os.path.lexists(path):
+                raise HumansegError(f"image {path} in source could no longer be read (moved, deleted or "
+                                    f"changed while playing?)", exit_code=1) from None
+            raise
         self.last_path = path
+        self._delivered += 1
         return frame
 
     @property

@@ -802,12 +802,21 @@ def not_a_file(path: Path) -> str:
     return "is not a file"
 
 
+def _file_bytes(path: Path, what: str) -> np.ndarray:
+    """A file's bytes; StoreError naming it where the system refuses them (not ours to read, an I/O
+    error), so every tool passes it over or says so as it does a corrupt one."""
+    try:
+        return np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise StoreError(f"{what} unreadable ({exc.strerror or exc}): {path}") from None
+
+
 def read_image(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     """Read a BGR uint8 image; StoreError names the file if it is missing or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{what} {not_a_file(path)}: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    data = _file_bytes(path, what)
     image = _decoded(data, path, what)
     if image is None:
         raise StoreError(f"{what} unreadable or corrupt: {path}")
@@ -862,7 +871,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"mask {not_a_file(path)}: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    data = _file_bytes(path, "mask")
     mask = _decoded(data, path, "mask", cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise StoreError(f"mask unreadable or corrupt: {path}")

@@ -134,6 +134,29 @@ def make_read_only():
 
 
 @pytest.fixture
+def unprivileged(tmp_path):
+    """unprivileged(argv) -> argv that runs the program so that a file's mode stops it reading the file:
+    as it is for anyone but root, and for root with the capabilities that override file modes dropped
+    (setpriv). Skipped where neither works (in CI a failure)."""
+    import subprocess
+    import sys
+
+    prefix = [] if os.geteuid() != 0 else ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    probe = tmp_path / "unprivileged-probe"
+    probe.write_bytes(b"x")
+    probe.chmod(0)
+    try:
+        r = subprocess.run([*prefix, sys.executable, "-c", f"open({str(probe)!r}).read()"], capture_output=True)
+    except FileNotFoundError:  # no setpriv
+        r = subprocess.CompletedProcess([], 0)
+    probe.unlink()
+    if r.returncode == 0 or b"PermissionError" not in r.stderr:
+        why = "no way here to run a program that file modes stop (root, and setpriv missing or not allowed)"
+        pytest.fail(why) if IN_CI else pytest.skip(why)
+    return lambda argv: [*prefix, *argv]
+
+
+@pytest.fixture
 def read_only_folder(tmp_path, make_read_only):
     """An empty folder this process cannot write in (see make_read_only)."""
     folder = tmp_path / "read-only"

@@ -134,6 +134,26 @@ def test_sav_before_bkg_and_keys(launch, tmp_path, dev_root):
     assert not images.exists() or store.list_sets(images) == []
 
 
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_source_image_deleted_while_capturing_ends_with_the_sets_said_and_exit_1(launch, tmp_path, dev_root):
+    # An image of a folder source deleted mid-session was said as bad input ("unreadable image in
+    # source", exit 2), and the closing line that says which set to label was not said at all.
+    src = write_frames(tmp_path / "src", [cv2.imread(str(dev_root / "set2" / f"{k}.png")) for k in range(3)])
+    images = tmp_path / "images"
+    app = launch("--source", str(src), "--images", str(images), "--no-pose", "--no-model", "-b", "0", "-s", "0")
+    app.wait_event("ready")
+    app.find_window("capture", size=(W, H))
+    app.key_answered("b", "saved", kind="background")
+    app.key_answered("s", "saved", kind="frame")
+    (src / "1.png").unlink()
+    assert app.wait_exit() == 1
+    assert app.proc.stderr.read().splitlines()[-2:] == [
+        f"set 1: 1 frame in {images / 'set1'}",
+        f"Error: image {src / '1.png'} in source could no longer be read (moved, deleted or changed while playing?)"]
+    assert files_in(images / "set1") == ["0.png", "bkg.png"]
+
+
 @pytest.mark.slow
 def test_composed_frame_shows_a_palm_on_sav(dev_root, posenet_weights):
     from humanseg.pose import PoseEstimator
@@ -171,6 +191,20 @@ def test_palm_presses_sav_without_mouse(launch, tmp_path, dev_root, copy_set, po
 def run_main(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
+
+
+def test_a_background_not_ours_to_read_is_one_line_naming_it(copy_set, dev_root, unprivileged):
+    # --set N whose bkg.png the system refuses us (its mode) said "Error: .../bkg.png: Permission
+    # denied" with exit 1, without the --set it came from; as a corrupt one, it is bad input.
+    images = copy_set(3)
+    for folder in (images, images / "set3"):  # (copied with ../shared's modes, which may be read-only)
+        folder.chmod(0o755)
+    (images / "set3" / "bkg.png").chmod(0)
+    out = subprocess.run(unprivileged([sys.executable, "main.py", "--set", "3", "--images", str(images),
+                                       "--source", str(dev_root / "set3"), "--no-pose"]),
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and out.stderr == (f"Error: --set 3: background unreadable (Permission denied): "
+                                                  f"{images / 'set3' / 'bkg.png'}\n"), out.stderr
 
 
 @pytest.mark.parametrize("display", [None, ":87"])

@@ -1570,3 +1570,52 @@ def test_undo_during_a_drag_to_no_area_takes_back_that_drag_alone():
     before = [list(s.points) for s in ed.shapes]
     assert ed.press(200, 300) == "grab" and ed.move(200, 100)
     assert ed.undo() and [list(s.points) for s in ed.shapes] == before
+
+
+UNREADABLE_WALK = r"""
+import json, sys
+from humanseg import store
+from humanseg.labeling.app import Summary, initial_label, readable_frames
+from humanseg.labeling.guess import Guesser
+
+info = store.scan_set(sys.argv[1], 3)
+background = store.read_background(info)
+events = []
+walked = [k for _, k, _ in readable_frames(info, info.frames, background.shape, Summary(3),
+                                           lambda event, **f: events.append([event, f["frame"]]))]
+k0, _, k2 = info.frames[:3]
+frame0, frame2 = store.read_frame(info, k0, background.shape), store.read_frame(info, k2, background.shape)
+guess = Guesser(background, use_model=False).guess(frame0, info.pred_path(k0)).source
+opened = initial_label(info, k2, frame2, Guesser(background, use_model=False))[1]
+print(json.dumps({"walked": walked, "events": events, "guess": guess, "opened": opened}))
+"""
+
+
+def test_files_not_ours_to_read_are_passed_over_as_unreadable_ones_are(copy_set, unprivileged):
+    # A K.png, K_pred.png or K_mask.png whose mode the system refuses us (PermissionError) ended the
+    # labeler with exit 1 ("Error: .../1.png: Permission denied"), where a corrupt one is passed over
+    # with a warning naming it: the frames after it unlabeled, a guess or a --redo refused.
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    root = copy_set(3)
+    info = store.scan_set(root, 3)
+    k0, k1, k2 = info.frames[:3]
+    store.write_image(info.pred_path(k0), store.read_mask(info.mask_path(k0)))
+    refused = [info.frame_path(k1), info.pred_path(k0), info.mask_path(k2)]
+    for path in refused:
+        path.chmod(0)
+    r = subprocess.run(unprivileged([sys.executable, "-c", UNREADABLE_WALK, str(root)]), cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["walked"] == [k for k in info.frames if k != k1] and out["events"] == [["unreadable", k1]]
+    assert out["guess"] == "diff" and out["opened"] == "diff"  # guessed without K_pred.png / the mask
+    err = r.stderr.strip().splitlines()
+    assert err == [
+        f"warning: frame unreadable (Permission denied): {refused[0]}; passed over (not labeled)",
+        f"warning: mask unreadable (Permission denied): {refused[1]}; guessing without it",
+        f"warning: mask unreadable (Permission denied): {refused[2]}; starting from the guess instead "
+        f"(saving replaces it)"], r.stderr

@@ -347,6 +347,12 @@ def test_a_frame_replaced_while_labeled_is_not_labeled_with_the_old_picture(unla
                                    f"replaced since it opened)"
         assert next_ready(app)["frame"] == k  # still open, nothing written
         app.key("n")
+        ready = next_ready(app)
+        assert ready["frame"] == k1 and ready_shapes(ready)
+        info.frame_path(k1).unlink()  # deleted while open: said as such, with no frame to label there
+        app.key("Return")
+        assert app.wait_event("save_failed", frame=k1)["reason"] == \
+            f"{info.frame_path(k1)} was deleted (or moved away) since it opened"
         assert next_ready(app)["frame"] == k1
         app.key("q")
         assert app.wait_exit() == 0
@@ -354,8 +360,10 @@ def test_a_frame_replaced_while_labeled_is_not_labeled_with_the_old_picture(unla
     finally:
         app.close()
     assert not info.mask_path(k).exists() and not info.json_path(k).exists()
+    assert not info.mask_path(k1).exists() and not info.json_path(k1).exists()
     assert "frame 0 stays open: n to skip, q to quit (and run again to label the frame there now)" in err.replace(
         f"frame {k} stays", "frame 0 stays")
+    assert f"frame {k1} stays open: n to skip, q to quit\n" in err
     new = info.frames[-1] + 1
     assert f"set 3: 1 frame(s) captured meanwhile ({new}) have no label yet: run again to label them\n" in err
 

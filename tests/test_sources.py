@@ -301,6 +301,36 @@ def test_an_unreadable_image_in_a_folder_source_is_named_when_reached(tmp_path, 
         sources.open_source(str(empty))
 
 
+def test_an_image_of_a_folder_source_that_goes_while_playing_is_a_runtime_failure(tmp_path, dev_root):
+    # An image deleted while the tool ran, or one read on an earlier pass and damaged since, was said as
+    # bad input ("unreadable image in source", exit 2) though the source was good when it started: as
+    # a video file that can no longer be read, it is exit 1. One never read before is bad input.
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    source = sources.open_source(str(folder), loop=True)
+    assert source.read() is not None
+    (folder / "1.png").unlink()
+    with pytest.raises(HumansegError) as gone:
+        source.read()
+    assert str(gone.value) == (f"image {folder / '1.png'} in source could no longer be read (moved, deleted or "
+                               f"changed while playing?)") and gone.value.exit_code == 1
+    (folder / "1.png").write_bytes((dev_root / "set3" / "1.png").read_bytes())
+    source = sources.open_source(str(folder), loop=True)
+    assert all(source.read() is not None for _ in range(3))
+    (folder / "2.png").write_bytes(b"cut short")  # read once, damaged since
+    assert source.read() is not None and source.read() is not None
+    with pytest.raises(HumansegError, match="2.png in source could no longer be read") as damaged:
+        source.read()
+    assert damaged.value.exit_code == 1
+    source = sources.open_source(str(folder), loop=True)  # never read: bad input, as before
+    source.read(), source.read()
+    with pytest.raises(HumansegError, match=rf"^unreadable image in source: {folder / '2.png'}$") as bad:
+        source.read()
+    assert bad.value.exit_code == 2
+
+
 def test_a_folder_of_numbered_frames_tells_each_frames_number(tmp_path, copy_set):
     copy_set(3)
     root = copy_set(3, 4)  # set3 and set4, the same frames

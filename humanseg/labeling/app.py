@@ -213,6 +213,10 @@ class FrameChanged(HumansegError):
     """The frame file was replaced while its label was drawn: saving would label another picture."""
 
 
+class FrameGone(FrameChanged):
+    """The frame file was deleted (or moved away) while its label was drawn."""
+
+
 def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int],
                opened: Opened, base: dict | None = None, keep_mask: bool = False) -> tuple[Path, Path]:
     """Write K_mask.png and K.json together (both or neither); replaces only files there when the
@@ -316,7 +320,10 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     # (redrawn from its outline, a repaint lost up to ~100 pixels); only K.json is new.
                     keep_mask = (opened.mask and opened.json and source == "mask" and not editor.changed
                                  and mask_intact(info, k, frame.shape))
-                    if store.file_identity(info.frame_path(k)) != frame_file:
+                    now = store.file_identity(info.frame_path(k))
+                    if now is None:  # deleted (or moved away) while its label was drawn
+                        raise FrameGone(f"{info.frame_path(k)} was deleted (or moved away) since it opened")
+                    if now != frame_file:
                         # Deleted and captured again (a number freed is taken by the next capture): the
                         # label drawn on the old picture was saved beside the new one, without a word.
                         raise FrameChanged(f"{info.frame_path(k)} is not the frame this label was drawn on (it "
@@ -328,6 +335,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     if isinstance(exc, AlreadyExists):
                         what = ("it was labeled meanwhile (by another labeler?), and that label is kept; "
                                 f"n to skip, q to quit, or --redo {k} later to edit it")
+                    elif isinstance(exc, FrameGone):
+                        what = "n to skip, q to quit"
                     elif isinstance(exc, FrameChanged):
                         what = "n to skip, q to quit (and run again to label the frame there now)"
                     else:
