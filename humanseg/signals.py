@@ -127,8 +127,8 @@ def child_ends_ignored():
 class StopSignals:
     """Ctrl-C (SIGINT), SIGTERM or SIGHUP while training: the step in progress finishes, then training stops
     with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second
-    signal stops at once, except under torchrun, whose agent repeats the signal to every rank: there the
-    ranks must stop together. SIGINT is left alone where it was ignored (a job started in the background)."""
+    signal stops at once (but for the run's saves as it ends: hold()), except under torchrun, whose
+    agent repeats the signal to every rank: there the ranks must stop together. SIGINT is left alone where it was ignored (a job started in the background)."""
 
     def __init__(self, twice_stops_at_once: bool = True):
         self.signum: int | None = None
@@ -136,6 +136,7 @@ class StopSignals:
         self._previous: dict[int, object] = {}
         self._in_step = False
         self._held: int | None = None  # a second signal that came during a step
+        self._holding = False  # every signal held (hold())
 
     @contextmanager
     def step(self):
@@ -168,8 +169,18 @@ class StopSignals:
                 if signal.getsignal(sig) is not signal.SIG_IGN:
                     self._previous[sig] = signal.signal(sig, self._handle)
 
+    def hold(self) -> None:
+        """From now on (training's loop is over: last.pt and metrics.csv are being saved) every signal
+        is held, to be answered once they are: a second Ctrl-C here had ended the run before its
+        saves, losing every step since the last checkpoint (and a new run's --out)."""
+        self._holding = True
+
     def _handle(self, signum, frame) -> None:
         quiet_hung_up_terminal(signum)
+        if self._holding:
+            if self.signum is None:
+                self.signum = signum
+            return
         if self.signum is not None:
             if self.twice_stops_at_once:
                 if self._in_step:

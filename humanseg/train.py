@@ -612,6 +612,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     csv_path, png_path = out / "metrics.csv", out / "training.png"
     made_out: list[Path] = []  # the folders this run made for --out, deepest first
     lock = None
+    stops = None
 
     try:
         held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
@@ -860,7 +861,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise
             interrupted = True  # a SIGTERM to the whole process group also ended the loader's workers
         finally:
-            stops.restore()
+            stops.hold()  # from here to the saves' end; restored below, or where an error leaves
             bar.close()
             workers = _worker_pids(loader)
             with child_ends_ignored():  # (a worker ending as it is stopped is no failure either)
@@ -893,6 +894,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     log(f"done: {step} steps; last {last_path}, best {best_path} (val mIoU "
                         f"{best_iou:.4f})" if val_pairs else
                         f"done: {step} steps; last {last_path}, best {best_path} (no validation: the last step's)")
+        stops.restore()
+        # A signal that came while the run saved, having finished: answered now that all is saved.
+        interrupted = interrupted or stops.signum is not None
         if interrupted:
             if stops.signum in STOPS:
                 raise Terminated(stops.signum)  # reported as every command reports SIGTERM / SIGHUP
@@ -906,6 +910,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 break
         raise
     finally:
+        if stops is not None:  # (a run that failed while it saved: held, and restored here)
+            stops.restore()
         if lock is not None:
             _locks.remove(lock)
             os.close(lock)

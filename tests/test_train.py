@@ -1898,3 +1898,43 @@ def test_resume_copies_no_last_pt_into_a_missing_best_pt_when_its_metrics_are_of
     assert r.returncode == 0, r.stderr
     assert f"warning: --resume: {out / 'best.pt'} is missing" in r.stdout + r.stderr
     assert "was behind" not in r.stdout + r.stderr
+
+
+def test_ctrl_c_again_while_a_stopping_run_saves_waits_for_the_saves(two_sets, tmp_path, monkeypatch):
+    # The first Ctrl-C ends the loop after its step; another while the loader's workers were stopped
+    # and last.pt, best.pt and metrics.csv saved ended the run there, before them: every step since
+    # the last checkpoint lost (a new run's --out removed), "Error: interrupted" alone. Held now.
+    from humanseg import train as train_module
+
+    real_loss, real_save, losses, saves = train_module.segmentation_loss, train_module.save_checkpoint, [], []
+
+    def loss(*a, **k):
+        losses.append(1)
+        if len(losses) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, in step 3
+        return real_loss(*a, **k)
+
+    def save(path, *a, **k):
+        saves.append(Path(path).name)
+        os.kill(os.getpid(), signal.SIGINT)  # and again, as each checkpoint is saved
+        return real_save(path, *a, **k)
+
+    monkeypatch.setattr(train_module, "segmentation_loss", loss)
+    monkeypatch.setattr(train_module, "save_checkpoint", save)
+    out = tmp_path / "w"
+    r = train_here(["-i", "50", "--val-every", "100", "--images", two_sets, "--out", out, "--val-sets", "none",
+                    "--size", "128x96", "-b", "2", "--threads", "1", "--init", "scratch", "--workers", "1"])
+    assert r.returncode == 130 and r.stderr.strip().endswith("Error: interrupted"), r.stderr
+    assert f"interrupted at step 3: saved {out / 'last.pt'} (continue with --resume)" in r.stdout + r.stderr
+    assert saves == ["best.pt", "last.pt"]
+    assert load_model(out / "last.pt")[1]["step"] == 3 and load_model(out / "best.pt")[1]["step"] == 3
+    assert int(history(out)[-1]["step"]) == 3 and (out / "training.png").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run's handlers are gone
+    # A run that had finished when the signals came (its last step's checkpoint, then its end's): all
+    # saved, then answered as a stop.
+    losses.clear(), saves.clear()
+    r = train_here(["-i", "2", "--val-every", "100", "--images", two_sets, "--out", out, "--val-sets", "none",
+                    "--size", "128x96", "-b", "2", "--threads", "1", "--init", "scratch", "--force"])
+    assert r.returncode == 130 and r.stderr.strip().endswith("Error: interrupted"), r.stderr
+    assert f"done: 2 steps; last {out / 'last.pt'}" in r.stdout + r.stderr and saves[-2:] == ["best.pt", "last.pt"]
+    assert load_model(out / "last.pt")[1]["step"] == 2 and int(history(out)[-1]["step"]) == 2
