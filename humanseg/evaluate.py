@@ -312,9 +312,12 @@ def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bo
             if target.resolve() in inputs:
                 raise HumansegError(f"{path} would write {target}, which is one of the images given; "
                                     f"choose another --out")
-    first = {}
+    first, given = {}, {}
     for path in frames:
         stem = Path(path).stem
+        if Path(path).resolve() in given:  # (separate --out folders would predict it twice)
+            raise HumansegError(f"{given[Path(path).resolve()]} and {path} are the same frame; give it once")
+        given[Path(path).resolve()] = path
         if stem in first:
             raise HumansegError(f"{first[stem]} and {path} would both write {out / (stem + '_mask.png')}; "
                                 f"predict them into separate --out folders")

@@ -304,6 +304,11 @@ def test_predict_checks_every_output_name_before_writing(dev_root, tmp_path, ran
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
         assert f"would both write {out / '0_mask.png'}" in r.stderr and same_name[1] in r.stderr
         assert not out.exists()
+    # One frame given twice (a.png and ./a.png): not two frames to predict into separate folders.
+    twice = [same_name[1], os.path.join(os.path.dirname(same_name[1]), ".", "0.png")]
+    r = cli("predict", "--bkg", bkg, *twice, "--out", str(out), "--weights", str(random_weights))
+    assert r.returncode == 2 and r.stderr == f"Error: {twice[0]} and {twice[1]} are the same frame; give it once\n"
+    assert not out.exists()
     # An existing output is refused before the frames ahead of it are written, naming --force.
     out.mkdir()
     (out / "1_overlay.png").write_bytes(b"kept")

@@ -709,6 +709,11 @@ def test_unusable_backgrounds_folder_is_named(two_sets, tmp_path, dev_root):
     assert r.returncode == 2 and f"--backgrounds image unreadable or corrupt: {rooms / 'broken.jpg'}" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w" / "last.pt").exists()
+    (rooms / "broken.jpg").unlink()
+    (rooms / "gone.png").symlink_to(tmp_path / "unmounted" / "room.png")  # said as every image is, not "corrupt"
+    r = train_here(args)
+    assert r.returncode == 2 and f"--backgrounds image is a link to nothing: {rooms / 'gone.png'}" in r.stderr
+    (rooms / "gone.png").unlink()
     # A capture set's folder is no room: its frames show the person (and a held-out set would leak in).
     args[-1] = str(two_sets / "set8")
     r = train_here(args)

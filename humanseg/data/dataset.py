@@ -97,9 +97,8 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
     out = []
     for p in sorted(Path(folder).iterdir()):
         if p.suffix.lower() in store.IMAGE_EXTS and not p.name.startswith("."):  # not ._x.png
-            img = store.decode_file(p)
-            if img is None:
-                raise HumansegError(f"--backgrounds image unreadable or corrupt: {p}")
+            # Named as every image is: unreadable or corrupt, not ours to read, a link to nothing, a folder.
+            img = store.read_image(p, "--backgrounds image")
             out.append(img)
     if not out:
         raise HumansegError(f"--backgrounds {folder} holds no image (.png, .jpg, .bmp, .webp, .tif)")
