@@ -162,8 +162,8 @@ def _labeled_sets(root: Path) -> list[int]:
 @click.option("--sets", help="Only these sets, e.g. 3,7 (default: every set with labels).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(METHODS), default=["model"],
               show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff); "
-              "model-raw: the network without the speck/pinhole clean-up and without the far person's "
-              "second pass.")
+              "model-raw: the network without the speck/pinhole clean-up, the far person's second "
+              "pass and the near person's coarser pass.")
 @click.option("--save-masks", type=Folder(),
               help="Write predictions as OUT/setN/K_mask.png (the first --method's).")
 @click.option("--montage", type=File(),
