@@ -128,7 +128,8 @@ class StopSignals:
     """Ctrl-C (SIGINT), SIGTERM or SIGHUP while training: the step in progress finishes, then training stops
     with last.pt saved, so the checkpoint is never taken half way through an optimizer step. A second
     signal stops at once (but for the run's saves as it ends: hold()), except under torchrun, whose
-    agent repeats the signal to every rank: there the ranks must stop together. SIGINT is left alone where it was ignored (a job started in the background)."""
+    agent repeats the signal to every rank: there the ranks must stop together. SIGINT is left alone
+    where it was ignored (a job started in the background)."""
 
     def __init__(self, twice_stops_at_once: bool = True):
         self.signum: int | None = None
