@@ -10,6 +10,7 @@ import torch
 from humanseg import store
 from shapes import nearer, portrait
 from humanseg.errors import HumansegError, WeightsError
+from humanseg.metrics import iou
 from humanseg.model import (NetConfig, Segmenter, SiameseSegNet, count_parameters, load_model,
                             save_checkpoint, working_size)
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, VERSION
@@ -1439,6 +1440,44 @@ def test_a_new_background_is_the_one_the_coarser_pass_compares_with(dev_root):
         assert np.array_equal(seg._near_seg.bkg_image, seg._bkg_small)
 
 
+@pytest.mark.slow
+def test_a_frame_with_no_picture_in_it_shows_nobody(dev_root, monkeypatch):
+    # A covered lens or the lights out: the shipped network, given a flat frame against a room (which
+    # the exposure fit can only map to the room's mean), called 21% of set 1's black frame person, 63%
+    # of set 12's, 79% of a room darkened to 3%. Every dev frame as captured is segmented as before.
+    from humanseg.model import load_segmenter
+    from humanseg.model import segmenter as segmenter_module
+
+    seg, raw, noise = load_segmenter(num_threads=1), load_segmenter(num_threads=1, clean=False), np.random.default_rng(0)
+    called = []
+    for n in (1, 8, 12):
+        bkg = store.read_background(store.scan_set(dev_root, n))
+        seg.set_background(bkg)
+        raw.set_background(bkg)
+        blanks = [np.zeros_like(bkg), np.full_like(bkg, 255), np.full_like(bkg, 128), (bkg * 0.03).astype(np.uint8),
+                  np.clip(noise.normal(20, 6, bkg.shape), 0, 255).astype(np.uint8)]  # (a capped camera's noise)
+        for frame in blanks:
+            assert not seg.predict_mask(frame).any()
+            called.append(np.count_nonzero(raw.predict_mask(frame)) / frame[..., 0].size)  # the network's own
+        info = store.scan_set(dev_root, n)  # a dark frame is not a blank one: someone in it is found
+        dark = (store.read_frame(info, 0) * 0.15).astype(np.uint8)
+        assert iou(seg.predict_mask(dark) > 0, store.read_mask(info.mask_path(0)) > 0) > 0.8
+    assert max(called) > 0.3  # what the rule is there for (model-raw keeps it: the network alone)
+    # Frames with a picture are left to the network: every dev frame's mask as without the rule.
+    ruled = []
+    for n in range(1, 13):
+        info = store.scan_set(dev_root, n)
+        seg.set_background(store.read_background(info))
+        ruled += [seg.predict_mask(store.read_frame(info, k)) for k in info.frames]
+    monkeypatch.setattr(segmenter_module, "BLANK_STD", 0.0)
+    plain = []
+    for n in range(1, 13):
+        info = store.scan_set(dev_root, n)
+        seg.set_background(store.read_background(info))
+        plain += [seg.predict_mask(store.read_frame(info, k)) for k in info.frames]
+    assert len(ruled) == 52 and all(np.array_equal(a, b) for a, b in zip(ruled, plain))
+
+
 def test_segmenter_on_a_dev_frame(dev_root):
     info = store.scan_set(dev_root, 2)
     bkg = store.read_background(info)
@@ -1743,6 +1782,23 @@ def test_a_frame_before_any_background_is_refused_in_one_line(backend):
     for predict in (seg.logits, seg.predict, seg.predict_mask):
         with pytest.raises(HumansegError, match=r"^no background set$"):
             predict(frame)
+
+
+def test_load_segmenter_refuses_settings_out_of_range_in_one_line():
+    # The commands' options are ranges; the API took work_width=7 (empty masks without a word), and
+    # num_threads=-1 or cuda without CUDA raised from deep in torch.
+    from humanseg.model import load_segmenter
+
+    for width in (-5, 0, 7, 5000, 320.0, float("nan"), True):
+        with pytest.raises(HumansegError, match=r"^work_width must be a whole number from 32 to 4096, not "):
+            load_segmenter(work_width=width)
+    for threads in (-1, 0, 1000, 1.5):
+        with pytest.raises(HumansegError, match=r"^num_threads must be a whole number from 1 to 256, not "):
+            load_segmenter(num_threads=threads)
+    if not torch.cuda.is_available():
+        with pytest.raises(HumansegError, match=r"^device cuda: no CUDA device here"):
+            load_segmenter(device="cuda")
+    assert load_segmenter(work_width=32, num_threads=1).work_width == 32
 
 
 def test_a_segmenter_leaves_the_model_it_was_given_as_it_was():

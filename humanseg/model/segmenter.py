@@ -113,6 +113,21 @@ ZOOM_GROW = 2  # crops made again around what a crop found reaching its edges (`
 TRACK_EVERY = 4  # with `track` (live mode), a far person's crop alone is segmented in up to 3 frames of 4
 
 
+# A frame with no picture in it (a covered lens, the lights out: every channel's standard deviation
+# under BLANK_STD grey levels at an eighth of the working size, where a camera's noise averages out; the
+# dev frames and rooms: 38 and up; the dev backgrounds darkened to 3%: 1.6-2.3) shows nobody: the
+# network, given a flat frame against a room (the exposure fit can only map it to the room's mean),
+# called up to 79% of it person. Its logits are BLANK_LOGIT everywhere.
+BLANK_STD, BLANK_LOGIT = 2.5, -20.0
+
+
+def blank(img: np.ndarray) -> bool:
+    """Whether img (BGR uint8, at the working size) holds no picture (BLANK_STD)."""
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+    return float(cv2.meanStdDev(small)[1].max()) < BLANK_STD
+
+
 # `changed_regions`: what differs from the exposure-fitted background within SEEK_SHIFT working pixels
 # around it by more than SEEK_DIFF grey levels (where no channel of the frame is within SEEK_CLIPPED of
 # 255), in a blob at least SEEK_MIN_HEIGHT working pixels tall.
@@ -361,13 +376,16 @@ class Segmenter:
             raise HumansegError(
                 f"frame size {frame.shape[1]}x{frame.shape[0]} differs from the background's "
                 f"{self.bkg_shape[1]}x{self.bkg_shape[0]}")
+        img = self._resized(frame)
+        if self.clean and not self.exact and blank(img):  # (not in a far person's crop: a dark corner)
+            self._outside, self._tracked = None, 0
+            return np.full(frame.shape[:2], BLANK_LOGIT, np.float32)
         if self.track and self._outside is not None and self._tracked < TRACK_EVERY - 1:
             followed = self._follow(frame)
             if followed is not None:
                 self._tracked += 1
                 return followed
         self._outside, self._tracked = None, 0
-        img = self._resized(frame)
         if self._ort is not None:
             small = self._ort.run_bgr(img, self.model.stride)
         else:
@@ -652,7 +670,18 @@ class Segmenter:
 def load_segmenter(weights: str | os.PathLike | None = None, device: str = "cpu",
                    work_width: int | None = None, num_threads: int | None = None,
                    backend: str = "auto", clean: bool = True) -> Segmenter:
-    """A Segmenter from a checkpoint (default: $HUMANSEG_WEIGHTS or the shipped model)."""
+    """A Segmenter from a checkpoint (default: $HUMANSEG_WEIGHTS or the shipped model). Settings out of
+    range are refused in one line, as the commands' options are (a work width of 7 gave empty masks
+    without a word; -1 threads, or cuda on a machine without it, tracebacks from deep in torch)."""
+    from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH
+
+    if work_width is not None and not (type(work_width) is int and MIN_WORK_WIDTH <= work_width <= MAX_WORK_WIDTH):
+        raise HumansegError(f"work_width must be a whole number from {MIN_WORK_WIDTH} to {MAX_WORK_WIDTH}, "
+                            f"not {work_width!r}")
+    if num_threads is not None and not (type(num_threads) is int and 1 <= num_threads <= MAX_THREADS):
+        raise HumansegError(f"num_threads must be a whole number from 1 to {MAX_THREADS}, not {num_threads!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise HumansegError(f"device {device}: no CUDA device here (torch {torch.__version__}); use cpu")
     if num_threads:
         torch.set_num_threads(num_threads)
     path = resolve_weights(weights)
