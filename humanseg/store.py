@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import stat
+import time
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -103,13 +104,14 @@ def list_sets(root: str | os.PathLike) -> list[int]:
 
 
 _warned_sets: set[str] = set()  # set folders said once: links to nothing, saves cut off
+EMPTY_SET_GRACE = 5.0  # seconds an empty set folder may be one whose background is being saved
 BKG_TEMPORARY_RE = re.compile(r"^bkg\.png\.(\d+)\.[0-9a-f]{6}\.tmp$")
 
 
 def _unfinished(folder: Path) -> bool:
     """Whether folder is a set whose background is still being written, or never was: it holds
     nothing but bkg.png's temporary file(s), its writer alive (left out without a word) or gone
-    (killed, or the power lost, mid-save: left out, said once). Such a set stopped every tool
+    (killed, or the power lost, mid-save: left out, said once), or nothing at all. Such a set stopped every tool
     ("background missing") while nothing was captured in it."""
     if os.path.lexists(folder / BKG_NAME):
         return False
@@ -117,8 +119,21 @@ def _unfinished(folder: Path) -> bool:
         names = os.listdir(folder)
     except OSError:
         return False
+    if not names:
+        # Made, and its bkg.png's temporary file not yet (a kill in that half millisecond leaves it so
+        # for good; training and evaluate then stopped at "background missing"): said once it is older
+        # than a save takes.
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except OSError:
+            return False
+        if age > EMPTY_SET_GRACE and str(folder) not in _warned_sets:
+            _warned_sets.add(str(folder))
+            warnings.warn(f"{folder} is empty (a new set whose background was never written: a save cut "
+                          f"off?); that set is left out", stacklevel=3)
+        return True
     found = [BKG_TEMPORARY_RE.match(name) for name in names]
-    if not names or not all(found):
+    if not all(found):
         return False
     if not any(_alive(int(m.group(1))) for m in found) and str(folder) not in _warned_sets:
         _warned_sets.add(str(folder))

@@ -7,6 +7,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 import warnings
 import zlib
 
@@ -32,6 +33,7 @@ def test_set_and_frame_numbering_with_gaps(tmp_path):
     root = tmp_path / "images"
     for n in (1, 2, 10):
         (root / f"set{n}").mkdir(parents=True)
+        (root / f"set{n}" / "notes.txt").write_text("x")  # (an empty set folder is none: a save cut off)
     (root / "setx").mkdir()
     (root / "set01").mkdir()  # not a name the tool writes: read as set 1 it would be looked up as set1/
     (root / "notes.txt").write_text("x")
@@ -70,7 +72,7 @@ def test_concurrent_set_creation_never_shares_a_number(tmp_path):
         p.join(60)
     got = sorted(q.get(timeout=5) for _ in procs)
     assert got == [1, 2, 3, 4]
-    assert store.list_sets(root) == [1, 2, 3, 4]
+    assert sorted(p.name for p in root.iterdir()) == ["set1", "set2", "set3", "set4"]  # (claimed, still empty)
 
 
 def _save_frames_without_links(root, barrier, q, n):
@@ -112,6 +114,7 @@ def test_a_set_listed_as_free_but_taken_meanwhile_is_not_shared(tmp_path, monkey
     real = store.next_set_number
     monkeypatch.setattr(store, "next_set_number", lambda r: next(stale, None) or real(r))
     assert store.create_set(root) == (2, root / "set2")
+    (root / "set2" / "bkg.png").write_bytes(b"ours")
     assert (root / "set1" / "bkg.png").read_bytes() == b"theirs" and store.list_sets(root) == [1, 2]
 
 
@@ -240,11 +243,11 @@ def test_validation_errors_name_the_file(tmp_path):
         store.read_mask(root / "set5" / "other.png")
     for name in ("bkg.png", "other.png"):
         (root / "set5" / name).unlink()
+    s = root / "set5"
+    cv2.imwrite(str(s / "bkg.png"), _img())
     # A number too long for a file name was "File name too long" (an OSError, exit 1).
     with pytest.raises(StoreError, match=r"set folder not found: .*set9{300} \(sets here: 5\)$"):
         store.scan_set(root, int("9" * 300))
-    s = root / "set5"
-    cv2.imwrite(str(s / "bkg.png"), _img())
     (s / "0.png").write_bytes(b"not a png at all")
     info = store.scan_set(root, 5)
     with pytest.raises(StoreError, match="frame unreadable or corrupt: .*0.png"):
@@ -332,9 +335,24 @@ def test_a_set_whose_background_save_was_cut_off_is_left_out(tmp_path):
         f"{root / 'set2'} holds no background, only bkg.png.{gone}.a1b2c3.tmp (a save cut off); that set is left out",
         f"{root / 'set5'} holds no background, only bkg.png.{10**20}.0a0b0c.tmp (a save cut off); that set is left out"]
     assert store.create_set(root)[0] == 4  # their numbers are not taken again
+    store.write_image(root / "set4" / "bkg.png", _img())
+    # Killed between the folder's mkdir and the temporary file's creation: an empty set folder, left
+    # out too (training and evaluate stopped at "background missing"); said once older than a save.
+    (root / "set6").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # just made: a save may be under way
+        assert store.list_sets(root) == [1, 4]
+    os.utime(root / "set6", (time.time() - 60, time.time() - 60))
+    with pytest.warns(UserWarning) as said:
+        assert [info.number for info in store.scan_root(root)] == [1, 4]
+    assert [str(w.message) for w in said] == [
+        f"{root / 'set6'} is empty (a new set whose background was never written: a save cut off?); that set is "
+        f"left out"]
+    assert store.create_set(root)[0] == 7
+    store.write_image(root / "set7" / "bkg.png", _img())
     # Anything else there (a frame, a file of the user's) and the set is not passed over.
     (root / "set2" / "0.png").write_bytes(b"")
-    assert store.list_sets(root) == [1, 2, 4]
+    assert store.list_sets(root) == [1, 2, 4, 7]
     with pytest.raises(StoreError, match="background missing: .*set2/bkg.png"):
         store.scan_root(root)
 
