@@ -19,7 +19,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -497,14 +497,19 @@ def write_in_place(tmp: Path, path: Path, overwrite: bool = False) -> None:
         remove_temporary(tmp)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
-    """Write data to path via a temporary file; without overwrite, an existing path raises StoreError."""
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False,
+                       before_rename: Callable[[], None] | None = None) -> Path:
+    """Write data to path via a temporary file; without overwrite, an existing path raises StoreError.
+    before_rename() runs once the data is on the disk, just before it takes path's name (a failed
+    write, a full disk, never reaches it)."""
     path = Path(path)
     tmp = None
     with signals_held():  # a Ctrl-C as the temporary file is made, before tmp names it, left the file
         try:
             tmp = claim_temporary(path)
             write_temporary(tmp, data, path)
+            if before_rename is not None:
+                before_rename()
             _put_in_place(tmp, path, overwrite)
         finally:
             if tmp is not None:

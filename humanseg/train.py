@@ -734,22 +734,27 @@ def train(cfg: TrainConfig, log=print) -> dict:
                             num_workers=cfg.workers, drop_last=True,
                             persistent_workers=cfg.workers > 0, worker_init_fn=_worker_leaves_signals_to_trainer)
 
-        # With --force, the earlier run's best.pt goes when this run writes its first checkpoint: beside
-        # this run's last.pt it would pass for this run's best (and a run that fails before then
-        # leaves the earlier one whole).
+        # With --force, the earlier run's files go as this run's first checkpoint takes its name, once
+        # its bytes are on the disk (a run that fails before then, or a full disk, leaves the earlier
+        # run whole): beside this run's last.pt its best.pt would pass for this run's, and its
+        # metrics.csv's rows for this run's steps (a kill between the new last.pt and the new
+        # metrics.csv, then --resume, mixed the two runs' rows).
         replacing = [is_main and cfg.force and not cfg.resume]
 
         def checkpoint(step, metrics_now, path):
+            def earlier_run_gone():
+                for other in (last_path, best_path, csv_path, png_path):
+                    if other != path:
+                        other.unlink(missing_ok=True)
+
             save_checkpoint(path, model, step, optimizer, metrics_now, cfg.work_width,
                             extra={"best_iou": best_iou, "metrics_step": val_step[0],  # the step metrics are of
                                    "val_sets": cfg.val_sets, "seed": cfg.seed, "lr": lr,
                                    "images": [str(x) for x in cfg.images],
                                    "boundary": [cfg.boundary_width, cfg.boundary_gain],
-                                   "run": run_record})
-            if replacing[0]:  # once this run's first checkpoint is written (a failed one kept it: a full disk)
-                replacing[0] = False
-                if path != best_path:
-                    best_path.unlink(missing_ok=True)
+                                   "run": run_record},
+                            before_rename=earlier_run_gone if replacing[0] else None)
+            replacing[0] = False
 
         interrupted = stopped_early = improved = False
         step = saved_step = start_step

@@ -1943,3 +1943,29 @@ def test_ctrl_c_again_while_a_stopping_run_saves_waits_for_the_saves(two_sets, t
     assert r.returncode == 130 and r.stderr.strip().endswith("Error: interrupted"), r.stderr
     assert f"done: 2 steps; last {out / 'last.pt'}" in r.stdout + r.stderr and saves[-2:] == ["best.pt", "last.pt"]
     assert load_model(out / "last.pt")[1]["step"] == 2 and int(history(out)[-1]["step"]) == 2
+
+
+def test_a_forced_run_cut_off_after_its_first_checkpoint_leaves_none_of_the_earlier_runs_files(
+        two_sets, tmp_path, monkeypatch):
+    # --force replaced last.pt, then removed the earlier best.pt, then wrote metrics.csv: killed
+    # between them, the earlier run's metrics.csv (and best.pt, a moment) stayed beside this run's
+    # last.pt, and --resume went on with the two runs' rows mixed. The earlier run's files now go as
+    # the first checkpoint takes its name (its bytes written: a full disk keeps them, above).
+    from humanseg import train as train_module
+
+    out = tmp_path / "w"
+    args = ["-i", "4", "--images", two_sets, "--out", out, "--val-sets", "8", *SMALL]
+    assert train_here(args).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "training.png"]
+
+    class Killed(BaseException):
+        pass
+
+    def killed(*a, **k):  # (as a kill there: nothing after the checkpoints runs)
+        raise Killed
+
+    monkeypatch.setattr(train_module, "write_history", killed)
+    with pytest.raises(Killed):
+        train_here([*args, "--force", "--lr", "0.01"])
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt"]
+    assert all(load_model(out / name)[1]["extra"]["lr"] == 0.01 for name in ("best.pt", "last.pt"))

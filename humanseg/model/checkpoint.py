@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -24,8 +25,8 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default.pt"
 
 def save_checkpoint(path: str | os.PathLike, model: SiameseSegNet, step: int = 0, optimizer=None,
                     metrics: dict | None = None, work_width: int = 320, extra: dict | None = None,
-                    overwrite: bool = True) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename)."""
+                    overwrite: bool = True, before_rename: Callable[[], None] | None = None) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename; before_rename: `write_bytes_atomic`'s)."""
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     ckpt = {
         "format": FORMAT,
@@ -40,7 +41,7 @@ def save_checkpoint(path: str | os.PathLike, model: SiameseSegNet, step: int = 0
     }
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite)
+    return write_bytes_atomic(path, buf.getvalue(), overwrite=overwrite, before_rename=before_rename)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
