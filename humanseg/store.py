@@ -111,8 +111,8 @@ BKG_TEMPORARY_RE = re.compile(r"^bkg\.png\.(\d+)\.[0-9a-f]{6}\.tmp$")
 def _unfinished(folder: Path) -> bool:
     """Whether folder is a set whose background is still being written, or never was: it holds
     nothing but bkg.png's temporary file(s), its writer alive (left out without a word) or gone
-    (killed, or the power lost, mid-save: left out, said once), or nothing at all. Such a set stopped every tool
-    ("background missing") while nothing was captured in it."""
+    (killed, or the power lost, mid-save: left out, said once), or nothing at all. Such a set
+    stopped every tool ("background missing") while nothing was captured in it."""
     if os.path.lexists(folder / BKG_NAME):
         return False
     try:
