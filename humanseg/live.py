@@ -732,7 +732,11 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         while keep_going:
             if max_frames is not None and submitted >= max_frames:
                 break  # segmented frames: a countdown's and the background's frames do not count
-            frame = source.read()
+            try:
+                frame = source.read()
+            except CameraStopped:
+                finish_pending()  # the frame read before is the session's last: recorded as the others
+                raise
             if frame is None:
                 break
             taken = clock() - started
@@ -756,8 +760,16 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                 continue
             if frame.shape != session.background.shape:  # an image folder's odd one out: name it
                 which = getattr(source, "last_path", None) or f"frame {read_count} of the source"
-                raise HumansegError(f"{which} is {frame.shape[1]}x{frame.shape[0]} but the background is "
-                                    f"{session.background.shape[1]}x{session.background.shape[0]}")
+                said = (f"{which} is {frame.shape[1]}x{frame.shape[0]} but the background is "
+                        f"{session.background.shape[1]}x{session.background.shape[0]}")
+                if getattr(source, "is_camera", False):
+                    # A camera that changed size mid-session (renegotiated, another program set it) ends
+                    # as one that stops: exit 1, the recording so far and its last frame kept (bad
+                    # input's exit 2 discarded a recording of the frames before, keeping their masks).
+                    finish_pending()
+                    raise CameraStopped(f"{said} (the camera changed size while running?); what was "
+                                        f"recorded so far is kept")
+                raise HumansegError(said)
             future = pool.submit(session.segment, frame, session.correction())
             submitted += 1
             keep_going = finish_pending()

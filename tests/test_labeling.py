@@ -1462,6 +1462,30 @@ def test_a_drag_that_flattens_a_polygon_is_taken_back():
     assert ed.release(200, 300) == "moved" and ed.shapes[0].points[2] == (200.0, 300.0)
 
 
+def test_an_inserted_vertex_dragged_to_no_area_is_taken_back_uncounted_and_a_right_click_on_it_is_safe():
+    # Inserted on an edge and dragged onto a vertex: taken back, but still counted as edited (a frame
+    # accepted unchanged added 1 to the summary). A right click there while the button still held it
+    # found the vertex one past the triangle's end, once the drag was taken back: an IndexError.
+    tri = [(100.0, 100.0), (300.0, 100.0), (200.0, 300.0)]
+    for finish in ("release", "right click", "let go"):
+        ed = PolygonEditor([Shape(list(tri))])
+        assert ed.press(150, 200) == "insert" and len(ed.shapes[0].points) == 4  # on edge C-A
+        ed.move(300, 100)  # onto B: A, B, C, B has no area
+        if finish == "release":
+            assert ed.release(300, 100) is None
+        elif finish == "right click":
+            assert ed.right_click(300, 100) == "delete_vertex"  # B itself, the triangle then gone
+            assert ed.shapes == [] and ed.undo()  # one step back: the triangle as it opened
+        else:
+            assert ed.let_go() is None  # (Enter while the button holds it: app.py lets go first)
+        assert ed.shapes[0].points == tri and not ed.changed and ed.vertices_edited == 0
+        assert not ed.undo() and ed.release(300, 100) is None  # nothing more to undo, nothing held
+    ed = PolygonEditor([Shape(list(tri))])  # a drag with area, let go by Enter: kept and counted
+    assert ed.press(200, 300) == "grab"
+    ed.move(200, 250)
+    assert ed.let_go() == "moved" and ed.shapes[0].points[2] == (200.0, 250.0) and ed.vertices_edited == 1
+
+
 def test_the_help_bar_wraps_rather_than_shrinking_to_an_unreadable_line():
     # At --zoom 0.5 (a 320x240 window) the help was shrunk to one line about 4 px tall.
     import cv2

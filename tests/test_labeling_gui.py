@@ -329,6 +329,38 @@ def test_a_label_saved_meanwhile_is_kept_and_said(unlabeled, xdisplay):
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_enter_while_a_vertex_is_held_saves_it_as_a_release_there_would(unlabeled, xdisplay):
+    # Enter before the button's release saved the drag as it was: a triangle's vertex held on the line
+    # of the other two went to K.json as a polygon of no area (and an empty mask), which a release
+    # there takes back.
+    from gui import xdo
+
+    info = store.scan_set(unlabeled, 3)
+    first = info.frames[0]
+    tri = [(200, 150), (400, 150), (300, 350)]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        draw_open(app, tri)
+        app.click_answered(*tri[0], "edit", action="close")
+        press = ("mousemove", "--window", app.wid, "300", "350", "mousedown", "1")
+        app._answered(lambda: xdo(app.display, *press), "press at (300, 350)", "edit", 10, {"action": "grab"},
+                      undo=lambda: xdo(app.display, "mouseup", "1"))
+        for y in (300, 250, 200, 150):  # onto the line of the other two, the button still down
+            xdo(app.display, "mousemove", "--window", app.wid, "300", str(y))
+            time.sleep(0.05)
+        time.sleep(0.3)
+        app.key("Return")
+        saved = app.wait_event("saved", frame=first)
+        xdo(app.display, "mouseup", "1")
+        assert saved["area"] > 0 and saved["vertices_edited"] == 3, saved
+    finally:
+        app.close()
+    assert np.array_equal(store.read_mask(info.mask_path(first)),
+                          shapes_to_mask([Shape([(float(x), float(y)) for x, y in tri])], 480, 640))
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_a_frame_replaced_while_labeled_is_not_labeled_with_the_old_picture(unlabeled, xdisplay, dev_root):
     # The frame was checked once, when it opened: deleted and captured again under its freed number (a
     # new set1, or the set's highest frame), the label drawn on the old picture was saved beside the

@@ -1272,7 +1272,25 @@ def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp
         run_live(source, session, None, out, clock=CameraClock(source, 30.0))
     assert source.released and [p.name for p in tmp_path.iterdir()] == ["o.avi"]
     frames_out, _ = video_frames(tmp_path / "o.avi")
-    assert len(frames_out) == 4  # the fifth was read but still in the model when the camera stopped
+    assert len(frames_out) == 5  # the fifth too: read, and still in the model when the camera stopped (lost)
+    # A camera that changes size mid-session (a USB camera renegotiating) ends the same way: exit 1,
+    # the recording and the masks of every frame before kept. It was bad input (exit 2), its recording
+    # discarded while its masks stayed, and the frame before the change lost.
+
+    class ResizedCamera(ListSource):
+        is_camera = True
+
+    frames = [read(dev_root, 3, f"{k}.png") for k in range(3)]
+    source = ResizedCamera([*frames, cv2.resize(frames[0], (320, 240))])
+    out, masks = VideoOutput(tmp_path / "r.avi", 30.0), tmp_path / "masks"
+    masks.mkdir()
+    with pytest.raises(CameraStopped) as stopped:
+        run_live(source, session, None, out, masks_dir=masks, clock=CameraClock(source, 30.0))
+    assert str(stopped.value) == ("frame 4 of the source is 320x240 but the background is 640x480 (the camera "
+                                  "changed size while running?); what was recorded so far is kept")
+    assert stopped.value.exit_code == 1 and source.released
+    assert len(video_frames(tmp_path / "r.avi")[0]) == 3 and sorted(p.name for p in masks.iterdir()) == [
+        "0_mask.png", "1_mask.png", "2_mask.png"]
 
 
 def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmenter, tmp_path):

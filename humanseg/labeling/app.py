@@ -436,6 +436,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             ignored_at = now
             continue
         if key in KEY_ACCEPT:
+            editor.let_go()  # a vertex still held (Enter before the button's release): as released there
             if editor.drawing and not editor.close():
                 emit("not_closed", frame=k, open=len(editor.current))  # and said on the status line
                 continue

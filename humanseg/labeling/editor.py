@@ -194,8 +194,10 @@ class PolygonEditor:
             return None
         if shape_geometry(self.shapes[si].points).area <= 0:
             # Dragged onto a line with the others (or onto a neighbour of a triangle): a polygon of no
-            # area was saved to K.json, drawing nothing. Taken back, as close() refuses one.
-            self.shapes = self._history.pop()[0]
+            # area was saved to K.json, drawing nothing. Taken back, as close() refuses one, with the
+            # count of vertices edited (a vertex inserted and taken back was still counted).
+            taken = self._history.pop()
+            self.shapes, self.vertices_edited = taken[0], taken[4]
             self._touch()
             self.refused_move = self.version
             return None
@@ -203,10 +205,18 @@ class PolygonEditor:
             self.vertices_edited += 1
         return "moved"
 
+    def let_go(self) -> str | None:
+        """Let go of a vertex still held (the button not yet released) where it is, as a release there
+        would: before a save (Enter saved a drag of no area as it was, uncounted) or another edit."""
+        return self._end_drag()
+
     def right_click(self, x: float, y: float) -> str | None:
         """Right click: closes the polygon being drawn, else deletes the vertex under the pointer."""
         if self.drawing:
             return "close" if self.close() else None
+        # A vertex still held is let go first: taken back (an inserted one dragged to no area), it left
+        # the vertex found under the pointer one past the shape's end (an IndexError).
+        self._end_drag()
         hit = self.vertex_at(x, y)
         if hit is not None:
             self.delete_vertex(*hit)
