@@ -767,8 +767,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                     # as one that stops: exit 1, the recording so far and its last frame kept (bad
                     # input's exit 2 discarded a recording of the frames before, keeping their masks).
                     finish_pending()
-                    raise CameraStopped(f"{said} (the camera changed size while running?); what was "
-                                        f"recorded so far is kept")
+                    kept = "; what was recorded so far is kept" if output is not None or masks_dir is not None else ""
+                    raise CameraStopped(f"{said} (the camera changed size while running?){kept}")
                 raise HumansegError(said)
             future = pool.submit(session.segment, frame, session.correction())
             submitted += 1

@@ -1291,6 +1291,9 @@ def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp
     assert stopped.value.exit_code == 1 and source.released
     assert len(video_frames(tmp_path / "r.avi")[0]) == 3 and sorted(p.name for p in masks.iterdir()) == [
         "0_mask.png", "1_mask.png", "2_mask.png"]
+    source = ResizedCamera([*frames, cv2.resize(frames[0], (320, 240))])  # nothing recorded: nothing said kept
+    with pytest.raises(CameraStopped, match=r"\(the camera changed size while running\?\)$"):
+        run_live(source, session, None, clock=CameraClock(source, 30.0))
 
 
 def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmenter, tmp_path):
