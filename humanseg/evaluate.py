@@ -281,6 +281,7 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         with _appeared_meanwhile():
             store.write_json(json_path, report, overwrite=force)
+        click.echo(f"scores written: {json_path}")  # (as the masks and the montage are said)
 
 
 @contextlib.contextmanager

@@ -83,6 +83,7 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     report = json.loads(out_json.read_text())
     assert set(report) == {"model", "absdiff", "model-raw"}
     assert report["model"]["overall"]["frames"] == 3
+    assert r.stdout.endswith(f"scores written: {out_json}\n")  # said, as the masks and montage are
     saved = sorted(p.name for p in (masks / "set8").iterdir())
     assert saved == ["0_mask.png", "1_mask.png", "2_mask.png"]
     # The saved mask scores exactly what the table says for that frame's set.
