@@ -337,6 +337,7 @@ class BackgroundGrabber:
         self.started: float | None = None
         self._sum: np.ndarray | None = None
         self._count = 0
+        self.took_last = False
 
     def start(self, now: float) -> None:
         self.started, self._sum, self._count = now, None, 0
@@ -350,14 +351,21 @@ class BackgroundGrabber:
         return 0.0 if self.started is None else max(0.0, self.started + self.countdown - now)
 
     def feed(self, frame: np.ndarray, now: float) -> np.ndarray | None:
-        """Offer a frame; returns the averaged background (BGR uint8) when done, else None."""
+        """Offer a frame; returns the averaged background (BGR uint8) when done, else None. The frames
+        of the `seconds` after the countdown are averaged; the first one at or past their end is not
+        (until the fifty-sixth day it was: someone stepping back in just then went into the room),
+        unless none came before it. `took_last`: whether the frame just offered went in."""
+        self.took_last = False
         if self.started is None or now < self.started + self.countdown:
             return None
-        if self._sum is None or self._sum.shape != frame.shape:
-            self._sum, self._count = np.zeros(frame.shape, np.float64), 0
-        self._sum += frame
-        self._count += 1
-        if now >= self.started + self.countdown + self.seconds:
+        done = now >= self.started + self.countdown + self.seconds
+        if not done or not self._count or self._sum is None or self._sum.shape != frame.shape:
+            if self._sum is None or self._sum.shape != frame.shape:
+                self._sum, self._count = np.zeros(frame.shape, np.float64), 0
+            self._sum += frame
+            self._count += 1
+            self.took_last = True
+        if done:
             bkg = np.clip(np.round(self._sum / self._count), 0, 255).astype(np.uint8)
             self.started, self._sum = None, None
             return bkg
@@ -757,7 +765,8 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                     window.show(*draw_overlay(frame, session.view, result.fps,
                                              countdown=grabber.seconds_left(now()), grabbing=True))
                     keep_going = handle_keys()
-                continue
+                if bkg is None or grabber.took_last or not keep_going:
+                    continue  # (the first frame past the room's second, not in it, is segmented)
             if frame.shape != session.background.shape:  # an image folder's odd one out: name it
                 which = getattr(source, "last_path", None) or f"frame {read_count} of the source"
                 said = (f"{which} is {frame.shape[1]}x{frame.shape[0]} but the background is "

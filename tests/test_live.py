@@ -208,13 +208,14 @@ def test_live_captures_its_own_background_when_none_is_given(tmp_path, dev_root,
     assert res.exit_code == 0, res.output
     events = [json.loads(line) for line in res.output.splitlines()]
     assert {"event": "background", "state": "captured"} in events
-    # 0.1 s at 30 fps: frames 1..4 (time 1/30 .. 4/30) averaged, the rest segmented.
-    assert events[-1]["frames"] == 5
-    # Each mask is named after its frame: 4.png is the last copy of the background, 5-8.png the set's.
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [f"{i}_mask.png" for i in range(4, 9)]
-    masks = [cv2.imread(str(tmp_path / "m" / f"{i}_mask.png"), 0) for i in range(4, 9)]
-    assert (masks[0] > 0).mean() < 0.01  # the last empty frame: nothing found
-    for k, mask in enumerate(masks[1:]):  # then the set's frames, as labeled (3.png is empty)
+    # 0.1 s at 30 fps: frames 0..2 (time 0 .. 2/30) averaged, the rest segmented (3, at 0.1 s, is the
+    # first past the second: until the fifty-sixth day it went into the average too).
+    assert events[-1]["frames"] == 6
+    # Each mask is named after its frame: 3.png and 4.png are copies of the background, 5-8.png the set's.
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [f"{i}_mask.png" for i in range(3, 9)]
+    masks = [cv2.imread(str(tmp_path / "m" / f"{i}_mask.png"), 0) for i in range(3, 9)]
+    assert (masks[0] > 0).mean() < 0.01 and (masks[1] > 0).mean() < 0.01  # empty frames: nothing found
+    for k, mask in enumerate(masks[2:]):  # then the set's frames, as labeled (3.png is empty)
         truth = cv2.imread(str(dev_root / "set3" / f"{k}_mask.png"), 0)
         assert frame_scores(mask, truth)["iou"] >= 0.85, k
     # --max-frames counts segmented frames, not the 4 averaged into the background (it stopped there).
@@ -922,7 +923,11 @@ def test_the_background_is_averaged_from_frames_after_the_countdown_only():
     grabber.start(10.0)
     assert all(grabber.feed(person, t) is None for t in (10.0, 11.0, 12.9))
     assert grabber.feed(room, 13.0) is None and grabber.feed(room, 13.5) is None
-    assert np.array_equal(grabber.feed(room, 14.0), room)
+    # Nor the first frame past the room's second (someone stepping back in then went into the room):
+    # it is left to be segmented.
+    assert np.array_equal(grabber.feed(person, 14.0), room) and not grabber.took_last
+    grabber.start(20.0)  # a source so slow that no frame came within the second: that one frame
+    assert np.array_equal(grabber.feed(room, 25.0), room) and grabber.took_last
 
 
 def test_a_background_averaged_across_a_change_of_frame_size_keeps_the_last_size_only():
@@ -933,8 +938,8 @@ def test_a_background_averaged_across_a_change_of_frame_size_keeps_the_last_size
     small, large = np.full((4, 6, 3), 200, np.uint8), np.full((8, 12, 3), 50, np.uint8)
     grabber.start(0.0)
     assert grabber.feed(small, 0.0) is None and grabber.feed(small, 0.5) is None
-    assert grabber.feed(large, 0.6) is None
-    assert np.array_equal(grabber.feed(large + 10, 1.0), np.full((8, 12, 3), 55, np.uint8))
+    assert grabber.feed(large, 0.6) is None and grabber.feed(large + 10, 0.9) is None
+    assert np.array_equal(grabber.feed(large + 100, 1.0), np.full((8, 12, 3), 55, np.uint8))
 
 
 def test_a_window_with_save_masks_or_output_goes_through_a_file_once(tmp_path, dev_root, monkeypatch):
@@ -1401,7 +1406,7 @@ def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_se
     # is no failure (it said "nothing segmented" and exited 1 with the room saved).
     only = tmp_path / "only"
     only.mkdir()
-    for k in range(4):  # at 30 frames per second: the fourth ends the 0.1 s of background
+    for k in range(4):  # at 30 frames per second: the fourth, at 0.1 s, ends the 0.1 s of background
         shutil.copy(folder / "bkg.png", only / f"{k}.png")
     res = run_cli("live", "--source", str(only), "--no-window", "--countdown", "0", "--bkg-seconds", "0.1",
                   "--weights", str(default_weights), "--save-bkg", str(tmp_path / "only.png"))
@@ -1410,8 +1415,10 @@ def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_se
     res = run_cli("live", "--source", str(only), "--no-window", "--countdown", "0", "--bkg-seconds", "0.1",
                   "--weights", str(default_weights), "--save-bkg", str(tmp_path / "o2.png"), "--output",
                   str(tmp_path / "o2.avi"))
-    assert res.exit_code == 1 and res.output.endswith(f"Error: --output {tmp_path / 'o2.avi'}: nothing written: "
-                                                      f"no frame was segmented\n"), res.output
+    # With something to record, that fourth frame (past the room's second, not averaged into it since
+    # the fifty-sixth day) is segmented and recorded: the run had said "nothing written", exit 1.
+    assert res.exit_code == 0 and '"frames": 1' in res.output, res.output
+    assert len(video_frames(tmp_path / "o2.avi")[0]) == 1
 
     def refused(*more):
         res = run_cli("live", "--source", str(folder), "--no-window", "--weights", str(default_weights), *more)
@@ -2393,9 +2400,9 @@ def test_a_background_capture_started_again_forgets_the_frames_before_and_rounds
     assert (grab.feed(np.full((4, 6, 3), 200, np.uint8), 1.6) == 200).all()
     # The mean is rounded, not cut: 100, 101, 101 give 101.
     grab.start(0.0)
-    for now, level in ((0.0, 100), (0.5, 101)):
+    for now, level in ((0.0, 100), (0.5, 101), (0.9, 101)):
         grab.feed(np.full((4, 6, 3), level, np.uint8), now)
-    assert (grab.feed(np.full((4, 6, 3), 101, np.uint8), 1.0) == 101).all()
+    assert (grab.feed(np.full((4, 6, 3), 0, np.uint8), 1.0) == 101).all()  # (the frame past the second: not in it)
 
 
 def test_the_window_counts_down_then_says_to_keep_still_while_the_background_is_captured(monkeypatch):
