@@ -316,9 +316,10 @@ def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bo
     first, given = {}, {}
     for path in frames:
         stem = Path(path).stem
-        if Path(path).resolve() in given:  # (separate --out folders would predict it twice)
-            raise HumansegError(f"{given[Path(path).resolve()]} and {path} are the same frame; give it once")
-        given[Path(path).resolve()] = path
+        resolved = Path(path).resolve()
+        if resolved in given:  # (separate --out folders would predict it twice)
+            raise HumansegError(f"{given[resolved]} and {path} are the same frame; give it once")
+        given[resolved] = path
         if stem in first:
             raise HumansegError(f"{first[stem]} and {path} would both write {out / (stem + '_mask.png')}; "
                                 f"predict them into separate --out folders")

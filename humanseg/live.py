@@ -740,11 +740,7 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
         while keep_going:
             if max_frames is not None and submitted >= max_frames:
                 break  # segmented frames: a countdown's and the background's frames do not count
-            try:
-                frame = source.read()
-            except CameraStopped:
-                finish_pending()  # the frame read before is the session's last: recorded as the others
-                raise
+            frame = source.read()
             if frame is None:
                 break
             taken = clock() - started
@@ -775,7 +771,6 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
                     # A camera that changed size mid-session (renegotiated, another program set it) ends
                     # as one that stops: exit 1, the recording so far and its last frame kept (bad
                     # input's exit 2 discarded a recording of the frames before, keeping their masks).
-                    finish_pending()
                     kept = "; what was recorded so far is kept" if output is not None or masks_dir is not None else ""
                     raise CameraStopped(f"{said} (the camera changed size while running?){kept}")
                 raise HumansegError(said)
@@ -785,8 +780,11 @@ def run_live(source, session: LiveSession, window=None, output: VideoOutput | No
             pending = (frame, future, taken, getattr(source, "last_number", None))
         if keep_going:
             finish_pending()
-    except (KeyboardInterrupt, CameraStopped, MaskNotWritten):
-        raise  # Ctrl-C, a camera unplugged, or a full disk for the masks keeps what was recorded so far
+    except CameraStopped:  # (stopped, or changed size) keeps what was recorded so far, and the frame
+        finish_pending()  # that was in the model then: the session's last, recorded as the others
+        raise
+    except (KeyboardInterrupt, MaskNotWritten):
+        raise  # Ctrl-C, or a full disk for the masks, keeps what was recorded so far
     except BaseException:
         keep_output = False  # a real failure leaves no half-written file behind
         raise

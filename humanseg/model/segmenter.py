@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from humanseg import store
+from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH
 from humanseg.errors import HumansegError
 from humanseg.model.checkpoint import load_model, resolve_weights
 from humanseg.model.network import (BkgCache, MergedRefine, SiameseSegNet, exposure_sample, fuse_batchnorm,
@@ -673,8 +674,6 @@ def load_segmenter(weights: str | os.PathLike | None = None, device: str = "cpu"
     """A Segmenter from a checkpoint (default: $HUMANSEG_WEIGHTS or the shipped model). Settings out of
     range are refused in one line, as the commands' options are (a work width of 7 gave empty masks
     without a word; -1 threads, or cuda on a machine without it, tracebacks from deep in torch)."""
-    from humanseg.cli import MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH
-
     if work_width is not None and not (type(work_width) is int and MIN_WORK_WIDTH <= work_width <= MAX_WORK_WIDTH):
         raise HumansegError(f"work_width must be a whole number from {MIN_WORK_WIDTH} to {MAX_WORK_WIDTH}, "
                             f"not {work_width!r}")
