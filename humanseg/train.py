@@ -756,6 +756,23 @@ def train(cfg: TrainConfig, log=print) -> dict:
                             before_rename=earlier_run_gone if replacing[0] else None)
             replacing[0] = False
 
+        def save_run(step, best_first):
+            """The run's files at `step`. metrics.csv goes first: a kill between it and last.pt leaves
+            rows past last.pt's step, which --resume leaves out and makes again (written after, such a
+            kill lost the rows since the last save, --resume going on from the newer last.pt). A forced
+            run's first save writes its checkpoint first: that removes the earlier run's metrics.csv."""
+            replaces = replacing[0]
+            if not replaces:
+                write_history(history, csv_path)
+            if best_first:  # no validation: best.pt is the last step's
+                checkpoint(step, last_val, best_path)
+            checkpoint(step, last_val, last_path)
+            if improved:  # (at the end: a Ctrl-C between a validation that improved and its checkpoints)
+                checkpoint(step, last_val, best_path)
+            if replaces:
+                write_history(history, csv_path)
+            plot_history(history, png_path)
+
         interrupted = stopped_early = improved = False
         step = saved_step = start_step
         # metrics.csv's seconds go on from where a resumed run's rows end (they started again at 0).
@@ -839,12 +856,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 if step % cfg.val_every == 0 or step == total:
                     saved_step = step  # on every rank, for the divergence message
                     if is_main:
-                        checkpoint(step, last_val, last_path)
-                        if improved:
-                            checkpoint(step, last_val, best_path)
-                            improved = False
-                        write_history(history, csv_path)
-                        plot_history(history, png_path)
+                        save_run(step, best_first=False)
+                        improved = False
                 in_step = True
                 if step >= total:
                     break
@@ -885,13 +898,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     dist.broadcast(buf, 0)
                 log(f"rank {rank} weights {state_digest(model)}")
             if is_main:
-                if not val_pairs:
-                    checkpoint(step, last_val, best_path)
-                checkpoint(step, last_val, last_path)
-                if improved:  # a Ctrl-C between a validation that improved and its checkpoints
-                    checkpoint(step, last_val, best_path)
-                write_history(history, csv_path)
-                plot_history(history, png_path)
+                save_run(step, best_first=not val_pairs)
                 if interrupted or stopped_early:
                     log(f"{'interrupted' if interrupted else 'stopped'} at step {step}: saved {last_path} "
                         f"(continue with --resume)")

@@ -1794,7 +1794,7 @@ def test_a_training_killed_between_its_two_checkpoints_resumes_and_mends_best_pt
     )
     killed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["last.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt", "metrics.csv"]  # (metrics.csv goes first)
     at_kill = torch.load(out / "last.pt", weights_only=True)
     assert at_kill["step"] == 2 and at_kill["extra"]["best_iou"] == at_kill["metrics"]["iou"]
     again = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -1943,6 +1943,46 @@ def test_ctrl_c_again_while_a_stopping_run_saves_waits_for_the_saves(two_sets, t
     assert r.returncode == 130 and r.stderr.strip().endswith("Error: interrupted"), r.stderr
     assert f"done: 2 steps; last {out / 'last.pt'}" in r.stdout + r.stderr and saves[-2:] == ["best.pt", "last.pt"]
     assert load_model(out / "last.pt")[1]["step"] == 2 and int(history(out)[-1]["step"]) == 2
+
+
+@pytest.mark.parametrize("cut_at", ["write_history", "save_checkpoint", "plot_history"])
+def test_a_run_cut_off_anywhere_in_a_save_resumes_with_every_row_of_its_history(two_sets, tmp_path, monkeypatch,
+                                                                                 cut_at):
+    # A save writes metrics.csv, last.pt, then training.png. Written after last.pt, metrics.csv lost
+    # the rows since the last save to a kill between the two: --resume went on from the newer last.pt,
+    # and step 4's validation was in neither the csv nor the plot. Written first, a kill after it
+    # leaves rows past last.pt's step, which --resume leaves out and makes again.
+    from humanseg import train as train_module
+
+    out = tmp_path / "w"
+    args = ["-i", "6", *validated_run_args(two_sets, out)]
+
+    class Killed(BaseException):
+        pass
+
+    real = getattr(train_module, cut_at)
+    seen = []
+
+    def cut(*a, **k):
+        seen.append(a)
+        if len(seen) == 2:  # the save at step 4 (the first is step 2's)
+            raise Killed
+        return real(*a, **k)
+
+    def at_last_pt(path, *a, **k):  # save_checkpoint: only last.pt's calls counted
+        return cut(path, *a, **k) if Path(path).name == "last.pt" else real(path, *a, **k)
+
+    monkeypatch.setattr(train_module, cut_at, at_last_pt if cut_at == "save_checkpoint" else cut)
+    with pytest.raises(Killed):
+        train_here(args)
+    assert len(seen) == 2
+    monkeypatch.setattr(train_module, cut_at, real)
+    r = train_here([*args, "--resume"])
+    assert r.returncode == 0, r.stderr
+    rows = history(out)
+    assert [x["step"] for x in rows if x["val_iou"]] == ["2", "4", "6"]
+    steps = [int(x["step"]) for x in rows]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
 
 
 def test_a_forced_run_cut_off_after_its_first_checkpoint_leaves_none_of_the_earlier_runs_files(
