@@ -150,6 +150,16 @@ class Folder(click.Path):
     def convert(self, value, param, ctx):
         if isinstance(value, str) and value == "":
             self.fail(f"empty; name a {self.what}.", param, ctx)
+        if isinstance(value, (str, os.PathLike)):
+            parts = Path(value).parts
+            for i, part in enumerate(parts):
+                # OUT/new/..: every check looked at a place that is not there yet (nothing to refuse),
+                # then the write made `new` and landed in OUT (--save-masks images/tmp/.. --force
+                # replaced the labels of images/setN).
+                if part == ".." and i and not os.path.isdir(os.path.join(*parts[:i])):
+                    self.fail(f"{os.path.join(*parts[:i])} is not a folder, so {os.fspath(value)} "
+                              f"cannot be followed through its '..'; name the {self.what} without it.",
+                              param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -126,9 +126,15 @@ def worst_montage(root, results: list[FrameResult], count: int = 6, width: int =
         info = store.scan_set(root, r.set_number)
         frame = store.read_frame(info, r.index)
         truth = store.read_mask(info.mask_path(r.index), frame.shape)
-        h = max(1, round(frame.shape[0] * width / frame.shape[1]))  # 0 rows for a frame 700x1
-        tiles = [cv2.resize(x if x.ndim == 3 else cv2.cvtColor(x, cv2.COLOR_GRAY2BGR), (width, h))
-                 for x in (frame, truth, r.pred)]
+        # Fit into width x 2*width (a 1x480 frame scaled to 320 wide was 153,600 rows: a 768000x960
+        # montage, 2 GB, for scores that took milliseconds), on a tile `width` wide.
+        scale = min(width / frame.shape[1], 2 * width / frame.shape[0])
+        w, h = (max(1, round(n * scale)) for n in frame.shape[1::-1])  # 0 rows for a frame 700x1
+        tiles = []
+        for x in (frame, truth, r.pred):
+            tile = np.zeros((h, width, 3), np.uint8)
+            tile[:, :w] = cv2.resize(x if x.ndim == 3 else cv2.cvtColor(x, cv2.COLOR_GRAY2BGR), (w, h))
+            tiles.append(tile)
         # Outlined (thin yellow text alone all but vanished on a pale wall).
         put_text(tiles[0], f"set{r.set_number}/{r.index}.png  IoU {r.scores['iou']:.3f}  "
                  f"bF {r.scores['boundary_f']:.3f}", (6, 18), 0.45, (0, 255, 255), thickness=1)
@@ -142,7 +148,7 @@ def parse_sets(value: str | None) -> list[int] | None:
     """'3,7' (or 'set3,set7') -> [3, 7]; a set named twice counts once."""
     if value is None:
         return None
-    items = [x.strip().removeprefix("set") for x in value.split(",") if x.strip()]
+    items = store.set_number_items(value, "--sets")
     if not items:  # (the message ended in a colon and nothing)
         raise HumansegError("--sets is empty: give set numbers like 3,7, or leave it out for every labeled set")
     if not all(x.isascii() and x.isdigit() for x in items):  # not -1, +3 or 3.0, which int() takes
@@ -227,6 +233,9 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
             store.refuse_unwritable(path, option, folder=folder)
     if montage and json_path and Path(montage).resolve() == Path(json_path).resolve():
         raise HumansegError(f"--montage and --json both name {montage}; give them two files")
+    for option, path in (("--montage", montage), ("--json", json_path)):
+        if save_masks and path and Path(path).resolve() == Path(save_masks).resolve():  # found after the run
+            raise HumansegError(f"{option} {path} is the --save-masks folder; give them two places")
     if (montage or json_path) and set(methods) != {"absdiff"}:
         from humanseg.model import resolve_weights
 
@@ -250,8 +259,10 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
     # With several methods, the masks and montage are the first one's: said so.
     whose = f" ({methods[0]}'s, the first --method)" if len(dict.fromkeys(methods)) > 1 else ""
     frames = sum(len(store.scan_set(root, n).labeled) for n in wanted or store.list_sets(root))
-    for method in dict.fromkeys(methods):
-        predictor = make_predictor(method, weights, work_width, threads)
+    # Every method's model before the first runs: weights that cannot be loaded for a later one were
+    # found after the first one's masks and montage were written (and then stood in the rerun's way).
+    predictors = {method: make_predictor(method, weights, work_width, threads) for method in dict.fromkeys(methods)}
+    for method, predictor in predictors.items():
         keep = bool(save_masks or montage) and method == methods[0]
         # Progress on a terminal only (disable=None): a few hundred frames took minutes without a word.
         with tqdm(total=frames, desc=method, unit="frame", leave=False,

@@ -320,6 +320,17 @@ def refuse_capture_folder(folder: str | os.PathLike, what: str) -> None:
                          f"written there would replace or pass for its labels; choose another folder")
 
 
+def set_number_items(value: str, what: str) -> list[str]:
+    """The items of a set list (`3,7`, `set3, set7`) without their `set`: a name with a leading zero
+    (`set01`) is not the layout's, and was read as set 1 even beside a set01 folder: StoreError."""
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    for x in items:
+        if re.fullmatch(r"set0\d+", x):
+            raise StoreError(f"{what} {value}: {x} is not a set of the layout, whose names have no leading "
+                             f"zeros (set1, set2, ...)")
+    return [x.removeprefix("set") for x in items]
+
+
 def refuse_new_set_folder(path: str | os.PathLike, what: str) -> None:
     """StoreError if writing path would make a setN folder beside capture sets (images/set9/...):
     every tool reading that images folder would then take it for a set without bkg.png and stop."""

@@ -759,17 +759,18 @@ def train(cfg: TrainConfig, log=print) -> dict:
         def save_run(step, best_first):
             """The run's files at `step`. metrics.csv goes first: a kill between it and last.pt leaves
             rows past last.pt's step, which --resume leaves out and makes again (written after, such a
-            kill lost the rows since the last save, --resume going on from the newer last.pt). A forced
-            run's first save writes its checkpoint first: that removes the earlier run's metrics.csv."""
-            replaces = replacing[0]
-            if not replaces:
+            kill lost the rows since the last save, --resume going on from the newer last.pt). The
+            run's first save writes its checkpoint first: a metrics.csv alone would be a run that the
+            rerun is told to resume and --resume cannot (and a forced run's removes the earlier run's)."""
+            csv_first = not replacing[0] and last_path.is_file()
+            if csv_first:
                 write_history(history, csv_path)
             if best_first:  # no validation: best.pt is the last step's
                 checkpoint(step, last_val, best_path)
             checkpoint(step, last_val, last_path)
             if improved:  # (at the end: a Ctrl-C between a validation that improved and its checkpoints)
                 checkpoint(step, last_val, best_path)
-            if replaces:
+            if not csv_first:
                 write_history(history, csv_path)
             plot_history(history, png_path)
 

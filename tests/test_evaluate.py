@@ -483,6 +483,29 @@ def test_montage_of_frames_far_wider_than_tall(tmp_path):
     assert montage.shape == (1, 960, 3)
 
 
+def test_montage_of_frames_far_taller_than_wide_fits_its_tiles(tmp_path):
+    # A 1x480 frame scaled to the montage's 320 px width was 153,600 rows tall: a 768000x960 montage,
+    # 2 GB and half a minute for scores that took milliseconds. Tiles now fit 320 x 640.
+    from humanseg.evaluate import worst_montage
+
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    bkg = rng.integers(0, 100, (480, 1, 3), dtype=np.uint8)
+    store.save_background(root, bkg)
+    frame = bkg.copy()
+    frame[100:300, 0] = 250
+    store.save_frame(root, 1, frame)
+    truth = np.zeros((480, 1), np.uint8)
+    truth[100:300, 0] = 255
+    store.write_image(root / "set1" / "0_mask.png", truth)
+    results = evaluate_sets(root, [1], AbsdiffPredictor(), keep_masks=True)
+    montage = worst_montage(root, results)
+    assert montage.shape == (640, 960, 3)
+    truth_tile = montage[:, 320:640, 0]
+    # the truth's column scaled by 640/480 (rows 133-400 white), the rest of its tile black
+    assert truth_tile[140:390, :1].min() == 255 and truth_tile[:120].max() == 0 and truth_tile[:, 2:].max() == 0
+
+
 def test_an_output_name_taken_by_a_folder_is_found_before_anything_is_written(copy_set, dev_root, tmp_path,
                                                                               random_weights):
     # With --force, predict wrote 0_mask.png, then failed at 1_mask.png ("Is a directory"); evaluate
@@ -977,3 +1000,64 @@ def test_a_montage_is_named_as_the_png_it_is(copy_set, tmp_path):
     r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--montage", str(tmp_path / "WORST.PNG"))
     assert r.returncode == 0, r.stderr
     assert cv2.imread(str(tmp_path / "WORST.PNG")) is not None
+
+
+def test_an_output_named_through_a_missing_folder_and_dotdot_is_refused_before_any_check_is_fooled(copy_set):
+    # images/tmp/..: every check looked at a place that was not there (no capture set to refuse), then
+    # the write made tmp and landed in images: with --force the labels of set8 were replaced by
+    # absdiff's masks (and --json set8/y/../0.png replaced a frame), a later evaluate scoring 1.0.
+    root = copy_set(8)
+    before = {p.name: p.read_bytes() for p in (root / "set8").iterdir()}
+    for args, option, missing in (
+            (["--save-masks", str(root / "tmp" / "..")], "--save-masks", root / "tmp"),
+            (["--json", str(root / "set8" / "y" / ".." / "0.png")], "--json", root / "set8" / "y"),
+            (["--montage", str(root / "set8" / "x" / ".." / "1_mask.png")], "--montage", root / "set8" / "x")):
+        r = cli("evaluate", "--images", str(root), "--method", "absdiff", *args, "--force")
+        assert r.returncode == 2 and r.stderr.startswith(f"Error: Invalid value for '{option}': {missing} is not "
+                                                         f"a folder, so "), r.stderr
+        assert "cannot be followed through its '..'" in r.stderr and r.stderr.count("\n") == 1
+    r = cli("predict", "--bkg", str(root / "set8" / "bkg.png"), str(root / "set8" / "0.png"), "--out",
+            str(root / "set8" / "q" / ".."), "--force")
+    assert r.returncode == 2 and "set8/q is not a folder" in r.stderr
+    assert {p.name: p.read_bytes() for p in (root / "set8").iterdir()} == before
+    # a '..' after folders that are there is followed as the system follows it
+    (root.parent / "out").mkdir()
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--json", str(root / ".." / "out" / "s.json"))
+    assert r.returncode == 0 and json.loads((root.parent / "out" / "s.json").read_text())["absdiff"]
+
+
+def test_json_or_montage_naming_the_save_masks_folder_is_refused_before_the_run(copy_set, tmp_path):
+    # Found after the whole run, as a file "that appeared during the run (another program's?)".
+    root = copy_set(8)
+    out = tmp_path / "o"
+    for option in ("--json", "--montage"):
+        r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--save-masks", str(out), option, str(out))
+        assert r.returncode == 2 and r.stderr == f"Error: {option} {out} is the --save-masks folder; give them two places\n"
+        assert "set8" not in r.stdout and not out.exists()
+
+
+def test_weights_that_cannot_be_loaded_for_a_later_method_stop_evaluate_before_anything_is_written(copy_set, tmp_path):
+    # absdiff's table, masks and montage were written, then the model's weights failed: the rerun was
+    # refused over those masks.
+    root = copy_set(8)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hi\n")
+    out, montage = tmp_path / "o", tmp_path / "m.png"
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--method", "model", "--weights", str(notes),
+            "--save-masks", str(out), "--montage", str(montage))
+    assert r.returncode == 2 and r.stderr.startswith("Error: weights file unreadable or corrupt: "), r.stderr
+    assert r.stdout == "" and not out.exists() and not montage.exists()
+
+
+@pytest.mark.parametrize("given", ["set01", "3,set08"])
+def test_a_set_named_with_a_leading_zero_is_refused_not_read_as_another(copy_set, dev_root, given):
+    # --sets set01 scored set1, even beside a set01 folder (which is not the layout's, and left alone).
+    root = copy_set(8, 1)
+    shutil.copytree(dev_root / "set2", root / "set01")
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--sets", given)
+    bad = given.split(",")[-1]
+    assert r.returncode == 2 and r.stderr == (f"Error: --sets {given}: {bad} is not a set of the layout, whose "
+                                              f"names have no leading zeros (set1, set2, ...)\n")
+    with pytest.raises(HumansegError, match=f"--val-sets {given}: {bad} is not a set of the layout"):
+        from humanseg.data.dataset import split_sets, load_pairs
+        split_sets(load_pairs([root]), given)

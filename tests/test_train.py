@@ -1794,7 +1794,7 @@ def test_a_training_killed_between_its_two_checkpoints_resumes_and_mends_best_pt
     )
     killed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["last.pt", "metrics.csv"]  # (metrics.csv goes first)
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt"]
     at_kill = torch.load(out / "last.pt", weights_only=True)
     assert at_kill["step"] == 2 and at_kill["extra"]["best_iou"] == at_kill["metrics"]["iou"]
     again = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -1951,7 +1951,8 @@ def test_a_run_cut_off_anywhere_in_a_save_resumes_with_every_row_of_its_history(
     # A save writes metrics.csv, last.pt, then training.png. Written after last.pt, metrics.csv lost
     # the rows since the last save to a kill between the two: --resume went on from the newer last.pt,
     # and step 4's validation was in neither the csv nor the plot. Written first, a kill after it
-    # leaves rows past last.pt's step, which --resume leaves out and makes again.
+    # leaves rows past last.pt's step, which --resume leaves out and makes again. (The run's first
+    # save writes last.pt first: below.)
     from humanseg import train as train_module
 
     out = tmp_path / "w"
@@ -1983,6 +1984,38 @@ def test_a_run_cut_off_anywhere_in_a_save_resumes_with_every_row_of_its_history(
     assert [x["step"] for x in rows if x["val_iou"]] == ["2", "4", "6"]
     steps = [int(x["step"]) for x in rows]
     assert steps == sorted(set(steps)) and steps[-1] == 6
+
+
+def test_a_run_cut_off_between_its_first_metrics_csv_and_last_pt_is_not_left_unresumable(two_sets, tmp_path,
+                                                                                        monkeypatch):
+    # Later saves write metrics.csv before last.pt (above); the first one must not: a kill between the
+    # two left a metrics.csv alone, which the rerun is told to resume and --resume cannot.
+    from humanseg import train as train_module
+
+    out = tmp_path / "w"
+    args = ["-i", "4", *validated_run_args(two_sets, out)]
+
+    class Killed(BaseException):
+        pass
+
+    real = train_module.save_checkpoint
+
+    def cut(path, *a, **k):
+        raise Killed
+
+    monkeypatch.setattr(train_module, "save_checkpoint", cut)
+    with pytest.raises(Killed):
+        train_here(args)
+    assert not out.exists() or list(out.iterdir()) == []
+    monkeypatch.setattr(train_module, "save_checkpoint", real)
+    monkeypatch.setattr(train_module, "write_history", lambda *a, **k: cut(None))
+    with pytest.raises(Killed):
+        train_here(args)
+    assert "last.pt" in [p.name for p in out.iterdir()]
+    monkeypatch.undo()
+    r = train_here([*args, "--resume"])
+    assert r.returncode == 0, r.stderr
+    assert [x["step"] for x in history(out)] == ["4"]  # (step 2's row, a moment, is the cut's)
 
 
 def test_a_forced_run_cut_off_after_its_first_checkpoint_leaves_none_of_the_earlier_runs_files(

@@ -286,7 +286,7 @@ def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[
         val_keys = set(rng.choice(keys, size=n, replace=False).tolist())
     else:
         # 3 or set3, as evaluate --sets takes them
-        items = [x.strip().removeprefix("set") for x in val_spec.split(",") if x.strip()]
+        items = store.set_number_items(val_spec, "--val-sets")
         if not all(x.isascii() and x.isdigit() for x in items):  # not -1 or +3, which int() takes
             raise HumansegError(f"--val-sets must be set numbers like 3,7 or a fraction like 0.2: {val_spec}")
         numbers = {int(x) for x in items}
