@@ -172,6 +172,12 @@ class File(Folder):
     def __init__(self, **kwargs):
         super().__init__(**{"file_okay": True, "dir_okay": False, **kwargs})
 
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.endswith(os.sep) and value.strip(os.sep):
+            # (`export --onnx new/` wrote a file named new)
+            self.fail(f"{value} names a folder (it ends in {os.sep}); name a file.", param, ctx)
+        return super().convert(value, param, ctx)
+
 
 class UserError(click.ClickException):
     """A one-line error with the exit code the failure calls for."""

@@ -1,5 +1,7 @@
 """Errors the tool reports to users as one line (never a traceback)."""
 
+import os
+import warnings
 import zipfile
 
 
@@ -51,6 +53,41 @@ def reason(exc: BaseException) -> str:
     return str(exc)
 
 
+def load_tensors(path):
+    """torch.load(path) on the CPU, tensors and plain data only (no code in the file runs). Quietly:
+    a file pickled with protocol 4 or 5 printed two lines of torch's warning before the one-line error."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def refused_on_the_way(path) -> str | None:
+    """The system's words ("Permission denied") where it will not look at path at all: a folder on
+    the way that may not be entered, where is_file() raised PermissionError (a runtime failure, exit
+    1, naming no weights) and exists() said nothing is there. None otherwise."""
+    try:
+        os.stat(path)
+    except PermissionError as exc:
+        return exc.strerror
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _pickle_protocol(path, head: bytes) -> int | None:
+    """The pickle protocol of a plain pickle file, or of a PyTorch archive's data.pkl; None if neither."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                head = archive.open(name).read(2) if name else b""
+    except Exception:  # a damaged archive: said as that below
+        return None
+    return head[1] if len(head) >= 2 and head[0] == 0x80 else None
+
+
 def torch_load_failure(path, exc: Exception) -> str:
     """Why torch.load(path, weights_only=True) failed, in a few words a user can act on."""
     try:
@@ -58,6 +95,9 @@ def torch_load_failure(path, exc: Exception) -> str:
             head = fh.read(4)
     except OSError as err:
         return f"cannot read it: {err.strerror}"
+    if _pickle_protocol(path, head) in (4, 5):  # (tensors alone were said to be Python objects)
+        return ("pickled with a protocol PyTorch's safe loader cannot read; save it with torch.save's "
+                "default protocol")
     objects = "Weights only load failed" in str(exc)
     if zipfile.is_zipfile(path):
         return "holds Python objects, not only tensors" if objects else "a damaged PyTorch archive"

@@ -49,9 +49,7 @@ def probability_module(model):
 
 
 def _check_folder(path: Path) -> None:
-    if not path.parent.is_dir():
-        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
-        raise HumansegError(f"--onnx {path}: folder {path.parent} {what}")
+    store.refuse_missing_folder(path, "--onnx")
 
 
 def export_onnx(weights, path: str | os.PathLike, opset: int = 17, overwrite: bool = True) -> Path:

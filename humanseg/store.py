@@ -382,6 +382,14 @@ def refuse_special_file(path: str | os.PathLike, what: str) -> None:
         raise StoreError(f"{what} {path} is not a regular file (a device or a pipe); name a file".lstrip())
 
 
+def refuse_missing_folder(path: str | os.PathLike, what: str) -> None:
+    """StoreError unless the folder a file is written into is there (for outputs that do not make it)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        there = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise StoreError(f"{what} {path}: folder {path.parent} {there}")
+
+
 def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) -> None:
     """StoreError unless path (a file, or with folder a folder) could be written: its nearest existing
     folder must be one this process may write in. Checked before a tool starts, so that a read-only

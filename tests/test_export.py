@@ -211,6 +211,40 @@ def test_export_onnx_names_a_missing_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_onnx_name_ending_in_a_slash_is_refused_not_written_as_a_file(tmp_path):
+    # `--onnx new/` wrote a file named new (a folder was asked for, in effect).
+    r = CliRunner().invoke(cli, ["export", "--onnx", f"{tmp_path / 'new'}/"])
+    assert r.exit_code == 2 and r.output.endswith(f"Error: Invalid value for '--onnx': {tmp_path / 'new'}/ names a "
+                                                  f"folder (it ends in /); name a file.\n"), r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_behind_a_folder_not_ours_to_enter_are_named_as_weights(tmp_path, dev_root, unprivileged):
+    # is_file() raised PermissionError: "Error: .../w.pt: Permission denied", exit 1, from every
+    # command that loads weights, --weights or $HUMANSEG_WEIGHTS; PoseNet's likewise.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    weights = locked / "w.pt"
+    save_checkpoint(weights, SiameseSegNet())
+    locked.chmod(0)  # (not even its owner enters, but by a capability the program has not)
+    out = tmp_path / "o.onnx"
+    env = {k: v for k, v in os.environ.items() if k != "HUMANSEG_WEIGHTS"}
+    for args, extra, line in (
+            (["--weights", str(weights)], {}, f"weights file unreadable or corrupt: {weights} (cannot read it: "
+                                              f"Permission denied)"),
+            ([], {"HUMANSEG_WEIGHTS": str(weights)}, f"HUMANSEG_WEIGHTS={weights}: cannot read it (Permission denied)")):
+        r = subprocess.run(unprivileged([sys.executable, "-m", "humanseg", "export", "--onnx", str(out), *args]),
+                           cwd=ROOT, capture_output=True, text=True, timeout=120, env={**env, **extra})
+        assert r.returncode == 2 and r.stderr == f"Error: {line}\n", r.stderr
+    pose = locked / "w.pth"
+    r = subprocess.run(unprivileged([sys.executable, "-m", "humanseg", "pose", "--posenet-weights", str(pose),
+                                     str(dev_root / "set1" / "0.png")]),
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and r.stderr == f"Error: --posenet-weights {pose}: cannot read it (Permission denied)\n", r.stderr
+    assert not out.exists()
+    locked.chmod(0o700)
+
+
 def test_a_failing_exporter_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     # An error of PyTorch's exporter itself (an operator it cannot write at the opset asked for) is the
     # command's one line and exit 1, its temporary file removed, not a traceback; one whose message

@@ -1,6 +1,7 @@
 import math
 import os
 import re
+import warnings
 
 import cv2
 import numpy as np
@@ -313,6 +314,14 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     torch.save({"config": NetConfig()}, pickled)  # a dataclass, not tensors: refused by weights_only
     with pytest.raises(WeightsError, match=r"objects.pt \(holds Python objects, not only tensors\)"):
         load_model(pickled)
+    # Tensors alone, pickled with protocol 4: said as Python objects, after two lines of torch's warning.
+    protocol4 = tmp_path / "protocol4.pt"
+    torch.save(torch.load(path, weights_only=True), protocol4, pickle_protocol=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(WeightsError, match=r"protocol4.pt \(pickled with a protocol PyTorch's safe loader cannot "
+                                               r"read; save it with torch.save's default protocol\)$"):
+            load_model(protocol4)
     other = tmp_path / "other.pt"
     torch.save({"weights": 1}, other)
     with pytest.raises(WeightsError, match="not a humanseg segmentation checkpoint"):
@@ -1677,6 +1686,10 @@ def test_release_drops_optimizer_state_and_keeps_weights(tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == (f"Error: DST {bkg} is a file of the capture set "
                                                       f"{bkg.parent}; write it somewhere else")
     assert bkg.read_bytes() == before
+    # A folder not there: exit 1, once SRC was read ("No such file or directory").
+    r = subprocess.run([sys.executable, "-m", "humanseg.model.release", str(src), str(tmp_path / "no" / "r.pt")],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr == f"Error: DST {tmp_path / 'no' / 'r.pt'}: folder {tmp_path / 'no'} does not exist\n"
 
 
 def test_release_keeps_the_work_width_metrics_and_run_record_without_a_recipe(tmp_path):
@@ -1867,6 +1880,11 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
          r"do not fit the model: 1 not of the model's type \(e.g. refine.out.weight: list, not torch.float32\)"),
         (lambda c: c["state_dict"].update({k: v.long() for k, v in list(c["state_dict"].items())[:1]}),
          r"1 not of the model's type \(e.g. \S+: torch.int64, not torch.float32\)"),
+        # No values to check (the NaN check's traceback, every command):
+        (lambda c: c["state_dict"].update({k: v.to("meta") for k, v in list(c["state_dict"].items())[:1]}),
+         r"1 not of the model's type \(e.g. \S+: a meta tensor, not torch.float32\)"),
+        (lambda c: c["state_dict"].update({k: v.to_sparse() for k, v in list(c["state_dict"].items())[:1]}),
+         r"1 not of the model's type \(e.g. \S+: a sparse_coo tensor, not torch.float32\)"),
     ]
     for change, message in cases:
         ckpt = {**good, "config": dict(good["config"]), "state_dict": dict(good["state_dict"])}

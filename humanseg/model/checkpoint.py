@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from humanseg.cli import MAX_WORK_WIDTH, MIN_WORK_WIDTH
-from humanseg.errors import WeightsError, damaged_zip_member, torch_load_failure
+from humanseg.errors import WeightsError, damaged_zip_member, load_tensors, refused_on_the_way, torch_load_failure
 from humanseg.model.network import NetConfig, SiameseSegNet
 from humanseg.store import not_a_file, write_bytes_atomic
 
@@ -47,6 +47,9 @@ def save_checkpoint(path: str | os.PathLike, model: SiameseSegNet, step: int = 0
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint dict, validated; WeightsError names the file and what is wrong."""
     path = Path(path)
+    refused = refused_on_the_way(path)
+    if refused:
+        raise WeightsError(f"weights file unreadable or corrupt: {path} (cannot read it: {refused})")
     if path.is_dir():
         raise WeightsError(f"weights path is a folder, not a checkpoint file: {path}")
     if not path.is_file():
@@ -55,7 +58,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         why = not_a_file(path)  # a link to nothing or a symlink loop was "not found", though a name is there
         raise WeightsError(f"weights file not found: {path}" if why == "missing" else f"weights file {why}: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_tensors(path)
     except Exception as exc:  # torch raises many types for truncated/corrupt files
         raise WeightsError(f"weights file unreadable or corrupt: {path} ({torch_load_failure(path, exc)})") from None
     damaged = damaged_zip_member(path)
@@ -96,11 +99,19 @@ def build_model(ckpt: dict, path: str | os.PathLike = "checkpoint") -> SiameseSe
     if not isinstance(state, dict):
         raise WeightsError(f"checkpoint {path} has no state dict")
     own = model.state_dict()
-    odd = [k for k, v in state.items() if not isinstance(v, torch.Tensor)
-           or (k in own and v.dtype != own[k].dtype)]
+
+    def kind(v) -> str:
+        if not isinstance(v, torch.Tensor):
+            return type(v).__name__
+        if v.layout != torch.strided or v.is_meta:  # (no values to check: the NaN check's traceback)
+            return f"a {'meta' if v.is_meta else str(v.layout).removeprefix('torch.')} tensor"
+        return str(v.dtype)
+
+    odd = [k for k, v in state.items() if not isinstance(v, torch.Tensor) or v.layout != torch.strided
+           or v.is_meta or (k in own and v.dtype != own[k].dtype)]
     if odd:  # an int64 copy of a float weight loaded without a word and gave empty masks
         k = odd[0]
-        got = type(state[k]).__name__ if not isinstance(state[k], torch.Tensor) else str(state[k].dtype)
+        got = kind(state[k])
         raise WeightsError(f"weights {path} do not fit the model: {len(odd)} not of the model's type (e.g. {k}: "
                            f"{got}, not {own[k].dtype if k in own else 'a tensor'})")
     missing = [k for k in own if k not in state]
@@ -141,6 +152,9 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
         return Path(weights)
     env = os.environ.get("HUMANSEG_WEIGHTS")
     if env:  # set once and forgotten, say: the error names the variable, not only a path
+        refused = refused_on_the_way(env)
+        if refused:
+            raise WeightsError(f"HUMANSEG_WEIGHTS={env}: cannot read it ({refused})")
         if not Path(env).is_file():
             raise WeightsError(f"HUMANSEG_WEIGHTS={env}: no checkpoint file there (unset it to use the "
                                f"shipped model, or pass --weights)")

@@ -19,6 +19,7 @@ def main(src, dst, recipe):
 
     store.refuse_capture_file(dst, "DST")
     store.refuse_unwritable(dst, "DST")  # (a device, as /dev/null, was replaced by the checkpoint)
+    store.refuse_missing_folder(dst, "DST")  # (found after SRC was read, exit 1)
     out = release_checkpoint(src, dst, recipe or "")
     click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from humanseg.errors import WeightsError, WeightsNotFound, damaged_zip_member, torch_load_failure
+from humanseg.errors import (WeightsError, WeightsNotFound, damaged_zip_member, load_tensors, refused_on_the_way,
+                             torch_load_failure)
 from humanseg.pose.mobilenet import MODEL_IDS, PoseNetMobileNetV1, checkpoint_name
 from humanseg.store import write_bytes_atomic
 
@@ -217,11 +218,17 @@ def resolve_weights(weights: str | os.PathLike | None, model_id: int, show_progr
         if str(weights) == "":  # an unset shell variable: Path("") is the current folder
             raise WeightsError("--posenet-weights is empty: name a weights file (.pth)")
         path = Path(weights)
+        refused = refused_on_the_way(path)
+        if refused:  # a folder on the way that may not be entered (is_file() raised: exit 1)
+            raise WeightsError(f"--posenet-weights {path}: cannot read it ({refused})")
         if not path.is_file():
             raise WeightsError(f"--posenet-weights {path}: {_not_a_file(path)}")
         return path
     if os.environ.get(WEIGHTS_ENV):
         path = Path(os.environ[WEIGHTS_ENV])
+        refused = refused_on_the_way(path)
+        if refused:
+            raise WeightsError(f"{WEIGHTS_ENV}={path}: cannot read it ({refused})")
         if not path.is_file():
             raise WeightsError(f"{WEIGHTS_ENV}={path}: {_not_a_file(path)}")
         return path
@@ -282,7 +289,7 @@ def check_state_dict(state, model_id: int, source: str) -> None:
 def load_state_dict(path: Path, model_id: int) -> dict[str, torch.Tensor]:
     """Read and check a weights file; every failure is one line naming the file."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_tensors(path)
     except Exception as exc:  # torch raises many types for truncated or foreign files; say what it means
         raise WeightsError(f"{path}: cannot load PoseNet weights ({torch_load_failure(path, exc)})") from None
     damaged = damaged_zip_member(path)
