@@ -488,8 +488,8 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     try:
         assert ready["source"] == "mask"
         assert not np.array_equal(shapes_to_mask(ready_shapes(ready), 480, 640), disc)
-        app.key("Return")
-        app.wait_event("saved", frame=k, unchanged=True, written=False, json=None)
+        app.key("Return")  # (its area is the mask's as kept, not its outline's redrawn)
+        app.wait_event("saved", frame=k, unchanged=True, written=False, json=None, area=int(np.count_nonzero(disc)))
         assert app.wait_exit() == 0
     finally:
         app.close()
@@ -498,7 +498,8 @@ def test_redo_reopens_saved_polygons(copy_set, xdisplay):
     # label anew, so the broken json does not stay to be warned about at every --redo.
     # The mask itself stays byte for byte (redrawn from its outline, a repaint lost some pixels).
     info.json_path(k).write_text("{not json")
-    ready, _ = redo_and_accept(root, xdisplay, k, "mask", unchanged=True, written=True)
+    ready, _ = redo_and_accept(root, xdisplay, k, "mask", unchanged=True, written=True,
+                               area=int(np.count_nonzero(disc)))
     redrawn, opened = read_labelme(info.json_path(k), (480, 640)), ready_shapes(ready)
     assert [s.hole for s in redrawn] == [s.hole for s in opened] and len(opened) >= 1
     assert all(np.allclose(a.points, b.points, atol=0.006) for a, b in zip(redrawn, opened))  # json: 2 decimals
@@ -879,9 +880,11 @@ def test_a_labelme_json_keeps_what_the_labeler_does_not_edit(unlabeled, xdisplay
               "description": "left arm up", "shape_type": "polygon", "flags": {"occluded": True}}
     bag = {"label": "bag", "points": [[400.0, 300.0], [450.0, 380.0]], "group_id": None, "description": "",
            "shape_type": "rectangle", "flags": {}}
-    doc = {"version": "5.2.1", "flags": {"reviewed": True}, "shapes": [person, bag], "imagePath": f"{first}.png",
-           "imageData": None, "imageHeight": 480, "imageWidth": 640, "lineColor": [0, 255, 0, 128]}
-    store.write_json(info.json_path(first), doc)
+    doc = {"version": "5.2.1", "flags": {"reviewed": True}, "shapes": [person, bag],
+           "imagePath": f"../originals/{first}.png", "imageData": None, "imageHeight": 480, "imageWidth": 640,
+           "lineColor": [0, 255, 0, 128]}
+    info.json_path(first).write_text(json.dumps(doc))  # (labelme's own layout of the file)
+    theirs = info.json_path(first).read_bytes()
     big = {**doc, "imageHeight": 960, "imageWidth": 1280, "imagePath": f"{other}.png"}
     store.write_json(info.json_path(other), big)
     kept = info.json_path(other).read_bytes()
@@ -889,7 +892,8 @@ def test_a_labelme_json_keeps_what_the_labeler_does_not_edit(unlabeled, xdisplay
     try:
         assert ready["frame"] == first and ready["source"] == "json"
         app.key("Return")  # accepted as it opened
-        app.wait_event("saved", frame=first, unchanged=True, written=True)
+        drawn = shapes_to_mask([Shape([tuple(p) for p in person["points"]])], 480, 640)
+        app.wait_event("saved", frame=first, unchanged=True, written=True, area=int(np.count_nonzero(drawn)))
         skipped = app.wait_event("skipped", frame=other)
         assert skipped["reason"] == "kept json"
         assert next_ready(app)["frame"] == third
@@ -899,11 +903,10 @@ def test_a_labelme_json_keeps_what_the_labeler_does_not_edit(unlabeled, xdisplay
         err = app.proc.stderr.read()
     finally:
         app.close()
-    saved = json.loads(info.json_path(first).read_text())
-    assert saved["shapes"] == [person, bag] and saved["flags"] == {"reviewed": True}
-    assert saved["lineColor"] == [0, 255, 0, 128] and saved["version"] == "5.2.1"
-    assert np.array_equal(store.read_mask(info.mask_path(first)),
-                          shapes_to_mask([Shape([tuple(p) for p in person["points"]])], 480, 640))
+    # Accepted as it opened, the user's file is left byte for byte (it was rewritten in the labeler's
+    # form: its imagePath replaced, the rectangle moved after the polygon); the mask is drawn from it.
+    assert info.json_path(first).read_bytes() == theirs
+    assert np.array_equal(store.read_mask(info.mask_path(first)), drawn)
     assert info.json_path(other).read_bytes() == kept and not info.mask_path(other).exists()
     assert (f"label file drawn on a 1280x960 image, the frame is 640x480: {info.json_path(other)}; frame {other} "
             f"is passed over, as saving would replace that file: mend it or move it away to label this frame") in err

@@ -162,6 +162,7 @@ def initial_label(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guess
     readable one the mask's outline (or a guess) replaces under --redo / --all; None otherwise."""
     labeled = info.mask_path(k).is_file()
     base = None  # a readable K.json that the mask's outline replaces still keeps its other shapes and keys
+    passed_over = None  # the K.json's problem, said with what opens instead
     if info.json_path(k).is_file():
         try:
             shapes, doc = read_labelme_doc(info.json_path(k), frame.shape[:2])
@@ -174,13 +175,18 @@ def initial_label(info: store.SetInfo, k: int, frame: np.ndarray, guesser: Guess
                 print(f"warning: {exc}; frame {k} is passed over, as saving would replace that file: "
                       f"mend it or move it away to label this frame", file=sys.stderr)
                 return None, "kept", None
-            print(f"warning: {exc}; editing the mask's outline instead", file=sys.stderr)
+            passed_over = exc
     if labeled:  # opened with --redo / --all
         try:
             mask = store.read_mask(info.mask_path(k), frame.shape)
+            if passed_over:
+                print(f"warning: {passed_over}; editing the mask's outline instead", file=sys.stderr)
             return mask_to_shapes(mask, EXISTING_EPSILON), "mask", base
         except HumansegError as exc:  # a broken label is what --redo is there to mend
-            print(f"warning: {exc}; starting from the guess instead (saving replaces it)", file=sys.stderr)
+            if passed_over:  # (it said the mask's outline opened, then that the mask could not be read)
+                print(f"warning: {passed_over}; passed over", file=sys.stderr)
+            print(f"warning: {exc}; starting from the guess instead (saving replaces it"
+                  f"{' and ' + info.json_path(k).name if passed_over else ''})", file=sys.stderr)
     if guesser is None:
         return [], "none", base
     guess = guesser.guess(frame, info.pred_path(k))
@@ -218,12 +224,17 @@ class FrameGone(FrameChanged):
 
 
 def save_label(info: store.SetInfo, k: int, editor: PolygonEditor, shape: tuple[int, int],
-               opened: Opened, base: dict | None = None, keep_mask: bool = False) -> tuple[Path, Path]:
+               opened: Opened, base: dict | None = None, keep_mask: bool = False,
+               keep_json: bool = False) -> tuple[Path, Path]:
     """Write K_mask.png and K.json together (both or neither); replaces only files there when the
     frame was opened (with --redo / --all, or a K.json left without its mask). base: the K.json the
     frame opened from, whose shapes and keys the labeler does not edit are kept (to_labelme).
-    keep_mask: the mask there is the label as it is; only K.json is written (from its outline)."""
+    keep_mask: the mask there is the label as it is; only K.json is written (from its outline).
+    keep_json: the K.json there is the label as it is; only the mask is written (drawn from it)."""
     height, width = shape
+    if keep_json:
+        return store.write_bytes_atomic(info.mask_path(k), store.encode_png(editor.mask(height, width)),
+                                        opened.mask), info.json_path(k)
     doc = to_labelme(editor.shapes, info.frame_path(k).name, height, width, base=base)
     if keep_mask:
         return info.mask_path(k), store.write_bytes_atomic(info.json_path(k), store.encode_json(doc), opened.json)
@@ -287,6 +298,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 summary.skipped += 1
                 emit("skipped", frame=k, reason="label path taken")
                 continue
+            json_file = store.file_identity(info.json_path(k))  # the K.json the label may open from
             shapes, source, base = initial_label(info, k, frame, guesser)
             if shapes is None:  # a K.json of the user's this frame cannot open, and saving would replace
                 summary.skipped += 1
@@ -320,6 +332,11 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                     # (redrawn from its outline, a repaint lost up to ~100 pixels); only K.json is new.
                     keep_mask = (opened.mask and opened.json and source == "mask" and not editor.changed
                                  and mask_intact(info, k, frame.shape))
+                    # A K.json without its mask (labelme's, say), accepted as it is: only the mask is
+                    # written, the user's file left byte for byte (it was rewritten in the labeler's
+                    # form: imagePath, the order of its shapes).
+                    keep_json = (source == "json" and not opened.mask and not editor.changed
+                                 and store.file_identity(info.json_path(k)) == json_file)
                     now = store.file_identity(info.frame_path(k))
                     if now is None:  # deleted (or moved away) while its label was drawn
                         raise FrameGone(f"{info.frame_path(k)} was deleted (or moved away) since it opened")
@@ -328,7 +345,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                         # label drawn on the old picture was saved beside the new one, without a word.
                         raise FrameChanged(f"{info.frame_path(k)} is not the frame this label was drawn on (it "
                                            f"was replaced since it opened)")
-                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base, keep_mask)
+                    mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base, keep_mask,
+                                                      keep_json)
                     written = True
                     break
                 except (HumansegError, OSError) as exc:  # a full disk, say: the polygons are not lost
@@ -356,9 +374,14 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
             summary.saved += 1
             summary.unchanged += unchanged
             summary.vertices_edited += editor.vertices_edited
-            emit("saved", frame=k, mask=str(mask_path), json=json_path and str(json_path), source=source,
-                 unchanged=unchanged, written=written, vertices_edited=editor.vertices_edited,
-                 shapes=len(editor.shapes), area=int(np.count_nonzero(editor.mask(*frame.shape[:2]))))
+            if log_events:  # the area of the mask as it is on the disk (one kept is not its outline redrawn)
+                try:
+                    area = int(np.count_nonzero(store.read_mask(mask_path, frame.shape)))
+                except HumansegError:  # (gone again meanwhile)
+                    area = int(np.count_nonzero(editor.mask(*frame.shape[:2])))
+                emit("saved", frame=k, mask=str(mask_path), json=json_path and str(json_path), source=source,
+                     unchanged=unchanged, written=written, vertices_edited=editor.vertices_edited,
+                     shapes=len(editor.shapes), area=area)
     finally:
         cv2.destroyAllWindows()
         cv2.waitKey(1)
