@@ -228,6 +228,11 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         hint = (f" (sets here: {', '.join(map(str, available))})" if available
                 else passed_over(root, sets=True) or " (no sets here)")
         raise StoreError(f"set folder not found: {path}{hint}")
+    try:
+        os.listdir(path)
+        (path / BKG_NAME).is_file()
+    except PermissionError as exc:  # the folder's mode ("bkg.png: Permission denied", exit 1)
+        raise StoreError(f"set folder unreadable ({exc.strerror}): {path}") from None
     if not (path / BKG_NAME).is_file():
         if os.path.lexists(path / BKG_NAME):  # a folder so named, a link to nothing
             raise StoreError(f"background {not_a_file(path / BKG_NAME)}: {path / BKG_NAME}")

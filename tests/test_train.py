@@ -879,6 +879,47 @@ def test_the_same_images_folder_twice_is_refused(dev_root, tmp_path, monkeypatch
     assert f"--images {dev_root} is given twice" in r.stderr and not (tmp_path / "w").exists()
 
 
+def test_a_set_folder_reached_twice_through_a_link_is_refused(dev_root, tmp_path):
+    # A set of one --images root linked into another: counted twice, and it could be held out for
+    # validation under one name while trained on under the other (best.pt picked on training frames).
+    from humanseg.data.dataset import load_pairs
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for n in (1, 2):
+        shutil.copytree(dev_root / f"set{n}", a / f"set{n}")
+    shutil.copytree(dev_root / "set3", b / "set3")
+    (b / "set5").symlink_to(a / "set1")
+    with pytest.raises(HumansegError, match=re.escape(f"--images: {b / 'set5'} is the set folder {a / 'set1'} again "
+                                                      f"(through a link); its frames would count twice, and be "
+                                                      f"validated on while trained on")):
+        load_pairs([a, b])
+    (b / "set5").unlink()
+    (a / "set4").symlink_to(a / "set2")  # within one folder too
+    with pytest.raises(HumansegError, match=re.escape(f"--images: {a / 'set4'} is the set folder {a / 'set2'} again")):
+        load_pairs([a, b])
+    (a / "set4").unlink()
+    assert len({p.set_key for p in load_pairs([a, b])}) == 3
+
+
+def test_a_set_folder_not_ours_to_open_is_bad_input_named_as_the_folder(dev_root, tmp_path, unprivileged):
+    # "Error: .../set1/bkg.png: Permission denied", exit 1, though bkg.png was fine (training and
+    # evaluate; an unreadable frame or mask was already exit 2).
+    images = tmp_path / "images"
+    for n in (1, 2):
+        shutil.copytree(dev_root / f"set{n}", images / f"set{n}")
+    for mode in (0, 0o644):  # (not entered; listed but not entered)
+        (images / "set1").chmod(mode)
+        for argv in (["training.py", "-i", "1", "--images", str(images), "--out", str(tmp_path / "w")],
+                     ["-m", "humanseg", "evaluate", "--method", "absdiff", "--images", str(images)]):
+            r = subprocess.run(unprivileged([sys.executable, *argv]), cwd=ROOT, capture_output=True, text=True,
+                               timeout=300)
+            assert r.returncode == 2 and r.stderr == (f"Error: set folder unreadable (Permission denied): "
+                                                      f"{images / 'set1'}\n"), r.stderr
+    (images / "set1").chmod(0o755)
+    assert not (tmp_path / "w").exists()
+
+
 def test_held_out_sets_of_several_folders_are_named_with_their_folder(dev_root, tmp_path):
     # "validating on 4 frames (set3)" did not say which folder's set3 (each root may have one).
     a, b = tmp_path / "a", tmp_path / "b"

@@ -60,11 +60,17 @@ def distinct_folders(folders: list[str | os.PathLike], option: str) -> list[Path
 def load_pairs(roots: list[str | os.PathLike]) -> list[Pair]:
     """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'."""
     pairs = []
+    folders: dict[Path, Path] = {}  # each set folder as the system finds it -> as named
     for root in distinct_folders(roots, "--images"):
         if not root.is_dir():
             raise HumansegError(f"images folder not found: {root}")
         before = len(pairs)
         for s in store.load_labeled(root):
+            named = store.set_path(root, s.set_number)
+            first = folders.setdefault(named.resolve(), named)
+            if first != named:  # a link to a set of another root (or of its own): trained on and held out
+                raise HumansegError(f"--images: {named} is the set folder {first} again (through a link); its "
+                                    f"frames would count twice, and be validated on while trained on")
             pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
         if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
             store.check_root(root)
