@@ -66,7 +66,9 @@ def main(**options):
         raise HumansegError(f"--set {args.set_number}: no frames in {info.path}")
     window = None
     if args.near:
-        people = [m for m in (store.read_mask(info.mask_path(k), bkg.shape) for k in info.labeled) if m.any()]
+        # Each frame against the background first: a frame of another size was named as its mask's.
+        people = [m for m in (store.read_mask(info.mask_path(k), store.read_frame(info, k, bkg.shape).shape)
+                              for k in info.labeled) if m.any()]
         if not people:
             raise HumansegError(f"--near: set {args.set_number} has no labeled frame with a person to come nearer to")
         window = closer_window(people[0])

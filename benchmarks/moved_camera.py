@@ -84,6 +84,7 @@ def main(images, shifts, model) -> None:
     offsets = parse_shifts(shifts)
     if not Path(images).is_dir():
         raise HumansegError(f"images folder not found: {images}")
+    store.check_root(images)  # a set folder given: said as such (it was "no labeled frames")
     samples = list(_labeled(Path(images)))
     if not samples:
         raise HumansegError(f"no labeled frames in {images}")

@@ -164,6 +164,9 @@ def main(**options) -> None:
                                 f"e.g. --sets 3,7")
         sets = str(held_out)
     else:
+        if not sets.replace(",", "").strip():  # (evaluate's words said "for every labeled set")
+            raise HumansegError("--sets is empty: give set numbers like 3,7, or leave it out for the sets the "
+                                "checkpoint held out")
         numbers = parse_sets(sets)
     samples = held_out_samples(Path(args.images), numbers)
     if not samples:

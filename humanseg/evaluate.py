@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ from humanseg import metrics, store
 from humanseg.cli import (
     MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, images_option, reports_errors,
 )
-from humanseg.errors import AlreadyExists, HumansegError
+from humanseg.errors import HumansegError
 from humanseg.signals import signals_held
 from humanseg.ui.draw import put_text
 from humanseg.sources import looks_mirrored
@@ -280,30 +279,19 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
                 out_dir = Path(save_masks) / f"set{r.set_number}"
                 out_dir.mkdir(parents=True, exist_ok=True)
                 # Without --force, never over a file that appeared since the check before the run.
-                with _appeared_meanwhile():
+                with store.appeared_meanwhile():
                     store.write_image(out_dir / store.mask_name(r.index), r.pred, overwrite=force)
             click.echo(f"masks written under {save_masks}{whose}")
         if keep and montage:
             Path(montage).parent.mkdir(parents=True, exist_ok=True)
-            with _appeared_meanwhile():
+            with store.appeared_meanwhile():
                 store.write_image(montage, worst_montage(root, results), overwrite=force)
             click.echo(f"worst frames: {montage}{whose}")
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        with _appeared_meanwhile():
+        with store.appeared_meanwhile():
             store.write_json(json_path, report, overwrite=force)
         click.echo(f"scores written: {json_path}")  # (as the masks and the montage are said)
-
-
-@contextlib.contextmanager
-def _appeared_meanwhile():
-    """An output that appeared after the check before the run (another run writing there too): a
-    runtime failure, exit 1, said as live mode says it, not "refusing to overwrite" as bad input."""
-    try:
-        yield
-    except AlreadyExists as exc:
-        raise HumansegError(f"{exc.path}: it appeared during the run (another program's?): not replaced "
-                            f"without --force", exit_code=1) from None
 
 
 def _check_predict_targets(frames, bkg_path, out: Path, overlay: bool, force: bool) -> None:
@@ -382,7 +370,7 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
         stem = Path(path).stem
         # A Ctrl-C during the writes is handed on once the frame's line is out; an output that appeared
         # since the check before the model loaded is said as evaluate says it.
-        with signals_held(), _appeared_meanwhile():
+        with signals_held(), store.appeared_meanwhile():
             target = store.write_image(out / f"{stem}_mask.png", mask, overwrite=force)
             if overlay:
                 tint = frame.copy()

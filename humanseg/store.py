@@ -7,6 +7,7 @@ asked, and validation that names the file at fault.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -387,6 +388,17 @@ def refuse_special_file(path: str | os.PathLike, what: str) -> None:
         raise StoreError(f"{what} {path} is not a regular file (a device or a pipe); name a file".lstrip())
 
 
+@contextlib.contextmanager
+def appeared_meanwhile():
+    """An output that appeared after the check before the run (another run writing there too): a
+    runtime failure, exit 1, said as live mode says it, not "refusing to overwrite" as bad input."""
+    try:
+        yield
+    except AlreadyExists as exc:
+        raise HumansegError(f"{exc.path}: it appeared during the run (another program's?): not replaced "
+                            f"without --force", exit_code=1) from None
+
+
 def refuse_missing_folder(path: str | os.PathLike, what: str) -> None:
     """StoreError unless the folder a file is written into is there (for outputs that do not make it)."""
     path = Path(path)
@@ -407,7 +419,8 @@ def refuse_unwritable(path: str | os.PathLike, what: str, folder: bool = False) 
     while not os.path.lexists(there) and there != there.parent:
         there = there.parent
     if not there.is_dir():
-        kind = "a link to nothing" if there.is_symlink() and not there.exists() else "a file"
+        # (a symlink loop was "a link to nothing")
+        kind = not_a_file(there).removeprefix("is ") if there.is_symlink() and not there.exists() else "a file"
         raise StoreError(f"{what} {path}: {there} is {kind}, not a folder")
     if not os.access(there, os.W_OK | os.X_OK):
         place = "there" if there == Path(os.path.abspath(path)) else f"in {there}"

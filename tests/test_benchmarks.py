@@ -53,6 +53,9 @@ def test_live_prints_one_json_line_per_view(dev_root, default_weights, flags, na
      "Error: --views: unknown view 'bogus' (views: tint, blur, replace, green, side)"),
     ("live.py", ["--far", "--near"], "Error: --far and --near: give one of them"),
     ("robustness.py", ["--images", ""], "Error: Invalid value for '--images': empty; name a folder."),
+    # (left out, the checkpoint's held-out sets are scored: evaluate's words said "every labeled set")
+    ("robustness.py", ["--sets", ""],
+     "Error: --sets is empty: give set numbers like 3,7, or leave it out for the sets the checkpoint held out"),
     ("capture_loop.py", ["--frames", "40", "--chunk", "50"],
      "Error: --chunk 50 must be below --frames 40 (FPS is measured per chunk)"),
     ("moved_camera.py", ["--shifts", "16"],
@@ -156,3 +159,26 @@ def test_moved_camera_checks_every_shift_against_every_set_before_any_line(copy_
                             ("0,0;100,0", "Error: --shifts 100,0: over half the frame (160x120)")):
         r = bench("moved_camera.py", "--images", root, "--shifts", shifts, "--model")
         assert r.returncode == 2 and r.stdout == "" and r.stderr.splitlines() == [message]
+
+
+def test_moved_camera_given_a_set_folder_says_so(dev_root):
+    # It said "no labeled frames in .../set3", which has four.
+    r = bench("moved_camera.py", "--images", dev_root / "set3")
+    assert r.returncode == 2 and r.stderr == (f"Error: --images {dev_root / 'set3'} is a set folder; give the folder "
+                                              f"that holds it: {dev_root}\n")
+
+
+def test_live_near_names_a_frame_of_another_size_than_its_background(tmp_path, dev_root):
+    # "mask size 300x200 differs from its frame 640x480": the frame is 300x200, the background 640x480.
+    # (The script reads ../shared beside the project: a copy of both, the set made so.)
+    main, shared = tmp_path / "main", tmp_path / "shared" / "data" / "dev" / "set3"
+    for name in ("humanseg", "benchmarks"):
+        shutil.copytree(ROOT / name, main / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shared.mkdir(parents=True)
+    shutil.copy(dev_root / "set10" / "bkg.png", shared / "bkg.png")
+    cv2.imwrite(str(shared / "0.png"), cv2.imread(str(dev_root / "set10" / "0.png"))[:200, :300])
+    cv2.imwrite(str(shared / "0_mask.png"), cv2.imread(str(dev_root / "set10" / "0_mask.png"), 0)[:200, :300])
+    r = subprocess.run([sys.executable, "benchmarks/live.py", "--near", "--set", "3", "--runs", "1", "--frames", "2"],
+                       cwd=main, capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 2 and r.stderr == (f"Error: frame size 300x200 differs from bkg.png 640x480: "
+                                              f"{shared / '0.png'}\n"), r.stderr

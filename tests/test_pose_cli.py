@@ -329,3 +329,56 @@ def test_the_drawing_shows_sure_keypoints_their_lines_and_the_palms_where_they_a
     assert not changed[60, 250] and not changed[80, 250]  # an unsure wrist: no dot, no line to it
     assert tuple(drawn[50, 200]) == (255, 0, 255) and not changed[200, 50]  # the palm
     assert changed.sum() < 2000  # nothing else: keypoints of score 0 (at the origin) are not drawn
+
+
+def test_a_drawing_that_appears_during_the_run_is_kept_and_said_as_evaluate_says_it(monkeypatch, dev_root,
+                                                                                     posenet_weights, tmp_path):
+    # Another program's 1_pose.png made while 0.png was drawn: "refusing to overwrite existing file",
+    # exit 2, as if the command had been given a bad input.
+    from click.testing import CliRunner
+
+    from humanseg.pose.cli import pose_command
+    from humanseg.pose.estimator import PoseEstimator
+
+    out = tmp_path / "out"
+    estimate = PoseEstimator.estimate
+
+    def meanwhile(self, frame):
+        if (out / "0_pose.png").exists():
+            (out / "1_pose.png").write_bytes(b"theirs")
+        return estimate(self, frame)
+
+    monkeypatch.setattr(PoseEstimator, "estimate", meanwhile)
+    r = CliRunner().invoke(pose_command, [str(dev_root / "set10" / "0.png"), str(dev_root / "set10" / "1.png"),
+                                          "--out", str(out), "--posenet-weights", str(posenet_weights)])
+    assert r.exit_code == 1 and r.output.endswith(f"Error: {out / '1_pose.png'}: it appeared during the run (another "
+                                                  f"program's?): not replaced without --force\n"), r.output
+    assert (out / "1_pose.png").read_bytes() == b"theirs"
+
+
+def test_links_to_nothing_and_symlink_loops_are_named_as_such(tmp_path, dev_root):
+    # Each was "File '...' does not exist." or "no such file" (the name is there), or "a link to nothing".
+    loop_a, loop_b, dangling = tmp_path / "A", tmp_path / "B", tmp_path / "dangle.png"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    dangling.symlink_to(tmp_path / "gone.png")
+    frame = dev_root / "set10" / "0.png"
+    for args, line in (([loop_a], f"image is a symlink loop: {loop_a}"),
+                       ([dangling], f"image is a link to nothing: {dangling}"),
+                       ([tmp_path / "nothere.png"], f"image missing: {tmp_path / 'nothere.png'}"),
+                       ([frame, "--posenet-weights", loop_a], f"--posenet-weights {loop_a}: a symlink loop"),
+                       ([frame, "--posenet-weights", dangling], f"--posenet-weights {dangling}: a link to nothing"),
+                       ([frame, "--out", loop_a], f"--out {loop_a}: {loop_a} is a symlink loop, not a folder")):
+        proc = _run(*args)
+        assert (proc.returncode, proc.stderr) == (2, f"Error: {line}\n")
+
+
+def test_a_folder_where_a_drawing_goes_is_found_before_anything_is_drawn(tmp_path, dev_root):
+    # With --force, 0_pose.png was drawn, then "1_pose.png: Is a directory", exit 1.
+    out = tmp_path / "out"
+    (out / "1_pose.png").mkdir(parents=True)
+    frames = [dev_root / "set10" / "0.png", dev_root / "set10" / "1.png"]
+    proc = _run(*frames, "--out", out, "--force", "--posenet-weights", tmp_path / "never-read.pth")
+    assert (proc.returncode, proc.stderr) == (2, f"Error: {frames[1]} would be drawn to {out / '1_pose.png'}, which "
+                                                 f"is a folder; move it away or choose another --out\n")
+    assert sorted(p.name for p in out.iterdir()) == ["1_pose.png"]

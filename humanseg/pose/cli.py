@@ -25,6 +25,8 @@ def _output_names(images: list[Path]) -> list[str]:
 
 
 def _read(path: Path):
+    if not path.is_file():  # (click's "does not exist" named a link to nothing, or a symlink loop, so)
+        raise HumansegError(f"image {store.not_a_file(path)}: {path}")
     frame = store.decode_file(path)
     if frame is None:
         raise HumansegError(f"{path}: not a readable image")
@@ -32,7 +34,7 @@ def _read(path: Path):
 
 
 @click.command("pose", cls=Command)
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=Folder(path_type=Path), default=None,
               help="Write <image>_pose.png with skeleton and palms into this folder.")
 @click.option("--force", "--overwrite", "overwrite", is_flag=True, help="Replace existing files in --out.")
@@ -80,6 +82,9 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
             if len(os.fsencode(name)) > store.NAME_MAX:  # found at its write, after the weights loaded
                 raise HumansegError(f"{path}: its drawing's name {name[:40]}... is longer than a file name "
                                     f"may be ({store.NAME_MAX} bytes); rename the image")
+            if (out_dir / name).is_dir():  # --force or not: found at its write, after the drawings before it
+                raise HumansegError(f"{path} would be drawn to {out_dir / name}, which is a folder; move it away "
+                                    f"or choose another --out")
             if (out_dir / name).resolve() in inputs:  # --force or not: it would be drawn over, then read
                 raise HumansegError(f"{path} would be drawn to {out_dir / name}, which is one of the images "
                                     f"given; choose another --out")
@@ -105,8 +110,9 @@ def pose_command(images, out_dir, overwrite, as_json, posenet_weights, pose_scal
         h, w = frame.shape[:2]
         poses = estimator.estimate(frame)
         palms = estimator.palms_from_poses(poses, w, h)
-        if out_dir is not None:
-            store.write_image(out_dir / name, draw_poses(frame, poses, palms), overwrite=overwrite)
+        if out_dir is not None:  # (one that appeared since the check: said as evaluate says it, exit 1)
+            with store.appeared_meanwhile():
+                store.write_image(out_dir / name, draw_poses(frame, poses, palms), overwrite=overwrite)
         if as_json:
             keypoints = {} if not poses else {
                 k: [round(kp.x, 1), round(kp.y, 1), round(kp.score, 3)] for k, kp in poses[0].keypoints.items()}

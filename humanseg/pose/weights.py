@@ -24,7 +24,7 @@ import torch
 from humanseg.errors import (WeightsError, WeightsNotFound, damaged_zip_member, load_tensors, refused_on_the_way,
                              torch_load_failure)
 from humanseg.pose.mobilenet import MODEL_IDS, PoseNetMobileNetV1, checkpoint_name
-from humanseg.store import write_bytes_atomic
+from humanseg.store import not_a_file, write_bytes_atomic
 
 WEIGHTS_ENV = "HUMANSEG_POSENET_WEIGHTS"
 URL_ENV = "HUMANSEG_POSENET_URL"
@@ -207,7 +207,10 @@ def save_atomic(state: dict[str, torch.Tensor], path: Path) -> None:
 # --- lookup and checking ----------------------------------------------------------------------
 
 def _not_a_file(path: Path) -> str:
-    return "a folder, not a weights file (.pth)" if path.is_dir() else "no such file"
+    if path.is_dir():
+        return "a folder, not a weights file (.pth)"
+    why = not_a_file(path)  # (a link to nothing, or a symlink loop, was "no such file")
+    return "no such file" if why == "missing" else why.removeprefix("is ")
 
 
 def resolve_weights(weights: str | os.PathLike | None, model_id: int, show_progress: bool = True) -> Path:
