@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from humanseg import store
-from humanseg.errors import HumansegError
+from humanseg.errors import HumansegError, refused_on_the_way
 
 IMAGE_EXTS = store.IMAGE_EXTS
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
@@ -116,12 +116,12 @@ class ImageFolderSource(FrameSource):
                 if files:
                     said.append(f"{files} other file{'s' if files != 1 else ''}: bkg.png, masks, "
                                 f"predictions and files of other types are not frames")
-                if folders:
-                    pattern = os.path.join(os.path.dirname(str(folders[0])) or ".", "*", "*.png")
+                if folders:  # (a pattern's folders: the pattern itself, or the folders beside them were read)
+                    pattern = os.path.join(spec, "*", "*.png") if os.path.isdir(spec) else os.path.join(spec, "*.png")
                     said.append(f"{len(folders)} folder{'s' if len(folders) != 1 else ''}, not searched: "
                                 f"give one, e.g. {folders[0]}, or a pattern, e.g. '{pattern}'")
                 passed = f" ({'; '.join(said)})" if said else ""
-            raise HumansegError(f"no images found in source: {spec}{passed}")
+            raise HumansegError(f"no images found in source: {store.shown_path(spec)}{passed}")
         if videos:
             warnings.warn(f"{spec}: {', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''} not read "
                           f"({VIDEOS_NOT_READ})", stacklevel=2)
@@ -153,8 +153,8 @@ class ImageFolderSource(FrameSource):
             # moved, deleted or changed while playing, a runtime failure as a video file's (exit 1);
             # one never read that fails is bad input (exit 2).
             if self._delivered >= len(self.paths) or not os.path.lexists(path):
-                raise HumansegError(f"image {path} in source could no longer be read (moved, deleted or "
-                                    f"changed while playing?)", exit_code=1) from None
+                raise SourceGone(f"image {path} in source could no longer be read (moved, deleted or "
+                                 f"changed while playing?)") from None
             raise
         self.last_path = path
         self._delivered += 1
@@ -177,6 +177,12 @@ class CameraStopped(HumansegError):
     """A camera gave no frame for a while: the session ends with this error, keeping what it made."""
 
     exit_code = 1
+
+
+class SourceGone(CameraStopped):
+    """A file source that played could no longer be read (an image of a folder, a looped video, moved or
+    deleted meanwhile): ends as a camera that stops, keeping what was made (live mode discarded its
+    recording of the frames before, keeping their masks)."""
 
 
 # Frames a video file may fall short of the count it states before that is said (some state an estimate).
@@ -223,8 +229,8 @@ class VideoSource(FrameSource):
             self.cap, self._tried = cv2.VideoCapture(self.spec), 0
             ok, frame = self._read() if self.cap.isOpened() else (False, None)
             if not ok and self._frames:  # it played before: moved, deleted or damaged since
-                raise HumansegError(f"video file {self.spec} could no longer be read (moved, deleted or "
-                                    f"changed while playing?)", exit_code=1)  # (a runtime failure, as a
+                raise SourceGone(f"video file {self.spec} could no longer be read (moved, deleted or "
+                                 f"changed while playing?)")  # (a runtime failure, as a
                 # camera that stops: the file was good when the session started)
         if ok:
             self._frames += 1
@@ -279,6 +285,14 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
             raise HumansegError(f"camera index {spec} is out of range (0 to {MAX_CAMERA_INDEX})")
         return VideoSource(spec)
     spec = str(spec)
+    refused = refused_on_the_way(spec)  # a folder on the way not ours to enter: was "source not found"
+    if refused is None and os.path.isdir(spec):
+        try:
+            os.listdir(spec)
+        except PermissionError as exc:  # (the folder's own mode: exit 1, naming no --source)
+            refused = exc.strerror
+    if refused:
+        raise HumansegError(f"source unreadable ({refused}): {store.shown_path(spec)}")
     if os.path.isdir(spec) or (any(ch in spec for ch in "*?[") and not os.path.isfile(spec)):  # take[1].mp4
         return ImageFolderSource.from_spec(spec, loop=loop)
     if os.path.isfile(spec):
@@ -288,8 +302,8 @@ def open_source(spec: str | int, loop: bool = False) -> FrameSource:
     if not spec.strip():  # an unset shell variable
         raise HumansegError("source is empty: give a camera index, a video file or an image folder")
     if os.path.exists(spec):  # a device or a named pipe
-        raise HumansegError(f"source is not a file or a folder: {spec}")
-    raise HumansegError(f"source not found: {spec}")
+        raise HumansegError(f"source is not a file or a folder: {store.shown_path(spec)}")
+    raise HumansegError(f"source not found: {store.shown_path(spec)}")
 
 
 def open_source_quietly(spec: str, loop: bool = False) -> FrameSource:

@@ -1302,6 +1302,34 @@ def test_an_unplugged_camera_keeps_the_recording_so_far(dev_root, segmenter, tmp
         run_live(source, session, None, clock=CameraClock(source, 30.0))
 
 
+def test_a_folder_image_deleted_while_playing_keeps_the_recording_so_far(dev_root, segmenter, tmp_path):
+    # An image of a folder source gone mid-session ended the run with exit 1 as it should, but its
+    # recording of the frames before was discarded while their masks stayed: now kept, as a camera's.
+    from humanseg.sources import ImageFolderSource, SourceGone
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for i in range(6):
+        shutil.copy(dev_root / "set3" / f"{i % 4}.png", folder / f"{i}.png")
+
+    class Deleting(ImageFolderSource):
+        def read(self):
+            if self.index == 3:  # three frames delivered, then 4.png goes
+                (folder / "4.png").unlink()
+            return super().read()
+
+    session = LiveSession(segmenter, view="tint")
+    session.set_background(read(dev_root, 3, "bkg.png"))
+    source = Deleting(sorted(str(p) for p in folder.iterdir()))
+    out, masks = VideoOutput(tmp_path / "o.avi", 30.0), tmp_path / "masks"
+    masks.mkdir()
+    with pytest.raises(SourceGone) as gone:
+        run_live(source, session, None, out, masks_dir=masks, media_clock=True)
+    assert str(gone.value) == (f"image {folder / '4.png'} in source could no longer be read (moved, deleted or "
+                               f"changed while playing?)") and gone.value.exit_code == 1
+    assert len(video_frames(tmp_path / "o.avi")[0]) == 4 and len(list(masks.iterdir())) == 4
+
+
 def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmenter, tmp_path):
     # Ctrl-C twice: the second, arriving while the video was being finished, aborted the process and
     # left only NAME.tmp.avi. It is now held until the recording is closed, then stops the run.

@@ -536,7 +536,9 @@ def test_an_images_root_as_source_names_its_set_folders_and_a_pattern(copy_set, 
     assert message.startswith("no images found in source: ")
     assert "other files" not in message, message
     assert "2 folders, not searched" in message and f"e.g. {root / 'set3'}," in message, message
-    assert f"'{root / '*' / '*.png'}'" in message, message
+    # (the pattern given, continued: from the folders' parent, images/*/*.png took other folders too)
+    pattern = root / "*" / "*.png" if spec == "{root}" else root / "set*" / "*.png"
+    assert f"'{pattern}'" in message, message
 
 
 def test_sources_are_context_managers_that_close_what_they_opened(tmp_path, dev_root):
@@ -561,3 +563,35 @@ def test_a_strip_a_few_pixels_tall_is_never_taken_for_mirrored(dev_root):
         assert not looks_mirrored(strip, room) and not looks_mirrored(strip, cv2.flip(room, 1))
     # 640x80 is one row of blocks: told again.
     assert looks_mirrored(frame[200:280], cv2.flip(bkg[200:280], 1))
+
+
+def test_a_source_not_ours_to_read_is_bad_input_naming_it(tmp_path, dev_root, unprivileged):
+    # A folder whose mode refuses us was "Error: <folder>: Permission denied", exit 1, without --source;
+    # an image in a folder not ours to enter was "source not found", though it is there.
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    shutil.copy(dev_root / "set1" / "0.png", folder / "0.png")
+    folder.chmod(0)
+    try:
+        for spec in (folder, folder / "0.png"):
+            r = subprocess.run(unprivileged([sys.executable, "-m", "humanseg", "live", "--source", str(spec), "--bkg",
+                                             str(dev_root / "set1" / "bkg.png"), "--no-window"]),
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+            assert (r.returncode, r.stderr) == (2, f"Error: --source {spec}: source unreadable (Permission denied): "
+                                                   f"{spec}\n")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_source_named_in_bytes_that_are_not_utf8_is_shown_escaped_throughout():
+    # The option's copy of the name was escaped, the message's own copy printed raw.
+    spec = os.fsdecode(b"/nonexistent/missing\xe9")
+    with pytest.raises(HumansegError) as err:
+        sources.open_source_quietly(spec)
+    assert str(err.value) == "--source /nonexistent/missing\\xe9: source not found: /nonexistent/missing\\xe9"
