@@ -471,8 +471,7 @@ class VideoOutput:
                                 f"use one of {', '.join(sorted(FOURCC))}")
         if os.path.lexists(self.path) and not force:  # a link pointing nowhere too
             raise HumansegError(f"--output {path} already exists (pass --force to overwrite)")
-        if not self.path.parent.is_dir():
-            raise HumansegError(f"--output {path}: folder {self.path.parent} does not exist")
+        store.refuse_missing_folder(self.path, "--output")  # (a file there was said not to exist)
         store.refuse_unwritable(self.path, "--output")  # before a camera session, not at its first frame
         self.force = force
         store.refuse_non_utf8_video_name(self.path, "--output")
@@ -848,6 +847,9 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     """
     from humanseg.display import require_display
 
+    if replace_path and no_window and view != "replace":  # headless, the view never changes: unused
+        raise click.UsageError(f"--replace is the image behind the person in --view replace; with --no-window "
+                               f"the view stays {view}: add --view replace, or leave --replace out")
     bkg = store.read_image(bkg_path, "--bkg background") if bkg_path else None
     replacement = store.read_image(replace_path, "--replace image") if replace_path else None
     if not no_window:
@@ -858,6 +860,17 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     video = VideoOutput(output, 30.0, force=force) if output else None
     masks = Path(masks_dir) if masks_dir else None
     if masks is not None:
+        # --force or not: the masks' folder made where a file goes ended the run at its end (the
+        # recording left as a temporary file), and a mask named as an image read replaced it (or, as an
+        # earlier mask, removed it).
+        for option, path in (("--output", output), ("--save-bkg", save_bkg)):
+            if path and Path(path).resolve() == masks.resolve():
+                raise HumansegError(f"--save-masks {masks} is the {option} file; give them two names")
+        for option, path in (("--bkg", bkg_path), ("--replace", replace_path)):
+            where = Path(path).resolve() if path else None
+            if where and where.parent == masks.resolve() and store.MASK_RE.match(where.name):
+                raise HumansegError(f"--save-masks {masks} would write over the {option} image {path}; "
+                                    f"choose another folder")
         store.refuse_capture_folder(masks, "--save-masks")
         store.refuse_new_set_folder(masks, "--save-masks")  # one every tool would take for a set
         store.refuse_unwritable(masks, "--save-masks", folder=True)
@@ -894,8 +907,7 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
                                 f"give it another name")
         if os.path.lexists(save_bkg) and not force:
             raise HumansegError(f"--save-bkg {save_bkg} already exists (pass --force to overwrite)")
-        if not save_bkg.parent.is_dir():
-            raise HumansegError(f"--save-bkg {save_bkg}: folder {save_bkg.parent} does not exist")
+        store.refuse_missing_folder(save_bkg, "--save-bkg")
         store.refuse_unwritable(save_bkg, "--save-bkg")
         if bkg is not None and no_window:  # headless, a background is captured only without --bkg
             raise HumansegError(f"--save-bkg {save_bkg}: nothing to save: with --bkg and --no-window no "

@@ -280,7 +280,7 @@ def test_cli_errors_are_one_line(tmp_path, dev_root, copy_set, default_weights, 
         (["--bkg", str(folder / "bkg.png"), "--output", str(tmp_path / "x.gif")], "unsupported video type"),
         (["--bkg", str(folder / "bkg.png"), "--weights", str(tmp_path / "nope.pt")],
          f"weights file not found: {tmp_path / 'nope.pt'}"),
-        (["--bkg", str(folder / "bkg.png"), "--replace", str(bad)], "--replace image"),
+        (["--bkg", str(folder / "bkg.png"), "--view", "replace", "--replace", str(bad)], "--replace image"),
     ]
     for extra, text in cases:
         res = run_cli("live", "--source", str(folder), "--no-window", *extra)
@@ -383,8 +383,8 @@ def test_outputs_never_replace_inputs_nor_make_a_set_folder(tmp_path, dev_root, 
         res = run_cli("live", "--source", str(source), "--no-window", "--save-bkg", str(save), "--force",
                       "--countdown", "0", "--save-masks", str(tmp_path / "m"))
         assert res.exit_code == 2 and f"--save-bkg {save} is one of the images read" in res.output, res.output
-    res = run_cli("live", "--source", str(dev_root / "set3" / "0.png"), "--no-window", "--replace",
-                  str(pics / "b.png"), "--save-bkg", str(pics / "b.png"), "--force", "--countdown", "0")
+    res = run_cli("live", "--source", str(dev_root / "set3" / "0.png"), "--no-window", "--view", "replace",
+                  "--replace", str(pics / "b.png"), "--save-bkg", str(pics / "b.png"), "--force", "--countdown", "0")
     assert res.exit_code == 2 and "is one of the images read" in res.output, res.output
     assert {p.name: p.read_bytes() for p in pics.iterdir()} == before
     root = copy_set(3)
@@ -1328,6 +1328,44 @@ def test_a_folder_image_deleted_while_playing_keeps_the_recording_so_far(dev_roo
     assert str(gone.value) == (f"image {folder / '4.png'} in source could no longer be read (moved, deleted or "
                                f"changed while playing?)") and gone.value.exit_code == 1
     assert len(video_frames(tmp_path / "o.avi")[0]) == 4 and len(list(masks.iterdir())) == 4
+
+
+def test_save_masks_never_takes_another_outputs_name_nor_writes_over_an_input(dev_root, tmp_path):
+    # --save-masks named as --output (or --save-bkg) made a folder there and failed at the end (with
+    # --force, "Is a directory" and the recording left as NAME.PID.RANDOM.tmp.mp4); a --bkg or --replace
+    # image named as a mask in the masks' folder was written over (or removed as an earlier mask).
+    src, bkg = dev_root / "set2", str(dev_root / "set2" / "bkg.png")
+    for option, name in (("--output", "v.mp4"), ("--save-bkg", "room.png")):
+        for force in ([], ["--force"]):
+            res = run_cli("live", "--source", str(src), "--no-window", "--countdown", "0", option,
+                          str(tmp_path / name), "--save-masks", str(tmp_path / name), *force)
+            assert res.exit_code == 2 and res.output == (f"Error: --save-masks {tmp_path / name} is the {option} "
+                                                         f"file; give them two names\n"), res.output
+    looks = tmp_path / "looks"
+    looks.mkdir()
+    shutil.copy(bkg, looks / "0_mask.png")
+    shutil.copy(dev_root / "set2" / "1.png", looks / "9_mask.png")
+    kept = {p.name: p.read_bytes() for p in looks.iterdir()}
+    for args, option, image in ((["--bkg", str(looks / "0_mask.png")], "--bkg", looks / "0_mask.png"),
+                                (["--bkg", bkg, "--view", "replace", "--replace", str(looks / "9_mask.png")],
+                                 "--replace", looks / "9_mask.png")):
+        res = run_cli("live", "--source", str(src), "--no-window", *args, "--save-masks", str(looks), "--force")
+        assert res.exit_code == 2 and res.output == (f"Error: --save-masks {looks} would write over the {option} "
+                                                     f"image {image}; choose another folder\n"), res.output
+    assert {p.name: p.read_bytes() for p in looks.iterdir()} == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["looks"]
+    # Headless, the view never changes: a --replace for another view was taken and never shown.
+    res = run_cli("live", "--source", str(src), "--no-window", "--bkg", bkg, "--replace", bkg, "--output",
+                  str(tmp_path / "r.mp4"))
+    assert res.exit_code == 2 and res.output.endswith(
+        "--replace is the image behind the person in --view replace; with --no-window the view stays tint: add "
+        "--view replace, or leave --replace out\n") and not (tmp_path / "r.mp4").exists()
+    # An output's folder that is a file is said to be one (it was "does not exist").
+    (tmp_path / "afile").write_text("x")
+    for option, name in (("--output", "x.mp4"), ("--save-bkg", "x.png")):
+        res = run_cli("live", "--source", str(src), "--no-window", option, str(tmp_path / "afile" / name))
+        assert res.exit_code == 2 and res.output == (f"Error: {option} {tmp_path / 'afile' / name}: folder "
+                                                     f"{tmp_path / 'afile'} is a file, not a folder\n"), res.output
 
 
 def test_a_second_ctrl_c_while_the_recording_is_closed_keeps_it(dev_root, segmenter, tmp_path):
