@@ -464,20 +464,25 @@ def test_a_link_pointing_nowhere_counts_as_an_existing_output(copy_set, tmp_path
     assert r.returncode == 0 and not link.is_symlink() and json.loads(link.read_text())["absdiff"]
 
 
+def one_strip_set(tmp_path, h, w):
+    """images/set1 with one h x w frame (one row or one column) whose pixels 100 to 300 along it are a
+    person, labeled so."""
+    root = tmp_path / "images"
+    bkg = np.random.default_rng(0).integers(0, 100, (h, w, 3), dtype=np.uint8)
+    store.save_background(root, bkg)
+    frame, truth = bkg.copy(), np.zeros((h, w), np.uint8)
+    along = (slice(None), slice(100, 300)) if h == 1 else (slice(100, 300), slice(None))
+    frame[along], truth[along] = 250, 255
+    store.save_frame(root, 1, frame)
+    store.write_image(root / "set1" / "0_mask.png", truth)
+    return root
+
+
 def test_montage_of_frames_far_wider_than_tall(tmp_path):
     # A 700x1 frame scaled to the montage's 320 px width had 0 rows: cv2.resize raised, a traceback.
     from humanseg.evaluate import worst_montage
 
-    root = tmp_path / "images"
-    rng = np.random.default_rng(0)
-    bkg = rng.integers(0, 100, (1, 700, 3), dtype=np.uint8)
-    store.save_background(root, bkg)
-    frame = bkg.copy()
-    frame[0, 100:300] = 250
-    store.save_frame(root, 1, frame)
-    truth = np.zeros((1, 700), np.uint8)
-    truth[0, 100:300] = 255
-    store.write_image(root / "set1" / "0_mask.png", truth)
+    root = one_strip_set(tmp_path, 1, 700)
     results = evaluate_sets(root, [1], AbsdiffPredictor(), keep_masks=True)
     montage = worst_montage(root, results)
     assert montage.shape == (1, 960, 3)
@@ -488,16 +493,7 @@ def test_montage_of_frames_far_taller_than_wide_fits_its_tiles(tmp_path):
     # 2 GB and half a minute for scores that took milliseconds. Tiles now fit 320 x 640.
     from humanseg.evaluate import worst_montage
 
-    root = tmp_path / "images"
-    rng = np.random.default_rng(0)
-    bkg = rng.integers(0, 100, (480, 1, 3), dtype=np.uint8)
-    store.save_background(root, bkg)
-    frame = bkg.copy()
-    frame[100:300, 0] = 250
-    store.save_frame(root, 1, frame)
-    truth = np.zeros((480, 1), np.uint8)
-    truth[100:300, 0] = 255
-    store.write_image(root / "set1" / "0_mask.png", truth)
+    root = one_strip_set(tmp_path, 480, 1)
     results = evaluate_sets(root, [1], AbsdiffPredictor(), keep_masks=True)
     montage = worst_montage(root, results)
     assert montage.shape == (640, 960, 3)
