@@ -847,6 +847,16 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
     """
     from humanseg.display import require_display
 
+    given = click.get_current_context().get_parameter_source
+    if no_window and bkg_path:  # headless with --bkg, no background is ever captured: unused
+        for name in ("countdown", "bkg_seconds"):
+            if given(name) is not click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name.replace('_', '-')} times the capture of a background; with --bkg "
+                                       f"and --no-window none is captured: leave one of them out")
+    if max_frames and no_window and save_bkg and not output and not masks_dir:  # ends at the background
+        raise click.UsageError("--max-frames counts segmented frames; with --no-window and --save-bkg alone the "
+                               "run ends once the background is captured: add --output or --save-masks, or "
+                               "leave --max-frames out")
     if replace_path and no_window and view != "replace":  # headless, the view never changes: unused
         raise click.UsageError(f"--replace is the image behind the person in --view replace; with --no-window "
                                f"the view stays {view}: add --view replace, or leave --replace out")

@@ -1360,6 +1360,19 @@ def test_save_masks_never_takes_another_outputs_name_nor_writes_over_an_input(de
     assert res.exit_code == 2 and res.output.endswith(
         "--replace is the image behind the person in --view replace; with --no-window the view stays tint: add "
         "--view replace, or leave --replace out\n") and not (tmp_path / "r.mp4").exists()
+    # Headless with --bkg no background is captured, and with --save-bkg alone the run ends at the one
+    # captured: --countdown / --bkg-seconds, and --max-frames, were taken and never used.
+    for args, line in ((["--bkg", bkg, "--countdown", "9", "--save-masks", str(tmp_path / "m")],
+                        "--countdown times the capture of a background; with --bkg and --no-window none is "
+                        "captured: leave one of them out"),
+                       (["--bkg", bkg, "--bkg-seconds", "0", "--save-masks", str(tmp_path / "m")],
+                        "--bkg-seconds times the capture of a background; with --bkg and --no-window none is "
+                        "captured: leave one of them out"),
+                       (["--save-bkg", str(tmp_path / "room.png"), "--max-frames", "5"],
+                        "--max-frames counts segmented frames; with --no-window and --save-bkg alone the run ends "
+                        "once the background is captured: add --output or --save-masks, or leave --max-frames out")):
+        res = run_cli("live", "--source", str(src), "--no-window", *args)
+        assert res.exit_code == 2 and res.output.endswith(f"Error: {line}\n"), res.output
     # An output's folder that is a file is said to be one (it was "does not exist").
     (tmp_path / "afile").write_text("x")
     for option, name in (("--output", "x.mp4"), ("--save-bkg", "x.png")):
@@ -1456,7 +1469,7 @@ def test_save_bkg_keeps_the_background_live_captured(tmp_path, dev_root, copy_se
     folder = dev_root / "set3"
     room = tmp_path / "room.png"
     args = ["live", "--source", str(folder), "--no-window", "--countdown", "0", "--bkg-seconds", "0",
-            "--max-frames", "2", "--weights", str(default_weights), "--save-bkg", str(room)]
+            "--weights", str(default_weights), "--save-bkg", str(room)]  # (it ends once the room is saved)
     res = run_cli(*args)
     assert res.exit_code == 0, res.output
     events = [json.loads(line) for line in res.output.splitlines()]
