@@ -48,10 +48,6 @@ def probability_module(model):
     return ProbabilityNet(model)
 
 
-def _check_folder(path: Path) -> None:
-    store.refuse_missing_folder(path, "--onnx")
-
-
 def export_onnx(weights, path: str | os.PathLike, opset: int = 17, overwrite: bool = True) -> Path:
     """Write the checkpoint's network as ONNX (inputs "frame", "background"; output "probability";
     batch, height and width dynamic) atomically to path; returns the path. Without overwrite, a file
@@ -66,7 +62,7 @@ def export_onnx(weights, path: str | os.PathLike, opset: int = 17, overwrite: bo
     frame = torch.rand(1, 3, h, w)
     bkg = torch.rand(1, 3, h, w)
     path = Path(path)
-    _check_folder(path)
+    store.refuse_missing_folder(path, "--onnx")
     axes = {0: "batch", 2: "height", 3: "width"}
     tmp = None
     try:
@@ -142,7 +138,7 @@ def export_command(onnx_path, weights, opset, force):
         raise HumansegError(f"--onnx {onnx_path} is the checkpoint being exported; write it to another file")
     if os.path.lexists(onnx_path) and not force:  # a link pointing nowhere too
         raise HumansegError(f"--onnx {onnx_path} already exists (pass --force to overwrite)")
-    _check_folder(Path(onnx_path))  # found now, not after the model loaded
+    store.refuse_missing_folder(onnx_path, "--onnx")  # found now, not after the model loaded
     store.refuse_unwritable(onnx_path, "--onnx")
     out = export_onnx(weights, onnx_path, opset, overwrite=force)
     click.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")

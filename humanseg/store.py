@@ -229,22 +229,21 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         hint = (f" (sets here: {', '.join(map(str, available))})" if available
                 else passed_over(root, sets=True) or " (no sets here)")
         raise StoreError(f"set folder not found: {path}{hint}")
-    try:
-        os.listdir(path)
-        (path / BKG_NAME).is_file()
+    try:  # one listing for the background's near names, the frames, their labels and the labels left out
+        names = os.listdir(path)
+        has_bkg = (path / BKG_NAME).is_file()
     except PermissionError as exc:  # the folder's mode ("bkg.png: Permission denied", exit 1)
         raise StoreError(f"set folder unreadable ({exc.strerror}): {path}") from None
-    if not (path / BKG_NAME).is_file():
+    if not has_bkg:
         if os.path.lexists(path / BKG_NAME):  # a folder so named, a link to nothing
             raise StoreError(f"background {not_a_file(path / BKG_NAME)}: {path / BKG_NAME}")
-        other = sorted(n for n in os.listdir(path) if re.fullmatch(rf"\s*bkg\.({_NEAR_EXTS})\s*", n, re.IGNORECASE))
+        other = sorted(n for n in names if re.fullmatch(rf"\s*bkg\.({_NEAR_EXTS})\s*", n, re.IGNORECASE))
         hint = ""
         if other:  # a JPEG (not the layout's, and lossy), BKG.PNG, ' bkg.png'
             shown = repr(other[0]) if other[0] != other[0].strip() else other[0]
             lossy = "" if other[0].strip().lower().endswith(".png") else ", lossless"
             hint = f" ({shown} passed over: the background is {BKG_NAME}{lossy})"
         raise StoreError(f"background missing: {path / BKG_NAME}{hint}")
-    names = os.listdir(path)  # one listing for the frames, their labels and the labels left out
     frames = _frames_in(names)
     labeled = [k for k in frames if (path / mask_name(k)).is_file()]
     _warn_stray_masks(path, names, frames)

@@ -67,8 +67,8 @@ def shapes_geometry(shapes: list[Shape]) -> BaseGeometry:
     for hole, run in itertools.groupby(shapes, key=lambda shape: bool(shape.hole)):
         parts = [part for part in (shape_geometry(shape.points) for shape in run) if not part.is_empty]
         if parts:
-            both = shapely.union_all(parts)
-            geom = geom.difference(both) if hole else geom.union(both)
+            run_union = shapely.union_all(parts)
+            geom = geom.difference(run_union) if hole else geom.union(run_union)
     return polygonal(geom)
 
 
