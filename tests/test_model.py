@@ -1812,6 +1812,63 @@ def test_load_segmenter_refuses_settings_out_of_range_in_one_line():
         with pytest.raises(HumansegError, match=r"^device cuda: no CUDA device here"):
             load_segmenter(device="cuda")
     assert load_segmenter(work_width=32, num_threads=1).work_width == 32
+    # The Segmenter itself (exported by humanseg.model) took them as given: work_width=7 made empty
+    # masks, threads=-1 ran on one thread while saying -1.
+    for width in (-5, 0, 7, 5000, 320.0):
+        with pytest.raises(HumansegError, match=r"^work_width must be a whole number from 32 to 4096, not "):
+            Segmenter(trained_like(), work_width=width, backend="torch")
+    for threads in (-1, 1000, 1.5):
+        with pytest.raises(HumansegError, match=r"^threads must be a whole number from 1 to 256, not "):
+            Segmenter(trained_like(), threads=threads, backend="torch")
+
+
+def test_one_segmenter_shared_by_two_threads_gives_each_frame_its_own_mask(dev_root):
+    # The ONNX Runtime path fed every frame through one buffer: with two threads on one segmenter a
+    # fifth to a third of the masks were another frame's (or a mix), without a word.
+    import threading
+
+    from humanseg.model import load_segmenter
+
+    bkg = store.read_image(dev_root / "set1" / "bkg.png")
+    frames = [store.read_image(dev_root / "set1" / f"{k}.png") for k in range(4)]
+    seg = load_segmenter(num_threads=1)
+    seg.set_background(bkg)
+    assert seg.active_backend == "onnxruntime"
+    truth = [seg.predict_mask(f) for f in frames]
+    assert len({int(np.count_nonzero(m)) for m in truth}) == 4  # four different masks to mix up
+    wrong = []
+
+    def work(order):
+        for _ in range(6):
+            for k in order:
+                if not np.array_equal(seg.predict_mask(frames[k]), truth[k]):
+                    wrong.append(k)
+
+    threads = [threading.Thread(target=work, args=(o,)) for o in ([0, 1, 2, 3], [3, 2, 1, 0])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+
+
+def test_a_read_only_array_at_the_working_size_brings_no_warning(tmp_path):
+    # np.frombuffer's arrays are read-only: one already at the working size went to torch as it was,
+    # and torch warned the caller ("The given NumPy array is not writable..."). Torch warns once per
+    # process, so in a process of its own.
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, torch\n"
+        "from humanseg.model import Segmenter, SiameseSegNet\n"
+        "seg = Segmenter(SiameseSegNet().eval(), backend='torch')\n"
+        "img = np.frombuffer(np.full((240, 320, 3), 90, np.uint8).tobytes(), np.uint8).reshape(240, 320, 3)\n"
+        "seg.set_background(img)\n"
+        "print(seg.predict_mask(img).shape)\n")
+    r = subprocess.run([sys.executable, "-W", "error", "-c", script], capture_output=True, text=True,
+                       timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert (r.returncode, r.stdout, r.stderr) == (0, "(240, 320)\n", "")
 
 
 def test_a_segmenter_leaves_the_model_it_was_given_as_it_was():
@@ -1874,6 +1931,9 @@ def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
         (lambda c: c["config"].update(widths=[16], blocks=[1], decoder_widths=[16]),
          r"widths must be at least 2 whole numbers from 1 to 4096, not \(16,\)$"),
         (lambda c: c["config"].update(colour=3, depth=1), r"invalid model config: unknown model config keys: colour, depth$"),
+        # (a string was said as unknown keys of its letters, None as "'NoneType' object is not iterable")
+        (lambda c: c.update(config="garbage"), r"invalid model config: not a record of settings \(its type: str\)$"),
+        (lambda c: c.update(config=None), r"invalid model config: not a record of settings \(its type: NoneType\)$"),
         (lambda c: c["config"].update(encoder="posenet050"),
          r"invalid model config: encoder posenet050 has widths \(32, 64, 128, 256\) up to stride 16$"),
         (lambda c: c["state_dict"].update({"refine.out.weight": [1.0]}),

@@ -42,6 +42,8 @@ class NetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetConfig":
+        if not isinstance(d, dict):  # (a string was said as "unknown keys" of its letters)
+            raise ValueError(f"not a record of settings (its type: {type(d).__name__})")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -263,6 +264,16 @@ def left_out_inside(img: np.ndarray, bkg_planes: list[np.ndarray], gain: np.ndar
     return False
 
 
+def check_settings(work_width: int | None, threads: int | None, threads_name: str = "num_threads") -> None:
+    """Refuse a work width or thread count out of range in one line (a work width of 7 gave empty
+    masks without a word; -1 threads a traceback from deep in torch). None: the default."""
+    if work_width is not None and not (type(work_width) is int and MIN_WORK_WIDTH <= work_width <= MAX_WORK_WIDTH):
+        raise HumansegError(f"work_width must be a whole number from {MIN_WORK_WIDTH} to {MAX_WORK_WIDTH}, "
+                            f"not {work_width!r}")
+    if threads is not None and not (type(threads) is int and 1 <= threads <= MAX_THREADS):
+        raise HumansegError(f"{threads_name} must be a whole number from 1 to {MAX_THREADS}, not {threads!r}")
+
+
 class Segmenter:
     """set_background(bkg) once, then predict(frame) -> person probability HxW float32 in [0, 1]."""
 
@@ -275,6 +286,7 @@ class Segmenter:
         clean): segment a small, far person again from a crop at a finer scale (`_zoom_in`)."""
         if backend not in ("auto", "torch", "onnxruntime"):
             raise HumansegError(f"unknown backend {backend!r} (auto, torch, onnxruntime)")
+        check_settings(work_width, threads, "threads")
         self.device = torch.device(device)
         self.backend = backend if self.device.type == "cpu" else "torch"
         self.threads = threads or torch.get_num_threads()
@@ -284,7 +296,10 @@ class Segmenter:
             # Folded batch norm and channels-last memory are both markedly faster on CPU.
             model = fuse_batchnorm(model).to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
-        self.work_width = int(work_width)
+        self.work_width = 320 if work_width is None else work_width
+        # One call at a time: the ONNX Runtime path feeds every frame through one buffer, and the second
+        # passes keep state between frames; two threads sharing a segmenter got each other's masks.
+        self._lock = threading.RLock()
         self.exact = False  # True: frames are segmented at the size given (the zoom crops' segmenter)
         self.clean = bool(clean)
         self.zoom = self.clean if zoom is None else bool(zoom)
@@ -327,12 +342,17 @@ class Segmenter:
 
     def _tensor(self, img: np.ndarray) -> torch.Tensor:
         img = self._resized(img)  # (a no-op for one at its working size already)
-        t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
+        # (a read-only array, from np.frombuffer say, made torch warn the caller)
+        t = torch.from_numpy(np.require(img, requirements=["C", "W"])).to(self.device)
         t = t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         return t.contiguous(memory_format=torch.channels_last)
 
     def set_background(self, bkg: np.ndarray) -> None:
         """Compute and keep the background's features (bkg: HxWx3 BGR uint8)."""
+        with self._lock:
+            self._set_background(bkg)
+
+    def _set_background(self, bkg: np.ndarray) -> None:
         store.check_bgr(bkg, "background")
         with torch.inference_mode():
             self.cache = self.model.encode_background(self._tensor(bkg))
@@ -369,7 +389,12 @@ class Segmenter:
         is seen at the next full pass, at most three frames later. Where the first pass leaves out a
         changed piece of the frame that the person it found encloses (someone near the camera, a
         stretch of their clothes called background), a pass at half the working width fills it in
-        (`_near_pass`; in a stream that pass is its own check, `_near_due`)."""
+        (`_near_pass`; in a stream that pass is its own check, `_near_due`). Threads sharing one
+        segmenter take turns."""
+        with self._lock:
+            return self._logits(frame)
+
+    def _logits(self, frame: np.ndarray) -> np.ndarray:
         if self.cache is None:
             raise HumansegError("no background set")
         store.check_bgr(frame, "frame")
@@ -674,11 +699,7 @@ def load_segmenter(weights: str | os.PathLike | None = None, device: str = "cpu"
     """A Segmenter from a checkpoint (default: $HUMANSEG_WEIGHTS or the shipped model). Settings out of
     range are refused in one line, as the commands' options are (a work width of 7 gave empty masks
     without a word; -1 threads, or cuda on a machine without it, tracebacks from deep in torch)."""
-    if work_width is not None and not (type(work_width) is int and MIN_WORK_WIDTH <= work_width <= MAX_WORK_WIDTH):
-        raise HumansegError(f"work_width must be a whole number from {MIN_WORK_WIDTH} to {MAX_WORK_WIDTH}, "
-                            f"not {work_width!r}")
-    if num_threads is not None and not (type(num_threads) is int and 1 <= num_threads <= MAX_THREADS):
-        raise HumansegError(f"num_threads must be a whole number from 1 to {MAX_THREADS}, not {num_threads!r}")
+    check_settings(work_width, num_threads)
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise HumansegError(f"device {device}: no CUDA device here (torch {torch.__version__}); use cpu")
     if num_threads:
