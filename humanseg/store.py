@@ -29,9 +29,11 @@ from humanseg.errors import AlreadyExists, HumansegError, StoreError, out_of_mem
 from humanseg.signals import signals_held
 
 # Numbers as the tool writes them, without leading zeros: "set01" or "07.png" would be read as set 1 or
-# frame 7 and then looked up as set1/ or 7.png, which are other names (or none).
-SET_RE = re.compile(r"^set(0|[1-9]\d*)$")
-FRAME_RE = re.compile(r"^(0|[1-9]\d*)\.png$")
+# frame 7 and then looked up as set1/ or 7.png, which are other names (or none). ASCII digits to the
+# name's very end: \d took "1２.png" (a full-width digit) as frame 12, and $ took "1.png\n" as frame 1
+# a second time.
+SET_RE = re.compile(r"\Aset(0|[1-9][0-9]*)\Z")
+FRAME_RE = re.compile(r"\A(0|[1-9][0-9]*)\.png\Z")
 BKG_NAME = "bkg.png"
 # Image files read outside the layout (a --source folder's frames, --backgrounds' rooms).
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -99,14 +101,14 @@ def list_sets(root: str | os.PathLike) -> list[int]:
                 numbers.append(int(m.group(1)))
         elif m and entry.is_symlink() and not entry.exists() and str(entry) not in _warned_sets:  # unmounted
             _warned_sets.add(str(entry))
-            warnings.warn(f"{entry} is a link to nothing ({os.readlink(entry)}); that set is left out",
+            warnings.warn(f"{entry} {not_a_file(entry)} ({os.readlink(entry)}); that set is left out",
                           stacklevel=2)
     return sorted(numbers)
 
 
 _warned_sets: set[str] = set()  # set folders said once: links to nothing, saves cut off
 EMPTY_SET_GRACE = 5.0  # seconds an empty set folder may be one whose background is being saved
-BKG_TEMPORARY_RE = re.compile(r"^bkg\.png\.(\d+)\.[0-9a-f]{6}\.tmp$")
+BKG_TEMPORARY_RE = re.compile(r"\Abkg\.png\.([0-9]+)\.[0-9a-f]{6}\.tmp\Z")
 
 
 def _unfinished(folder: Path) -> bool:
@@ -223,8 +225,10 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         found = False
     if not found:
         check_root(root)
+        if not os.path.isdir(root):  # (was "set folder not found: images/set1 (no sets here)")
+            raise StoreError(f"images folder not found: {root}")
         if os.path.islink(path) and not os.path.exists(path):  # (False, not OSError, for a name too long)
-            raise StoreError(f"set folder is a link to nothing: {path} -> {os.readlink(path)}")
+            raise StoreError(f"set folder {not_a_file(path)}: {path} -> {os.readlink(path)}")
         available = list_sets(root)
         hint = (f" (sets here: {', '.join(map(str, available))})" if available
                 else passed_over(root, sets=True) or " (no sets here)")
@@ -252,7 +256,7 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
 
 # Image names near the layout's that are passed over (a camera app's JPEGs), named where nothing is found.
 _NEAR_EXTS = "png|jpe?g|bmp|webp|tiff?"
-MASK_RE = re.compile(r"^(0|[1-9]\d*)_mask\.png$")
+MASK_RE = re.compile(r"\A(0|[1-9][0-9]*)_mask\.png\Z")
 NEAR_MASK_RE = re.compile(r"^\s*\d+_mask\.png\s*$", re.IGNORECASE)
 _warned_stray: set[str] = set()
 
@@ -269,7 +273,7 @@ def _warn_stray_masks(path: Path, names: list[str], frames: list[int]) -> None:
     for name in sorted(names):
         p, m = path / name, MASK_RE.match(name)
         if m and not p.is_file():
-            stray.append(f"{p} is not a file")
+            stray.append(f"{p} {not_a_file(p)}")
         elif m and int(m.group(1)) not in have:
             stray.append(f"{p} has no frame {m.group(1)}.png beside it")
         elif not m and NEAR_MASK_RE.match(name):
@@ -348,7 +352,7 @@ def refuse_new_set_folder(path: str | os.PathLike, what: str) -> None:
 
 
 # bkg.png, K.png, K_mask.png, K_pred.png, K.json: the files a capture set is made of.
-CAPTURE_FILE_RE = re.compile(r"^(bkg\.png|(0|[1-9]\d*)(\.png|_mask\.png|_pred\.png|\.json))$")
+CAPTURE_FILE_RE = re.compile(r"\A(bkg\.png|(0|[1-9][0-9]*)(\.png|_mask\.png|_pred\.png|\.json))\Z")
 
 
 def refuse_capture_file(path: str | os.PathLike, what: str) -> None:

@@ -143,6 +143,19 @@ def test_a_set_named_twice_is_scored_once(dev_root):
     assert rows == [("set3", n), ("overall", n)]
 
 
+def test_a_set_folder_reached_again_through_a_link_is_refused_as_training_refuses_it(copy_set):
+    # images/set4 -> set3 was scored as a second set, weighing set 3 twice in the overall row.
+    root = copy_set(3)
+    (root / "set4").symlink_to("set3")
+    for sets in ([], ["--sets", "3,4"]):
+        r = cli("evaluate", "--images", str(root), *sets, "--method", "absdiff")
+        assert (r.returncode, r.stdout) == (2, ""), r.stdout
+        assert r.stderr == (f"Error: --images: {root / 'set4'} is the set folder {root / 'set3'} again (through a "
+                            f"link); its frames would count twice\n")
+    r = cli("evaluate", "--images", str(root), "--sets", "4", "--method", "absdiff")  # one name of it is fine
+    assert r.returncode == 0 and "set4" in r.stdout, r.stderr
+
+
 def test_set_folders_named_off_the_layout_are_named(tmp_path, dev_root):
     shutil.copytree(dev_root / "set3", tmp_path / "images" / "set03")
     r = cli("evaluate", "--images", str(tmp_path / "images"), "--method", "absdiff")

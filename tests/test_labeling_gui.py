@@ -421,14 +421,19 @@ def test_a_set_moved_away_while_labeled_ends_with_its_summary_not_an_error(unlab
 
 
 @pytest.mark.gui
-@pytest.mark.parametrize("where", ["mask", "json"])
+@pytest.mark.parametrize("where", ["mask", "json", "mask-link"])
 def test_a_frame_whose_label_path_is_a_folder_is_passed_over_and_said(unlabeled, xdisplay, where):
     # A folder where K_mask.png or K.json goes: the frame opened, and its save failed saying the frame
-    # "was labeled meanwhile (by another labeler?)", whether walked to or asked for with --redo.
+    # "was labeled meanwhile (by another labeler?)", whether walked to or asked for with --redo. A
+    # mask that is a link to nothing is passed over as one (it was said to be "not a file").
     info = store.scan_set(unlabeled, 3)
     k0, k1 = info.frames[:2]
-    blocker = info.mask_path(k0) if where == "mask" else info.json_path(k0)
-    blocker.mkdir()
+    blocker = info.json_path(k0) if where == "json" else info.mask_path(k0)
+    if where == "mask-link":
+        blocker.symlink_to(unlabeled / "nowhere.png")
+    else:
+        blocker.mkdir()
+    kind = "a link to nothing" if where == "mask-link" else "a folder"
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         assert ready["frame"] == k1
@@ -437,14 +442,14 @@ def test_a_frame_whose_label_path_is_a_folder_is_passed_over_and_said(unlabeled,
         err = app.proc.stderr.read()
     finally:
         app.close()
-    assert (f"warning: frame {k0}: {blocker} is a folder, so no label can be saved there; passed over "
+    assert (f"warning: frame {k0}: {blocker} is {kind}, so no label can be saved there; passed over "
             f"(move it away to label frame {k0})\n") in err
     assert "saved 0 of 4 frame(s) (0 accepted unchanged), 1 skipped" in err
     r = subprocess.run([sys.executable, "label_images.py", "-s", "3", "--images", str(unlabeled), "--redo", str(k0),
                         "--log-events"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                        env={**os.environ, "DISPLAY": xdisplay})
     assert r.returncode == 0 and '"reason": "label path taken"' in r.stdout and '"ready"' not in r.stdout, r.stderr
-    assert blocker.is_dir()
+    assert blocker.is_symlink() if where == "mask-link" else blocker.is_dir()
 
 
 def set3_labeled_with(copy_set, shapes):

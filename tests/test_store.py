@@ -218,6 +218,7 @@ def test_failed_background_write_leaves_no_empty_set_behind(tmp_path, monkeypatc
 
 def test_validation_errors_name_the_file(tmp_path):
     root = tmp_path / "images"
+    root.mkdir()
     with pytest.raises(StoreError, match="set folder not found: .*set5"):
         store.scan_set(root, 5)
     (root / "set5").mkdir(parents=True)
@@ -1454,3 +1455,66 @@ def test_a_capture_killed_while_encoding_a_new_background_leaves_no_set_that_sto
         sets = [info.number for info in store.scan_root(root)]  # raised "background missing: .../set2/bkg.png"
         assert sets == [1]
         assert [s.set_number for s in store.load_labeled(root)] == [1] * 5  # training's read of the sets
+
+
+def test_names_ending_in_a_newline_or_with_other_digits_are_not_the_layouts(tmp_path):
+    # The layout's patterns ended in $, which matches before a final newline: "1.png\n" was frame 1 a
+    # second time (trained on twice, walked twice by the labeler), "set1\n" set 1 again; and \d took
+    # a full-width digit: "1２.png" was frame 12 (then "frame missing: set1/12.png"), "set1２" set 12.
+    root = tmp_path / "images"
+    folder = _labeled_set(root)
+    shutil.copy(folder / "0.png", folder / "1.png")
+    shutil.copy(folder / "0_mask.png", folder / "1_mask.png")
+    for name in ("1.png\n", "1\uff12.png", "1\uff12_mask.png", "2.png\n", "2_mask.png\n"):
+        shutil.copy(folder / "0.png", folder / name)
+    shutil.copytree(folder, root / "set1\n")
+    shutil.copytree(folder, root / "set1\uff12")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the near names are said as passed over)
+        assert store.list_sets(root) == [1]
+        assert store.list_frames(folder) == [0, 1]
+        assert store.scan_set(root, 1).labeled == [0, 1]
+        assert [(s.set_number, s.index) for s in store.load_labeled(root)] == [(1, 0), (1, 1)]
+        assert store.next_set_number(root) == 2
+        assert store.next_frame_number(folder) == 2
+    with pytest.raises(StoreError, match=r"^set folder not found: .*/set12 \(sets here: 1\)$"):
+        store.scan_set(root, 12)
+
+
+def test_labels_and_set_folders_that_are_broken_links_are_named_as_such(tmp_path):
+    # A mask that links to nothing or to itself was "is not a file" (the README names them as links),
+    # and a loop of set folders "a link to nothing".
+    root = tmp_path / "images"
+    folder = _labeled_set(root)
+    shutil.copy(folder / "0.png", folder / "1.png")
+    shutil.copy(folder / "0.png", folder / "2.png")
+    (folder / "1_mask.png").symlink_to(tmp_path / "nowhere.png")
+    (folder / "2_mask.png").symlink_to("2_mask.png")
+    with pytest.warns(UserWarning) as said:
+        assert store.scan_set(root, 1).labeled == [0]
+    assert [str(w.message) for w in said] == [
+        f"{folder / '1_mask.png'} is a link to nothing; that label is left out (and 1 more there)"]
+    folder2 = _labeled_set(tmp_path / "other")
+    (folder2 / "0_mask.png").unlink()
+    (folder2 / "0_mask.png").symlink_to("0_mask.png")
+    with pytest.warns(UserWarning) as said:
+        store.scan_set(tmp_path / "other", 1)
+    assert [str(w.message) for w in said] == [f"{folder2 / '0_mask.png'} is a symlink loop; that label is left out"]
+    (root / "set2").symlink_to("set3")
+    (root / "set3").symlink_to("set2")
+    with pytest.warns(UserWarning) as said:
+        assert store.list_sets(root) == [1]
+    assert [str(w.message) for w in said] == [f"{root / 'set2'} is a symlink loop (set3); that set is left out",
+                                              f"{root / 'set3'} is a symlink loop (set2); that set is left out"]
+    with pytest.raises(StoreError, match=r"^set folder is a symlink loop: .*/set2 -> set3$"):
+        store.scan_set(root, 2)
+
+
+def test_a_set_asked_for_in_an_images_folder_not_there_names_the_images_folder(tmp_path):
+    # The labeler and the capture tool's --set said "set folder not found: gone/set1 (no sets here)",
+    # training and evaluate "images folder not found: gone".
+    with pytest.raises(StoreError, match=r"^images folder not found: .*/gone$"):
+        store.scan_set(tmp_path / "gone", 1)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match=r"^images folder not found: .*/file$"):
+        store.scan_set(tmp_path / "file", 1)

@@ -292,8 +292,8 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
             if taken:
                 # A folder (or a link to nothing) where the mask or K.json goes: the label could never be
                 # saved, and the save's failure said "labeled meanwhile (by another labeler?)".
-                kind = "a folder" if taken[0].is_dir() else "not a file"
-                print(f"warning: frame {k}: {store.shown_path(taken[0])} is {kind}, so no label can be "
+                why = "is a folder" if taken[0].is_dir() else store.not_a_file(taken[0])
+                print(f"warning: frame {k}: {store.shown_path(taken[0])} {why}, so no label can be "
                       f"saved there; passed over (move it away to label frame {k})", file=sys.stderr)
                 summary.skipped += 1
                 emit("skipped", frame=k, reason="label path taken")
