@@ -253,6 +253,7 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     smoother, seen_calls = PalmSmoother(), 0
     answers = 0  # pose answers so far (palms is the last): the controller counts missed ones, not frames
     laid_out_for = None  # the frame size the buttons are placed for: the first frame's, as given
+    counted_at = None  # when the set's frames were last counted (`_count_frames`)
 
     def steady(found) -> list[tuple[float, float]]:
         """A pose call's palms through the One-Euro filter (per hand, over the clock's time), so the dot
@@ -314,6 +315,9 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 pose_seconds = 0.8 * pose_seconds + 0.2 * took if pose_seconds else took
 
             act(frame, keys, clicks)
+            if counted_at is None or tick - counted_at >= COUNT_EVERY:
+                _count_frames(controller, context)
+                counted_at = tick
 
             shown = frame
             if on_frame is not None:
@@ -381,6 +385,21 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     return context
 
 
+COUNT_EVERY = 1.0  # seconds between counts of the set's frames for the bottom line
+
+
+def _count_frames(controller: CaptureController, context: CaptureContext) -> None:
+    """The frames the set holds now, for the bottom line: another capture tool's on the same set too (it
+    counted this session's saves on top of the frames there at the start)."""
+    if context.set_number is None:
+        return
+    try:
+        held = len(store.list_frames(context.set_path))
+    except OSError:  # (the folder not ours to read any more: the count made so far stands)
+        return
+    controller.frames_saved = context.frames_saved = held
+
+
 def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: CaptureContext,
           on_saved: SavedHook | None) -> Event:
     """Save the clean frame and tell the controller; a store failure becomes an on-screen message."""
@@ -390,6 +409,7 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
         return controller.failed(f"save failed: {errors.reason(exc)}")
     event = controller.saved(saved.kind, str(saved.path), saved.set_number, saved.frame_number)
     context.set_number, context.frames_saved = controller.set_number, controller.frames_saved
+    _count_frames(controller, context)
     if saved.set_number not in context.sets:
         context.sets.append(saved.set_number)
     if kind == "background":

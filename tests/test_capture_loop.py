@@ -581,6 +581,30 @@ def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):
     assert store.list_sets(images) == [6]
 
 
+def test_the_status_line_counts_frames_another_capture_tool_saves_into_the_set(tmp_path, dev_root, copy_set):
+    # The line counted the frames there at the start plus this session's saves: two capture tools on
+    # one set each showed their own count, never what the set holds.
+    images = copy_set(6)
+    n = len(store.list_frames(images / "set6"))
+    clock = Clock()
+    status = []
+
+    def on_frame(frame, ctx):
+        status.append(status_text(ctx, 0.0))
+        if ctx.frame_index == 10:  # the other tool's two saves
+            for _ in range(2):
+                store.save_frame(images, 6, frame)
+
+    run_capture(ListSource(frames(dev_root), clock), ScriptWindow({60: [ord("s")], 140: [ord("q")]}),
+                controller(clock, set_number=6, frames_saved=n), images, clock=clock, on_frame=on_frame)
+    # Counted again within a second (30 frames here), and at this tool's own save (after its 2 s
+    # countdown): every frame in the set.
+    assert status[10] == f"set 6 | {n} frames | 0 fps"
+    assert status[45] == f"set 6 | {n + 2} frames | 0 fps"
+    assert status[-1] == f"set 6 | {n + 3} frames | 0 fps"
+    assert len(store.list_frames(images / "set6")) == n + 3
+
+
 def test_each_bkg_claims_the_set_after_the_highest_past_gaps_and_folders_only_named_like_sets(tmp_path, dev_root,
                                                                                           copy_set):
     # Set numbers are never reused nor filled in: beside set3 alone the first Bkg makes set4, not set1 or
