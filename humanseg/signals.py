@@ -3,8 +3,11 @@ signals."""
 
 from __future__ import annotations
 
+import errno
 import os
+import select
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -40,6 +43,78 @@ def quiet_hung_up_terminal(signum: int) -> None:
                 os.close(null)
             except OSError:
                 pass
+
+
+def quiet_closed_pipes() -> None:
+    """Point stdout and stderr at /dev/null where they are pipes whose reader is gone (`| tee` ended by
+    the same Ctrl-C, `| head -1` done): every later write would fail again."""
+    for fd in (1, 2):
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            if any(events & select.POLLERR for _, events in poller.poll(0)):
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, fd)
+                os.close(null)
+        except (OSError, ValueError, AttributeError):  # (closed, or no poll on this system)
+            pass
+
+
+class _Guarded:
+    """A text stream whose writes to a closed pipe are dropped, and said to its OutputGuard."""
+
+    def __init__(self, stream, guard: "OutputGuard"):
+        self._stream, self._guard = stream, guard
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self._guard.closed(exc)
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._guard.closed(exc)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class OutputGuard:
+    """Within the block, sys.stdout and sys.stderr drop what goes to a pipe whose reader is gone, and
+    `broken` says it happened: training then stops and saves as on a signal. Its progress bar or a log
+    line raised BrokenPipeError (`training.py ... 2>&1 | tee log`, then Ctrl-C, ends tee too), which
+    skipped the save: the steps since the last checkpoint were lost, and a new run's --out removed."""
+
+    def __init__(self):
+        self.broken = False
+        self._saved = None
+
+    def closed(self, exc: OSError) -> None:
+        if exc.errno != errno.EPIPE:
+            raise exc
+        self.broken = True
+        quiet_closed_pipes()
+
+    def start(self) -> "OutputGuard":
+        self._saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = (None if s is None else _Guarded(s, self) for s in self._saved)
+        return self
+
+    def end(self) -> None:
+        """The streams as they were (again: a no-op once done, or before start)."""
+        if self._saved is not None:
+            sys.stdout, sys.stderr = self._saved
+            self._saved = None
+
+    def __enter__(self) -> "OutputGuard":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.end()
 
 
 def raise_for(signum: int):

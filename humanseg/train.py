@@ -33,7 +33,7 @@ from humanseg.errors import HumansegError, WeightsError, out_of_memory, plural
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
 from humanseg.model.segmenter import Segmenter
-from humanseg.signals import STOPS, StopSignals, Terminated, child_ends_ignored
+from humanseg.signals import STOPS, OutputGuard, StopSignals, Terminated, child_ends_ignored
 from humanseg.sources import natural_key
 
 
@@ -613,6 +613,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     made_out: list[Path] = []  # the folders this run made for --out, deepest first
     lock = None
     stops = None
+    pipes = OutputGuard()  # entered with the progress bar, left at the end
 
     try:
         held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
@@ -786,6 +787,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             run_loss, run_iou = last.get("loss"), last.get("train_iou")
             last_val, val_step[0] = record["metrics"], record["extra"].get("metrics_step")
         row: dict | None = None
+        pipes.start()
         bar = tqdm(total=total, initial=start_step, disable=not is_main or sys.stderr is None, unit="it",
                    dynamic_ncols=True)  # (stderr closed, 2>&-: no bar rather than a failure)
         net.train()
@@ -866,6 +868,8 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     # A planned pause: same as an interruption, but a normal exit.
                     stopped_early = True
                     break
+                if pipes.broken and stops.signum is None:  # stopped as by a signal, and saved
+                    stops.signum = signal.SIGPIPE
                 if stop_agreed(stops, device, distributed):
                     interrupted = True
                     break
@@ -901,8 +905,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
             if is_main:
                 save_run(step, best_first=not val_pairs)
                 if interrupted or stopped_early:
+                    # Stopped at the last step (a second Ctrl-C in the final validation): --resume alone
+                    # was refused ("already at step 3 of 3").
+                    how = ("--resume" if step < total else
+                           f"--resume and -i over {step}; it was the last step" +
+                           ("; its final validation was cut short" if val_pairs else ""))
                     log(f"{'interrupted' if interrupted else 'stopped'} at step {step}: saved {last_path} "
-                        f"(continue with --resume)")
+                        f"(continue with {how})")
                 else:
                     log(f"done: {step} steps; last {last_path}, best {best_path} (val mIoU "
                         f"{best_iou:.4f})" if val_pairs else
@@ -911,7 +920,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         # A signal that came while the run saved, having finished: answered now that all is saved.
         interrupted = interrupted or stops.signum is not None
         if interrupted:
-            if stops.signum in STOPS:
+            if stops.signum in (*STOPS, signal.SIGPIPE):  # (SIGPIPE: "terminated (SIGPIPE)", exit 141)
                 raise Terminated(stops.signum)  # reported as every command reports SIGTERM / SIGHUP
             raise HumansegError("interrupted", exit_code=130)
         return {"step": step, "best_iou": best_iou, **last_val}
@@ -925,6 +934,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     finally:
         if stops is not None:  # (a run that failed while it saved: held, and restored here)
             stops.restore()
+        pipes.end()
         if lock is not None:
             _locks.remove(lock)
             os.close(lock)

@@ -594,3 +594,13 @@ def test_camera_changes_mix_blur_fewer_pixels_and_jpeg(pairs):
              for s in range(200)]
     blocky = sum(d[7::8].mean() > 1.2 * np.delete(d, np.s_[7::8]).mean() for d in steps)
     assert blocky >= 40, blocky  # 66 of 200 as built, none without JPEG
+
+
+def test_composites_in_a_tall_sample_keep_the_person_in_view(pairs):
+    # A person placed free may go below the bottom edge by up to a fifth of the sample's height; people
+    # keep the network's scale, so at --size 1280x960 that put about one composite in nine wholly out
+    # of view (an empty mask, wasted). The dev people, at the recipe's 256x192, never came near.
+    ds = TrainingSet(pairs, [], size=(1280, 960), length=60, seed=5, p_composite=1.0, p_empty=0.0,
+                     p_camouflage=0.0)
+    empty = [i for i in range(60) if not ds.sample(i)[2].any()]
+    assert empty == []

@@ -3,6 +3,7 @@ import glob
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -752,6 +753,57 @@ def test_ctrl_c_or_sigterm_saves_the_step_and_resume_goes_on(two_sets, tmp_path,
     assert r.returncode == 0, r.stderr
     assert f"resumed {out / 'last.pt'} at step {step}" in r.stdout + r.stderr
     assert load_model(out / "last.pt")[1]["step"] == step + 2
+
+
+@pytest.mark.slow
+def test_an_output_pipe_closed_stops_the_run_as_a_signal_does_with_the_step_saved(two_sets, tmp_path):
+    # `training.py ... | head -1` (or a `| tee` that went away): the next validation line raised
+    # BrokenPipeError, "Error: Broken pipe", exit 1, and the steps since the last checkpoint were lost.
+    out = tmp_path / "w"
+    err = tmp_path / "err"
+    with open(err, "w") as err_file:
+        proc = subprocess.Popen([sys.executable, "training.py", "-i", "5000", "--val-every", "2", "--images",
+                                 str(two_sets), "--out", str(out), "--val-sets", "8", "--size", "128x96", "-b", "2",
+                                 "--threads", "1", "--init", "scratch", "--workers", "0"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=err_file, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        try:
+            assert proc.stdout.readline().startswith(b"training on ")
+            proc.stdout.close()  # as head -1 does
+            assert proc.wait(timeout=300) == 141
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    stderr = err.read_text()
+    assert "Traceback" not in stderr and stderr.strip().endswith("Error: terminated (SIGPIPE)"), stderr
+    step = load_model(out / "last.pt")[1]["step"]
+    assert step >= 2 and step % 2 == 0 and int(history(out)[-1]["step"]) == step  # saved where it stopped
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_output_through_tee_saves_the_step(two_sets, tmp_path):
+    # `training.py ... 2>&1 | tee log`, then Ctrl-C, which ends tee too: the progress bar's next write
+    # raised BrokenPipeError in the clean-up, before the save: no last.pt, a new run's --out removed.
+    out, log = tmp_path / "w", tmp_path / "log"
+    command = (f"{shlex.quote(sys.executable)} training.py -i 5000 --images {shlex.quote(str(two_sets))} --out "
+               f"{shlex.quote(str(out))} --val-sets none --size 128x96 -b 2 --threads 1 --init scratch --workers 0 "
+               f"2>&1 | tee {shlex.quote(str(log))} > /dev/null; echo exit=${{PIPESTATUS[0]}}")
+    proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: (as_from_a_terminal(), os.setpgrp()))
+    try:
+        deadline = time.monotonic() + 300
+        while "3/5000" not in (log.read_text(errors="replace") if log.exists() else "") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert stdout.strip().splitlines()[-1] == "exit=130", stdout
+    step = load_model(out / "last.pt")[1]["step"]
+    assert step >= 3 and int(history(out)[-1]["step"]) == step
 
 
 @pytest.mark.slow
@@ -2083,3 +2135,20 @@ def test_a_forced_run_cut_off_after_its_first_checkpoint_leaves_none_of_the_earl
         train_here([*args, "--force", "--lr", "0.01"])
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt"]
     assert all(load_model(out / name)[1]["extra"]["lr"] == 0.01 for name in ("best.pt", "last.pt"))
+
+
+def test_a_run_stopped_in_its_final_validation_says_how_it_goes_on(two_sets, tmp_path, monkeypatch):
+    # A second Ctrl-C in the last step's validation: the run said "continue with --resume", which then
+    # refused ("already at step 2 of 2; ask for more iterations with -i").
+    from humanseg import train as train_module
+
+    def cut_short(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "validate", cut_short)
+    out, lines = tmp_path / "w", []
+    with pytest.raises(HumansegError, match="^interrupted$"):
+        train_quietly(two_sets, out, log=lines.append, size=(128, 96), val_sets="8", val_every=5)
+    assert lines[-1] == (f"interrupted at step 2: saved {out / 'last.pt'} (continue with --resume and -i over 2; "
+                         f"it was the last step; its final validation was cut short)")
+    assert load_model(out / "last.pt")[1]["step"] == 2

@@ -216,7 +216,10 @@ class TrainingSet(Dataset):
                     span = pm[1, 1] * (low - top)
                     pm[1, 2] += size[1] - bottom + max(0.0, span - size[1]) * (lift + 0.05) / 0.25
                 else:
-                    pm[1, 2] += size[1] - bottom + (max(lift, 0.0) if cut else lift) * size[1]
+                    # At most 3/4 of the person below the edge: a fifth of a tall sample's height (1280x960)
+                    # put a person of the network's scale wholly out of view, an empty "composite" in 9.
+                    down = min((max(lift, 0.0) if cut else lift) * size[1], 0.75 * abs(pm[1, 1]) * (low - top))
+                    pm[1, 2] += size[1] - bottom + down
             if top_cut and not cut:
                 pm[1, 2] -= max(0.0, pm[1, 1] * top + pm[1, 2])
             # A person cut off at one side of their frame keeps that cut at or beyond the sample's side
