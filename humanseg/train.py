@@ -645,6 +645,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 raise HumansegError("--refine-kernel applies to a new run; --resume keeps the run's network")
             if not last_path.is_file():
                 raise HumansegError(f"--resume: no checkpoint to resume at {last_path}")
+            read_last = store.file_identity(last_path)  # checked again once the folder is ours (below)
             model, ckpt = load_model(last_path)
             start_step = ckpt.get("step", 0)
             record = resume_record(ckpt, last_path)
@@ -690,7 +691,16 @@ def train(cfg: TrainConfig, log=print) -> dict:
             # wrote anything, passed the check above, and the one that ended last replaced the other's
             # finished checkpoints without a word. Held until this process ends.
             made_out = _make_folders(out)
-            lock = _lock_folder(out)
+            try:
+                lock = _lock_folder(out)
+            except HumansegError:
+                made_out = []  # (another run's folder now, though this one made it: not removed)
+                raise
+            if cfg.resume and store.file_identity(last_path) != read_last:
+                # Another run, ending between the read and the lock, had written it: resumed from the
+                # step read, this run would have trained over that run's later steps.
+                raise HumansegError(f"--resume: {last_path} was written by another training run as this one "
+                                    f"started; run --resume again to continue from it")
             held = [p.name for p in (last_path, best_path, csv_path, png_path) if p.is_file()]
             if held and not cfg.resume and not cfg.force:  # a run that ended between the check and the lock
                 raise HumansegError(f"--out {out} already holds a training run ({', '.join(held)}); continue it "

@@ -329,6 +329,36 @@ def test_a_label_saved_meanwhile_is_kept_and_said(unlabeled, xdisplay):
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_redone_label_saved_again_meanwhile_is_kept_and_said(copy_set, xdisplay):
+    # Two labelers on --redo K of a frame with its mask and K.json: the second to accept replaced the
+    # first one's label without a word (both files were there when it opened, so both could be
+    # replaced); with a mask alone the K.json that appeared already stopped it.
+    shapes = [Shape([(100.0, 100.0), (300.0, 120.0), (250.0, 400.0)])]
+    root, info, k = set3_labeled_with(copy_set, shapes)
+    theirs = [Shape([(50.0, 50.0), (500.0, 50.0), (500.0, 400.0)])]
+    app, ready = start(root, xdisplay, "--redo", str(k))
+    try:
+        assert ready["source"] == "json"
+        app.key_answered("c", "edit", action="clear", shapes=0)
+        draw_square(app)
+        # The other labeler's save, as the labeler writes it: K.json and the mask together.
+        store.write_together([(info.mask_path(k), store.encode_png(shapes_to_mask(theirs, 480, 640)), True),
+                              (info.json_path(k), store.encode_json(to_labelme(theirs, f"{k}.png", 480, 640)), True)])
+        kept = [info.mask_path(k).read_bytes(), info.json_path(k).read_bytes()]
+        app.key("Return")
+        failed = app.wait_event("save_failed", frame=k)
+        assert failed["reason"].startswith("refusing to overwrite existing file: ")
+        app.key("q")
+        assert app.wait_exit() == 0
+        err = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert "it was labeled meanwhile (by another labeler?), and that label is kept" in err
+    assert [info.mask_path(k).read_bytes(), info.json_path(k).read_bytes()] == kept
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_enter_while_a_vertex_is_held_saves_it_as_a_release_there_would(unlabeled, xdisplay):
     # Enter before the button's release saved the drag as it was: a triangle's vertex held on the line
     # of the other two went to K.json as a polygon of no area (and an empty mask), which a release

@@ -2152,3 +2152,39 @@ def test_a_run_stopped_in_its_final_validation_says_how_it_goes_on(two_sets, tmp
     assert lines[-1] == (f"interrupted at step 2: saved {out / 'last.pt'} (continue with --resume and -i over 2; "
                          f"it was the last step; its final validation was cut short)")
     assert load_model(out / "last.pt")[1]["step"] == 2
+
+
+def test_a_run_refused_by_the_out_lock_leaves_the_folder_to_the_run_that_holds_it(two_sets, tmp_path, monkeypatch):
+    # Run B made --out, run A locked it first, and B, refused, removed the "empty" folder A was
+    # training into: A then died at its first save ("last.pt: No such file or directory").
+    from humanseg import train as train_module
+
+    def held_by_another(out):  # (A has written nothing there yet: its first save comes later)
+        raise HumansegError(f"--out {out} is in use by another training run")
+
+    monkeypatch.setattr(train_module, "_lock_folder", held_by_another)
+    out = tmp_path / "new" / "w"
+    with pytest.raises(HumansegError, match="in use by another training run"):
+        train_quietly(two_sets, out, size=(128, 96))
+    assert out.is_dir()  # for A's first save
+
+
+def test_a_resume_whose_last_pt_was_written_before_the_lock_is_refused(two_sets, tmp_path, monkeypatch):
+    # --resume read last.pt, then another run on the same --out wrote its later steps and ended before
+    # this one took the lock: it resumed from the step read and trained over those steps.
+    from humanseg import store
+    from humanseg import train as train_module
+
+    out = tmp_path / "w"
+    train_quietly(two_sets, out, size=(128, 96))
+    lock = train_module._lock_folder
+
+    def another_run_ends_first(folder):
+        store.write_bytes_atomic(folder / "last.pt", (folder / "last.pt").read_bytes(), overwrite=True)
+        return lock(folder)
+
+    monkeypatch.setattr(train_module, "_lock_folder", another_run_ends_first)
+    with pytest.raises(HumansegError, match=r"^--resume: .*last.pt was written by another training run as this "
+                                            r"one started; run --resume again to continue from it$"):
+        train_quietly(two_sets, out, size=(128, 96), iterations=4, resume=True)
+    assert load_model(out / "last.pt")[1]["step"] == 2

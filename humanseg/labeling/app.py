@@ -299,6 +299,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 emit("skipped", frame=k, reason="label path taken")
                 continue
             json_file = store.file_identity(info.json_path(k))  # the K.json the label may open from
+            mask_file = store.file_identity(info.mask_path(k))
             shapes, source, base = initial_label(info, k, frame, guesser)
             if shapes is None:  # a K.json of the user's this frame cannot open, and saving would replace
                 summary.skipped += 1
@@ -345,6 +346,13 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                         # label drawn on the old picture was saved beside the new one, without a word.
                         raise FrameChanged(f"{info.frame_path(k)} is not the frame this label was drawn on (it "
                                            f"was replaced since it opened)")
+                    for path, there, was in ((info.mask_path(k), opened.mask, mask_file),
+                                             (info.json_path(k), opened.json, json_file)):
+                        # A label file that was there when the frame opened (--redo, --all) and has been
+                        # saved again since, by another labeler: kept, as one that appeared is. It was
+                        # replaced without a word where both the mask and K.json were there.
+                        if there and store.file_identity(path) != was:
+                            raise AlreadyExists(path)
                     mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base, keep_mask,
                                                       keep_json)
                     written = True
