@@ -55,6 +55,7 @@ class CaptureContext:
     background: np.ndarray | None = None
     frames_saved: int = 0
     sets: list[int] = field(default_factory=list)  # the sets saved into, in order (Bkg twice: two)
+    bkg_file: tuple | None = None  # the set's bkg.png when this session took the set (store.file_identity)
 
     @property
     def set_path(self) -> Path | None:
@@ -172,6 +173,12 @@ def save_capture(kind: str, frame: np.ndarray, context: CaptureContext) -> Saved
         number, path = store.save_background(context.images_root, frame)
         return Saved("background", number, None, path)
     bkg = context.background
+    now = store.file_identity(store.set_path(context.images_root, context.set_number) / store.BKG_NAME)
+    if context.bkg_file is not None and now is not None and now != context.bkg_file:
+        # The set deleted, and its number taken by another capture tool's new set: the frame went in
+        # beside another room's bkg.png.
+        raise StoreError(f"set {context.set_number}'s bkg.png is not the one this session took (the set was "
+                         f"made anew, by another capture tool?); not saved: press Bkg for a set of your own")
     if bkg is not None and bkg.shape != frame.shape:  # a set whose frames differ from bkg.png cannot be trained on
         raise StoreError(f"frame is {frame.shape[1]}x{frame.shape[0]} but set {context.set_number}'s bkg.png "
                          f"is {bkg.shape[1]}x{bkg.shape[0]}; not saved")
@@ -241,6 +248,8 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
     """
     context = CaptureContext(Path(images_root), set_number=controller.set_number,
                              background=background, frames_saved=controller.frames_saved)
+    if context.set_number is not None:  # (--set N: the set's bkg.png as it is now)
+        context.bkg_file = store.file_identity(context.set_path / store.BKG_NAME)
     emit = log or (lambda record: None)
     fps_meter = FpsMeter()
     keys: list[int] = []
@@ -414,6 +423,7 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
         context.sets.append(saved.set_number)
     if kind == "background":
         context.background = frame.copy()
+        context.bkg_file = store.file_identity(saved.path)
     if on_saved is not None:
         on_saved(saved, frame, context)
     return event

@@ -581,6 +581,28 @@ def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):
     assert store.list_sets(images) == [6]
 
 
+def test_a_set_made_anew_under_its_number_meanwhile_gets_no_frame(tmp_path, dev_root, copy_set):
+    # main.py --set 6 open; set6 deleted, and another capture tool's Bkg made a new set6 (the number
+    # was free again): Sav put this session's frame beside that other room's bkg.png.
+    images = copy_set(6)
+    clock = Clock()
+    events = []
+
+    def on_frame(frame, ctx):
+        if ctx.frame_index == 10:
+            shutil.rmtree(images / "set6")
+            store.save_background(images, np.zeros_like(frame))  # set1 now; named set6 below
+            (images / "set1").rename(images / "set6")
+
+    run_capture(ListSource(frames(dev_root), clock), ScriptWindow({20: [ord("s")], 100: [ord("q")]}),
+                controller(clock, set_number=6), images, clock=clock, log=events.append, on_frame=on_frame)
+    assert [e["event"] for e in events if e["event"] in ("saved", "message")] == ["message"]
+    assert [e["text"] for e in events if e["event"] == "message"] == [
+        "save failed: set 6's bkg.png is not the one this session took (the set was made anew, by another "
+        "capture tool?); not saved: press Bkg for a set of your own"]
+    assert sorted(p.name for p in (images / "set6").iterdir()) == ["bkg.png"]
+
+
 def test_the_status_line_counts_frames_another_capture_tool_saves_into_the_set(tmp_path, dev_root, copy_set):
     # The line counted the frames there at the start plus this session's saves: two capture tools on
     # one set each showed their own count, never what the set holds.
