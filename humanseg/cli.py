@@ -236,7 +236,9 @@ def reports_errors(fn):
             if not out_of_memory(exc):
                 raise
             # A huge frame (6400x4800) on a small machine: numpy's MemoryError, OpenCV's error.
-            raise UserError("out of memory (an image too large for this machine's memory?)", 1) from None
+            # (Training's data set, decoded whole, too: there no one image is to blame.)
+            raise UserError("out of memory (an image too large for this machine's memory, or too many "
+                            "at once?)", 1) from None
         finally:
             # Exit hooks run last registered first: this one, registered after the command imported
             # torch (and registered again each time, so it stays the last), runs before torch's.

@@ -130,6 +130,8 @@ def out_of_memory(exc: BaseException) -> bool:
     text = str(exc)
     if type(exc).__name__ == "error" and "Insufficient memory" in text:  # OpenCV's (cv2.error)
         return True
+    # ("could not create a primitive": oneDNN's convolution that found no memory for its workspace; a
+    # training step under a memory limit ended in its traceback.)
     return isinstance(exc, RuntimeError) and any(
         words in text for words in ("can't allocate memory", "out of memory", "Unable to allocate",
-                                    "Cannot allocate memory"))
+                                    "Cannot allocate memory", "could not create a primitive"))

@@ -216,6 +216,16 @@ def why_no_labels(root: str | os.PathLike) -> str:
     return hint
 
 
+def numbers_shown(numbers: list[int], most: int = 12) -> str:
+    """Set numbers for a line: all of a few; of many, the first and last few and how many (a thousand
+    sets made a line of 5,000 characters)."""
+    if len(numbers) <= most:
+        return ", ".join(map(str, numbers))
+    half = most // 2
+    return (f"{', '.join(map(str, numbers[:half]))}, ..., {', '.join(map(str, numbers[-half:]))}: "
+            f"{len(numbers)} sets")
+
+
 def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
     """Describe set `number` under root; raises StoreError if the folder or its bkg.png is missing."""
     path = set_path(root, number)
@@ -230,7 +240,7 @@ def scan_set(root: str | os.PathLike, number: int) -> SetInfo:
         if os.path.islink(path) and not os.path.exists(path):  # (False, not OSError, for a name too long)
             raise StoreError(f"set folder {not_a_file(path)}: {path} -> {os.readlink(path)}")
         available = list_sets(root)
-        hint = (f" (sets here: {', '.join(map(str, available))})" if available
+        hint = (f" (sets here: {numbers_shown(available)})" if available
                 else passed_over(root, sets=True) or " (no sets here)")
         raise StoreError(f"set folder not found: {path}{hint}")
     try:  # one listing for the background's near names, the frames, their labels and the labels left out

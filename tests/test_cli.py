@@ -245,7 +245,7 @@ def test_a_command_failing_for_memory_or_a_file_is_one_line_and_any_other_failur
             raise exc
         return command
 
-    for exc, message, code in ((MemoryError(), "out of memory (an image too large for this machine's memory?)", 1),
+    for exc, message, code in ((MemoryError(), "out of memory (an image too large for this machine's memory, or too many at once?)", 1),
                                (RuntimeError("can't allocate memory"), "out of memory (an image too large", 1),
                                # a data loader worker's numpy MemoryError, and a failed shared-memory map,
                                # as the RuntimeErrors PyTorch raises for them

@@ -1518,3 +1518,19 @@ def test_a_set_asked_for_in_an_images_folder_not_there_names_the_images_folder(t
     (tmp_path / "file").write_text("x")
     with pytest.raises(StoreError, match=r"^images folder not found: .*/file$"):
         store.scan_set(tmp_path / "file", 1)
+
+
+def test_a_set_not_found_among_many_names_a_few_of_them(tmp_path):
+    # A thousand sets made "set folder not found" a line of 5,000 characters.
+    root = tmp_path / "images"
+    for n in range(1, 31):
+        (root / f"set{n}").mkdir(parents=True)
+        (root / f"set{n}" / "bkg.png").write_bytes(b"")
+    with pytest.raises(StoreError) as exc:
+        store.scan_set(root, 99)
+    assert str(exc.value) == (f"set folder not found: {root / 'set99'} (sets here: 1, 2, 3, 4, 5, 6, ..., 25, 26, "
+                              f"27, 28, 29, 30: 30 sets)")
+    for n in range(13, 31):
+        shutil.rmtree(root / f"set{n}")
+    with pytest.raises(StoreError, match=r"\(sets here: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12\)$"):
+        store.scan_set(root, 99)

@@ -1744,6 +1744,9 @@ def test_each_way_of_running_out_of_memory_is_said_as_such_and_other_failures_ar
             "/dev/shm more room")
     assert memory_failure(MemoryError(), cfg, "cuda:0", 4, True) == (
         "out of memory at step 5 with -b 8 at --size 256x192 on cuda:0 ({kept}); use a smaller -b or --size")
+    # oneDNN's convolution without memory for its workspace (a traceback under `ulimit -v`):
+    assert memory_failure(RuntimeError("could not create a primitive"), cfg, "cpu", 4, True).startswith(
+        "out of memory at step 5 with -b 8")
     assert memory_failure(RuntimeError("CUDA out of memory"), cfg, "cpu", 4, False).startswith(
         "out of memory validating or saving after step 4 on cpu ({kept}); validation runs each held-out frame whole")
     for exc in (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), ValueError("out of memory"),
