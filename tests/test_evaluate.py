@@ -42,6 +42,8 @@ def test_evaluate_matches_metrics_computed_by_hand(copy_set):
         # The baseline by hand: the largest channel difference above 30.
         pred = np.where(np.abs(frame.astype(int) - bkg.astype(int)).max(axis=2) > 30, 255, 0).astype(np.uint8)
         assert np.array_equal(pred, r.pred) and np.array_equal(absdiff_mask(frame, bkg), pred)
+        # Kept as PNG until the run's end, not as the array (2 MB a 1080p frame, for every frame).
+        assert isinstance(r.pred_png, bytes) and len(r.pred_png) < pred.size // 20
         assert np.count_nonzero(pred) < pred.size and (np.count_nonzero(pred) > 0) == (np.count_nonzero(truth) > 0)
         inter = np.logical_and(pred > 0, truth > 0).sum()
         union = np.logical_or(pred > 0, truth > 0).sum()
@@ -661,7 +663,7 @@ def test_the_montage_caption_is_outlined_to_read_on_a_pale_wall(copy_set):
     frame = cv2.imread(str(root / "set8" / "0.png"))
     cv2.imwrite(str(root / "set8" / "0.png"), np.full_like(frame, 255))  # a white wall behind the caption
     pred = np.zeros(frame.shape[:2], np.uint8)
-    result = FrameResult(8, 0, {"iou": 0.5, "dice": 0.6, "boundary_f": 0.4}, 1.0, pred)
+    result = FrameResult(8, 0, {"iou": 0.5, "dice": 0.6, "boundary_f": 0.4}, 1.0, store.encode_png(pred))
     caption = worst_montage(root, [result])[4:24, 4:250]
     dark = (caption.max(axis=2) < 80).sum()
     yellow = ((caption[..., 0] < 100) & (caption[..., 1] > 200) & (caption[..., 2] > 200)).sum()
@@ -703,7 +705,7 @@ def test_the_montage_shows_the_six_lowest_iou_frames_worst_first(tmp_path):
     root = one_frame_set(tmp_path)
     ious = [0.9, 0.2, 0.7, 0.5, 0.95, 0.1, 0.3, 0.8]  # eight results, each with its own prediction
     results = [FrameResult(1, 0, {"iou": v, "dice": v, "boundary_f": v}, 1.0,
-                           np.full((30, 40), 10 * (i + 1), np.uint8)) for i, v in enumerate(ious)]
+                           store.encode_png(np.full((30, 40), 10 * (i + 1), np.uint8))) for i, v in enumerate(ious)]
     montage = worst_montage(root, results)
     assert montage.shape == (6 * 240, 3 * 320, 3)
     shown = [int(montage[row * 240 + 120, 2 * 320 + 160, 0]) for row in range(6)]
@@ -844,7 +846,7 @@ def test_the_montage_caption_shows_the_frames_iou_and_boundary_f(tmp_path):
 
     def montage(iou, dice, boundary_f):
         return worst_montage(root, [FrameResult(1, 0, {"iou": iou, "dice": dice, "boundary_f": boundary_f}, 1.0,
-                                                pred)])
+                                                store.encode_png(pred))])
 
     shown = montage(0.5, 0.6, 0.4)
     assert np.array_equal(shown, montage(0.5, 0.9, 0.4))
