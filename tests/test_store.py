@@ -1043,7 +1043,7 @@ def test_out_of_memory_is_one_line_not_corrupt_nor_a_traceback(tmp_path, monkeyp
 
     result = CliRunner().invoke(command, [])
     assert (result.exit_code, result.output) == (1, "Error: out of memory (an image too large for this "
-                                                    "machine's memory?)\n")
+                                                    "machine's memory, or too many at once?)\n")
 
 
 def _labeled_set(root, value=100):
