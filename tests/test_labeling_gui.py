@@ -359,6 +359,28 @@ def test_a_redone_label_saved_again_meanwhile_is_kept_and_said(copy_set, xdispla
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_redone_label_rewritten_with_the_same_bytes_is_saved_over(copy_set, xdisplay):
+    # A save that fails (a full disk) puts back the mask it replaced: as a new file with the same bytes
+    # where the file system has no hard links (FAT32, exFAT). Accepting again must save, not take that
+    # for another labeler's label.
+    shapes = [Shape([(100.0, 100.0), (300.0, 120.0), (250.0, 400.0)])]
+    root, info, k = set3_labeled_with(copy_set, shapes)
+    app, ready = start(root, xdisplay, "--redo", str(k))
+    try:
+        app.key_answered("c", "edit", action="clear", shapes=0)
+        draw_square(app)
+        for path in (info.mask_path(k), info.json_path(k)):  # the same bytes, another file
+            store.write_bytes_atomic(path, path.read_bytes(), overwrite=True)
+        app.key("Return")
+        app.wait_event("saved", frame=k, written=True)
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    assert np.array_equal(store.read_mask(info.mask_path(k)), shapes_to_mask([Shape(SQUARE)], 480, 640))
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_enter_while_a_vertex_is_held_saves_it_as_a_release_there_would(unlabeled, xdisplay):
     # Enter before the button's release saved the drag as it was: a triangle's vertex held on the line
     # of the other two went to K.json as a polygon of no area (and an empty mask), which a release

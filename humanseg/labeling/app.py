@@ -206,6 +206,14 @@ class Opened:
         return cls(info.mask_path(k).is_file(), info.json_path(k).is_file())
 
 
+def _content(path: Path) -> bytes | None:
+    """A label file's bytes, None where it cannot be read (none there, a folder)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 def mask_intact(info: store.SetInfo, k: int, shape: tuple[int, ...]) -> bool:
     """K_mask.png can be read as a mask of the frame's size."""
     try:
@@ -299,7 +307,9 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                 emit("skipped", frame=k, reason="label path taken")
                 continue
             json_file = store.file_identity(info.json_path(k))  # the K.json the label may open from
-            mask_file = store.file_identity(info.mask_path(k))
+            # What the label files held as the frame opened: by their bytes, not identity (a save that
+            # failed restores the file it replaced as a new file where the file system has no hard links).
+            held = {path: _content(path) for path in (info.mask_path(k), info.json_path(k))}
             shapes, source, base = initial_label(info, k, frame, guesser)
             if shapes is None:  # a K.json of the user's this frame cannot open, and saving would replace
                 summary.skipped += 1
@@ -346,12 +356,11 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
                         # label drawn on the old picture was saved beside the new one, without a word.
                         raise FrameChanged(f"{info.frame_path(k)} is not the frame this label was drawn on (it "
                                            f"was replaced since it opened)")
-                    for path, there, was in ((info.mask_path(k), opened.mask, mask_file),
-                                             (info.json_path(k), opened.json, json_file)):
+                    for path, there in ((info.mask_path(k), opened.mask), (info.json_path(k), opened.json)):
                         # A label file that was there when the frame opened (--redo, --all) and has been
                         # saved again since, by another labeler: kept, as one that appeared is. It was
                         # replaced without a word where both the mask and K.json were there.
-                        if there and store.file_identity(path) != was:
+                        if there and _content(path) != held[path]:
                             raise AlreadyExists(path)
                     mask_path, json_path = save_label(info, k, editor, frame.shape[:2], opened, base, keep_mask,
                                                       keep_json)
