@@ -201,13 +201,9 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         if not store.scan_set(root, n).labeled:
             raise HumansegError(f"--sets {sets}: set {n} has no labeled frames ({store.set_path(root, n)}); "
                                 f"label it first, or leave it out")
-    folders: dict[Path, Path] = {}  # each set folder as the system finds it -> as named
+    folders: dict[Path, Path] = {}
     for n in wanted or store.list_sets(root):  # (a link to another set was scored twice; training refuses it)
-        named = store.set_path(root, n)
-        first = folders.setdefault(named.resolve(), named)
-        if first != named:
-            raise HumansegError(f"--images: {named} is the set folder {first} again (through a link); its "
-                                f"frames would count twice")
+        store.refuse_set_reached_again(folders, store.set_path(root, n), "its frames would count twice")
     if save_masks:  # OUT/setN/K_mask.png: OUT must not be a folder of captures (e.g. --images itself)
         store.refuse_capture_folder(save_masks, "--save-masks")  # nor one set (OUT/setN inside it)
         for n in store.list_sets(save_masks):

@@ -401,6 +401,14 @@ def refuse_special_file(path: str | os.PathLike, what: str) -> None:
         raise StoreError(f"{what} {path} is not a regular file (a device or a pipe); name a file".lstrip())
 
 
+def refuse_set_reached_again(seen: dict[Path, Path], named: Path, why: str) -> None:
+    """Record set folder `named` in seen (each set folder as the system finds it -> as named); one
+    reached again through a link (images/set4 -> set3, or across --images roots) is refused: `why`."""
+    first = seen.setdefault(named.resolve(), named)
+    if first != named:
+        raise HumansegError(f"--images: {named} is the set folder {first} again (through a link); {why}")
+
+
 @contextlib.contextmanager
 def appeared_meanwhile():
     """An output that appeared after the check before the run (another run writing there too): a

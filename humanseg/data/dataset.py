@@ -66,11 +66,9 @@ def load_pairs(roots: list[str | os.PathLike]) -> list[Pair]:
             raise HumansegError(f"images folder not found: {root}")
         before = len(pairs)
         for s in store.load_labeled(root):
-            named = store.set_path(root, s.set_number)
-            first = folders.setdefault(named.resolve(), named)
-            if first != named:  # a link to a set of another root (or of its own): trained on and held out
-                raise HumansegError(f"--images: {named} is the set folder {first} again (through a link); its "
-                                    f"frames would count twice, and be validated on while trained on")
+            # A link to a set of another root (or of its own): trained on and held out.
+            store.refuse_set_reached_again(folders, store.set_path(root, s.set_number),
+                                           "its frames would count twice, and be validated on while trained on")
             pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
         if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
             store.check_root(root)
