@@ -315,3 +315,15 @@ def test_a_symlink_loop_anywhere_a_path_is_given_is_one_line(case, tmp_path, dev
     assert r.returncode == 2 and r.stderr.splitlines() == [
         f"Error: {loop}: a symlink loop (links that lead back to each other); remove or mend it"], r.stderr[-600:]
     assert os.readlink(loop) == f"other-{loop.name}"  # left as it was
+
+
+def test_release_imports_neither_torch_nor_opencv_before_its_ctrl_c_handling():
+    # `python -m humanseg.model.release` imported torch (through humanseg.model's __init__) and
+    # OpenCV (through store) before its handler was in place: a Ctrl-C in its first second and a
+    # half was a KeyboardInterrupt traceback. The entry points' own imports take a tenth of that.
+    script = ("import sys, humanseg.model.release\n"
+              "print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))\n"
+              "from humanseg.model import load_segmenter, DEFAULT_WEIGHTS\n"  # the package's names still there
+              "print(callable(load_segmenter), DEFAULT_WEIGHTS.name, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "[]\nTrue default.pt True\n", "")

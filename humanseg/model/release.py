@@ -3,7 +3,6 @@ optimizer state (a third of the size), as shipped in humanseg/weights/default.pt
 
 import click
 
-from humanseg import store
 from humanseg.cli import CONTEXT, Command, File, as_a_tool, reports_errors
 
 
@@ -15,6 +14,7 @@ from humanseg.cli import CONTEXT, Command, File, as_a_tool, reports_errors
 def main(src, dst, recipe):
     """Write DST: the checkpoint SRC without its optimizer state, with RECIPE (the command that made
     it) stored in it. DST is replaced if it exists, but never a capture set's own file."""
+    from humanseg import store  # (imported here, as torch is: a Ctrl-C in its OpenCV import is then one line)
     from humanseg.model.checkpoint import release_checkpoint
 
     store.refuse_capture_file(dst, "DST")
