@@ -1032,17 +1032,22 @@ class Sample:
     path: Path
 
 
-def load_labeled(root: str | os.PathLike, sets: list[int] | None = None) -> list[Sample]:
-    """Every labeled frame of the chosen sets (all sets by default), validated."""
+def load_labeled(root: str | os.PathLike, sets: list[int] | None = None,
+                 counted: Callable[[int], None] | None = None, read: Callable[[], None] | None = None
+                 ) -> list[Sample]:
+    """Every labeled frame of the chosen sets (all sets by default), validated. For progress, `counted`
+    gets the number of labeled frames once the sets are listed, and `read` is called after each frame."""
     numbers = list_sets(root) if sets is None else sets
+    infos = [info for info in (scan_set(root, n) for n in numbers) if info.labeled]
+    if counted is not None:
+        counted(sum(len(info.labeled) for info in infos))
     samples = []
-    for n in numbers:
-        info = scan_set(root, n)
-        if not info.labeled:
-            continue
+    for info in infos:
         bkg = read_background(info)
         for k in info.labeled:
             frame = read_frame(info, k, bkg.shape)
             mask = read_mask(info.mask_path(k), frame.shape)
-            samples.append(Sample(n, k, frame, bkg, mask, info.frame_path(k)))
+            samples.append(Sample(info.number, k, frame, bkg, mask, info.frame_path(k)))
+            if read is not None:
+                read()
     return samples

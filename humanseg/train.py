@@ -632,7 +632,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for path in (last_path, best_path, csv_path, png_path):
                 if os.path.lexists(path) and not path.is_file():
                     raise HumansegError(f"--out {out}: {path.name} there is not a file; move it away")
-        pairs = load_pairs(cfg.images)  # every root must hold labeled frames
+        pairs = load_pairs(cfg.images, progress=is_main)  # every root must hold labeled frames
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = load_rooms(cfg.backgrounds)
 

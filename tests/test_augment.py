@@ -1,7 +1,9 @@
 """Training data: augmentations do what their names say, samples are reproducible, sets are held out whole."""
 
+import io
 import re
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -126,6 +128,32 @@ def test_val_sets_hold_out_that_set_of_every_root(tmp_path, dev_root):
     train, val = split_sets(pairs, "3")
     assert sorted({p.set_key for p in val}) == sorted([f"{dev_root}:set3", f"{other}:set3"])
     assert f"{other}:set5" in {p.set_key for p in train}
+
+
+def test_reading_the_frames_shows_progress_on_a_terminal_only(tmp_path, dev_root, monkeypatch):
+    # Training decoded a thousand labeled frames (14 s) before its first line, without a word.
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    other = tmp_path / "other"
+    shutil.copytree(dev_root / "set3", other / "set3")
+    shutil.copytree(dev_root / "set5", other / "set5")
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    pairs = load_pairs([other], progress=True)
+    shown = sys.stderr.getvalue()
+    n = len(pairs)  # set3's and set5's labeled frames, counted before they are read
+    assert n == len(list(other.glob("set*/*_mask.png"))) and n >= 6
+    assert shown.startswith(f"\rreading frames:   0%|          | 0/{n} "), shown  # the total known from the start
+    last = shown.split("\r")[-2]
+    assert shown.endswith("\r") and last.strip() == "", shown  # cleared at the end (before training's first line)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    load_pairs([other], progress=False)  # other ranks of a multi-process run, and library callers
+    assert sys.stderr.getvalue() == ""
+    plain = io.StringIO()  # stderr to a file or pipe (a log, CI): nothing written there either
+    monkeypatch.setattr(sys, "stderr", plain)
+    load_pairs([other], progress=True)
+    assert plain.getvalue() == ""
 
 
 def test_hidden_files_in_a_backgrounds_folder_are_passed_over(tmp_path, dev_root):

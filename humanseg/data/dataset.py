@@ -13,6 +13,7 @@ noise/blur/JPEG per image, flips, scale and crops.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from humanseg import store
 from humanseg.data import augment as A
@@ -57,23 +59,43 @@ def distinct_folders(folders: list[str | os.PathLike], option: str) -> list[Path
     return list(seen.values())
 
 
-def load_pairs(roots: list[str | os.PathLike]) -> list[Pair]:
-    """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'."""
+def load_pairs(roots: list[str | os.PathLike], progress: bool = False) -> list[Pair]:
+    """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'.
+    With `progress`, a bar on stderr where it is a terminal (a thousand frames took 14 s without a word)."""
     pairs = []
     folders: dict[Path, Path] = {}  # each set folder as the system finds it -> as named
-    for root in distinct_folders(roots, "--images"):
-        if not root.is_dir():
-            raise HumansegError(f"images folder not found: {root}")
-        before = len(pairs)
-        for s in store.load_labeled(root):
-            # A link to a set of another root (or of its own): trained on and held out.
-            store.refuse_set_reached_again(folders, store.set_path(root, s.set_number),
-                                           "its frames would count twice, and be validated on while trained on")
-            pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
-        if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
-            store.check_root(root)
-            raise HumansegError(f"no labeled frames found in {root}"
-                                + (store.why_no_labels(root) or " (label some with label_images.py)"))
+    bar = None  # made once the first root's frames are counted (an empty bar showed "0frame" first)
+
+    def counted(n: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n, desc="reading frames", unit="frame", leave=False,
+                       disable=None if progress and sys.stderr is not None else True)  # (closed: 2>&-)
+        else:
+            bar.total += n
+            bar.refresh()
+
+    def read() -> None:
+        bar.update()
+
+    try:
+        for root in distinct_folders(roots, "--images"):
+            if not root.is_dir():
+                raise HumansegError(f"images folder not found: {root}")
+            before = len(pairs)
+            for s in store.load_labeled(root, counted=counted, read=read):
+                # A link to a set of another root (or of its own): trained on and held out.
+                store.refuse_set_reached_again(folders, store.set_path(root, s.set_number),
+                                               "its frames would count twice, and be validated on while "
+                                               "trained on")
+                pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
+            if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
+                store.check_root(root)
+                raise HumansegError(f"no labeled frames found in {root}"
+                                    + (store.why_no_labels(root) or " (label some with label_images.py)"))
+    finally:
+        if bar is not None:
+            bar.close()  # (leave=False: the line cleared, before an error's line or training's first)
     return pairs
 
 
