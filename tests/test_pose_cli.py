@@ -309,7 +309,7 @@ def test_with_several_people_the_strongest_pose_is_reported_and_every_palm_drawn
     assert {x < 640 for x, _ in found["palms"]} == {True, False}
     drawn = cv2.imread(str(tmp_path / "drawn" / "two_pose.png"))
     for x, y in found["palms"]:  # each a dot in the palm colour
-        assert tuple(drawn[round(y), round(x)]) == (255, 0, 255)
+        assert tuple(drawn[round(y), round(x)]) == (0, 0, 255)  # red, as in the capture tool
 
 
 def test_the_drawing_shows_sure_keypoints_their_lines_and_the_palms_where_they_are():
@@ -327,7 +327,10 @@ def test_the_drawing_shows_sure_keypoints_their_lines_and_the_palms_where_they_a
     assert changed[140, 60]  # the left forearm
     assert changed[30, 160] and not changed[160, 30]  # the nose, at (x, y) = (160, 30)
     assert not changed[60, 250] and not changed[80, 250]  # an unsure wrist: no dot, no line to it
-    assert tuple(drawn[50, 200]) == (255, 0, 255) and not changed[200, 50]  # the palm
+    from humanseg.ui.draw import PALM_COLOUR
+
+    assert tuple(drawn[50, 200]) == PALM_COLOUR == (0, 0, 255) and not changed[200, 50]  # the palm, red as in the
+    # capture tool (it was magenta here)
     assert changed.sum() < 2000  # nothing else: keypoints of score 0 (at the origin) are not drawn
 
 

@@ -7,7 +7,8 @@ import numpy as np
 
 from humanseg.pose.keypoints import KEYPOINT_NAMES, SKELETON_LINES, Palm, Pose
 
-_LEFT, _RIGHT, _MIDDLE, _PALM = (255, 160, 0), (0, 140, 255), (0, 220, 0), (255, 0, 255)
+# Palms red, as the capture tool draws them (humanseg.ui.draw.PALM_COLOUR; they were magenta here).
+_LEFT, _RIGHT, _MIDDLE, _PALM = (255, 160, 0), (0, 140, 255), (0, 220, 0), (0, 0, 255)
 
 
 def _colour(name: str) -> tuple[int, int, int]:
