@@ -553,10 +553,15 @@ class VideoOutput:
         self._writer.release()
         self._writer = None
         # OpenCV's writer says nothing when a write fails (a full disk): the file is read back, and one
-        # whose index never got written (AVI) or whose moov atom is missing (MP4, MOV) is not kept.
+        # whose moov atom is missing (MP4, MOV) or whose last frame cannot be read is not kept. (The
+        # frame count alone passed a cut-off AVI or MKV: their writers put it at the file's start,
+        # whose room on the disk was taken before it filled; a 100 kB disk kept 3 of 6 frames.)
         check = cv2.VideoCapture(str(self.tmp))
         try:
             complete = check.isOpened() and check.get(cv2.CAP_PROP_FRAME_COUNT) >= 1
+            if complete:
+                check.set(cv2.CAP_PROP_POS_FRAMES, self.frames - 1)  # a seek, not a decode of the whole file
+                complete = check.read()[0]
         finally:
             check.release()
         if not complete:

@@ -397,18 +397,21 @@ def test_outputs_never_replace_inputs_nor_make_a_set_folder(tmp_path, dev_root, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ext", [".avi", ".mp4"])
-def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_path, dev_root, ext):
+@pytest.mark.parametrize("ext, frames, room", [(".avi", 40, 200_000), (".mp4", 40, 200_000), (".avi", 6, 100_000),
+                                               (".mkv", 6, 100_000)])
+def test_a_recording_cut_short_by_a_full_disk_is_an_error_not_a_broken_file(tmp_path, dev_root, ext, frames, room):
     # OpenCV's VideoWriter fails silently when the disk fills up; a file size limit (RLIMIT_FSIZE) makes
-    # every write past 200 kB fail the same way, without needing a small disk.
-    clip = write_clip(tmp_path / "clip.avi", dev_root, 40)
+    # every write past `room` bytes fail the same way, without needing a small disk. A short AVI or MKV
+    # (6 frames, 100 kB of room) was kept with half its frames, exit 0: its frame count, at the file's
+    # start, was written whole.
+    clip = write_clip(tmp_path / "clip.avi", dev_root, frames)
     out = tmp_path / f"rec{ext}"
 
     def small_disk():
         import resource
         import signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, room))
 
     r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", str(clip), "--no-window",
                         "--bkg", str(dev_root / "set3" / "bkg.png"), "--output", str(out)], cwd=ROOT,
