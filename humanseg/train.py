@@ -772,17 +772,19 @@ def train(cfg: TrainConfig, log=print) -> dict:
             rows past last.pt's step, which --resume leaves out and makes again (written after, such a
             kill lost the rows since the last save, --resume going on from the newer last.pt). The
             run's first save writes its checkpoint first: a metrics.csv alone would be a run that the
-            rerun is told to resume and --resume cannot (and a forced run's removes the earlier run's)."""
+            rerun is told to resume and --resume cannot (and a forced run's removes the earlier run's);
+            then metrics.csv, before best.pt (written after it, a full disk or a kill at best.pt lost the
+            first validation's row, and the running loss and IoU --resume goes on from)."""
             csv_first = not replacing[0] and last_path.is_file()
             if csv_first:
                 write_history(history, csv_path)
             if best_first:  # no validation: best.pt is the last step's
                 checkpoint(step, last_val, best_path)
             checkpoint(step, last_val, last_path)
-            if improved:  # (at the end: a Ctrl-C between a validation that improved and its checkpoints)
-                checkpoint(step, last_val, best_path)
             if not csv_first:
                 write_history(history, csv_path)
+            if improved:  # (at the end: a Ctrl-C between a validation that improved and its checkpoints)
+                checkpoint(step, last_val, best_path)
             plot_history(history, png_path)
 
         interrupted = stopped_early = improved = False

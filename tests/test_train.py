@@ -1890,8 +1890,13 @@ def test_a_training_killed_between_its_two_checkpoints_resumes_and_mends_best_pt
     )
     killed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["last.pt"]
+    # metrics.csv before best.pt: written after it, a kill (or a full disk) at best.pt lost the first
+    # validation's row, and --resume's running loss and IoU then started afresh.
+    assert sorted(p.name for p in out.iterdir()) == ["last.pt", "metrics.csv"]
+    first_row = history(out)
     at_kill = torch.load(out / "last.pt", weights_only=True)
+    assert [int(r["step"]) for r in first_row] == [2]
+    assert float(first_row[0]["val_iou"]) == pytest.approx(at_kill["metrics"]["iou"], abs=1e-4)
     assert at_kill["step"] == 2 and at_kill["extra"]["best_iou"] == at_kill["metrics"]["iou"]
     again = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "continue it with --resume" in again.stdout + again.stderr
@@ -1904,6 +1909,7 @@ def test_a_training_killed_between_its_two_checkpoints_resumes_and_mends_best_pt
     best = torch.load(out / "best.pt", weights_only=True)
     assert best["step"] >= 2 and best["metrics"]["iou"] >= at_kill["metrics"]["iou"]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "metrics.csv", "training.png"]
+    assert [int(r["step"]) for r in history(out)] == [2, 4, 6] and history(out)[0] == first_row[0]
 
 
 def scripted_validations(monkeypatch, scores):
