@@ -61,7 +61,10 @@ def as_a_tool() -> None:
        own errors are, rather than click's usage, a "Try --help" hint and then the error.
      - A file name that is not valid UTF-8 (bytes Python keeps as surrogates) is printed as it is, its
        own bytes, where a UTF-8 desktop locale's strict stdout raised UnicodeEncodeError (the C locale's
-       kept them); any other character the terminal's encoding lacks is escaped (\\u2014)."""
+       kept them); any other character the terminal's encoding lacks is escaped (\\u2014).
+     - Output that cannot be written (stdout to a full disk, or /dev/full) is said as such, "Error:
+       standard output: No space left on device", exit 1: it read as a full disk under a file being
+       written, and `--help` or `--version` gave a traceback."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")  # its error-level lines too: a truncated BMP
     if "cv2" in sys.modules and os.environ["OPENCV_LOG_LEVEL"] == "FATAL":  # imported already
         sys.modules["cv2"].setLogLevel(1)  # fatal only
@@ -71,6 +74,57 @@ def as_a_tool() -> None:
     for stream in (sys.__stdout__, sys.__stderr__):  # the process's own (not a test's capturing stand-in)
         if stream is not None:
             stream.reconfigure(errors=_NAMES_AS_THEY_ARE)
+    if sys.stdout is not None and not isinstance(sys.stdout, NamedStdout):
+        sys.stdout = NamedStdout(sys.stdout)
+    sys.excepthook = _output_failure_in_one_line
+
+
+STDOUT_NAME = "standard output"
+
+
+class NamedStdout:
+    """sys.stdout whose failed writes name it: an OSError without a file name (a full disk's) gets
+    "standard output" as its name, so that it reads "standard output: No space left on device" (a
+    closed pipe's stays a BrokenPipeError)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise _named(exc) from None
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise _named(exc) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _named(exc: OSError) -> OSError:
+    if exc.filename is not None or exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror, STDOUT_NAME)  # (the errno's own subclass, as OSError makes it)
+
+
+_python_excepthook = sys.excepthook
+
+
+def _output_failure_in_one_line(kind, exc, tb):
+    """What escapes every command's own handling: click's --help and --version writing to a full stdout."""
+    if isinstance(exc, OSError) and exc.filename == STDOUT_NAME:
+        try:
+            sys.stderr.write(f"Error: {errors.reason(exc)}\n")
+            sys.stderr.flush()
+            return  # (exit status 1, as for any uncaught exception)
+        except Exception:
+            pass
+    _python_excepthook(kind, exc, tb)
 
 
 # Every command, entry point and benchmark takes -h as well as --help (subcommands inherit the group's).

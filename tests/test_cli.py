@@ -1,5 +1,6 @@
 """What every entry point shares (humanseg/cli.py): one line on bad input, whatever reports it."""
 
+import errno
 import os
 import shutil
 import subprocess
@@ -327,3 +328,23 @@ def test_release_imports_neither_torch_nor_opencv_before_its_ctrl_c_handling():
               "print(callable(load_segmenter), DEFAULT_WEIGHTS.name, 'torch' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert (result.returncode, result.stdout, result.stderr) == (0, "[]\nTrue default.pt True\n", "")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_output_that_cannot_be_written_is_named_as_standard_output():
+    # stdout to a full disk: `--help` and `--version` were a traceback (click re-raises all but a
+    # closed pipe), and a command's own output failing read "Error: No space left on device", as if
+    # the file it was writing were on a full disk.
+    for args in (["-m", "humanseg", "--help"], ["-m", "humanseg", "--version"], ["-m", "humanseg", "live", "-h"],
+                 ["training.py", "--help"], ["main.py", "-h"], ["label_images.py", "-h"],
+                 ["-m", "humanseg", "evaluate", "--images", str(ROOT.parent / "shared" / "data" / "dev"), "--sets",
+                  "1", "--method", "absdiff"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True,
+                               timeout=120)
+        assert (r.returncode, r.stderr) == (1, "Error: standard output: No space left on device\n"), args
+    # A closed pipe stays a BrokenPipeError (training stops on it as on a signal), now with the name.
+    named = cli._named(BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    assert isinstance(named, BrokenPipeError) and str(named) == "[Errno 32] Broken pipe: 'standard output'"
+    kept = OSError(errno.ENOSPC, "No space left on device", "weights/best.pt")
+    assert cli._named(kept) is kept  # a file's own error keeps its file
