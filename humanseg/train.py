@@ -590,6 +590,15 @@ def _launch_env() -> tuple[int, int]:
                             f"rank below their number (torchrun sets both; unset them to train in one process)")
     if world > 1:
         number("LOCAL_RANK", "0")
+        # The process group meets at MASTER_ADDR:MASTER_PORT: a WORLD_SIZE left in the shell without
+        # them was torch's ValueError traceback ("environment variable MASTER_ADDR expected").
+        for name in ("MASTER_ADDR", "MASTER_PORT"):
+            if not os.environ.get(name, "").strip():
+                raise HumansegError(f"WORLD_SIZE={world} but {name} is not set (torchrun sets it; unset "
+                                    f"WORLD_SIZE to train in one process)")
+        port = number("MASTER_PORT", "")
+        if not 0 < port < 65536:
+            raise HumansegError(f"MASTER_PORT={port} is not a port (1 to 65535; torchrun sets it)")
     return world, rank
 
 

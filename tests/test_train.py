@@ -1453,10 +1453,26 @@ def test_torchruns_variables_out_of_range_are_named_before_the_process_group(mon
     monkeypatch.setenv("WORLD_SIZE", " 2 ")
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "1")
+    # A WORLD_SIZE left in the shell without torchrun's meeting place: torch's ValueError traceback
+    # ("environment variable MASTER_ADDR expected, but not set"; MASTER_PORT=abc: int()'s).
+    for addr, port, said in ((None, None, "WORLD_SIZE=2 but MASTER_ADDR is not set (torchrun sets it; unset "
+                                          "WORLD_SIZE to train in one process)"),
+                             ("127.0.0.1", None, "WORLD_SIZE=2 but MASTER_PORT is not set"),
+                             ("127.0.0.1", "abc", "MASTER_PORT='abc' is not a whole number"),
+                             (" ", "29500", "WORLD_SIZE=2 but MASTER_ADDR is not set"),
+                             ("127.0.0.1", "70000", "MASTER_PORT=70000 is not a port (1 to 65535")):
+        for name, value in (("MASTER_ADDR", addr), ("MASTER_PORT", port)):
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        with pytest.raises(HumansegError, match=re.escape(said)):
+            _launch_env()
+    monkeypatch.setenv("MASTER_PORT", "29500")
     assert _launch_env() == (2, 1)
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name)
-    assert _launch_env() == (1, 0)
+    assert _launch_env() == (1, 0)  # one process needs none of them
 
 
 @pytest.mark.parametrize("name", ["last.pt", "best.pt", "metrics.csv", "training.png"])
