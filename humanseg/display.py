@@ -7,6 +7,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
+import warnings
 
 import numpy as np
 
@@ -52,6 +54,39 @@ def require_display() -> None:
     problem = display_problem()
     if problem:
         raise HumansegError(problem, exit_code=2)
+    _qt_platform_it_has()
+
+
+def qt_platforms() -> set[str] | None:
+    """The platform plugins of OpenCV's own Qt (xcb alone in the opencv-python wheels); None when it
+    has none of its own (another build of OpenCV, whose windows may not be Qt's)."""
+    import cv2
+
+    folder = os.path.join(os.path.dirname(cv2.__file__), "qt", "plugins", "platforms")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    return {m.group(1) for m in map(re.compile(r"libq(.+)\.so").fullmatch, names) if m} or None
+
+
+def _qt_platform_it_has() -> None:
+    """A QT_QPA_PLATFORM that OpenCV's Qt has no plugin for (wayland, set for the whole desktop by many
+    Wayland setups; offscreen) aborted the process at its first window, exit 134, after lines of Qt's
+    output; with an X display reachable (checked before: XWayland on a Wayland desktop) the window
+    opens with xcb instead, said once."""
+    wanted = os.environ.get("QT_QPA_PLATFORM", "").strip()
+    have = qt_platforms() if wanted else None
+    if not have or "xcb" not in have:
+        return
+    entries = [entry for entry in wanted.split(";") if entry.split(":")[0].strip() in have]
+    if entries:  # "wayland;xcb": Qt tries each in turn, and said so in two lines of its own for wayland
+        os.environ["QT_QPA_PLATFORM"] = ";".join(entries)
+        return
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    warnings.warn(f"QT_QPA_PLATFORM={wanted}: OpenCV's Qt has no such platform (it has "
+                  f"{', '.join(sorted(have))}); the window opens on the X display {os.environ.get('DISPLAY')} "
+                  f"with xcb", stacklevel=2)
 
 
 # Frames larger than this are shown scaled down to fit it (a 1920x1080 camera frame 1:1 would not fit a

@@ -123,3 +123,35 @@ def test_live_window_keys_cycle_views_and_quit(launch, tmp_path, dev_root, defau
     app.key("q")
     app.wait_event("quit", by="key", timeout=20)
     assert app.wait_exit() == 0
+
+
+@pytest.mark.gui
+def test_a_qt_platform_opencv_lacks_opens_the_window_with_xcb(xdisplay, dev_root, monkeypatch):
+    # QT_QPA_PLATFORM=wayland (set for the whole desktop by many Wayland setups) or offscreen: Qt found
+    # no such plugin among OpenCV's (xcb alone) and aborted the process at its first window, exit 134.
+    import os
+    import subprocess
+    import sys
+
+    from humanseg import display
+    from tests.conftest import ROOT
+
+    if display.qt_platforms() is None:
+        pytest.skip("this OpenCV has no Qt of its own")
+    set2 = dev_root / "set2"
+    for wanted in ("wayland", "offscreen"):
+        r = subprocess.run([sys.executable, "-m", "humanseg", "live", "--source", str(set2), "--bkg",
+                            str(set2 / "bkg.png"), "--max-frames", "2"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "DISPLAY": xdisplay, "QT_QPA_PLATFORM": wanted})
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stderr == (f"warning: QT_QPA_PLATFORM={wanted}: OpenCV's Qt has no such platform (it has "
+                            f"xcb); the window opens on the X display {xdisplay} with xcb\n")
+        assert '"frames": 2' in r.stdout
+    # A list with a platform it has: that one, without Qt's two lines about the other (nor ours).
+    monkeypatch.setattr(display, "display_problem", lambda: None)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "wayland;xcb:nomitshm")
+    display.require_display()
+    assert os.environ["QT_QPA_PLATFORM"] == "xcb:nomitshm"
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    display.require_display()
+    assert os.environ["QT_QPA_PLATFORM"] == "xcb"
