@@ -395,6 +395,16 @@ def test_a_humanseg_weights_variable_naming_no_file_is_named(tmp_path, monkeypat
     assert resolve_weights(default_weights) == default_weights  # --weights wins over the variable
     monkeypatch.setenv("HUMANSEG_WEIGHTS", str(default_weights))
     assert resolve_weights(None) == default_weights
+    # Quoted in a shell profile, "~/w.pt" was looked for in a folder named "~" (HUMANSEG_CACHE expanded it).
+    home = tmp_path / "home"
+    (home / "w").mkdir(parents=True)
+    (home / "w" / "mine.pt").write_bytes(default_weights.read_bytes())
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HUMANSEG_WEIGHTS", "~/w/mine.pt")
+    assert resolve_weights(None) == home / "w" / "mine.pt"
+    monkeypatch.setenv("HUMANSEG_WEIGHTS", "~/w/none.pt")  # the message names it as it was set
+    with pytest.raises(WeightsError, match=r"^HUMANSEG_WEIGHTS=~/w/none\.pt: no checkpoint file there"):
+        resolve_weights(None)
 
 
 def test_a_missing_shipped_model_is_one_line_that_says_what_to_do(tmp_path, monkeypatch, dev_root):

@@ -4,6 +4,7 @@ import gzip
 import http.server
 import json
 import re
+import shutil
 import threading
 from functools import partial
 
@@ -472,3 +473,15 @@ def test_a_url_that_is_not_one_is_one_line(isolated_env):
     # http.client.InvalidURL is no URLError: a traceback in pose, main.py and training.py.
     with pytest.raises(WeightsError, match=r"download of http://a b/mobilenet_v1_050/manifest\.json failed"):
         W.download_tfjs_checkpoint(50, url="http://a b/", show_progress=False)
+
+
+def test_the_weights_variable_expands_a_home_folder(isolated_env, monkeypatch, posenet_weights):
+    # Quoted in a shell profile, "~/pose.pth" was "no such file" (HUMANSEG_CACHE expanded its ~).
+    from humanseg.pose.weights import resolve_weights
+
+    home = isolated_env / "home"
+    home.mkdir()
+    shutil.copy(posenet_weights, home / "pose.pth")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", "~/pose.pth")
+    assert resolve_weights(None, 50) == home / "pose.pth"

@@ -152,13 +152,14 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
         return Path(weights)
     env = os.environ.get("HUMANSEG_WEIGHTS")
     if env:  # set once and forgotten, say: the error names the variable, not only a path
-        refused = refused_on_the_way(env)
+        path = Path(os.path.expanduser(env))  # quoted, "~/w.pt" was looked for in a folder named "~"
+        refused = refused_on_the_way(path)
         if refused:
             raise WeightsError(f"HUMANSEG_WEIGHTS={env}: cannot read it ({refused})")
-        if not Path(env).is_file():
+        if not path.is_file():
             raise WeightsError(f"HUMANSEG_WEIGHTS={env}: no checkpoint file there (unset it to use the "
                                f"shipped model, or pass --weights)")
-        return Path(env)
+        return path
     if not DEFAULT_WEIGHTS.is_file():
         raise WeightsError(f"no trained model: the shipped default {DEFAULT_WEIGHTS} is missing; "
                            f"train one with training.py or pass --weights")

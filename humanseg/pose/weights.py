@@ -228,7 +228,7 @@ def resolve_weights(weights: str | os.PathLike | None, model_id: int, show_progr
             raise WeightsError(f"--posenet-weights {path}: {_not_a_file(path)}")
         return path
     if os.environ.get(WEIGHTS_ENV):
-        path = Path(os.environ[WEIGHTS_ENV])
+        path = Path(os.path.expanduser(os.environ[WEIGHTS_ENV]))  # ~ expanded, as in HUMANSEG_CACHE (quoted)
         refused = refused_on_the_way(path)
         if refused:
             raise WeightsError(f"{WEIGHTS_ENV}={path}: cannot read it ({refused})")
