@@ -604,6 +604,21 @@ def test_text_cut_at_its_end_still_fits():
         assert text.endswith("...") and cv2.getTextSize(text, draw.FONT, draw.MIN_TEXT_SCALE, 1)[0][0] <= width
 
 
+def test_text_with_accents_or_other_scripts_is_drawn_one_sign_per_character():
+    # OpenCV's fonts are ASCII: "saved cap ü/images/set1/2.png" showed "cap ??" (a "?" per UTF-8 byte).
+    from humanseg.labeling.view import draw_help
+
+    assert draw.drawable("saved cap ü/images/set1/2.png") == "saved cap u/images/set1/2.png"
+    assert draw.drawable("Ærø 日本 ﬁle bad\udcff.png") == "?r? ?? file bad?.png"
+    for paint in (lambda img, text: draw.draw_band_text(img, text, 240, 30),
+                  lambda img, text: draw.draw_status(img, text), lambda img, text: draw_help(img, text)):
+        accented, plain, doubled = (np.full((480, 640, 3), 90, np.uint8) for _ in range(3))
+        paint(accented, "saved images ü/set1/2.png")
+        paint(plain, "saved images u/set1/2.png")
+        paint(doubled, "saved images ??/set1/2.png")  # what OpenCV drew for it
+        assert np.array_equal(accented, plain) and not np.array_equal(accented, doubled)
+
+
 def test_the_capture_window_hands_each_click_and_key_over_once(monkeypatch):
     import cv2
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from humanseg.display import display_size, to_display, to_image
 from humanseg.labeling.editor import PolygonEditor
+from humanseg.ui.draw import drawable
 
 FILL = np.array([60, 200, 60], np.float32)  # BGR tint of the labeled area
 FILL_ALPHA = 0.4
@@ -30,6 +31,7 @@ def draw_help(canvas: np.ndarray, text: str, bottom: bool = True) -> None:
     else wrapped at its spaces into as many as it needs (shrunk to one line, it was 4 px tall and
     unreadable in a 320x240 window)."""
     h, w = canvas.shape[:2]
+    text = drawable(text)  # (a set folder's name with accents: "?" for each of its bytes)
     scale = 0.4
     lines: list[str] = []
     gap = "  " if "  " in text else " "  # items ("z: undo") are kept whole

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Iterable, Sequence
 
 import cv2
@@ -23,9 +24,20 @@ def text_scale(text: str, width: float, thickness: int) -> float:
     return width / max(tw, 1)
 
 
+def drawable(text: str) -> str:
+    """text as OpenCV's fonts can draw it, ASCII alone: accents dropped ("bilder ü" as "bilder u"),
+    any other character one "?" (OpenCV drew a "?" for each byte of its UTF-8, "??" for "ü"; a file
+    name's undecodable byte, kept by Python as a surrogate, one "?" too)."""
+    if text.isascii():
+        return text
+    plain = unicodedata.normalize("NFKD", text)
+    return "".join(c if c.isascii() else "?" for c in plain if not unicodedata.combining(c))
+
+
 def put_text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, colour=(255, 255, 255),
              thickness: int = 2) -> None:
     """Text with a dark outline so it stays readable on any background; org is the baseline left."""
+    text = drawable(text)
     cv2.putText(image, text, org, FONT, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.putText(image, text, org, FONT, scale, colour, thickness, cv2.LINE_AA)
 
@@ -98,7 +110,7 @@ def draw_band_text(image: np.ndarray, text: str, centre_y: int, height: int, col
     band = image[y0:y1]
     band //= 2  # darken in place: cheap and keeps the picture visible underneath
     thickness = max(1, height // 14)
-    text = shortened(text, 0.9 * w, thickness, min(MIN_TEXT_SCALE, height * 0.6 / 22))
+    text = shortened(drawable(text), 0.9 * w, thickness, min(MIN_TEXT_SCALE, height * 0.6 / 22))
     scale = min(text_scale(text, 0.9 * w, thickness), height * 0.6 / 22)
     (tw, th), _ = cv2.getTextSize(text, FONT, scale, thickness)
     put_text(image, text, ((w - tw) // 2, (y0 + y1 + th) // 2), scale, colour, thickness)
