@@ -663,14 +663,18 @@ class OwnFiles:
 
     def __init__(self, overwrite: bool = False):
         self.overwrite = overwrite
-        self._written: dict[Path, tuple] = {}  # path -> what it was when this run wrote it
+        # hash(path) -> hash(what it was when this run wrote it): two ints an entry, about 150 bytes,
+        # where a Path and its identity took over 500 (live --save-masks keeps one per frame: 80 MB an
+        # hour at 30 fps). Two paths or files whose 64-bit hashes both meet are not to be met in practice.
+        self._written: dict[int, int] = {}
 
     def write_image(self, path: str | os.PathLike, image: np.ndarray) -> Path:
         path = Path(path)
+        key = hash(os.fspath(path))
         found = file_identity(path)
-        ours = found is not None and self._written.get(path) == found
+        ours = found is not None and self._written.get(key) == hash(found)
         write_image(path, image, overwrite=self.overwrite or ours)
-        self._written[path] = file_identity(path)
+        self._written[key] = hash(file_identity(path))
         return path
 
 
