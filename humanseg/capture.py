@@ -352,7 +352,8 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                 while window.is_open():
                     now = clock()
                     redraw = False
-                    if keys or clicks or (controller.countdown is not None and controller.countdown.done(now)):
+                    if (keys or clicks or controller.keys_waiting()
+                            or (controller.countdown is not None and controller.countdown.done(now))):
                         act(frame, keys, clicks)
                         keys, clicks, redraw = [], [], True
                         if controller.quit:

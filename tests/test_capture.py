@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -132,6 +133,32 @@ def test_sav_before_bkg_and_keys(launch, tmp_path, dev_root):
     app.wait_event("quit", by="key", timeout=10)
     assert app.wait_exit() == 0
     assert not images.exists() or store.list_sets(images) == []
+
+
+@pytest.mark.gui
+def test_a_held_key_presses_its_button_once(launch, tmp_path, dev_root):
+    # X repeats a held key (after 0.66 s, 25 times a second): holding b with -b 0 made a set at each
+    # repeat (23 sets in 1.5 s), holding s a frame at each.
+    from gui import xdo
+
+    src = write_frames(tmp_path / "src", [cv2.imread(str(dev_root / "set2" / "0.png"))])
+    images = tmp_path / "images"
+    app = launch("--source", str(src), "--images", str(images), "--no-pose", "--no-model", "-b", "0", "-s", "0")
+    app.wait_event("ready")
+    app.find_window("capture", size=(W, H))
+    for key, kind in (("b", "background"), ("s", "frame")):
+        xdo(app.display, "mousemove", "--window", app.wid, "320", "240")
+        xdo(app.display, "keydown", key)  # (through XTEST, as a keyboard: sent to a window, X does not repeat it)
+        time.sleep(1.5)
+        xdo(app.display, "keyup", key)
+        app.wait_event("saved", kind=kind, timeout=10)
+        time.sleep(1.0)  # (the repeats read after the release, had they counted, would have saved by now)
+    app.key("q")
+    app.wait_event("quit", by="key", timeout=10)
+    assert app.wait_exit() == 0
+    presses = [e for e in app.events() if e["event"] == "pressed"]
+    assert [(e["button"], e["by"]) for e in presses] == [("bkg", "key"), ("sav", "key"), ("ext", "key")]
+    assert store.list_sets(images) == [1] and files_in(images / "set1") == ["0.png", "bkg.png"]
 
 
 @pytest.mark.gui

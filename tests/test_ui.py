@@ -356,6 +356,51 @@ def test_keys_are_read_by_their_whole_code(monkeypatch, code, key):
     assert pressed[:1] == ([("pressed", controller.KEY_BUTTONS[key])] if key in controller.KEY_BUTTONS else [])
 
 
+def _hold(controller, clock, key, seconds, frame=1 / 30, delay=0.66, rate=30, then=0.5):
+    """Hold a key for `seconds` as X repeats it (the press, then after `delay` `rate` times a second),
+    the window read once a `frame`, then `then` seconds more of frames without keys; returns the events."""
+    start, events, repeats = clock.now, [], [0.0]
+    t = delay
+    while t < seconds:
+        repeats.append(t)
+        t += 1 / rate
+    elapsed = 0.0
+    while elapsed < seconds + then:
+        elapsed += frame
+        due = [r for r in repeats if r < elapsed]
+        repeats = repeats[len(due):]
+        clock.now = start + elapsed
+        events += controller.update(keys=[ord(key)] * len(due))
+    return events
+
+
+def test_a_held_key_presses_its_button_once():
+    # Holding s or b: each of X's repeats (25-30 a second after 0.66 s) was a press, starting and
+    # cancelling countdowns over and over; with -b 0 each repeat made a new set (23 in 1.5 s).
+    for frame in (1 / 30, 1 / 15, 1 / 3):  # a slow frame rate reads the repeats in bunches
+        for delay, rate in ((0.66, 30), (0.25, 50), (1.5, 20), (0.5, 10)):
+            clock = FakeClock()
+            c = make(clock, bkg_seconds=30)
+            events = _hold(c, clock, "b", 2.0, frame=frame, delay=delay, rate=rate)
+            assert names(events) == [("pressed", "bkg"), ("countdown_started", "bkg")], (frame, delay, rate)
+    # A second press, not held, still cancels: soon after the first (it waits a moment to be told from
+    # a repeat) and later.
+    for apart in (0.15, 0.3, 1.0, 2.5):
+        clock = FakeClock()
+        c = make(clock, bkg_seconds=30)
+        events = _hold(c, clock, "b", 0.01, then=apart - 0.01) + _hold(c, clock, "b", 0.01)
+        assert names(events) == [("pressed", "bkg"), ("countdown_started", "bkg"),
+                                 ("pressed", "bkg"), ("countdown_cancelled", "bkg")], apart
+    # Other keys are not held up by a held one: b held, s pressed meanwhile.
+    clock = FakeClock()
+    c = make(clock, bkg_seconds=30, set_number=1)
+    c.update(keys=[ord("b")])
+    for step in range(1, 40):
+        clock.advance(1 / 30)
+        c.update(keys=[ord("b")] + ([ord("s")] if step == 20 else []))
+    assert c.active == "sav"  # (the newer press wins, as ever)
+
+
 # ---------------------------------------------------------------- drawing
 
 @pytest.mark.parametrize("size", [(640, 480), (1280, 720)])
@@ -630,8 +675,12 @@ def test_the_capture_window_hands_each_click_and_key_over_once(monkeypatch):
     window._on_mouse(cv2.EVENT_LBUTTONUP, 100, 50, 0, None)
     assert window.poll() == ([], [(100, 50)])
     assert window.poll() == ([], [])  # a click presses once, not on every later frame
-    monkeypatch.setattr(cv2, "waitKeyEx", lambda wait_ms: ord("s"))
+    queued = [ord("s")]
+    monkeypatch.setattr(cv2, "waitKeyEx", lambda wait_ms: queued.pop(0) if queued else -1)
     assert window.poll() == ([ord("s")], [])
+    # Every key waiting is read at once (one a call, a held key's repeats came in behind the frames).
+    queued[:] = [ord("s"), ord("s"), ord("q")]
+    assert window.poll() == ([ord("s"), ord("s"), ord("q")], []) and window.poll() == ([], [])
 
 
 def test_the_capture_window_maps_clicks_through_what_it_showed(monkeypatch):

@@ -13,6 +13,51 @@ from humanseg.ui.countdown import Countdown
 # quits like q.
 KEY_BUTTONS = {ord("b"): "bkg", ord("s"): "sav", ord("q"): "ext", 27: "ext"}
 
+# A held key repeats: after a delay (660 ms in X's default, 500-600 ms on most desktops, up to about
+# 2 s where set so), then 25-30 times a second (10 at the slowest settings).
+REPEAT_GAP = 0.12  # seconds: a press this soon after the same key is a repeat (a quick double tap: 0.15 s)
+REPEAT_DELAY = 2.0  # seconds: a press this soon after the same key counted may be a hold's first repeat
+
+
+class HeldKeys:
+    """Which key presses are presses: a held key's repeats are not. Holding s or b started and
+    cancelled countdowns over and over, and with -b 0 made a set at each repeat (23 in 1.5 s).
+
+    A press less than REPEAT_GAP after the same key is a repeat (with a slow frame rate, less than
+    1.5 times the time between two readings of the keys: repeats then come in bunches). One less than
+    REPEAT_DELAY after the same key's last press that counted is a hold's first repeat or a quick second
+    press (cancelling a countdown): it waits for the next reading REPEAT_GAP later, and counts if no
+    repeat came by then, so that a second press still cancels. Times are seconds of one clock."""
+
+    def __init__(self, gap: float = REPEAT_GAP, delay: float = REPEAT_DELAY):
+        self.gap, self.delay = gap, delay
+        self.seen: dict[int, float] = {}  # key -> when it was last read
+        self.counted_at: dict[int, float] = {}  # key -> when it last counted
+        self.waiting: dict[int, float] = {}  # key -> a press not yet told from a repeat, and when
+        self.read_at: float | None = None  # the readings' last time
+
+    def presses(self, keys: Iterable[int], now: float) -> list[int]:
+        """The keys of this reading (and of earlier ones that waited) that are presses, in order."""
+        gap = self.gap if self.read_at is None else max(self.gap, 1.5 * (now - self.read_at))
+        self.read_at = now
+        out = []
+        for key in keys:
+            seen, self.seen[key] = self.seen.get(key), now
+            if seen is not None and now - seen < gap:  # a repeat: so was a press waiting to be told
+                self.waiting.pop(key, None)
+            elif key in self.counted_at and now - self.counted_at[key] < self.delay:
+                self.waiting[key] = now
+            else:
+                self.counted_at[key] = now
+                out.append(key)
+        for key, since in list(self.waiting.items()):
+            if now - since >= gap:  # no repeat came after it: pressed again
+                del self.waiting[key]
+                self.counted_at[key] = now
+                out.append(key)
+        return out
+
+
 NEED_BACKGROUND = "capture a background first"
 FLASH_SECONDS = 2.0
 MESSAGE_SECONDS = 2.5
@@ -62,6 +107,7 @@ class CaptureController:
         self.flash: Notice | None = None
         self.message: Notice | None = None
         self.quit = False
+        self.keys = HeldKeys()
 
     def relayout(self, buttons: Sequence[Button]) -> None:
         """Put the buttons where they belong on a frame of another size (a source that changed size):
@@ -85,10 +131,8 @@ class CaptureController:
             hit = button_at(self.buttons, x, y)
             if hit is not None:
                 presses.append((hit.name, "mouse"))
-        for key in keys:
-            name = KEY_BUTTONS.get(key) if key is not None else None
-            if name is not None:
-                presses.append((name, "key"))
+        for key in self.keys.presses([k for k in keys if k in KEY_BUTTONS], now):
+            presses.append((KEY_BUTTONS[key], "key"))
         for name, how in presses:
             if self.quit:
                 break
@@ -98,6 +142,10 @@ class CaptureController:
             events.append(Event("capture", {"button": self.active, "kind": target}))
             self.active, self.countdown = None, None
         return events
+
+    def keys_waiting(self) -> bool:
+        """A key press waits to be told from a held key's repeat: update() soon, with or without keys."""
+        return bool(self.keys.waiting)
 
     def press(self, name: str, how: str, now: float | None = None) -> list[Event]:
         """Press a button now ("palm" / "mouse" / "key"); a second press of a running one cancels."""

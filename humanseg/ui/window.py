@@ -44,8 +44,11 @@ class CvWindow:
 
     def poll(self, wait_ms: int = 1) -> tuple[list[int], list[tuple[int, int]]]:
         """Pump window events for wait_ms; returns (key codes, left clicks in image pixels)."""
+        keys = []
         key = read_key(wait_ms)
-        keys = [key] if key != -1 else []
+        while key != -1 and len(keys) < 64:  # every key waiting, not one a call: a held key's repeats
+            keys.append(key)  # came in behind the frames, and q waited behind them
+            key = read_key(1)
         clicks, self._clicks = self._clicks, []
         return keys, clicks
 
