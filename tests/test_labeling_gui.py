@@ -184,6 +184,32 @@ def test_a_held_enter_accepts_one_frame_not_the_set(unlabeled, xdisplay):
 
 
 @pytest.mark.gui
+def test_clicks_made_while_the_next_frame_loads_are_not_its_vertices(unlabeled, xdisplay):
+    # Enter, then clicks at once (before the next frame was up): they reached the window once it showed
+    # that frame, as its first vertices, drawn on a frame not yet seen.
+    info = store.scan_set(unlabeled, 3)
+    k0, k1 = info.frames[:2]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        draw_square(app)
+        xdo(xdisplay, "key", "--window", app.wid, "Return", "mousemove", "--window", app.wid, "50", "50",
+            "click", "1", "mousemove", "--window", app.wid, "60", "420", "click", "1")
+        app.wait_event("saved", frame=k0)
+        assert next_ready(app)["frame"] == k1
+        time.sleep(0.5)
+        app.key("q")
+        app.wait_event("summary")
+        assert app.wait_exit() == 0
+    finally:
+        app.close()
+    events = app.events()
+    saved_at = next(i for i, e in enumerate(events) if e["event"] == "saved")
+    assert [e for e in events[saved_at:] if e["event"] == "edit"] == []
+    ready = [e for e in events if e["event"] == "ready" and e["frame"] == k1]
+    assert ready[0]["vertices"] == 0 and ready[0]["shapes"] == 0
+
+
+@pytest.mark.gui
 @pytest.mark.slow
 def test_enter_saves_the_polygon_being_drawn_and_a_held_n_skips_one_frame(unlabeled, xdisplay):
     # Enter on an open polygon of 3 vertices or more closes it and saves it (not the frame without it);

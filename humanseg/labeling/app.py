@@ -433,6 +433,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
              vertices=editor.vertex_count, vertices_edited=editor.vertices_edited)
 
     mouse = MouseAdapter(editor, changed, zoom, size=(width, height))
+    mouse.settle()  # (from just before it is first shown)
     cv2.setMouseCallback(WINDOW, mouse)
     cv2.setWindowTitle(WINDOW, title)
     show_bkg = False

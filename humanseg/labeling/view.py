@@ -106,6 +106,11 @@ def _to_edge(screen: int, v: float, size: int, shown: int) -> float:
     return min(max(v, -0.5), size - 0.5)
 
 
+# Seconds after a frame is first shown in which clicks are not taken (made before it was seen: nobody
+# clicks on what they saw a quarter of a second ago).
+CLICK_SETTLE = 0.25
+
+
 class MouseAdapter:
     """Translates cv2 mouse callbacks into editor gestures; `on_change(action)` hears every change."""
 
@@ -117,8 +122,16 @@ class MouseAdapter:
         self.hover: tuple[float, float] | None = None
         self.on_change = on_change or (lambda action: None)
         self._double_click: tuple[int, int, float] | None = None  # where and when Qt said "double click"
+        self.quiet_until = 0.0  # time.monotonic() before which clicks are not on this frame (settle())
+
+    def settle(self, seconds: float = CLICK_SETTLE) -> None:
+        """Take no clicks for `seconds` from now: clicks made while this frame loaded (after Enter on
+        the one before) reach the window once it shows this one, and became its vertices unseen."""
+        self.quiet_until = time.monotonic() + seconds
 
     def __call__(self, event: int, x: int, y: int, flags: int, param=None) -> None:
+        if event != cv2.EVENT_MOUSEMOVE and time.monotonic() < self.quiet_until:
+            return
         if event == cv2.EVENT_LBUTTONDBLCLK:
             self._double_click = (x, y, time.monotonic())
             return
