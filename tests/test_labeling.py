@@ -618,6 +618,23 @@ def test_a_click_on_the_outermost_pixels_puts_the_vertex_on_the_frames_edge():
     editor = PolygonEditor()  # one pixel in: a vertex there, as clicked
     MouseAdapter(editor, size=(W, H))(cv2.EVENT_LBUTTONDOWN, 1, H - 2, cv2.EVENT_FLAG_LBUTTON)
     assert editor.current == [(1.0, H - 2.0)]
+    # A window made smaller than the picture (a tiling window manager ignores its size): 640x480 drawn
+    # 400x300, the window's last pixel (399, 299) comes as (638, 478), which left the last row and
+    # column out; the one before it, (636, 476), is a vertex there.
+    for drawn, last, before in ((400, (638, 478), (636, 476)), (640, (639, 479), (638, 478))):
+        editor = PolygonEditor()
+        mouse = MouseAdapter(editor, size=(W, H))
+        mouse.fitted(drawn)
+        for x, y in ((0, 0), (last[0], 0), last, (0, last[1])):
+            mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
+            mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
+        mouse(cv2.EVENT_RBUTTONDOWN, 0, 0, 0)
+        assert editor.mask(H, W).min() == 255, drawn
+        editor = PolygonEditor()
+        mouse = MouseAdapter(editor, size=(W, H))
+        mouse.fitted(drawn)
+        mouse(cv2.EVENT_LBUTTONDOWN, *before, cv2.EVENT_FLAG_LBUTTON)
+        assert editor.current == [tuple(map(float, before))], drawn
 
 
 # ------------------------------------------------------------ mouse adapter and rendering

@@ -184,6 +184,27 @@ def test_a_held_enter_accepts_one_frame_not_the_set(unlabeled, xdisplay):
 
 
 @pytest.mark.gui
+def test_a_window_made_smaller_than_the_frame_still_reaches_its_edges(unlabeled, xdisplay):
+    # A tiling window manager sizes the window as it likes: 640x480 drawn 400x300, the window's last
+    # pixel came as the frame's 638th, and a polygon on the four corners left the last row and column out.
+    k = store.scan_set(unlabeled, 3).frames[0]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        assert (ready["window_width"], ready["window_height"]) == (640, 480)
+        xdo(xdisplay, "windowsize", "--sync", app.wid, "400", "300")
+        time.sleep(0.5)
+        for n, (x, y) in enumerate(((0, 0), (399, 0), (399, 299), (0, 299)), 1):
+            app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
+        app.click_answered(0, 0, "edit", action="close")
+        app.key("Return")
+        app.wait_event("saved", frame=k)
+    finally:
+        app.close()
+    mask = cv2.imread(str(unlabeled / "set3" / store.mask_name(k)), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == (480, 640) and mask.min() == 255
+
+
+@pytest.mark.gui
 def test_clicks_made_while_the_next_frame_loads_are_not_its_vertices(unlabeled, xdisplay):
     # Enter, then clicks at once (before the next frame was up): they reached the window once it showed
     # that frame, as its first vertices, drawn on a frame not yet seen.

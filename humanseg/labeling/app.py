@@ -469,6 +469,10 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                  holes=[s.hole for s in editor.shapes])
         if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
             return None  # window closed by the window manager
+        try:
+            mouse.fitted(cv2.getWindowImageRect(WINDOW)[2])  # (a window made smaller than the picture)
+        except cv2.error:
+            pass
         if key == -1:
             continue
         hover = mouse.hover or (-1000, -1000)

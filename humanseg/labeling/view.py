@@ -94,14 +94,17 @@ def render(image: np.ndarray, editor: PolygonEditor, hover: tuple[float, float] 
     return canvas
 
 
-def _to_edge(screen: int, v: float, size: int, shown: int) -> float:
+def _to_edge(screen: int, v: float, size: int, shown: int, window_pixel: float = 1.0) -> float:
     """Frame coordinate v of window position `screen` (along an axis the frame spans `size` pixels of,
     shown as `shown`) on the frame's edge where the position is on the outermost pixel shown or beyond
     it (decided on the screen's whole pixels: in frame coordinates it was an equality that float
-    rounding, or a shown size rounded down, decided against the edge), else kept on the frame."""
+    rounding, or a shown size rounded down, decided against the edge), else kept on the frame.
+    window_pixel: how many of the shown picture's pixels one pixel of the window covers, above 1 where
+    the window was made smaller than the picture (a tiling window manager's, which ignores its size):
+    the window's last pixel then reaches only to within that many of the picture's last one."""
     if screen <= 0:
         return -0.5
-    if screen >= shown - 1:
+    if screen > shown - 1 - max(1.0, window_pixel):
         return size - 0.5
     return min(max(v, -0.5), size - 0.5)
 
@@ -123,11 +126,19 @@ class MouseAdapter:
         self.on_change = on_change or (lambda action: None)
         self._double_click: tuple[int, int, float] | None = None  # where and when Qt said "double click"
         self.quiet_until = 0.0  # time.monotonic() before which clicks are not on this frame (settle())
+        self.window_pixel = 1.0  # the shown picture's pixels a window pixel covers (_to_edge), see fitted()
 
     def settle(self, seconds: float = CLICK_SETTLE) -> None:
         """Take no clicks for `seconds` from now: clicks made while this frame loaded (after Enter on
         the one before) reach the window once it shows this one, and became its vertices unseen."""
         self.quiet_until = time.monotonic() + seconds
+
+    def fitted(self, drawn_width: int) -> None:
+        """The window draws the picture `drawn_width` pixels wide (cv2.getWindowImageRect): smaller than
+        shown where it was made smaller than the picture, and clicks then come in the picture's pixels,
+        scaled, so that its last row and column could not be clicked on."""
+        if self.size is not None and drawn_width > 0:
+            self.window_pixel = display_size(*self.size, self.zoom)[0] / drawn_width
 
     def __call__(self, event: int, x: int, y: int, flags: int, param=None) -> None:
         if event != cv2.EVENT_MOUSEMOVE and time.monotonic() < self.quiet_until:
@@ -153,7 +164,8 @@ class MouseAdapter:
             # out of the mask (a pixel is in when its centre is inside: 639 is not inside x < 639).
             w, h = self.size
             shown_w, shown_h = display_size(w, h, self.zoom)
-            x, y = _to_edge(sx, x, w, shown_w), _to_edge(sy, y, h, shown_h)
+            x, y = (_to_edge(sx, x, w, shown_w, self.window_pixel),
+                    _to_edge(sy, y, h, shown_h, self.window_pixel))
         self.hover = (x, y)
         ed = self.editor
         action = None
