@@ -139,7 +139,9 @@ def worst_montage(root, results: list[FrameResult], count: int = 6, width: int =
         tiles = []
         for x in (frame, truth, r.pred):
             tile = np.zeros((h, width, 3), np.uint8)
-            tile[:, :w] = cv2.resize(x if x.ndim == 3 else cv2.cvtColor(x, cv2.COLOR_GRAY2BGR), (w, h))
+            # Masks scaled as the blocks they are (a 2x2 frame's were smooth grey ramps), frames smoothly.
+            tile[:, :w] = cv2.resize(x if x.ndim == 3 else cv2.cvtColor(x, cv2.COLOR_GRAY2BGR), (w, h),
+                                     interpolation=cv2.INTER_LINEAR if x.ndim == 3 else cv2.INTER_NEAREST)
             tiles.append(tile)
         # Outlined (thin yellow text alone all but vanished on a pale wall).
         put_text(tiles[0], f"set{r.set_number}/{r.index}.png  IoU {r.scores['iou']:.3f}  "

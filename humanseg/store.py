@@ -763,6 +763,22 @@ def _chunk_intact(buf, start: int, end: int) -> bool:
     return zlib.crc32(buf[start + 4:end - 4]) == int.from_bytes(buf[end - 4:end], "big")
 
 
+def _chunk_sound(kind: bytes, body, colour_type: int | None, palette: int | None) -> bool:
+    """Whether a tRNS or eXIf chunk is one libpng takes: eXIf starting with a TIFF byte order (some
+    writers put "Exif\\0\\0" before it), tRNS of the length its image's colour type calls for (2 bytes
+    for grey, 6 for RGB, a byte for each palette entry at most, after the palette; none with an alpha
+    channel)."""
+    if kind == b"eXIf":
+        return bytes(body[:4]) in (b"MM\x00*", b"II*\x00")
+    if colour_type == 0:
+        return len(body) == 2
+    if colour_type == 2:
+        return len(body) == 6
+    if colour_type == 3:
+        return palette is not None and 0 < len(body) <= palette
+    return False
+
+
 def _png_checked(data: np.ndarray) -> np.ndarray | None:
     """The PNG's bytes when every chunk is whole up to IEND and the critical ones (IHDR, PLTE, IDAT;
     those libpng stops at) match their checksums, else None. Other ancillary chunks than
@@ -774,14 +790,25 @@ def _png_checked(data: np.ndarray) -> np.ndarray | None:
     value") past any log setting. zlib's CRC costs about 0.3 ms for a 640x480 frame's 500 kB."""
     buf = memoryview(data)
     dropped = []
+    colour_type, palette, used = None, None, set()
     for kind, start, end in _png_chunks(buf):
         ancillary = kind[0] & 0x20  # a lower-case first letter
+        body = buf[start + 8:end - 4]
         if not _chunk_intact(buf, start, end):
             if not ancillary:
                 return None
             dropped.append((start, end))
-        elif ancillary and kind not in PNG_CHUNKS_USED:
+        elif ancillary and (kind not in PNG_CHUNKS_USED or kind in used
+                            or not _chunk_sound(kind, body, colour_type, palette)):
+            # (one that libpng would refuse, with a warning of its own: "eXIf: incorrect byte-order
+            # specifier", "tRNS: invalid", a second one "duplicate")
             dropped.append((start, end))
+        elif ancillary:
+            used.add(kind)
+        if kind == b"IHDR" and len(body) == 13:
+            colour_type = body[9]
+        elif kind == b"PLTE":
+            palette = len(body) // 3
         if kind == b"IEND":
             if not dropped:
                 return data
@@ -813,6 +840,8 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
     image = _imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.dtype == np.uint8:
         return image
+    if image.dtype.kind == "f":
+        return _float_to_8bit(image)
     if image.dtype == np.uint16:
         top = int(image.max())
         if top <= 255:
@@ -820,6 +849,16 @@ def decode_image(data: np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray 
         if top < 4096:  # a 10- or 12-bit camera's values: OpenCV's top 8 bits would be 0..3 or 0..15
             return cv2.convertScaleAbs(image, alpha=1 / 16)  # one scale for both: a camera's frames
     return _imdecode(data, cv2.IMREAD_COLOR)                     # and background read alike
+
+
+def _float_to_8bit(image: np.ndarray) -> np.ndarray:
+    """A floating-point image (a float TIFF) as 8 bits: 0..1 data (its brightest value at most 1.5, as
+    LogLuv-compressed files overshoot 1 a little) scaled by 255, other values taken as 0..255; clipped.
+    (OpenCV's own conversion had put 0..1 data through a tone curve, 10 read as 46 and 128 as 163,
+    and made 0..255 data white.)"""
+    image = np.nan_to_num(image, nan=0.0, posinf=255.0, neginf=0.0)
+    scale = 255.0 if not image.size or float(image.max()) <= 1.5 else 1.0
+    return np.clip(np.rint(image * scale), 0, 255).astype(np.uint8)
 
 
 def _imdecode(data: np.ndarray, flags: int) -> np.ndarray | None:
@@ -946,6 +985,26 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
 _warned_binarize: set[tuple[str, str]] = set()
 
 
+def _with_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A mask with an alpha channel as what shows: a pixel that is not there (transparent) is never
+    person. Where the alpha varies, the label is the alpha, unless the colour of the opaque part is a
+    mask itself (0 and full for the most part, and not one value): then that colour, there alone. So
+    a one-colour image on transparency (black or white, or a black person on transparent white) and a
+    cut-out (the person's own picture, as background removers write) are their opaque part, and a
+    black-and-white mask with transparent bits its white part. (Until the fifty-ninth day the colour
+    decided unless it was one value everywhere: a cut-out's dark clothes were left out, and a black
+    person on transparent white was read inverted.) Where the alpha is one value, the colour, or
+    nothing where it is all transparent."""
+    if alpha.min() == alpha.max():
+        return colour if alpha.any() else alpha
+    full = np.iinfo(alpha.dtype).max
+    opaque = alpha >= (int(full) + 1) // 2
+    inside = colour[opaque]
+    if inside.size and inside.min() != inside.max() and np.isin(inside, (0, full)).mean() >= 0.9:
+        return np.where(opaque, colour, 0).astype(colour.dtype)
+    return alpha
+
+
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read a mask as uint8 0/255 of the given (H, W). A mask of two values, 0 and one other (0/1 as
     some tools write, a class number), counts the other as person; values other than that are
@@ -960,17 +1019,14 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     # Turned as its frame is: OpenCV applies an EXIF orientation to frames (read in colour), not to
     # what it reads unchanged (a mask marked 180 degrees as its frame was read the other way up).
     mask = orient(mask, exif_orientation(data))
+    if mask.dtype.kind == "f":  # a float TIFF: 0..1 (a 0..1 mask was read as empty) or 0..255
+        mask = _float_to_8bit(mask)
     if mask.ndim == 3:
         # A colour mask (the original tool's are grey): any colour counts, so a person painted red
-        # (0, 0, 255) is not read as empty from its blue channel. With an alpha channel: when the
-        # colour is one value everywhere (a black or white image) and the alpha varies, the label is
-        # the alpha; when both are one value, what shows (an opaque black image is empty, a
-        # transparent one too).
+        # (0, 0, 255) is not read as empty from its blue channel.
         colour = mask[..., :3].max(axis=2)
-        if mask.shape[2] == 4 and colour.min() == colour.max():
-            alpha = mask[..., 3]
-            if alpha.min() != alpha.max() or not alpha.any():
-                colour = alpha
+        if mask.shape[2] == 4:
+            colour = _with_alpha(colour, mask[..., 3])
         mask = colour
     if mask.dtype != np.uint8:
         # 16 bit: values up to 255 are 8-bit data saved in 16 bits (read as such, below); 0 and one

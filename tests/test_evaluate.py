@@ -98,7 +98,8 @@ def test_evaluate_cli_table_json_masks_and_montage(copy_set, tmp_path, random_we
     for row, name in enumerate(worst_first):
         tiles = [img[row * 240:(row + 1) * 240, c * 320:(c + 1) * 320] for c in range(3)]
         frame = cv2.resize(cv2.imread(str(root / "set8" / name.replace("_mask", ""))), (320, 240))
-        truth, pred = (cv2.resize(store.read_mask(folder / "set8" / name), (320, 240)) for folder in (root, masks))
+        truth, pred = (cv2.resize(store.read_mask(folder / "set8" / name), (320, 240), interpolation=cv2.INTER_NEAREST)
+                       for folder in (root, masks))
         assert np.array_equal(tiles[0][30:], frame[30:])  # the scores are written across the top
         assert np.array_equal(tiles[1], cv2.merge([truth] * 3)) and np.array_equal(tiles[2], cv2.merge([pred] * 3))
     # model-raw is the network's own answer: the same model's masks before the clean-up drops specks.
@@ -515,6 +516,23 @@ def test_montage_of_frames_far_taller_than_wide_fits_its_tiles(tmp_path):
     truth_tile = montage[:, 320:640, 0]
     # the truth's column scaled by 640/480 (rows 133-400 white), the rest of its tile black
     assert truth_tile[140:390, :1].min() == 255 and truth_tile[:120].max() == 0 and truth_tile[:, 2:].max() == 0
+
+
+def test_the_montage_shows_a_tiny_frames_masks_as_blocks(tmp_path):
+    # A 2x2 frame's truth and prediction, enlarged to 320 px, were smooth grey ramps, not two masks.
+    from humanseg.evaluate import FrameResult, worst_montage
+
+    root = tmp_path / "images"
+    store.save_background(root, np.full((2, 2, 3), 40, np.uint8))
+    store.save_frame(root, 1, np.full((2, 2, 3), 200, np.uint8))
+    truth = np.array([[255, 0], [0, 255]], np.uint8)
+    store.write_image(root / "set1" / "0_mask.png", truth)
+    result = FrameResult(1, 0, {"iou": 0.5, "dice": 0.6, "boundary_f": 0.4}, 1.0, store.encode_png(255 - truth))
+    montage = worst_montage(root, [result])
+    assert montage.shape == (320, 960, 3)
+    for tile, mask in ((montage[:, 320:640], truth), (montage[:, 640:], 255 - truth)):
+        assert set(np.unique(tile)) == {0, 255}
+        assert np.array_equal(tile[::160, ::160, 0], mask)  # each pixel a 160x160 block
 
 
 def test_an_output_name_taken_by_a_folder_is_found_before_anything_is_written(copy_set, dev_root, tmp_path,

@@ -517,11 +517,50 @@ def test_masks_with_alpha_are_read_by_what_carries_the_label(tmp_path):
         path = tmp_path / f"la_{name}_mask.png"
         path.write_bytes(_png(64, 48, 4, pixels))
         assert np.array_equal(store.read_mask(path, (48, 64)), expected), name
+    # Where the alpha varies and the colour is not one value: a transparent pixel is never person. A
+    # cut-out (the person's own picture on transparency, as background removers write) lost its dark
+    # clothes to the colour's threshold; a black person on transparent white was read inverted.
+    picture = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    cut_out = np.dstack([np.where(truth[..., None] > 0, picture, 0), truth])
+    black_on_white = np.dstack([np.where(truth > 0, 0, 255).astype(np.uint8)] * 3 + [truth])
+    soft = truth.copy()
+    soft[10:30, 20] = 128  # a white label with a grey outline, over transparent white
+    on_transparent_white = np.dstack([np.where(truth > 0, soft, 255).astype(np.uint8)] * 3 + [truth])
+    erased = np.dstack([truth] * 3 + [opaque.copy()])
+    erased[:5, :5, 3] = 0  # a black-and-white mask with a bit of it erased to transparency
+    for name, image in (("cut-out", cut_out), ("black on white", black_on_white),
+                        ("white on transparent white", on_transparent_white), ("erased", erased)):
+        path = tmp_path / name.replace(" ", "_") / "0_mask.png"
+        path.parent.mkdir()
+        cv2.imwrite(str(path), image)
+        if image is on_transparent_white:  # its grey outline (128) is binarized, and said
+            with pytest.warns(UserWarning, match="binarized at 128"):
+                assert np.array_equal(store.read_mask(path, (48, 64)), truth), name
+        else:
+            assert np.array_equal(store.read_mask(path, (48, 64)), truth), name
     # A palette: entry 0 white and transparent (background), entry 1 white and opaque (person).
     path = tmp_path / "palette_mask.png"
     path.write_bytes(_png(64, 48, 3, (truth > 0).astype(np.uint8),
                           extra=[(b"PLTE", bytes([255, 255, 255, 255, 255, 255])), (b"tRNS", bytes([0, 255]))]))
     assert np.array_equal(store.read_mask(path, (48, 64)), truth)
+
+
+def test_float_images_and_masks_are_read_at_their_values(tmp_path):
+    # A 32-bit float TIFF (a documented --backgrounds / --source type): OpenCV put 0..1 data through a
+    # tone curve (10 read as 46, 128 as 163) and made 0..255 data white; a 0..1 mask was read as empty.
+    frame = _img()
+    truth = np.zeros((48, 64), np.uint8)
+    truth[10:30, 20:40] = 255
+    for name, data in (("unit", frame / 255), ("bytes", frame.astype(np.float64))):
+        for dtype in (np.float32, np.float64):
+            path = tmp_path / f"{name}.tif"
+            assert cv2.imwrite(str(path), data.astype(dtype))
+            read = store.read_image(path, "frame")
+            assert read.dtype == np.uint8 and np.abs(read.astype(int) - frame).max() <= 5, (name, dtype)
+    for scale in (1.0, 255.0):
+        path = tmp_path / "0_mask.tif"
+        assert cv2.imwrite(str(path), (truth / 255 * scale).astype(np.float32))
+        assert np.array_equal(store.read_mask(path, (48, 64)), truth), scale
 
 
 def test_16_bit_masks_and_images_holding_8_bit_values(tmp_path):
@@ -720,6 +759,22 @@ def test_a_png_with_odd_colour_chunks_is_read_without_libpngs_warnings(tmp_path,
     (tmp_path / "0_mask.png").write_bytes(png)
     assert np.array_equal(store.read_mask(tmp_path / "0_mask.png"), mask * 255)
     assert capfd.readouterr().err == ""
+
+
+def test_a_png_with_a_transparency_or_orientation_chunk_libpng_refuses_is_read_without_its_warning(capfd):
+    # Chunks the tool keeps (tRNS, eXIf) but libpng finds malformed, with sound checksums: "libpng
+    # warning: eXIf: incorrect byte-order specifier" (an "Exif\0\0" before the TIFF block, as some
+    # writers put), "tRNS: invalid" (a wrong length), "tRNS: duplicate", on every read of the file.
+    image = _img()
+    good = store.encode_png(image)
+    for odd in (png_chunk(b"eXIf", b"Exif\0\0" + exif(6, "big")), png_chunk(b"tRNS", b"\x00\x01"),
+                png_chunk(b"tRNS", bytes(6)) + png_chunk(b"tRNS", bytes(6))):
+        capfd.readouterr()
+        assert np.array_equal(store.decode_image(np.frombuffer(good[:33] + odd + good[33:], np.uint8)), image)
+        assert capfd.readouterr().err == "", odd[:12]
+    # A sound one is still used: an eXIf turned 180 degrees turns the frame (OpenCV applies it).
+    turned = store.decode_image(np.frombuffer(good[:33] + png_chunk(b"eXIf", exif(3)) + good[33:], np.uint8))
+    assert np.array_equal(turned, image[::-1, ::-1]) and capfd.readouterr().err == ""
 
 
 def exif(orientation: int | None, order: str = "little", make: bytes | None = None) -> bytes:
@@ -1290,13 +1345,15 @@ def test_a_mask_value_of_128_is_person(tmp_path):
     assert np.array_equal(got, np.where(mask == 128, 255, 0).astype(np.uint8))
 
 
-def test_a_colour_mask_with_alpha_is_read_by_its_colour_when_the_colour_varies(tmp_path):
+def test_a_colour_mask_with_alpha_is_read_by_its_colour_where_it_is_opaque(tmp_path):
     mask = np.zeros((8, 8, 4), np.uint8)
     mask[2:6, 2:6, :3] = 255  # a white person on black
     mask[:, :4, 3] = 255  # alpha that varies otherwise (half the image opaque)
     cv2.imwrite(str(tmp_path / "0_mask.png"), mask)
     got = store.read_mask(tmp_path / "0_mask.png")
-    assert np.array_equal(got, mask[..., 0])
+    # The colour decides where the mask is there; its transparent half is no person (until the
+    # fifty-ninth day the colour decided there too).
+    assert np.array_equal(got, np.where(mask[..., 3] > 0, mask[..., 0], 0))
 
 
 def test_only_colour_images_pass_check_bgr():
