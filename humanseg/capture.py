@@ -377,6 +377,8 @@ def run_capture(source, window: Window, controller: CaptureController, images_ro
                         break
                     more_keys, more_clicks = window.poll(max(1, int(min(50.0, spare * 1000))))
                     keys, clicks = keys + more_keys, clicks + more_clicks
+                    if not keys:
+                        controller.polled()
             if controller.quit:
                 break
             if not window.is_open():

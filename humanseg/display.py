@@ -79,7 +79,7 @@ def _qt_platform_it_has() -> None:
     have = qt_platforms() if wanted else None
     if not have or "xcb" not in have:
         return
-    entries = [entry for entry in wanted.split(";") if entry.split(":")[0].strip() in have]
+    entries = [entry for entry in wanted.split(";") if entry.split(":")[0].strip().lower() in have]
     if entries:  # "wayland;xcb": Qt tries each in turn, and said so in two lines of its own for wayland
         os.environ["QT_QPA_PLATFORM"] = ";".join(entries)
         return

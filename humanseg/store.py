@@ -988,7 +988,7 @@ _warned_binarize: set[tuple[str, str]] = set()
 def _with_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """A mask with an alpha channel as what shows: a pixel that is not there (transparent) is never
     person. Where the alpha varies, the label is the alpha, unless the colour of the opaque part is a
-    mask itself (0 and full for the most part, and not one value): then that colour, there alone. So
+    mask itself (0 and one other value for the most part): then that colour, there alone. So
     a one-colour image on transparency (black or white, or a black person on transparent white) and a
     cut-out (the person's own picture, as background removers write) are their opaque part, and a
     black-and-white mask with transparent bits its white part. (Until the fifty-ninth day the colour
@@ -1000,7 +1000,9 @@ def _with_alpha(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     full = np.iinfo(alpha.dtype).max
     opaque = alpha >= (int(full) + 1) // 2
     inside = colour[opaque]
-    if inside.size and inside.min() != inside.max() and np.isin(inside, (0, full)).mean() >= 0.9:
+    top = inside.max() if inside.size else 0
+    # (0 and its brightest value: 0/255, 0/1 or a class number, 8-bit values in 16 bits)
+    if inside.size and inside.min() != top and np.isin(inside, (0, top)).mean() >= 0.9:
         return np.where(opaque, colour, 0).astype(colour.dtype)
     return alpha
 

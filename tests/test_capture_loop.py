@@ -226,6 +226,31 @@ def test_a_countdown_ends_on_time_at_a_slow_pace(tmp_path, dev_root):
     assert window.digits[:4] == [None, 3, 2, 1]
 
 
+def test_a_second_press_cancels_at_a_slow_pace(tmp_path, dev_root):
+    # At a --max-fps pace the keys are read every 50 ms but the controller was told of them only when
+    # one came: the readings seemed as far apart as the presses, and a second s, meant to cancel, was
+    # taken for a held key's repeat (a review's finding).
+    clock = Clock()
+    controller = CaptureController(default_layout(W, H), bkg_seconds=1, sav_seconds=5, clock=clock)
+    presses, done = {0.5: ord("b"), 3.0: ord("s"), 4.5: ord("s")}, set()
+
+    class Window(ScriptWindow):
+        def poll(self, wait_ms=1):
+            clock.now += wait_ms / 1000
+            keys = [k for t, k in presses.items() if t not in done and clock.now >= t]
+            done.update(t for t in presses if clock.now >= t)
+            return keys, []
+
+    events = []
+    source = ListSource(frames(dev_root), clock, limit=2)
+    run_capture(source, Window({}), controller, tmp_path, clock=clock, log=events.append, max_fps=0.05)
+    said = [(e["event"], e.get("button")) for e in events
+            if e["event"] in ("pressed", "countdown_started", "countdown_cancelled")]
+    assert said == [("pressed", "bkg"), ("countdown_started", "bkg"), ("pressed", "sav"),
+                    ("countdown_started", "sav"), ("pressed", "sav"), ("countdown_cancelled", "sav")]
+    assert [e["kind"] for e in events if e["event"] == "saved"] == ["background"]  # no frame: cancelled
+
+
 def test_failed_save_is_shown_and_the_next_press_saves(tmp_path, dev_root, monkeypatch):
     # The disk is full for the first Bkg: the screen says so, no half-made set is left, capture goes on.
     real_fsync, failures = os.fsync, []

@@ -132,6 +132,7 @@ def test_a_qt_platform_opencv_lacks_opens_the_window_with_xcb(xdisplay, dev_root
     import os
     import subprocess
     import sys
+    import warnings
 
     from humanseg import display
     from tests.conftest import ROOT
@@ -155,3 +156,8 @@ def test_a_qt_platform_opencv_lacks_opens_the_window_with_xcb(xdisplay, dev_root
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
     display.require_display()
     assert os.environ["QT_QPA_PLATFORM"] == "xcb"
+    monkeypatch.setenv("QT_QPA_PLATFORM", "XCB")  # Qt takes plugin names in any case: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        display.require_display()
+    assert os.environ["QT_QPA_PLATFORM"] == "XCB"

@@ -538,6 +538,17 @@ def test_masks_with_alpha_are_read_by_what_carries_the_label(tmp_path):
                 assert np.array_equal(store.read_mask(path, (48, 64)), truth), name
         else:
             assert np.array_equal(store.read_mask(path, (48, 64)), truth), name
+    # A mask of 0 and one other value (0/1, a class number; 8-bit values in 16 bits) with a transparent
+    # strip is read by its colour where opaque, as a 0/255 one is (a review found it read by its alpha).
+    for person, dtype in ((1, np.uint8), (15, np.uint8), (255, np.uint16)):
+        strip = np.dstack([(truth > 0).astype(dtype) * person] * 3 + [np.full((48, 64), np.iinfo(dtype).max, dtype)])
+        strip[:, :5, 3] = 0
+        path = tmp_path / f"class_{person}_{np.dtype(dtype).name}" / "0_mask.png"
+        path.parent.mkdir()
+        cv2.imwrite(str(path), strip)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # (0/1 and 0/15 are said as such)
+            assert np.array_equal(store.read_mask(path, (48, 64)), truth), (person, dtype)
     # A palette: entry 0 white and transparent (background), entry 1 white and opaque (person).
     path = tmp_path / "palette_mask.png"
     path.write_bytes(_png(64, 48, 3, (truth > 0).astype(np.uint8),

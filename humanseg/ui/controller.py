@@ -36,6 +36,11 @@ class HeldKeys:
         self.waiting: dict[int, float] = {}  # key -> a press not yet told from a repeat, and when
         self.read_at: float | None = None  # the readings' last time
 
+    def polled(self, now: float) -> None:
+        """The keys were read now and none came (a paced loop reads them without an update): the gap
+        between readings is measured from here."""
+        self.read_at = now
+
     def presses(self, keys: Iterable[int], now: float) -> list[int]:
         """The keys of this reading (and of earlier ones that waited) that are presses, in order."""
         gap = self.gap if self.read_at is None else max(self.gap, 1.5 * (now - self.read_at))
@@ -142,6 +147,11 @@ class CaptureController:
             events.append(Event("capture", {"button": self.active, "kind": target}))
             self.active, self.countdown = None, None
         return events
+
+    def polled(self) -> None:
+        """The window was asked for input and gave none (see HeldKeys.polled): without it, a paced
+        loop's readings seemed as far apart as its updates, and a second press was taken for a repeat."""
+        self.keys.polled(self.clock())
 
     def keys_waiting(self) -> bool:
         """A key press waits to be told from a held key's repeat: update() soon, with or without keys."""
