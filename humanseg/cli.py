@@ -19,7 +19,7 @@ import click
 
 from humanseg import errors
 from humanseg.errors import HumansegError, out_of_memory
-from humanseg.signals import Terminated, sigterm_as_interrupt
+from humanseg.signals import StreamProxy, Terminated, sigterm_as_interrupt
 
 _PACKAGE = str(Path(__file__).resolve().parent)
 _python_format = warnings.formatwarning
@@ -82,28 +82,13 @@ def as_a_tool() -> None:
 STDOUT_NAME = "standard output"
 
 
-class NamedStdout:
+class NamedStdout(StreamProxy):
     """sys.stdout whose failed writes name it: an OSError without a file name (a full disk's) gets
     "standard output" as its name, so that it reads "standard output: No space left on device" (a
     closed pipe's stays a BrokenPipeError)."""
 
-    def __init__(self, stream):
-        self._stream = stream
-
-    def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError as exc:
-            raise _named(exc) from None
-
-    def flush(self):
-        try:
-            self._stream.flush()
-        except OSError as exc:
-            raise _named(exc) from None
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
+    def failed(self, exc: OSError) -> None:
+        raise _named(exc) from None
 
 
 def _named(exc: OSError) -> OSError:

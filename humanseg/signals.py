@@ -60,27 +60,42 @@ def quiet_closed_pipes() -> None:
             pass
 
 
-class _Guarded:
-    """A text stream whose writes to a closed pipe are dropped, and said to its OutputGuard."""
+class StreamProxy:
+    """A text stream standing in for another, whose failed writes and flushes go to `failed(exc)`
+    (which raises, or returns to drop what was written); everything else is the stream's own."""
 
-    def __init__(self, stream, guard: "OutputGuard"):
-        self._stream, self._guard = stream, guard
+    def __init__(self, stream):
+        self._stream = stream
+
+    def failed(self, exc: OSError) -> None:
+        raise exc
 
     def write(self, text):
         try:
             return self._stream.write(text)
         except OSError as exc:
-            self._guard.closed(exc)
+            self.failed(exc)
             return len(text)
 
     def flush(self):
         try:
             self._stream.flush()
         except OSError as exc:
-            self._guard.closed(exc)
+            self.failed(exc)
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
+
+
+class _Guarded(StreamProxy):
+    """A text stream whose writes to a closed pipe are dropped, and said to its OutputGuard."""
+
+    def __init__(self, stream, guard: "OutputGuard"):
+        super().__init__(stream)
+        self._guard = guard
+
+    def failed(self, exc: OSError) -> None:
+        self._guard.closed(exc)
 
 
 class OutputGuard:
