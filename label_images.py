@@ -2,7 +2,7 @@
 
 import click
 
-from humanseg.cli import CONTEXT, Command, Number, as_a_tool, images_option, reports_errors
+from humanseg.cli import CONTEXT, Command, InFile, Number, as_a_tool, images_option, reports_errors
 
 
 @click.command(context_settings=CONTEXT, cls=Command)
@@ -14,7 +14,7 @@ from humanseg.cli import CONTEXT, Command, Number, as_a_tool, images_option, rep
 @click.option("--all", "all_frames", is_flag=True, help="Open every frame, labeled ones too.")
 @click.option("--no-guess", is_flag=True,
               help="Start unlabeled frames empty instead of from K_pred.png / the model / differencing.")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+@click.option("--weights", type=InFile(dir_okay=False), default=None,
               help="Model checkpoint for the starting guess, of every frame (default: the capture tool's "
                    "K_pred.png where there is one, else $HUMANSEG_WEIGHTS or the shipped model).")
 @click.option("--zoom", type=Number(0.1, 4.0), default=None, metavar="F",

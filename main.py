@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from humanseg.cli import CONTEXT, MAX_THREADS, Command, Number, as_a_tool, images_option, reports_errors
+from humanseg.cli import CONTEXT, MAX_THREADS, Command, InFile, Number, as_a_tool, images_option, reports_errors
 
 
 def _print_event(record: dict) -> None:
@@ -28,7 +28,7 @@ def _print_event(record: dict) -> None:
 @click.option("--dwell", type=Number(min=0), default=0.3, show_default=True,
               help="Seconds a palm must stay inside a button to press it.")
 @click.option("--no-pose", is_flag=True, help="No PoseNet: press buttons with the mouse or keys b / s / q.")
-@click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
+@click.option("--posenet-weights", type=InFile(dir_okay=False), default=None,
               help="PoseNet weights (.pth); default: $HUMANSEG_POSENET_WEIGHTS, the cache, then download.")
 @click.option("--pose-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Run PoseNet on every Nth frame; 0: in a background thread on the newest frame, "
@@ -42,7 +42,7 @@ def _print_event(record: dict) -> None:
               help="Pace the loop to at most this rate (0: as fast as frames come; use for files).")
 @click.option("--no-model", is_flag=True,
               help="No live segmentation overlay after Bkg and no K_pred.png beside saved frames.")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+@click.option("--weights", type=InFile(dir_okay=False), default=None,
               help="Segmentation checkpoint for the overlay and K_pred.png (default: $HUMANSEG_WEIGHTS, "
                    "else the shipped model).")
 @click.option("--log-events", is_flag=True, help="Print one JSON line per event on stdout.")

@@ -1,5 +1,7 @@
 """Train the siamese segmentation network: python training.py -i 1000 -b 2"""
 
+import os
+
 import click
 
 from humanseg.cli import CONTEXT, MAX_THREADS, Command, Folder, Number, as_a_tool, reports_errors
@@ -76,6 +78,9 @@ def main(iterations, batch, images, out, resume, force, lr, size, val_sets, devi
         raise click.BadParameter("give set numbers like 3,7, a fraction like 0.2, or none", param_hint="'--val-sets'")
     if init is not None and not init.strip():  # "" (an unset shell variable) was taken for the default
         raise click.BadParameter("give default, scratch or a checkpoint file", param_hint="'--init'")
+    if init is not None and init.endswith(os.sep) and init.strip(os.sep):  # w.pt/ was read as w.pt
+        raise click.BadParameter(f"{init} names a folder (it ends in {os.sep}); name a checkpoint file.",
+                                 param_hint="'--init'")
     if resume and force:  # --force (a new run) was left unused: --resume went on with the old one
         raise click.UsageError("use either --resume (continue the run in --out) or --force (start a new one "
                                "there), not both")

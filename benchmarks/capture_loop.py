@@ -29,7 +29,7 @@ from humanseg.sources import ImageFolderSource  # noqa: E402
 from humanseg.ui.buttons import default_layout  # noqa: E402
 from humanseg.ui.controller import CaptureController  # noqa: E402
 from gui import start_xvfb  # noqa: E402
-from humanseg.cli import CONTEXT, MAX_THREADS, Command, as_a_tool, reports_errors  # noqa: E402
+from humanseg.cli import CONTEXT, MAX_THREADS, Command, InFile, as_a_tool, reports_errors  # noqa: E402
 from humanseg.errors import HumansegError  # noqa: E402
 from pose import default_weights  # noqa: E402  (benchmarks/pose.py: the same weights)
 
@@ -99,7 +99,7 @@ def report(name: str, fps: list[float], **extra) -> None:
               help="Inline mode: pose on every Nth frame (0: every frame, every other one if slow).")
 @click.option("--pose-threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True,
               help="Threads for PoseNet (main.py's default).")
-@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=None,
+@click.option("--posenet-weights", "--weights", "weights", type=InFile(), default=None,
               help="PoseNet weights (default: $HUMANSEG_POSENET_WEIGHTS if set, else ../shared's "
                    "mobilenet_v1_050.pth where it exists, else main.py's lookup: the cache, a download).")
 @reports_errors

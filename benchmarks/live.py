@@ -35,13 +35,13 @@ from humanseg.live import VIEWS, LiveSession, default_threads, run_live  # noqa:
 from humanseg.model import load_segmenter  # noqa: E402
 from humanseg.sources import open_source  # noqa: E402
 from robustness import closer_window, far_person, scaled_up  # noqa: E402  (benchmarks/, the script's own folder)
-from humanseg.cli import CONTEXT, MAX_THREADS, Command, as_a_tool, reports_errors  # noqa: E402
+from humanseg.cli import CONTEXT, MAX_THREADS, Command, InFile, as_a_tool, reports_errors  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
+@click.option("--weights", type=InFile(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), help="Model threads (default: cores - 1).")
 @click.option("--runs", type=click.IntRange(1), default=5, show_default=True, help="Timed runs per view.")
 @click.option("--frames", type=click.IntRange(1), default=60, show_default=True, help="Frames per run.")

@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from humanseg.capture import CAPTURE_POSES  # noqa: E402
 from humanseg.pose.estimator import PoseEstimator  # noqa: E402
-from humanseg.cli import CONTEXT, Command, as_a_tool, reports_errors  # noqa: E402
+from humanseg.cli import CONTEXT, Command, InFile, as_a_tool, reports_errors  # noqa: E402
 
 DEV_FRAME = ROOT.parent / "shared" / "data" / "dev" / "set10" / "0.png"
 WEIGHTS = ROOT.parent / "shared" / "models" / "posenet" / "mobilenet_v1_050.pth"
@@ -61,7 +61,7 @@ def measure(estimator: PoseEstimator, frame: np.ndarray, threads: int, iteration
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
-@click.option("--posenet-weights", "--weights", "weights", type=click.Path(), default=None,
+@click.option("--posenet-weights", "--weights", "weights", type=InFile(), default=None,
               help="PoseNet weights (default: $HUMANSEG_POSENET_WEIGHTS if set, else ../shared's "
                    "mobilenet_v1_050.pth where it exists, else main.py's lookup: the cache, a download).")
 @click.option("--iterations", type=click.IntRange(1), default=50, show_default=True, help="Timed calls per line.")

@@ -25,7 +25,7 @@ from humanseg.errors import HumansegError  # noqa: E402
 from humanseg.evaluate import AbsdiffPredictor, parse_sets  # noqa: E402
 from humanseg.model import load_segmenter, read_checkpoint, resolve_weights  # noqa: E402
 from humanseg.cli import (  # noqa: E402
-    CONTEXT, MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, Folder, as_a_tool, reports_errors,
+    CONTEXT, MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, Folder, InFile, as_a_tool, reports_errors,
 )
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -140,7 +140,7 @@ def held_out_samples(root: Path, sets: list[int]):
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
+@click.option("--weights", type=InFile(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--images", type=Folder(), default=str(DEV), show_default=True, help="Folder holding the sets.")
 @click.option("--sets", help="Sets to score, e.g. 3,7 (default: the sets the checkpoint held out).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,

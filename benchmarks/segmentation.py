@@ -28,7 +28,7 @@ from humanseg.errors import HumansegError  # noqa: E402
 from humanseg.evaluate import absdiff_mask  # noqa: E402
 from humanseg.model import load_segmenter  # noqa: E402
 from humanseg.cli import (  # noqa: E402
-    CONTEXT, MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, as_a_tool, reports_errors,
+    CONTEXT, MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, InFile, as_a_tool, reports_errors,
 )
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -51,7 +51,7 @@ def report(name: str, times: list[float], **extra) -> None:
 
 
 @click.command(help=__doc__.split("\n\n")[0], context_settings=CONTEXT, cls=Command)
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
+@click.option("--weights", type=InFile(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=2, show_default=True,
               help="Threads for the model.")
 @click.option("--repeats", type=click.IntRange(1), default=100, show_default=True,

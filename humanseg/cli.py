@@ -202,6 +202,13 @@ class Folder(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _refuse_a_folders_name(path_type: click.Path, value, param, ctx) -> None:
+    """A file's name ending in the separator names a folder (the system refuses to open `x.png/`),
+    where pathlib drops the separator and reads or writes the file `x.png`."""
+    if isinstance(value, str) and value.endswith(os.sep) and value.strip(os.sep):
+        path_type.fail(f"{value} names a folder (it ends in {os.sep}); name a file.", param, ctx)
+
+
 class File(Folder):
     """click.Path for a file that refuses an empty value: `--json ""` or `--output ""` wrote nothing
     without a word, `--onnx ""` failed in an odd message."""
@@ -212,9 +219,17 @@ class File(Folder):
         super().__init__(**{"file_okay": True, "dir_okay": False, **kwargs})
 
     def convert(self, value, param, ctx):
-        if isinstance(value, str) and value.endswith(os.sep) and value.strip(os.sep):
-            # (`export --onnx new/` wrote a file named new)
-            self.fail(f"{value} names a folder (it ends in {os.sep}); name a file.", param, ctx)
+        _refuse_a_folders_name(self, value, param, ctx)  # (`export --onnx new/` wrote a file named new)
+        return super().convert(value, param, ctx)
+
+
+class InFile(click.Path):
+    """click.Path for a file to read (a checkpoint, a frame): `--weights w.pt/` or `predict x.png/`
+    read the file as if the separator were not there. An empty value is left to the command, which
+    says what leaving the option out does instead."""
+
+    def convert(self, value, param, ctx):
+        _refuse_a_folders_name(self, value, param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from humanseg import metrics, store
 from humanseg.cli import (
-    MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, images_option, reports_errors,
+    MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, InFile, images_option, reports_errors,
 )
 from humanseg.errors import HumansegError
 from humanseg.signals import signals_held
@@ -172,7 +172,7 @@ def _labeled_sets(root: Path) -> list[int]:
 
 @click.command("evaluate", cls=Command)
 @images_option
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
+@click.option("--weights", type=InFile(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--sets", help="Only these sets, e.g. 3,7 (default: every set with labels).")
 @click.option("--method", "methods", multiple=True, type=click.Choice(METHODS), default=["model"],
               show_default=True, help="What to score; repeat to compare (e.g. --method model --method absdiff); "
@@ -352,9 +352,9 @@ def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
 
 @click.command("predict", cls=Command)
 @click.option("--bkg", "bkg_path", required=True, type=File(), help="Background image.")
-@click.argument("frames", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("frames", nargs=-1, required=True, type=InFile(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=Folder(), help="Output folder.")
-@click.option("--weights", type=click.Path(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
+@click.option("--weights", type=InFile(), help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--overlay", is_flag=True, help="Also write NAME_overlay.png (mask tinted over the frame).")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 @reports_errors

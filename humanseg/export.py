@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from humanseg import store
-from humanseg.cli import Command, File, reports_errors
+from humanseg.cli import Command, File, InFile, reports_errors
 from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.signals import signals_held
 
@@ -113,7 +113,7 @@ def _declare_one_channel(model: bytes) -> bytes:
 @click.command("export", cls=Command)
 @click.option("--onnx", "onnx_path", required=True, type=File(),
               help="Where to write the ONNX model.")
-@click.option("--weights", type=click.Path(dir_okay=False),
+@click.option("--weights", type=InFile(dir_okay=False),
               help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--opset", type=click.IntRange(13, 20), default=17, show_default=True,
               help="ONNX opset version (13-20: what this PyTorch's exporter writes).")

@@ -25,7 +25,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.sources import CameraStopped, Peeked, VideoSource, looks_mirrored, open_source_quietly
-from humanseg.cli import MAX_THREADS, Command, File, Folder, Number, reports_errors
+from humanseg.cli import MAX_THREADS, Command, File, Folder, InFile, Number, reports_errors
 from humanseg.errors import AlreadyExists, HumansegError
 from humanseg.signals import signals_held
 
@@ -816,7 +816,7 @@ def default_threads() -> int:
               help="Camera index, video file, or image folder / glob pattern.")
 @click.option("--bkg", "bkg_path", type=File(),
               help="Background image; without it one is captured from the source after a countdown.")
-@click.option("--weights", type=click.Path(dir_okay=False),
+@click.option("--weights", type=InFile(dir_okay=False),
               help="Checkpoint (default: $HUMANSEG_WEIGHTS, else the shipped model).")
 @click.option("--view", type=click.Choice(VIEWS), default="tint", show_default=True,
               help="tint: mask over the frame; blur: background blurred; replace: --replace image behind; "

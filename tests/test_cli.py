@@ -134,6 +134,49 @@ def test_an_empty_file_or_folder_name_is_refused_by_every_command(dev_root):
             2, "", f"Error: Invalid value for '{option}': empty; name a {what}.\n"), (args, option)
 
 
+def test_a_file_to_read_named_with_a_trailing_slash_is_refused_not_read_as_the_file(tmp_path, dev_root,
+                                                                                    posenet_weights):
+    # pathlib drops a trailing separator, so `--weights w.pt/` and `predict x.png/` read the file,
+    # where the system refuses such a name (it names a folder): now each says so in one line.
+    bkg, frame = dev_root / "set3" / "bkg.png", dev_root / "set3" / "0.png"
+    weights = tmp_path / "w.pt"
+    shutil.copy(ROOT / "humanseg" / "weights" / "default.pt", weights)
+    for args, option, value in [
+            (["-m", "humanseg", "predict", "--bkg", bkg, "--out", tmp_path / "out"], "FRAMES...", f"{frame}/"),
+            (["-m", "humanseg", "predict", "--bkg", bkg, frame, "--out", tmp_path / "out", "--weights"],
+             "--weights", f"{weights}/"),
+            (["-m", "humanseg", "evaluate", "--images", dev_root, "--sets", "3", "--weights"], "--weights",
+             f"{weights}/"),
+            (["-m", "humanseg", "export", "--onnx", tmp_path / "m.onnx", "--weights"], "--weights", f"{weights}/"),
+            (["-m", "humanseg", "live", "--source", dev_root / "set3", "--no-window", "--weights"], "--weights",
+             f"{weights}/"),
+            (["-m", "humanseg", "pose"], "IMAGES...", f"{frame}/"),
+            (["-m", "humanseg", "pose", frame, "--posenet-weights"], "--posenet-weights", f"{posenet_weights}/"),
+            (["main.py", "--posenet-weights"], "--posenet-weights", f"{posenet_weights}/"),
+            (["main.py", "--weights"], "--weights", f"{weights}/"),
+            (["label_images.py", "-s", "3", "--images", dev_root, "--weights"], "--weights", f"{weights}/"),
+            (["training.py", "-i", "1", "--images", dev_root, "--out", tmp_path / "run", "--init"], "--init",
+             f"{weights}/")]:
+        r = run(*args, value)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+        assert r.stderr.startswith("Error: Invalid value for ") and f"'{option}'" in r.stderr, (args, r.stderr)
+        assert r.stderr.endswith(f"{value} names a folder (it ends in /); name a "
+                                 f"{'checkpoint file' if option == '--init' else 'file'}.\n"), (args, r.stderr)
+        assert r.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]  # nothing written
+    for variable, value, command in [("HUMANSEG_WEIGHTS", f"{weights}/", ["-m", "humanseg", "predict", "--bkg",
+                                                                          bkg, frame, "--out", tmp_path / "out"]),
+                                     ("HUMANSEG_POSENET_WEIGHTS", f"{posenet_weights}/", ["-m", "humanseg", "pose",
+                                                                                          frame])]:
+        env = dict(os.environ, OMP_NUM_THREADS="1", **{variable: value})
+        r = subprocess.run([sys.executable, *map(str, command)], cwd=ROOT, capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert r.returncode == 2 and r.stderr.startswith(f"Error: {variable}={value}: names a folder (it ends in "
+                                                         f"/); name a "), r.stderr
+        assert r.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
 def test_every_command_takes_h_for_help():
     # `python -m humanseg -h` and every subcommand's -h were "Error: No such option: -h", while the
     # entry points took it.

@@ -153,6 +153,9 @@ def resolve_weights(weights: str | os.PathLike | None) -> Path:
     env = os.environ.get("HUMANSEG_WEIGHTS")
     if env:  # set once and forgotten, say: the error names the variable, not only a path
         path = Path(os.path.expanduser(env))  # quoted, "~/w.pt" was looked for in a folder named "~"
+        if env.endswith(os.sep) and env.strip(os.sep):  # (pathlib drops it: w.pt/ read w.pt)
+            raise WeightsError(f"HUMANSEG_WEIGHTS={env}: names a folder (it ends in {os.sep}); name a "
+                               f"checkpoint file")
         refused = refused_on_the_way(path)
         if refused:
             raise WeightsError(f"HUMANSEG_WEIGHTS={env}: cannot read it ({refused})")

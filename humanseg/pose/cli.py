@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from humanseg import store
-from humanseg.cli import Command, Folder, Number, reports_errors
+from humanseg.cli import Command, Folder, InFile, Number, reports_errors
 from humanseg.errors import HumansegError
 from humanseg.pose.mobilenet import MODEL_IDS
 
@@ -34,13 +34,13 @@ def _read(path: Path):
 
 
 @click.command("pose", cls=Command)
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=InFile(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=Folder(path_type=Path), default=None,
               help="Write <image>_pose.png with skeleton and palms into this folder.")
 @click.option("--force", "--overwrite", "overwrite", is_flag=True, help="Replace existing files in --out.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print one JSON line per image: {"image", "keypoints": {name: [x, y, score]}, "palms": [[x, y]]}.')
-@click.option("--posenet-weights", type=click.Path(dir_okay=False), default=None,
+@click.option("--posenet-weights", type=InFile(dir_okay=False), default=None,
               help="PoseNet state dict (.pth); default: $HUMANSEG_POSENET_WEIGHTS, the cache, then download.")
 @click.option("--pose-scale", type=Number(0.05, 2.0), default=None,
               help="Network input size as a fraction of the image size  [default: the image fitted to "

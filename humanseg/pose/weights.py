@@ -229,6 +229,9 @@ def resolve_weights(weights: str | os.PathLike | None, model_id: int, show_progr
         return path
     if os.environ.get(WEIGHTS_ENV):
         path = Path(os.path.expanduser(os.environ[WEIGHTS_ENV]))  # ~ expanded, as in HUMANSEG_CACHE (quoted)
+        if os.environ[WEIGHTS_ENV].endswith(os.sep) and os.environ[WEIGHTS_ENV].strip(os.sep):
+            raise WeightsError(f"{WEIGHTS_ENV}={os.environ[WEIGHTS_ENV]}: names a folder (it ends in "
+                               f"{os.sep}); name a weights file (.pth)")  # (pathlib drops it: w.pth/ read w.pth)
         refused = refused_on_the_way(path)
         if refused:
             raise WeightsError(f"{WEIGHTS_ENV}={path}: cannot read it ({refused})")
