@@ -101,23 +101,26 @@ class PolygonEditor:
     # ------------------------------------------------------------ hit tests
 
     def vertex_at(self, x: float, y: float) -> tuple[int, int] | None:
-        """(shape index, vertex index) of the closed-shape vertex nearest (x, y) within grab_radius."""
+        """(shape index, vertex index) of the closed-shape vertex nearest (x, y) within grab_radius; of
+        vertices as near, the topmost (last drawn) shape's, as shape_at takes (a shared corner moved
+        the person's outline under the hole drawn on it)."""
         best, best_d = None, self.grab_radius
         for si in range(len(self.shapes) - 1, -1, -1):
             for vi, p in enumerate(self.shapes[si].points):
                 d = _dist((x, y), p)
-                if d <= best_d:
+                if d < best_d or (best is None and d == best_d):
                     best, best_d = (si, vi), d
         return best
 
     def edge_at(self, x: float, y: float) -> tuple[int, int, tuple[float, float]] | None:
-        """(shape index, index of the edge's first vertex, nearest point) within edge_radius of (x, y)."""
+        """(shape index, index of the edge's first vertex, nearest point) within edge_radius of (x, y);
+        of edges as near, the topmost shape's (as vertex_at)."""
         best, best_d = None, self.edge_radius
         for si in range(len(self.shapes) - 1, -1, -1):
             pts = self.shapes[si].points
             for ei in range(len(pts)):
                 d, q = _project((x, y), pts[ei], pts[(ei + 1) % len(pts)])
-                if d <= best_d:
+                if d < best_d or (best is None and d == best_d):
                     best, best_d = (si, ei, q), d
         return best
 
