@@ -410,6 +410,39 @@ def test_delete_shape_under_pointer():
     assert len(ed.shapes) == 1 and ed.shapes[0].points[0] == (400, 400)
 
 
+def test_an_outline_reaches_a_few_pixels_for_an_insert_and_one_for_a_delete():
+    # A press within 5 px of an outline inserts a vertex there; 6 px off it, a new polygon starts (a
+    # second person beside the first is drawn, not the first one's outline bent to it). `d` deletes
+    # the shape under the pointer, or within a pixel of its outline, not one 2 px away.
+    def square():
+        return PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+
+    assert square().edge_radius == 5.0
+    assert square().press(200, 105) == "insert" and square().press(195, 100) == "insert"
+    assert square().press(200, 94) == "start" and square().press(306, 200) == "start"
+    ed = square()
+    assert not ed.delete_shape_at(302, 200) and not ed.delete_shape_at(200, 98) and len(ed.shapes) == 1
+    assert ed.delete_shape_at(300.9, 200) and not ed.shapes
+
+
+def test_a_corner_or_edge_shared_by_two_shapes_is_the_one_drawn_on_top():
+    # A hole drawn with a corner on the person's outline: the corner grabbed, or the edge pressed, is
+    # the hole's, as `d` there deletes the hole (the topmost shape); it was the outline under it.
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE]),
+                        Shape([(100.0, 100.0), (200.0, 100.0), (150.0, 200.0)], hole=True)])
+    assert ed.vertex_at(100, 100) == (1, 0) and ed.edge_at(150, 102)[:2] == (1, 0)
+    assert ed.press(101, 101) == "grab"
+    ed.move(120, 130)
+    assert ed.release(120, 130) == "moved"
+    assert ed.shapes[1].points[0] == (120.0, 130.0) and ed.shapes[0].points[0] == (100.0, 100.0)
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE]),
+                        Shape([(100.0, 100.0), (200.0, 100.0), (150.0, 200.0)], hole=True)])
+    assert ed.press(150, 101) == "insert"
+    ed.release(150, 101)
+    assert len(ed.shapes[1].points) == 4 and len(ed.shapes[0].points) == 4
+    assert ed.vertex_at(200, 200) is None and ed.vertex_at(300, 107) == (0, 1)  # else the nearest, in reach
+
+
 def test_vertices_edited_counts_effort():
     ed = PolygonEditor()
     draw(ed, SQUARE)
@@ -1257,6 +1290,21 @@ def test_guesser_passes_over_a_bad_pred_file(tmp_path, capsys):
         assert guess.source == "diff" and guess.mask[75, 75] == 255
         err = capsys.readouterr().err
         assert why in err and str(path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_weights_named_for_a_set_with_nothing_to_label_are_checked_without_a_background(copy_set, capsys):
+    # With every frame labeled there is no background to give the model, only its weights to check:
+    # good weights are no error (given the empty background, the real model refused it, and the run
+    # ended on `--weights ...: ...` instead of saying there is nothing to label).
+    from humanseg.labeling.app import label_set
+    from humanseg.model.checkpoint import DEFAULT_WEIGHTS
+
+    root = copy_set(3)
+    summary = label_set(root, 3, weights=str(DEFAULT_WEIGHTS))
+    assert summary.to_label == 0 and "already have a mask" in capsys.readouterr().out
+    (root / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(HumansegError, match="bad.pt"):  # bad ones still are
+        label_set(root, 3, weights=str(root / "bad.pt"))
 
 
 def test_unreadable_frames_are_passed_over_in_a_walk(copy_set, capsys):

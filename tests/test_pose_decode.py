@@ -120,6 +120,19 @@ def test_a_keypoint_pushed_past_the_maps_edge_is_read_at_the_edge():
     assert pose.coords[eye] == pytest.approx([0, 96]) and pose.scores[eye] == pytest.approx(0.8)
 
 
+def test_a_keypoint_pushed_past_the_maps_left_edge_is_read_at_the_edge():
+    # The same at the left edge: a negative column read the last one, at the frame's right side.
+    heat, offsets, fwd, bwd = _empty_maps()
+    scores = 1 / (1 + np.exp(-heat))
+    nose, eye = KEYPOINT_INDEX["nose"], KEYPOINT_INDEX["left_eye"]
+    w = scores.shape[2]
+    scores[nose, 6, 0] = 0.9
+    scores[eye, 6, 0], scores[eye, 6, w - 1] = 0.8, 0.3
+    fwd[POSE_EDGES.index((nose, eye)) + 16, 6, 0] = -40.0
+    (pose,) = decode_multiple_poses(scores, offsets, fwd, bwd, STRIDE, max_poses=5, refine_steps=1)
+    assert pose.coords[eye] == pytest.approx([96, 0]) and pose.scores[eye] == pytest.approx(0.8)
+
+
 def test_multi_pose_backward_walk_reaches_the_nose_from_a_wrist_root():
     heat, offsets, fwd, bwd = _empty_maps()
     scores = 1 / (1 + np.exp(-heat))

@@ -64,6 +64,17 @@ def test_smoother_keeps_sides_apart_and_forgets_after_a_gap():
     assert (left.x, left.y) == (300, 300)
 
 
+def test_a_palm_never_goes_on_the_other_sides_hand():
+    # The left hand gone, the right one seen near where the left was: it glides from the right hand's
+    # place, never from the left's (crossed or joined hands mixed their two filters).
+    smoother = PalmSmoother(beta=0.0)
+    smoother.update([Palm(100, 100, "left", 0.9), Palm(300, 100, "right", 0.9)], 0.0)
+    (right,) = smoother.update([Palm(110, 100, "right", 0.9)], 1 / 30)
+    assert right.side == "right" and 110 < right.x < 300
+    (left,) = smoother.update([Palm(290, 100, "left", 0.9)], 2 / 30)
+    assert left.side == "left" and 100 < left.x < 290
+
+
 def test_two_peoples_palms_of_one_side_are_smoothed_apart():
     # The capture tool finds every person's palms: each goes on the hand of its side that was nearest,
     # in whatever order PoseNet lists the people; one filter per side smoothed them into each other.

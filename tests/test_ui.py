@@ -282,6 +282,16 @@ def test_pressing_a_running_button_again_cancels_it():
     assert c.set_number is None
 
 
+def test_set_0_continued_saves_its_frames():
+    # main.py --set 0 is a set like any other (set0/ is the layout's too): its first s saves, where a
+    # set number taken for false would say "capture a background first" for ever.
+    clock = FakeClock()
+    c = make(clock, set_number=0)
+    assert names(c.update(keys=[ord("s")])) == [("pressed", "sav"), ("countdown_started", "sav")]
+    clock.advance(2.1)
+    assert [(e.name, e.fields) for e in c.update()] == [("capture", {"button": "sav", "kind": "frame"})]
+
+
 def test_save_before_background_says_capture_a_background_first():
     clock = FakeClock()
     c = make(clock)
@@ -377,7 +387,7 @@ def _hold(controller, clock, key, seconds, frame=1 / 30, delay=0.66, rate=30, th
 def test_a_held_key_presses_its_button_once():
     # Holding s or b: each of X's repeats (25-30 a second after 0.66 s) was a press, starting and
     # cancelling countdowns over and over; with -b 0 each repeat made a new set (23 in 1.5 s).
-    for frame in (1 / 30, 1 / 15, 1 / 3):  # a slow frame rate reads the repeats in bunches
+    for frame in (1 / 30, 1 / 15, 1 / 8, 1 / 3):  # a slow frame rate reads the repeats in bunches
         for delay, rate in ((0.66, 30), (0.25, 50), (1.5, 20), (0.5, 10)):
             clock = FakeClock()
             c = make(clock, bkg_seconds=30)
@@ -391,6 +401,13 @@ def test_a_held_key_presses_its_button_once():
         events = _hold(c, clock, "b", 0.01, then=apart - 0.01) + _hold(c, clock, "b", 0.01)
         assert names(events) == [("pressed", "bkg"), ("countdown_started", "bkg"),
                                  ("pressed", "bkg"), ("countdown_cancelled", "bkg")], apart
+    # A second press that cancels, then held: its repeats are its own, not a third press (a repeat
+    # was measured from the first press, over 2 s before, and started the countdown again).
+    clock = FakeClock()
+    c = make(clock, bkg_seconds=30)
+    events = _hold(c, clock, "b", 0.01, then=1.49) + _hold(c, clock, "b", 1.5)
+    assert names(events) == [("pressed", "bkg"), ("countdown_started", "bkg"),
+                             ("pressed", "bkg"), ("countdown_cancelled", "bkg")]
     # Other keys are not held up by a held one: b held, s pressed meanwhile.
     clock = FakeClock()
     c = make(clock, bkg_seconds=30, set_number=1)
@@ -773,6 +790,19 @@ def test_a_palm_resting_in_the_release_ring_after_a_press_has_not_left():
     events += run_palm(c, clock, (sx - 1.2 * r, sy), 1.0)
     events += run_palm(c, clock, (sx, sy), 1.0)
     assert names(events) == [("pressed", "sav"), ("countdown_started", "sav")]
+
+
+def test_a_palm_past_the_release_ring_has_left_and_presses_again():
+    # Past RELEASE_FACTOR radii (1.3) the hand has left: back on Sav, it presses again and cancels.
+    clock = FakeClock()
+    c = make(clock, set_number=1, sav_seconds=100)
+    sx, sy = centre(c, "sav")
+    r = c.buttons[1].radius
+    events = run_palm(c, clock, (sx, sy), 0.5)
+    events += run_palm(c, clock, (sx - 1.4 * r, sy), 0.3)
+    events += run_palm(c, clock, (sx, sy), 0.5)
+    assert names(events) == [("pressed", "sav"), ("countdown_started", "sav"), ("pressed", "sav"),
+                             ("countdown_cancelled", "sav")]
 
 
 def test_answers_missed_before_a_new_layout_count_after_it():
