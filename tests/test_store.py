@@ -488,6 +488,22 @@ def test_a_place_that_cannot_be_written_is_refused_up_front(tmp_path, read_only_
         store.refuse_unwritable(read_only_folder / "m" / "set3", "--save-masks", folder=True)
 
 
+def test_a_folder_that_may_be_written_but_not_entered_is_refused_up_front(tmp_path, unprivileged):
+    # Mode rw- without x: nothing in it can be made or opened, so every save there would fail later.
+    folder = tmp_path / "no-entry"
+    folder.mkdir()
+    folder.chmod(0o600)
+    code = ("from humanseg import store\nfrom humanseg.errors import StoreError\ntry:\n"
+            f"    store.refuse_unwritable({str(folder / 'a.json')!r}, '--json')\n"
+            "except StoreError as exc:\n    print(exc)\n")
+    try:
+        r = subprocess.run(unprivileged([sys.executable, "-c", code]), cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    finally:
+        folder.chmod(0o700)
+    assert r.stdout == f"--json {folder / 'a.json'}: cannot write in {folder} (read-only, or no permission)\n", r
+
+
 def _png(width, height, colour_type, pixels: np.ndarray, extra=()) -> bytes:
     """A PNG written here byte by byte (8-bit samples, no filter), for the kinds OpenCV does not
     write: grey + alpha (colour type 4), palette (3) with a transparency chunk."""
