@@ -378,6 +378,16 @@ def test_a_click_off_the_buttons_is_carried_in_proportion_to_the_frame():
     assert button_at(new, x, y) is None
 
 
+def test_a_click_off_the_buttons_is_carried_across_a_turn_to_portrait_by_each_axis_own_ratio():
+    # 640x480 to 480x640 (the camera turned portrait): x goes by 480/640, y by 640/480. By one ratio
+    # for both, this click below Sav, off every button, landed on the new Sav.
+    old, new = default_layout(640, 480), default_layout(480, 640)
+    assert button_at(old, 544, 383.5) is None
+    x, y = carried_click((544, 383.5), old, new, (480, 640), (640, 480))
+    assert (x, y) == pytest.approx((544.5 * 480 / 640 - 0.5, 384 * 640 / 480 - 0.5))
+    assert button_at(new, x, y) is None
+
+
 def test_a_portrait_camera_is_shown_enlarged(tmp_path, dev_root):
     portrait = cv2.resize(frames(dev_root, 1)[0][:, 140:500], (240, 320), interpolation=cv2.INTER_AREA)
     clock = Clock()
@@ -607,6 +617,20 @@ def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):
     assert (status[0], status[-1]) == (f"set 6 | {n} frames | 0 fps", f"set 6 | {n + 1} frames | 0 fps")
     assert store.list_frames(images / "set6") == before + [before[-1] + 1]
     assert store.list_sets(images) == [6]
+
+
+def test_after_continuing_a_set_a_new_bkg_makes_a_set_that_sav_saves_into(tmp_path, dev_root, copy_set):
+    # main.py --set 6, then Bkg (a new set 7), then Sav: the frame goes into set 7 (the session's
+    # record of its own bkg.png must follow the new set: left at set 6's, every Sav was refused as
+    # "not the one this session took").
+    images = copy_set(6)
+    clock = Clock()
+    events = []
+    run_capture(ListSource(frames(dev_root), clock), ScriptWindow({5: [ord("b")], 60: [ord("s")], 140: [ord("q")]}),
+                controller(clock, set_number=6), images, clock=clock, log=events.append)
+    assert [(e["event"], e.get("set"), e.get("kind")) for e in events if e["event"] in ("saved", "message")] == [
+        ("saved", 7, "background"), ("saved", 7, "frame")]
+    assert store.list_frames(images / "set7") == [0] and store.list_sets(images) == [6, 7]
 
 
 def test_a_set_made_anew_under_its_number_meanwhile_gets_no_frame(tmp_path, dev_root, copy_set):
