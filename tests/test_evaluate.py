@@ -1090,3 +1090,52 @@ def test_a_set_named_with_a_leading_zero_is_refused_not_read_as_another(copy_set
     with pytest.raises(HumansegError, match=f"--val-sets {given}: {bad} is not a set of the layout"):
         from humanseg.data.dataset import split_sets, load_pairs
         split_sets(load_pairs([root]), given)
+
+
+def test_each_sets_row_holds_that_sets_frames_alone(dev_root, tmp_path):
+    # Two sets of different sizes scored together: each row as when the set is scored alone (each
+    # result filed under the first set made one row of all frames, and --save-masks wrote there).
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "2,3", "--method", "absdiff",
+            "--json", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    both = json.loads((tmp_path / "r.json").read_text())["absdiff"]
+    assert list(both["sets"]) == ["set2", "set3"]
+    for n in (2, 3):
+        alone = summarize(evaluate_sets(dev_root, [n], AbsdiffPredictor()))["overall"]
+        row = both["sets"][f"set{n}"]
+        assert row["frames"] == len(store.scan_set(dev_root, n).labeled) == alone["frames"]
+        for name in ("iou", "dice", "boundary_f"):
+            assert row[name] == pytest.approx(alone[name]), (n, name)
+
+
+def test_ms_per_frame_is_in_milliseconds(dev_root):
+    # A predictor taking ~20 ms a frame is reported as ~20 ms (in seconds, the table showed 0.0).
+    import time
+
+    class Slow(AbsdiffPredictor):
+        def predict_mask(self, frame):
+            time.sleep(0.02)
+            return super().predict_mask(frame)
+
+    summary = summarize(evaluate_sets(dev_root, [3], Slow()))
+    assert 15 <= summary["overall"]["ms_per_frame"] < 500
+
+
+def test_the_montage_caption_names_the_set_and_frame(tmp_path):
+    # The worst frames' image names each as "set2/5.png", not the two numbers the other way round.
+    from humanseg.evaluate import FrameResult, worst_montage
+    from humanseg.ui.draw import put_text
+
+    root = tmp_path / "images"
+    bkg = np.full((30, 40, 3), 60, np.uint8)
+    (root / "set2").mkdir(parents=True)
+    cv2.imwrite(str(root / "set2" / "bkg.png"), bkg)
+    cv2.imwrite(str(root / "set2" / "5.png"), bkg)
+    cv2.imwrite(str(root / "set2" / "5_mask.png"), np.zeros((30, 40), np.uint8))
+    pred = np.zeros((30, 40), np.uint8)
+    r = FrameResult(2, 5, {"iou": 0.5, "dice": 0.6, "boundary_f": 0.4}, 1.0, store.encode_png(pred))
+    montage = worst_montage(root, [r])
+    expected = np.zeros((240, 320, 3), np.uint8)
+    expected[:] = cv2.resize(bkg, (320, 240))
+    put_text(expected, "set2/5.png  IoU 0.500  bF 0.400", (6, 18), 0.45, (0, 255, 255), thickness=1)
+    assert np.array_equal(montage[:, :320], expected)

@@ -595,3 +595,32 @@ def test_a_source_named_in_bytes_that_are_not_utf8_is_shown_escaped_throughout()
     with pytest.raises(HumansegError) as err:
         sources.open_source_quietly(spec)
     assert str(err.value) == "--source /nonexistent/missing\\xe9: source not found: /nonexistent/missing\\xe9"
+
+
+def test_check_all_finds_an_image_differing_in_width_alone(tmp_path, dev_root):
+    # A 600x480 crop among 640x480 frames: found before the run (by heights alone it was not, and the
+    # run stopped at that frame with the results before it written).
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    frame = cv2.imread(str(dev_root / "set3" / "0.png"))
+    cv2.imwrite(str(folder / "0.png"), frame)
+    cv2.imwrite(str(folder / "1.png"), frame[:, :600])
+    with pytest.raises(HumansegError, match=r"1\.png is 600x480 but .*0\.png is 640x480"):
+        sources.open_source(str(folder)).check_all()
+
+
+def test_the_first_image_damaged_after_a_whole_pass_is_a_runtime_failure(tmp_path, dev_root):
+    # Read on the first pass, damaged since: a failure of the run, exit 1, as for the last image (not
+    # bad input, exit 2, for the first image of the second pass).
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(2):
+        (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    source = sources.open_source(str(folder), loop=True)
+    assert source.read() is not None and source.read() is not None
+    (folder / "0.png").write_bytes(b"cut short")
+    with pytest.raises(HumansegError, match="0.png in source could no longer be read") as damaged:
+        source.read()
+    assert damaged.value.exit_code == 1
