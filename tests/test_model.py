@@ -2159,3 +2159,27 @@ def test_predict_is_the_sigmoid_of_the_logits_clipped_at_30(dev_root):
     z, prob = seg.logits(frame), seg.predict(frame)
     assert np.allclose(prob, 1 / (1 + np.exp(-np.clip(z.astype(np.float64), -30, 30))), rtol=1e-5, atol=1e-9)
     assert z.min() < -20 and prob.min() < 1e-8
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf")])
+def test_a_checkpoint_with_infinite_weights_is_refused_as_nan_is(tmp_path, bad):
+    # A diverged run's weights may hold inf rather than NaN: refused alike (only NaN was tested).
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "good.pt", SiameseSegNet().eval())
+    ckpt = torch.load(path, weights_only=True)
+    name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    ckpt["state_dict"][name].view(-1)[0] = bad
+    torch.save(ckpt, tmp_path / "inf.pt")
+    with pytest.raises(WeightsError, match=rf"hold NaN or infinite values \(1 tensor\(s\), e\.g\. {re.escape(name)}\)$"):
+        load_model(tmp_path / "inf.pt")
+
+
+def test_a_checkpoint_saved_from_a_wrapped_model_loads_as_the_model(tmp_path):
+    # save_checkpoint given a DataParallel / DDP-wrapped model (as a user's own loop has it) saves the
+    # model inside: its weights load as they are, not under "module." names.
+    torch.manual_seed(0)
+    model = SiameseSegNet().eval()
+    path = save_checkpoint(tmp_path / "w.pt", torch.nn.DataParallel(model))
+    loaded, _ = load_model(path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k

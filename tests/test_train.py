@@ -2213,3 +2213,86 @@ def test_a_resume_whose_last_pt_was_written_before_the_lock_is_refused(two_sets,
                                             r"one started; run --resume again to continue from it$"):
         train_quietly(two_sets, out, size=(128, 96), iterations=4, resume=True)
     assert load_model(out / "last.pt")[1]["step"] == 2
+
+
+def test_a_first_validation_of_zero_still_writes_best_pt(two_sets, tmp_path, monkeypatch):
+    # A run whose validations all score 0 (an early network that finds nobody) writes best.pt too:
+    # its "done" line names it.
+    scripted_validations(monkeypatch, [0.0])
+    out = tmp_path / "w"
+    r = train_here(["-i", "2", *validated_run_args(two_sets, out)])
+    assert r.returncode == 0, r.stderr
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    assert best["step"] == 2 and best["metrics"]["iou"] == 0.0
+
+
+def test_metrics_csv_has_a_row_every_10_steps_between_validations(two_sets, tmp_path):
+    # Between validations (none here) metrics.csv gets a row every 10 steps: the other tests' runs
+    # validated at each tenth step or were shorter.
+    train_quietly(two_sets, tmp_path / "w", iterations=30)
+    assert [x["step"] for x in history(tmp_path / "w")] == ["10", "20", "30"]
+
+
+def test_a_missing_best_pt_is_written_at_the_next_validation_even_below_the_runs_old_best(
+        two_sets, tmp_path, monkeypatch):
+    # The warning promises the best of the validations from now on is written there: one below the
+    # run's old best (0.4 < 0.5) is, or the run would end with no best.pt.
+    scripted_validations(monkeypatch, [0.5, 0.4])
+    out = tmp_path / "w"
+    args = validated_run_args(two_sets, out)
+    assert train_here(["-i", "4", "--stop-at", "3", *args]).returncode == 0
+    (out / "best.pt").unlink()
+    r = train_here(["-i", "4", "--resume", *args])
+    assert r.returncode == 0 and "is missing" in r.stdout, r.stderr
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    assert best["step"] == 4 and best["metrics"]["iou"] == 0.4
+
+
+def test_the_plot_scales_a_rising_loss_to_its_largest_value(tmp_path):
+    # A loss that rises (after warm-up, or resumed with a higher --lr) is scaled to its largest value,
+    # not its first: drawn at the frame's top, not above it, out of the picture.
+    import cv2
+    import numpy as np
+
+    from humanseg.train import plot_history
+
+    rows = [{"step": s, "loss": 0.1 + 0.009 * s, "train_iou": 0.5} for s in range(0, 101, 10)]
+    plot_history(rows, tmp_path / "training.png")
+    img = cv2.imread(str(tmp_path / "training.png")).astype(int)
+    near = np.abs(img[45:, 746:751] - (200, 80, 0)).sum(axis=2).min(axis=1) < 60
+    ys = 45 + np.flatnonzero(near)
+    assert ys.size and abs(ys.mean() - 50) < 4  # the largest loss at the frame's top (y 50)
+
+
+def test_an_output_guard_drops_only_a_closed_pipes_failures():
+    # Only a closed pipe (EPIPE) is dropped and said to the guard: stdout on a full disk (ENOSPC) is
+    # an error named as such, not a stop as if by SIGPIPE (exit 141, "terminated (SIGPIPE)").
+    import errno
+    import io
+
+    from humanseg.signals import OutputGuard
+
+    class Failing(io.StringIO):
+        def __init__(self, err):
+            super().__init__()
+            self.err = err
+
+        def write(self, text):
+            raise OSError(self.err, os.strerror(self.err))
+
+    saved = sys.stdout, sys.stderr
+    try:
+        sys.stdout = Failing(errno.ENOSPC)
+        with OutputGuard() as guard:
+            with pytest.raises(OSError) as err:
+                print("x")
+            assert err.value.errno == errno.ENOSPC and not guard.broken
+    finally:
+        sys.stdout, sys.stderr = saved
+    try:
+        sys.stdout = Failing(errno.EPIPE)
+        with OutputGuard() as guard:
+            print("x")  # dropped, and said to the guard
+            assert guard.broken
+    finally:
+        sys.stdout, sys.stderr = saved
