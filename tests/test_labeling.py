@@ -1748,3 +1748,84 @@ def test_files_not_ours_to_read_are_passed_over_as_unreadable_ones_are(copy_set,
         f"warning: mask unreadable (Permission denied): {refused[1]}; guessing without it",
         f"warning: mask unreadable (Permission denied): {refused[2]}; starting from the guess instead "
         f"(saving replaces it)"], r.stderr
+
+
+def _grey_set(tmp_path, frames=(0,)):
+    root = tmp_path / "images"
+    (root / "set1").mkdir(parents=True)
+    store.write_image(root / "set1" / "bkg.png", np.zeros((H, W, 3), np.uint8))
+    for k in frames:
+        store.write_image(root / "set1" / f"{k}.png", np.full((H, W, 3), 90, np.uint8))
+    return root
+
+
+def _square_mask():
+    mask = np.zeros((H, W), np.uint8)
+    mask[10:50, 10:50] = 255
+    return mask
+
+
+def test_redo_of_frame_0_opens_frame_0_not_the_unlabeled_walk(tmp_path):
+    # Frames are numbered from 0: `--redo 0` is a frame, not "no --redo" (a falsy check opened frame 1).
+    root = _grey_set(tmp_path, frames=(0, 1))
+    (root / "set1" / "0_mask.png").write_bytes(store.encode_png(_square_mask()))
+    info = store.scan_set(root, 1)
+    assert frames_to_label(info, None, False) == [1]
+    assert frames_to_label(info, 0, False) == [0]
+    assert frames_to_label(info, 0, True) == [0]
+
+
+def test_a_json_accepted_as_it_is_does_not_overwrite_a_mask_saved_meanwhile(tmp_path):
+    # K.json without its mask (labelme's), accepted unchanged: only the mask is written (keep_json).
+    # Another labeler saved a mask meanwhile: it is kept, the save refused.
+    info = store.scan_set(_grey_set(tmp_path), 1)
+    info.json_path(0).write_text(store.encode_json(to_labelme([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)])], "0.png", H, W)).decode())
+    opened = Opened.of(info, 0)
+    assert opened == Opened(mask=False, json=True)
+    theirs = store.encode_png(_square_mask())
+    info.mask_path(0).write_bytes(theirs)
+    with pytest.raises(HumansegError):
+        save_label(info, 0, PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)])]), (H, W), opened, keep_json=True)
+    assert info.mask_path(0).read_bytes() == theirs
+
+
+def test_clicks_before_the_frame_has_settled_are_not_taken():
+    ed = PolygonEditor()
+    mouse = MouseAdapter(ed, size=(W, H))
+    # Clicks made while the next frame loads, just after Enter, are not that frame's first vertices.
+    mouse.settle(30.0)  # the frame just shown
+    mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
+    assert ed.current == [] and not ed.shapes
+    mouse.quiet_until = __import__("time").monotonic() - 1  # settled
+    mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
+    assert ed.current == [(100.0, 100.0)]
+
+
+@pytest.mark.parametrize("w, h, drawn", [(640, 480, 160), (1280, 720, 320)])
+def test_in_a_window_much_narrower_than_the_picture_its_last_pixel_reaches_the_frames_edge(w, h, drawn):
+    # The window's last pixel (drawn - 1) comes as that pixel scaled to the picture (as Qt sends it).
+    ed = PolygonEditor()
+    mouse = MouseAdapter(ed, size=(w, h))
+    mouse.fitted(drawn)
+    scale = w / drawn
+    last_x, last_y = int((drawn - 1) * scale), int((round(h / scale) - 1) * scale)
+    mouse(cv2.EVENT_LBUTTONDOWN, last_x, last_y, cv2.EVENT_FLAG_LBUTTON)
+    assert ed.current == [(w - 0.5, h - 0.5)]
+
+
+def test_a_dragged_vertex_follows_the_pointer_while_the_button_is_held():
+    ed = PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0), (100.0, 300.0)])])
+    mouse = MouseAdapter(ed, size=(W, H))
+    mouse(cv2.EVENT_LBUTTONDOWN, 300, 300, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_MOUSEMOVE, 320, 350, cv2.EVENT_FLAG_LBUTTON)
+    assert ed.shapes[0].points[2] == (320.0, 350.0)  # what the window shows during the drag
+
+
+def test_a_base_hole_is_not_kept_for_a_person_polygon_of_the_same_points():
+    # A K.json's shape is kept (its group_id, flags) for the polygon of the same points and label only.
+    points = [[100.0, 100.0], [300.0, 100.0], [300.0, 300.0]]
+    base = {"shapes": [{"label": "hole", "points": points, "group_id": 7, "shape_type": "polygon", "flags": {}}]}
+    doc = to_labelme([Shape([tuple(p) for p in points])], "0.png", H, W, base=base)
+    assert [s["label"] for s in doc["shapes"]] == ["person"]

@@ -411,3 +411,21 @@ def test_without_a_working_optimisation_the_eager_network_runs(dev_root, posenet
     frame = cv2.imread(str(dev_root / "set7" / "0.png"))
     palms = fallback.palms(frame)
     assert palms and palms == estimator.PoseEstimator(network, optimize=False).palms(frame)
+
+
+def test_keypoints_are_scaled_back_by_each_axis_own_factor(monkeypatch):
+    # A 1280x720 frame is fed at 321x177 (x by 3.99, y by 4.07): a keypoint on the input's last row
+    # is on the frame's last row, not 14 px above it (y scaled by the x factor).
+    from humanseg.pose import PoseEstimator
+    from humanseg.pose.decode import DecodedPose
+    from humanseg.pose.mobilenet import PoseNetMobileNetV1
+
+    est = PoseEstimator(PoseNetMobileNetV1(50, 16), optimize=False)
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    in_w, in_h = est.input_size(1280, 720)
+    assert (in_w, in_h) == (321, 177)
+    coords = np.tile([[in_h - 1, in_w - 1]], (17, 1)).astype(np.float64)  # (y, x): the input's last pixel
+    monkeypatch.setattr(est, "forward", lambda tensor: None)
+    monkeypatch.setattr(est, "decode", lambda outputs: [DecodedPose(coords, np.ones(17), 0.9)])
+    kp = est.estimate(frame)[0].keypoints["left_wrist"]
+    assert (kp.x, kp.y) == pytest.approx((1279.5 - 0.5 * 1280 / in_w, 719.5 - 0.5 * 720 / in_h))

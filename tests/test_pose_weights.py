@@ -485,3 +485,12 @@ def test_the_weights_variable_expands_a_home_folder(isolated_env, monkeypatch, p
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("HUMANSEG_POSENET_WEIGHTS", "~/pose.pth")
     assert resolve_weights(None, 50) == home / "pose.pth"
+
+
+def test_a_state_dict_with_extra_keys_is_refused_in_one_line():
+    # A file with a key the network does not have is refused as one missing a key is (a traceback
+    # from load_state_dict otherwise).
+    state = PoseNetMobileNetV1(50).state_dict()
+    state["extra_head.weight"] = torch.zeros(3)
+    with pytest.raises(WeightsError, match="unexpected extra_head.weight"):
+        W.check_state_dict(state, 50, source="w.pth")
