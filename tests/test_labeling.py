@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import cv2
 import numpy as np
@@ -1750,6 +1751,9 @@ def test_files_not_ours_to_read_are_passed_over_as_unreadable_ones_are(copy_set,
         f"(saving replaces it)"], r.stderr
 
 
+_TRIANGLE = [(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)]
+
+
 def _grey_set(tmp_path, frames=(0,)):
     root = tmp_path / "images"
     (root / "set1").mkdir(parents=True)
@@ -1779,13 +1783,13 @@ def test_a_json_accepted_as_it_is_does_not_overwrite_a_mask_saved_meanwhile(tmp_
     # K.json without its mask (labelme's), accepted unchanged: only the mask is written (keep_json).
     # Another labeler saved a mask meanwhile: it is kept, the save refused.
     info = store.scan_set(_grey_set(tmp_path), 1)
-    info.json_path(0).write_text(store.encode_json(to_labelme([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)])], "0.png", H, W)).decode())
+    info.json_path(0).write_text(store.encode_json(to_labelme([Shape(_TRIANGLE)], "0.png", H, W)).decode())
     opened = Opened.of(info, 0)
     assert opened == Opened(mask=False, json=True)
     theirs = store.encode_png(_square_mask())
     info.mask_path(0).write_bytes(theirs)
     with pytest.raises(HumansegError):
-        save_label(info, 0, PolygonEditor([Shape([(100.0, 100.0), (300.0, 100.0), (300.0, 300.0)])]), (H, W), opened, keep_json=True)
+        save_label(info, 0, PolygonEditor([Shape(_TRIANGLE)]), (H, W), opened, keep_json=True)
     assert info.mask_path(0).read_bytes() == theirs
 
 
@@ -1797,7 +1801,7 @@ def test_clicks_before_the_frame_has_settled_are_not_taken():
     mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
     mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
     assert ed.current == [] and not ed.shapes
-    mouse.quiet_until = __import__("time").monotonic() - 1  # settled
+    mouse.quiet_until = time.monotonic() - 1  # settled
     mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
     mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
     assert ed.current == [(100.0, 100.0)]
