@@ -2251,9 +2251,6 @@ def test_a_missing_best_pt_is_written_at_the_next_validation_even_below_the_runs
 def test_the_plot_scales_a_rising_loss_to_its_largest_value(tmp_path):
     # A loss that rises (after warm-up, or resumed with a higher --lr) is scaled to its largest value,
     # not its first: drawn at the frame's top, not above it, out of the picture.
-    import cv2
-    import numpy as np
-
     from humanseg.train import plot_history
 
     rows = [{"step": s, "loss": 0.1 + 0.009 * s, "train_iou": 0.5} for s in range(0, 101, 10)]
