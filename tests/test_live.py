@@ -2643,3 +2643,22 @@ def test_closing_the_capture_overlay_ends_its_worker():
     overlay = LiveOverlay(Flat())
     overlay.close()
     assert not overlay._thread.is_alive()
+
+
+def test_a_model_failing_without_a_message_is_named_by_its_kind():
+    # The capture tool's live overlay, its model failing with MemoryError() (or any exception with no
+    # text): the notice names the kind ("live segmentation off: " and nothing, else).
+    from humanseg.live_capture import LiveOverlay
+
+    class OutOfMemory:
+        def set_background(self, bkg):
+            pass
+
+        def predict(self, frame):
+            raise MemoryError()
+
+    notes = []
+    overlay = LiveOverlay(OutOfMemory(), notify=notes.append, threaded=False)
+    ctx = type("Ctx", (), {"background": np.full((48, 64, 3), 200, np.uint8)})()
+    assert overlay.on_frame(np.full((48, 64, 3), 100, np.uint8), ctx) is None
+    assert notes == ["live segmentation off: MemoryError"] and overlay.failed == "MemoryError"

@@ -2183,3 +2183,47 @@ def test_a_checkpoint_saved_from_a_wrapped_model_loads_as_the_model(tmp_path):
     loaded, _ = load_model(path)
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_logits_of_a_padded_frame_are_the_top_left_of_the_padded_run():
+    # A frame not a multiple of 16 (a 16:9 camera's 320x180 working size) is padded at the bottom and
+    # right; its logits are the padded run's top-left h x w, so the mask sits on the person, not shifted.
+    m = trained_like()
+    h, w = 50, 70
+    f, b = torch.rand(1, 3, h, w), torch.rand(1, 3, h, w)
+    pad = lambda x: torch.nn.functional.pad(x, (0, 80 - w, 0, 64 - h), mode="replicate")
+    with torch.inference_mode():
+        out = m(f, b)
+        padded = m(pad(f), pad(b))
+    assert out.shape == (1, 1, h, w)
+    assert torch.allclose(out, padded[..., :h, :w], atol=1e-5)
+
+
+def test_a_checkpoint_pickled_with_protocol_5_is_said_as_such_not_as_python_objects(tmp_path):
+    # Protocol 5, as 4: the advice is to save it with torch.save's default protocol, not that it holds
+    # Python objects.
+    path = save_checkpoint(tmp_path / "a.pt", SiameseSegNet())
+    p5 = tmp_path / "p5.pt"
+    torch.save(torch.load(path, weights_only=True), p5, pickle_protocol=5)
+    with pytest.raises(WeightsError, match=r"p5.pt \(pickled with a protocol PyTorch's safe loader cannot read; "
+                                           r"save it with torch.save's default protocol\)$"):
+        load_model(p5)
+
+
+def test_a_zip_checkpoint_whose_directory_cannot_be_read_counts_as_damaged(tmp_path):
+    # zipfile raises more than BadZipFile on damaged headers (here NotImplementedError for an unknown
+    # compression method): such a file is damaged, not passed as intact.
+    import zipfile
+
+    from humanseg.errors import damaged_zip_member
+
+    path = tmp_path / "w.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+    assert damaged_zip_member(path) is None
+    data = bytearray(path.read_bytes())
+    for sig, off in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # the method field, local and central header
+        at = data.index(sig) + off
+        data[at:at + 2] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    assert damaged_zip_member(path) == "its directory"

@@ -385,3 +385,33 @@ def test_a_folder_where_a_drawing_goes_is_found_before_anything_is_drawn(tmp_pat
     assert (proc.returncode, proc.stderr) == (2, f"Error: {frames[1]} would be drawn to {out / '1_pose.png'}, which "
                                                  f"is a folder; move it away or choose another --out\n")
     assert sorted(p.name for p in out.iterdir()) == ["1_pose.png"]
+
+
+def test_the_json_keypoint_scores_are_the_estimators_to_three_places(dev_root, posenet_weights):
+    # --json's keypoints are [x, y, score], the score the estimator's to 3 places (to one, 0.9 for
+    # 0.934, passed the test that asked only for s == round(s, 3)).
+    from click.testing import CliRunner
+
+    from humanseg.pose.cli import pose_command
+    from humanseg.pose.estimator import PoseEstimator
+
+    image = dev_root / "set10" / "0.png"
+    r = CliRunner().invoke(pose_command, [str(image), "--json", "--posenet-weights", str(posenet_weights)])
+    assert r.exit_code == 0, r.output
+    (pose,) = PoseEstimator.load(weights=str(posenet_weights)).estimate(cv2.imread(str(image)))
+    got = json.loads(r.output)["keypoints"]
+    assert {k: v[2] for k, v in got.items()} == {k: round(kp.score, 3) for k, kp in pose.keypoints.items()}
+
+
+def test_no_out_folder_is_made_when_the_weights_do_not_load(tmp_path, dev_root):
+    # --out is made only once the weights loaded: no empty folder is left by an error.
+    from click.testing import CliRunner
+
+    from humanseg.pose.cli import pose_command
+
+    junk, out = tmp_path / "junk.pth", tmp_path / "drawn"
+    junk.write_text("no")
+    r = CliRunner().invoke(pose_command, [str(dev_root / "set3" / "0.png"), "--out", str(out),
+                                          "--posenet-weights", str(junk)])
+    assert r.exit_code == 2 and "cannot load PoseNet weights" in r.output
+    assert not out.exists()
