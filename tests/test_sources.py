@@ -600,7 +600,6 @@ def test_a_source_named_in_bytes_that_are_not_utf8_is_shown_escaped_throughout()
 def test_check_all_finds_an_image_differing_in_width_alone(tmp_path, dev_root):
     # A 600x480 crop among 640x480 frames: found before the run (by heights alone it was not, and the
     # run stopped at that frame with the results before it written).
-
     folder = tmp_path / "frames"
     folder.mkdir()
     frame = cv2.imread(str(dev_root / "set3" / "0.png"))
@@ -613,7 +612,6 @@ def test_check_all_finds_an_image_differing_in_width_alone(tmp_path, dev_root):
 def test_the_first_image_damaged_after_a_whole_pass_is_a_runtime_failure(tmp_path, dev_root):
     # Read on the first pass, damaged since: a failure of the run, exit 1, as for the last image (not
     # bad input, exit 2, for the first image of the second pass).
-
     folder = tmp_path / "frames"
     folder.mkdir()
     for k in range(2):
