@@ -15,6 +15,7 @@ from humanseg import store
 from humanseg.errors import HumansegError, StoreError
 from humanseg.labeling.app import (
     DecisionKeys, Opened, Summary, frames_to_label, initial_label, initial_shapes, readable_frames, save_label,
+    take_back_after_enter,
 )
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
@@ -1805,6 +1806,46 @@ def test_clicks_before_the_frame_has_settled_are_not_taken():
     mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
     mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
     assert ed.current == [(100.0, 100.0)]
+
+
+def _click(mouse, x, y):
+    mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
+
+
+def test_clicks_handed_over_with_an_enter_that_they_leave_refused_came_after_it():
+    # OpenCV runs the mouse callback for every event waiting before waitKey returns the key: an Enter
+    # and clicks made just after it (for the next frame) reach the editor clicks first.
+    ed = PolygonEditor()
+    mouse = MouseAdapter(ed, size=(W, H))
+    for x, y in SQUARE + SQUARE[:1]:  # drawn and closed, in earlier waits
+        _click(mouse, x, y)
+    before = ed.checkpoint()  # (the loop's, before waitKey)
+    _click(mouse, 50, 50)  # clicks of the same waitKey call as the Enter
+    _click(mouse, 60, 420)
+    assert not ed.can_accept  # as they were: Enter refused, the frame not saved
+    assert take_back_after_enter(ed, before)
+    assert ed.current == [] and [s.points for s in ed.shapes] == [[(float(x), float(y)) for x, y in SQUARE]]
+    assert ed.can_accept and ed.vertices_edited == 4
+    assert ed.undo() and ed.current == [(float(x), float(y)) for x, y in SQUARE]  # the history as it was
+    # Clicks that leave it savable were made before the Enter: the last vertex, or the closing click.
+    ed = PolygonEditor()
+    mouse = MouseAdapter(ed, size=(W, H))
+    for x, y in SQUARE[:3]:
+        _click(mouse, x, y)
+    before = ed.checkpoint()
+    _click(mouse, *SQUARE[3])
+    assert not take_back_after_enter(ed, before) and ed.current == [tuple(map(float, p)) for p in SQUARE]
+    before = ed.checkpoint()
+    _click(mouse, *SQUARE[0])
+    assert not take_back_after_enter(ed, before) and len(ed.shapes) == 1 and not ed.drawing
+    # Nor where the Enter would have been refused before them as well (a polygon of 1 vertex, then 2).
+    ed = PolygonEditor()
+    mouse = MouseAdapter(ed, size=(W, H))
+    _click(mouse, 100, 100)
+    before = ed.checkpoint()
+    _click(mouse, 200, 100)
+    assert not take_back_after_enter(ed, before) and len(ed.current) == 2
 
 
 @pytest.mark.parametrize("w, h, drawn", [(640, 480, 160), (1280, 720, 320)])

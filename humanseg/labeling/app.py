@@ -419,6 +419,23 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     return summary
 
 
+def take_back_after_enter(editor: PolygonEditor, before: dict) -> bool:
+    """Enter was read by the waitKey call that also handed mouse events to the editor: OpenCV runs the
+    mouse callback for every event waiting before it returns the key, though the events may have come
+    after it (clicks made at once for the next frame, on a loaded machine). Where they leave a polygon
+    that cannot close while the shapes before them (`before`, a checkpoint taken just before that call)
+    could be saved, they came after Enter, and are taken back: they were meant for the next frame,
+    which drops them too (MouseAdapter.settle). Returns True when they were taken back."""
+    if editor.can_accept or before["version"] == editor.version:
+        return False
+    probe = PolygonEditor()
+    probe.restore(before)
+    if not probe.can_accept:
+        return False  # the Enter would have been refused before them too: they were made first
+    editor.restore(before)
+    return True
+
+
 def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int,
                 zoom: float = 1.0, decisions: DecisionKeys | None = None):
     """Edit one frame until accept (returns the editor), skip ("skip") or quit (None). The "ready"
@@ -456,6 +473,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                      ("  -- key held or too soon: press it again" if waited else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
+        before = editor.checkpoint()  # (to tell the clicks this call hands over from an Enter it reads)
         key = read_key(15)
         now = time.monotonic()
         shown_at = now if shown_at is None else shown_at
@@ -481,6 +499,8 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             ignored_at = now
             continue
         if key in KEY_ACCEPT:
+            if take_back_after_enter(editor, before):
+                changed("after_enter")  # the clicks were meant for the next frame: not on this one
             editor.let_go()  # a vertex still held (Enter before the button's release): as released there
             if editor.drawing and not editor.close():
                 emit("not_closed", frame=k, open=len(editor.current))  # and said on the status line

@@ -87,6 +87,28 @@ class PolygonEditor:
             self._mask_cache = (self.version, key, rasterize(self.geometry(), height, width))
         return self._mask_cache[2]
 
+    @property
+    def can_accept(self) -> bool:
+        """Enter would save: no polygon is being drawn, or the one drawn closes (3 vertices or more, not
+        all on one line)."""
+        return not self.current or (len(self.current) >= 3 and shape_geometry(self.current).area > 0)
+
+    def checkpoint(self) -> dict:
+        """Everything an edit changes, as it is now, to come back to with restore()."""
+        state = dict(self.__dict__)
+        state.update(shapes=[s.copy() for s in self.shapes], current=list(self.current),
+                     _history=list(self._history), _mask_cache=None)  # (history entries are never changed)
+        return state
+
+    def restore(self, state: dict) -> None:
+        """Back to a checkpoint(): the shapes, the polygon being drawn, the undo history, a vertex held.
+        The version moves on (the views redraw)."""
+        version = self.version
+        self.__dict__.update(state)
+        self.shapes, self.current = [s.copy() for s in state["shapes"]], list(state["current"])
+        self._history, self._mask_cache = list(state["_history"]), None
+        self.version = max(version, state["version"]) + 1
+
     def _snapshot(self, mode: bool = False) -> None:
         # Every change but a drag's own moves starts here: a vertex still held is let go first (the
         # edit may delete it or renumber its shape's vertices, and a held index would then move
