@@ -14,8 +14,8 @@ from shapely.geometry import Polygon
 from humanseg import store
 from humanseg.errors import HumansegError, StoreError
 from humanseg.labeling.app import (
-    DecisionKeys, Opened, Summary, frames_to_label, initial_label, initial_shapes, readable_frames, save_label,
-    take_back_after_enter,
+    DecisionKeys, Opened, QuitKeys, Summary, frames_to_label, initial_label, initial_shapes, readable_frames,
+    save_label, take_back_after_enter,
 )
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
@@ -171,6 +171,22 @@ def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
     # first's auto-repeat, and the status line asks for another press.
     assert not d.ready(13.8, shown_at=13.2) and d.ready(13.95, shown_at=13.2)  # (the "ready" event: then)
     assert not d.counts(13.8, shown_at=13.2) and d.counts(14.2, shown_at=13.2)
+
+
+def test_quit_asks_once_where_the_frame_has_edits_not_saved():
+    q = QuitKeys()  # the labeler's: a second press within 3 s
+    assert q.quits(5.0, unsaved=False) and not q.asking(5.0)  # nothing to lose: at once
+    assert not q.quits(6.0, unsaved=True) and q.asking(6.0)  # (an Enter lost with it, say): asks
+    assert q.quits(8.9, unsaved=True)  # pressed again: quits
+    assert not q.asking(9.0) and not q.quits(9.0, unsaved=True)  # too late: asks again
+    assert not q.quits(12.5, unsaved=True) and q.quits(12.6, unsaved=True)  # a held q: its repeat quits
+    # What counts as not saved: the shapes changed from those the frame opened with, or a polygon begun.
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    assert not (ed.changed or ed.drawing)
+    ed.press(500, 400)
+    assert ed.drawing and ed.undo() and not (ed.changed or ed.drawing)
+    ed.delete_shape(0)
+    assert ed.changed
 
 
 def test_the_closing_line_says_what_the_session_did():

@@ -53,6 +53,28 @@ class DecisionKeys:
         return True
 
 
+class QuitKeys:
+    """Whether q / Esc quits: at once on a frame with nothing unsaved, else only when pressed again
+    within `window` seconds of the press that asked. OpenCV returns one key per waitKey call, the last
+    one typed: an Enter and a q typed just after it that reach the window together (a busy machine)
+    came back as the q alone, and the frame's polygons were gone unsaved. Times are seconds of one
+    monotonic clock."""
+
+    def __init__(self, window: float = 3.0):
+        self.window = window
+        self.asked_at = -math.inf
+
+    def asking(self, now: float) -> bool:
+        """A press asked less than `window` seconds ago (the status line says so)."""
+        return now - self.asked_at < self.window
+
+    def quits(self, now: float, unsaved: bool) -> bool:
+        if not unsaved or self.asking(now):
+            return True
+        self.asked_at = now
+        return False
+
+
 class EventLog:
     """One JSON object per line on stdout when enabled (GUI tests wait on these)."""
 
@@ -454,6 +476,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
     cv2.setMouseCallback(WINDOW, mouse)
     cv2.setWindowTitle(WINDOW, title)
     show_bkg = False
+    quits = QuitKeys()
     shown = None
     shown_at = ignored_at = None
     ready = False
@@ -463,14 +486,16 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         flat = editor.refused_move == editor.version
         # An Enter / space / n that did not count is said for a second, so a second press follows.
         waited = ignored_at is not None and time.monotonic() - ignored_at < 1.0
-        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint, waited, flat)
+        asked = quits.asking(time.monotonic())
+        state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint, waited, flat, asked)
         if state != shown:
             hole = editor.current_hole if editor.drawing else editor.hole_mode  # a Shift-click draws one too
             status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if hole else ''}" \
                      f"start: {source}  shapes: {len(editor.shapes)}" + \
                      ("  -- this polygon cannot close: add vertices, or z / d" if hint else "") + \
                      ("  -- that move left a polygon of no area: taken back" if flat else "") + \
-                     ("  -- key held or too soon: press it again" if waited else "")
+                     ("  -- key held or too soon: press it again" if waited else "") + \
+                     ("  -- not saved: q again quits without this frame, Enter saves it" if asked else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
         before = editor.checkpoint()  # (to tell the clicks this call hands over from an Enter it reads)
@@ -512,7 +537,10 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         if key == ord("n"):
             return "skip"
         if key in KEY_QUIT:
-            return None
+            if quits.quits(now, unsaved=editor.changed or editor.drawing):
+                return None
+            emit("quit_asked", frame=k)  # edits not saved: a second press quits (said on the status line)
+            continue
         action = None
         if key in KEY_UNDO:
             action = "undo" if editor.undo() else None
