@@ -14,7 +14,7 @@ from shapely.geometry import Polygon
 from humanseg import store
 from humanseg.errors import HumansegError, StoreError
 from humanseg.labeling.app import (
-    DecisionKeys, Opened, QuitKeys, Summary, frames_to_label, initial_label, initial_shapes, readable_frames,
+    AskFirst, DecisionKeys, Opened, Summary, frames_to_label, initial_label, initial_shapes, readable_frames,
     save_label, take_back_after_enter,
 )
 from humanseg.labeling.editor import PolygonEditor
@@ -173,20 +173,20 @@ def test_accept_and_skip_count_only_on_a_frame_seen_and_pressed_on_purpose():
     assert not d.counts(13.8, shown_at=13.2) and d.counts(14.2, shown_at=13.2)
 
 
-def test_quit_asks_once_where_the_frame_has_edits_not_saved():
-    q = QuitKeys()  # the labeler's: a second press within 3 s
-    assert q.quits(5.0, unsaved=False) and not q.asking(5.0)  # nothing to lose: at once
-    assert not q.quits(6.0, unsaved=True) and q.asking(6.0)  # (an Enter lost with it, say): asks
-    assert q.quits(8.9, unsaved=True)  # pressed again: quits
-    assert not q.asking(9.0) and not q.quits(9.0, unsaved=True)  # too late: asks again
-    assert not q.quits(12.5, unsaved=True) and q.quits(12.6, unsaved=True)  # a held q: its repeat quits
+def test_quit_and_skip_ask_once_where_the_frame_has_edits_not_saved():
+    q = AskFirst()  # the labeler's, for q / Esc and for n: a second press within 3 s
+    assert q.acts(5.0, unsaved=False) and not q.asking(5.0)  # nothing to lose: at once
+    assert not q.acts(6.0, unsaved=True) and q.asking(6.0)  # (an Enter lost with it, say): asks
+    assert q.acts(8.9, unsaved=True)  # pressed again: acts
+    assert not q.asking(9.0) and not q.acts(9.0, unsaved=True)  # too late: asks again
+    assert not q.acts(12.5, unsaved=True) and q.acts(12.6, unsaved=True)  # a held q: its repeat quits
     # What counts as not saved: the shapes changed from those the frame opened with, or a polygon begun.
     ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
-    assert not (ed.changed or ed.drawing)
+    assert not ed.unsaved
     ed.press(500, 400)
-    assert ed.drawing and ed.undo() and not (ed.changed or ed.drawing)
+    assert ed.unsaved and ed.undo() and not ed.unsaved
     ed.delete_shape(0)
-    assert ed.changed
+    assert ed.unsaved and ed.undo() and not ed.unsaved
 
 
 def test_the_closing_line_says_what_the_session_did():

@@ -242,30 +242,39 @@ def test_clicks_made_while_the_next_frame_loads_are_not_its_vertices(unlabeled, 
 
 @pytest.mark.gui
 @pytest.mark.slow
-def test_an_enter_and_a_q_read_by_one_waitkey_do_not_quit_without_the_frame(unlabeled, xdisplay):
-    # Enter, then q at once, reaching the window together (the app stopped meanwhile here, as a busy
-    # machine stalls it): OpenCV returns the last key only, and the q quit without the frame's square.
+@pytest.mark.parametrize("then, asked", [("q", "quit_asked"), ("n", "skip_asked")])
+def test_an_enter_and_a_q_or_n_read_by_one_waitkey_do_not_leave_the_frame_unsaved(unlabeled, xdisplay, then, asked):
+    # Enter, then q (or n) at once, reaching the window together (the app stopped meanwhile here, as a
+    # busy machine stalls it): OpenCV returns the last key only, and the q quit (the n skipped the
+    # frame) without the frame's square.
     info = store.scan_set(unlabeled, 3)
-    k0 = info.frames[0]
+    k0, k1 = info.frames[:2]
     app, ready = start(unlabeled, xdisplay, "--no-guess")
     try:
         draw_square(app)
         time.sleep(0.6)  # (the Enter would count)
         app.proc.send_signal(signal.SIGSTOP)
         try:
-            xdo(xdisplay, "key", "--window", app.wid, "Return", "q")
+            xdo(xdisplay, "key", "--window", app.wid, "Return", then)
         finally:
             app.proc.send_signal(signal.SIGCONT)
-        app.wait_event("quit_asked", frame=k0)  # the q asks: the frame has a polygon not saved
+        app.wait_event(asked, frame=k0)  # the key asks: the frame has a polygon not saved
+        time.sleep(0.9)  # (not taken for a held key)
         app.key("Return")
         saved = app.wait_event("saved", frame=k0)
-        assert next_ready(app)["frame"] == info.frames[1]
-        app.key("q")  # nothing on this frame: at once
-        summary = app.wait_event("summary")
-        assert app.wait_exit() == 0
+        assert next_ready(app)["frame"] == k1
+        app.key(then)  # nothing on this frame: at once
+        if then == "n":
+            app.wait_event("skipped", frame=k1)
+            quit_after_held_keys(app)
+        else:
+            app.wait_event("summary")
+            assert app.wait_exit() == 0
     finally:
         app.close()
-    assert (summary["saved"], summary["quit"]) == (1, True)
+    events = app.events()
+    assert not [e for e in events if e["event"] == "skipped" and e["frame"] == k0]
+    assert (events[-1]["saved"], events[-1]["skipped"]) == (1, int(then == "n"))
     square = [Shape([(float(x), float(y)) for x, y in SQUARE])]
     assert np.array_equal(store.read_mask(saved["mask"]), shapes_to_mask(square, 480, 640))
 

@@ -53,12 +53,12 @@ class DecisionKeys:
         return True
 
 
-class QuitKeys:
-    """Whether q / Esc quits: at once on a frame with nothing unsaved, else only when pressed again
-    within `window` seconds of the press that asked. OpenCV returns one key per waitKey call, the last
-    one typed: an Enter and a q typed just after it that reach the window together (a busy machine)
-    came back as the q alone, and the frame's polygons were gone unsaved. Times are seconds of one
-    monotonic clock."""
+class AskFirst:
+    """Whether a key that leaves a frame unsaved (q / Esc, n) acts: at once on a frame with nothing
+    unsaved, else only when pressed again within `window` seconds of the press that asked. OpenCV
+    returns one key per waitKey call, the last one typed: an Enter and a q or n typed just after it
+    that reach the window together (a busy machine) came back as the q or n alone, and the frame's
+    polygons were gone unsaved. Times are seconds of one monotonic clock."""
 
     def __init__(self, window: float = 3.0):
         self.window = window
@@ -68,7 +68,7 @@ class QuitKeys:
         """A press asked less than `window` seconds ago (the status line says so)."""
         return now - self.asked_at < self.window
 
-    def quits(self, now: float, unsaved: bool) -> bool:
+    def acts(self, now: float, unsaved: bool) -> bool:
         if not unsaved or self.asking(now):
             return True
         self.asked_at = now
@@ -476,7 +476,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
     cv2.setMouseCallback(WINDOW, mouse)
     cv2.setWindowTitle(WINDOW, title)
     show_bkg = False
-    quits = QuitKeys()
+    quits, skips = AskFirst(), AskFirst()
     shown = None
     shown_at = ignored_at = None
     ready = False
@@ -486,7 +486,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         flat = editor.refused_move == editor.version
         # An Enter / space / n that did not count is said for a second, so a second press follows.
         waited = ignored_at is not None and time.monotonic() - ignored_at < 1.0
-        asked = quits.asking(time.monotonic())
+        asked = quits.asking(time.monotonic()), skips.asking(time.monotonic())
         state = (editor.version, mouse.hover if editor.drawing else None, show_bkg, hint, waited, flat, asked)
         if state != shown:
             hole = editor.current_hole if editor.drawing else editor.hole_mode  # a Shift-click draws one too
@@ -495,7 +495,8 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                      ("  -- this polygon cannot close: add vertices, or z / d" if hint else "") + \
                      ("  -- that move left a polygon of no area: taken back" if flat else "") + \
                      ("  -- key held or too soon: press it again" if waited else "") + \
-                     ("  -- not saved: q again quits without this frame, Enter saves it" if asked else "")
+                     ("  -- not saved: q again quits without this frame, Enter saves it" if asked[0] else "") + \
+                     ("  -- not saved: n again skips this frame without it, Enter saves it" if asked[1] else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
         before = editor.checkpoint()  # (to tell the clicks this call hands over from an Enter it reads)
@@ -535,11 +536,14 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             cv2.waitKey(1)
             return editor
         if key == ord("n"):
-            return "skip"
+            if skips.acts(now, editor.unsaved):
+                return "skip"
+            emit("skip_asked", frame=k)  # edits not saved: a second press skips (said on the status line)
+            continue
         if key in KEY_QUIT:
-            if quits.quits(now, unsaved=editor.changed or editor.drawing):
+            if quits.acts(now, editor.unsaved):
                 return None
-            emit("quit_asked", frame=k)  # edits not saved: a second press quits (said on the status line)
+            emit("quit_asked", frame=k)  # (as n)
             continue
         action = None
         if key in KEY_UNDO:

@@ -74,6 +74,11 @@ class PolygonEditor:
         return [(s.points, s.hole) for s in self.shapes] != [(s.points, s.hole) for s in self.initial]
 
     @property
+    def unsaved(self) -> bool:
+        """Edits that leaving the frame unsaved would lose: the shapes changed, or a polygon begun."""
+        return self.changed or self.drawing
+
+    @property
     def vertex_count(self) -> int:
         return sum(len(s.points) for s in self.shapes)
 
