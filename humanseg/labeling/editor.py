@@ -102,7 +102,7 @@ class PolygonEditor:
         """Everything an edit changes, as it is now, to come back to with restore()."""
         state = dict(self.__dict__)
         state.update(shapes=[s.copy() for s in self.shapes], current=list(self.current),
-                     _history=list(self._history), _mask_cache=None)  # (history entries are never changed)
+                     _history=list(self._history), _mask_cache=None)  # (its entries are never changed)
         return state
 
     def restore(self, state: dict) -> None:
@@ -227,7 +227,7 @@ class PolygonEditor:
             # area was saved to K.json, drawing nothing. Taken back, as close() refuses one, with the
             # count of vertices edited (a vertex inserted and taken back was still counted).
             taken = self._history.pop()
-            self.shapes, self.vertices_edited = taken[0], taken[4]
+            self.shapes, self.vertices_edited = [s.copy() for s in taken[0]], taken[4]  # (see checkpoint)
             self._touch()
             self.refused_move = self.version
             return None
@@ -353,7 +353,8 @@ class PolygonEditor:
         if not self._history:
             return False
         shapes, current, hole, mode, edited = self._history.pop()
-        self.shapes, self.current, self.current_hole, self.vertices_edited = shapes, current, hole, edited
+        self.shapes, self.current = [s.copy() for s in shapes], list(current)  # (the entry stays as it was)
+        self.current_hole, self.vertices_edited = hole, edited
         if mode is not None:
             self.hole_mode = mode
         self._touch()
