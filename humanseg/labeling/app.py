@@ -531,7 +531,10 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             if editor.drawing and not editor.close():
                 emit("not_closed", frame=k, open=len(editor.current))  # and said on the status line
                 continue
-            # Show the final fill before saving, so what was saved is what was last seen.
+            # Show the final fill before saving, so what was saved is what was last seen. Clicks that
+            # waitKey hands over now came after the Enter: not on this frame (they were counted as its
+            # vertices edited).
+            mouse.settle(math.inf)
             cv2.imshow(WINDOW, render(frame, editor, None, "", zoom=zoom))
             cv2.waitKey(1)
             return editor
