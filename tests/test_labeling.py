@@ -1864,6 +1864,26 @@ def test_clicks_handed_over_with_an_enter_that_they_leave_refused_came_after_it(
     assert not take_back_after_enter(ed, before) and len(ed.current) == 2
 
 
+def test_restore_brings_back_a_checkpoint_whatever_was_done_since():
+    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
+    mouse = MouseAdapter(ed, size=(W, H))
+    mouse(cv2.EVENT_LBUTTONDOWN, 300, 300, cv2.EVENT_FLAG_LBUTTON)  # a vertex held
+    mouse(cv2.EVENT_MOUSEMOVE, 320, 330, cv2.EVENT_FLAG_LBUTTON)
+    state, version = ed.checkpoint(), ed.version
+    mouse(cv2.EVENT_MOUSEMOVE, 350, 360, cv2.EVENT_FLAG_LBUTTON)  # moved on, in place
+    mouse(cv2.EVENT_LBUTTONUP, 350, 360, 0)
+    _click(mouse, 200, 100)  # a vertex inserted on an edge
+    _click(mouse, 500, 50)  # a polygon begun
+    ed.restore(state)
+    assert [s.points for s in ed.shapes] == [[(100.0, 100.0), (300.0, 100.0), (320.0, 330.0), (100.0, 300.0)]]
+    assert ed.current == [] and ed.dragging and ed.version > version + 3  # (the views redraw)
+    mouse(cv2.EVENT_LBUTTONUP, 330, 340, 0)  # the vertex still held: let go where the pointer is now
+    assert ed.shapes[0].points[2] == (330.0, 340.0) and ed.vertices_edited == 1
+    assert ed.undo() and ed.shapes[0].points[2] == (300.0, 300.0) and not ed.undo()  # its one undo step
+    ed.restore(state)  # a checkpoint serves again, as it was
+    assert ed.shapes[0].points[2] == (320.0, 330.0)
+
+
 @pytest.mark.parametrize("w, h, drawn", [(640, 480, 160), (1280, 720, 320)])
 def test_in_a_window_much_narrower_than_the_picture_its_last_pixel_reaches_the_frames_edge(w, h, drawn):
     # The window's last pixel (drawn - 1) comes as that pixel scaled to the picture (as Qt sends it).
