@@ -15,7 +15,7 @@ from humanseg import store
 from humanseg.errors import HumansegError, StoreError
 from humanseg.labeling.app import (
     AskFirst, DecisionKeys, Opened, Summary, frames_to_label, initial_label, initial_shapes, readable_frames,
-    save_label, take_back_after_enter,
+    save_label,
 )
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import (
@@ -1832,56 +1832,50 @@ def _click(mouse, x, y):
 def test_clicks_handed_over_with_an_enter_that_they_leave_refused_came_after_it():
     # OpenCV runs the mouse callback for every event waiting before waitKey returns the key: an Enter
     # and clicks made just after it (for the next frame) reach the editor clicks first.
+    square = [(float(x), float(y)) for x, y in SQUARE]
     ed = PolygonEditor()
     mouse = MouseAdapter(ed, size=(W, H))
     for x, y in SQUARE + SQUARE[:1]:  # drawn and closed, in earlier waits
         _click(mouse, x, y)
-    before = ed.checkpoint()  # (the loop's, before waitKey)
-    _click(mouse, 50, 50)  # clicks of the same waitKey call as the Enter
+    steps = ed.steps  # (the loop's, before waitKey)
+    mouse(cv2.EVENT_LBUTTONDOWN, 300, 300, cv2.EVENT_FLAG_LBUTTON)  # a drag before the Enter
+    mouse(cv2.EVENT_MOUSEMOVE, 320, 330, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, 320, 330, 0)
+    _click(mouse, 50, 50)  # clicks after it, read with it
     _click(mouse, 60, 420)
     assert not ed.can_accept  # as they were: Enter refused, the frame not saved
-    assert take_back_after_enter(ed, before)
-    assert ed.current == [] and [s.points for s in ed.shapes] == [[(float(x), float(y)) for x, y in SQUARE]]
-    assert ed.can_accept and ed.vertices_edited == 4
-    assert ed.undo() and ed.current == [(float(x), float(y)) for x, y in SQUARE]  # the history as it was
+    assert ed.take_back_to_savable(steps)
+    assert ed.current == [] and [s.points for s in ed.shapes] == [square[:2] + [(320.0, 330.0)] + square[3:]]
+    assert ed.vertices_edited == 5  # the square's 4 and the vertex moved
+    assert ed.undo() and ed.shapes[0].points == square  # the history as it was: the drag, then the close
+    assert ed.undo() and ed.current == square
     # Clicks that leave it savable were made before the Enter: the last vertex, or the closing click.
     ed = PolygonEditor()
     mouse = MouseAdapter(ed, size=(W, H))
     for x, y in SQUARE[:3]:
         _click(mouse, x, y)
-    before = ed.checkpoint()
+    steps = ed.steps
     _click(mouse, *SQUARE[3])
-    assert not take_back_after_enter(ed, before) and ed.current == [tuple(map(float, p)) for p in SQUARE]
-    before = ed.checkpoint()
+    assert not ed.take_back_to_savable(steps) and ed.current == square
     _click(mouse, *SQUARE[0])
-    assert not take_back_after_enter(ed, before) and len(ed.shapes) == 1 and not ed.drawing
-    # Nor where the Enter would have been refused before them as well (a polygon of 1 vertex, then 2).
+    assert not ed.take_back_to_savable(steps) and len(ed.shapes) == 1 and not ed.drawing
+    # The close with the Enter, then a click after it: only the click is taken back.
+    ed = PolygonEditor()
+    mouse = MouseAdapter(ed, size=(W, H))
+    for x, y in SQUARE:
+        _click(mouse, x, y)
+    steps = ed.steps
+    _click(mouse, *SQUARE[0])
+    _click(mouse, 50, 50)
+    assert ed.take_back_to_savable(steps) and [s.points for s in ed.shapes] == [square] and not ed.drawing
+    # Nor where the Enter was refused before them as well (a polygon of 1 vertex, then 2): nothing undone.
     ed = PolygonEditor()
     mouse = MouseAdapter(ed, size=(W, H))
     _click(mouse, 100, 100)
-    before = ed.checkpoint()
+    steps = ed.steps
     _click(mouse, 200, 100)
-    assert not take_back_after_enter(ed, before) and len(ed.current) == 2
-
-
-def test_restore_brings_back_a_checkpoint_whatever_was_done_since():
-    ed = PolygonEditor([Shape([(float(x), float(y)) for x, y in SQUARE])])
-    mouse = MouseAdapter(ed, size=(W, H))
-    mouse(cv2.EVENT_LBUTTONDOWN, 300, 300, cv2.EVENT_FLAG_LBUTTON)  # a vertex held
-    mouse(cv2.EVENT_MOUSEMOVE, 320, 330, cv2.EVENT_FLAG_LBUTTON)
-    state, version = ed.checkpoint(), ed.version
-    mouse(cv2.EVENT_MOUSEMOVE, 350, 360, cv2.EVENT_FLAG_LBUTTON)  # moved on, in place
-    mouse(cv2.EVENT_LBUTTONUP, 350, 360, 0)
-    _click(mouse, 200, 100)  # a vertex inserted on an edge
-    _click(mouse, 500, 50)  # a polygon begun
-    ed.restore(state)
-    assert [s.points for s in ed.shapes] == [[(100.0, 100.0), (300.0, 100.0), (320.0, 330.0), (100.0, 300.0)]]
-    assert ed.current == [] and ed.dragging and ed.version > version + 3  # (the views redraw)
-    mouse(cv2.EVENT_LBUTTONUP, 330, 340, 0)  # the vertex still held: let go where the pointer is now
-    assert ed.shapes[0].points[2] == (330.0, 340.0) and ed.vertices_edited == 1
-    assert ed.undo() and ed.shapes[0].points[2] == (300.0, 300.0) and not ed.undo()  # its one undo step
-    ed.restore(state)  # a checkpoint serves again, as it was
-    assert ed.shapes[0].points[2] == (320.0, 330.0)
+    assert not ed.take_back_to_savable(steps) and len(ed.current) == 2
+    assert not ed.take_back_to_savable(ed.steps + 1)  # (steps undone meanwhile: none of this call's)
 
 
 @pytest.mark.parametrize("w, h, drawn", [(640, 480, 160), (1280, 720, 320)])

@@ -441,23 +441,6 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     return summary
 
 
-def take_back_after_enter(editor: PolygonEditor, before: dict) -> bool:
-    """Enter was read by the waitKey call that also handed mouse events to the editor: OpenCV runs the
-    mouse callback for every event waiting before it returns the key, though the events may have come
-    after it (clicks made at once for the next frame, on a loaded machine). Where they leave a polygon
-    that cannot close while the shapes before them (`before`, a checkpoint taken just before that call)
-    could be saved, they came after Enter, and are taken back: they were meant for the next frame,
-    which drops them too (MouseAdapter.settle). Returns True when they were taken back."""
-    if editor.can_accept or before["version"] == editor.version:
-        return False
-    probe = PolygonEditor()
-    probe.restore(before)
-    if not probe.can_accept:
-        return False  # the Enter would have been refused before them too: they were made first
-    editor.restore(before)
-    return True
-
-
 def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int,
                 zoom: float = 1.0, decisions: DecisionKeys | None = None):
     """Edit one frame until accept (returns the editor), skip ("skip") or quit (None). The "ready"
@@ -499,7 +482,12 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                      ("  -- not saved: n again skips this frame without it, Enter saves it" if asked[1] else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
-        before = editor.checkpoint()  # (to tell the clicks this call hands over from an Enter it reads)
+        # OpenCV runs the mouse callback for every event waiting before waitKey returns the key: an
+        # Enter and clicks made just after it, for the next frame, that came together (a busy machine)
+        # reached this frame clicks first, began a polygon on it, and the Enter was refused (it cannot
+        # close). Such clicks are taken back (editor.take_back_to_savable): nobody begins a polygon to
+        # press Enter on it within the same waitKey call.
+        steps = editor.steps
         key = read_key(15)
         now = time.monotonic()
         shown_at = now if shown_at is None else shown_at
@@ -520,12 +508,17 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         if key == -1:
             continue
         hover = mouse.hover or (-1000, -1000)
+        if key == ord("n") and not skips.acts(now, editor.unsaved):
+            # Edits not saved: a second press skips (said on the status line). This press does not count
+            # as a decision: an Enter or n just after it is not taken for a held key.
+            emit("skip_asked", frame=k)
+            continue
         if (key in KEY_ACCEPT or key == ord("n")) and not decisions.counts(now, shown_at):
             emit("ignored", frame=k, key=key)  # held down, or pressed before the frame was seen
             ignored_at = now
             continue
         if key in KEY_ACCEPT:
-            if take_back_after_enter(editor, before):
+            if editor.take_back_to_savable(steps):
                 changed("after_enter")  # the clicks were meant for the next frame: not on this one
             editor.let_go()  # a vertex still held (Enter before the button's release): as released there
             if editor.drawing and not editor.close():
@@ -539,14 +532,11 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             cv2.waitKey(1)
             return editor
         if key == ord("n"):
-            if skips.acts(now, editor.unsaved):
-                return "skip"
-            emit("skip_asked", frame=k)  # edits not saved: a second press skips (said on the status line)
-            continue
+            return "skip"
         if key in KEY_QUIT:
             if quits.acts(now, editor.unsaved):
                 return None
-            emit("quit_asked", frame=k)  # (as n)
+            emit("quit_asked", frame=k)  # (as n above)
             continue
         action = None
         if key in KEY_UNDO:

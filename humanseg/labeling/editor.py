@@ -17,6 +17,12 @@ GRAB_RADIUS = 7.0  # px: a press this close to a vertex grabs it
 EDGE_RADIUS = 5.0  # px: a press this close to an edge inserts a vertex there
 
 
+def _closes(points) -> bool:
+    """A polygon being drawn of these vertices would close (3 or more, not all on one line), or there is
+    none."""
+    return not points or (len(points) >= 3 and shape_geometry(points).area > 0)
+
+
 def _dist(a, b) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
@@ -94,25 +100,27 @@ class PolygonEditor:
 
     @property
     def can_accept(self) -> bool:
-        """Enter would save: no polygon is being drawn, or the one drawn closes (3 vertices or more, not
-        all on one line)."""
-        return not self.current or (len(self.current) >= 3 and shape_geometry(self.current).area > 0)
+        """Enter would save: no polygon is being drawn, or the one drawn closes."""
+        return _closes(self.current)
 
-    def checkpoint(self) -> dict:
-        """Everything an edit changes, as it is now, to come back to with restore()."""
-        state = dict(self.__dict__)
-        state.update(shapes=[s.copy() for s in self.shapes], current=list(self.current),
-                     _history=list(self._history), _mask_cache=None)  # (its entries are never changed)
-        return state
+    @property
+    def steps(self) -> int:
+        """Undo steps kept (to tell later changes from earlier ones: take_back_to_savable)."""
+        return len(self._history)
 
-    def restore(self, state: dict) -> None:
-        """Back to a checkpoint(): the shapes, the polygon being drawn, the undo history, a vertex held.
-        The version moves on (the views redraw)."""
-        version = self.version
-        self.__dict__.update(state)
-        self.shapes, self.current = [s.copy() for s in state["shapes"]], list(state["current"])
-        self._history, self._mask_cache = list(state["_history"]), None
-        self.version = max(version, state["version"]) + 1
+    def take_back_to_savable(self, steps: int) -> bool:
+        """Where Enter would not save now (a polygon begun that cannot close), undo the fewest of the
+        changes made after the first `steps` undo steps that leave one it would save; none where no
+        such state is among them. Returns True when changes were undone."""
+        if self.can_accept:
+            return False
+        # Each step holds the state before its change: undoing back to step i leaves that state.
+        back = next((i for i in range(len(self._history) - 1, steps - 1, -1) if _closes(self._history[i][1])), None)
+        if back is None:
+            return False
+        while len(self._history) > back and self.undo():
+            pass
+        return True
 
     def _snapshot(self, mode: bool = False) -> None:
         # Every change but a drag's own moves starts here: a vertex still held is let go first (the
@@ -227,7 +235,7 @@ class PolygonEditor:
             # area was saved to K.json, drawing nothing. Taken back, as close() refuses one, with the
             # count of vertices edited (a vertex inserted and taken back was still counted).
             taken = self._history.pop()
-            self.shapes, self.vertices_edited = [s.copy() for s in taken[0]], taken[4]  # (see checkpoint)
+            self.shapes, self.vertices_edited = taken[0], taken[4]
             self._touch()
             self.refused_move = self.version
             return None
@@ -353,8 +361,7 @@ class PolygonEditor:
         if not self._history:
             return False
         shapes, current, hole, mode, edited = self._history.pop()
-        self.shapes, self.current = [s.copy() for s in shapes], list(current)  # (the entry stays as it was)
-        self.current_hole, self.vertices_edited = hole, edited
+        self.shapes, self.current, self.current_hole, self.vertices_edited = shapes, current, hole, edited
         if mode is not None:
             self.hole_mode = mode
         self._touch()
