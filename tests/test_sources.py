@@ -301,14 +301,20 @@ def test_an_unreadable_image_in_a_folder_source_is_named_when_reached(tmp_path, 
         sources.open_source(str(empty))
 
 
+def _dev_frames(tmp_path, dev_root, n: int):
+    """A folder tmp_path/frames of dev set3's first n frames, as 0.png, 1.png, ..."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(n):
+        (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    return folder
+
+
 def test_an_image_of_a_folder_source_that_goes_while_playing_is_a_runtime_failure(tmp_path, dev_root):
     # An image deleted while the tool ran, or one read on an earlier pass and damaged since, was said as
     # bad input ("unreadable image in source", exit 2) though the source was good when it started: as
     # a video file that can no longer be read, it is exit 1. One never read before is bad input.
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for k in range(3):
-        (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    folder = _dev_frames(tmp_path, dev_root, 3)
     source = sources.open_source(str(folder), loop=True)
     assert source.read() is not None
     (folder / "1.png").unlink()
@@ -612,10 +618,7 @@ def test_check_all_finds_an_image_differing_in_width_alone(tmp_path, dev_root):
 def test_the_first_image_damaged_after_a_whole_pass_is_a_runtime_failure(tmp_path, dev_root):
     # Read on the first pass, damaged since: a failure of the run, exit 1, as for the last image (not
     # bad input, exit 2, for the first image of the second pass).
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for k in range(2):
-        (folder / f"{k}.png").write_bytes((dev_root / "set3" / f"{k}.png").read_bytes())
+    folder = _dev_frames(tmp_path, dev_root, 2)
     source = sources.open_source(str(folder), loop=True)
     assert source.read() is not None and source.read() is not None
     (folder / "0.png").write_bytes(b"cut short")
