@@ -1810,23 +1810,21 @@ def test_a_json_accepted_as_it_is_does_not_overwrite_a_mask_saved_meanwhile(tmp_
     assert info.mask_path(0).read_bytes() == theirs
 
 
+def _click(mouse, x, y):
+    mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
+    mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
+
+
 def test_clicks_before_the_frame_has_settled_are_not_taken():
     ed = PolygonEditor()
     mouse = MouseAdapter(ed, size=(W, H))
     # Clicks made while the next frame loads, just after Enter, are not that frame's first vertices.
     mouse.settle(30.0)  # the frame just shown
-    mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
-    mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
+    _click(mouse, 100, 100)
     assert ed.current == [] and not ed.shapes
     mouse.quiet_until = time.monotonic() - 1  # settled
-    mouse(cv2.EVENT_LBUTTONDOWN, 100, 100, cv2.EVENT_FLAG_LBUTTON)
-    mouse(cv2.EVENT_LBUTTONUP, 100, 100, 0)
+    _click(mouse, 100, 100)
     assert ed.current == [(100.0, 100.0)]
-
-
-def _click(mouse, x, y):
-    mouse(cv2.EVENT_LBUTTONDOWN, x, y, cv2.EVENT_FLAG_LBUTTON)
-    mouse(cv2.EVENT_LBUTTONUP, x, y, 0)
 
 
 def test_clicks_handed_over_with_an_enter_that_they_leave_refused_came_after_it():

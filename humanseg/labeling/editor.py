@@ -272,7 +272,7 @@ class PolygonEditor:
     def close(self) -> bool:
         """Close the polygon being drawn (needs at least 3 vertices, not all on one line: a polygon
         of no area draws nothing, and could not be picked to delete)."""
-        if len(self.current) < 3 or shape_geometry(self.current).area <= 0:
+        if not self.current or not _closes(self.current):
             self.refused_close = self.version  # the view says why, until the next change
             return False
         self._snapshot()
