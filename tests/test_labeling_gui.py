@@ -320,9 +320,13 @@ def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, x
             app.click_answered(x, y, "edit", action="start" if n == 1 else "add", open=n)
         if quit_by == "key q":  # asked first (a polygon begun, not saved), then quits
             app.key("q")
-            app.wait_event("quit_asked", frame=info.frames[1])
+            app.wait_event("quit_asked", frame=info.frames[1], by="key")
             app.key("q")
-        else:  # the window manager's close button: the window goes, as q does
+        else:  # the window manager's close button: the window goes, and opens again to ask, as q does
+            closed = app.wid
+            press_close_button(xdisplay, closed)
+            app.wait_event("quit_asked", frame=info.frames[1], by="close")
+            assert app.find_window(title_pattern(second["title"])) != closed
             press_close_button(xdisplay, app.wid)
         summary = app.wait_event("summary")
         assert app.wait_exit() == 0
@@ -335,6 +339,36 @@ def test_quit_mid_frame_keeps_earlier_frames_and_saves_nothing_else(unlabeled, x
     assert not list(info.path.glob("*.tmp"))
     mask = store.read_mask(info.mask_path(info.frames[0]))
     assert np.count_nonzero(mask) == pytest.approx(200 * 200 / 2, rel=0.01)  # the right triangle
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_the_close_button_on_polygons_not_saved_opens_the_window_again_and_enter_still_saves(unlabeled, xdisplay):
+    info = store.scan_set(unlabeled, 3)
+    k0, k1 = info.frames[:2]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        draw_open(app, SQUARE[:3])
+        closed = app.wid
+        press_close_button(xdisplay, closed)  # a polygon begun: the window opens again, the polygon kept
+        app.wait_event("quit_asked", frame=k0, by="close")
+        assert app.find_window(title_pattern(ready["title"]), size=(ready["window_width"],
+                                                                    ready["window_height"])) != closed
+        app.key("Return")  # closes the polygon and saves it
+        saved = app.wait_event("saved", frame=k0)
+        second = next_ready(app)
+        assert second["frame"] == k1 and second["shapes"] == 0
+        press_close_button(xdisplay, app.wid)  # nothing drawn: quits at once
+        summary = app.wait_event("summary")
+        assert app.wait_exit() == 0
+        asked = [e for e in app.events() if e["event"] == "quit_asked"]
+    finally:
+        app.close()
+    assert asked == [{"event": "quit_asked", "frame": k0, "by": "close"}]
+    assert (summary["saved"], summary["quit"]) == (1, True)
+    triangle = [Shape([(float(x), float(y)) for x, y in SQUARE[:3]])]
+    assert np.array_equal(store.read_mask(saved["mask"]), shapes_to_mask(triangle, 480, 640))
+    assert store.scan_set(unlabeled, 3).labeled == [k0]
 
 
 @pytest.mark.gui

@@ -302,7 +302,7 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
 
     import cv2
 
-    cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    _open_window(cv2)
     noted = False
     decisions = DecisionKeys()
     try:
@@ -441,6 +441,10 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
     return summary
 
 
+def _open_window(cv2) -> None:
+    cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+
+
 def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int,
                 zoom: float = 1.0, decisions: DecisionKeys | None = None):
     """Edit one frame until accept (returns the editor), skip ("skip") or quit (None). The "ready"
@@ -478,7 +482,8 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                      ("  -- this polygon cannot close: add vertices, or z / d" if hint else "") + \
                      ("  -- that move left a polygon of no area: taken back" if flat else "") + \
                      ("  -- key held or too soon: press it again" if waited else "") + \
-                     ("  -- not saved: q again quits without this frame, Enter saves it" if asked[0] else "") + \
+                     ("  -- not saved: q or close again quits without this frame, Enter saves it" if asked[0]
+                      else "") + \
                      ("  -- not saved: n again skips this frame without it, Enter saves it" if asked[1] else "")
             cv2.imshow(WINDOW, render(background if show_bkg else frame, editor, state[1], status, zoom=zoom))
             shown = state
@@ -499,8 +504,17 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                  shapes=len(editor.shapes), vertices=editor.vertex_count,
                  polygons=[[list(p) for p in s.points] for s in editor.shapes],
                  holes=[s.hole for s in editor.shapes])
-        if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
-            return None  # window closed by the window manager
+        if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:  # closed by the window manager
+            if quits.acts(now, editor.unsaved):
+                return None
+            # Edits not saved: as q does, it asks first, in the window opened again (OpenCV cannot keep
+            # the window from closing), the polygons as they were; closed again within the time, it quits.
+            emit("quit_asked", frame=k, by="close")
+            _open_window(cv2)
+            cv2.setMouseCallback(WINDOW, mouse)
+            cv2.setWindowTitle(WINDOW, title)
+            shown = None
+            continue
         try:
             mouse.fitted(cv2.getWindowImageRect(WINDOW)[2])  # (a window made smaller than the picture)
         except cv2.error:
@@ -536,7 +550,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         if key in KEY_QUIT:
             if quits.acts(now, editor.unsaved):
                 return None
-            emit("quit_asked", frame=k)  # (as n above)
+            emit("quit_asked", frame=k, by="key")  # (as n above)
             continue
         action = None
         if key in KEY_UNDO:
