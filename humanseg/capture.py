@@ -406,7 +406,7 @@ def _count_frames(controller: CaptureController, context: CaptureContext) -> Non
     if context.set_number is None:
         return
     try:
-        held = len(store.list_frames(context.set_path))
+        held = store.count_frames(context.set_path)
     except OSError:  # (the folder not ours to read any more: the count made so far stands)
         return
     controller.frames_saved = context.frames_saved = held
@@ -490,7 +490,7 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
             background = store.read_background(info)
         except HumansegError as exc:
             raise HumansegError(f"--set {set_number}: {exc}") from None
-        frames_saved = len(info.frames)
+        frames_saved = store.count_frames(info.path)
     require_display()
     src = open_source_quietly(source, loop=True)
     try:

@@ -182,6 +182,16 @@ def list_frames(folder: str | os.PathLike) -> list[int]:
     return _frames_in(os.listdir(folder))
 
 
+def count_frames(folder: str | os.PathLike) -> int:
+    """How many K.png frames a set folder holds that are files (a link to nothing, or a folder so
+    named, is no frame: capture's bottom line counted one). Only links cost a stat: the rest are
+    told by the listing's file types."""
+    if not os.path.isdir(folder):
+        return 0
+    with os.scandir(folder) as entries:
+        return sum(1 for e in entries if FRAME_RE.match(e.name) and e.is_file())
+
+
 def _frames_in(names: list[str]) -> list[int]:
     return sorted(int(m.group(1)) for m in map(FRAME_RE.match, names) if m)
 
