@@ -179,6 +179,42 @@ def test_cached_background_terms_are_the_terms_computed_on_the_spot():
         assert not torch.allclose(fresh, m.refine(logits, fn, fn), atol=1e-3)  # the background does count
 
 
+def test_frame_and_background_features_are_compared_by_the_size_of_their_difference():
+    # |f - b| is the same against b and against its mirror image about f, 2f - b: a compare or refine
+    # step that took the signed difference f - b told a person darker than the wall from one lighter.
+    # Checked with the background's own term held fixed, so that only the difference differs; and
+    # the difference does count (a frame against itself gives another answer).
+    m = trained_like()
+    f, b = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128)
+    with torch.inference_mode():
+        cache, of_frame = m.encode_background(b), m.encode_background(f)
+        start = m.decoder.start
+        for cmp, ff, bf, term in zip(m.decoder.compare, of_frame.feats[start:], cache.feats[start:], cache.bterms):
+            out = cmp(ff, bf, term)
+            assert torch.allclose(out, cmp(ff, 2 * ff - bf, term), atol=1e-5)
+            assert not torch.allclose(out, cmp(ff, ff, term), atol=1e-3)
+        logits, fn, bn = torch.randn(1, 1, 96, 128), of_frame.normed, cache.normed
+        out = m.refine(logits, fn, bn, cache.refine_term)
+        assert torch.allclose(out, m.refine(logits, fn, 2 * fn - bn, cache.refine_term), atol=1e-5)
+        assert not torch.allclose(out, m.refine(logits, fn, fn, cache.refine_term), atol=1e-3)
+
+
+def test_every_compared_scale_reaches_the_logits():
+    # The decoder adds each scale's compared features on its way up (skip connections): changing
+    # the frame's features at any one scale changes the logits, the finest and the coarsest too.
+    m = trained_like()
+    f, b = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128)
+    torch.manual_seed(1)
+    with torch.inference_mode():
+        cache, feats = m.encode_background(b), m.encoder((f - 0.5) / 0.25)
+        plain = m.decoder(feats, cache.feats, cache.bterms)
+        assert len(feats) - m.decoder.start >= 3
+        for i in range(m.decoder.start, len(feats)):
+            nudged = list(feats)
+            nudged[i] = feats[i] + torch.randn_like(feats[i])
+            assert not torch.allclose(plain, m.decoder(nudged, cache.feats, cache.bterms), atol=1e-3), i
+
+
 @pytest.mark.parametrize("kernel", [3, 1])
 def test_merged_refine_computes_the_same_logits(kernel):
     """The ONNX export's one-convolution refine step is the trained refine step, rewritten."""
