@@ -185,11 +185,20 @@ def list_frames(folder: str | os.PathLike) -> list[int]:
 def count_frames(folder: str | os.PathLike) -> int:
     """How many K.png frames a set folder holds that are files (a link to nothing, or a folder so
     named, is no frame: capture's bottom line counted one). Only links cost a stat: the rest are
-    told by the listing's file types."""
-    if not os.path.isdir(folder):
+    told by the listing's file types; one that cannot be followed (a loop, no permission) is no frame
+    either. A folder that is not there holds none."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if FRAME_RE.match(e.name) and _is_file(e))
+    except (FileNotFoundError, NotADirectoryError):
         return 0
-    with os.scandir(folder) as entries:
-        return sum(1 for e in entries if FRAME_RE.match(e.name) and e.is_file())
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def _frames_in(names: list[str]) -> list[int]:

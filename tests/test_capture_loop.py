@@ -620,18 +620,20 @@ def test_continuing_a_set_saves_its_next_frame(tmp_path, dev_root, copy_set):
 
 
 def test_the_status_line_counts_no_link_to_nothing_nor_folder_as_a_frame(tmp_path, dev_root, copy_set):
-    # A K.png that is a link to nothing (a frame moved away) or a folder was counted as a frame.
+    # A K.png that is a link to nothing (a frame moved away) or a folder was counted as a frame; a link
+    # that loops is none either (and stops nothing).
     images = copy_set(6)
     n = len(store.list_frames(images / "set6"))
     os.symlink(tmp_path / "gone.png", images / "set6" / f"{n + 5}.png")
     (images / "set6" / f"{n + 6}.png").mkdir()
+    os.symlink(f"{n + 7}.png", images / "set6" / f"{n + 7}.png")  # a loop: following it fails
     clock = Clock()
     events, status = [], []
     run_capture(ListSource(frames(dev_root), clock), ScriptWindow({0: [ord("s")], 40: [ord("q")]}),
                 controller(clock, set_number=6, frames_saved=n), images, clock=clock, log=events.append,
                 on_frame=lambda frame, ctx: status.append(status_text(ctx, 0.0)))
     (saved,) = [e for e in events if e["event"] == "saved"]
-    assert saved["frame"] == n + 7  # past the numbers the link and the folder hold
+    assert saved["frame"] == n + 8  # past the numbers the links and the folder hold
     assert (status[0], status[-1]) == (f"set 6 | {n} frames | 0 fps", f"set 6 | {n + 1} frames | 0 fps")
     assert store.count_frames(images / "set6") == n + 1 and store.count_frames(images / "set99") == 0
 

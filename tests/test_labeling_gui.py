@@ -373,6 +373,42 @@ def test_the_close_button_on_polygons_not_saved_opens_the_window_again_and_enter
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_vertex_held_as_the_window_closes_is_let_go_where_it_was_dragged(unlabeled, xdisplay):
+    # The window opened again never sees the button's release: the vertex followed the pointer there.
+    info = store.scan_set(unlabeled, 3)
+    k0 = info.frames[0]
+    app, ready = start(unlabeled, xdisplay, "--no-guess")
+    try:
+        draw_square(app)
+        app._answered(lambda: xdo(xdisplay, "mousemove", "--window", app.wid, "400", "350", "mousedown", "1"),
+                      "press on (400, 350)", "edit", 10, {"action": "grab"},
+                      undo=lambda: xdo(xdisplay, "mouseup", "1"))
+        for x in (410, 420, 430):
+            xdo(xdisplay, "mousemove", "--window", app.wid, str(x), "380")
+            time.sleep(0.05)
+        app.wait_event("edit", action="drag")
+        press_close_button(xdisplay, app.wid)  # the button still down
+        app.wait_event("quit_asked", frame=k0, by="close")
+        app.wait_event("edit", action="moved")  # let go where it was
+        xdo(xdisplay, "mouseup", "1")
+        app.find_window(title_pattern(ready["title"]), size=(ready["window_width"], ready["window_height"]))
+        for x, y in ((300, 300), (250, 200)):  # the pointer moves over the new window: nothing follows it
+            xdo(xdisplay, "mousemove", "--window", app.wid, str(x), str(y))
+            time.sleep(0.1)
+        app.key("Return")
+        saved = app.wait_event("saved", frame=k0)
+        edits = [e["action"] for e in app.events() if e["event"] == "edit"]
+        app.key("q")
+        app.wait_event("summary")
+    finally:
+        app.close()
+    assert edits[-1] == "moved" and edits.count("moved") == 1 and saved["vertices_edited"] == 5
+    moved = [Shape([(float(x), float(y)) for x, y in SQUARE[:2] + [(430, 380)] + SQUARE[3:]])]
+    assert np.array_equal(store.read_mask(saved["mask"]), shapes_to_mask(moved, 480, 640))
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_prediction_opens_as_polygons_and_vertex_drag_changes_saved_mask(copy_set, dev_root, xdisplay):
     root = copy_set(3, labels=False)
     info = store.scan_set(root, 3)

@@ -510,6 +510,12 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             # Edits not saved: as q does, it asks first, in the window opened again (OpenCV cannot keep
             # the window from closing), the polygons as they were; closed again within the time, it quits.
             emit("quit_asked", frame=k, by="close")
+            # A vertex held as the window went (a close key mid-drag) is let go where it is: the new
+            # window never sees that button's release, and the vertex followed the pointer.
+            action = editor.let_go()
+            if action:
+                changed(action)
+            mouse.hover = None
             _open_window(cv2)
             cv2.setMouseCallback(WINDOW, mouse)
             cv2.setWindowTitle(WINDOW, title)
