@@ -490,7 +490,7 @@ def open_capture(*, bkg_seconds: float = 5, sav_seconds: float = 2, source: str 
             background = store.read_background(info)
         except HumansegError as exc:
             raise HumansegError(f"--set {set_number}: {exc}") from None
-        frames_saved = store.count_frames(info.path)
+        frames_saved = len(info.frames)  # (counted again, files only, before the first frame is shown)
     require_display()
     src = open_source_quietly(source, loop=True)
     try:
