@@ -749,6 +749,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
         total = cfg.iterations
         dataset = TrainingSet(train_pairs, rooms, size=cfg.size, length=total * cfg.batch * world,
                               seed=cfg.seed, work_width=cfg.work_width)
+        # Frames far larger than the samples are kept at the size sampling takes (TrainingSet); their
+        # full-size copies go now, before the loader's workers start (validation keeps its own).
+        pairs = train_pairs = rooms = None
         sampler = RunSampler(dataset, num_replicas=world, rank=rank, start=start_step * cfg.batch)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=sampler,
                             num_workers=cfg.workers, drop_last=True,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from humanseg.data import augment as A
-from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, split_sets
+from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, sampling_scale, split_sets
 from humanseg.errors import HumansegError
 
 
@@ -377,6 +377,60 @@ def test_frames_of_another_shape_than_the_crop_keep_their_scale_jitter():
     rng = np.random.default_rng(0)
     scales = np.array([ds._base_affine((480, 640), rng)[0, 0] for _ in range(300)])
     assert abs(scales).min() == pytest.approx(0.5) and abs(scales).max() <= 0.65 + 1e-9
+
+
+def test_frames_far_larger_than_any_sample_takes_are_stored_area_averaged_without_moire():
+    # 1-px stripes at 1920x1440, which inference's INTER_AREA shrink turns to an even grey: warped
+    # straight from full size (a bilinear pick of every fourth pixel or so) the samples came out as
+    # moiré, bands from black to white, the median sample's spread 54 grey levels; now under 20.
+    h, w = 1440, 1920
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, ::2] = 255
+    mask = np.zeros((h, w), np.uint8)
+    mask[600:, 800:1100] = 255
+    ds = TrainingSet([Pair("root:set1", frame, np.full((h, w, 3), 128, np.uint8), mask)], [], size=(320, 240),
+                     length=40, seed=1, p_composite=0.0, p_empty=0.0, p_camouflage=0.0)
+    stored = ds.pairs[0]
+    assert stored.frame.shape[:2] == stored.background.shape[:2] == stored.mask.shape == (328, 437)
+    assert sampling_scale(stored.frame.shape, (320, 240), 320) == pytest.approx(1.0, abs=0.01)
+    assert abs((stored.mask >= 128).mean() - (mask > 0).mean()) < 0.002  # the label's area kept
+    assert np.median([ds.sample(i)[0].std() for i in range(len(ds))]) < 20
+
+
+def _to_edges(mask):
+    """Labels within 3 px of a side taken to it (as clicked at that side of a frame of any size)."""
+    m = mask.copy()
+    for _ in range(4):
+        if m[-3:].any():
+            m[-3:] |= m[-3:].max(0)
+        m = np.rot90(m)
+    return np.ascontiguousarray(m)
+
+
+def test_a_set_stored_smaller_gives_the_samples_it_gives_at_the_size_sampling_takes(pairs):
+    # Set 2 of the dev data at 3x (1920x1440) is stored at about 437x328: its samples (real frames and
+    # its people pasted onto its room, placed by their labelled rows and the frame edges that cut them
+    # off) are those of the set at 640x480 with the same seed, up to resampling.
+    small = [Pair(p.set_key, p.frame, p.background, _to_edges(p.mask)) for p in pairs if p.set_key.endswith(":set2")]
+    bkg = cv2.resize(small[0].background, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    big = [Pair(p.set_key, cv2.resize(p.frame, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC), bkg,
+                cv2.resize(p.mask, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)) for p in small]
+    room = pairs[0].background
+    kw = dict(size=(320, 240), length=60, seed=2, p_camouflage=0.0)
+    at_size = TrainingSet(small, [room, room], **kw)
+    stored = TrainingSet(big, [cv2.resize(room, None, fx=3, fy=3), room], **kw)
+    # 640x480 takes up to 0.68 of itself: kept as it is (the shipped model's samples unchanged).
+    assert all(a is b for a, b in zip(at_size.pairs, small)) and at_size.rooms[-1] is room
+    assert stored.rooms[-1] is room and stored.rooms[-2].shape == (328, 437, 3)
+    assert all(p.frame.shape == (328, 437, 3) and p.background is stored.pairs[0].background for p in stored.pairs)
+    assert len(stored.rooms) == 3  # the set's room once, and the two extra rooms
+    assert stored.person_cuts == at_size.person_cuts
+    for i in range(len(stored)):
+        fa, _, ma = at_size.sample(i)
+        fb, _, mb = stored.sample(i)
+        assert np.abs(fa.astype(int) - fb.astype(int)).mean() < 6, i
+        union = ((ma > 0) | (mb > 0)).sum()
+        assert union == 0 or ((ma > 0) & (mb > 0)).sum() / union > 0.97, i
 
 
 def test_a_real_samples_label_is_its_warped_mask_cut_at_half_not_grown_by_a_pixel():

@@ -131,6 +131,49 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
     return out
 
 
+def sampling_scale(shape, size: tuple[int, int], work_width: int) -> float:
+    """The largest scale TrainingSet's samples take of an image of this shape (h, w, ...): the jitter's
+    top (1.3) about the inference scale or the least that fills the crop, times a pasted person's
+    largest shrink (1.05)."""
+    h, w = shape[:2]
+    inference = working_size(w, h, work_width)[0] / w
+    return max(inference, size[0] / w, size[1] / h) * 1.3 * 1.05
+
+
+# Images stored smaller only where sampling takes at most half of them: the dev sets' and rooms'
+# 640x480 (0.68 at the defaults) stay as they are, and so do the samples the shipped model learned from.
+SHRINK_AT = 0.5
+
+
+def shrunk(image: np.ndarray, size: tuple[int, int], work_width: int) -> np.ndarray:
+    """The image at the most that sampling takes of it (see shrunk_for_sampling), or itself."""
+    f = sampling_scale(image.shape, size, work_width)
+    if f > SHRINK_AT:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def shrunk_for_sampling(pairs: list[Pair], size: tuple[int, int], work_width: int) -> list[Pair]:
+    """Pairs whose frames are far larger than any sample takes (a 1920x1080 or a phone camera's sets),
+    area-averaged down to that as inference shrinks a frame (INTER_AREA); the others as they are.
+    Warped straight from full size, a sample was a bilinear pick of every third pixel or fewer: fine
+    patterns (a striped shirt, a radiator's fins) came out as moiré the network never sees at work,
+    and the full-size copies were held through the whole run. A set's background is shrunk once and
+    shared by its frames; masks come out soft at their edges, cut at half as every warped mask is."""
+    backgrounds: dict[int, np.ndarray] = {}
+    out = []
+    for p in pairs:
+        if sampling_scale(p.frame.shape, size, work_width) > SHRINK_AT:
+            out.append(p)
+            continue
+        if id(p.background) not in backgrounds:
+            backgrounds[id(p.background)] = shrunk(p.background, size, work_width)
+        out.append(Pair(p.set_key, shrunk(p.frame, size, work_width), backgrounds[id(p.background)],
+                        shrunk(p.mask, size, work_width)))
+    return out
+
+
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 BGR -> 3xHxW float 0..1."""
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
@@ -144,18 +187,35 @@ class TrainingSet(Dataset):
                  work_width: int = 320, p_camouflage: float = 0.2):
         if not pairs:
             raise HumansegError("no labeled frames to train on")
+        self.size = size
+        self.work_width = work_width
+        people = [i for i, p in enumerate(pairs) if p.mask.max() > 0]
+        # Each person's first and last labelled rows and columns (found once, not per sample), and
+        # which of their frame's edges cut them off: within 3 px of it in the frame as labelled
+        # (outlines clicked at the frame's edge end a pixel or two inside it), also where it is stored
+        # smaller (below), where 3 px would reach 6 or more of the labelled frame's.
+        spans = [(np.flatnonzero(pairs[i].mask.max(1)), np.flatnonzero(pairs[i].mask.max(0))) for i in people]
+        self.person_cuts = [(bool(ys[0] <= 2), bool(ys[-1] >= pairs[i].mask.shape[0] - 3),
+                             bool(xs[0] <= 2), bool(xs[-1] >= pairs[i].mask.shape[1] - 3))
+                            for i, (ys, xs) in zip(people, spans)]
+        labelled = [pairs[i].mask.shape for i in people]
+        pairs = shrunk_for_sampling(pairs, size, work_width)
         self.pairs = pairs
-        self.people = [p for p in pairs if p.mask.max() > 0]
-        # Each person's first and last labelled rows (found once, not per sample).
-        self.person_rows = [(int(ys[0]), int(ys[-1])) for ys in (np.flatnonzero(p.mask.max(1)) for p in self.people)]
-        self.person_cols = [(int(xs[0]), int(xs[-1])) for xs in (np.flatnonzero(p.mask.max(0)) for p in self.people)]
+        self.people = [pairs[i] for i in people]
+        # In the stored image's pixels (pixel centres scaled: row r of h rows is (r + 0.5) h'/h - 0.5).
+        def stored(a, b, n, n_stored):
+            if n == n_stored:
+                return int(a), int(b)
+            return (a + 0.5) * n_stored / n - 0.5, (b + 0.5) * n_stored / n - 0.5
+        self.person_rows = [stored(ys[0], ys[-1], shape[0], p.mask.shape[0])
+                            for (ys, _), shape, p in zip(spans, labelled, self.people)]
+        self.person_cols = [stored(xs[0], xs[-1], shape[1], p.mask.shape[1])
+                            for (_, xs), shape, p in zip(spans, labelled, self.people)]
         # Unique backgrounds of the training sets plus the extra rooms.
         seen = {}
         for p in pairs:
             seen.setdefault(p.set_key, p.background)
-        self.rooms = list(seen.values()) + list(extra_backgrounds)
-        self.size = size
-        self.work_width = work_width
+        self.rooms = list(seen.values()) + [shrunk(room, size, work_width) for room in extra_backgrounds]
         self.length = length
         self.seed = seed
         self.p_composite = p_composite if self.people else 0.0
@@ -215,8 +275,7 @@ class TrainingSet(Dataset):
             # below the sample's bottom edge: placed higher, they floated, cut straight. One cut at the
             # top keeps that cut at or above the sample's top (else they came out headless), and one cut
             # at both is not shrunk (the sample's height then holds no more than theirs).
-            # (within 3 px: outlines clicked at the frame's edge end a pixel or two inside it)
-            cut, top_cut = low >= person.mask.shape[0] - 3, top <= 2
+            top_cut, cut, left_cut, right_cut = self.person_cuts[k]  # (found in __init__)
             shrink = rng.uniform(0.45, 1.05)
             both = cut and top_cut  # not shrunk, and as large as the sample's height at least
             pm = self._base_affine(person.frame.shape, rng, person_scale=1.0 if both else shrink, fill=both)
@@ -246,7 +305,6 @@ class TrainingSet(Dataset):
             # (placed anywhere across, 2 of the 40 dev people showed half a face ending in a straight
             # line mid-room). pm has no rotation: x' = pm[0, 0] x + pm[0, 2], pm[0, 0] < 0 when flipped.
             left, right = self.person_cols[k]
-            left_cut, right_cut = left <= 2, right >= person.mask.shape[1] - 3
             if left_cut != right_cut:  # the outermost labelled column goes a column past the side, as
                 edge_x = pm[0, 2] + pm[0, 0] * (left if left_cut else right)  # the lowest row does below
                 if (pm[0, 0] > 0) == left_cut:  # the person lies right of the cut: it goes to the left
