@@ -653,6 +653,9 @@ def _write_together(files: list[tuple[str | os.PathLike, bytes, bool]]) -> list[
 
 
 def encode_png(image: np.ndarray) -> bytes:
+    # An empty image (a source's 0x0 frame, from Python) is this error, not OpenCV's assertion.
+    if image.size == 0:
+        raise StoreError(f"could not encode an empty image ({'x'.join(map(str, image.shape[1::-1]))}) as PNG")
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise StoreError("could not encode image as PNG")

@@ -133,6 +133,18 @@ def test_save_background_and_frames_roundtrip(tmp_path):
     assert store.list_sets(root) == [1, 2, 3]
 
 
+@pytest.mark.parametrize("shape", [(0, 0, 3), (480, 0, 3), (0, 640)])
+def test_an_empty_image_is_a_store_error_and_writes_nothing(tmp_path, shape):
+    # OpenCV's encoder stopped on it with its own assertion (cv2.error), which no caller catches.
+    root = tmp_path / "images"
+    store.save_background(root, _img())
+    with pytest.raises(StoreError, match=r"could not encode an empty image \(%dx%d\)" % (shape[1], shape[0])):
+        store.save_frame(root, 1, np.zeros(shape, np.uint8))
+    with pytest.raises(StoreError, match="empty image"):
+        store.write_image(tmp_path / "0_mask.png", np.zeros(shape[:2], np.uint8))
+    assert sorted(os.listdir(root / "set1")) == ["bkg.png"] and not (tmp_path / "0_mask.png").exists()
+    assert store.save_frame(root, 1, _img())[0] == 0  # the next frame is still 0.png
+
 def test_writes_never_overwrite_unless_asked(tmp_path):
     p = tmp_path / "0_mask.png"
     store.write_image(p, np.zeros((4, 4), np.uint8))
