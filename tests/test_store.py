@@ -145,6 +145,7 @@ def test_an_empty_image_is_a_store_error_and_writes_nothing(tmp_path, shape):
     assert sorted(os.listdir(root / "set1")) == ["bkg.png"] and not (tmp_path / "0_mask.png").exists()
     assert store.save_frame(root, 1, _img())[0] == 0  # the next frame is still 0.png
 
+
 def test_writes_never_overwrite_unless_asked(tmp_path):
     p = tmp_path / "0_mask.png"
     store.write_image(p, np.zeros((4, 4), np.uint8))
