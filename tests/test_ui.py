@@ -408,6 +408,21 @@ def test_a_held_key_presses_its_button_once():
     events = _hold(c, clock, "b", 0.01, then=1.49) + _hold(c, clock, "b", 1.5)
     assert names(events) == [("pressed", "bkg"), ("countdown_started", "bkg"),
                              ("pressed", "bkg"), ("countdown_cancelled", "bkg")]
+    # Repeats a busy machine held back (none for 0.2 s, over REPEAT_GAP): right after the first repeat,
+    # and in a hold past REPEAT_DELAY after the press. Each late repeat counted as a second press, and
+    # cancelled the countdown (a loaded test run's held s saved twice).
+    for stall_at in (0.66, 2.5):
+        clock = FakeClock()
+        c = make(clock, bkg_seconds=30)
+        repeats = [0.0] + [t for t in np.arange(0.66, 3.0, 1 / 30) if not stall_at < t < stall_at + 0.2]
+        start, events, elapsed = clock.now, [], 0.0
+        while elapsed < 3.5:
+            elapsed += 1 / 30
+            due = [r for r in repeats if r < elapsed]
+            repeats = repeats[len(due):]
+            clock.now = start + elapsed
+            events += c.update(keys=[ord("b")] * len(due))
+        assert names(events) == [("pressed", "bkg"), ("countdown_started", "bkg")], stall_at
     # Other keys are not held up by a held one: b held, s pressed meanwhile.
     clock = FakeClock()
     c = make(clock, bkg_seconds=30, set_number=1)

@@ -17,6 +17,10 @@ KEY_BUTTONS = {ord("b"): "bkg", ord("s"): "sav", ord("q"): "ext", 27: "ext"}
 # 2 s where set so), then 25-30 times a second (10 at the slowest settings).
 REPEAT_GAP = 0.12  # seconds: a press this soon after the same key is a repeat (a quick double tap: 0.15 s)
 REPEAT_DELAY = 2.0  # seconds: a press this soon after the same key counted may be a hold's first repeat
+# seconds: how long such a press waits for a repeat before it counts. X's repeats come every 33-100 ms,
+# but a busy machine holds them back now and then (a held s counted twice under a loaded test run,
+# its repeats late by over REPEAT_GAP); a deliberate second press only cancels this much later.
+REPEAT_CONFIRM = 0.25
 
 
 class HeldKeys:
@@ -25,14 +29,14 @@ class HeldKeys:
 
     A press less than REPEAT_GAP after the same key is a repeat (with a slow frame rate, less than
     1.5 times the time between two readings of the keys: repeats then come in bunches). One less than
-    REPEAT_DELAY after the same key's last press that counted is a hold's first repeat or a quick second
-    press (cancelling a countdown): it waits for the next reading REPEAT_GAP later, and counts if no
-    repeat came by then, so that a second press still cancels. Times are seconds of one clock."""
+    REPEAT_DELAY after the same key was last read (its press or a repeat) is a hold's first repeat, a
+    repeat a busy machine held back, or a quick second press (cancelling a countdown): it waits for the
+    first reading REPEAT_CONFIRM later (or the gap, where longer), and counts if no repeat came by then,
+    so that a second press still cancels. Times are seconds of one clock."""
 
-    def __init__(self, gap: float = REPEAT_GAP, delay: float = REPEAT_DELAY):
-        self.gap, self.delay = gap, delay
+    def __init__(self, gap: float = REPEAT_GAP, delay: float = REPEAT_DELAY, confirm: float = REPEAT_CONFIRM):
+        self.gap, self.delay, self.confirm = gap, delay, confirm
         self.seen: dict[int, float] = {}  # key -> when it was last read
-        self.counted_at: dict[int, float] = {}  # key -> when it last counted
         self.waiting: dict[int, float] = {}  # key -> a press not yet told from a repeat, and when
         self.read_at: float | None = None  # the readings' last time
 
@@ -50,15 +54,13 @@ class HeldKeys:
             seen, self.seen[key] = self.seen.get(key), now
             if seen is not None and now - seen < gap:  # a repeat: so was a press waiting to be told
                 self.waiting.pop(key, None)
-            elif key in self.counted_at and now - self.counted_at[key] < self.delay:
+            elif seen is not None and now - seen < self.delay:
                 self.waiting[key] = now
             else:
-                self.counted_at[key] = now
                 out.append(key)
         for key, since in list(self.waiting.items()):
-            if now - since >= gap:  # no repeat came after it: pressed again
+            if now - since >= max(gap, self.confirm):  # no repeat came after it: pressed again
                 del self.waiting[key]
-                self.counted_at[key] = now
                 out.append(key)
         return out
 
