@@ -16,7 +16,7 @@ KEY_BUTTONS = {ord("b"): "bkg", ord("s"): "sav", ord("q"): "ext", 27: "ext"}
 # A held key repeats: after a delay (660 ms in X's default, 500-600 ms on most desktops, up to about
 # 2 s where set so), then 25-30 times a second (10 at the slowest settings).
 REPEAT_GAP = 0.12  # seconds: a press this soon after the same key is a repeat (a quick double tap: 0.15 s)
-REPEAT_DELAY = 2.0  # seconds: a press this soon after the same key counted may be a hold's first repeat
+REPEAT_DELAY = 2.0  # seconds: a press this soon after the same key was read may be a repeat held back
 # seconds: how long such a press waits for a repeat before it counts. X's repeats come every 33-100 ms,
 # but a busy machine holds them back now and then (a held s counted twice under a loaded test run,
 # its repeats late by over REPEAT_GAP); a deliberate second press only cancels this much later.
