@@ -189,28 +189,23 @@ class TrainingSet(Dataset):
             raise HumansegError("no labeled frames to train on")
         self.size = size
         self.work_width = work_width
-        people = [i for i, p in enumerate(pairs) if p.mask.max() > 0]
-        # Each person's first and last labelled rows and columns (found once, not per sample), and
+        labelled, pairs = pairs, shrunk_for_sampling(pairs, size, work_width)
+        self.pairs = pairs
+        people = [i for i, p in enumerate(labelled) if p.mask.max() > 0]
+        self.people = [pairs[i] for i in people]
+        # Each person's first and last labelled rows and columns (found once, not per sample), in the
+        # stored image's pixels (pixel centres scaled: row r of h rows is (r + 0.5) h'/h - 0.5), and
         # which of their frame's edges cut them off: within 3 px of it in the frame as labelled
         # (outlines clicked at the frame's edge end a pixel or two inside it), also where it is stored
-        # smaller (below), where 3 px would reach 6 or more of the labelled frame's.
-        spans = [(np.flatnonzero(pairs[i].mask.max(1)), np.flatnonzero(pairs[i].mask.max(0))) for i in people]
-        self.person_cuts = [(bool(ys[0] <= 2), bool(ys[-1] >= pairs[i].mask.shape[0] - 3),
-                             bool(xs[0] <= 2), bool(xs[-1] >= pairs[i].mask.shape[1] - 3))
-                            for i, (ys, xs) in zip(people, spans)]
-        labelled = [pairs[i].mask.shape for i in people]
-        pairs = shrunk_for_sampling(pairs, size, work_width)
-        self.pairs = pairs
-        self.people = [pairs[i] for i in people]
-        # In the stored image's pixels (pixel centres scaled: row r of h rows is (r + 0.5) h'/h - 0.5).
-        def stored(a, b, n, n_stored):
-            if n == n_stored:
-                return int(a), int(b)
-            return (a + 0.5) * n_stored / n - 0.5, (b + 0.5) * n_stored / n - 0.5
-        self.person_rows = [stored(ys[0], ys[-1], shape[0], p.mask.shape[0])
-                            for (ys, _), shape, p in zip(spans, labelled, self.people)]
-        self.person_cols = [stored(xs[0], xs[-1], shape[1], p.mask.shape[1])
-                            for (_, xs), shape, p in zip(spans, labelled, self.people)]
+        # smaller, where 3 px would reach 6 or more of the labelled frame's.
+        self.person_rows, self.person_cols, self.person_cuts = [], [], []
+        for i in people:
+            mask, (h, w) = labelled[i].mask, pairs[i].mask.shape
+            ys, xs = np.flatnonzero(mask.max(1)), np.flatnonzero(mask.max(0))
+            self.person_rows.append(tuple((y + 0.5) * h / mask.shape[0] - 0.5 for y in (ys[0], ys[-1])))
+            self.person_cols.append(tuple((x + 0.5) * w / mask.shape[1] - 0.5 for x in (xs[0], xs[-1])))
+            self.person_cuts.append((bool(ys[0] <= 2), bool(ys[-1] >= mask.shape[0] - 3),
+                                     bool(xs[0] <= 2), bool(xs[-1] >= mask.shape[1] - 3)))
         # Unique backgrounds of the training sets plus the extra rooms.
         seen = {}
         for p in pairs:
