@@ -460,8 +460,12 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
 
     mouse = MouseAdapter(editor, changed, zoom, size=(width, height))
     mouse.settle()  # (from just before it is first shown)
-    cv2.setMouseCallback(WINDOW, mouse)
-    cv2.setWindowTitle(WINDOW, title)
+
+    def attach():  # the window's mouse and title (again in a window opened anew)
+        cv2.setMouseCallback(WINDOW, mouse)
+        cv2.setWindowTitle(WINDOW, title)
+
+    attach()
     show_bkg = False
     quits, skips = AskFirst(), AskFirst()
     shown = None
@@ -517,8 +521,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
                 changed(action)
             mouse.hover = None
             _open_window(cv2)
-            cv2.setMouseCallback(WINDOW, mouse)
-            cv2.setWindowTitle(WINDOW, title)
+            attach()
             shown = None
             continue
         try:
