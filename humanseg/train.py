@@ -28,7 +28,8 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from humanseg import metrics, store
-from humanseg.data.dataset import Pair, TrainingSet, load_pairs, load_rooms, set_places, split_sets
+from humanseg.data.dataset import (Pair, TrainingSet, for_training, load_pairs, load_rooms, set_places, shrunk,
+                                    split_sets)
 from humanseg.errors import HumansegError, WeightsError, out_of_memory, plural
 from humanseg.model.checkpoint import DEFAULT_WEIGHTS, load_model, read_checkpoint, save_checkpoint
 from humanseg.model.network import ARCHS, SiameseSegNet, count_parameters, with_refine_kernel
@@ -641,9 +642,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for path in (last_path, best_path, csv_path, png_path):
                 if os.path.lexists(path) and not path.is_file():
                     raise HumansegError(f"--out {out}: {path.name} there is not a file; move it away")
-        pairs = load_pairs(cfg.images, progress=is_main)  # every root must hold labeled frames
+        # Every root must hold labeled frames. Frames far larger than the samples are kept at the size
+        # sampling takes as they are read (for_training; the held-out sets at full size).
+        pairs = load_pairs(cfg.images, progress=is_main,
+                           prepare=for_training(cfg.val_sets, cfg.seed, cfg.size, cfg.work_width))
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
-        rooms = load_rooms(cfg.backgrounds)
+        rooms = load_rooms(cfg.backgrounds, through=lambda room: shrunk(room, cfg.size, cfg.work_width))
 
         torch.manual_seed(cfg.seed)  # before the model is built: initial weights follow --seed
         start_step, best_iou, history = 0, -1.0, []
@@ -749,9 +753,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         total = cfg.iterations
         dataset = TrainingSet(train_pairs, rooms, size=cfg.size, length=total * cfg.batch * world,
                               seed=cfg.seed, work_width=cfg.work_width)
-        # Frames far larger than the samples are kept at the size sampling takes (TrainingSet); their
-        # full-size copies go now, before the loader's workers start (validation keeps its own).
-        pairs = train_pairs = rooms = None
+        pairs = train_pairs = rooms = None  # (held by the dataset; the workers start with no other copy)
         sampler = RunSampler(dataset, num_replicas=world, rank=rank, start=start_step * cfg.batch)
         loader = DataLoader(dataset, batch_size=cfg.batch, sampler=sampler,
                             num_workers=cfg.workers, drop_last=True,

@@ -84,6 +84,23 @@ def copy_set(tmp_path, dev_root):
     return _copy
 
 
+@pytest.fixture(scope="session")
+def large_sets(tmp_path_factory, dev_root) -> Path:
+    """An images root holding dev sets 2 and 8 at 3x (1920x1440: a phone's or a 1080p camera's size):
+    frames and backgrounds enlarged smoothly, masks as blocks (read-only for the tests that share it)."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("large") / "images"
+    for n in (2, 8):
+        for src in sorted((dev_root / f"set{n}").glob("*.png")):
+            img = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+            smooth = cv2.INTER_NEAREST if src.name.endswith("_mask.png") else cv2.INTER_CUBIC
+            (root / f"set{n}").mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / f"set{n}" / src.name), cv2.resize(img, None, fx=3, fy=3, interpolation=smooth),
+                        [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return root
+
+
 @pytest.fixture
 def xdisplay():
     """A private Xvfb display ":N" for one test (skipped only outside CI if tools are missing).

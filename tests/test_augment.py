@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from humanseg.data import augment as A
-from humanseg.data.dataset import Pair, TrainingSet, load_backgrounds, load_pairs, sampling_scale, split_sets
+from humanseg.data.dataset import (Pair, TrainingSet, for_training, load_backgrounds, load_pairs, sampling_scale,
+                                    split_sets)
 from humanseg.errors import HumansegError
 
 
@@ -431,6 +432,45 @@ def test_a_set_stored_smaller_gives_the_samples_it_gives_at_the_size_sampling_ta
         assert np.abs(fa.astype(int) - fb.astype(int)).mean() < 6, i
         union = ((ma > 0) | (mb > 0)).sum()
         assert union == 0 or ((ma > 0) & (mb > 0)).sum() / union > 0.97, i
+
+
+def _read_with_peak(*args, **kwargs):
+    """load_pairs' pairs and the most memory Python and numpy held while it read them."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        return load_pairs(*args, **kwargs), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_training_keeps_large_frames_at_the_size_sampling_takes_as_it_reads_them(large_sets):
+    # Dev sets 2 and 8 at 1920x1440 (9 frames, 117 MB at full size with their masks and rooms). Read for
+    # training, each frame is kept at the size its samples take as it is read: no more than a frame or
+    # two at full size is ever held. The held-out set stays at full size for validation, and the samples
+    # are those of the sets read whole and shrunk afterwards.
+    full, full_peak = _read_with_peak([large_sets])
+    kept, kept_peak = _read_with_peak([large_sets], prepare=for_training(None, 0, (320, 240), 320))
+    assert full_peak > 100e6 and kept_peak < 0.3 * full_peak, (full_peak, kept_peak)
+    assert all(p.frame.shape == (328, 437, 3) and p.mask.shape == (328, 437) for p in kept)
+
+    split, _ = _read_with_peak([large_sets], prepare=for_training("8", 0, (320, 240), 320))
+    assert [p.set_key for p in split] == [p.set_key for p in full]
+    train, val = split_sets(split, "8")
+    full_train, full_val = split_sets(full, "8")
+    assert len(val) == 3 and all(a.labelled is None and a.frame.shape == (1440, 1920, 3) and np.array_equal(a.frame, b.frame)
+                                 and np.array_equal(a.mask, b.mask) for a, b in zip(val, full_val))
+    assert len(train) == 6 and all(p.frame.shape == (328, 437, 3) and p.background is train[0].background for p in train)
+    kw = dict(size=(320, 240), length=40, seed=3)
+    ours, theirs = TrainingSet(train, [], **kw), TrainingSet(full_train, [], **kw)
+    assert len(ours.people) == 5 and ours.person_rows == theirs.person_rows and ours.person_cols == theirs.person_cols
+    assert ours.person_cuts == theirs.person_cuts
+    people = [p.mask for p in full_train if p.mask.any()]  # rows as labelled, in the stored pixels
+    assert ours.person_rows == [tuple((y + 0.5) * 328 / 1440 - 0.5 for y in np.flatnonzero(m.max(1))[[0, -1]])
+                                for m in people]
+    for i in range(len(ours)):
+        assert all(np.array_equal(a, b) for a, b in zip(ours.sample(i), theirs.sample(i))), i
 
 
 def test_a_real_samples_label_is_its_warped_mask_cut_at_half_not_grown_by_a_pixel():

@@ -88,6 +88,38 @@ def train_quietly(images, out, log=lambda *a, **k: None, **options):
     return train_module.train(train_module.TrainConfig(images=[str(images)], out=str(out), **cfg), log=log)
 
 
+def test_a_run_on_large_frames_reads_them_at_the_size_it_samples_them(large_sets, tmp_path, monkeypatch):
+    # Dev sets 2 and 8 at 1920x1440, set 8 held out: the run holds set 8 at full size to validate on it,
+    # and set 2's frames at the size its samples take from the read on (with no more than a frame or two
+    # at full size at a time, not the whole set).
+    import tracemalloc
+
+    from humanseg import train as train_module
+
+    read, validated = {}, []
+    load_pairs, validate = train_module.load_pairs, train_module.validate
+
+    def measured(*args, **kwargs):
+        tracemalloc.start()
+        try:
+            read["pairs"] = load_pairs(*args, **kwargs)
+            read["peak"] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return read["pairs"]
+
+    monkeypatch.setattr(train_module, "load_pairs", measured)
+    monkeypatch.setattr(train_module, "validate", lambda model, pairs, ww: validated.append(pairs) or validate(model, pairs, ww))
+    train_quietly(large_sets, tmp_path / "w", iterations=1, val_sets="8")
+    shapes = [(p.set_key.rsplit(":", 1)[1], p.frame.shape, p.mask.shape) for p in read["pairs"]]
+    assert shapes == [("set2", (328, 437, 3), (328, 437))] * 6 + [("set8", (1440, 1920, 3), (1440, 1920))] * 3
+    assert validated and all([p.set_key.endswith(":set8") and p.frame.shape == (1440, 1920, 3) for p in pairs]
+                             for pairs in validated) and len(validated[0]) == 3
+    image, mask = 1440 * 1920 * 3, 1440 * 1920
+    held_out = 4 * image + 3 * mask  # set 8's frames, masks and background
+    assert read["peak"] < held_out + 2 * (image + mask), read["peak"]  # set 2 alone is 6 * (image + mask) + image
+
+
 def test_short_run_lowers_loss_writes_checkpoints_and_resumes(two_sets, tmp_path):
     out = tmp_path / "w"
     r = run_training(["-i", "40", "--images", str(two_sets), "--out", str(out), "--val-sets", "8", *SMALL])

@@ -16,6 +16,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -35,16 +36,36 @@ class Pair:
     frame: np.ndarray
     background: np.ndarray
     mask: np.ndarray
+    # Where the pair is stored smaller than it was labelled (for_sampling): the mask's (height, width)
+    # as labelled and its person's (first row, last row, first column, last column) there, or None
+    # where the mask is empty. None: the mask is as labelled.
+    labelled: tuple | None = None
+
+
+def labelled_box(pair: Pair) -> tuple:
+    """The pair's mask's (height, width) as labelled and its person's (first row, last row, first
+    column, last column) there, or None where it shows no one (see Pair.labelled)."""
+    if pair.labelled is not None:
+        return pair.labelled
+    mask = pair.mask
+    ys, xs = np.flatnonzero(mask.max(1)), np.flatnonzero(mask.max(0))
+    box = (int(ys[0]), int(ys[-1]), int(xs[0]), int(xs[-1])) if len(ys) else None
+    return mask.shape[:2], box
 
 
 def set_places(pairs: list[Pair]) -> dict[str, tuple[int, str]]:
     """Each set key's (position of its root among the --images roots, set name): the set's place in
     the run, however the root's path is written."""
+    return key_places([p.set_key for p in pairs])
+
+
+def key_places(keys: list[str]) -> dict[str, tuple[int, str]]:
+    """set_places of the set keys, in the run's order."""
     roots: dict[str, int] = {}
     places = {}
-    for p in pairs:
-        root, name = p.set_key.rsplit(":", 1)
-        places[p.set_key] = (roots.setdefault(root, len(roots)), name)
+    for key in keys:
+        root, name = key.rsplit(":", 1)
+        places[key] = (roots.setdefault(root, len(roots)), name)
     return places
 
 
@@ -59,52 +80,65 @@ def distinct_folders(folders: list[str | os.PathLike], option: str) -> list[Path
     return list(seen.values())
 
 
-def load_pairs(roots: list[str | os.PathLike], progress: bool = False) -> list[Pair]:
+def load_pairs(roots: list[str | os.PathLike], progress: bool = False,
+               prepare: Callable[[list[str]], Callable[[Pair], Pair]] | None = None) -> list[Pair]:
     """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'.
-    With `progress`, a bar on stderr where it is a terminal (a thousand frames took 14 s without a word)."""
-    pairs = []
+    With `progress`, a bar on stderr where it is a terminal (a thousand frames took 14 s without a word).
+    `prepare`, given every set's key in the run's order once the sets are listed and before a frame is
+    decoded, returns what each pair is passed through as it is read (training keeps the frames it
+    samples at the size it takes them: for_training)."""
+    found = []  # (root, its sets holding labeled frames)
     folders: dict[Path, Path] = {}  # each set folder as the system finds it -> as named
-    bar = None  # made once the first root's frames are counted (an empty bar showed "0frame" first)
-
-    def counted(n: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=n, desc="reading frames", unit="frame", leave=False,
-                       disable=None if progress and sys.stderr is not None else True)  # (closed: 2>&-)
-        else:
-            bar.total += n
-            bar.refresh()
-
-    def read() -> None:
-        bar.update()
-
-    try:
-        for root in distinct_folders(roots, "--images"):
-            if not root.is_dir():
-                raise HumansegError(f"images folder not found: {root}")
-            before = len(pairs)
-            for s in store.load_labeled(root, counted=counted, read=read):
-                # A link to a set of another root (or of its own): trained on and held out.
-                store.refuse_set_reached_again(folders, store.set_path(root, s.set_number),
-                                               "its frames would count twice, and be validated on while "
-                                               "trained on")
-                pairs.append(Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask))
-            if len(pairs) == before:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
-                store.check_root(root)
-                raise HumansegError(f"no labeled frames found in {root}"
-                                    + (store.why_no_labels(root) or " (label some with label_images.py)"))
-    finally:
-        if bar is not None:
-            bar.close()  # (leave=False: the line cleared, before an error's line or training's first)
+    for root in distinct_folders(roots, "--images"):
+        if not root.is_dir():
+            raise HumansegError(f"images folder not found: {root}")
+        infos = store.labeled_sets(root)
+        if not infos:  # a root that adds nothing is a mistake (a set folder, a typo), not a no-op
+            store.check_root(root)
+            raise HumansegError(f"no labeled frames found in {root}"
+                                + (store.why_no_labels(root) or " (label some with label_images.py)"))
+        for info in infos:  # a link to a set of another root (or of its own): trained on and held out
+            store.refuse_set_reached_again(folders, store.set_path(root, info.number),
+                                           "its frames would count twice, and be validated on while "
+                                           "trained on")
+        found.append((root, infos))
+    through = prepare([f"{root}:set{info.number}" for root, infos in found for info in infos]) if prepare else None
+    # The total known from the start; cleared at the end (leave=False), before an error's line or
+    # training's first. (Closed stderr: 2>&-.)
+    bar = tqdm(total=sum(len(info.labeled) for _, infos in found for info in infos), desc="reading frames",
+               unit="frame", leave=False, disable=None if progress and sys.stderr is not None and found else True)
+    pairs = []
+    with bar:
+        for root, infos in found:
+            for s in store.read_labeled(infos):
+                pair = Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask)
+                pairs.append(through(pair) if through else pair)
+                s = pair = None  # (a frame kept smaller is not held at full size while the next is read)
+                bar.update()
     return pairs
 
 
-def load_rooms(folders: list[str | os.PathLike]) -> list[np.ndarray]:
-    """Every image of the --backgrounds folders (each folder once)."""
-    return [img for folder in distinct_folders(folders, "--backgrounds") for img in load_backgrounds(folder)]
+def for_training(val_spec: str | None, seed: int, size: tuple[int, int], work_width: int):
+    """load_pairs' `prepare` for a training run: the sets it holds out (split_sets, drawn from the sets'
+    keys alone) are kept as they are, for validation at full size; the others' frames far larger than
+    any sample takes of them are kept at that size (for_sampling) as each is read, so a run of large
+    frames never holds them all at full size (a 4000x3000 frame and its mask: 48 MB, kept 0.6 MB)."""
+    def prepare(keys: list[str]) -> Callable[[Pair], Pair]:
+        held_out = held_out_keys(keys, val_spec, seed)
+        backgrounds: dict = {}
+        return lambda pair: pair if pair.set_key in held_out else for_sampling(pair, size, work_width, backgrounds)
+    return prepare
 
 
-def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
+def load_rooms(folders: list[str | os.PathLike],
+               through: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
+    """Every image of the --backgrounds folders (each folder once), each passed `through` as it is read
+    (training keeps the size sampling takes: `shrunk`)."""
+    return [img for folder in distinct_folders(folders, "--backgrounds") for img in load_backgrounds(folder, through)]
+
+
+def load_backgrounds(folder: str | os.PathLike | None,
+                     through: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
     """Extra empty rooms for compositing (the folder's images, of the formats `--source` reads,
     `store.IMAGE_EXTS`; a .webp beside a.png was left out). A folder that is
     missing or holds no image, and an image that cannot be read, are errors that name it: a room
@@ -125,7 +159,7 @@ def load_backgrounds(folder: str | os.PathLike | None) -> list[np.ndarray]:
         if p.suffix.lower() in store.IMAGE_EXTS and not p.name.startswith("."):  # not ._x.png
             # Named as every image is: unreadable or corrupt, not ours to read, a link to nothing, a folder.
             img = store.read_image(p, "--backgrounds image")
-            out.append(img)
+            out.append(through(img) if through else img)
     if not out:
         raise HumansegError(f"--backgrounds {folder} holds no image (.png, .jpg, .bmp, .webp, .tif)")
     return out
@@ -154,24 +188,27 @@ def shrunk(image: np.ndarray, size: tuple[int, int], work_width: int) -> np.ndar
     return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
+def for_sampling(pair: Pair, size: tuple[int, int], work_width: int, backgrounds: dict) -> Pair:
+    """The pair, its frame far larger than any sample takes (a 1920x1080 or a phone camera's set)
+    area-averaged down to that as inference shrinks a frame (INTER_AREA); or itself. Warped straight
+    from full size, a sample was a bilinear pick of every third pixel or fewer: fine patterns (a
+    striped shirt, a radiator's fins) came out as moiré the network never sees at work, and the
+    full-size copies were held through the whole run. A set's background is shrunk once and shared
+    by its frames (`backgrounds`, kept by the caller); masks come out soft at their edges, cut at half
+    as every warped mask is, and their person's box as labelled goes with them (Pair.labelled)."""
+    if pair.labelled is not None or sampling_scale(pair.frame.shape, size, work_width) > SHRINK_AT:
+        return pair
+    key = (pair.set_key, id(pair.background))  # (the set's background is alive while its frames are read)
+    if key not in backgrounds:
+        backgrounds[key] = shrunk(pair.background, size, work_width)
+    return Pair(pair.set_key, shrunk(pair.frame, size, work_width), backgrounds[key],
+                shrunk(pair.mask, size, work_width), labelled_box(pair))
+
+
 def shrunk_for_sampling(pairs: list[Pair], size: tuple[int, int], work_width: int) -> list[Pair]:
-    """Pairs whose frames are far larger than any sample takes (a 1920x1080 or a phone camera's sets),
-    area-averaged down to that as inference shrinks a frame (INTER_AREA); the others as they are.
-    Warped straight from full size, a sample was a bilinear pick of every third pixel or fewer: fine
-    patterns (a striped shirt, a radiator's fins) came out as moiré the network never sees at work,
-    and the full-size copies were held through the whole run. A set's background is shrunk once and
-    shared by its frames; masks come out soft at their edges, cut at half as every warped mask is."""
-    backgrounds: dict[int, np.ndarray] = {}
-    out = []
-    for p in pairs:
-        if sampling_scale(p.frame.shape, size, work_width) > SHRINK_AT:
-            out.append(p)
-            continue
-        if id(p.background) not in backgrounds:
-            backgrounds[id(p.background)] = shrunk(p.background, size, work_width)
-        out.append(Pair(p.set_key, shrunk(p.frame, size, work_width), backgrounds[id(p.background)],
-                        shrunk(p.mask, size, work_width)))
-    return out
+    """for_sampling of each pair."""
+    backgrounds: dict = {}
+    return [for_sampling(p, size, work_width, backgrounds) for p in pairs]
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -189,9 +226,10 @@ class TrainingSet(Dataset):
             raise HumansegError("no labeled frames to train on")
         self.size = size
         self.work_width = work_width
-        labelled, pairs = pairs, shrunk_for_sampling(pairs, size, work_width)
+        pairs = shrunk_for_sampling(pairs, size, work_width)  # (pairs load_pairs kept small already: as they are)
         self.pairs = pairs
-        people = [i for i, p in enumerate(labelled) if p.mask.max() > 0]
+        boxes = [labelled_box(p) for p in pairs]
+        people = [i for i, (_, box) in enumerate(boxes) if box is not None]
         self.people = [pairs[i] for i in people]
         # Each person's first and last labelled rows and columns (found once, not per sample), in the
         # stored image's pixels (pixel centres scaled: row r of h rows is (r + 0.5) h'/h - 0.5), and
@@ -200,12 +238,10 @@ class TrainingSet(Dataset):
         # smaller, where 3 px would reach 6 or more of the labelled frame's.
         self.person_rows, self.person_cols, self.person_cuts = [], [], []
         for i in people:
-            mask, (h, w) = labelled[i].mask, pairs[i].mask.shape
-            ys, xs = np.flatnonzero(mask.max(1)), np.flatnonzero(mask.max(0))
-            self.person_rows.append(tuple((y + 0.5) * h / mask.shape[0] - 0.5 for y in (ys[0], ys[-1])))
-            self.person_cols.append(tuple((x + 0.5) * w / mask.shape[1] - 0.5 for x in (xs[0], xs[-1])))
-            self.person_cuts.append((bool(ys[0] <= 2), bool(ys[-1] >= mask.shape[0] - 3),
-                                     bool(xs[0] <= 2), bool(xs[-1] >= mask.shape[1] - 3)))
+            ((lh, lw), (top, bottom, left, right)), (h, w) = boxes[i], pairs[i].mask.shape
+            self.person_rows.append(tuple((y + 0.5) * h / lh - 0.5 for y in (top, bottom)))
+            self.person_cols.append(tuple((x + 0.5) * w / lw - 0.5 for x in (left, right)))
+            self.person_cuts.append((top <= 2, bottom >= lh - 3, left <= 2, right >= lw - 3))
         # Unique backgrounds of the training sets plus the extra rooms.
         seen = {}
         for p in pairs:
@@ -343,16 +379,24 @@ class TrainingSet(Dataset):
 
 
 def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
-    """Hold out whole sets: val_spec is '3,7' (set numbers), a fraction '0.2', or None/'' (none).
+    """Hold out whole sets: val_spec is '3,7' (set numbers), a fraction '0.2', or None/'' (none)."""
+    val_keys = held_out_keys([p.set_key for p in pairs], val_spec, seed)
+    train = [p for p in pairs if p.set_key not in val_keys]
+    val = [p for p in pairs if p.set_key in val_keys]
+    return train, val
+
+
+def held_out_keys(set_keys: list[str], val_spec: str | None, seed: int = 0) -> set[str]:
+    """The keys of the sets split_sets holds out, from the run's set keys in its order.
 
     A fraction's draw follows the seed, the order of the --images roots and their sets' names, not
     how a root's path is written: keys sorted as 'root:setN' strings held out other sets when the
     same folder was given as a relative path, or moved (and --resume, which allows that, then
     trained on a set it had held out)."""
-    places = set_places(pairs)
+    places = key_places(set_keys)
     keys = sorted(places, key=places.__getitem__)
     if not val_spec:
-        return pairs, []
+        return set()
     try:
         frac = float(val_spec)
         is_frac = "." in val_spec
@@ -378,8 +422,6 @@ def split_sets(pairs: list[Pair], val_spec: str | None, seed: int = 0) -> tuple[
             named = ", ".join(f"set{n}" for n in sorted(missing))  # (said as a list: [0])
             raise HumansegError(f"--val-sets names sets with no labeled frames: {named} (a fraction is written "
                                 f"with a point, e.g. 0.2)")
-    train = [p for p in pairs if p.set_key not in val_keys]
-    val = [p for p in pairs if p.set_key in val_keys]
-    if not train:
+    if len(val_keys) == len(keys):
         raise HumansegError("--val-sets holds out every set; nothing left to train on")
-    return train, val
+    return val_keys
