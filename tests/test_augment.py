@@ -459,9 +459,11 @@ def test_training_keeps_large_frames_at_the_size_sampling_takes_as_it_reads_them
     assert [p.set_key for p in split] == [p.set_key for p in full]
     train, val = split_sets(split, "8")
     full_train, full_val = split_sets(full, "8")
-    assert len(val) == 3 and all(a.labelled is None and a.frame.shape == (1440, 1920, 3) and np.array_equal(a.frame, b.frame)
-                                 and np.array_equal(a.mask, b.mask) for a, b in zip(val, full_val))
-    assert len(train) == 6 and all(p.frame.shape == (328, 437, 3) and p.background is train[0].background for p in train)
+    assert len(val) == 3 and all(a.labelled is None and a.frame.shape == (1440, 1920, 3)
+                                 and np.array_equal(a.frame, b.frame) and np.array_equal(a.mask, b.mask)
+                                 for a, b in zip(val, full_val))
+    assert len(train) == 6 and all(p.frame.shape == (328, 437, 3) and p.background is train[0].background
+                                   for p in train)
     kw = dict(size=(320, 240), length=40, seed=3)
     ours, theirs = TrainingSet(train, [], **kw), TrainingSet(full_train, [], **kw)
     assert len(ours.people) == 5 and ours.person_rows == theirs.person_rows and ours.person_cols == theirs.person_cols

@@ -109,7 +109,8 @@ def test_a_run_on_large_frames_reads_them_at_the_size_it_samples_them(large_sets
         return read["pairs"]
 
     monkeypatch.setattr(train_module, "load_pairs", measured)
-    monkeypatch.setattr(train_module, "validate", lambda model, pairs, ww: validated.append(pairs) or validate(model, pairs, ww))
+    monkeypatch.setattr(train_module, "validate",
+                        lambda model, pairs, ww: validated.append(pairs) or validate(model, pairs, ww))
     train_quietly(large_sets, tmp_path / "w", iterations=1, val_sets="8")
     shapes = [(p.set_key.rsplit(":", 1)[1], p.frame.shape, p.mask.shape) for p in read["pairs"]]
     assert shapes == [("set2", (328, 437, 3), (328, 437))] * 6 + [("set8", (1440, 1920, 3), (1440, 1920))] * 3
