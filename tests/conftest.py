@@ -86,7 +86,7 @@ def copy_set(tmp_path, dev_root):
 
 @pytest.fixture(scope="session")
 def large_sets(tmp_path_factory, dev_root) -> Path:
-    """An images root holding dev sets 2 and 8 at 3x (1920x1440: a phone's or a 1080p camera's size):
+    """An images root holding dev sets 2 and 8 at 3x (1920x1440, as large as a 1080p camera's frames):
     frames and backgrounds enlarged smoothly, masks as blocks (read-only for the tests that share it)."""
     import cv2
 
