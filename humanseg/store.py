@@ -1132,8 +1132,3 @@ def read_labeled(infos: list[SetInfo]) -> Iterator[Sample]:
             mask = read_mask(info.mask_path(k), frame.shape)
             yield Sample(info.number, k, frame, bkg, mask, info.frame_path(k))
             frame = mask = None  # (not held while the next is decoded)
-
-
-def load_labeled(root: str | os.PathLike, sets: list[int] | None = None) -> list[Sample]:
-    """Every labeled frame of the chosen sets (all sets by default), validated."""
-    return list(read_labeled(labeled_sets(root, sets)))

@@ -272,7 +272,7 @@ def test_validation_errors_name_the_file(tmp_path):
     cv2.imwrite(str(s / "2.png"), _img())
     cv2.imwrite(str(s / "2_mask.png"), np.zeros((10, 10), np.uint8))
     with pytest.raises(StoreError, match=r"mask size 10x10 differs from its frame 64x48: .*2_mask.png"):
-        store.load_labeled(root)
+        list(store.read_labeled(store.labeled_sets(root)))
     with pytest.raises(StoreError, match="mask missing"):
         store.read_mask(s / "9_mask.png")
 
@@ -441,7 +441,7 @@ def test_non_binary_mask_is_binarized_with_one_warning(tmp_path):
 def test_every_dev_set_loads(dev_root):
     sets = store.list_sets(dev_root)
     assert sets == list(range(1, 13))
-    samples = store.load_labeled(dev_root)
+    samples = list(store.read_labeled(store.labeled_sets(dev_root)))
     assert len(samples) == 52
     for s in samples:
         assert s.frame.shape == s.background.shape == (480, 640, 3)
@@ -1293,16 +1293,16 @@ def test_sets_and_frames_in_places_not_there_yet(tmp_path):
         store.read_mask(root / "set1" / "0_mask.png")
 
 
-def test_load_labeled_reads_only_the_sets_asked_and_only_labeled_ones(tmp_path):
+def test_labeled_sets_reads_only_the_sets_asked_and_only_labeled_ones(tmp_path):
     root = tmp_path / "images"
     _labeled_set(root, value=10)
     _labeled_set(root, value=20)
     store.save_background(root, _img(value=30))
     (root / "set3" / "bkg.png").write_bytes(b"damaged")  # a set with nothing labeled is not read
-    samples = store.load_labeled(root, sets=[2])
+    samples = list(store.read_labeled(store.labeled_sets(root, sets=[2])))
     assert [(s.set_number, s.index, s.path) for s in samples] == [(2, 0, root / "set2" / "0.png")]
     assert np.array_equal(samples[0].frame, _img(value=20))
-    assert [s.set_number for s in store.load_labeled(root)] == [1, 2]
+    assert [s.set_number for s in list(store.read_labeled(store.labeled_sets(root)))] == [1, 2]
 
 
 def test_a_folder_named_as_a_mask_is_no_label(tmp_path):
@@ -1595,12 +1595,12 @@ def test_a_capture_killed_while_encoding_a_new_background_leaves_no_set_that_sto
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stderr
-    # What training (load_labeled) and evaluate then read: the sets through list_sets / scan_set.
+    # What training (read_labeled) and evaluate then read: the sets through list_sets / scan_set.
     with warnings.catch_warnings(record=True):  # a set left out may be said in a warning
         warnings.simplefilter("always")
         sets = [info.number for info in store.scan_root(root)]  # raised "background missing: .../set2/bkg.png"
         assert sets == [1]
-        assert [s.set_number for s in store.load_labeled(root)] == [1] * 5  # training's read of the sets
+        assert [s.set_number for s in list(store.read_labeled(store.labeled_sets(root)))] == [1] * 5  # training's read of the sets
 
 
 def test_names_ending_in_a_newline_or_with_other_digits_are_not_the_layouts(tmp_path):
@@ -1620,7 +1620,7 @@ def test_names_ending_in_a_newline_or_with_other_digits_are_not_the_layouts(tmp_
         assert store.list_sets(root) == [1]
         assert store.list_frames(folder) == [0, 1]
         assert store.scan_set(root, 1).labeled == [0, 1]
-        assert [(s.set_number, s.index) for s in store.load_labeled(root)] == [(1, 0), (1, 1)]
+        assert [(s.set_number, s.index) for s in list(store.read_labeled(store.labeled_sets(root)))] == [(1, 0), (1, 1)]
         assert store.next_set_number(root) == 2
         assert store.next_frame_number(folder) == 2
     with pytest.raises(StoreError, match=r"^set folder not found: .*/set12 \(sets here: 1\)$"):

@@ -180,7 +180,7 @@ SHRINK_AT = 0.5
 
 
 def shrunk(image: np.ndarray, size: tuple[int, int], work_width: int) -> np.ndarray:
-    """The image at the most that sampling takes of it (see shrunk_for_sampling), or itself."""
+    """The image at the most that sampling takes of it (see for_sampling), or itself."""
     f = sampling_scale(image.shape, size, work_width)
     if f > SHRINK_AT:
         return image
@@ -205,12 +205,6 @@ def for_sampling(pair: Pair, size: tuple[int, int], work_width: int, backgrounds
                 shrunk(pair.mask, size, work_width), labelled_box(pair))
 
 
-def shrunk_for_sampling(pairs: list[Pair], size: tuple[int, int], work_width: int) -> list[Pair]:
-    """for_sampling of each pair."""
-    backgrounds: dict = {}
-    return [for_sampling(p, size, work_width, backgrounds) for p in pairs]
-
-
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 BGR -> 3xHxW float 0..1."""
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
@@ -226,7 +220,8 @@ class TrainingSet(Dataset):
             raise HumansegError("no labeled frames to train on")
         self.size = size
         self.work_width = work_width
-        pairs = shrunk_for_sampling(pairs, size, work_width)  # (pairs load_pairs kept small already: as they are)
+        backgrounds: dict = {}  # (pairs load_pairs kept small already: as they are)
+        pairs = [for_sampling(p, size, work_width, backgrounds) for p in pairs]
         self.pairs = pairs
         boxes = [labelled_box(p) for p in pairs]
         people = [i for i, (_, box) in enumerate(boxes) if box is not None]
