@@ -270,6 +270,10 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
     # With several methods, the masks and montage are the first one's: said so.
     whose = f" ({methods[0]}'s, the first --method)" if len(dict.fromkeys(methods)) > 1 else ""
     frames = sum(len(store.scan_set(root, n).labeled) for n in wanted or store.list_sets(root))
+    if not frames:  # said before any model loads (it took 5 s to say there was nothing to score)
+        store.check_root(root)
+        raise HumansegError(f"no labeled frames found in {root}"
+                            + (f" sets {sets}" if sets else store.why_no_labels(root)))
     # Every method's model before the first runs: weights that cannot be loaded for a later one were
     # found after the first one's masks and montage were written (and then stood in the rerun's way).
     predictors = {method: make_predictor(method, weights, work_width, threads) for method in dict.fromkeys(methods)}
@@ -279,10 +283,9 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         with tqdm(total=frames, desc=method, unit="frame", leave=False,
                   disable=None if sys.stderr is not None else True) as bar:  # (closed: 2>&-)
             results = evaluate_sets(root, wanted, predictor, keep_masks=keep, progress=bar.update)
-        if not results:
-            store.check_root(root)
-            raise HumansegError(f"no labeled frames found in {root}"
-                                + (f" sets {sets}" if sets else store.why_no_labels(root)))
+        if not results:  # the frames counted above went away meanwhile
+            raise HumansegError(f"no labeled frames left in {root}: they were moved or removed during the run",
+                                exit_code=1)
         summary = summarize(results)
         report[method] = summary
         click.echo(format_table(summary, f"{method}:"))

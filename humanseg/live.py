@@ -928,9 +928,6 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             raise HumansegError(f"--save-bkg {save_bkg}: nothing to save: with --bkg and --no-window no "
                                 f"background is captured")
 
-    from humanseg.model import load_segmenter
-
-    segmenter = load_segmenter(weights, num_threads=threads or default_threads())
     # Files loop in a window (a demo); a headless run or a recording goes through them once.
     src = open_source_quietly(source, loop=not no_window and not output and not masks)
     is_camera = getattr(src, "is_camera", False)  # open_source's own decision, not a second guess
@@ -954,6 +951,11 @@ def live_command(source, bkg_path, weights, view, replace_path, output, force, m
             click.echo(f"warning: --bkg {bkg_path} looks mirrored against the frames of --source {source} "
                        f"(they match it far better flipped), so the masks would be wrong: {fix} (or, if the frames show "
                        f"another room, give that room's background)", err=True)
+        # The model once the source and its frames are found fine: a missing video or camera was said
+        # after the model had loaded (5 s on the development machine).
+        from humanseg.model import load_segmenter
+
+        segmenter = load_segmenter(weights, num_threads=threads or default_threads())
         if video is not None:
             video.fps = src.fps
         session = LiveSession(segmenter, view, replacement, smooth=not raw, compensate=not raw)

@@ -175,6 +175,37 @@ def test_set_folders_named_off_the_layout_are_named(tmp_path, dev_root):
     assert r.stderr.startswith("warning: ") and "00_mask.png is not named as the layout's masks are" in r.stderr
 
 
+
+def test_nothing_to_score_is_said_before_a_model_loads(tmp_path, copy_set, monkeypatch):
+    # A root without labels was said after the model had loaded (5 s on the development machine),
+    # and a checkpoint that could not be loaded was named instead of the empty root.
+    from click.testing import CliRunner
+
+    from humanseg import evaluate
+
+    root = copy_set(3, labels=False)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    loaded = []
+    real = evaluate.make_predictor
+    monkeypatch.setattr(evaluate, "make_predictor", lambda *a: loaded.append(a) or real(*a))
+    for args in ([], ["--weights", str(junk)], ["--method", "model-raw", "--method", "absdiff"]):
+        res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(root), *args])
+        assert (res.exit_code, res.output) == (2, f"Error: no labeled frames found in {root}\n"), args
+    assert loaded == []
+    # Masks that go away while the model loads: one line, a runtime failure.
+    copy_set(3, 5)
+
+    def masks_go_away(*a):
+        for p in (root / "set5").glob("*_mask.png"):
+            p.unlink()
+        return real(*a)
+
+    monkeypatch.setattr(evaluate, "make_predictor", masks_go_away)
+    res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(root), "--method", "absdiff"])
+    assert (res.exit_code, res.output) == (1, f"Error: no labeled frames left in {root}: they were moved or "
+                                              f"removed during the run\n")
+
 def test_sets_are_set_numbers():
     assert parse_sets("3, set7,3,") == [3, 7] and parse_sets(None) is None
     # int() would take -1, +3 and look for set-1, set3; "" and "," named no set and scored every one.
@@ -205,7 +236,7 @@ def test_evaluate_errors(tmp_path, random_weights, dev_root):
     r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--weights", "")  # was the shipped model
     assert r.returncode == 2 and r.stderr == ("Error: --weights is empty: name a checkpoint file, or leave the "
                                               "option out for the shipped model\n")
-    r = cli("evaluate", "--images", str(tmp_path / "empty"), "--weights", str(bad))
+    r = cli("evaluate", "--images", str(dev_root), "--sets", "3", "--weights", str(bad))
     assert r.returncode == 2
     assert r.stderr == f"Error: weights file unreadable or corrupt: {bad} (not a PyTorch weights file)\n"
 

@@ -2253,6 +2253,32 @@ def with_blank_model(monkeypatch):
     monkeypatch.setattr("humanseg.model.load_segmenter", lambda weights=None, num_threads=None: Blank())
 
 
+
+def test_a_source_that_gives_nothing_is_said_before_the_model_loads(tmp_path, dev_root, monkeypatch):
+    # A missing video or camera, and a --bkg of another size, were said after the model had loaded
+    # (5 s on the development machine); a checkpoint that cannot be loaded is still said after them.
+    loaded = []
+    monkeypatch.setattr("humanseg.model.load_segmenter", lambda weights=None, num_threads=None: loaded.append(1))
+    missing = tmp_path / "none.mp4"
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), cv2.resize(read(dev_root, 3, "0.png"), (320, 240)))
+    for args, said in ((["--source", str(missing)], f"--source {missing}: source not found: {missing}"),
+                       (["--source", str(folder), "--bkg", str(dev_root / "set3" / "bkg.png")],
+                        f"--bkg {dev_root / 'set3' / 'bkg.png'} is 640x480 but --source {folder} gives 320x240 "
+                        f"frames")):
+        res = run_cli("live", *args, "--no-window", "--output", str(tmp_path / "o.mp4"))
+        assert (res.exit_code, res.output) == (2, f"Error: {said}\n"), args
+    assert loaded == [] and sorted(os.listdir(tmp_path)) == ["frames"]
+    monkeypatch.undo()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    res = run_cli("live", "--source", str(dev_root / "set3"), "--bkg", str(dev_root / "set3" / "bkg.png"),
+                  "--weights", str(junk), "--no-window", "--save-masks", str(tmp_path / "masks"))
+    assert (res.exit_code, res.output) == (2, f"Error: weights file unreadable or corrupt: {junk} (not a PyTorch "
+                                              f"weights file)\n")
+    assert sorted(os.listdir(tmp_path)) == ["frames", "junk.pt"]
+
 def test_save_masks_alone_reads_every_image_of_a_folder_before_writing_one(tmp_path, dev_root, monkeypatch):
     # With --save-masks (no --output), an image of another size stops the run before any mask is written.
     with_blank_model(monkeypatch)
