@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,11 @@ IN_CI = bool(os.environ.get("CI"))
 # the shell it runs in says (with fast.pt there, a test read default.pt's held-out sets and scored
 # fast.pt on them). Tests that mean it set it themselves.
 os.environ.pop("HUMANSEG_WEIGHTS", None)
+# Exported ONNX graphs are cached (humanseg.ort_session): in a folder of the suite's own, not the
+# user's cache; shared by the suite's processes, as a user's commands share theirs.
+_GRAPHS = tempfile.mkdtemp(prefix="humanseg-graphs-")
+os.environ["HUMANSEG_ONNX_CACHE"] = _GRAPHS
+atexit.register(shutil.rmtree, _GRAPHS, ignore_errors=True)
 
 
 def as_from_a_terminal() -> None:

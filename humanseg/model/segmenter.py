@@ -42,14 +42,15 @@ class OrtRunner:
     once per model with dynamic height and width; frames are given already padded to the stride.
     """
 
-    def __init__(self, model: SiameseSegNet, cache: BkgCache, threads: int):
+    def __init__(self, model: SiameseSegNet, cache: BkgCache, threads: int, graph_cache: bool = True):
         n_feats = len(cache.feats)
         names = ["normed_frame", "bkg", "normed", "refine_term"] + [f"feat{i}" for i in range(n_feats)] + \
                 [f"bterm{i}" for i in range(len(cache.bterms))]
         axes = {n: {2: f"h{n}", 3: f"w{n}"} for n in names}
         axes["logits"] = {2: "h", 3: "w"}
         self.session = session_from_module(_CachedForward(model, n_feats).eval(),
-                                           (cache.normed, *self._tensors(cache)), names, ["logits"], axes, threads)
+                                           (cache.normed, *self._tensors(cache)), names, ["logits"], axes, threads,
+                                           cache=graph_cache)
         self.inputs = [i.name for i in self.session.get_inputs()]  # unused ones are pruned away
         self.names = names
         self.iters = model.config.exposure_iters
@@ -279,11 +280,12 @@ class Segmenter:
 
     def __init__(self, model: SiameseSegNet, work_width: int = 320, device: str = "cpu",
                  backend: str = "auto", threads: int | None = None, clean: bool = True,
-                 zoom: bool | None = None):
+                 zoom: bool | None = None, graph_cache: bool = True):
         """backend: "torch", "onnxruntime", or "auto" (ONNX Runtime on CPU when it is installed and
         the export works; PyTorch otherwise). clean: drop specks and close pinholes in the network's
         output (`postprocess.clean_logits`); False gives the network's raw answer. zoom (default: as
-        clean): segment a small, far person again from a crop at a finer scale (`_zoom_in`)."""
+        clean): segment a small, far person again from a crop at a finer scale (`_zoom_in`). graph_cache:
+        keep the exported ONNX graph in the cache folder for the next start (`ort_session`)."""
         if backend not in ("auto", "torch", "onnxruntime"):
             raise HumansegError(f"unknown backend {backend!r} (auto, torch, onnxruntime)")
         check_settings(work_width, threads, "threads")
@@ -297,6 +299,7 @@ class Segmenter:
             model = fuse_batchnorm(model).to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         self.work_width = 320 if work_width is None else work_width
+        self.graph_cache = graph_cache
         # One call at a time: the ONNX Runtime path feeds every frame through one buffer, and the second
         # passes keep state between frames; two threads sharing a segmenter got each other's masks.
         self._lock = threading.RLock()
@@ -368,7 +371,7 @@ class Segmenter:
     def _start_ort(self) -> None:
         try:
             if self._ort is None:
-                self._ort = OrtRunner(self.model, self.cache, self.threads)
+                self._ort = OrtRunner(self.model, self.cache, self.threads, self.graph_cache)
             self._ort.set_background(self.cache)
         except Exception as exc:  # an optional speed-up: fall back to PyTorch unless it was asked for
             if self.backend == "onnxruntime":

@@ -34,20 +34,29 @@ HEADS = ("heatmap", "offset", "displacement_fwd", "displacement_bwd")
 _CHUNK = 1 << 16
 
 
-def cache_dir() -> Path:
-    """Folder holding cached weights: $HUMANSEG_CACHE/posenet, else $XDG_CACHE_HOME/humanseg/posenet,
-    else ~/.cache/humanseg/posenet."""
+def cache_base() -> Path | None:
+    """The project's cache folder: $HUMANSEG_CACHE, else $XDG_CACHE_HOME/humanseg, else
+    ~/.cache/humanseg; None without a home folder (no $HOME and no passwd entry: a container's
+    arbitrary user id, env -i)."""
     if os.environ.get(CACHE_ENV):  # ~ expanded (quoted, it made a folder named "~" here)
-        return Path(os.environ[CACHE_ENV]).expanduser() / "posenet"
+        return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME")
     if not base or not os.path.isabs(base):  # a relative one is to be ignored (XDG base directory spec)
         try:
             base = str(Path.home() / ".cache")
-        except RuntimeError:  # no $HOME and no passwd entry (a container's arbitrary user id, env -i)
-            raise WeightsNotFound(f"no home folder to keep the PoseNet weights cache in: set ${CACHE_ENV} to a "
-                                  f"folder, or give the weights file (--posenet-weights PATH where the command "
-                                  f"has it, else ${WEIGHTS_ENV}=PATH)") from None
-    return Path(base) / "humanseg" / "posenet"
+        except RuntimeError:
+            return None
+    return Path(base) / "humanseg"
+
+
+def cache_dir() -> Path:
+    """Folder holding cached weights: cache_base()/posenet (~/.cache/humanseg/posenet)."""
+    base = cache_base()
+    if base is None:
+        raise WeightsNotFound(f"no home folder to keep the PoseNet weights cache in: set ${CACHE_ENV} to a "
+                              f"folder, or give the weights file (--posenet-weights PATH where the command "
+                              f"has it, else ${WEIGHTS_ENV}=PATH)")
+    return base / "posenet"
 
 
 def weights_hint(weights: str | os.PathLike | None = None) -> str:
