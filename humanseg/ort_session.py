@@ -109,8 +109,13 @@ def session_from_module(module: torch.nn.Module, example: tuple, input_names: li
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = ["CPUExecutionProvider"]
-    folder = graph_cache_dir() if cache else None
-    path = folder / f"{graph_key(module, example, input_names, output_names, dynamic_axes)}.onnx" if folder else None
+    folder = path = None
+    try:  # (no cache rather than no session: an unreadable source file, an unknown ~user)
+        folder = graph_cache_dir() if cache else None
+        if folder is not None:
+            path = folder / f"{graph_key(module, example, input_names, output_names, dynamic_axes)}.onnx"
+    except Exception:
+        folder = path = None
     if path is not None and path.is_file():
         try:
             graph = path.read_bytes()

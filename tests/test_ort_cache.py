@@ -170,3 +170,18 @@ def test_posenet_from_the_cache_answers_as_the_export_does(graphs, exports, pose
     outs = first.forward(first.preprocess(cv2.imread(str(frame))))
     assert len(outs) == 4 and outs[0].max() > 0.5  # (a person: a confident keypoint)
     assert (r.returncode, r.stdout) == (0, f"True {hashlib.sha256(b''.join(x.tobytes() for x in outs)).hexdigest()}\n")
+
+
+def test_a_key_that_cannot_be_computed_means_no_cache_not_no_session(graphs, exports, monkeypatch):
+    x = np.random.default_rng(0).random((1, 3, 8, 8), np.float32)
+    expected = run(session(small(4)), x)
+
+    def unreadable():
+        raise PermissionError("humanseg/store.py")
+
+    monkeypatch.setattr(ort_session, "source_digest", unreadable)
+    monkeypatch.setenv(ort_session.CACHE_ENV, "~nosuchuser/graphs")  # (expanduser cannot)
+    np.testing.assert_array_equal(run(session(small(4)), x), expected)
+    monkeypatch.setenv(ort_session.CACHE_ENV, str(graphs))
+    np.testing.assert_array_equal(run(session(small(4)), x), expected)
+    assert len(exports) == 3 and len(list(graphs.glob("*.onnx"))) == 1  # the first one's
