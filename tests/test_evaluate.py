@@ -175,7 +175,6 @@ def test_set_folders_named_off_the_layout_are_named(tmp_path, dev_root):
     assert r.stderr.startswith("warning: ") and "00_mask.png is not named as the layout's masks are" in r.stderr
 
 
-
 def test_nothing_to_score_is_said_before_a_model_loads(tmp_path, copy_set, monkeypatch):
     # A root without labels was said after the model had loaded (5 s on the development machine),
     # and a checkpoint that could not be loaded was named instead of the empty root.
@@ -205,6 +204,7 @@ def test_nothing_to_score_is_said_before_a_model_loads(tmp_path, copy_set, monke
     res = CliRunner().invoke(evaluate.evaluate_command, ["--images", str(root), "--method", "absdiff"])
     assert (res.exit_code, res.output) == (1, f"Error: no labeled frames left in {root}: they were moved or "
                                               f"removed during the run\n")
+
 
 def test_sets_are_set_numbers():
     assert parse_sets("3, set7,3,") == [3, 7] and parse_sets(None) is None

@@ -2253,7 +2253,6 @@ def with_blank_model(monkeypatch):
     monkeypatch.setattr("humanseg.model.load_segmenter", lambda weights=None, num_threads=None: Blank())
 
 
-
 def test_a_source_that_gives_nothing_is_said_before_the_model_loads(tmp_path, dev_root, monkeypatch):
     # A missing video or camera, and a --bkg of another size, were said after the model had loaded
     # (5 s on the development machine); a checkpoint that cannot be loaded is still said after them.
@@ -2278,6 +2277,7 @@ def test_a_source_that_gives_nothing_is_said_before_the_model_loads(tmp_path, de
     assert (res.exit_code, res.output) == (2, f"Error: weights file unreadable or corrupt: {junk} (not a PyTorch "
                                               f"weights file)\n")
     assert sorted(os.listdir(tmp_path)) == ["frames", "junk.pt"]
+
 
 def test_save_masks_alone_reads_every_image_of_a_folder_before_writing_one(tmp_path, dev_root, monkeypatch):
     # With --save-masks (no --output), an image of another size stops the run before any mask is written.
