@@ -82,15 +82,15 @@ def _export(module, example, input_names, output_names, dynamic_axes) -> bytes:
     return buf.getvalue()
 
 
-def _keep(folder: Path, path: Path, graph: bytes) -> None:
+def _keep(path: Path, graph: bytes) -> None:
     """Write the graph into the cache (atomically) and drop the least recently used beyond CACHE_KEEP;
     any failure (a folder that cannot be written, a full disk) leaves the cache as it was."""
     from humanseg.store import write_bytes_atomic
 
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, graph, overwrite=True)
-        kept = sorted(folder.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        kept = sorted(path.parent.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[CACHE_KEEP:]:
             old.unlink()
     except Exception:  # (write_bytes_atomic says an OSError as its own error)
@@ -109,13 +109,13 @@ def session_from_module(module: torch.nn.Module, example: tuple, input_names: li
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = ["CPUExecutionProvider"]
-    folder = path = None
+    path = None
     try:  # (no cache rather than no session: an unreadable source file, an unknown ~user)
         folder = graph_cache_dir() if cache else None
         if folder is not None:
             path = folder / f"{graph_key(module, example, input_names, output_names, dynamic_axes)}.onnx"
     except Exception:
-        folder = path = None
+        path = None
     if path is not None and path.is_file():
         try:
             graph = path.read_bytes()
@@ -131,5 +131,5 @@ def session_from_module(module: torch.nn.Module, example: tuple, input_names: li
     graph = _export(module, example, input_names, output_names, dynamic_axes)
     session = ort.InferenceSession(graph, options, providers=providers)
     if path is not None:
-        _keep(folder, path, graph)
+        _keep(path, graph)
     return session
