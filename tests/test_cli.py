@@ -188,6 +188,31 @@ def test_every_command_takes_h_for_help():
         assert short.stdout == long.stdout and "Usage:" in short.stdout and "-h, --help" in short.stdout, args
 
 
+def test_help_imports_no_torch():
+    # `python -m humanseg -h` took 2.5 s: listing the commands imported `pose`'s module, which took
+    # its --model-id choices from the network's module and so imported torch. torch is blocked here
+    # (an import of it fails), so any help that still needs it is a traceback.
+    def blocked(run_it, *args):
+        script = ("import runpy, sys\n"
+                  "sys.modules['torch'] = None\n"
+                  "sys.argv = ['prog', *sys.argv[1:]]\n"
+                  f"runpy.{run_it}\n")
+        return subprocess.run([sys.executable, "-c", script, *args, "-h"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+
+    for args in ([], ["pose"], ["evaluate"], ["predict"], ["live"], ["export"]):
+        r = blocked("run_module('humanseg', run_name='__main__', alter_sys=True)", *args)
+        assert (r.returncode, r.stderr) == (0, "") and "Usage:" in r.stdout, (args, r.stderr[-800:])
+        if args == ["pose"]:
+            assert "[50|75|100|101]" in r.stdout  # its --model-id choices still there
+    for entry in ("main.py", "label_images.py", "training.py"):
+        r = blocked(f"run_path({entry!r}, run_name='__main__')")
+        assert (r.returncode, r.stderr) == (0, "") and "Usage:" in r.stdout, (entry, r.stderr[-800:])
+    listing = run("-m", "humanseg", "-h").stdout  # (what it lists: the same as with torch there)
+    for name in ("evaluate", "export", "live", "pose", "predict"):
+        assert f"  {name} " in listing, name
+
+
 def test_nan_and_inf_are_refused_where_a_number_is_asked_for():
     # A range check compares, and every comparison with nan is false: `--zoom nan` got through to a
     # ValueError deep in the labeler, and `--lr nan` was taken as a learning rate.
@@ -219,8 +244,9 @@ def test_a_warning_is_one_line(tmp_path, dev_root):
 
 
 def test_ctrl_c_while_a_command_is_imported_is_one_line(monkeypatch):
-    # `pose` imports torch when it is looked up (two seconds), before its own error handling runs:
-    # Ctrl-C then gave click's "Aborted!" and exit 1, SIGTERM no line at all.
+    # A command's module is imported when it is looked up, before its own error handling runs (`pose`
+    # imported torch there, two seconds, until the sixty-sixth day): Ctrl-C then gave click's
+    # "Aborted!" and exit 1, SIGTERM no line at all.
     def interrupted(name):
         raise KeyboardInterrupt
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 from humanseg.pose.keypoints import KEYPOINT_NAMES, Keypoint, Palm, Pose
 from humanseg.pose.palm import PalmSmoother, palms_from_pose
 
-__all__ = ["KEYPOINT_NAMES", "Keypoint", "Palm", "PalmSmoother", "Pose", "PoseEstimator", "palms_from_pose"]
+# The MobileNetV1 widths PoseNet's weights come in (x100). Here, not in `mobilenet`, so that
+# `python -m humanseg -h` lists the `pose` command (its --model-id choices) without importing torch.
+MODEL_IDS = (50, 75, 100, 101)
+
+__all__ = ["KEYPOINT_NAMES", "MODEL_IDS", "Keypoint", "Palm", "PalmSmoother", "Pose", "PoseEstimator", "palms_from_pose"]
 
 
 def __getattr__(name):

@@ -11,7 +11,7 @@ import click
 from humanseg import store
 from humanseg.cli import Command, Folder, InFile, Number, reports_errors
 from humanseg.errors import HumansegError
-from humanseg.pose.mobilenet import MODEL_IDS
+from humanseg.pose import MODEL_IDS
 
 
 def _output_names(images: list[Path]) -> list[str]:

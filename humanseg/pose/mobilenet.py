@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-MODEL_IDS = (50, 75, 100, 101)
+from humanseg.pose import MODEL_IDS
 OUTPUT_STRIDES = (8, 16)
 NUM_KEYPOINTS = 17
 NUM_EDGES = 16
