@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS ?=
+# The suite runs in this many pytest processes (pytest-xdist); 0 runs it in this one.
+TEST_WORKERS ?= 2
 
 .PHONY: run test venv xtools bench clean
 
@@ -26,7 +28,7 @@ run: venv
 	$(PY) main.py $(ARGS)
 
 test: venv xtools
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 bench: venv xtools
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
