@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from humanseg.pose import MODEL_IDS
+
 OUTPUT_STRIDES = (8, 16)
 NUM_KEYPOINTS = 17
 NUM_EDGES = 16
