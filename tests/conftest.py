@@ -42,6 +42,22 @@ def as_from_a_terminal() -> None:
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a test that takes more than a few seconds")
     config.addinivalue_line("markers", "gui: a test that opens real windows under Xvfb")
+    config.addinivalue_line("markers", "one_at_a_time: a test that never runs while another so marked runs "
+                                       "(`make test` runs two processes)")
+
+
+@pytest.fixture(autouse=True)
+def _one_at_a_time(request, tmp_path_factory):
+    """Tests marked one_at_a_time hold a lock that every pytest-xdist process of this run shares (in
+    the run's temporary folder, above each process's own)."""
+    if request.node.get_closest_marker("one_at_a_time") is None or "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    import fcntl
+
+    with open(tmp_path_factory.getbasetemp().parent / "one-at-a-time.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def need_shared(path: Path = DEV) -> Path:

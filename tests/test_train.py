@@ -620,6 +620,7 @@ def test_ctrl_c_under_torchrun_stops_every_rank_at_the_same_step(two_sets, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.one_at_a_time  # (up to 4 GB each: not both at once when `make test` runs two tests at a time)
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
     # Batches too large for the memory there is ended in PyTorch's "can't allocate memory" traceback
@@ -645,13 +646,19 @@ def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
     assert r.stderr.strip().splitlines()[-1] in said
     assert not out.exists()
     # The worker's batch whose mapping failed kept its shared memory file (900 MB of RAM each run, until
-    # the machine restarted: a few runs of this test filled /dev/shm and the next was killed). Another
-    # test's training, run at the same time by the suite's other process, has such files for a moment
-    # (made, mapped and unlinked): only files still there two seconds on are kept ones.
-    left = set(glob.glob("/dev/shm/torch_*")) - shared
-    if left:
-        time.sleep(2)
-        left &= set(glob.glob("/dev/shm/torch_*"))
+    # the machine restarted: a few runs of this test filled /dev/shm and the next was killed). A file is
+    # named torch_PID_... after the process that made it: one of a process still running is another
+    # test's (`make test` runs two at a time), one of a process that has ended was left behind.
+    def running(name):
+        try:
+            os.kill(int(name.split("_")[1]), 0)
+        except (ProcessLookupError, ValueError, IndexError):  # (ended, or a name of another form)
+            return False
+        except PermissionError:  # (another user's)
+            pass
+        return True
+
+    left = {f for f in set(glob.glob("/dev/shm/torch_*")) - shared if not running(os.path.basename(f))}
     assert not left
 
 
