@@ -23,10 +23,12 @@ IN_CI = bool(os.environ.get("CI"))
 # fast.pt on them). Tests that mean it set it themselves.
 os.environ.pop("HUMANSEG_WEIGHTS", None)
 # Exported ONNX graphs are cached (humanseg.ort_session): in a folder of the suite's own, not the
-# user's cache; shared by the suite's processes, as a user's commands share theirs.
-_GRAPHS = tempfile.mkdtemp(prefix="humanseg-graphs-")
-os.environ["HUMANSEG_ONNX_CACHE"] = _GRAPHS
-atexit.register(shutil.rmtree, _GRAPHS, ignore_errors=True)
+# user's cache; shared by the suite's processes, as a user's commands share theirs. pytest-xdist's
+# processes inherit the one pytest's first process made (and removes at its exit).
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    _GRAPHS = tempfile.mkdtemp(prefix="humanseg-graphs-")
+    os.environ["HUMANSEG_ONNX_CACHE"] = _GRAPHS
+    atexit.register(shutil.rmtree, _GRAPHS, ignore_errors=True)
 
 
 def as_from_a_terminal() -> None:
