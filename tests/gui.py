@@ -192,18 +192,31 @@ class GuiApp:
         warning: on a loaded CI machine an xdotool input has twice never reached the program (the
         last of five clicks 0.25 s apart; another time a drag's press, the first input after the
         window appeared), and neither could be reproduced here in loaded repeat runs."""
+        since = len(self.seen)
         send()
         try:
             return self.wait_event(event, timeout=wait, **fields)
         except AssertionError:
             if self.proc.poll() is not None:
                 raise
+        state = self.input_state(since)
         if undo is not None:
             undo()
-        warnings.warn(f"{what} got no {event!r} event within {wait}s; sent again")
+        warnings.warn(f"{what} got no {event!r} event within {wait}s; sent again ({state})")
         time.sleep(0.25)
         send()
         return self.wait_event(event, timeout=wait, **fields)
+
+    def input_state(self, since: int) -> str:
+        """For a warning about an input with no answer: the lines the program printed after the
+        first `since`, where the pointer is and the window under it (xdotool's getmouselocation),
+        and the program's window, its geometry and whether X shows it, so that a lost input can be
+        told from one that reached another window or a program that stopped answering."""
+        pointer = xdo(self.display, "getmouselocation", "--shell", check=False).split()
+        geometry = xdo(self.display, "getwindowgeometry", "--shell", self.wid, check=False).split()
+        shown = self.wid in xdo(self.display, "search", "--onlyvisible", "--name", ".", check=False).split()
+        return (f"printed since: {self.seen[since:]}; pointer: {' '.join(pointer)}; "
+                f"window {self.wid}: {' '.join(geometry)}, {'shown' if shown else 'not shown'}")
 
     def click_answered(self, x: int, y: int, event: str, button: int = 1, wait: float = 10,
                        **fields) -> dict:
