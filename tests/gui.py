@@ -207,7 +207,10 @@ class GuiApp:
         except AssertionError:
             if self.proc.poll() is not None:
                 raise
-        state = self.input_state(since, cpu)
+        try:
+            state = self.input_state(since, cpu)
+        except (subprocess.SubprocessError, OSError) as exc:  # (only said: the input is sent again)
+            state = f"not read: {exc}"
         if undo is not None:
             undo()
         warnings.warn(f"{what} got no {event!r} event within {wait}s; sent again ({state})")
