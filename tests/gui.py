@@ -200,7 +200,7 @@ class GuiApp:
         middle one it saw 1 in 484, and a second left click 0.3 s after an answered first one none
         in 550: so one more send, 10 s later, is enough (one-off scripts, not kept). The warning
         says what input_state() saw."""
-        since, cpu = len(self.seen), self.cpu()
+        since, cpu_before = len(self.seen), self.cpu()[1]
         send()
         try:
             return self.wait_event(event, timeout=wait, **fields)
@@ -208,7 +208,7 @@ class GuiApp:
             if self.proc.poll() is not None:
                 raise
         try:
-            state = self.input_state(since, cpu)
+            state = self.input_state(since, cpu_before)
         except (subprocess.SubprocessError, OSError) as exc:  # (only said: the input is sent again)
             state = f"not read: {exc}"
         if undo is not None:
@@ -228,18 +228,18 @@ class GuiApp:
         except (OSError, IndexError, ValueError):
             return "?", float("nan")
 
-    def input_state(self, since: int, cpu: tuple[str, float]) -> str:
+    def input_state(self, since: int, cpu_before: float) -> str:
         """For a warning about an input with no answer: the lines the program printed after the
-        first `since`, the CPU time it used since it was `cpu` (self.cpu()) and its state now (an
-        event loop polling for input uses a little, asleep between polls; a program starved or stuck
-        uses none, or all of a core), where the pointer is and the window under it (xdotool's
+        first `since`, the CPU time it used since it had used `cpu_before` s (self.cpu()) and its
+        state now (an event loop polling for input uses a little, asleep between polls; a program
+        starved or stuck uses none, or all of a core), where the pointer is and the window under it (xdotool's
         getmouselocation), and the program's window, its geometry and whether X shows it, so that a
         lost input can be told from one that reached another window or a program that did not run."""
         state, used = self.cpu()
         pointer = xdo(self.display, "getmouselocation", "--shell", check=False).split()
         geometry = xdo(self.display, "getwindowgeometry", "--shell", self.wid, check=False).split()
         shown = self.wid in xdo(self.display, "search", "--onlyvisible", "--name", ".", check=False).split()
-        return (f"printed since: {self.seen[since:]}; CPU used meanwhile {used - cpu[1]:.2f} s, state {state}; "
+        return (f"printed since: {self.seen[since:]}; CPU used meanwhile {used - cpu_before:.2f} s, state {state}; "
                 f"pointer: {' '.join(pointer)}; "
                 f"window {self.wid}: {' '.join(geometry)}, {'shown' if shown else 'not shown'}")
 
