@@ -232,9 +232,10 @@ class GuiApp:
         """For a warning about an input with no answer: the lines the program printed after the
         first `since`, the CPU time it used since it had used `cpu_before` s (self.cpu()) and its
         state now (an event loop polling for input uses a little, asleep between polls; a program
-        starved or stuck uses none, or all of a core), where the pointer is and the window under it (xdotool's
-        getmouselocation), and the program's window, its geometry and whether X shows it, so that a
-        lost input can be told from one that reached another window or a program that did not run."""
+        starved or stuck uses none, or all of a core), where the pointer is and the window under it
+        (xdotool's getmouselocation), and the program's window, its geometry and whether X shows it,
+        so that a lost input can be told from one that reached another window or a program that did
+        not run."""
         state, used = self.cpu()
         pointer = xdo(self.display, "getmouselocation", "--shell", check=False).split()
         geometry = xdo(self.display, "getwindowgeometry", "--shell", self.wid, check=False).split()

@@ -18,6 +18,7 @@ import torch
 
 from humanseg.errors import HumansegError
 from humanseg.model import load_model
+from humanseg.store import _alive
 from tests.conftest import as_from_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -651,12 +652,9 @@ def test_running_out_of_memory_is_one_line(two_sets, tmp_path, workers):
     # test's (`make test` runs two at a time), one of a process that has ended was left behind.
     def running(name):
         try:
-            os.kill(int(name.split("_")[1]), 0)
-        except (ProcessLookupError, ValueError, IndexError):  # (ended, or a name of another form)
+            return _alive(int(name.split("_")[1]))
+        except (ValueError, IndexError):  # (a name of another form)
             return False
-        except PermissionError:  # (another user's)
-            pass
-        return True
 
     left = {f for f in set(glob.glob("/dev/shm/torch_*")) - shared if not running(os.path.basename(f))}
     assert not left
