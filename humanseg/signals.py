@@ -3,12 +3,14 @@ signals."""
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import select
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 
@@ -154,11 +156,39 @@ def sigterm_as_interrupt():
         raise Terminated(signum)
 
     previous = {sig: signal.signal(sig, handle) for sig in STOPS if signal.getsignal(sig) is not signal.SIG_IGN}
+    resent: list[threading.Thread] = []
+    hook = sys.unraisablehook
+
+    def unraisable(args):
+        # A Ctrl-C (or SIGTERM, SIGHUP) whose exception was raised inside a weakref callback or a __del__
+        # (importlib's module locks have one, so any import can be the place) is printed as "Exception
+        # ignored in ..." and dropped by Python: an interrupted export ran to its end, exit 0, with that
+        # traceback. Sent again instead, a moment later, from another thread, so that it comes to the
+        # main thread once it has left the callback (sent from here, it was raised inside this hook).
+        if isinstance(args.exc_value, KeyboardInterrupt):
+            signum = getattr(args.exc_value, "signum", signal.SIGINT)
+            thread = threading.Thread(target=_send_again, args=(signum,), daemon=True)
+            resent.append(thread)
+            thread.start()
+        else:
+            hook(args)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            for thread in resent:  # (the signal sent again then comes here, if not before)
+                thread.join()
+        finally:
+            sys.unraisablehook = hook
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _send_again(signum: int) -> None:
+    time.sleep(0.01)  # (the main thread leaves the callback that dropped it)
+    _thread.interrupt_main(signum)
 
 
 _holding = [0]  # signals_held blocks the main thread is in

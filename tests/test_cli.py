@@ -3,6 +3,7 @@
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -271,6 +272,40 @@ def test_a_ctrl_c_while_the_process_exits_prints_no_traceback():
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             preexec_fn=as_from_a_terminal)
     assert (result.returncode, result.stdout, result.stderr) == (0, "exit hooks done\n", "")
+
+
+@pytest.mark.parametrize("sig, line", [(signal.SIGINT, "Error: interrupted"),
+                                       (signal.SIGTERM, "Error: terminated (SIGTERM)")])
+@pytest.mark.parametrize("more_work", [True, False])
+def test_a_ctrl_c_that_python_drops_in_a_callback_still_stops_the_command(sig, line, more_work):
+    # The signal's exception raised inside a weakref callback (importlib's module locks have one, so any
+    # import can be the place) is printed by Python as "Exception ignored in ..." and dropped: an
+    # interrupted export ran on to its end and exited 0 with that traceback. It must stop the command
+    # as any Ctrl-C does, whether work follows or the command was about to return.
+    script = (
+        "import os, signal, sys, time, weakref, click\n"
+        "from humanseg.cli import reports_errors\n"
+        "class Thing: pass\n"
+        "@click.command()\n"
+        "@reports_errors\n"
+        "def cmd():\n"
+        "    thing = Thing()\n"
+        f"    ref = weakref.ref(thing, lambda _: os.kill(os.getpid(), {int(sig)}))\n"
+        "    del thing\n"  # the callback runs here; the signal's exception is raised inside it
+        "    print('after the callback', flush=True)\n"
+        f"    for _ in range({300 if more_work else 0}):\n"
+        "        time.sleep(0.01)\n"
+        "    print('finished', flush=True)\n"
+        "cmd()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            preexec_fn=as_from_a_terminal)
+    assert (result.returncode, result.stderr) == (128 + sig, line + "\n")
+    # Stopped within the work, not after it (without work, it is stopped as the command returns).
+    if more_work:
+        assert result.stdout == "after the callback\n"
+    else:
+        assert result.stdout in ("after the callback\n", "after the callback\nfinished\n")
 
 
 def test_only_our_own_user_warnings_are_shortened_to_one_line():
