@@ -635,18 +635,31 @@ def test_a_report_that_appears_during_the_run_is_not_replaced_without_force(dev_
     assert res.exit_code == 0 and '"absdiff"' in report.read_text()
 
 
-def test_a_signal_during_predicts_writes_is_handed_on_after_the_frames_line(dev_root, tmp_path, random_weights,
-                                                                            sigterm_after_fsync):
-    # A SIGTERM while a mask was written: the mask was whole, its JSON line never printed. (The
-    # command's own handler takes the signal: one line, exit 143.)
+def _predict_set3(dev_root, out, weights):
     from click.testing import CliRunner
 
     from humanseg import evaluate
 
     frames = [str(dev_root / "set3" / f"{k}.png") for k in (0, 1)]
-    res = CliRunner().invoke(evaluate.predict_command, ["--bkg", str(dev_root / "set3" / "bkg.png"), *frames,
-                                                        "--out", str(tmp_path / "p"), "--overlay", "--weights",
-                                                        str(random_weights)])
+    return CliRunner().invoke(evaluate.predict_command, ["--bkg", str(dev_root / "set3" / "bkg.png"), *frames,
+                                                         "--out", str(out), "--overlay", "--weights", str(weights)])
+
+
+@pytest.fixture
+def random_weights_exported(dev_root, tmp_path, random_weights):
+    """random_weights with predict's ONNX graphs in the suite's cache: writing them there syncs a file
+    too, which would otherwise be the first one synced (as where this test ran first in a fresh cache)."""
+    res = _predict_set3(dev_root, tmp_path / "warm", random_weights)
+    assert res.exit_code == 0, res.output
+    return random_weights
+
+
+def test_a_signal_during_predicts_writes_is_handed_on_after_the_frames_line(dev_root, tmp_path,
+                                                                            random_weights_exported,
+                                                                            sigterm_after_fsync):
+    # A SIGTERM while a mask was written: the mask was whole, its JSON line never printed. (The
+    # command's own handler takes the signal: one line, exit 143.)
+    res = _predict_set3(dev_root, tmp_path / "p", random_weights_exported)
     lines = res.output.splitlines()
     assert res.exit_code == 143 and lines[-1] == "Error: terminated (SIGTERM)"
     assert json.loads(lines[-2])["mask"] == str(tmp_path / "p" / "0_mask.png")
