@@ -363,6 +363,7 @@ def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
 @reports_errors
 def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     """Write OUT/NAME_mask.png (255 person) for each FRAME against the background --bkg."""
+    from humanseg.live import background_mismatch
     from humanseg.model import load_segmenter
 
     bkg = store.read_image(bkg_path, "background")
@@ -371,8 +372,10 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     store.refuse_new_set_folder(out, "--out")
     store.refuse_unwritable(out, "--out", folder=True)
     _check_predict_targets(frames, bkg_path, out, overlay, force)  # before the model loads: a refusal comes at once
+    mirrored = set()
     for path in frames:  # a bad frame in a batch stops it before any output is written (no --force to rerun)
         if looks_mirrored(_read_predict_frame(path, bkg), bkg):  # its mask would be wrong: say why
+            mirrored.add(path)
             click.echo(f"warning: {path} looks mirrored against --bkg {bkg_path} (they match far better "
                        f"with one flipped), so its mask would be wrong: flip one of them (or, if they show two rooms, give "
                        f"the frame's own background)", err=True)
@@ -381,6 +384,10 @@ def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     for path in frames:
         frame = _read_predict_frame(path, bkg)
         mask = seg.predict_mask(frame)
+        if path not in mirrored and background_mismatch(frame, bkg, mask):  # as live mode's "camera moved?"
+            click.echo(f"warning: {path} does not match --bkg {bkg_path}: most of its room differs from it, or is "
+                       f"shifted against it (another room, or a camera moved after the background was taken), "
+                       f"so its mask is likely wrong: give the frame's own background", err=True)
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         stem = Path(path).stem
         # A Ctrl-C during the writes is handed on once the frame's line is out; an output that appeared

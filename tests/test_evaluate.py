@@ -342,6 +342,34 @@ def test_predict_writes_masks_and_refuses_to_overwrite(dev_root, tmp_path, defau
     assert r.returncode == 2 and "background missing" in r.stderr
 
 
+@pytest.mark.slow
+def test_predict_warns_of_a_frame_that_does_not_match_its_background(dev_root, tmp_path, default_weights):
+    # Another room's background, or the camera nudged after it: said as live mode says "camera moved?";
+    # the masks are written all the same, as asked. The frames' own background: nothing said.
+    frames = [str(dev_root / "set3" / "0.png"), str(dev_root / "set3" / "1.png")]
+    r = cli("predict", "--bkg", str(dev_root / "set3" / "bkg.png"), *frames, "--out", str(tmp_path / "own"))
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2 and r.stderr == ""
+    other = dev_root / "set7" / "bkg.png"
+    r = cli("predict", "--bkg", str(other), *frames, "--out", str(tmp_path / "other"))
+    assert r.returncode == 0 and [json.loads(x)["frame"] for x in r.stdout.splitlines()] == frames
+    assert all((tmp_path / "other" / f"{k}_mask.png").is_file() for k in (0, 1))
+    assert r.stderr.splitlines() == [f"warning: {f} does not match --bkg {other}: most of its room differs from it, "
+                                     f"or is shifted against it (another room, or a camera moved after the background "
+                                     f"was taken), so its mask is likely wrong: give the frame's own background"
+                                     for f in frames]
+    nudged = tmp_path / "nudged"
+    nudged.mkdir()
+    cv2.imwrite(str(nudged / "bkg.png"), cv2.imread(str(dev_root / "set3" / "bkg.png"))[:, :-16])
+    cv2.imwrite(str(nudged / "0.png"), cv2.imread(frames[0])[:, 16:])
+    r = cli("predict", "--bkg", str(nudged / "bkg.png"), str(nudged / "0.png"), "--out", str(tmp_path / "n"))
+    assert r.returncode == 0 and r.stderr.startswith(f"warning: {nudged / '0.png'} does not match --bkg ")
+    # A background saved mirrored matches the frames no better: said once, as mirrored (which tells the fix).
+    cv2.imwrite(str(nudged / "flipped.png"), cv2.flip(cv2.imread(str(dev_root / "set3" / "bkg.png")), 1))
+    r = cli("predict", "--bkg", str(nudged / "flipped.png"), *frames, "--out", str(tmp_path / "f"))
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
+    assert [line.split(" against ")[0] for line in r.stderr.splitlines()] == [f"warning: {f} looks mirrored" for f in frames]
+
+
 def test_predict_checks_every_output_name_before_writing(dev_root, tmp_path, random_weights):
     bkg = str(dev_root / "set2" / "bkg.png")
     same_name = [str(dev_root / "set2" / "0.png"), str(tmp_path / "0.png")]

@@ -28,7 +28,7 @@ from humanseg.errors import HumansegError
 from humanseg.sources import CameraStopped
 from humanseg.evaluate import evaluate_sets
 from humanseg.live import (VIEWS, BackgroundGrabber, Compositor, DriftMonitor, LiveSession, StabilityFilter,
-                           VideoOutput, run_live)
+                           VideoOutput, background_mismatch, run_live)
 from humanseg.live_capture import LiveOverlay, load_overlay
 from humanseg.metrics import frame_scores
 from humanseg.ui.buttons import default_layout
@@ -655,6 +655,25 @@ def test_drift_monitor_compensates_exposure_and_ignores_the_person(dev_root):
         noisy = np.clip(bkg + rng.normal(0, 3, bkg.shape), 0, 255).astype(np.uint8)
         same.update(noisy, None)
     assert same.lut is None and same.correct(noisy) is noisy  # no drift: frames pass unchanged
+
+
+def test_one_frame_is_told_from_another_rooms_background_and_from_a_moved_camera(dev_root):
+    # predict's check: live mode's "camera moved?" judged on a single frame, its label as the person.
+    rooms = {n: read(dev_root, n, "bkg.png") for n in (3, 4, 7)}
+    for n, bkg in rooms.items():
+        for k in (0, 1):
+            frame = read(dev_root, n, f"{k}.png")
+            truth = cv2.imread(str(dev_root / f"set{n}" / f"{k}_mask.png"), cv2.IMREAD_GRAYSCALE)
+            assert not background_mismatch(frame, bkg, truth)
+            # The camera's exposure moved far since the background: fitted whole on this one frame, as
+            # over a run of frames in live mode (smoothed, 30% of the way, it was taken for a mismatch).
+            darker = np.clip(frame.astype(np.float32) * 0.7 - 10, 0, 255).astype(np.uint8)
+            assert not background_mismatch(darker, bkg, truth)
+            for other, other_bkg in rooms.items():
+                assert background_mismatch(frame, other_bkg, truth) == (other != n)
+            # The camera nudged 16 px to the left after the background: each cut to what both see.
+            assert background_mismatch(np.ascontiguousarray(frame[:, 16:]), np.ascontiguousarray(bkg[:, :-16]),
+                                       np.ascontiguousarray(truth[:, 16:]))
 
 
 def test_drift_monitor_smooths_over_frames_and_keeps_its_estimate_through_a_frame_that_fits_nothing(dev_root):
