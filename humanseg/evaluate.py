@@ -59,6 +59,9 @@ class FrameResult:
     # The predicted mask as PNG, kept for --save-masks and --montage: as arrays, 2 MB a 1080p frame
     # until the end of the run (an audit measured 686 MB for 260 frames), as PNG a few KB.
     pred_png: bytes | None = None
+    # The frame does not match its set's bkg.png (live.background_mismatch, its label as the person);
+    # None: not checked.
+    mismatch: bool | None = None
 
     @property
     def pred(self) -> np.ndarray | None:
@@ -75,9 +78,11 @@ def make_predictor(method: str, weights=None, work_width=None, num_threads=None)
 
 
 def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = False,
-                  progress: Callable[[], object] | None = None) -> list[FrameResult]:
+                  progress: Callable[[], object] | None = None, check: bool = False) -> list[FrameResult]:
     """Score every labeled frame of the chosen sets; one background per set, set once. progress: called
-    after each frame."""
+    after each frame. check: tell each frame's FrameResult.mismatch."""
+    from humanseg.live import background_mismatch
+
     numbers = sets if sets else store.list_sets(root)
     results = []
     for n in numbers:
@@ -93,10 +98,22 @@ def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = Fa
             pred = predictor.predict_mask(frame)
             ms = (time.perf_counter() - t0) * 1000
             results.append(FrameResult(n, k, metrics.frame_scores(pred, truth), ms,
-                                       store.encode_png(pred) if keep_masks else None))
+                                       store.encode_png(pred) if keep_masks else None,
+                                       background_mismatch(frame, bkg, truth) if check else None))
             if progress is not None:
                 progress()
     return results
+
+
+def _warn_of_mismatched_sets(root, results: list[FrameResult]) -> None:
+    from humanseg.live import warn_of_mismatched
+
+    by_set: dict[int, list[FrameResult]] = {}
+    for r in results:
+        by_set.setdefault(r.set_number, []).append(r)
+    for n, rows in by_set.items():
+        warn_of_mismatched(store.set_path(root, n), [f"{r.index}.png" for r in rows if r.mismatch],
+                           len(rows), "their scores measure that, not only the method")
 
 
 def summarize(results: list[FrameResult]) -> dict:
@@ -282,10 +299,13 @@ def evaluate_command(images, weights, sets, methods, save_masks, montage, json_p
         # Progress on a terminal only (disable=None): a few hundred frames took minutes without a word.
         with tqdm(total=frames, desc=method, unit="frame", leave=False,
                   disable=None if sys.stderr is not None else True) as bar:  # (closed: 2>&-)
-            results = evaluate_sets(root, wanted, predictor, keep_masks=keep, progress=bar.update)
+            results = evaluate_sets(root, wanted, predictor, keep_masks=keep, progress=bar.update,
+                                    check=method == methods[0])
         if not results:  # the frames counted above went away meanwhile
             raise HumansegError(f"no labeled frames left in {root}: they were moved or removed during the run",
                                 exit_code=1)
+        if method == methods[0]:  # (once the bar is gone, before the first table)
+            _warn_of_mismatched_sets(root, results)
         summary = summarize(results)
         report[method] = summary
         click.echo(format_table(summary, f"{method}:"))

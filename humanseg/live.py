@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -273,6 +274,16 @@ def background_mismatch(frame: np.ndarray, background: np.ndarray, mask: np.ndar
     frames shifted 12 px or more after the background, 42-44 of 52, as live mode after ten frames."""
     monitor = DriftMonitor(background, moved_frames=1, smoothing=1.0)
     return monitor.update(frame, mask).moved
+
+
+def warn_of_mismatched(folder: Path, names: list[str], labeled: int, outcome: str) -> None:
+    """One warning for a capture set whose labeled frames `names` (of `labeled`) do not match its
+    bkg.png by background_mismatch, their labels as the person; nothing where they all match."""
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        warnings.warn(f"{folder}: {len(names)} of its {labeled} labeled frames ({shown}) do not match its "
+                      f"bkg.png: most of their room differs from it, or is shifted against it (the camera "
+                      f"moved after it was taken, or it shows another room?); {outcome}", stacklevel=2)
 
 
 def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -644,7 +644,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
                     raise HumansegError(f"--out {out}: {path.name} there is not a file; move it away")
         # Every root must hold labeled frames. Frames far larger than the samples are kept at the size
         # sampling takes as they are read (for_training; the held-out sets at full size).
-        pairs = load_pairs(cfg.images, progress=is_main,
+        pairs = load_pairs(cfg.images, progress=is_main, check=is_main,
                            prepare=for_training(cfg.val_sets, cfg.seed, cfg.size, cfg.work_width))
         train_pairs, val_pairs = split_sets(pairs, cfg.val_sets, cfg.seed)
         rooms = load_rooms(cfg.backgrounds, through=lambda room: shrunk(room, cfg.size, cfg.work_width))

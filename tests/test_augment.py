@@ -4,6 +4,7 @@ import io
 import re
 import shutil
 import sys
+import warnings
 
 import cv2
 import numpy as np
@@ -143,6 +144,36 @@ def test_val_sets_hold_out_that_set_of_every_root(tmp_path, dev_root):
     train, val = split_sets(pairs, "3")
     assert sorted({p.set_key for p in val}) == sorted([f"{dev_root}:set3", f"{other}:set3"])
     assert f"{other}:set5" in {p.set_key for p in train}
+
+
+def test_a_set_whose_frames_do_not_match_its_background_is_named_once(tmp_path, dev_root):
+    # set1: set3's frames under set7's bkg.png (another room, as after a camera moved); set2: set4 as it is.
+    root = tmp_path / "images"
+    shutil.copytree(dev_root / "set3", root / "set1")
+    shutil.copy(dev_root / "set7" / "bkg.png", root / "set1" / "bkg.png")
+    shutil.copytree(dev_root / "set4", root / "set2")
+    with pytest.warns(UserWarning) as caught:
+        pairs = load_pairs([root])
+    assert len(pairs) == 4 + 5  # read all the same
+    assert [str(w.message) for w in caught] == [
+        f"{root / 'set1'}: 4 of its 4 labeled frames (0.png, 1.png, 2.png, 3.png) do not match its bkg.png: most "
+        f"of their room differs from it, or is shifted against it (the camera moved after it was taken, or it "
+        f"shows another room?); trained on as they are, they teach the model to take what changed in the room "
+        f"for background: re-capture the set, or leave it out"]
+    # One frame of set2 taken after the camera moved 16 px: that one named.
+    frame = cv2.imread(str(root / "set2" / "1.png"))
+    cv2.imwrite(str(root / "set2" / "1.png"), np.ascontiguousarray(np.pad(frame[:, 16:], ((0, 0), (0, 16), (0, 0)), "edge")))
+    mask = cv2.imread(str(root / "set2" / "1_mask.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(root / "set2" / "1_mask.png"), np.ascontiguousarray(np.pad(mask[:, 16:], ((0, 0), (0, 16)))))
+    with pytest.warns(UserWarning) as caught:
+        load_pairs([root])
+    assert [str(w.message).split(" do not match")[0] for w in caught] == [
+        f"{root / 'set1'}: 4 of its 4 labeled frames (0.png, 1.png, 2.png, 3.png)",
+        f"{root / 'set2'}: 1 of its 5 labeled frames (1.png)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_pairs([root], check=False)  # training's other processes: left to the first
+        load_pairs([dev_root])  # every dev frame matches its own background
 
 
 def test_reading_the_frames_shows_progress_on_a_terminal_only(tmp_path, dev_root, monkeypatch):

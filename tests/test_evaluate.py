@@ -370,6 +370,23 @@ def test_predict_warns_of_a_frame_that_does_not_match_its_background(dev_root, t
     assert [line.split(" against ")[0] for line in r.stderr.splitlines()] == [f"warning: {f} looks mirrored" for f in frames]
 
 
+def test_evaluate_names_a_set_whose_frames_do_not_match_its_background_once(dev_root, tmp_path, random_weights):
+    # set1: set3's frames under set7's bkg.png (another room, as after a camera moved); set2: set4 as it is.
+    root = tmp_path / "images"
+    shutil.copytree(dev_root / "set3", root / "set1")
+    shutil.copy(dev_root / "set7" / "bkg.png", root / "set1" / "bkg.png")
+    shutil.copytree(dev_root / "set4", root / "set2")
+    r = cli("evaluate", "--images", str(root), "--method", "absdiff", "--method", "model", "--weights", str(random_weights))
+    assert r.returncode == 0
+    assert r.stderr.splitlines() == [
+        f"warning: {root / 'set1'}: 4 of its 4 labeled frames (0.png, 1.png, 2.png, 3.png) do not match its "
+        f"bkg.png: most of their room differs from it, or is shifted against it (the camera moved after it was "
+        f"taken, or it shows another room?); their scores measure that, not only the method"]
+    assert [line for line in r.stdout.splitlines() if line.endswith(":")] == ["absdiff:", "model:"]  # scored as asked
+    r = cli("evaluate", "--images", str(root), "--sets", "2", "--method", "absdiff")
+    assert r.returncode == 0 and r.stderr == ""
+
+
 def test_predict_checks_every_output_name_before_writing(dev_root, tmp_path, random_weights):
     bkg = str(dev_root / "set2" / "bkg.png")
     same_name = [str(dev_root / "set2" / "0.png"), str(tmp_path / "0.png")]

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from humanseg import store
 from humanseg.data import augment as A
 from humanseg.errors import HumansegError
+from humanseg.live import background_mismatch, warn_of_mismatched
 from humanseg.model.segmenter import working_size
 
 
@@ -81,12 +82,14 @@ def distinct_folders(folders: list[str | os.PathLike], option: str) -> list[Path
 
 
 def load_pairs(roots: list[str | os.PathLike], progress: bool = False,
-               prepare: Callable[[list[str]], Callable[[Pair], Pair]] | None = None) -> list[Pair]:
+               prepare: Callable[[list[str]], Callable[[Pair], Pair]] | None = None, check: bool = True) -> list[Pair]:
     """Every labeled frame under each root (decoded once, kept in memory); set keys are 'root:setN'.
     With `progress`, a bar on stderr where it is a terminal (a thousand frames took 14 s without a word).
     `prepare`, given every set's key in the run's order once the sets are listed and before a frame is
     decoded, returns what each pair is passed through as it is read (training keeps the frames it
-    samples at the size it takes them: for_training)."""
+    samples at the size it takes them: for_training). With `check`, a set whose labeled frames do not
+    match its bkg.png (background_mismatch, the label as the person) is named in a warning (training's
+    other processes leave it to the first)."""
     found = []  # (root, its sets holding labeled frames)
     folders: dict[Path, Path] = {}  # each set folder as the system finds it -> as named
     for root in distinct_folders(roots, "--images"):
@@ -108,13 +111,20 @@ def load_pairs(roots: list[str | os.PathLike], progress: bool = False,
     bar = tqdm(total=sum(len(info.labeled) for _, infos in found for info in infos), desc="reading frames",
                unit="frame", leave=False, disable=None if progress and sys.stderr is not None and found else True)
     pairs = []
+    mismatched: dict[Path, list[str]] = {}  # each set's folder -> its frames that do not match bkg.png
     with bar:
         for root, infos in found:
             for s in store.read_labeled(infos):
+                if check and background_mismatch(s.frame, s.background, s.mask):  # at full size
+                    mismatched.setdefault(store.set_path(root, s.set_number), []).append(s.path.name)
                 pair = Pair(f"{root}:set{s.set_number}", s.frame, s.background, s.mask)
                 pairs.append(through(pair) if through else pair)
                 s = pair = None  # (a frame kept smaller is not held at full size while the next is read)
                 bar.update()
+    labeled = {store.set_path(root, info.number): len(info.labeled) for root, infos in found for info in infos}
+    for folder, names in mismatched.items():  # once the bar is gone
+        warn_of_mismatched(folder, names, labeled[folder], "trained on as they are, they teach the model to "
+                           "take what changed in the room for background: re-capture the set, or leave it out")
     return pairs
 
 
