@@ -281,7 +281,8 @@ def warn_of_mismatched(folder: Path, names: list[str], labeled: int, outcome: st
     bkg.png by background_mismatch, their labels as the person; nothing where they all match."""
     if names:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        warnings.warn(f"{folder}: {len(names)} of its {labeled} labeled frames ({shown}) do not match its "
+        verb = "does" if len(names) == 1 else "do"
+        warnings.warn(f"{folder}: {len(names)} of its {labeled} labeled frames ({shown}) {verb} not match its "
                       f"bkg.png: most of their room differs from it, or is shifted against it (the camera "
                       f"moved after it was taken, or it shows another room?); {outcome}", stacklevel=2)
 

@@ -167,9 +167,16 @@ def test_a_set_whose_frames_do_not_match_its_background_is_named_once(tmp_path, 
     cv2.imwrite(str(root / "set2" / "1_mask.png"), np.ascontiguousarray(np.pad(mask[:, 16:], ((0, 0), (0, 16)))))
     with pytest.warns(UserWarning) as caught:
         load_pairs([root])
-    assert [str(w.message).split(" do not match")[0] for w in caught] == [
-        f"{root / 'set1'}: 4 of its 4 labeled frames (0.png, 1.png, 2.png, 3.png)",
-        f"{root / 'set2'}: 1 of its 5 labeled frames (1.png)"]
+    assert [str(w.message).split(" not match")[0] for w in caught] == [
+        f"{root / 'set1'}: 4 of its 4 labeled frames (0.png, 1.png, 2.png, 3.png) do",
+        f"{root / 'set2'}: 1 of its 5 labeled frames (1.png) does"]
+    many = tmp_path / "many"  # set2's 6 labeled frames under another room's bkg.png: the first five named
+    shutil.copytree(dev_root / "set2", many / "set2")
+    shutil.copy(dev_root / "set7" / "bkg.png", many / "set2" / "bkg.png")
+    with pytest.warns(UserWarning) as caught:
+        load_pairs([many])
+    assert [str(w.message).split(" not match")[0] for w in caught] == [
+        f"{many / 'set2'}: 6 of its 6 labeled frames (0.png, 1.png, 2.png, 3.png, 4.png and 1 more) do"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_pairs([root], check=False)  # training's other processes: left to the first
