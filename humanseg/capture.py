@@ -73,9 +73,10 @@ class Saved:
 
 
 # on_frame(clean_frame, context) -> image to draw the buttons over (None keeps the frame);
-# on_saved(saved, clean_frame, context) runs after each save, e.g. to write K_pred.png beside K.png.
+# on_saved(saved, clean_frame, context) runs after each save, e.g. to write K_pred.png beside K.png;
+# a text it returns is shown on screen as a warning about that save.
 FrameHook = Callable[[np.ndarray, CaptureContext], "np.ndarray | None"]
-SavedHook = Callable[[Saved, np.ndarray, CaptureContext], None]
+SavedHook = Callable[[Saved, np.ndarray, CaptureContext], "str | None"]
 
 
 def source_position(source) -> dict:
@@ -428,7 +429,9 @@ def _save(kind: str, frame: np.ndarray, controller: CaptureController, context: 
         context.background = frame.copy()
         context.bkg_file = store.file_identity(saved.path)
     if on_saved is not None:
-        on_saved(saved, frame, context)
+        warning = on_saved(saved, frame, context)
+        if isinstance(warning, str):
+            controller.warn(warning)
     return event
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from humanseg import store
 from humanseg.errors import HumansegError
-from humanseg.live import Compositor, StabilityFilter
+from humanseg.live import Compositor, StabilityFilter, background_mismatch
 
 
 class LiveOverlay:
@@ -117,17 +117,19 @@ class LiveOverlay:
             self._drawn = (frame, mask, self.compositor.compose("tint", frame, mask, mask))
         return self._drawn[2]  # the same image while nothing changed
 
-    def on_saved(self, saved, frame: np.ndarray, ctx) -> None:
-        """After Sav: write the model's own mask (not smoothed) as K_pred.png beside K.png."""
+    def on_saved(self, saved, frame: np.ndarray, ctx) -> str | None:
+        """After Sav: write the model's own mask (not smoothed) as K_pred.png beside K.png. Where the
+        frame does not match the background (live.background_mismatch, by that mask: the camera moved
+        after Bkg, say), says so (notify, a `background_mismatch` event) and returns the text to show."""
         if saved.kind != "frame" or self.failed is not None or ctx.background is None:
-            return
+            return None
         try:
             with self._model_lock:
                 self._use_background(ctx.background)
                 mask = self.segmenter.predict_mask(frame)
         except Exception as exc:
             self._fail(exc)
-            return
+            return None
         path = saved.path.parent / store.pred_name(saved.frame_number)
         try:
             store.write_image(path, mask, overwrite=True)
@@ -136,9 +138,17 @@ class LiveOverlay:
             self.notify(f"{path} not saved ({reason}); the labeler will guess that frame afresh")
             self.log({"event": "pred_failed", "set": saved.set_number, "frame": saved.frame_number,
                       "path": str(path), "reason": reason})
-            return
-        self.log({"event": "pred_saved", "set": saved.set_number, "frame": saved.frame_number,
-                  "path": str(path), "person_fraction": round(float((mask > 0).mean()), 4)})
+        else:
+            self.log({"event": "pred_saved", "set": saved.set_number, "frame": saved.frame_number,
+                      "path": str(path), "person_fraction": round(float((mask > 0).mean()), 4)})
+        if not background_mismatch(frame, ctx.background, mask):
+            return None
+        self.notify(f"warning: {saved.path} does not match its bkg.png: most of its room differs from it, or is "
+                    f"shifted against it (the camera moved after Bkg?), so training would learn from it wrong: "
+                    f"press Bkg for a new set's background")
+        self.log({"event": "background_mismatch", "set": saved.set_number, "frame": saved.frame_number,
+                  "path": str(saved.path)})
+        return f"{saved.path.name} does not match bkg.png (camera moved?): press Bkg again"
 
     def close(self) -> None:
         if self._thread is not None:

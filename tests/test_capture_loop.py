@@ -92,6 +92,27 @@ def palms_used(controller) -> list[list[tuple[float, float]]]:
     return used
 
 
+def test_a_text_the_save_hook_returns_is_shown_on_screen_for_six_seconds(tmp_path, dev_root):
+    # The live overlay's word on a frame that does not match the background: read where the user looks.
+    clock = Clock()
+    source = ListSource(frames(dev_root), clock, limit=300)
+    # b after frame 0 -> background at frame 31; s after frame 40 -> 0.png at frame 71; q after 280.
+    window = ScriptWindow({0: [ord("b")], 40: [ord("s")], 280: [ord("q")]})
+    control = controller(clock)
+    shown_at = {}
+
+    def on_saved(info, frame, ctx):
+        return f"about {info.path.name}" if info.kind == "frame" else None
+
+    real_notices = control.notices
+    control.notices = lambda: shown_at.setdefault(len(window.shown), real_notices())
+    run_capture(source, window, control, tmp_path, clock=clock, on_saved=on_saved)
+    with_text = sorted(n for n, texts in shown_at.items() if "about 0.png" in texts)
+    # From the frame saved (71) for 6 s of frames (180): 2.5 s, as a save failure's message, is too short.
+    assert with_text[0] == 71 and 71 + 178 <= with_text[-1] <= 71 + 181, (with_text[0], with_text[-1])
+    assert not any("about" in " ".join(texts) for n, texts in shown_at.items() if n < 71)
+
+
 def test_hooks_see_clean_frames_and_every_save(tmp_path, dev_root):
     clock = Clock()
     source = ListSource(frames(dev_root), clock)

@@ -2138,6 +2138,31 @@ def test_the_threaded_capture_overlay_never_tints_with_the_last_backgrounds_mask
         overlay.close()
 
 
+def test_a_saved_frame_that_does_not_match_the_background_is_said_and_logged(tmp_path, dev_root, segmenter):
+    # Sav after the camera was turned or nudged since Bkg (or with --set N, days later): said at once,
+    # on screen (the text returned), on stderr and in the event log; K_pred.png written all the same.
+    notes, events = [], []
+    overlay = LiveOverlay(segmenter, notify=notes.append, log=events.append, threaded=False)
+    frame, bkg = read(dev_root, 3, "0.png"), read(dev_root, 3, "bkg.png")
+    own = type("Ctx", (), {"background": bkg})()
+    assert overlay.on_saved(Saved("frame", 1, 0, tmp_path / "0.png"), frame, own) is None
+    assert notes == [] and [e["event"] for e in events] == ["pred_saved"]
+    turned = type("Ctx", (), {"background": read(dev_root, 7, "bkg.png")})()
+    nudged = np.ascontiguousarray(np.pad(frame[:, 16:], ((0, 0), (0, 16), (0, 0)), "edge"))
+    for k, (image, ctx) in enumerate([(frame, turned), (nudged, own)], start=1):
+        path = tmp_path / f"{k}.png"
+        assert overlay.on_saved(Saved("frame", 1, k, path), image, ctx) == \
+            f"{k}.png does not match bkg.png (camera moved?): press Bkg again"
+        assert notes[-1] == (f"warning: {path} does not match its bkg.png: most of its room differs from it, or is "
+                             f"shifted against it (the camera moved after Bkg?), so training would learn from it "
+                             f"wrong: press Bkg for a new set's background")
+        assert events[-2:] == [{"event": "pred_saved", "set": 1, "frame": k, "path": str(tmp_path / f"{k}_pred.png"),
+                                "person_fraction": events[-2]["person_fraction"]},
+                               {"event": "background_mismatch", "set": 1, "frame": k, "path": str(path)}]
+        assert (tmp_path / f"{k}_pred.png").is_file()
+    assert len(notes) == 2
+
+
 def test_k_pred_is_never_written_for_backgrounds(tmp_path, dev_root, segmenter):
     overlay = LiveOverlay(segmenter, threaded=False)
     bkg = read(dev_root, 3, "bkg.png")

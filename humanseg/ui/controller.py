@@ -68,6 +68,7 @@ class HeldKeys:
 NEED_BACKGROUND = "capture a background first"
 FLASH_SECONDS = 2.0
 MESSAGE_SECONDS = 2.5
+WARNING_SECONDS = 6.0  # a saved frame that does not match its background: long enough to be read
 
 
 @dataclass
@@ -201,6 +202,10 @@ class CaptureController:
         """Show a save failure on screen; returns a "message" Event."""
         self.message = Notice(text, self.clock() + MESSAGE_SECONDS)
         return Event("message", {"text": text})
+
+    def warn(self, text: str) -> None:
+        """Show a warning about what was just saved on screen, for WARNING_SECONDS."""
+        self.message = Notice(text, self.clock() + WARNING_SECONDS)
 
     # ------------------------------------------------------------------ what to draw
 
