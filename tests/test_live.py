@@ -669,6 +669,16 @@ def test_one_frame_is_told_from_another_rooms_background_and_from_a_moved_camera
             # over a run of frames in live mode (smoothed, 30% of the way, it was taken for a mismatch).
             darker = np.clip(frame.astype(np.float32) * 0.7 - 10, 0, 255).astype(np.uint8)
             assert not background_mismatch(darker, bkg, truth)
+            # Nor a cheaper camera's: JPEG at quality 30, a white balance moved, 160x120 with noise.
+            jpeg = [cv2.imdecode(cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, 30])[1], cv2.IMREAD_COLOR)
+                    for x in (frame, bkg)]
+            assert not background_mismatch(*jpeg, truth)
+            tinted = np.clip(frame * np.array([0.8, 1.0, 1.2]), 0, 255).astype(np.uint8)
+            assert not background_mismatch(tinted, bkg, truth)
+            rng = np.random.default_rng(k)
+            small = [np.clip(cv2.resize(x, (160, 120), interpolation=cv2.INTER_AREA) + rng.normal(0, 8, (120, 160, 3)),
+                             0, 255).astype(np.uint8) for x in (frame, bkg)]
+            assert not background_mismatch(*small, cv2.resize(truth, (160, 120), interpolation=cv2.INTER_NEAREST))
             for other, other_bkg in rooms.items():
                 assert background_mismatch(frame, other_bkg, truth) == (other != n)
             # The camera nudged 16 px to the left after the background: each cut to what both see.
