@@ -4,8 +4,12 @@ Each labeled frame of every set (its label as the person) is fed 10 times to `li
 against its set's background, the camera shifted by each --shifts offset (frame and background cut
 to the part both see) or, for the still lines, cut around the middle to 3:4, 9:16, square, 16:9 or
 scaled to a quarter. Prints one JSON line per case: the frames told moved, those the grid of
-differing pixels alone tells (the check before the room's shift was looked for), and the largest
-shift found; with --model, the shipped model's mean IoU on the shifted person frames too.
+differing pixels alone tells (the check before the room's shift was looked for), those told by
+`live.background_mismatch` on the one frame (predict's, training's, evaluate's and the capture
+tool's check), and the largest shift found; with --model, the shipped model's mean IoU on the
+shifted person frames too. A last line judges every labeled frame against every other set's
+background of its size with background_mismatch (another room: each should be told); with --model
+also with the model's masks as the person, and the frames against their own background so.
 Usage: python benchmarks/moved_camera.py [--images DIR] [--shifts 0,0;8,0;16,0] [--model]
 """
 
@@ -24,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from humanseg import metrics, store  # noqa: E402
 from humanseg.errors import HumansegError  # noqa: E402
-from humanseg.live import DriftMonitor  # noqa: E402
+from humanseg.live import DriftMonitor, background_mismatch  # noqa: E402
 from humanseg.cli import CONTEXT, Command, Folder, as_a_tool, reports_errors  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
@@ -85,7 +89,8 @@ def main(images, shifts, model) -> None:
     if not Path(images).is_dir():
         raise HumansegError(f"images folder not found: {images}")
     store.check_root(images)  # a set folder given: said as such (it was "no labeled frames")
-    samples = list(_labeled(Path(images)))
+    labeled = list(_labeled(Path(images)))
+    samples, owners = [s[1:] for s in labeled], [s[0] for s in labeled]
     if not samples:
         raise HumansegError(f"no labeled frames in {images}")
     # Every offset against every set's frame size before anything runs (a later offset refused only
@@ -114,6 +119,7 @@ def main(images, shifts, model) -> None:
     for name, cut in STILL.items():
         print(json.dumps(_counts([still(*s, cut) for s in samples], {"name": "moved_camera_still", "cut": name})),
               flush=True)
+    print(json.dumps(_other_rooms(samples, owners, segmenter)), flush=True)
 
 
 def _labeled(root: Path):
@@ -122,13 +128,36 @@ def _labeled(root: Path):
         bkg = store.read_background(info)
         for k in info.labeled:
             frame = store.read_frame(info, k, bkg.shape)
-            yield frame, bkg, store.read_mask(info.mask_path(k), frame.shape)
+            yield n, frame, bkg, store.read_mask(info.mask_path(k), frame.shape)
 
 
 def _counts(cases, line: dict) -> dict:
     results = [judged(*case) for case in cases]
     return dict(line, frames=len(results), told=sum(r[0] for r in results), told_by_grid=sum(r[1] for r in results),
+                told_by_one_frame=sum(background_mismatch(*case) for case in cases),
                 largest_shift_px=round(max(r[2] for r in results), 1))
+
+
+def _other_rooms(samples, owners, segmenter) -> dict:
+    """Every frame against every other set's background of its size (labels as the person; with a
+    segmenter, its masks too, and against the frame's own background)."""
+    rooms: dict = {}
+    for (_, bkg, _), n in zip(samples, owners, strict=True):
+        rooms.setdefault(n, bkg)
+    pairs = [(frame, rooms[other], mask) for (frame, _, mask), n in zip(samples, owners, strict=True)
+             for other in rooms if other != n and rooms[other].shape == frame.shape]
+    line = {"name": "moved_camera_other_rooms", "frames": len(pairs),
+            "told_by_one_frame": sum(background_mismatch(*pair) for pair in pairs)}
+    if segmenter is not None:
+
+        def told(frame, bkg) -> bool:
+            segmenter.set_background(bkg)
+            return background_mismatch(frame, bkg, segmenter.predict_mask(frame))
+
+        line["told_with_model_masks"] = sum(told(frame, bkg) for frame, bkg, _ in pairs)
+        line["own_frames"] = len(samples)
+        line["own_told_with_model_masks"] = sum(told(frame, bkg) for frame, bkg, _ in samples)
+    return line
 
 
 if __name__ == "__main__":

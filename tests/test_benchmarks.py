@@ -134,16 +134,22 @@ def test_the_capture_benchmark_says_a_missing_frame_first_and_finds_weights_as_m
     assert pose_benchmark.default_weights(None) is None  # the cache, a download
 
 
-def test_moved_camera_prints_a_line_per_shift_and_per_still_cut(copy_set):
-    root = copy_set(6)
+def test_moved_camera_prints_a_line_per_shift_and_per_still_cut_and_one_for_other_rooms(copy_set):
+    copy_set(6)
+    root = copy_set(3)
     r = bench("moved_camera.py", "--images", root, "--shifts", "16,0;0,-8")
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(x["name"], x.get("shift"), x.get("cut")) for x in lines] == [
         ("moved_camera", [16, 0], None), ("moved_camera", [0, -8], None),
-        *[("moved_camera_still", None, cut) for cut in ("whole", "3:4", "9:16", "square", "16:9", "quarter size")]]
-    for x in lines:
-        assert x["frames"] == 4 and 0 <= x["told_by_grid"] <= x["told"] <= 4 and x["largest_shift_px"] >= 0
+        *[("moved_camera_still", None, cut) for cut in ("whole", "3:4", "9:16", "square", "16:9", "quarter size")],
+        ("moved_camera_other_rooms", None, None)]
+    for x in lines[:-1]:
+        assert x["frames"] == 8 and 0 <= x["told_by_grid"] <= x["told"] <= 8 and x["largest_shift_px"] >= 0
+        assert x["told_by_one_frame"] == x["told"]  # one frame, its exposure fitted whole: as ten in live mode
+    assert [x["told"] for x in lines[:-1]] == [8, 0] + [0] * 6  # (sets 3 and 6: 16 px across told, 8 down not)
+    # Each set's 4 frames against the other's room: all told.
+    assert lines[-1] == {"name": "moved_camera_other_rooms", "frames": 8, "told_by_one_frame": 8}
 
 
 def test_moved_camera_checks_every_shift_against_every_set_before_any_line(copy_set):
