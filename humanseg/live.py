@@ -271,7 +271,8 @@ def background_mismatch(frame: np.ndarray, background: np.ndarray, mask: np.ndar
     ten is in live mode: on the dev sets, with the shipped model's masks, none of the 52 frames against
     their own background, and 568 of the 572 against the 11 other sets' (the other 4: frames of set1
     and set2 against set9's room, one of set9 against set2's); with their labels as the person, the
-    frames shifted 12 px or more after the background, 42-44 of 52, as live mode after ten frames."""
+    frames shifted 12 px or more after the background, 42-44 of 52, as live mode after ten frames
+    (benchmarks/moved_camera.py --model gives these)."""
     monitor = DriftMonitor(background, moved_frames=1, smoothing=1.0)
     return monitor.update(frame, mask).moved
 
