@@ -152,6 +152,17 @@ def test_moved_camera_prints_a_line_per_shift_and_per_still_cut_and_one_for_othe
     assert lines[-1] == {"name": "moved_camera_other_rooms", "frames": 8, "told_by_one_frame": 8}
 
 
+@pytest.mark.slow
+def test_moved_camera_with_the_model_judges_other_rooms_by_its_masks_too(copy_set, default_weights):
+    copy_set(6)
+    root = copy_set(3)
+    r = bench("moved_camera.py", "--images", root, "--shifts", "0,0", "--model")
+    assert r.returncode == 0, r.stderr
+    last = json.loads(r.stdout.splitlines()[-1])
+    assert last == {"name": "moved_camera_other_rooms", "frames": 8, "told_by_one_frame": 8,
+                    "told_with_model_masks": 8, "own_frames": 8, "own_told_with_model_masks": 0}
+
+
 def test_moved_camera_checks_every_shift_against_every_set_before_any_line(copy_set):
     # A shift over half the frame was refused only when its turn came (after the lines of the shifts
     # before it), and checked against the first set's frame size alone: a smaller set's frame was cut
