@@ -20,6 +20,7 @@ from humanseg.cli import (
     MAX_THREADS, MAX_WORK_WIDTH, MIN_WORK_WIDTH, Command, File, Folder, InFile, images_option, reports_errors,
 )
 from humanseg.errors import HumansegError
+from humanseg.live import background_mismatch
 from humanseg.signals import signals_held
 from humanseg.ui.draw import put_text
 from humanseg.sources import looks_mirrored
@@ -81,8 +82,6 @@ def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = Fa
                   progress: Callable[[], object] | None = None, check: bool = False) -> list[FrameResult]:
     """Score every labeled frame of the chosen sets; one background per set, set once. progress: called
     after each frame. check: tell each frame's FrameResult.mismatch."""
-    from humanseg.live import background_mismatch
-
     numbers = sets if sets else store.list_sets(root)
     results = []
     for n in numbers:
@@ -106,13 +105,11 @@ def evaluate_sets(root, sets: list[int] | None, predictor, keep_masks: bool = Fa
 
 
 def _warn_of_mismatched_sets(root, results: list[FrameResult]) -> None:
-    from humanseg.live import warn_of_mismatched
-
     by_set: dict[int, list[FrameResult]] = {}
     for r in results:
         by_set.setdefault(r.set_number, []).append(r)
     for n, rows in by_set.items():
-        warn_of_mismatched(store.set_path(root, n), [f"{r.index}.png" for r in rows if r.mismatch],
+        store.warn_of_mismatched(store.set_path(root, n), [f"{r.index}.png" for r in rows if r.mismatch],
                            len(rows), "their scores measure that, not only the method")
 
 
@@ -383,7 +380,6 @@ def _read_predict_frame(path, bkg: np.ndarray) -> np.ndarray:
 @reports_errors
 def predict_command(bkg_path, frames, out_dir, weights, overlay, force):
     """Write OUT/NAME_mask.png (255 person) for each FRAME against the background --bkg."""
-    from humanseg.live import background_mismatch
     from humanseg.model import load_segmenter
 
     bkg = store.read_image(bkg_path, "background")

@@ -13,7 +13,6 @@ import glob
 import json
 import os
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -275,17 +274,6 @@ def background_mismatch(frame: np.ndarray, background: np.ndarray, mask: np.ndar
     (benchmarks/moved_camera.py --model gives these)."""
     monitor = DriftMonitor(background, moved_frames=1, smoothing=1.0)
     return monitor.update(frame, mask).moved
-
-
-def warn_of_mismatched(folder: Path, names: list[str], labeled: int, outcome: str) -> None:
-    """One warning for a capture set whose labeled frames `names` (of `labeled`) do not match its
-    bkg.png by background_mismatch, their labels as the person; nothing where they all match."""
-    if names:
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        verb = "does" if len(names) == 1 else "do"
-        warnings.warn(f"{folder}: {len(names)} of its {labeled} labeled frames ({shown}) {verb} not match its "
-                      f"bkg.png: most of their room differs from it, or is shifted against it (the camera "
-                      f"moved after it was taken, or it shows another room?); {outcome}", stacklevel=2)
 
 
 def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:

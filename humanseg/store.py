@@ -313,6 +313,17 @@ def _warn_stray_masks(path: Path, names: list[str], frames: list[int]) -> None:
         warnings.warn(f"{stray[0]}; that label is left out{more}", stacklevel=3)
 
 
+def warn_of_mismatched(folder: Path, names: list[str], labeled: int, outcome: str) -> None:
+    """One warning for a capture set whose labeled frames `names` (of `labeled`) do not match its
+    bkg.png (live.background_mismatch, their labels as the person); nothing where they all match."""
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        verb = "does" if len(names) == 1 else "do"
+        warnings.warn(f"{folder}: {len(names)} of its {labeled} labeled frames ({shown}) {verb} not match its "
+                      f"bkg.png: most of their room differs from it, or is shifted against it (the camera "
+                      f"moved after it was taken, or it shows another room?); {outcome}", stacklevel=2)
+
+
 def scan_root(root: str | os.PathLike) -> list[SetInfo]:
     """Every set under root that has a bkg.png (sets without one are reported, not skipped silently)."""
     root = Path(root)

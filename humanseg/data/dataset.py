@@ -27,7 +27,7 @@ from tqdm import tqdm
 from humanseg import store
 from humanseg.data import augment as A
 from humanseg.errors import HumansegError
-from humanseg.live import background_mismatch, warn_of_mismatched
+from humanseg.live import background_mismatch
 from humanseg.model.segmenter import working_size
 
 
@@ -123,7 +123,7 @@ def load_pairs(roots: list[str | os.PathLike], progress: bool = False,
                 bar.update()
     labeled = {store.set_path(root, info.number): len(info.labeled) for root, infos in found for info in infos}
     for folder, names in mismatched.items():  # once the bar is gone
-        warn_of_mismatched(folder, names, labeled[folder], "trained on as they are, they teach the model to "
+        store.warn_of_mismatched(folder, names, labeled[folder], "trained on as they are, they teach the model to "
                            "take what changed in the room for background: re-capture the set, or leave it out")
     return pairs
 
