@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from humanseg import store
 from humanseg.labeling.editor import PolygonEditor
 from humanseg.labeling.geometry import Shape, shapes_to_mask
 from humanseg.labeling.labelme import read_labelme, to_labelme
+from humanseg.labeling.view import render
 from humanseg.metrics import iou
 
 SQUARE = [(200, 150), (400, 150), (400, 350), (200, 350)]
@@ -421,6 +423,7 @@ def test_prediction_opens_as_polygons_and_vertex_drag_changes_saved_mask(copy_se
     app, ready = start(root, xdisplay)
     try:
         assert ready["source"] == "pred" and ready["frame"] == k0
+        assert ready["notice"] == ""  # its own room: nothing said (the frame of another room's test below)
         shapes = ready_shapes(ready)
         assert iou(shapes_to_mask(shapes, 480, 640), preds[k0]) >= 0.98
         # Drag the rightmost vertex 40 px further right, then do the same in the model.
@@ -457,6 +460,39 @@ def test_prediction_opens_as_polygons_and_vertex_drag_changes_saved_mask(copy_se
     assert (summary["saved"], summary["unchanged"], summary["vertices_edited"]) == (2, 1, 1)
     # A prediction is never written as a label by itself: frames not accepted have no mask.
     assert store.scan_set(root, 3).labeled == [k0, k1]
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_frame_of_another_room_than_its_bkg_is_said_and_can_still_be_labeled(copy_set, dev_root, xdisplay,
+                                                                                default_weights, tmp_path):
+    root = copy_set(3, labels=False)
+    info = store.scan_set(root, 3)
+    k0, k1 = info.frames[:2]
+    # bkg.png taken in another room (set5's), as after a camera moved between Bkg and the frames.
+    shutil.copyfile(dev_root / "set5" / "bkg.png", info.path / "bkg.png")
+    app, ready = start(root, xdisplay)
+    try:
+        assert ready["source"] == "model" and ready["frame"] == k0
+        assert ready["notice"] == f"{k0}.png does not match bkg.png (camera moved?)"
+        assert [e["frame"] for e in app.events() if e["event"] == "background_mismatch"] == [k0]
+        # The status line at the top says it: the window is the frame as render draws it with the notice.
+        frame = store.read_frame(info, k0)
+        editor = PolygonEditor(ready_shapes(ready))
+        status = f"start: model  shapes: {len(editor.shapes)}"
+        shot = cv2.imread(str(app.screenshot(tmp_path / "notice.png")))[:20]
+        said = render(frame, editor, None, f"{status}  -- {ready['notice']}")[:20]
+        unsaid = render(frame, editor, None, status)[:20]
+        off_said = np.count_nonzero(np.any(shot != said, axis=2))
+        assert np.count_nonzero(np.any(shot != unsaid, axis=2)) > 200 + 10 * off_said
+        saved, summary, stderr = accept_then_quit(app, k0)
+    finally:
+        app.close()
+    assert saved["source"] == "model" and summary["saved"] == 1  # labeled all the same
+    assert store.scan_set(root, 3).labeled == [k0]
+    assert f"warning: frame {k0}: {info.frame_path(k0)} does not match its bkg.png" in stderr
+    assert f"warning: frame {k1}:" in stderr  # (opened before q: said too)
+    assert [e["frame"] for e in app.events() if e["event"] == "background_mismatch"] == [k0, k1]
 
 
 @pytest.mark.gui

@@ -19,6 +19,7 @@ from humanseg.labeling.editor import CLOSE_RADIUS, EDGE_RADIUS, GRAB_RADIUS, Pol
 from humanseg.labeling.geometry import mask_to_shapes, shapes_to_mask
 from humanseg.labeling.guess import EXISTING_EPSILON, Guesser
 from humanseg.labeling.labelme import read_labelme_doc, to_labelme
+from humanseg.live import background_mismatch
 
 WINDOW = "humanseg label"
 KEY_ACCEPT = {10, 13, 32}
@@ -346,8 +347,21 @@ def label_set(images: str | os.PathLike, set_number: int, redo: int | None = Non
             # Grabbing and closing distances are the same on screen whatever the scale.
             editor = PolygonEditor(shapes, close_radius=CLOSE_RADIUS / z, grab_radius=GRAB_RADIUS / z,
                                    edge_radius=EDGE_RADIUS / z)
+            # A frame of another room than bkg.png, or taken after the camera moved, is said (as the
+            # capture tool, training and evaluate say it), by the outline it opens with as the person:
+            # not where it opens empty (--no-guess: the person's pixels would count as the room's, and
+            # 18 of the 52 dev frames looked moved).
+            notice = ""
+            if source != "none" and background_mismatch(frame, background, editor.mask(*frame.shape[:2])):
+                notice = f"{info.frame_path(k).name} does not match bkg.png (camera moved?)"
+                print(f"warning: frame {k}: {store.shown_path(info.frame_path(k))} does not match its bkg.png: "
+                      f"most of its room differs from it, or is shifted against it (the camera moved after "
+                      f"it was taken, or another room's?), so training would learn from it wrong; it can be "
+                      f"labeled all the same", file=sys.stderr)
+                emit("background_mismatch", frame=k, path=str(info.frame_path(k)))
             while True:
-                outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k, z, decisions)
+                outcome = _edit_frame(cv2, frame, background, editor, title, source, emit, k, z, decisions,
+                                      notice)
                 if not isinstance(outcome, PolygonEditor):
                     break
                 if (opened.mask and (source == "json" or source == "mask" and not opened.json) and not editor.changed
@@ -446,9 +460,10 @@ def _open_window(cv2) -> None:
 
 
 def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, source: str, emit, k: int,
-                zoom: float = 1.0, decisions: DecisionKeys | None = None):
+                zoom: float = 1.0, decisions: DecisionKeys | None = None, notice: str = ""):
     """Edit one frame until accept (returns the editor), skip ("skip") or quit (None). The "ready"
-    event comes once accept and skip would count (DecisionKeys.ready)."""
+    event comes once accept and skip would count (DecisionKeys.ready). notice: said on the status line
+    all the while."""
     decisions = decisions or DecisionKeys()
     from humanseg.labeling.view import MouseAdapter, display_size, render
 
@@ -482,7 +497,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
         if state != shown:
             hole = editor.current_hole if editor.drawing else editor.hole_mode  # a Shift-click draws one too
             status = f"{'BACKGROUND  ' if show_bkg else ''}{'HOLE mode  ' if hole else ''}" \
-                     f"start: {source}  shapes: {len(editor.shapes)}" + \
+                     f"start: {source}  shapes: {len(editor.shapes)}" + (f"  -- {notice}" if notice else "") + \
                      ("  -- this polygon cannot close: add vertices, or z / d" if hint else "") + \
                      ("  -- that move left a polygon of no area: taken back" if flat else "") + \
                      ("  -- key held or too soon: press it again" if waited else "") + \
@@ -504,7 +519,7 @@ def _edit_frame(cv2, frame, background, editor: PolygonEditor, title: str, sourc
             ready = True
             shown_w, shown_h = display_size(width, height, zoom)
             emit("ready", window=WINDOW, title=title, frame=k, width=width, height=height, zoom=round(zoom, 4),
-                 window_width=shown_w, window_height=shown_h, source=source,
+                 window_width=shown_w, window_height=shown_h, source=source, notice=notice,
                  shapes=len(editor.shapes), vertices=editor.vertex_count,
                  polygons=[[list(p) for p in s.points] for s in editor.shapes],
                  holes=[s.hole for s in editor.shapes])
