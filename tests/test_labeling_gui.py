@@ -493,6 +493,18 @@ def test_a_frame_of_another_room_than_its_bkg_is_said_and_can_still_be_labeled(c
     assert f"warning: frame {k0}: {info.frame_path(k0)} does not match its bkg.png" in stderr
     assert f"warning: frame {k1}:" in stderr  # (opened before q: said too)
     assert [e["frame"] for e in app.events() if e["event"] == "background_mismatch"] == [k0, k1]
+    # Opened empty (--no-guess) there is no person to leave out, so nothing is judged (nor said).
+    app, ready = start(root, xdisplay, "--no-guess")
+    try:
+        assert ready["source"] == "none" and ready["frame"] == k1 and ready["notice"] == ""
+        app.key("q")
+        app.wait_event("summary")
+        assert app.wait_exit() == 0
+        stderr = app.proc.stderr.read()
+    finally:
+        app.close()
+    assert not [e for e in app.events() if e["event"] == "background_mismatch"]
+    assert "does not match" not in stderr
 
 
 @pytest.mark.gui
