@@ -77,15 +77,20 @@ def quit_after_held_keys(app):
     return summary
 
 
+def quit_and_read(app):
+    """q (on a frame with nothing to ask about), its summary and a clean exit: (summary, stderr)."""
+    app.key("q")
+    summary = app.wait_event("summary")
+    assert app.wait_exit() == 0
+    return summary, app.proc.stderr.read()
+
+
 def accept_then_quit(app, k):
     """Enter on frame k, wait until it is saved and the next frame is up, then q: (saved, summary, stderr)."""
     app.key("Return")
     saved = app.wait_event("saved", frame=k)
     next_ready(app)
-    app.key("q")
-    summary = app.wait_event("summary")
-    assert app.wait_exit() == 0
-    return saved, summary, app.proc.stderr.read()
+    return saved, *quit_and_read(app)
 
 
 def redo_and_accept(root, xdisplay, k, source, edit=None, **saved):
@@ -497,10 +502,7 @@ def test_a_frame_of_another_room_than_its_bkg_is_said_and_can_still_be_labeled(c
     app, ready = start(root, xdisplay, "--no-guess")
     try:
         assert ready["source"] == "none" and ready["frame"] == k1 and ready["notice"] == ""
-        app.key("q")
-        app.wait_event("summary")
-        assert app.wait_exit() == 0
-        stderr = app.proc.stderr.read()
+        _, stderr = quit_and_read(app)
     finally:
         app.close()
     assert not [e for e in app.events() if e["event"] == "background_mismatch"]
@@ -1173,10 +1175,7 @@ def test_a_labelme_json_keeps_what_the_labeler_does_not_edit(unlabeled, xdisplay
         skipped = app.wait_event("skipped", frame=other)
         assert skipped["reason"] == "kept json"
         assert next_ready(app)["frame"] == third
-        app.key("q")
-        app.wait_event("summary")
-        assert app.wait_exit() == 0
-        err = app.proc.stderr.read()
+        _, err = quit_and_read(app)
     finally:
         app.close()
     # Accepted as it opened, the user's file is left byte for byte (it was rewritten in the labeler's
